@@ -1,0 +1,58 @@
+import type {
+  BlksnapVersion,
+  CbtInfo,
+  DeviceRef,
+  SectorRange,
+  SnapshotCreateParams,
+  SnapshotEvent,
+  SnapshotId,
+  SnapshotInfo,
+  StorageInfo,
+} from './types.js';
+
+/**
+ * The one interface both drivers implement (engine/kernel over ioctls, engine/core
+ * embedded). It mirrors the blksnap v6 ABI one call per ioctl / filter command.
+ * Every method rejects with a BlksnapError carrying the errno the module would return.
+ */
+export interface BlksnapDriver {
+  readonly kind: 'kernel' | 'embedded';
+
+  /** IOCTL_BLKSNAP_VERSION */
+  version(): Promise<BlksnapVersion>;
+
+  /** IOCTL_BLKSNAP_SNAPSHOT_CREATE: creates the storage file and returns the new id. */
+  snapshotCreate(params: SnapshotCreateParams): Promise<SnapshotId>;
+  /** IOCTL_BLKSNAP_SNAPSHOT_DESTROY: images and storage released; trackers keep tracking. */
+  snapshotDestroy(id: SnapshotId): Promise<void>;
+  /** IOCTL_BLKSNAP_SNAPSHOT_TAKE: coherent across every device added to the snapshot. */
+  snapshotTake(id: SnapshotId): Promise<void>;
+  /** IOCTL_BLKSNAP_SNAPSHOT_COLLECT: ids of all snapshots. */
+  snapshotCollect(): Promise<SnapshotId[]>;
+  /**
+   * IOCTL_BLKSNAP_SNAPSHOT_WAIT_EVENT: the next event, or null when timeoutMs passes
+   * with none (the module's -ENOENT). Unknown id: ESRCH, as the module.
+   */
+  snapshotWaitEvent(id: SnapshotId, timeoutMs: number): Promise<SnapshotEvent | null>;
+
+  /** BLKFILTER_ATTACH "blksnap": start tracking (EALREADY if attached). */
+  attach(device: DeviceRef): Promise<void>;
+  /** BLKFILTER_DETACH: stop tracking (EBUSY while in a snapshot). */
+  detach(device: DeviceRef): Promise<void>;
+  /** blkfilter_ctl_blksnap_cbtinfo */
+  cbtInfo(device: DeviceRef): Promise<CbtInfo>;
+  /** blkfilter_ctl_blksnap_cbtmap: `length` bytes of the map from `offset` (may return fewer at the end). */
+  cbtMap(device: DeviceRef, offset: number, length: number): Promise<Uint8Array>;
+  /** blkfilter_ctl_blksnap_cbtdirty */
+  cbtDirty(device: DeviceRef, ranges: SectorRange[]): Promise<void>;
+  /** blkfilter_ctl_blksnap_snapshotadd (attaches the filter first if needed) */
+  snapshotAdd(id: SnapshotId, device: DeviceRef): Promise<void>;
+  /** blkfilter_ctl_blksnap_snapshotinfo */
+  snapshotInfo(device: DeviceRef): Promise<SnapshotInfo>;
+
+  /** Difference-storage gauge for a snapshot (not in the kernel ABI; best effort there). */
+  storageInfo(id: SnapshotId): Promise<StorageInfo>;
+
+  /** Releases the driver (embedded: destroys snapshots, removes storage files). */
+  close(): Promise<void>;
+}

@@ -1,0 +1,46 @@
+import type { BlksnapDriver } from '../abi/driver.js';
+import type { DeviceRef, SnapshotId } from '../abi/types.js';
+import type { BlockDevice } from './block-device.js';
+
+/** An engine device: an image file (or a block device the engine fronts). */
+export interface EngineDeviceInfo {
+  /** Unique name, used as the DeviceRef and the NBD export name. */
+  name: string;
+  /** Path of the backing image file or block device. */
+  path: string;
+  capacity: number;
+  /** Synthetic device numbers (major 259-like) used in events. */
+  devMajor: number;
+  devMinor: number;
+  /** The blksnap filter is attached (the change tracker exists). */
+  attached: boolean;
+  /** The snapshot this device belongs to, if any. */
+  snapshotId: SnapshotId | null;
+}
+
+export interface EngineImageInfo {
+  /** "blksnap-imageN": the snapshot image name, also its NBD export name. */
+  name: string;
+  device: string;
+  snapshotId: SnapshotId;
+  capacity: number;
+}
+
+/**
+ * The embedded engine: the BlksnapDriver plus what only a userspace engine has:
+ * its devices (whose writes go through the tracker and copy-on-write) and the
+ * snapshot images, both as BlockDevices that the NBD server exports.
+ */
+export interface EmbeddedEngineApi extends BlksnapDriver {
+  readonly kind: 'embedded';
+  /** Opens an existing image file or block device as an engine device (ENOENT, EEXIST for a taken name, EBUSY if already open). */
+  addDevice(options: { path: string; name?: string }): Promise<EngineDeviceInfo>;
+  /** Closes an engine device (EBUSY while in a snapshot). */
+  removeDevice(device: DeviceRef): Promise<void>;
+  listDevices(): EngineDeviceInfo[];
+  /** The device for I/O: writes are tracked and copied-on-write. ENOENT if unknown. */
+  device(device: DeviceRef): BlockDevice;
+  listImages(): EngineImageInfo[];
+  /** A snapshot image for I/O, by image name. ENOENT if unknown. */
+  image(name: string): BlockDevice;
+}

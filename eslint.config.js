@@ -26,6 +26,10 @@ const appExceptShared = {
   regex: '(^|/)app/(?!shared/)',
   message: 'This layer may import only app/shared from app/.',
 };
+const appExceptSharedAndBridge = {
+  regex: '(^|/)app/(?!shared/|bridge/)',
+  message: 'app/main, app/preload and app/web may import only app/shared and app/bridge from app/.',
+};
 
 const layer = (files, patterns, extra = {}) => ({
   files,
@@ -62,7 +66,10 @@ export default tseslint.config(
     }],
   }),
   { files: ['renderer/src/api.ts'], rules: { 'no-restricted-syntax': 'off' } },
-  // app/main, app/preload, app/web: app/shared and engine/protocol.
-  layer(['app/main/**/*.ts', 'app/preload/**/*.ts'], [noReact, noRenderer, engineExceptProtocol, appExceptShared]),
-  layer(['app/web/**/*.ts'], [noElectron, noReact, noRenderer, engineExceptProtocol, appExceptShared]),
+  // app/main, app/preload, app/web: app/shared, app/bridge and engine/protocol.
+  layer(['app/main/**/*.ts', 'app/preload/**/*.ts'], [noReact, noRenderer, engineExceptProtocol, appExceptSharedAndBridge]),
+  layer(['app/web/**/*.ts'], [noElectron, noReact, noRenderer, engineExceptProtocol, appExceptSharedAndBridge]),
+  // app/bridge: the contract implemented over the helper client (Node, no Electron),
+  // shared by app/main (IPC) and app/web (WebSocket).
+  layer(['app/bridge/**/*.ts'], [noElectron, noReact, noRenderer, engineExceptProtocol, appExceptShared]),
 );

@@ -1,0 +1,187 @@
+/**
+ * THE contract between the renderer and the main process (Electron IPC through the
+ * preload) or the browser-mode server (WebSocket, see wire.ts).
+ *
+ * - A request is `name(params?) => Promise<Result<T>>`. It never rejects: failures are
+ *   `{ ok: false, error: { code, message, detail? } }` (result.ts).
+ * - An event stream is named `on...`: `onX(callback) => unsubscribe`.
+ * - Every request takes at most one params object (plain JSON data), so bridges can be
+ *   built generically from CONTRACT_METHODS.
+ *
+ * Backups (full / incremental images, verify, restore) are not in this contract yet:
+ * they come with a later issue and will be added here as `backup...` requests.
+ */
+import type { Result } from './result.js';
+import type {
+  AppStatus,
+  CbtInfoEntry,
+  CbtMapEntry,
+  DeviceEntry,
+  FilesystemEntry,
+  HelperState,
+  SnapshotEntry,
+  SnapshotEventEntry,
+  WorkloadPattern,
+  WorkloadProgress,
+} from './types.js';
+
+export interface DeviceParams {
+  /** DeviceEntry.id */
+  device: string;
+}
+
+export interface SnapshotIdParams {
+  snapshotId: string;
+}
+
+export interface CreateLabDiskParams {
+  /** Engine device name; the image file is created in the helper's lab directory. */
+  name?: string;
+  /** Or an explicit image path (must not exist). One of name / path is required. */
+  path?: string;
+  /** Size in bytes (a multiple of 512, > 0). */
+  sizeBytes: number;
+}
+
+export interface AddImageParams {
+  /** Path of an existing image file (or block device for the engine to front). */
+  path: string;
+  /** Engine device name; defaults to the file's base name. */
+  name?: string;
+}
+
+export interface SnapshotCreateParams {
+  /** DeviceEntry ids to add to the snapshot (at least one). */
+  devices: string[];
+  /** Path of the difference-storage file to create (must not exist; O_EXCL). */
+  storagePath: string;
+  /** Limit the storage may grow to, in bytes (rounded down to sectors by main). */
+  limitBytes: number;
+}
+
+export interface SnapshotCreated {
+  snapshotId: string;
+}
+
+export interface WorkloadStartParams {
+  device: string;
+  /** Write rate in MiB/s (> 0). */
+  rateMiBps: number;
+  pattern: WorkloadPattern;
+}
+
+/** Requests: name -> params (undefined: none) and result value. */
+export interface RequestMap {
+  /** Driver kind, versions, helper state. */
+  getStatus: { params: undefined; result: AppStatus };
+  /** Restart / reconnect the helper; resolves with the new status. */
+  reconnect: { params: undefined; result: AppStatus };
+  listDevices: { params: undefined; result: DeviceEntry[] };
+  /** Embedded engine: create a sparse image file and open it as an engine device. */
+  createLabDisk: { params: CreateLabDiskParams; result: DeviceEntry };
+  /** Embedded engine: open an existing image as an engine device. */
+  addImage: { params: AddImageParams; result: DeviceEntry };
+  /** Embedded engine: close an engine device (EBUSY while in a snapshot). The file is kept. */
+  removeImage: { params: DeviceParams; result: null };
+  /** Mounted filesystems with free / total bytes (where difference storage can go). */
+  listFilesystems: { params: undefined; result: FilesystemEntry[] };
+  snapshotCreate: { params: SnapshotCreateParams; result: SnapshotCreated };
+  snapshotTake: { params: SnapshotIdParams; result: null };
+  snapshotDestroy: { params: SnapshotIdParams; result: null };
+  /** All snapshots (collect) with per-device snapshotinfo and the storage gauge. */
+  listSnapshots: { params: undefined; result: SnapshotEntry[] };
+  cbtInfo: { params: DeviceParams; result: CbtInfoEntry };
+  /** The whole CBT map, base64 (see CbtMapEntry). */
+  cbtMap: { params: DeviceParams; result: CbtMapEntry };
+  /** Embedded engine: start a write workload on an engine device (EALREADY if one runs). */
+  workloadStart: { params: WorkloadStartParams; result: null };
+  /** Stop the workload on a device (ESRCH if none runs). */
+  workloadStop: { params: DeviceParams; result: null };
+}
+
+/** Event streams: name -> payload. */
+export interface EventMap {
+  onSnapshotEvent: SnapshotEventEntry;
+  onHelperState: HelperState;
+  onWorkloadProgress: WorkloadProgress;
+}
+
+export type RequestName = keyof RequestMap;
+export type EventName = keyof EventMap;
+export type MethodName = RequestName | EventName;
+
+export type RequestParams<K extends RequestName> = RequestMap[K]['params'];
+export type RequestResult<K extends RequestName> = RequestMap[K]['result'];
+
+export type Unsubscribe = () => void;
+
+export type RequestFn<K extends RequestName> = RequestParams<K> extends undefined
+  ? () => Promise<Result<RequestResult<K>>>
+  : (params: RequestParams<K>) => Promise<Result<RequestResult<K>>>;
+
+export type EventFn<K extends EventName> = (callback: (payload: EventMap[K]) => void) => Unsubscribe;
+
+/**
+ * The API object: what the preload exposes as `window.blksnap`, and what the
+ * browser-mode client implements over WebSocket.
+ */
+export type BlksnapApi = { [K in RequestName]: RequestFn<K> } & { [K in EventName]: EventFn<K> };
+
+export interface MethodDescriptor {
+  name: MethodName;
+  /** true: an event stream (`onX(callback) => unsubscribe`); false: a request. */
+  event: boolean;
+  /** Requests: whether it takes a params object. */
+  hasParams: boolean;
+}
+
+const REQUEST_HAS_PARAMS: { [K in RequestName]: RequestParams<K> extends undefined ? false : true } = {
+  getStatus: false,
+  reconnect: false,
+  listDevices: false,
+  createLabDisk: true,
+  addImage: true,
+  removeImage: true,
+  listFilesystems: false,
+  snapshotCreate: true,
+  snapshotTake: true,
+  snapshotDestroy: true,
+  listSnapshots: false,
+  cbtInfo: true,
+  cbtMap: true,
+  workloadStart: true,
+  workloadStop: true,
+};
+
+const EVENTS: { [K in EventName]: true } = {
+  onSnapshotEvent: true,
+  onHelperState: true,
+  onWorkloadProgress: true,
+};
+
+export const REQUEST_NAMES = Object.keys(REQUEST_HAS_PARAMS) as RequestName[];
+export const EVENT_NAMES = Object.keys(EVENTS) as EventName[];
+
+/** Every method of the contract, for building bridges generically (preload, IPC handlers, WebSocket). */
+export const CONTRACT_METHODS: readonly MethodDescriptor[] = [
+  ...REQUEST_NAMES.map((name) => ({ name, event: false, hasParams: REQUEST_HAS_PARAMS[name] })),
+  ...EVENT_NAMES.map((name) => ({ name, event: true, hasParams: false })),
+];
+
+export function isRequestName(value: unknown): value is RequestName {
+  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(REQUEST_HAS_PARAMS, value);
+}
+
+export function isEventName(value: unknown): value is EventName {
+  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(EVENTS, value);
+}
+
+/** Electron IPC channel of a request (ipcMain.handle / ipcRenderer.invoke). */
+export function requestChannel(name: RequestName): string {
+  return `blksnap:${name}`;
+}
+
+/** Electron IPC channel of an event stream (webContents.send / ipcRenderer.on). */
+export function eventChannel(name: EventName): string {
+  return `blksnap:event:${name}`;
+}

@@ -1,0 +1,183 @@
+/**
+ * Plain data crossing the renderer <-> main boundary. They mirror the engine/abi
+ * types where there is one (app/shared must not import the engine), with sizes in
+ * bytes (the contract speaks bytes; sectors stay inside the engine).
+ */
+
+/** Which blksnap driver the helper runs: the kernel module or the embedded userspace engine. */
+export type DriverKind = 'kernel' | 'embedded';
+
+export interface VersionInfo {
+  major: number;
+  minor: number;
+  revision: number;
+  build: number;
+}
+
+/** The helper's connection state, as reported by main (and by the browser client for its socket). */
+export type HelperStateName = 'starting' | 'connected' | 'lost' | 'stopped';
+
+export interface HelperState {
+  state: HelperStateName;
+  /** A plain sentence when the state is lost/stopped ("The helper exited with code 1."). */
+  message?: string;
+}
+
+export interface AppStatus {
+  /** null while the helper is not connected. */
+  driver: DriverKind | null;
+  /** The blksnap version the driver reports (module version for kernel, engine version for embedded). */
+  driverVersion: VersionInfo | null;
+  /** The application version (package.json). */
+  appVersion: string;
+  /** Helper protocol version, when connected. */
+  protocolVersion: number | null;
+  helper: HelperState;
+}
+
+/**
+ * A device the user can snapshot. Kernel driver: a block device (lsblk); embedded
+ * engine: an engine device (an image file or a fronted block device).
+ */
+export interface DeviceEntry {
+  /** The DeviceRef to pass back in requests (/dev/sdb, or the engine device name). */
+  id: string;
+  /** A short display name (sdb, disk1). */
+  name: string;
+  /** Device node or backing image path. */
+  path: string;
+  kind: 'block' | 'engine';
+  sizeBytes: number;
+  /** Model or description; "" when unknown. */
+  model: string;
+  /** Filesystem type found on the device; "" when none/unknown. */
+  fstype: string;
+  mountpoints: string[];
+  /** The blksnap filter is attached (changes are tracked). */
+  tracked: boolean;
+  /** The snapshot this device is in, or null. */
+  snapshotId: string | null;
+  /** nbd://host:port/export for the device (embedded engine), or null. */
+  nbdUri: string | null;
+}
+
+/** A mounted filesystem where a difference-storage file may be put. */
+export interface FilesystemEntry {
+  mountpoint: string;
+  /** Source device (/dev/sda2), or "" when not a block device. */
+  source: string;
+  fstype: string;
+  totalBytes: number;
+  freeBytes: number;
+}
+
+/**
+ * State of a snapshot as the UI shows it:
+ * created (devices added, not taken), taken (images exist), failed (an image is
+ * corrupted, e.g. the difference storage overflowed).
+ */
+export type SnapshotState = 'created' | 'taken' | 'failed';
+
+export interface SnapshotDeviceEntry {
+  /** The original device (DeviceRef). */
+  device: string;
+  /** 0, or a negative errno recorded while the snapshot was held (snapshotinfo). */
+  errorCode: number;
+  /** The errno name of errorCode ("ENOSPC"), or "" when 0. */
+  errorName: string;
+  /** Snapshot image name (blksnap-image0), "" before take. */
+  image: string;
+  /** nbd:// URI of the image export, or null (kernel driver / before take). */
+  imageNbdUri: string | null;
+}
+
+/** Difference-storage gauge of one snapshot (bytes). */
+export interface StorageGauge {
+  path: string;
+  limitBytes: number;
+  /** Bytes the storage file has grown to. */
+  allocatedBytes: number;
+  /** Bytes holding chunks; null where the driver cannot tell (kernel). */
+  usedBytes: number | null;
+}
+
+export interface SnapshotEntry {
+  id: string;
+  state: SnapshotState;
+  devices: SnapshotDeviceEntry[];
+  storage: StorageGauge | null;
+}
+
+/** struct blksnap_cbtinfo, in bytes. */
+export interface CbtInfoEntry {
+  device: string;
+  capacityBytes: number;
+  /** Tracking block size in bytes (a power of two). */
+  blockSize: number;
+  /** Number of tracking blocks (= bytes in the CBT map). */
+  blockCount: number;
+  /** Change-tracking generation id (UUID); changes when the map is reset (the 255 wrap). */
+  generationId: string;
+  /** The current (active) change number, 0..255. */
+  changesNumber: number;
+}
+
+/**
+ * The whole CBT map of a device. Transport encoding: `data` is the map bytes in
+ * standard base64 (RFC 4648, with padding): one byte per tracking block, the change
+ * number the block was last written in. base64 survives both Electron structured
+ * clone and JSON over WebSocket unchanged; decode with decodeBase64() (app/shared/base64.ts).
+ */
+export interface CbtMapEntry extends CbtInfoEntry {
+  encoding: 'base64';
+  data: string;
+}
+
+export type WorkloadPattern = 'random' | 'sequential' | 'hotspot';
+
+/** Progress of a write workload on an engine device (sent about every 250 ms while running). */
+export interface WorkloadProgress {
+  device: string;
+  running: boolean;
+  pattern: WorkloadPattern;
+  /** Requested rate. */
+  rateMiBps: number;
+  /** Measured rate over the last interval. */
+  actualMiBps: number;
+  bytesWritten: number;
+  writes: number;
+  elapsedMs: number;
+  /** Set when the workload stopped on an error. */
+  error?: string;
+}
+
+/** Snapshot event codes (mirrors engine/abi SnapshotEventCode). */
+export type SnapshotEventCode = 'low_free_space' | 'corrupted' | 'no_space';
+
+interface SnapshotEventBase {
+  snapshotId: string;
+  /** Milliseconds since the Unix epoch. */
+  timeMs: number;
+}
+
+export interface CorruptedEventEntry extends SnapshotEventBase {
+  code: 'corrupted';
+  device: string;
+  devMajor: number;
+  devMinor: number;
+  /** Negative errno, e.g. -28. */
+  errCode: number;
+}
+
+export interface LowFreeSpaceEventEntry extends SnapshotEventBase {
+  code: 'low_free_space';
+  requestedSectors: number;
+}
+
+export interface NoSpaceEventEntry extends SnapshotEventBase {
+  code: 'no_space';
+  requestedSectors: number;
+}
+
+/** A snapshot event (same shape as engine/abi SnapshotEvent, so main passes it through). */
+export type SnapshotEventEntry = CorruptedEventEntry | LowFreeSpaceEventEntry | NoSpaceEventEntry;

@@ -1,0 +1,69 @@
+/**
+ * Validation of request params (zod, pure). Main and the browser-mode server run every
+ * incoming request through validateParams before calling the helper: in browser mode
+ * the params come from a network peer, and in Electron from a sandboxed page.
+ */
+import { z } from 'zod';
+import type { RequestName, RequestParams } from './contract.js';
+import { err, ok } from './result.js';
+import type { Result } from './result.js';
+
+const deviceRef = z.string().min(1).max(4096);
+const path = z.string().min(1).max(4096);
+const name = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" or "-", not starting with a punctuation mark');
+const snapshotId = z.string().min(1).max(64);
+const positiveBytes = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+
+const noParams = z.undefined();
+const device = z.strictObject({ device: deviceRef });
+const snapshot = z.strictObject({ snapshotId });
+
+/** One schema per request (undefined for requests without params). */
+export const PARAM_SCHEMAS: { [K in RequestName]: z.ZodType<RequestParams<K>> } = {
+  getStatus: noParams,
+  reconnect: noParams,
+  listDevices: noParams,
+  createLabDisk: z
+    .strictObject({
+      name: name.optional(),
+      path: path.optional(),
+      sizeBytes: positiveBytes.refine((n) => n % 512 === 0, 'size must be a multiple of 512 bytes'),
+    })
+    .refine((p) => p.name !== undefined || p.path !== undefined, 'give a name or a path'),
+  addImage: z.strictObject({ path, name: name.optional() }),
+  removeImage: device,
+  listFilesystems: noParams,
+  snapshotCreate: z.strictObject({
+    devices: z.array(deviceRef).min(1).max(256),
+    storagePath: path,
+    limitBytes: positiveBytes,
+  }),
+  snapshotTake: snapshot,
+  snapshotDestroy: snapshot,
+  listSnapshots: noParams,
+  cbtInfo: device,
+  cbtMap: device,
+  workloadStart: z.strictObject({
+    device: deviceRef,
+    rateMiBps: z.number().positive().max(100_000),
+    pattern: z.enum(['random', 'sequential', 'hotspot']),
+  }),
+  workloadStop: device,
+};
+
+/**
+ * Checks a request's params. Requests without params accept undefined or null (JSON
+ * has no undefined) and yield undefined. Failure: EINVAL with the zod issues as detail.
+ */
+export function validateParams<K extends RequestName>(method: K, params: unknown): Result<RequestParams<K>> {
+  const schema: z.ZodType<RequestParams<K>> = PARAM_SCHEMAS[method];
+  const input = params === null ? undefined : params;
+  const parsed = schema.safeParse(input);
+  if (parsed.success) return ok(parsed.data);
+  const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(params)'}: ${i.message}`).join('; ');
+  return err('EINVAL', `Invalid parameters for ${method}.`, issues);
+}

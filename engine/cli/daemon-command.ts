@@ -1,0 +1,52 @@
+/** `blksnap-manager daemon`: runs the helper in the foreground until SIGTERM/SIGINT. */
+import { BlksnapError } from '../abi/errno.js';
+import { DEFAULT_PARAMS } from '../core/params.js';
+import type { ModuleParams } from '../core/params.js';
+import { runDaemon } from '../helper/daemon.js';
+import type { DriverChoice } from '../helper/driver-select.js';
+import type { OptionValues } from './command.js';
+import { optList, optString } from './command.js';
+import { defaultSocketPath, defaultStateDir } from './paths.js';
+
+export const daemonOptions = {
+  socket: { type: 'string' },
+  'state-dir': { type: 'string' },
+  driver: { type: 'string' },
+  param: { type: 'string', multiple: true },
+  quiet: { type: 'boolean', short: 'q' },
+} as const;
+
+export const daemonHelp: [string, string][] = [
+  ['--socket PATH', 'Unix socket to listen on (its directory is made 0700)'],
+  ['--state-dir DIR', 'registered images and settings (default /var/lib/blksnap-manager for root)'],
+  ['--driver auto|kernel|embedded', 'auto: kernel when /dev/blksnap-control exists, else embedded'],
+  ['--param NAME=VALUE', 'embedded engine module parameter, e.g. diffStorageMinimum=2048 (repeatable)'],
+  ['-q, --quiet', 'no log lines on stderr'],
+];
+
+function parseParams(list: string[]): Partial<ModuleParams> {
+  const params: Partial<ModuleParams> = {};
+  for (const item of list) {
+    const m = /^([A-Za-z]+)=(\d+)$/.exec(item);
+    if (!m || !(m[1] as string in DEFAULT_PARAMS)) {
+      throw new BlksnapError('EINVAL', `--param must be NAME=NUMBER with NAME one of ${Object.keys(DEFAULT_PARAMS).join(', ')}; got "${item}"`);
+    }
+    params[m[1] as keyof ModuleParams] = Number(m[2]);
+  }
+  return params;
+}
+
+export async function runDaemonCommand(values: OptionValues, stderr: (text: string) => void): Promise<void> {
+  const driver = optString(values, 'driver') ?? 'auto';
+  if (driver !== 'auto' && driver !== 'kernel' && driver !== 'embedded') {
+    throw new BlksnapError('EINVAL', `--driver must be auto, kernel or embedded; got "${driver}"`);
+  }
+  const quiet = values.quiet === true;
+  await runDaemon({
+    socketPath: optString(values, 'socket') ?? defaultSocketPath(),
+    stateDir: optString(values, 'state-dir') ?? defaultStateDir(),
+    driver: driver as DriverChoice,
+    engineParams: parseParams(optList(values, 'param')),
+    log: quiet ? () => {} : (message) => stderr(`${new Date().toISOString()} blksnap-manager-helper: ${message}\n`),
+  });
+}

@@ -1,0 +1,121 @@
+/**
+ * blksnap-manager: the command-line client of the helper, after the blksnap console
+ * tool, plus `daemon` (runs the helper). main() returns the exit status: 0, or the
+ * errno number of the failure (its name and a plain message on stderr).
+ */
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { BlksnapError, isBlksnapError } from '../abi/errno.js';
+import type { ErrnoName } from '../abi/errno.js';
+import { ERRNO } from '../abi/errno.js';
+import { HelperCallError, HelperClient } from '../protocol/client.js';
+import { blksnapCommands } from './blksnap-commands.js';
+import type { CommandSpec, Io, OptionsConfig } from './command.js';
+import { optString } from './command.js';
+import { daemonHelp, daemonOptions, runDaemonCommand } from './daemon-command.js';
+import { commandHelp, daemonUsage, mainHelp } from './help.js';
+import { managerCommands } from './manager-commands.js';
+import { defaultSocketPath } from './paths.js';
+import { SocketTransport } from './socket-transport.js';
+
+export const COMMANDS: CommandSpec[] = [...blksnapCommands, ...managerCommands];
+
+const COMMON_OPTIONS: OptionsConfig = {
+  socket: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+const processIo: Io = {
+  stdout: (text) => void process.stdout.write(text),
+  stderr: (text) => void process.stderr.write(text),
+};
+
+function failure(err: unknown): { errno: ErrnoName; message: string; code?: string } {
+  if (err instanceof HelperCallError) return { errno: err.errno, message: err.message, code: err.code };
+  if (isBlksnapError(err)) {
+    const prefix = `${err.errno}: `;
+    return { errno: err.errno, message: err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message };
+  }
+  const parseCode = (err as { code?: unknown } | null)?.code;
+  if (typeof parseCode === 'string' && parseCode.startsWith('ERR_PARSE_ARGS')) {
+    return { errno: 'EINVAL', message: `${(err as Error).message} (see --help)` };
+  }
+  return { errno: 'EIO', message: err instanceof Error ? err.message : String(err) };
+}
+
+function findCommand(argv: string[]): { spec: CommandSpec | null; rest: string[]; name: string } {
+  const [first, second] = argv;
+  if (first === 'image' && second !== undefined && !second.startsWith('-')) {
+    const name = `image ${second}`;
+    return { spec: COMMANDS.find((c) => c.name === name) ?? null, rest: argv.slice(2), name };
+  }
+  return { spec: COMMANDS.find((c) => c.name === first) ?? null, rest: argv.slice(1), name: first ?? '' };
+}
+
+export async function main(argv: string[], io: Io = processIo): Promise<number> {
+  let json = argv.includes('--json');
+  try {
+    if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+      io.stdout(mainHelp(COMMANDS));
+      return argv.length === 0 ? ERRNO.EINVAL : 0;
+    }
+    if (argv[0] === 'daemon') {
+      const { values } = parseArgs({ args: argv.slice(1), options: { ...daemonOptions, help: { type: 'boolean', short: 'h' } }, strict: true });
+      if (values.help) {
+        io.stdout(daemonUsage(daemonHelp));
+        return 0;
+      }
+      await runDaemonCommand(values, io.stderr);
+      return 0;
+    }
+    const { spec, rest, name } = findCommand(argv);
+    if (!spec) {
+      if (name === 'image') throw new BlksnapError('EINVAL', 'image needs a subcommand: create, add, list or remove (see --help)');
+      throw new BlksnapError('EINVAL', `unknown command "${name}" (see blksnap-manager --help)`);
+    }
+    const { values, positionals } = parseArgs({
+      args: rest,
+      options: { ...spec.options, ...COMMON_OPTIONS },
+      strict: true,
+      allowPositionals: spec.allowPositionals ?? false,
+    });
+    json = values.json === true;
+    if (values.help) {
+      io.stdout(commandHelp(spec));
+      return 0;
+    }
+    const socketPath = optString(values, 'socket') ?? defaultSocketPath();
+    const transport = await SocketTransport.connect(socketPath);
+    const client = new HelperClient(transport);
+    try {
+      await client.hello('blksnap-manager-cli');
+      await spec.run({ values, positionals, json, io, client, socketPath });
+    } finally {
+      client.close();
+    }
+    return 0;
+  } catch (err) {
+    const f = failure(err);
+    if (json) io.stderr(JSON.stringify({ error: f }) + '\n');
+    else io.stderr(`blksnap-manager: ${f.errno}: ${f.message}\n`);
+    return ERRNO[f.errno] || 1;
+  }
+}
+
+function isEntryPoint(): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(entry)).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  void main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,412 @@
+/**
+ * The difference area of one device in a taken snapshot (seed 001, diff_area.c and
+ * chunk.c): copy-on-write of original writes by chunk, the store queue that moves
+ * chunk buffers to the difference storage, and the I/O of the snapshot image.
+ *
+ * Chunk metadata is compact: one state byte per chunk in a Uint8Array; buffers
+ * (IN_MEMORY chunks) and storage regions (STORED chunks) in Maps that only hold
+ * the chunks that were touched; per-chunk locks exist only while held.
+ */
+import { BlksnapError, isBlksnapError } from '../abi/errno.js';
+import { SECTOR_SHIFT, SECTOR_SIZE } from '../abi/types.js';
+import { KeyedMutex } from './async-lock.js';
+import { CHUNK_FAILED, CHUNK_IN_MEMORY, CHUNK_NEW, CHUNK_STORED, calculateChunkSize } from './chunk.js';
+import { DiffBufferPool } from './diff-buffer.js';
+import type { DiffStorage } from './diff-storage.js';
+import type { EventQueue } from './event-queue.js';
+import type { FileBlockDevice } from './file-block-device.js';
+import type { ModuleParams } from './params.js';
+
+/** Most chunks read (copy-on-write) or written (store) in one vectored call. */
+const MAX_BATCH = 64;
+
+export interface DiffAreaOwner {
+  name: string;
+  devMajor: number;
+  devMinor: number;
+}
+
+export class DiffArea {
+  readonly chunkShift: number;
+  readonly chunkBytes: number;
+  readonly chunkSectors: number;
+  readonly chunkCount: number;
+  readonly capacity: number;
+  /** One state byte per chunk (CHUNK_*). */
+  readonly states: Uint8Array;
+  private readonly buffers = new Map<number, Buffer>();
+  private readonly regions = new Map<number, number>();
+  private readonly locks = new KeyedMutex();
+  private storeQueue: number[] = [];
+  private worker: Promise<void> | null = null;
+  private progressWaiters: (() => void)[] = [];
+  private readonly pool: DiffBufferPool;
+  private readonly queueBound: number;
+  corrupted = false;
+  errorCode = 0;
+  private released = false;
+
+  constructor(
+    private readonly orig: FileBlockDevice,
+    private readonly storage: DiffStorage,
+    private readonly params: ModuleParams,
+    private readonly events: EventQueue,
+    private readonly owner: DiffAreaOwner,
+  ) {
+    this.capacity = orig.capacity;
+    const { shift, count } = calculateChunkSize(orig.capacity >> SECTOR_SHIFT, orig.physicalBlockSize, params);
+    this.chunkShift = shift;
+    this.chunkBytes = 2 ** shift;
+    this.chunkSectors = this.chunkBytes / SECTOR_SIZE;
+    this.chunkCount = Math.ceil(orig.capacity / this.chunkBytes);
+    if (count !== this.chunkCount) throw new Error('chunk count mismatch');
+    this.states = new Uint8Array(this.chunkCount);
+    this.pool = new DiffBufferPool(this.chunkBytes, params.freeDiffBufferPoolSize);
+    this.queueBound = Math.max(1, params.chunkMaximumInQueue + params.freeDiffBufferPoolSize);
+  }
+
+  /** Bytes of chunk `nr` on the device (the last chunk may be shorter). */
+  chunkLength(nr: number): number {
+    const start = nr * this.chunkBytes;
+    return Math.min(this.chunkBytes, this.capacity - start);
+  }
+
+  /** diff_area_set_corrupted(): once; records the error and queues a `corrupted` event. */
+  setCorrupted(errCode: number): void {
+    if (this.corrupted) return;
+    this.corrupted = true;
+    this.errorCode = errCode;
+    this.events.push({
+      code: 'corrupted',
+      device: this.owner.name,
+      devMajor: this.owner.devMajor,
+      devMinor: this.owner.devMinor,
+      errCode,
+    });
+  }
+
+  private async lockChunk(nr: number): Promise<void> {
+    const p = this.locks.lock(nr);
+    if (p) await p;
+  }
+
+  /** chunk_store_failed(): the chunk fails, its buffer and region are dropped. */
+  private storeFailed(nr: number, errCode: number): void {
+    this.states[nr] = CHUNK_FAILED;
+    const buf = this.buffers.get(nr);
+    if (buf) {
+      this.buffers.delete(nr);
+      this.pool.release(buf);
+    }
+    this.regions.delete(nr);
+    if (errCode) this.setCorrupted(errCode);
+  }
+
+  /** chunk_schedule_storing(): IN_MEMORY and in the store queue; wakes the worker past the threshold. */
+  private scheduleStoring(nr: number): void {
+    this.states[nr] = CHUNK_IN_MEMORY;
+    this.storeQueue.push(nr);
+    if (this.storeQueue.length > this.params.chunkMaximumInQueue) this.kickWorker();
+  }
+
+  private kickWorker(): void {
+    if (this.worker) return;
+    this.worker = this.storeWorker().finally(() => {
+      this.worker = null;
+      this.notifyProgress();
+      // Chunks queued while the last batch was written.
+      if (this.storeQueue.length > this.params.chunkMaximumInQueue) this.kickWorker();
+    });
+  }
+
+  private notifyProgress(): void {
+    const w = this.progressWaiters;
+    this.progressWaiters = [];
+    for (const f of w) f();
+  }
+
+  /** Backpressure: a writer waits (holding no chunk lock) while the store queue is full. */
+  private async waitQueueRoom(): Promise<void> {
+    while (this.storeQueue.length >= this.queueBound && !this.corrupted && !this.released) {
+      this.kickWorker();
+      await new Promise<void>((resolve) => this.progressWaiters.push(resolve));
+    }
+  }
+
+  /** diff_area_store_queue_work(): stores queued chunks, batching contiguous regions. */
+  private async storeWorker(): Promise<void> {
+    while (this.storeQueue.length > 0) {
+      const batch: number[] = [];
+      const rest: number[] = [];
+      for (const nr of this.storeQueue) {
+        if (batch.length < MAX_BATCH && this.locks.tryLock(nr)) batch.push(nr);
+        else rest.push(nr);
+      }
+      this.storeQueue = rest;
+      if (batch.length === 0) {
+        // Every queued chunk is busy: wait for the first one, holding nothing.
+        const nr = this.storeQueue.shift()!;
+        await this.lockChunk(nr);
+        batch.push(nr);
+      }
+      await this.storeBatch(batch);
+      this.notifyProgress();
+    }
+  }
+
+  /** Stores locked chunks and unlocks them. */
+  private async storeBatch(batch: number[]): Promise<void> {
+    const toStore: { nr: number; sector: number }[] = [];
+    for (const nr of batch) {
+      if (this.states[nr] !== CHUNK_IN_MEMORY) {
+        this.locks.unlock(nr);
+        continue;
+      }
+      if (this.corrupted || this.released) {
+        this.storeFailed(nr, 0);
+        this.locks.unlock(nr);
+        continue;
+      }
+      let sector = this.regions.get(nr);
+      if (sector === undefined) {
+        try {
+          sector = this.storage.alloc(this.chunkSectors);
+        } catch (err) {
+          this.storeFailed(nr, -(isBlksnapError(err) ? err.errnoNumber : 5));
+          this.locks.unlock(nr);
+          continue;
+        }
+        this.regions.set(nr, sector);
+      }
+      toStore.push({ nr, sector });
+    }
+    toStore.sort((a, b) => a.sector - b.sector);
+    let i = 0;
+    while (i < toStore.length) {
+      let j = i + 1;
+      while (j < toStore.length && toStore[j]!.sector === toStore[j - 1]!.sector + this.chunkSectors) j++;
+      const group = toStore.slice(i, j);
+      const bufs = group.map((c) => this.buffers.get(c.nr)!);
+      let ok = true;
+      try {
+        await this.storage.writev(group[0]!.sector, bufs);
+      } catch {
+        ok = false;
+      }
+      for (const c of group) {
+        if (ok) {
+          // chunk_notify_store()
+          this.states[c.nr] = CHUNK_STORED;
+          const buf = this.buffers.get(c.nr);
+          if (buf) {
+            this.buffers.delete(c.nr);
+            this.pool.release(buf);
+          }
+        } else {
+          this.storeFailed(c.nr, -5);
+        }
+        this.locks.unlock(c.nr);
+      }
+      i = j;
+    }
+  }
+
+  /**
+   * diff_area_cow(): before an original write of [offset, offset+length) lands,
+   * the old data of every NEW chunk it touches is read into memory (and queued for
+   * storing). Resolves when all of it is held; failures mark the area corrupted and
+   * let the write proceed (the original never loses a write).
+   */
+  async cow(offset: number, length: number): Promise<void> {
+    if (this.corrupted || this.released || length <= 0) return;
+    const first = Math.floor(offset / this.chunkBytes);
+    const last = Math.floor((offset + length - 1) / this.chunkBytes);
+    let anyNew = false;
+    for (let nr = first; nr <= last; nr++) {
+      if (this.states[nr] === CHUNK_NEW) {
+        anyNew = true;
+        break;
+      }
+    }
+    if (!anyNew) return;
+    await this.waitQueueRoom();
+    let nr = first;
+    while (nr <= last) {
+      if (this.states[nr] !== CHUNK_NEW) {
+        nr++;
+        continue;
+      }
+      // Lock a run of NEW chunks in ascending order (deadlock-free: every holder of
+      // several chunk locks takes them in ascending order; the store worker only
+      // try-locks while it holds others).
+      const run: number[] = [];
+      let j = nr;
+      while (j <= last && run.length < MAX_BATCH) {
+        if (this.states[j] !== CHUNK_NEW) break;
+        await this.lockChunk(j);
+        if (this.states[j] !== CHUNK_NEW) {
+          this.locks.unlock(j);
+          break;
+        }
+        run.push(j);
+        j++;
+      }
+      if (run.length > 0) await this.loadRun(run);
+      nr = run.length > 0 ? j : nr + 1;
+      if (this.corrupted) return;
+    }
+  }
+
+  /** Loads contiguous locked NEW chunks from the original, queues them, unlocks them. */
+  private async loadRun(run: number[]): Promise<void> {
+    if (this.corrupted) {
+      for (const nr of run) this.locks.unlock(nr);
+      return;
+    }
+    const bufs = run.map(() => this.pool.take());
+    const lastNr = run[run.length - 1]!;
+    const lastLen = this.chunkLength(lastNr);
+    const views = bufs.map((b, k) => (k === bufs.length - 1 ? b.subarray(0, lastLen) : b));
+    let ok = true;
+    try {
+      await this.orig.readvInto(views, run[0]! * this.chunkBytes);
+    } catch {
+      ok = false;
+    }
+    if (lastLen < this.chunkBytes) bufs[bufs.length - 1]!.fill(0, lastLen);
+    for (let k = 0; k < run.length; k++) {
+      const nr = run[k]!;
+      if (ok) {
+        this.buffers.set(nr, bufs[k]!);
+        this.scheduleStoring(nr);
+      } else {
+        this.pool.release(bufs[k]!);
+        this.storeFailed(nr, -5);
+      }
+      this.locks.unlock(nr);
+    }
+  }
+
+  private imageError(): BlksnapError {
+    if (this.released) return new BlksnapError('ENODEV', `the snapshot image of ${this.owner.name} was released`);
+    return new BlksnapError('EIO', `the snapshot image of ${this.owner.name} is corrupted (error ${this.errorCode})`);
+  }
+
+  /** Image read (diff_area_submit_chunk() for reads): the device content at take, plus image writes. */
+  async imageRead(offset: number, length: number): Promise<Buffer> {
+    if (this.corrupted || this.released) throw this.imageError();
+    const out = Buffer.allocUnsafe(length);
+    if (length === 0) return out;
+    const end = offset + length;
+    const first = Math.floor(offset / this.chunkBytes);
+    const last = Math.floor((end - 1) / this.chunkBytes);
+    let nr = first;
+    while (nr <= last) {
+      await this.lockChunk(nr);
+      const state = this.states[nr];
+      if (state === CHUNK_NEW) {
+        // A run of NEW chunks is read from the original in one call, under their locks.
+        const run = [nr];
+        let j = nr + 1;
+        while (j <= last && this.states[j] === CHUNK_NEW) {
+          await this.lockChunk(j);
+          if (this.states[j] !== CHUNK_NEW) {
+            this.locks.unlock(j);
+            break;
+          }
+          run.push(j);
+          j++;
+        }
+        const from = Math.max(offset, nr * this.chunkBytes);
+        const to = Math.min(end, j * this.chunkBytes);
+        try {
+          await this.orig.readInto(out, from - offset, to - from, from);
+        } finally {
+          for (const r of run) this.locks.unlock(r);
+        }
+        nr = j;
+        continue;
+      }
+      const chunkStart = nr * this.chunkBytes;
+      const from = Math.max(offset, chunkStart);
+      const to = Math.min(end, chunkStart + this.chunkBytes);
+      try {
+        if (state === CHUNK_IN_MEMORY) {
+          this.buffers.get(nr)!.copy(out, from - offset, from - chunkStart, to - chunkStart);
+        } else if (state === CHUNK_STORED) {
+          const sector = this.regions.get(nr)!;
+          await this.storage.read(sector + (from - chunkStart) / SECTOR_SIZE, out, from - offset, to - from);
+        } else {
+          throw this.imageError();
+        }
+      } finally {
+        this.locks.unlock(nr);
+      }
+      nr++;
+    }
+    return out;
+  }
+
+  /** Image write (diff_area_submit_chunk() for writes): the data goes to the chunk, never to the original. */
+  async imageWrite(offset: number, data: Buffer): Promise<void> {
+    if (this.corrupted || this.released) throw this.imageError();
+    const end = offset + data.length;
+    if (data.length === 0) return;
+    const first = Math.floor(offset / this.chunkBytes);
+    const last = Math.floor((end - 1) / this.chunkBytes);
+    if (this.states.subarray(first, last + 1).includes(CHUNK_NEW)) await this.waitQueueRoom();
+    for (let nr = first; nr <= last; nr++) {
+      const chunkStart = nr * this.chunkBytes;
+      const from = Math.max(offset, chunkStart);
+      const to = Math.min(end, chunkStart + this.chunkBytes);
+      await this.lockChunk(nr);
+      try {
+        const state = this.states[nr];
+        if (state === CHUNK_FAILED || this.corrupted || this.released) throw this.imageError();
+        if (state === CHUNK_IN_MEMORY) {
+          data.copy(this.buffers.get(nr)!, from - chunkStart, from - offset, to - offset);
+        } else if (state === CHUNK_STORED) {
+          const sector = this.regions.get(nr)!;
+          await this.storage.write(sector + (from - chunkStart) / SECTOR_SIZE, data, from - offset, to - from);
+        } else {
+          // NEW: load the chunk from the original, then put the data in it.
+          const buf = this.pool.take();
+          const len = this.chunkLength(nr);
+          try {
+            await this.orig.readInto(buf, 0, len, chunkStart);
+          } catch (err) {
+            this.pool.release(buf);
+            this.storeFailed(nr, -5);
+            throw err;
+          }
+          if (len < this.chunkBytes) buf.fill(0, len);
+          data.copy(buf, from - chunkStart, from - offset, to - offset);
+          this.buffers.set(nr, buf);
+          this.scheduleStoring(nr);
+        }
+      } finally {
+        this.locks.unlock(nr);
+      }
+    }
+  }
+
+  /**
+   * diff_area_free(): stops copy-on-write and image I/O, lets the store worker
+   * finish (queued chunks are dropped, not written), then frees buffers and metadata.
+   */
+  async shutdown(): Promise<void> {
+    this.released = true;
+    this.notifyProgress();
+    while (this.worker) await this.worker;
+    this.storeQueue = [];
+    for (const buf of this.buffers.values()) this.pool.release(buf);
+    this.buffers.clear();
+    this.regions.clear();
+    this.pool.cleanup();
+  }
+
+  /** Counts for tests and gauges. */
+  stats(): { inMemory: number; stored: number; queued: number; lockedChunks: number } {
+    return { inMemory: this.buffers.size, stored: this.regions.size, queued: this.storeQueue.length, lockedChunks: this.locks.size };
+  }
+}

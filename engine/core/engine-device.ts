@@ -1,0 +1,104 @@
+/**
+ * An engine device: the original block device as seen through the engine. Every
+ * write (including write-zeroes and discard, which are writes for the block layer)
+ * passes the device's I/O gate, is recorded in the CBT map when the tracker is
+ * attached (tracker_submit_bio()), and is preceded by copy-on-write of the chunks
+ * it overwrites while a snapshot is taken.
+ */
+import { BlksnapError } from '../abi/errno.js';
+import { SECTOR_SIZE } from '../abi/types.js';
+import { IoGate } from './async-lock.js';
+import type { BlockDevice } from './block-device.js';
+import type { FileBlockDevice } from './file-block-device.js';
+import { asBuffer, checkRange } from './io-range.js';
+import type { Tracker } from './tracker.js';
+
+export class EngineDevice implements BlockDevice {
+  readonly gate = new IoGate();
+  tracker: Tracker | null = null;
+  removed = false;
+
+  constructor(
+    readonly raw: FileBlockDevice,
+    readonly devMajor: number,
+    readonly devMinor: number,
+  ) {}
+
+  get name(): string {
+    return this.raw.name;
+  }
+  get path(): string {
+    return this.raw.path;
+  }
+  get capacity(): number {
+    return this.raw.capacity;
+  }
+  get logicalBlockSize(): number {
+    return this.raw.logicalBlockSize;
+  }
+  get physicalBlockSize(): number {
+    return this.raw.physicalBlockSize;
+  }
+  get readOnly(): boolean {
+    return false;
+  }
+
+  private checkOpen(): void {
+    if (this.removed) throw new BlksnapError('ENODEV', `device ${this.name} was removed from the engine`);
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    this.checkOpen();
+    checkRange(this.name, this.capacity, offset, length);
+    const buf = Buffer.allocUnsafe(length);
+    if (length > 0) await this.raw.readInto(buf, 0, length, offset);
+    return buf;
+  }
+
+  async write(offset: number, data: Uint8Array, options?: { fua?: boolean }): Promise<void> {
+    this.checkOpen();
+    checkRange(this.name, this.capacity, offset, data.byteLength);
+    const buf = asBuffer(data);
+    const fua = options?.fua === true;
+    await this.submitWrite(offset, buf.length, () => this.raw.writeUnchecked(offset, buf, fua));
+  }
+
+  async flush(): Promise<void> {
+    this.checkOpen();
+    await this.raw.flush();
+  }
+
+  async discard(offset: number, length: number): Promise<void> {
+    await this.writeZeroes(offset, length);
+  }
+
+  async writeZeroes(offset: number, length: number): Promise<void> {
+    this.checkOpen();
+    checkRange(this.name, this.capacity, offset, length);
+    await this.submitWrite(offset, length, () => this.raw.writeZeroesUnchecked(offset, length));
+  }
+
+  /** tracker_submit_bio() + diff_area_cow(), then the write itself. */
+  private async submitWrite(offset: number, length: number, doWrite: () => Promise<void>): Promise<void> {
+    if (length === 0) return;
+    const wait = this.gate.enter();
+    if (wait) await wait;
+    try {
+      this.checkOpen();
+      const tracker = this.tracker;
+      if (tracker) {
+        let tracked = true;
+        try {
+          tracker.cbt.set(offset / SECTOR_SIZE, length / SECTOR_SIZE);
+        } catch {
+          tracked = false; // a corrupted CBT map: the module skips copy-on-write too
+        }
+        const da = tracker.diffArea;
+        if (tracked && da && !da.corrupted) await da.cow(offset, length);
+      }
+      await doWrite();
+    } finally {
+      this.gate.leave();
+    }
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * A BlockDevice backed by an image file or an opened block device (e.g. a loop
+ * device). This is the raw device: no tracking, no copy-on-write. The engine wraps
+ * it (engine-device.ts) so that writes go through the tracker.
+ */
+import * as fs from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { BlksnapError } from '../abi/errno.js';
+import { SECTOR_SIZE } from '../abi/types.js';
+import type { BlockDevice } from './block-device.js';
+import { fromNodeError } from './errors.js';
+import { closeFd, fdatasync, readFull, readvFull, writeFull } from './file-io.js';
+import { asBuffer, checkRange, zeroBuffer, ZERO_BUFFER_SIZE } from './io-range.js';
+
+export const LOGICAL_BLOCK_SIZE = 512;
+export const PHYSICAL_BLOCK_SIZE = 4096;
+
+/** Major and minor of a Linux dev_t as returned by fstat (glibc encoding). */
+export function splitDevT(rdev: number): { major: number; minor: number } {
+  const big = BigInt(rdev);
+  const major = Number(((big >> 8n) & 0xfffn) | ((big >> 32n) & ~0xfffn));
+  const minor = Number((big & 0xffn) | ((big >> 12n) & ~0xffn));
+  return { major, minor };
+}
+
+/** Capacity of a block device in bytes: /sys/dev/block/MAJ:MIN/size (in 512-byte sectors). */
+function blockDeviceCapacity(rdev: number, path: string): number {
+  const { major, minor } = splitDevT(rdev);
+  try {
+    const sectors = Number(readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8').trim());
+    if (Number.isSafeInteger(sectors) && sectors >= 0) return sectors * SECTOR_SIZE;
+  } catch {
+    // fall through
+  }
+  throw new BlksnapError('EINVAL', `cannot determine the capacity of block device ${path}`);
+}
+
+export interface FileBlockDeviceInfo {
+  isBlockDevice: boolean;
+  /** st_rdev of a block device, st_dev of a regular file. */
+  dev: number;
+  ino: number;
+  rdev: number;
+}
+
+export class FileBlockDevice implements BlockDevice {
+  readonly logicalBlockSize = LOGICAL_BLOCK_SIZE;
+  readonly physicalBlockSize = PHYSICAL_BLOCK_SIZE;
+  readonly readOnly = false;
+  private closed = false;
+
+  private constructor(
+    readonly name: string,
+    readonly path: string,
+    readonly capacity: number,
+    private readonly fd: number,
+    readonly info: FileBlockDeviceInfo,
+  ) {}
+
+  /**
+   * Opens an existing regular file or block device read-write. A block device is
+   * opened with O_EXCL (exclusive: EBUSY while mounted or held by someone else).
+   * The capacity must be a non-zero multiple of 512 (EINVAL).
+   */
+  static async open(path: string, name: string): Promise<FileBlockDevice> {
+    let st: fs.Stats;
+    try {
+      st = await fs.promises.stat(path);
+    } catch (err) {
+      throw fromNodeError(err, `cannot open ${path}`);
+    }
+    const isBlock = st.isBlockDevice();
+    if (!isBlock && !st.isFile()) throw new BlksnapError('EINVAL', `${path} is neither a regular file nor a block device`);
+    const flags = fs.constants.O_RDWR | (isBlock ? fs.constants.O_EXCL : 0);
+    let fd: number;
+    try {
+      fd = await new Promise<number>((resolve, reject) => {
+        fs.open(path, flags, (err, f) => (err ? reject(err) : resolve(f)));
+      });
+    } catch (err) {
+      throw fromNodeError(err, `cannot open ${path}`);
+    }
+    try {
+      const fst = fs.fstatSync(fd);
+      const capacity = isBlock ? blockDeviceCapacity(fst.rdev, path) : fst.size;
+      if (capacity <= 0 || capacity % SECTOR_SIZE !== 0) {
+        throw new BlksnapError('EINVAL', `${path}: size ${capacity} is not a non-zero multiple of ${SECTOR_SIZE}`);
+      }
+      return new FileBlockDevice(name, path, capacity, fd, {
+        isBlockDevice: isBlock,
+        dev: fst.dev,
+        ino: fst.ino,
+        rdev: fst.rdev,
+      });
+    } catch (err) {
+      fs.closeSync(fd);
+      throw fromNodeError(err, `cannot open ${path}`);
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new BlksnapError('ENODEV', `${this.name}: the device is closed`);
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    this.checkOpen();
+    checkRange(this.name, this.capacity, offset, length);
+    const buf = Buffer.allocUnsafe(length);
+    await this.readInto(buf, 0, length, offset);
+    return buf;
+  }
+
+  /** Reads into buf[off, off+len) from device offset `pos` (already checked). */
+  async readInto(buf: Buffer, off: number, len: number, pos: number): Promise<void> {
+    try {
+      await readFull(this.fd, buf, off, len, pos);
+    } catch (err) {
+      throw fromNodeError(err, `${this.name}: read failed`);
+    }
+  }
+
+  /** Reads several buffers back to back from `pos` (already checked). */
+  async readvInto(bufs: Buffer[], pos: number): Promise<void> {
+    try {
+      await readvFull(this.fd, bufs, pos);
+    } catch (err) {
+      throw fromNodeError(err, `${this.name}: read failed`);
+    }
+  }
+
+  async write(offset: number, data: Uint8Array, options?: { fua?: boolean }): Promise<void> {
+    this.checkOpen();
+    checkRange(this.name, this.capacity, offset, data.byteLength);
+    await this.writeUnchecked(offset, asBuffer(data), options?.fua === true);
+  }
+
+  /** Writes without the range check (the caller checked). */
+  async writeUnchecked(offset: number, buf: Buffer, fua: boolean): Promise<void> {
+    try {
+      await writeFull(this.fd, buf, 0, buf.length, offset);
+      if (fua) await fdatasync(this.fd);
+    } catch (err) {
+      throw fromNodeError(err, `${this.name}: write failed`);
+    }
+  }
+
+  async flush(): Promise<void> {
+    this.checkOpen();
+    try {
+      await fdatasync(this.fd);
+    } catch (err) {
+      throw fromNodeError(err, `${this.name}: flush failed`);
+    }
+  }
+
+  async discard(offset: number, length: number): Promise<void> {
+    await this.writeZeroes(offset, length);
+  }
+
+  async writeZeroes(offset: number, length: number): Promise<void> {
+    this.checkOpen();
+    checkRange(this.name, this.capacity, offset, length);
+    await this.writeZeroesUnchecked(offset, length);
+  }
+
+  async writeZeroesUnchecked(offset: number, length: number): Promise<void> {
+    const z = zeroBuffer();
+    try {
+      for (let done = 0; done < length; done += ZERO_BUFFER_SIZE) {
+        const n = Math.min(ZERO_BUFFER_SIZE, length - done);
+        await writeFull(this.fd, z, 0, n, offset + done);
+      }
+    } catch (err) {
+      throw fromNodeError(err, `${this.name}: write failed`);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await closeFd(this.fd);
+  }
+}

@@ -1,0 +1,34 @@
+/** A block device as discovery reports it (lsblk or /sys/block). */
+export interface BlockDeviceEntry {
+  /** Kernel name, e.g. "sda", "sda1", "loop0", "nvme0n1". */
+  name: string;
+  /** Device node, e.g. "/dev/sda1". */
+  path: string;
+  /** "major:minor" */
+  majMin: string;
+  /** Capacity in bytes. */
+  size: number;
+  logicalBlockSize: number;
+  physicalBlockSize: number;
+  model: string | null;
+  serial: string | null;
+  /** lsblk TYPE: disk, part, loop, rom, lvm, crypt, raid1, ... */
+  type: string;
+  fstype: string | null;
+  mountpoints: string[];
+  readOnly: boolean;
+  children?: BlockDeviceEntry[];
+}
+
+/** Every entry of a tree, parents before children. */
+export function flattenDevices(entries: BlockDeviceEntry[]): BlockDeviceEntry[] {
+  const out: BlockDeviceEntry[] = [];
+  const walk = (list: BlockDeviceEntry[]): void => {
+    for (const e of list) {
+      out.push(e);
+      if (e.children) walk(e.children);
+    }
+  };
+  walk(entries);
+  return out;
+}

@@ -1,0 +1,3 @@
+export * from './discovery.js';
+export * from './image-registry.js';
+export * from './size.js';

@@ -1,0 +1,50 @@
+/**
+ * What the helper service works with, as interfaces: the driver, the embedded
+ * engine (null with the kernel driver), the image registry and block-device
+ * discovery of engine/devices, and the NBD server's URIs.
+ */
+import type { BlksnapDriver } from '../abi/driver.js';
+import type { EmbeddedEngineApi } from '../core/embedded-api.js';
+import type { Owner } from './owner.js';
+
+export interface ImageRecord {
+  name: string;
+  path: string;
+}
+
+export interface ImageRegistry {
+  list(): Promise<ImageRecord[]>;
+  /** Creates a new sparse image file (never overwrites) and registers it. */
+  create(options: { path: string; size: number; name?: string }): Promise<ImageRecord>;
+  /** Registers an existing image file or block device. */
+  add(options: { path: string; name?: string }): Promise<ImageRecord>;
+  /** Unregisters by name or path (the file is kept). */
+  remove(nameOrPath: string): Promise<ImageRecord>;
+}
+
+export interface BlockDeviceRecord {
+  path: string;
+  name: string;
+  capacity: number;
+  model?: string | null;
+  fsType?: string | null;
+  mountpoints?: string[];
+  readOnly?: boolean;
+}
+
+export interface NbdUris {
+  socketPath: string;
+  uriFor(exportName: string): string;
+}
+
+export interface HelperBackends {
+  driver: BlksnapDriver;
+  engine: EmbeddedEngineApi | null;
+  images: ImageRegistry | null;
+  listBlockDevices(): Promise<BlockDeviceRecord[]>;
+  nbd: NbdUris | null;
+  /** Driver version text for hello ("major.minor.revision.build"). */
+  driverVersion: string;
+  /** The user the helper works for (directory checks, ownership of created images). */
+  owner: Owner;
+}

@@ -1,0 +1,145 @@
+/**
+ * The helper daemon: picks the driver, opens registered images (embedded engine),
+ * exports them over NBD, and serves the helper protocol on a Unix socket in a
+ * private directory. runDaemon() adds SIGTERM/SIGINT handling and resolves once
+ * the helper has shut down cleanly.
+ */
+import { mkdir, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { BlksnapDriver } from '../abi/driver.js';
+import type { EmbeddedEngineApi } from '../core/embedded-api.js';
+import type { ModuleParams } from '../core/params.js';
+import type { NotificationName, NotificationParams } from '../protocol/methods.js';
+import type { HelperBackends, ImageRegistry, NbdUris } from './backends.js';
+import { listBlockDevices, openImageRegistry } from './devices-wiring.js';
+import { chooseDriverKind, createEmbeddedDriver, createKernelDriver } from './driver-select.js';
+import type { DriverChoice } from './driver-select.js';
+import { startNbdExports } from './nbd-exports.js';
+import type { NbdExports } from './nbd-exports.js';
+import { resolveOwner } from './owner.js';
+import type { Owner } from './owner.js';
+import { HelperServer } from './server.js';
+import { HelperService } from './service.js';
+import { SettingsStore } from './settings-store.js';
+import { handOverSocket, prepareSocketDir, removeStaleSocket } from './socket-dir.js';
+
+export interface DaemonOptions {
+  socketPath: string;
+  stateDir: string;
+  driver?: DriverChoice;
+  /** Embedded engine module parameters (tests use small ones). */
+  engineParams?: Partial<ModuleParams>;
+  /** Default: PKEXEC_UID's user when started through pkexec, else ourselves. */
+  owner?: Owner;
+  log?: (message: string) => void;
+}
+
+export interface DaemonHandle {
+  readonly socketPath: string;
+  readonly driver: 'kernel' | 'embedded';
+  readonly nbdSocketPath: string | null;
+  /** Shuts down: snapshots of the embedded engine destroyed, storage removed, socket removed. */
+  close(): Promise<void>;
+}
+
+function versionText(v: { major: number; minor: number; revision: number; build: number }): string {
+  return `${v.major}.${v.minor}.${v.revision}.${v.build}`;
+}
+
+export async function startDaemon(options: DaemonOptions): Promise<DaemonHandle> {
+  const log = options.log ?? (() => {});
+  // everything the helper creates (sockets, storage, state) is private to its owner
+  process.umask(0o077);
+  const owner = options.owner ?? resolveOwner();
+  const socketDir = dirname(options.socketPath);
+  await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
+  await prepareSocketDir(socketDir, owner);
+  await removeStaleSocket(options.socketPath);
+
+  const settings = new SettingsStore(options.stateDir);
+  await settings.load();
+
+  const kind = chooseDriverKind(options.driver ?? 'auto');
+  let driver: BlksnapDriver;
+  let engine: EmbeddedEngineApi | null = null;
+  let images: ImageRegistry | null = null;
+  let nbd: NbdExports | null = null;
+  if (kind === 'kernel') {
+    driver = await createKernelDriver();
+  } else {
+    engine = await createEmbeddedDriver(options.engineParams);
+    driver = engine;
+  }
+  const server = new HelperServer();
+  try {
+    const driverVersion = versionText(await driver.version());
+    if (engine) {
+      images = await openImageRegistry(options.stateDir);
+      for (const record of await images.list()) {
+        try {
+          await engine.addDevice({ path: record.path, name: record.name });
+        } catch (err) {
+          log(`cannot open registered image ${record.name} (${record.path}): ${(err as Error).message}`);
+        }
+      }
+      nbd = await startNbdExports(engine, join(socketDir, 'nbd.sock'), owner, log);
+    }
+    const uris: NbdUris | null = nbd;
+    const backends: HelperBackends = {
+      driver,
+      engine,
+      images,
+      listBlockDevices,
+      nbd: uris,
+      driverVersion,
+      owner,
+    };
+    const broadcast = <N extends NotificationName>(topic: N, params: NotificationParams<N>): void => server.broadcast(topic, params);
+    const service = new HelperService(backends, settings, broadcast, log);
+    server.attach(service);
+    await service.adoptExisting();
+    await server.listen(options.socketPath);
+    await handOverSocket(options.socketPath, owner);
+    log(`helper listening on ${options.socketPath} (driver ${kind} ${driverVersion})`);
+
+    let closing: Promise<void> | null = null;
+    const close = (): Promise<void> => {
+      closing ??= (async () => {
+        await server.close();
+        await service.stopPumps();
+        await nbd?.close().catch((err: unknown) => log(`closing NBD exports: ${(err as Error).message}`));
+        if (engine) {
+          // the embedded engine's snapshots live in this process: destroy them with it
+          await driver.close().catch((err: unknown) => log(`closing the engine: ${(err as Error).message}`));
+          await service.removeLeftoverStorage().catch((err: unknown) => log(`removing storage files: ${(err as Error).message}`));
+        } else {
+          await driver.close().catch(() => undefined);
+        }
+        await unlink(options.socketPath).catch(() => undefined);
+        log('helper stopped');
+      })();
+      return closing;
+    };
+    return { socketPath: options.socketPath, driver: kind, nbdSocketPath: nbd?.socketPath ?? null, close };
+  } catch (err) {
+    await server.close().catch(() => undefined);
+    await nbd?.close().catch(() => undefined);
+    await driver.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Runs until SIGTERM/SIGINT, then shuts down cleanly. */
+export async function runDaemon(options: DaemonOptions): Promise<void> {
+  const handle = await startDaemon(options);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      options.log?.(`${signal}: shutting down`);
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      void handle.close().then(resolve, resolve);
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+}

@@ -1,0 +1,360 @@
+/**
+ * The helper's method implementations: one handler per entry of the protocol's
+ * method table, over the driver and its companions (HelperBackends). Validation of
+ * params and results happens around it (dispatch.ts); handlers throw BlksnapError.
+ */
+import { lchown, lstat, unlink } from 'node:fs/promises';
+import type { z } from 'zod';
+import { BlksnapError, isBlksnapError } from '../abi/errno.js';
+import type { SnapshotEvent, SnapshotId } from '../abi/types.js';
+import { CBT_MAP_ENCODING, encodeCbtMap } from '../protocol/cbt-encoding.js';
+import { PROTOCOL_VERSION } from '../protocol/limits.js';
+import type { MethodName, MethodResult, MethodTable, NotificationName, NotificationParams } from '../protocol/methods.js';
+import type { DeviceEntry, ExportEntry, ImageEntry, Topic } from '../protocol/schemas.js';
+import type { HelperBackends, ImageRecord } from './backends.js';
+import type { Owner } from './owner.js';
+import { resolveBlockDevice, resolveEngineDevice } from './device-resolver.js';
+import { EventPump } from './event-pump.js';
+import { SnapshotBook } from './snapshot-book.js';
+import type { SettingsStore } from './settings-store.js';
+import { checkDiffStoragePath } from './storage-path.js';
+
+export type HandlerParams<M extends MethodName> = z.output<MethodTable[M]['params']>;
+
+/** Per-connection state a handler may touch. */
+export interface ClientContext {
+  readonly subscriptions: Set<Topic>;
+}
+
+type Handlers = { [M in MethodName]: (params: HandlerParams<M>, ctx: ClientContext) => Promise<MethodResult<M>> };
+
+export type Broadcast = <N extends NotificationName>(topic: N, params: NotificationParams<N>) => void;
+
+const ALL_TOPICS: Topic[] = ['event', 'snapshot', 'devices', 'progress'];
+const OK = { ok: true as const };
+
+export class HelperService {
+  readonly book = new SnapshotBook();
+  private readonly pumps = new Map<SnapshotId, EventPump>();
+  readonly handlers: Handlers;
+
+  constructor(
+    private readonly backends: HelperBackends,
+    private readonly settings: SettingsStore,
+    private readonly broadcast: Broadcast,
+    private readonly log: (message: string) => void = () => {},
+  ) {
+    this.handlers = this.makeHandlers();
+  }
+
+  get capabilities(): string[] {
+    const caps = ['events', 'snapshots.list', `cbtMap.${CBT_MAP_ENCODING}`, 'settings'];
+    if (this.backends.engine) caps.push('images', 'storageInfo.used');
+    if (this.backends.nbd) caps.push('nbd');
+    return caps;
+  }
+
+  /** Starts pumps for snapshots that exist already (kernel module snapshots from before). */
+  async adoptExisting(): Promise<void> {
+    try {
+      for (const id of await this.backends.driver.snapshotCollect()) this.ensurePump(id);
+    } catch (err) {
+      this.log(`cannot collect existing snapshots: ${(err as Error).message}`);
+    }
+  }
+
+  /** Stops every event pump (shutdown). */
+  async stopPumps(): Promise<void> {
+    const pumps = [...this.pumps.values()];
+    this.pumps.clear();
+    await Promise.all(pumps.map((p) => p.stop()));
+  }
+
+  /** Storage files of snapshots the helper created, still on disk (shutdown cleanup). */
+  async removeLeftoverStorage(): Promise<void> {
+    for (const rec of this.book.all()) {
+      if (rec.storagePath) await removeRegularFile(rec.storagePath);
+    }
+  }
+
+  private ensurePump(id: SnapshotId): EventPump {
+    let pump = this.pumps.get(id);
+    if (!pump || !pump.running) {
+      pump = new EventPump(this.backends.driver, id, () => this.settings.get().eventPollMs, {
+        onEvent: (event: SnapshotEvent) => this.broadcast('event', event),
+        onGone: (gone) => {
+          this.pumps.delete(gone);
+          if (this.book.delete(gone)) this.broadcast('snapshot', { id: gone, state: 'destroyed' });
+        },
+        onError: (failed, err) => this.log(`event pump of ${failed}: ${(err as Error).message}`),
+      });
+      this.pumps.set(id, pump);
+      pump.start();
+    }
+    return pump;
+  }
+
+  /** A client's device reference -> the driver's (ENOENT / ENODEV when not acceptable). */
+  private async device(ref: string): Promise<string> {
+    const { engine } = this.backends;
+    return engine ? resolveEngineDevice(engine, ref) : resolveBlockDevice(ref);
+  }
+
+  private checkNotInSnapshot(device: string): void {
+    const holder = this.book.holderOf(device);
+    if (holder) throw new BlksnapError('EBUSY', `device ${device} is already in snapshot ${holder.id}`);
+    const info = this.backends.engine?.listDevices().find((d) => d.name === device);
+    if (info?.snapshotId) throw new BlksnapError('EBUSY', `device ${device} is already in snapshot ${info.snapshotId}`);
+  }
+
+  private uri(name: string): string | null {
+    return this.backends.nbd ? this.backends.nbd.uriFor(name) : null;
+  }
+
+  private needImages(): { engine: NonNullable<HelperBackends['engine']>; images: NonNullable<HelperBackends['images']> } {
+    const { engine, images } = this.backends;
+    if (!engine || !images) {
+      throw new BlksnapError('EOPNOTSUPP', 'image devices need the embedded engine (this helper runs the kernel driver)');
+    }
+    return { engine, images };
+  }
+
+  private imageEntry(record: ImageRecord): ImageEntry {
+    const dev = this.backends.engine?.listDevices().find((d) => d.name === record.name);
+    return { name: record.name, path: record.path, capacity: dev?.capacity ?? 0, nbdUri: dev ? this.uri(dev.name) : null };
+  }
+
+  private async openImage(record: ImageRecord, images: NonNullable<HelperBackends['images']>): Promise<ImageEntry> {
+    const { engine } = this.needImages();
+    try {
+      await engine.addDevice({ path: record.path, name: record.name });
+    } catch (err) {
+      await images.remove(record.name).catch(() => undefined);
+      throw err;
+    }
+    this.broadcast('devices', { reason: `image ${record.name} added` });
+    return this.imageEntry(record);
+  }
+
+  private async addToSnapshot(id: SnapshotId, ref: string): Promise<void> {
+    const device = await this.device(ref);
+    this.checkNotInSnapshot(device);
+    await this.backends.driver.snapshotAdd(id, device);
+    this.book.ensure(id).devices.push(device);
+    this.broadcast('snapshot', { id, state: 'device-added', device });
+  }
+
+  private makeHandlers(): Handlers {
+    const { driver } = this.backends;
+    return {
+      hello: async () => ({
+        protocolVersion: PROTOCOL_VERSION,
+        driver: driver.kind,
+        driverVersion: this.backends.driverVersion,
+        capabilities: this.capabilities,
+      }),
+      version: () => driver.version(),
+      snapshotCreate: async ({ diffStoragePath, limitSectors, devices }) => {
+        const resolved: string[] = [];
+        for (const ref of devices ?? []) {
+          const device = await this.device(ref);
+          this.checkNotInSnapshot(device);
+          if (resolved.includes(device)) throw new BlksnapError('EINVAL', `device ${device} is listed twice`);
+          resolved.push(device);
+        }
+        const path = await checkDiffStoragePath(diffStoragePath, this.backends.owner.uid);
+        const id = await driver.snapshotCreate({ diffStoragePath: path, limitSectors });
+        this.book.add({ id, devices: [], taken: false, storagePath: path, limitSectors });
+        this.ensurePump(id);
+        this.broadcast('snapshot', { id, state: 'created' });
+        try {
+          for (const device of resolved) await this.addToSnapshot(id, device);
+        } catch (err) {
+          await this.destroy(id).catch(() => undefined);
+          throw err;
+        }
+        return { id };
+      },
+      snapshotDestroy: async ({ id }) => {
+        await this.destroy(id);
+        return OK;
+      },
+      snapshotTake: async ({ id }) => {
+        await driver.snapshotTake(id);
+        this.book.ensure(id).taken = true;
+        this.broadcast('snapshot', { id, state: 'taken' });
+        return OK;
+      },
+      snapshotCollect: async () => {
+        const ids = await driver.snapshotCollect();
+        for (const id of ids) this.ensurePump(id);
+        return { ids };
+      },
+      snapshotWaitEvent: async ({ id, timeoutMs }) => {
+        let pump = this.pumps.get(id);
+        if (!pump || !pump.running) {
+          const ids = await driver.snapshotCollect();
+          if (!ids.includes(id)) throw new BlksnapError('ESRCH', `no snapshot ${id}`);
+          pump = this.ensurePump(id);
+        }
+        return { event: await pump.next(timeoutMs) };
+      },
+      snapshotAdd: async ({ id, device }) => {
+        await this.addToSnapshot(id, device);
+        return OK;
+      },
+      snapshotInfo: async ({ device }) => {
+        const info = await driver.snapshotInfo(await this.device(device));
+        const uri = info.image && this.backends.engine ? this.uri(info.image) : null;
+        return uri ? { errorCode: info.errorCode, image: info.image, nbdUri: uri } : { errorCode: info.errorCode, image: info.image };
+      },
+      storageInfo: ({ id }) => driver.storageInfo(id),
+      'snapshots.list': async () => {
+        const ids = await driver.snapshotCollect();
+        return { snapshots: ids.map((id) => this.book.summary(id)) };
+      },
+      attach: async ({ device }) => {
+        await driver.attach(await this.device(device));
+        this.broadcast('devices', { reason: `${device} attached` });
+        return OK;
+      },
+      detach: async ({ device }) => {
+        await driver.detach(await this.device(device));
+        this.broadcast('devices', { reason: `${device} detached` });
+        return OK;
+      },
+      cbtInfo: async ({ device }) => driver.cbtInfo(await this.device(device)),
+      cbtMap: async ({ device, offset, length }) => {
+        const bytes = await driver.cbtMap(await this.device(device), offset, length);
+        return { offset, length: bytes.length, encoding: CBT_MAP_ENCODING, data: encodeCbtMap(bytes) };
+      },
+      cbtDirty: async ({ device, ranges }) => {
+        await driver.cbtDirty(await this.device(device), ranges);
+        return OK;
+      },
+      'devices.list': async () => {
+        const devices: DeviceEntry[] = [];
+        for (const d of this.backends.engine?.listDevices() ?? []) {
+          devices.push({
+            ref: d.name,
+            name: d.name,
+            path: d.path,
+            kind: 'image',
+            capacity: d.capacity,
+            attached: d.attached,
+            snapshotId: d.snapshotId,
+            nbdUri: this.uri(d.name),
+          });
+        }
+        let block: Awaited<ReturnType<HelperBackends['listBlockDevices']>> = [];
+        try {
+          block = await this.backends.listBlockDevices();
+        } catch (err) {
+          this.log(`block-device discovery failed: ${(err as Error).message}`);
+        }
+        for (const b of block) {
+          devices.push({
+            ref: b.path,
+            name: b.name,
+            path: b.path,
+            kind: 'block',
+            capacity: b.capacity,
+            model: b.model ?? null,
+            fsType: b.fsType ?? null,
+            mountpoints: b.mountpoints ?? [],
+            readOnly: b.readOnly ?? false,
+            attached: null,
+            snapshotId: this.backends.engine ? null : (this.book.holderOf(b.path)?.id ?? null),
+            nbdUri: null,
+          });
+        }
+        return { devices };
+      },
+      'images.create': async ({ path, size, name }) => {
+        const { images } = this.needImages();
+        checkImageName(name);
+        if (size % 512 !== 0) throw new BlksnapError('EINVAL', `image size must be a multiple of 512 bytes, got ${size}`);
+        const record = await images.create(name === undefined ? { path, size } : { path, size, name });
+        await giveToOwner(record.path, this.backends.owner);
+        return this.openImage(record, images);
+      },
+      'images.add': async ({ path, name }) => {
+        const { images } = this.needImages();
+        checkImageName(name);
+        const record = await images.add(name === undefined ? { path } : { path, name });
+        return this.openImage(record, images);
+      },
+      'images.list': async () => {
+        const { images } = this.needImages();
+        return { images: (await images.list()).map((r) => this.imageEntry(r)) };
+      },
+      'images.remove': async ({ image }) => {
+        const { engine, images } = this.needImages();
+        const name = await resolveEngineDevice(engine, image).catch(async (err: unknown) => {
+          // registered but not open (e.g. its file vanished): still allow unregistering
+          const known = (await images.list()).find((r) => r.name === image || r.path === image);
+          if (known) return known.name;
+          throw err;
+        });
+        if (engine.listDevices().some((d) => d.name === name)) await engine.removeDevice(name);
+        await images.remove(name);
+        this.broadcast('devices', { reason: `image ${name} removed` });
+        return OK;
+      },
+      'exports.list': async () => {
+        const { engine, nbd } = this.backends;
+        if (!engine || !nbd) return { socketPath: null, exports: [] };
+        const exports: ExportEntry[] = [];
+        for (const d of engine.listDevices()) {
+          exports.push({ name: d.name, kind: 'device', uri: nbd.uriFor(d.name), capacity: d.capacity, readOnly: false, snapshotId: d.snapshotId, device: d.name });
+        }
+        for (const i of engine.listImages()) {
+          exports.push({ name: i.name, kind: 'snapshot-image', uri: nbd.uriFor(i.name), capacity: i.capacity, readOnly: true, snapshotId: i.snapshotId, device: i.device });
+        }
+        return { socketPath: nbd.socketPath, exports };
+      },
+      'settings.get': async () => this.settings.get(),
+      'settings.set': async (patch) => this.settings.update(patch),
+      subscribe: async ({ topics }, ctx) => {
+        for (const t of topics ?? ALL_TOPICS) ctx.subscriptions.add(t);
+        return { topics: [...ctx.subscriptions] };
+      },
+      unsubscribe: async ({ topics }, ctx) => {
+        for (const t of topics ?? ALL_TOPICS) ctx.subscriptions.delete(t);
+        return { topics: [...ctx.subscriptions] };
+      },
+    };
+  }
+
+  private async destroy(id: SnapshotId): Promise<void> {
+    await this.backends.driver.snapshotDestroy(id);
+    const pump = this.pumps.get(id);
+    this.pumps.delete(id);
+    await pump?.stop();
+    const rec = this.book.delete(id);
+    if (rec?.storagePath) await removeRegularFile(rec.storagePath);
+    this.broadcast('snapshot', { id, state: 'destroyed' });
+  }
+}
+
+function checkImageName(name: string | undefined): void {
+  if (name !== undefined && /^blksnap-image/.test(name)) {
+    throw new BlksnapError('EINVAL', 'names starting with "blksnap-image" are reserved for snapshot images');
+  }
+}
+
+/** Removes `path` if it is still a regular file (never follows a symlink). */
+async function removeRegularFile(path: string): Promise<void> {
+  try {
+    const st = await lstat(path);
+    if (st.isFile()) await unlink(path);
+  } catch (err) {
+    if (!(isBlksnapError(err) || (err as { code?: string }).code === 'ENOENT')) throw err;
+  }
+}
+
+/** An image the helper created for its owner belongs to the owner (helper under pkexec). */
+async function giveToOwner(path: string, owner: Owner): Promise<void> {
+  const self = typeof process.getuid === 'function' ? process.getuid() : 0;
+  if (self === 0 && owner.uid !== 0) await lchown(path, owner.uid, owner.gid);
+}

@@ -1,0 +1,60 @@
+/** What the helper knows about the snapshots it manages (the driver is the truth for the rest). */
+import type { SnapshotId } from '../abi/types.js';
+import type { SnapshotSummary } from '../protocol/schemas.js';
+
+export interface SnapshotRecord {
+  id: SnapshotId;
+  /** Canonical device refs (embedded: engine device names; kernel: block-device paths). */
+  devices: string[];
+  taken: boolean;
+  storagePath: string | null;
+  limitSectors: number | null;
+}
+
+export class SnapshotBook {
+  private readonly records = new Map<SnapshotId, SnapshotRecord>();
+
+  add(record: SnapshotRecord): void {
+    this.records.set(record.id, record);
+  }
+
+  get(id: SnapshotId): SnapshotRecord | undefined {
+    return this.records.get(id);
+  }
+
+  ensure(id: SnapshotId): SnapshotRecord {
+    let rec = this.records.get(id);
+    if (!rec) {
+      rec = { id, devices: [], taken: false, storagePath: null, limitSectors: null };
+      this.records.set(id, rec);
+    }
+    return rec;
+  }
+
+  delete(id: SnapshotId): SnapshotRecord | undefined {
+    const rec = this.records.get(id);
+    this.records.delete(id);
+    return rec;
+  }
+
+  /** The snapshot holding `device`, if any. */
+  holderOf(device: string): SnapshotRecord | undefined {
+    for (const rec of this.records.values()) if (rec.devices.includes(device)) return rec;
+    return undefined;
+  }
+
+  all(): SnapshotRecord[] {
+    return [...this.records.values()];
+  }
+
+  summary(id: SnapshotId): SnapshotSummary {
+    const rec = this.records.get(id);
+    return {
+      id,
+      devices: rec ? [...rec.devices] : [],
+      taken: rec?.taken ?? false,
+      storagePath: rec?.storagePath ?? null,
+      limitSectors: rec?.limitSectors ?? null,
+    };
+  }
+}

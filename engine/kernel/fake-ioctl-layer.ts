@@ -1,0 +1,541 @@
+/**
+ * An IoctlLayer that simulates the blksnap module (v6 ABI) and the block-device
+ * filter for tests of the kernel driver: it decodes the request structs byte for
+ * byte, follows pointer fields through the synthetic addresses of its own alloc(),
+ * and writes results back the way the module does (seed 000 header; seed 001
+ * blk-filter.c, tracker.c, cbt_map.c, snapshot.c, event_queue.c). Paths that are
+ * neither the control device nor a registered fake device are opened for real
+ * (the difference-storage file).
+ */
+import { randomUUID } from 'node:crypto';
+import { close as fsClose, fstatSync, open as fsOpen } from 'node:fs';
+import { BlksnapError, ERRNO } from '../abi/errno.js';
+import type { ErrnoName } from '../abi/errno.js';
+import type { BlksnapVersion } from '../abi/types.js';
+import { SECTOR_SHIFT, SECTOR_SIZE } from '../abi/types.js';
+import {
+  BLKFILTER_CTL_BLKSNAP,
+  BLKSNAP_EVENT_CODE,
+  BLKSNAP_FILTER_NAME,
+  BLKSNAP_IMAGE_NAME,
+  LAYOUT,
+  SNAPSHOT_EVENT_DATA_SIZE,
+  decodeBlkfilterCtl,
+  decodeBlkfilterName,
+  decodeCbtDirty,
+  decodeCbtMap,
+  decodeSectors,
+  decodeSnapshotAdd,
+  decodeSnapshotCollect,
+  decodeSnapshotCreate,
+  decodeSnapshotEvent,
+  decodeUuid,
+  encodeCbtInfo,
+  encodeEventCorrupted,
+  encodeEventNoSpace,
+  encodeSnapshotCollect,
+  encodeSnapshotInfo,
+  encodeUuid,
+  encodeVersion,
+} from './abi-structs.js';
+import type { IoctlLayer, NativeMemory } from './ioctl-layer.js';
+import { fsError, ioctlError } from './ioctl-layer.js';
+import {
+  BLKFILTER_ATTACH,
+  BLKFILTER_CTL,
+  BLKFILTER_DETACH,
+  BLKGETSIZE64,
+  BLKPBSZGET,
+  BLKSSZGET,
+  IOCTL_BLKSNAP_SNAPSHOT_COLLECT,
+  IOCTL_BLKSNAP_SNAPSHOT_CREATE,
+  IOCTL_BLKSNAP_SNAPSHOT_DESTROY,
+  IOCTL_BLKSNAP_SNAPSHOT_TAKE,
+  IOCTL_BLKSNAP_SNAPSHOT_WAIT_EVENT,
+  IOCTL_BLKSNAP_VERSION,
+  iocSize,
+} from './ioctl-numbers.js';
+
+/** Module parameters of seed 001 main.c that shape the CBT map. */
+const TRACKING_BLOCK_MINIMUM_SHIFT = 16;
+const TRACKING_BLOCK_MAXIMUM_SHIFT = 26;
+const TRACKING_BLOCK_MAXIMUM_COUNT = 2097152;
+
+export interface FakeDeviceSpec {
+  path: string;
+  /** Bytes, a multiple of 512. */
+  capacity: number;
+  major: number;
+  minor: number;
+  logicalBlockSize?: number;
+  physicalBlockSize?: number;
+}
+
+interface FakeTracker {
+  capacitySectors: number;
+  blkSizeShift: number;
+  blkCount: number;
+  readMap: Uint8Array;
+  writeMap: Uint8Array;
+  snapNumberActive: number;
+  snapNumberPrevious: number;
+  generationId: string;
+  snapshotId: string | null;
+  imageName: string;
+  errorCode: number;
+}
+
+interface FakeDevice extends FakeDeviceSpec {
+  tracker: FakeTracker | null;
+}
+
+interface FakeEvent {
+  code: number;
+  timeLabel: bigint;
+  data: Buffer;
+}
+
+interface FakeSnapshot {
+  id: string;
+  storageFd: number;
+  limitSectors: number;
+  devices: FakeDevice[];
+  taken: boolean;
+  events: FakeEvent[];
+  waiters: Set<() => void>;
+}
+
+type OpenFile = { kind: 'control' } | { kind: 'device'; device: FakeDevice } | { kind: 'file'; path: string };
+
+export interface FakeIoctlCall {
+  fd: number;
+  request: number;
+  /** BLKFILTER_CTL command, when request is BLKFILTER_CTL. */
+  cmd?: number;
+}
+
+export interface FakeIoctlLayerOptions {
+  controlPath?: string;
+  /** false: opening the control device fails with ENOENT (module not loaded). */
+  moduleLoaded?: boolean;
+  version?: BlksnapVersion;
+}
+
+const FAKE_FD_BASE = 100_000;
+const FAKE_ADDRESS_BASE = 0x7f00_0000_0000n;
+
+function fail(errno: ErrnoName): never {
+  // Thrown inside the simulation, turned into an ioctlError (as -errno) by ioctl().
+  throw new FakeErrno(errno);
+}
+
+class FakeErrno extends Error {
+  constructor(readonly errno: ErrnoName) {
+    super(errno);
+  }
+}
+
+export class FakeIoctlLayer implements IoctlLayer {
+  readonly controlPath: string;
+  moduleLoaded: boolean;
+  readonly moduleVersion: BlksnapVersion;
+  /** Every ioctl issued, in order. */
+  readonly calls: FakeIoctlCall[] = [];
+
+  private readonly devices = new Map<string, FakeDevice>();
+  private readonly files = new Map<number, OpenFile>();
+  private nextFd = FAKE_FD_BASE;
+  private readonly memory = new Map<bigint, Buffer>();
+  private nextAddress = FAKE_ADDRESS_BASE;
+  private readonly snapshots: FakeSnapshot[] = [];
+  private nextImage = 0;
+
+  constructor(options: FakeIoctlLayerOptions = {}) {
+    this.controlPath = options.controlPath ?? '/dev/blksnap-control';
+    this.moduleLoaded = options.moduleLoaded ?? true;
+    this.moduleVersion = options.version ?? { major: 2, minor: 0, revision: 0, build: 0 };
+  }
+
+  // ---- test controls -------------------------------------------------------
+
+  addDevice(spec: FakeDeviceSpec): void {
+    if (spec.capacity % SECTOR_SIZE !== 0) throw new Error('fake device capacity must be a multiple of 512');
+    this.devices.set(spec.path, { ...spec, tracker: null });
+  }
+
+  /** Number of descriptors open through this layer (leak checks). */
+  get openCount(): number {
+    return this.files.size;
+  }
+
+  /** Bytes allocated and not freed (leak checks). */
+  get liveAllocations(): number {
+    return this.memory.size;
+  }
+
+  /** Changes a fake device's capacity (the tracker notices at the next take). */
+  resize(path: string, capacity: number): void {
+    this.device(path).capacity = capacity;
+  }
+
+  /** A write to a tracked device, as tracker_submit_bio sees it: marks the CBT write map. */
+  write(path: string, sector: number, count: number): void {
+    const tracker = this.device(path).tracker;
+    if (!tracker) return;
+    setMap(tracker, sector, count, tracker.snapNumberActive, tracker.writeMap);
+  }
+
+  /** Queues an event on a snapshot, as event_gen does. */
+  queueEvent(id: string, code: number, data: Uint8Array): void {
+    const snapshot = this.snapshots.find((s) => s.id === id);
+    if (!snapshot) throw new Error(`no fake snapshot ${id}`);
+    snapshot.events.push({ code, timeLabel: process.hrtime.bigint(), data: Buffer.from(data) });
+    for (const wake of snapshot.waiters) wake();
+  }
+
+  /**
+   * The difference storage ran out: a no_space event for the request, then each
+   * device's image is marked corrupted (-ENOSPC) with a corrupted event.
+   */
+  overflow(id: string, requestedSectors: number): void {
+    this.queueEvent(id, BLKSNAP_EVENT_CODE.no_space, encodeEventNoSpace(requestedSectors));
+    const snapshot = this.snapshots.find((s) => s.id === id);
+    for (const device of snapshot?.devices ?? []) {
+      if (device.tracker) device.tracker.errorCode = -ERRNO.ENOSPC;
+      this.queueEvent(
+        id,
+        BLKSNAP_EVENT_CODE.corrupted,
+        encodeEventCorrupted({ devIdMj: device.major, devIdMn: device.minor, errCode: -ERRNO.ENOSPC }),
+      );
+    }
+  }
+
+  // ---- IoctlLayer ----------------------------------------------------------
+
+  async open(path: string, flags: number, mode = 0o600): Promise<number> {
+    if (path === this.controlPath) {
+      if (!this.moduleLoaded) throw new BlksnapError('ENOENT', `cannot open ${path}`);
+      return this.fakeFd({ kind: 'control' });
+    }
+    const device = this.devices.get(path);
+    if (device) return this.fakeFd({ kind: 'device', device });
+    const fd = await new Promise<number>((resolve, reject) => {
+      fsOpen(path, flags, mode, (err, result) => (err ? reject(fsError(err, `cannot open ${path}`)) : resolve(result)));
+    });
+    this.files.set(fd, { kind: 'file', path });
+    return fd;
+  }
+
+  async close(fd: number): Promise<void> {
+    const file = this.files.get(fd);
+    if (!file) throw new BlksnapError('EBADF', `fd ${fd} is not open`);
+    this.files.delete(fd);
+    if (file.kind === 'file') {
+      await new Promise<void>((resolve, reject) => {
+        fsClose(fd, (err) => (err ? reject(fsError(err, `cannot close fd ${fd}`)) : resolve()));
+      });
+    }
+  }
+
+  alloc(size: number): NativeMemory {
+    if (!Number.isInteger(size) || size <= 0) throw new BlksnapError('EINVAL', `cannot allocate ${size} bytes`);
+    const address = this.nextAddress;
+    // Page-separated regions, so an overrun never lands in a neighbour.
+    this.nextAddress += BigInt(Math.ceil((size + 1) / 4096) * 4096);
+    const buffer = Buffer.alloc(size);
+    this.memory.set(address, buffer);
+    return { buffer, address };
+  }
+
+  free(mem: NativeMemory): void {
+    this.memory.delete(mem.address);
+  }
+
+  async ioctl(fd: number, request: number, arg: Buffer): Promise<number> {
+    const file = this.files.get(fd);
+    const call: FakeIoctlCall = { fd, request };
+    this.calls.push(call);
+    try {
+      if (!file) fail('EBADF');
+      // copy_from_user of _IOC_SIZE bytes: a short buffer faults.
+      if (arg.length < iocSize(request)) fail('EFAULT');
+      if (file.kind === 'control') return await this.controlIoctl(request, arg);
+      if (file.kind === 'device') return this.deviceIoctl(file.device, request, arg, call);
+      fail('ENOTTY');
+    } catch (err) {
+      if (err instanceof FakeErrno) throw ioctlError(ERRNO[err.errno], request, `fd ${fd}`);
+      throw err;
+    }
+  }
+
+  // ---- simulation ----------------------------------------------------------
+
+  private fakeFd(file: OpenFile): number {
+    const fd = this.nextFd++;
+    this.files.set(fd, file);
+    return fd;
+  }
+
+  private device(path: string): FakeDevice {
+    const device = this.devices.get(path);
+    if (!device) throw new Error(`no fake device ${path}`);
+    return device;
+  }
+
+  /** copy_from_user / copy_to_user through a user pointer: the bytes at [address, address+length). */
+  private user(address: bigint, length: number): Buffer {
+    if (address === 0n) fail('EFAULT');
+    for (const [base, buffer] of this.memory) {
+      if (address >= base && address + BigInt(length) <= base + BigInt(buffer.length)) {
+        const start = Number(address - base);
+        return buffer.subarray(start, start + length);
+      }
+    }
+    fail('EFAULT');
+  }
+
+  private snapshotById(id: string): FakeSnapshot | undefined {
+    return this.snapshots.find((s) => s.id === id);
+  }
+
+  private async controlIoctl(request: number, arg: Buffer): Promise<number> {
+    switch (request) {
+      case IOCTL_BLKSNAP_VERSION:
+        arg.set(encodeVersion(this.moduleVersion));
+        return 0;
+      case IOCTL_BLKSNAP_SNAPSHOT_CREATE: {
+        const req = decodeSnapshotCreate(arg);
+        const file = this.files.get(req.diffStorageFd);
+        if (!file || file.kind !== 'file') fail('EBADF');
+        const st = fstatSync(req.diffStorageFd);
+        if (!st.isFile() && !st.isBlockDevice()) fail('EINVAL');
+        const id = randomUUID();
+        this.snapshots.push({
+          id,
+          storageFd: req.diffStorageFd,
+          limitSectors: req.diffStorageLimitSect,
+          devices: [],
+          taken: false,
+          events: [],
+          waiters: new Set(),
+        });
+        encodeUuid(id).copy(arg, LAYOUT.blksnap_snapshot_create.fields.id);
+        return 0;
+      }
+      case IOCTL_BLKSNAP_SNAPSHOT_DESTROY: {
+        const id = decodeUuid(arg);
+        const index = this.snapshots.findIndex((s) => s.id === id);
+        if (index < 0) fail('ENODEV');
+        const [snapshot] = this.snapshots.splice(index, 1);
+        for (const device of snapshot?.devices ?? []) {
+          if (device.tracker) {
+            device.tracker.snapshotId = null;
+            device.tracker.imageName = '';
+          }
+        }
+        return 0;
+      }
+      case IOCTL_BLKSNAP_SNAPSHOT_TAKE: {
+        const snapshot = this.snapshotById(decodeUuid(arg));
+        if (!snapshot) fail('ESRCH');
+        if (snapshot.taken) fail('EALREADY');
+        if (snapshot.devices.length === 0) fail('ENODEV');
+        for (const device of snapshot.devices) {
+          let tracker = device.tracker;
+          if (!tracker) continue;
+          const capacitySectors = device.capacity / SECTOR_SIZE;
+          // tracker_take_snapshot: a resized device gets a new map (new generation).
+          if (tracker.capacitySectors !== capacitySectors) {
+            tracker = newTracker(capacitySectors, tracker);
+            device.tracker = tracker;
+          }
+          switchMap(tracker);
+          tracker.imageName = `${BLKSNAP_IMAGE_NAME}${this.nextImage++}`;
+          tracker.errorCode = 0;
+        }
+        snapshot.taken = true;
+        return 0;
+      }
+      case IOCTL_BLKSNAP_SNAPSHOT_COLLECT: {
+        const req = decodeSnapshotCollect(arg);
+        let ret = 0;
+        let count = 0;
+        if (req.ids === 0n) {
+          count = this.snapshots.length;
+        } else {
+          for (const s of this.snapshots) {
+            if (count >= req.count) {
+              ret = -ERRNO.ENODATA;
+              break;
+            }
+            encodeUuid(s.id).copy(this.user(req.ids + BigInt(count * LAYOUT.blksnap_uuid.size), LAYOUT.blksnap_uuid.size));
+            count++;
+          }
+        }
+        arg.set(encodeSnapshotCollect({ count, ids: req.ids }));
+        if (ret) fail('ENODATA');
+        return 0;
+      }
+      case IOCTL_BLKSNAP_SNAPSHOT_WAIT_EVENT: {
+        const req = decodeSnapshotEvent(arg);
+        const snapshot = this.snapshotById(req.id);
+        if (!snapshot) fail('ESRCH');
+        if (snapshot.events.length === 0) await waitForEvent(snapshot, req.timeoutMs);
+        const event = snapshot.events.shift();
+        if (!event) fail('ENOENT');
+        const f = LAYOUT.blksnap_snapshot_event.fields;
+        arg.writeUInt32LE(event.code, f.code);
+        arg.writeBigInt64LE(event.timeLabel, f.time_label);
+        arg.fill(0, f.data, f.data + SNAPSHOT_EVENT_DATA_SIZE);
+        event.data.copy(arg, f.data);
+        return 0;
+      }
+      default:
+        fail('ENOTTY');
+    }
+  }
+
+  private deviceIoctl(device: FakeDevice, request: number, arg: Buffer, call: FakeIoctlCall): number {
+    switch (request) {
+      case BLKGETSIZE64:
+        arg.writeBigUInt64LE(BigInt(device.capacity), 0);
+        return 0;
+      case BLKSSZGET:
+        arg.writeInt32LE(device.logicalBlockSize ?? SECTOR_SIZE, 0);
+        return 0;
+      case BLKPBSZGET:
+        arg.writeUInt32LE(device.physicalBlockSize ?? device.logicalBlockSize ?? SECTOR_SIZE, 0);
+        return 0;
+      case BLKFILTER_ATTACH: {
+        if (decodeBlkfilterName(arg) !== BLKSNAP_FILTER_NAME) fail('ENOENT');
+        if (device.tracker) fail('EALREADY');
+        device.tracker = newTracker(device.capacity / SECTOR_SIZE);
+        return 0;
+      }
+      case BLKFILTER_DETACH: {
+        if (!device.tracker) fail('ENOENT');
+        if (decodeBlkfilterName(arg) !== BLKSNAP_FILTER_NAME) fail('EINVAL');
+        if (device.tracker.snapshotId) fail('EBUSY');
+        device.tracker = null;
+        return 0;
+      }
+      case BLKFILTER_CTL: {
+        const ctl = decodeBlkfilterCtl(arg);
+        call.cmd = ctl.cmd;
+        if (!device.tracker || ctl.name !== BLKSNAP_FILTER_NAME) fail('ENOENT');
+        return this.filterCtl(device, device.tracker, ctl.cmd, ctl.opt, ctl.optlen);
+      }
+      default:
+        fail('ENOTTY');
+    }
+  }
+
+  private filterCtl(device: FakeDevice, tracker: FakeTracker, cmd: number, opt: bigint, optlen: number): number {
+    const sized = (size: number): Buffer => {
+      if (optlen < size) fail('EINVAL');
+      return this.user(opt, size);
+    };
+    switch (cmd) {
+      case BLKFILTER_CTL_BLKSNAP.cbtinfo:
+        sized(LAYOUT.blksnap_cbtinfo.size).set(
+          encodeCbtInfo({
+            deviceCapacity: tracker.capacitySectors * SECTOR_SIZE,
+            blockSize: 2 ** tracker.blkSizeShift,
+            blockCount: tracker.blkCount,
+            generationId: tracker.generationId,
+            changesNumber: tracker.snapNumberPrevious,
+          }),
+        );
+        return 0;
+      case BLKFILTER_CTL_BLKSNAP.cbtmap: {
+        const req = decodeCbtMap(sized(LAYOUT.blksnap_cbtmap.size));
+        if (req.offset > tracker.blkCount || req.length > tracker.blkCount - req.offset) fail('ENODATA');
+        this.user(req.buffer, req.length).set(tracker.readMap.subarray(req.offset, req.offset + req.length));
+        return 0;
+      }
+      case BLKFILTER_CTL_BLKSNAP.cbtdirty: {
+        const req = decodeCbtDirty(sized(LAYOUT.blksnap_cbtdirty.size));
+        const size = LAYOUT.blksnap_sectors.size;
+        for (let i = 0; i < req.count; i++) {
+          const range = decodeSectors(this.user(req.dirtySectors + BigInt(i * size), size));
+          if (!setMap(tracker, range.offset, range.count, tracker.snapNumberActive, tracker.writeMap)) fail('EINVAL');
+          setMap(tracker, range.offset, range.count, tracker.snapNumberPrevious, tracker.readMap);
+        }
+        return 0;
+      }
+      case BLKFILTER_CTL_BLKSNAP.snapshotadd: {
+        const snapshot = this.snapshotById(decodeSnapshotAdd(sized(LAYOUT.blksnap_snapshotadd.size)));
+        if (!snapshot) fail('ESRCH');
+        if (snapshot.devices.includes(device)) fail('EALREADY');
+        if (tracker.snapshotId) fail('EBUSY');
+        tracker.snapshotId = snapshot.id;
+        snapshot.devices.push(device);
+        return 0;
+      }
+      case BLKFILTER_CTL_BLKSNAP.snapshotinfo:
+        sized(LAYOUT.blksnap_snapshotinfo.size).set(
+          encodeSnapshotInfo({ errorCode: tracker.errorCode, image: tracker.imageName }),
+        );
+        return 0;
+      default:
+        fail('ENOTTY');
+    }
+  }
+}
+
+function newTracker(capacitySectors: number, previous?: FakeTracker): FakeTracker {
+  let shift = TRACKING_BLOCK_MINIMUM_SHIFT;
+  const countFor = (s: number): number => Math.ceil(capacitySectors / 2 ** (s - SECTOR_SHIFT));
+  while (countFor(shift) > TRACKING_BLOCK_MAXIMUM_COUNT && shift < TRACKING_BLOCK_MAXIMUM_SHIFT) shift++;
+  const blkCount = countFor(shift);
+  return {
+    capacitySectors,
+    blkSizeShift: shift,
+    blkCount,
+    readMap: new Uint8Array(blkCount),
+    writeMap: new Uint8Array(blkCount),
+    snapNumberActive: 1,
+    snapNumberPrevious: 0,
+    generationId: randomUUID(),
+    snapshotId: previous?.snapshotId ?? null,
+    imageName: '',
+    errorCode: 0,
+  };
+}
+
+/** cbt_map_switch */
+function switchMap(t: FakeTracker): void {
+  t.snapNumberPrevious = t.snapNumberActive;
+  t.snapNumberActive++;
+  if (t.snapNumberActive === 256) {
+    t.snapNumberActive = 1;
+    t.writeMap.fill(0);
+    t.generationId = randomUUID();
+  } else {
+    t.readMap.set(t.writeMap);
+  }
+}
+
+/** _cbt_map_set: false when the range leaves the map. */
+function setMap(t: FakeTracker, sector: number, count: number, number: number, map: Uint8Array): boolean {
+  const shift = t.blkSizeShift - SECTOR_SHIFT;
+  const first = Math.floor(sector / 2 ** shift);
+  const last = Math.floor((sector + count - 1) / 2 ** shift);
+  for (let i = first; i <= last; i++) {
+    if (i >= t.blkCount) return false;
+    if ((map[i] ?? 0) < number) map[i] = number;
+  }
+  return true;
+}
+
+function waitForEvent(snapshot: FakeSnapshot, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      snapshot.waiters.delete(done);
+      resolve();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    snapshot.waiters.add(done);
+  });
+}

@@ -1,0 +1,255 @@
+/**
+ * The fixed-newstyle handshake and option haggling, up to the transmission phase.
+ */
+import type { Socket } from 'node:net';
+import type { BlockDevice } from '../core/block-device.js';
+import {
+  NBD_FLAG_C_FIXED_NEWSTYLE,
+  NBD_FLAG_C_NO_ZEROES,
+  NBD_FLAG_FIXED_NEWSTYLE,
+  NBD_FLAG_NO_ZEROES,
+  NBD_INFO_BLOCK_SIZE,
+  NBD_INFO_DESCRIPTION,
+  NBD_INFO_EXPORT,
+  NBD_INFO_NAME,
+  NBD_INIT_MAGIC,
+  NBD_MAX_STRING,
+  NBD_OPT_ABORT,
+  NBD_OPT_EXPORT_NAME,
+  NBD_OPT_GO,
+  NBD_OPT_INFO,
+  NBD_OPT_LIST,
+  NBD_OPTION_HEADER_SIZE,
+  NBD_OPTION_REPLY_HEADER_SIZE,
+  NBD_OPTS_MAGIC,
+  NBD_REP_ACK,
+  NBD_REP_ERR_INVALID,
+  NBD_REP_ERR_SHUTDOWN,
+  NBD_REP_ERR_UNKNOWN,
+  NBD_REP_ERR_UNSUP,
+  NBD_REP_INFO,
+  NBD_REP_MAGIC,
+  NBD_REP_SERVER,
+} from './constants.js';
+import type { ExportEntry, ExportSource } from './export-source.js';
+import { blockSizesFor, transmissionFlags } from './flags.js';
+import type { SocketReader } from './socket-reader.js';
+
+/** The client broke the protocol; the server drops the connection (hard disconnect). */
+export class NbdProtocolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NbdProtocolError';
+  }
+}
+
+export interface NegotiationContext {
+  socket: Socket;
+  reader: SocketReader;
+  source: ExportSource;
+  /** Export used for the empty name (the protocol's "default export"). */
+  defaultExport: string | undefined;
+  multiConn: boolean;
+  maxPayload: number;
+  /** Longest option payload accepted; anything larger is a hard disconnect. */
+  maxOptionLength: number;
+  isShuttingDown(): boolean;
+}
+
+export interface NegotiatedExport {
+  name: string;
+  device: BlockDevice;
+  flags: number;
+}
+
+const ZEROES_124 = Buffer.alloc(124);
+
+function u16(n: number): Buffer {
+  const b = Buffer.allocUnsafe(2);
+  b.writeUInt16BE(n, 0);
+  return b;
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.allocUnsafe(4);
+  b.writeUInt32BE(n >>> 0, 0);
+  return b;
+}
+
+function u64(n: number): Buffer {
+  const b = Buffer.allocUnsafe(8);
+  b.writeBigUInt64BE(BigInt(n), 0);
+  return b;
+}
+
+function sendOptionReply(socket: Socket, option: number, type: number, data: Buffer = Buffer.alloc(0)): void {
+  const header = Buffer.allocUnsafe(NBD_OPTION_REPLY_HEADER_SIZE);
+  header.writeBigUInt64BE(NBD_REP_MAGIC, 0);
+  header.writeUInt32BE(option >>> 0, 8);
+  header.writeUInt32BE(type >>> 0, 12);
+  header.writeUInt32BE(data.length, 16);
+  socket.write(data.length > 0 ? Buffer.concat([header, data]) : header);
+}
+
+function sendOptionError(socket: Socket, option: number, type: number, message: string): void {
+  sendOptionReply(socket, option, type, Buffer.from(message, 'utf8'));
+}
+
+/** What NBD_OPT_INFO / NBD_OPT_GO carry: an export name and the info types asked for. */
+function parseInfoRequest(data: Buffer): { name: string; requests: number[] } | null {
+  if (data.length < 6) return null;
+  const nameLength = data.readUInt32BE(0);
+  if (nameLength > data.length - 6 || nameLength > NBD_MAX_STRING) return null;
+  const name = data.toString('utf8', 4, 4 + nameLength);
+  const count = data.readUInt16BE(4 + nameLength);
+  if (data.length !== 4 + nameLength + 2 + 2 * count) return null;
+  const requests: number[] = [];
+  for (let i = 0; i < count; i++) requests.push(data.readUInt16BE(4 + nameLength + 2 + 2 * i));
+  return { name, requests };
+}
+
+function lookUp(ctx: NegotiationContext, requested: string): { name: string; device: BlockDevice } | undefined {
+  const name = requested === '' && ctx.defaultExport !== undefined ? ctx.defaultExport : requested;
+  let device: BlockDevice | undefined;
+  try {
+    device = ctx.source.open(name);
+  } catch {
+    device = undefined;
+  }
+  return device === undefined ? undefined : { name, device };
+}
+
+function descriptionOf(ctx: NegotiationContext, name: string): string | undefined {
+  try {
+    return ctx.source.list().find((e) => e.name === name)?.description;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Answers NBD_OPT_INFO / NBD_OPT_GO; returns the export when GO succeeded. */
+function answerInfo(ctx: NegotiationContext, option: number, data: Buffer): NegotiatedExport | null {
+  const { socket } = ctx;
+  const request = parseInfoRequest(data);
+  if (request === null) {
+    sendOptionError(socket, option, NBD_REP_ERR_INVALID, 'malformed NBD_OPT_INFO/GO payload');
+    return null;
+  }
+  const found = lookUp(ctx, request.name);
+  if (found === undefined) {
+    sendOptionError(socket, option, NBD_REP_ERR_UNKNOWN, `no export named "${request.name}"`);
+    return null;
+  }
+  const { device, name } = found;
+  const flags = transmissionFlags(device, ctx.multiConn);
+  const exportInfo = Buffer.allocUnsafe(12);
+  exportInfo.writeUInt16BE(NBD_INFO_EXPORT, 0);
+  exportInfo.writeBigUInt64BE(BigInt(device.capacity), 2);
+  exportInfo.writeUInt16BE(flags, 10);
+  sendOptionReply(socket, option, NBD_REP_INFO, exportInfo);
+  if (request.requests.includes(NBD_INFO_NAME)) {
+    sendOptionReply(socket, option, NBD_REP_INFO, Buffer.concat([u16(NBD_INFO_NAME), Buffer.from(name, 'utf8')]));
+  }
+  if (request.requests.includes(NBD_INFO_DESCRIPTION)) {
+    const description = descriptionOf(ctx, name);
+    if (description !== undefined) {
+      const text = Buffer.from(description, 'utf8').subarray(0, NBD_MAX_STRING);
+      sendOptionReply(socket, option, NBD_REP_INFO, Buffer.concat([u16(NBD_INFO_DESCRIPTION), text]));
+    }
+  }
+  // Always sent: the server may give block sizes unasked, and clients honour them.
+  const sizes = blockSizesFor(device, ctx.maxPayload);
+  sendOptionReply(
+    socket,
+    option,
+    NBD_REP_INFO,
+    Buffer.concat([u16(NBD_INFO_BLOCK_SIZE), u32(sizes.minimum), u32(sizes.preferred), u32(sizes.maximum)]),
+  );
+  sendOptionReply(socket, option, NBD_REP_ACK);
+  return option === NBD_OPT_GO ? { name, device, flags } : null;
+}
+
+function answerList(ctx: NegotiationContext, data: Buffer): void {
+  const { socket } = ctx;
+  if (data.length !== 0) {
+    sendOptionError(socket, NBD_OPT_LIST, NBD_REP_ERR_INVALID, 'NBD_OPT_LIST takes no data');
+    return;
+  }
+  let entries: ExportEntry[];
+  try {
+    entries = ctx.source.list();
+  } catch {
+    entries = [];
+  }
+  for (const entry of entries) {
+    const name = Buffer.from(entry.name, 'utf8');
+    const description = Buffer.from(entry.description ?? '', 'utf8').subarray(0, NBD_MAX_STRING);
+    sendOptionReply(socket, NBD_OPT_LIST, NBD_REP_SERVER, Buffer.concat([u32(name.length), name, description]));
+  }
+  sendOptionReply(socket, NBD_OPT_LIST, NBD_REP_ACK);
+}
+
+/**
+ * Runs the handshake. Resolves with the export chosen by NBD_OPT_GO or
+ * NBD_OPT_EXPORT_NAME, or null when the client aborted (the socket is ended).
+ * Rejects with NbdProtocolError (or the reader's error) when the connection must drop.
+ */
+export async function negotiate(ctx: NegotiationContext): Promise<NegotiatedExport | null> {
+  const { socket, reader } = ctx;
+  const greeting = Buffer.allocUnsafe(18);
+  greeting.writeBigUInt64BE(NBD_INIT_MAGIC, 0);
+  greeting.writeBigUInt64BE(NBD_OPTS_MAGIC, 8);
+  greeting.writeUInt16BE(NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES, 16);
+  socket.write(greeting);
+
+  const clientFlags = (await reader.read(4)).readUInt32BE(0);
+  if ((clientFlags & ~(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES)) !== 0) {
+    throw new NbdProtocolError(`unknown client flags 0x${clientFlags.toString(16)}`);
+  }
+  const fixed = (clientFlags & NBD_FLAG_C_FIXED_NEWSTYLE) !== 0;
+  const noZeroes = (clientFlags & NBD_FLAG_C_NO_ZEROES) !== 0;
+
+  for (;;) {
+    const header = await reader.read(NBD_OPTION_HEADER_SIZE);
+    if (header.readBigUInt64BE(0) !== NBD_OPTS_MAGIC) throw new NbdProtocolError('bad option magic');
+    const option = header.readUInt32BE(8);
+    const length = header.readUInt32BE(12);
+    if (length > ctx.maxOptionLength) throw new NbdProtocolError(`option ${option} too long (${length} bytes)`);
+    const data = await reader.read(length);
+
+    if (option === NBD_OPT_EXPORT_NAME) {
+      // No way to answer an error here: an unknown export ends the session.
+      if (length > NBD_MAX_STRING) throw new NbdProtocolError('export name too long');
+      const found = lookUp(ctx, data.toString('utf8'));
+      if (found === undefined || ctx.isShuttingDown()) throw new NbdProtocolError(`no export named "${data.toString('utf8')}"`);
+      const flags = transmissionFlags(found.device, ctx.multiConn);
+      const reply = Buffer.concat([u64(found.device.capacity), u16(flags), ...(noZeroes ? [] : [ZEROES_124])]);
+      socket.write(reply);
+      return { name: found.name, device: found.device, flags };
+    }
+    if (!fixed) throw new NbdProtocolError(`option ${option} without fixed newstyle`);
+    if (option === NBD_OPT_ABORT) {
+      sendOptionReply(socket, option, NBD_REP_ACK);
+      socket.end();
+      return null;
+    }
+    if (ctx.isShuttingDown()) {
+      sendOptionError(socket, option, NBD_REP_ERR_SHUTDOWN, 'server is shutting down');
+      continue;
+    }
+    switch (option) {
+      case NBD_OPT_LIST:
+        answerList(ctx, data);
+        break;
+      case NBD_OPT_INFO:
+      case NBD_OPT_GO: {
+        const chosen = answerInfo(ctx, option, data);
+        if (chosen !== null) return chosen;
+        break;
+      }
+      default:
+        // STARTTLS, STRUCTURED_REPLY, meta contexts, extended headers, anything newer.
+        sendOptionError(socket, option, NBD_REP_ERR_UNSUP, `option ${option} not supported`);
+    }
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * The NBD server: exports BlockDevices (engine devices, snapshot images) over a
+ * Unix socket and, when asked, over TCP on 127.0.0.1 only.
+ */
+import { createConnection, createServer } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import { chmod, lstat, unlink } from 'node:fs/promises';
+import { BlksnapError } from '../abi/errno.js';
+import { NbdConnection } from './connection.js';
+import type { ConnectionLimits } from './connection.js';
+import type { ExportSource } from './export-source.js';
+import { tcpUri, unixUri } from './uri.js';
+
+export interface NbdServerOptions {
+  exports: ExportSource;
+  /** Listen on this Unix socket path (a stale socket there is replaced). */
+  unixSocket?: string;
+  /** Mode of the Unix socket file (e.g. 0o660); left to the umask when unset. */
+  unixSocketMode?: number;
+  /** Also listen on 127.0.0.1:tcpPort (0 picks a free port). Never on other addresses. */
+  tcpPort?: number;
+  /** Export served for the empty name (the protocol's default export). */
+  defaultExport?: string;
+  /** Advertise NBD_FLAG_CAN_MULTI_CONN (default true: all connections share one device). */
+  multiConn?: boolean;
+  limits?: Partial<ConnectionLimits>;
+  log?: (message: string) => void;
+}
+
+export const DEFAULT_LIMITS: ConnectionLimits = {
+  maxPayload: 32 * 1024 * 1024,
+  maxInFlight: 64,
+  maxQueuedReplyBytes: 64 * 1024 * 1024,
+  maxOptionLength: 64 * 1024,
+  handshakeTimeoutMs: 30_000,
+};
+
+const SHUTDOWN_GRACE_MS = 5_000;
+
+function listen(server: Server, ...args: [string] | [number, string]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    const done = (): void => {
+      server.off('error', onError);
+      resolve();
+    };
+    if (args.length === 1) server.listen(args[0], done);
+    else server.listen(args[0], args[1], done);
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/** True when something accepts connections on the Unix socket at `path`. */
+function socketIsLive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createConnection(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+}
+
+export class NbdServer {
+  private readonly options: NbdServerOptions;
+  private readonly limits: ConnectionLimits;
+  private readonly listeners: Server[] = [];
+  private readonly connections = new Set<NbdConnection>();
+  private nextId = 1;
+  private boundTcpPort: number | null = null;
+  private state: 'new' | 'running' | 'closing' | 'closed' = 'new';
+
+  constructor(options: NbdServerOptions) {
+    if (options.unixSocket === undefined && options.tcpPort === undefined) {
+      throw new BlksnapError('EINVAL', 'the NBD server needs a Unix socket path or a TCP port');
+    }
+    this.options = options;
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new BlksnapError('EALREADY', 'the NBD server was already started');
+    this.state = 'running';
+    try {
+      const { unixSocket, tcpPort } = this.options;
+      if (unixSocket !== undefined) {
+        await this.clearStaleSocket(unixSocket);
+        const server = this.makeListener();
+        await listen(server, unixSocket);
+        this.listeners.push(server);
+        if (this.options.unixSocketMode !== undefined) await chmod(unixSocket, this.options.unixSocketMode);
+      }
+      if (tcpPort !== undefined) {
+        const server = this.makeListener();
+        await listen(server, tcpPort, '127.0.0.1');
+        this.listeners.push(server);
+        const address = server.address();
+        this.boundTcpPort = typeof address === 'object' && address !== null ? address.port : tcpPort;
+      }
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+  }
+
+  /** The URI of an export: the Unix socket one when there is a socket, else TCP. */
+  uriFor(name: string, transport?: 'unix' | 'tcp'): string {
+    const { unixSocket } = this.options;
+    const wantTcp = transport === 'tcp' || (transport === undefined && unixSocket === undefined);
+    if (!wantTcp && unixSocket !== undefined) return unixUri(name, unixSocket);
+    if (this.boundTcpPort === null) throw new BlksnapError('ENXIO', 'the NBD server is not listening on TCP');
+    return tcpUri(name, this.boundTcpPort);
+  }
+
+  /** The TCP port listened on, or null. */
+  get tcpPort(): number | null {
+    return this.boundTcpPort;
+  }
+
+  get socketPath(): string | undefined {
+    return this.options.unixSocket;
+  }
+
+  /** Connections open now, with the export each serves (null while negotiating). */
+  listConnections(): { id: number; export: string | null }[] {
+    return [...this.connections].map((c) => ({ id: c.id, export: c.export }));
+  }
+
+  /** Stops listening, lets running requests finish (briefly), and closes every connection. */
+  async close(): Promise<void> {
+    if (this.state === 'closed' || this.state === 'closing') return;
+    this.state = 'closing';
+    const closing = this.listeners.map(closeServer);
+    await Promise.all([...this.connections].map((c) => c.shutdown(SHUTDOWN_GRACE_MS)));
+    await Promise.all(closing);
+    this.listeners.length = 0;
+    const { unixSocket } = this.options;
+    if (unixSocket !== undefined) {
+      try {
+        if ((await lstat(unixSocket)).isSocket()) await unlink(unixSocket);
+      } catch {
+        // already gone
+      }
+    }
+    this.state = 'closed';
+  }
+
+  private makeListener(): Server {
+    const server = createServer({ noDelay: true, pauseOnConnect: false }, (socket) => this.accept(socket));
+    server.on('error', (err) => this.log(`nbd: listener error: ${err.message}`));
+    return server;
+  }
+
+  private accept(socket: Socket): void {
+    if (this.state !== 'running') {
+      socket.destroy();
+      return;
+    }
+    socket.on('error', () => {
+      // reported through the connection's reader
+    });
+    const connection = new NbdConnection(
+      socket,
+      {
+        ...this.limits,
+        source: this.options.exports,
+        defaultExport: this.options.defaultExport,
+        multiConn: this.options.multiConn ?? true,
+        log: (m) => this.log(m),
+        isShuttingDown: () => this.state !== 'running',
+      },
+      this.nextId++,
+    );
+    this.connections.add(connection);
+    void connection.done.finally(() => this.connections.delete(connection));
+  }
+
+  private async clearStaleSocket(path: string): Promise<void> {
+    let isSocket: boolean;
+    try {
+      isSocket = (await lstat(path)).isSocket();
+    } catch {
+      return; // nothing there
+    }
+    if (!isSocket) throw new BlksnapError('EEXIST', `${path} exists and is not a socket`);
+    if (await socketIsLive(path)) throw new BlksnapError('EBUSY', `another server listens on ${path}`);
+    await unlink(path);
+  }
+
+  private log(message: string): void {
+    this.options.log?.(message);
+  }
+}

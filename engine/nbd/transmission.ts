@@ -1,0 +1,234 @@
+/**
+ * The transmission phase of one connection: requests are read one after the
+ * other and run concurrently (up to maxInFlight); each reply goes out as one
+ * uninterrupted frame (header and data written back to back), in
+ * whatever order the device completes them; replies finished in the same
+ * event-loop turn are batched into one writev.
+ */
+import type { Socket } from 'node:net';
+import type { BlockDevice } from '../core/block-device.js';
+import {
+  NBD_CMD_DISC,
+  NBD_CMD_FLAG_FUA,
+  NBD_CMD_FLAG_NO_HOLE,
+  NBD_CMD_FLUSH,
+  NBD_CMD_READ,
+  NBD_CMD_TRIM,
+  NBD_CMD_WRITE,
+  NBD_CMD_WRITE_ZEROES,
+  NBD_EINVAL,
+  NBD_EIO,
+  NBD_ENOSPC,
+  NBD_EPERM,
+  NBD_REQUEST_MAGIC,
+  NBD_REQUEST_SIZE,
+  NBD_SIMPLE_REPLY_MAGIC,
+  NBD_SIMPLE_REPLY_SIZE,
+} from './constants.js';
+import { nbdErrorFor } from './errors.js';
+import { NbdProtocolError } from './negotiation.js';
+import type { SocketReader } from './socket-reader.js';
+
+export interface TransmissionOptions {
+  /** Largest READ/WRITE payload accepted (bytes). */
+  maxPayload: number;
+  /** Requests running at once on this connection before the server stops reading. */
+  maxInFlight: number;
+  /** Reply bytes queued on the socket before the server stops reading. */
+  maxQueuedReplyBytes: number;
+  /** Alignment every offset and length must have (the export's minimum block size). */
+  alignment: number;
+}
+
+interface Request {
+  flags: number;
+  type: number;
+  cookieHigh: number;
+  cookieLow: number;
+  offset: number;
+  length: number;
+  payload: Buffer | null;
+}
+
+const TWO_32 = 4294967296;
+const EMPTY = Buffer.alloc(0);
+
+export class Transmission {
+  private inFlight = 0;
+  private readonly slotWaiters: (() => void)[] = [];
+  private readonly idleWaiters: (() => void)[] = [];
+  private stopping = false;
+  private corked = false;
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly reader: SocketReader,
+    private readonly device: BlockDevice,
+    private readonly options: TransmissionOptions,
+  ) {}
+
+  /** Requests currently being served. */
+  get pending(): number {
+    return this.inFlight;
+  }
+
+  /**
+   * Serves requests until NBD_CMD_DISC (resolves after the outstanding replies
+   * are sent and the socket ended), or until the connection closes or breaks
+   * the protocol (rejects; the caller drops the connection).
+   */
+  async run(): Promise<void> {
+    for (;;) {
+      const header = this.reader.tryRead(NBD_REQUEST_SIZE) ?? (await this.reader.read(NBD_REQUEST_SIZE));
+      if (header.readUInt32BE(0) !== NBD_REQUEST_MAGIC) throw new NbdProtocolError('bad request magic');
+      const offsetHigh = header.readUInt32BE(16);
+      const request: Request = {
+        flags: header.readUInt16BE(4),
+        type: header.readUInt16BE(6),
+        cookieHigh: header.readUInt32BE(8),
+        cookieLow: header.readUInt32BE(12),
+        // Exact below 2^53; anything above is past every export's end anyway.
+        offset: offsetHigh * TWO_32 + header.readUInt32BE(20),
+        length: header.readUInt32BE(24),
+        payload: null,
+      };
+      if (request.type === NBD_CMD_WRITE) {
+        if (request.length > this.options.maxPayload) {
+          throw new NbdProtocolError(`write payload of ${request.length} bytes exceeds ${this.options.maxPayload}`);
+        }
+        request.payload = this.reader.tryRead(request.length) ?? (await this.reader.read(request.length));
+      }
+      if (request.type === NBD_CMD_DISC) {
+        this.stopping = true;
+        await this.idle();
+        this.socket.end();
+        return;
+      }
+      if (this.inFlight >= this.options.maxInFlight || this.socket.writableLength > this.options.maxQueuedReplyBytes) {
+        await this.roomForMore();
+      }
+      this.inFlight++;
+      void this.serve(request);
+    }
+  }
+
+  /** Resolves when no request is running. */
+  idle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  get disconnecting(): boolean {
+    return this.stopping;
+  }
+
+  private async roomForMore(): Promise<void> {
+    while (this.inFlight >= this.options.maxInFlight) {
+      await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+    }
+    if (this.socket.writableLength > this.options.maxQueuedReplyBytes && !this.socket.destroyed) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          this.socket.off('drain', done);
+          this.socket.off('close', done);
+          resolve();
+        };
+        this.socket.on('drain', done);
+        this.socket.on('close', done);
+      });
+    }
+  }
+
+  private async serve(request: Request): Promise<void> {
+    let error = 0;
+    let data: Buffer = EMPTY;
+    const early = this.check(request);
+    if (early !== 0) error = early;
+    else {
+      try {
+        const result = await this.execute(request);
+        if (result !== undefined) {
+          if (result.length !== request.length) error = NBD_EIO;
+          else data = result;
+        }
+      } catch (err) {
+        error = nbdErrorFor(err);
+      }
+    }
+    this.reply(request, error, data);
+    this.inFlight--;
+    const waiter = this.slotWaiters.shift();
+    if (waiter !== undefined) waiter();
+    if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  /** The error value for a request that must not reach the device, or 0. */
+  private check(request: Request): number {
+    const { type, flags, offset, length } = request;
+    const device = this.device;
+    const writes = type === NBD_CMD_WRITE || type === NBD_CMD_TRIM || type === NBD_CMD_WRITE_ZEROES;
+    if (type !== NBD_CMD_READ && !writes && type !== NBD_CMD_FLUSH) return NBD_EINVAL; // unknown command
+    const allowedFlags = NBD_CMD_FLAG_FUA | (type === NBD_CMD_WRITE_ZEROES ? NBD_CMD_FLAG_NO_HOLE : 0);
+    if ((flags & ~allowedFlags) !== 0) return NBD_EINVAL;
+    if (writes && device.readOnly) return NBD_EPERM;
+    if (type === NBD_CMD_FLUSH) return 0; // offset and length are reserved
+    if (length === 0) return NBD_EINVAL;
+    if (type === NBD_CMD_READ && length > this.options.maxPayload) return NBD_EINVAL;
+    if (offset + length > device.capacity) {
+      return type === NBD_CMD_WRITE || type === NBD_CMD_WRITE_ZEROES ? NBD_ENOSPC : NBD_EINVAL;
+    }
+    const a = this.options.alignment;
+    if (offset % a !== 0 || length % a !== 0) return NBD_EINVAL;
+    return 0;
+  }
+
+  private async execute(request: Request): Promise<Buffer | undefined> {
+    const { device } = this;
+    const fua = (request.flags & NBD_CMD_FLAG_FUA) !== 0;
+    switch (request.type) {
+      case NBD_CMD_READ:
+        return device.read(request.offset, request.length);
+      case NBD_CMD_WRITE:
+        await device.write(request.offset, request.payload ?? EMPTY, fua ? { fua: true } : undefined);
+        return undefined;
+      case NBD_CMD_FLUSH:
+        await device.flush();
+        return undefined;
+      case NBD_CMD_TRIM:
+        await device.discard(request.offset, request.length);
+        if (fua) await device.flush();
+        return undefined;
+      case NBD_CMD_WRITE_ZEROES:
+        // NO_HOLE asks for allocated zeroes: a plain zero write is exactly that.
+        await device.writeZeroes(request.offset, request.length);
+        if (fua) await device.flush();
+        return undefined;
+      default:
+        throw new NbdProtocolError(`unexpected command ${request.type}`);
+    }
+  }
+
+  private reply(request: Request, error: number, data: Buffer): void {
+    const socket = this.socket;
+    if (socket.destroyed || !socket.writable) return;
+    const header = Buffer.allocUnsafe(NBD_SIMPLE_REPLY_SIZE);
+    header.writeUInt32BE(NBD_SIMPLE_REPLY_MAGIC, 0);
+    header.writeUInt32BE(error, 4);
+    header.writeUInt32BE(request.cookieHigh, 8);
+    header.writeUInt32BE(request.cookieLow, 12);
+    // Replies finished in the same event-loop turn (e.g. all the device reads
+    // the poll phase completed) leave in one writev at the check phase. A
+    // header and its data are written back to back: frames never interleave.
+    if (!this.corked) {
+      this.corked = true;
+      socket.cork();
+      setImmediate(this.uncork);
+    }
+    socket.write(header);
+    if (data.length > 0) socket.write(data);
+  }
+}

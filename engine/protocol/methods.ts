@@ -1,0 +1,146 @@
+/**
+ * The one method table of the helper protocol: method name -> params schema and
+ * result schema. The daemon validates every request against it and clients validate
+ * every result, so both ends agree by construction.
+ */
+import { z } from 'zod';
+import {
+  MAX_CBT_MAP_LENGTH,
+  MAX_DIRTY_RANGES,
+  MAX_WAIT_EVENT_TIMEOUT_MS,
+  PROTOCOL_VERSION,
+} from './limits.js';
+import { CBT_MAP_ENCODING } from './cbt-encoding.js';
+import {
+  AbsolutePathSchema,
+  BlksnapVersionSchema,
+  CbtInfoSchema,
+  DeviceEntrySchema,
+  DeviceRefSchema,
+  DriverKindSchema,
+  ExportEntrySchema,
+  ImageEntrySchema,
+  SectorRangeSchema,
+  SettingsSchema,
+  SnapshotEventSchema,
+  SnapshotIdSchema,
+  SnapshotInfoSchema,
+  SnapshotSummarySchema,
+  StorageInfoSchema,
+  TopicSchema,
+  UintSchema,
+} from './schemas.js';
+
+const Empty = z.strictObject({});
+const Device = z.strictObject({ device: DeviceRefSchema });
+const SnapshotRef = z.strictObject({ id: SnapshotIdSchema });
+const Ok = z.strictObject({ ok: z.literal(true) });
+const ImageName = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'image names use letters, digits, ".", "_" and "-"');
+
+export const HelloResultSchema = z.strictObject({
+  protocolVersion: z.number().int(),
+  driver: DriverKindSchema,
+  driverVersion: z.string(),
+  capabilities: z.array(z.string()),
+});
+
+export const methods = {
+  /** Handshake: the client's protocol version; the helper answers with its own and the driver. */
+  hello: {
+    params: z.strictObject({ protocolVersion: z.number().int().min(1), client: z.string().max(200).optional() }),
+    result: HelloResultSchema,
+  },
+  version: { params: Empty, result: BlksnapVersionSchema },
+  snapshotCreate: {
+    params: z.strictObject({
+      diffStoragePath: AbsolutePathSchema,
+      limitSectors: UintSchema.min(1),
+      /** Devices added right after creation (each as snapshotAdd). */
+      devices: z.array(DeviceRefSchema).max(256).optional(),
+    }),
+    result: z.strictObject({ id: SnapshotIdSchema }),
+  },
+  snapshotDestroy: { params: SnapshotRef, result: Ok },
+  snapshotTake: { params: SnapshotRef, result: Ok },
+  snapshotCollect: { params: Empty, result: z.strictObject({ ids: z.array(SnapshotIdSchema) }) },
+  snapshotWaitEvent: {
+    params: z.strictObject({ id: SnapshotIdSchema, timeoutMs: UintSchema.max(MAX_WAIT_EVENT_TIMEOUT_MS) }),
+    result: z.strictObject({ event: SnapshotEventSchema.nullable() }),
+  },
+  snapshotAdd: { params: z.strictObject({ id: SnapshotIdSchema, device: DeviceRefSchema }), result: Ok },
+  snapshotInfo: { params: Device, result: SnapshotInfoSchema },
+  storageInfo: { params: SnapshotRef, result: StorageInfoSchema },
+  'snapshots.list': { params: Empty, result: z.strictObject({ snapshots: z.array(SnapshotSummarySchema) }) },
+  attach: { params: Device, result: Ok },
+  detach: { params: Device, result: Ok },
+  cbtInfo: { params: Device, result: CbtInfoSchema },
+  cbtMap: {
+    params: z.strictObject({
+      device: DeviceRefSchema,
+      offset: UintSchema,
+      length: UintSchema.min(1).max(MAX_CBT_MAP_LENGTH),
+    }),
+    result: z.strictObject({
+      offset: UintSchema,
+      /** Bytes of map returned (fewer than asked at the end of the map). */
+      length: UintSchema,
+      encoding: z.literal(CBT_MAP_ENCODING),
+      data: z.string(),
+    }),
+  },
+  cbtDirty: {
+    params: z.strictObject({ device: DeviceRefSchema, ranges: z.array(SectorRangeSchema).min(1).max(MAX_DIRTY_RANGES) }),
+    result: Ok,
+  },
+  'devices.list': { params: Empty, result: z.strictObject({ devices: z.array(DeviceEntrySchema) }) },
+  'images.create': {
+    params: z.strictObject({ path: AbsolutePathSchema, size: UintSchema.min(512), name: ImageName.optional() }),
+    result: ImageEntrySchema,
+  },
+  'images.add': { params: z.strictObject({ path: AbsolutePathSchema, name: ImageName.optional() }), result: ImageEntrySchema },
+  'images.list': { params: Empty, result: z.strictObject({ images: z.array(ImageEntrySchema) }) },
+  /** Unregisters an image (by name or path); the file itself is kept. */
+  'images.remove': { params: z.strictObject({ image: DeviceRefSchema }), result: Ok },
+  'exports.list': {
+    params: Empty,
+    result: z.strictObject({ socketPath: z.string().nullable(), exports: z.array(ExportEntrySchema) }),
+  },
+  'settings.get': { params: Empty, result: SettingsSchema },
+  'settings.set': { params: SettingsSchema.partial().strict(), result: SettingsSchema },
+  subscribe: { params: z.strictObject({ topics: z.array(TopicSchema).min(1).optional() }), result: z.strictObject({ topics: z.array(TopicSchema) }) },
+  unsubscribe: { params: z.strictObject({ topics: z.array(TopicSchema).min(1).optional() }), result: z.strictObject({ topics: z.array(TopicSchema) }) },
+} as const satisfies Record<string, { params: z.ZodType; result: z.ZodType }>;
+
+export type MethodTable = typeof methods;
+export type MethodName = keyof MethodTable;
+export type MethodParams<M extends MethodName> = z.input<MethodTable[M]['params']>;
+export type MethodResult<M extends MethodName> = z.output<MethodTable[M]['result']>;
+
+export function isMethodName(name: string): name is MethodName {
+  return Object.prototype.hasOwnProperty.call(methods, name);
+}
+
+/** Notifications the helper sends to subscribed clients: name -> params schema. */
+export const notifications = {
+  /** A snapshot event (corrupted, low_free_space, no_space) as the driver reported it. */
+  event: SnapshotEventSchema,
+  /** Snapshot lifecycle: created, a device added, taken, destroyed. */
+  snapshot: z.strictObject({
+    id: SnapshotIdSchema,
+    state: z.enum(['created', 'device-added', 'taken', 'destroyed']),
+    device: z.string().optional(),
+  }),
+  /** The device or image list changed. */
+  devices: z.strictObject({ reason: z.string() }),
+  /** Progress of a long operation. */
+  progress: z.strictObject({ operation: z.string(), done: UintSchema, total: UintSchema.nullable() }),
+} as const satisfies Record<z.infer<typeof TopicSchema>, z.ZodType>;
+
+export type NotificationName = keyof typeof notifications;
+export type NotificationParams<N extends NotificationName> = z.output<(typeof notifications)[N]>;
+
+export { PROTOCOL_VERSION };

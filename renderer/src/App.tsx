@@ -1,0 +1,72 @@
+import { useEffect } from 'react';
+import { HelperStatus } from './components/HelperStatus.js';
+import { Sidebar } from './components/Sidebar.js';
+import { BackupScreen } from './features/backup/BackupScreen.js';
+import { DevicesScreen } from './features/devices/DevicesScreen.js';
+import { AlertBanner } from './features/event-log/AlertBanner.js';
+import { EventsScreen } from './features/event-log/EventsScreen.js';
+import { HeatmapScreen } from './features/heatmap/HeatmapScreen.js';
+import { SnapshotsScreen } from './features/snapshots/SnapshotsScreen.js';
+import { StorageScreen } from './features/storage/StorageScreen.js';
+import { useApp, useAppStoreApi } from './store/context.js';
+import type { Screen } from './store/ui-slice.js';
+
+function CurrentScreen({ screen }: { screen: Screen }) {
+  switch (screen) {
+    case 'devices':
+      return <DevicesScreen />;
+    case 'storage':
+      return <StorageScreen />;
+    case 'snapshots':
+      return <SnapshotsScreen />;
+    case 'events':
+      return <EventsScreen />;
+    case 'heatmap':
+      return <HeatmapScreen />;
+    case 'backup':
+      return <BackupScreen />;
+  }
+}
+
+function StatusLine() {
+  const notice = useApp((s) => s.notice);
+  return (
+    <div className={`status-line${notice?.kind === 'error' ? ' status-error' : ''}`} role="status" data-testid="status-line">
+      {notice?.text ?? ''}
+    </div>
+  );
+}
+
+export function App() {
+  const store = useAppStoreApi();
+  const screen = useApp((s) => s.screen);
+  const modalOpen = useApp((s) => s.modalOpen);
+
+  useEffect(() => {
+    const s = store.getState();
+    void s.refreshStatus();
+    void s.refreshDevices();
+    void s.refreshSnapshots();
+    void s.refreshFilesystems();
+  }, [store]);
+
+  return (
+    <div className="app" aria-hidden={modalOpen || undefined} inert={modalOpen}>
+      <a className="skip-link" href="#main">
+        Skip to content
+      </a>
+      <header className="topbar">
+        <h1>Blksnap Manager</h1>
+        <HelperStatus />
+      </header>
+      <AlertBanner />
+      <div className="body">
+        <Sidebar />
+        <main id="main" className="main" tabIndex={-1}>
+          <CurrentScreen screen={screen} />
+        </main>
+      </div>
+      <StatusLine />
+    </div>
+  );
+}

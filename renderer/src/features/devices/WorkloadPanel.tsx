@@ -1,0 +1,112 @@
+import { useState } from 'react';
+import type { FormEvent } from 'react';
+import type { ContractError } from '../../../../app/shared/result.js';
+import type { WorkloadPattern } from '../../../../app/shared/types.js';
+import { ErrorText } from '../../components/ErrorText.js';
+import { useApp } from '../../store/context.js';
+
+const PATTERNS: { value: WorkloadPattern; label: string }[] = [
+  { value: 'random', label: 'Random' },
+  { value: 'sequential', label: 'Sequential' },
+  { value: 'hotspot', label: 'Hot spot' },
+];
+
+function WorkloadProgressLine({ device }: { device: string }) {
+  const view = useApp((s) => s.workloads[device]);
+  if (view === undefined) return <p className="muted" data-testid="workload-progress">No workload has run on {device}.</p>;
+  return (
+    <p data-testid="workload-progress" aria-live="polite">
+      {view.running ? 'Running' : 'Stopped'}: {view.writtenMiB} MiB written in {view.elapsedS} s at {view.actualMiBps} MiB/s
+      (target {view.rateMiBps} MiB/s, {view.pattern}).
+      {view.error ? <span className="error-text"> {view.error}</span> : null}
+    </p>
+  );
+}
+
+export function WorkloadPanel() {
+  const devices = useApp((s) => s.devices);
+  const startWorkload = useApp((s) => s.startWorkload);
+  const stopWorkload = useApp((s) => s.stopWorkload);
+  const engineDevices = devices.filter((d) => d.kind === 'engine');
+  const [chosen, setChosen] = useState('');
+  const [rate, setRate] = useState('4');
+  const [pattern, setPattern] = useState<WorkloadPattern>('random');
+  const [error, setError] = useState<ContractError | null>(null);
+  const device = engineDevices.some((d) => d.id === chosen) ? chosen : (engineDevices[0]?.id ?? '');
+  const running = useApp((s) => (device ? (s.workloads[device]?.running ?? false) : false));
+
+  async function start(e: FormEvent) {
+    e.preventDefault();
+    const rateMiBps = Number(rate);
+    if (!device) {
+      setError({ code: 'EINVAL', message: 'Create or add an engine device first.' });
+      return;
+    }
+    if (!Number.isFinite(rateMiBps) || rateMiBps <= 0) {
+      setError({ code: 'EINVAL', message: 'Enter a rate above 0 MiB/s.' });
+      return;
+    }
+    setError(await startWorkload(device, rateMiBps, pattern));
+  }
+
+  async function stop() {
+    if (device) setError(await stopWorkload(device));
+  }
+
+  return (
+    <form className="panel" aria-labelledby="workload-title" onSubmit={(e) => void start(e)}>
+      <h3 id="workload-title">Write workload</h3>
+      <p className="muted">Writes to an engine device to watch tracking and copy-on-write at work.</p>
+      <div className="field">
+        <label htmlFor="workload-device">Device</label>
+        <select id="workload-device" data-testid="workload-device" value={device} onChange={(e) => setChosen(e.target.value)}>
+          {engineDevices.length === 0 ? <option value="">(no engine device)</option> : null}
+          {engineDevices.map((d) => (
+            <option key={d.id} value={d.id}>
+              {d.name}
+            </option>
+          ))}
+        </select>
+      </div>
+      <div className="field-row">
+        <div className="field">
+          <label htmlFor="workload-rate">Rate (MiB/s)</label>
+          <input
+            id="workload-rate"
+            data-testid="workload-rate"
+            type="number"
+            min="0.1"
+            step="any"
+            value={rate}
+            onChange={(e) => setRate(e.target.value)}
+          />
+        </div>
+        <div className="field">
+          <label htmlFor="workload-pattern">Pattern</label>
+          <select
+            id="workload-pattern"
+            data-testid="workload-pattern"
+            value={pattern}
+            onChange={(e) => setPattern(e.target.value as WorkloadPattern)}
+          >
+            {PATTERNS.map((p) => (
+              <option key={p.value} value={p.value}>
+                {p.label}
+              </option>
+            ))}
+          </select>
+        </div>
+      </div>
+      <div className="button-row">
+        <button type="submit" data-testid="start-workload" disabled={!device || running}>
+          Start workload
+        </button>
+        <button type="button" data-testid="stop-workload" disabled={!device || !running} onClick={() => void stop()}>
+          Stop workload
+        </button>
+      </div>
+      {device ? <WorkloadProgressLine device={device} /> : null}
+      <ErrorText error={error} />
+    </form>
+  );
+}

@@ -1,0 +1,22 @@
+import { useApp } from '../../store/context.js';
+
+/** A visible alert for corrupted / no-space events, on every screen until dismissed. */
+export function AlertBanner() {
+  const alert = useApp((s) => s.alert);
+  const dismiss = useApp((s) => s.dismissAlert);
+  const setScreen = useApp((s) => s.setScreen);
+  if (alert === null) return null;
+  return (
+    <div className="alert-banner" role="alert" data-testid="event-alert">
+      <span>{alert.text}</span>
+      <span className="actions">
+        <button type="button" className="small" onClick={() => setScreen('events')}>
+          Open the timeline
+        </button>
+        <button type="button" className="small" onClick={dismiss}>
+          Dismiss
+        </button>
+      </span>
+    </div>
+  );
+}

@@ -1,0 +1,183 @@
+import { useCallback, useEffect, useMemo } from 'react';
+import type { KeyboardEvent } from 'react';
+import { formatBytes } from '../../../../app/shared/format.js';
+import { ErrorText } from '../../components/ErrorText.js';
+import { useDarkMode } from '../../hooks/use-dark-mode.js';
+import { usePolling } from '../../hooks/use-polling.js';
+import { useApp } from '../../store/context.js';
+import { MAX_ZOOM, effectiveSinceN } from '../../store/heatmap-slice.js';
+import { countChangedSince, predictedIncrementBytes, viewWindow } from './aggregate.js';
+import { HeatmapCanvas } from './HeatmapCanvas.js';
+import { Legend } from './Legend.js';
+
+export function HeatmapScreen() {
+  const devices = useApp((s) => s.devices);
+  const device = useApp((s) => s.heatmapDevice);
+  const setDevice = useApp((s) => s.setHeatmapDevice);
+  const heatmap = useApp((s) => s.heatmap);
+  const error = useApp((s) => s.heatmapError);
+  const sinceMode = useApp((s) => s.sinceMode);
+  const setSinceMode = useApp((s) => s.setSinceMode);
+  const sinceNChoice = useApp((s) => s.sinceN);
+  const setSinceN = useApp((s) => s.setSinceN);
+  const zoom = useApp((s) => s.zoom);
+  const setZoom = useApp((s) => s.setZoom);
+  const viewStart = useApp((s) => s.viewStart);
+  const setViewStart = useApp((s) => s.setViewStart);
+  const load = useApp((s) => s.loadHeatmap);
+  const dark = useDarkMode();
+
+  // Default to the first tracked device (or the first device).
+  useEffect(() => {
+    if (device !== null && devices.some((d) => d.id === device)) return;
+    const first = devices.find((d) => d.tracked) ?? devices[0];
+    setDevice(first?.id ?? null);
+  }, [device, devices, setDevice]);
+
+  usePolling(useCallback(() => load(), [load]), 1000, device !== null);
+
+  const info = heatmap?.info ?? null;
+  const sinceN = effectiveSinceN(sinceNChoice, info);
+  const blockCount = heatmap?.map.length ?? 0;
+  const view = viewWindow(blockCount, zoom, viewStart);
+  const visible = view.end - view.start;
+  const changed = useMemo(() => (heatmap ? countChangedSince(heatmap.map, sinceN) : 0), [heatmap, sinceN]);
+  const predicted = useMemo(
+    () => (heatmap ? predictedIncrementBytes(heatmap.map, sinceN, heatmap.info.blockSize, heatmap.info.capacityBytes) : 0),
+    [heatmap, sinceN],
+  );
+
+  function zoomTo(z: number) {
+    const next = Math.max(1, Math.min(MAX_ZOOM, z));
+    // Keep the centre of the view in place.
+    const centre = view.start + visible / 2;
+    const nextVisible = Math.ceil(blockCount / next);
+    setZoom(next);
+    setViewStart(Math.max(0, centre - nextVisible / 2));
+  }
+
+  function onKey(e: KeyboardEvent<HTMLCanvasElement>) {
+    const step = Math.max(1, Math.floor(visible / 4));
+    if (e.key === '+' || e.key === '=') zoomTo(zoom * 2);
+    else if (e.key === '-') zoomTo(zoom / 2);
+    else if (e.key === 'ArrowRight' || e.key === 'ArrowDown') setViewStart(Math.min(blockCount - visible, view.start + step));
+    else if (e.key === 'ArrowLeft' || e.key === 'ArrowUp') setViewStart(Math.max(0, view.start - step));
+    else return;
+    e.preventDefault();
+  }
+
+  return (
+    <section aria-labelledby="screen-title">
+      <h2 id="screen-title">CBT heatmap</h2>
+      <div className="toolbar">
+        <div className="field">
+          <label htmlFor="heatmap-device">Device</label>
+          <select
+            id="heatmap-device"
+            data-testid="heatmap-device"
+            value={device ?? ''}
+            onChange={(e) => setDevice(e.target.value || null)}
+          >
+            {devices.length === 0 ? <option value="">(no device)</option> : null}
+            {devices.map((d) => (
+              <option key={d.id} value={d.id}>
+                {d.name}
+                {d.tracked ? '' : ' (not tracked)'}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="field checkbox-field">
+          <input
+            id="heatmap-since"
+            type="checkbox"
+            data-testid="heatmap-since-mode"
+            checked={sinceMode}
+            onChange={(e) => setSinceMode(e.target.checked)}
+          />
+          <label htmlFor="heatmap-since">Changed since snapshot N</label>
+        </div>
+        <div className="field">
+          <label htmlFor="heatmap-since-n">N (change number)</label>
+          <input
+            id="heatmap-since-n"
+            data-testid="heatmap-since-n"
+            type="number"
+            min="0"
+            max="255"
+            value={sinceN}
+            onChange={(e) => setSinceN(e.target.value === '' ? null : Number(e.target.value))}
+          />
+        </div>
+        <div className="button-row" role="group" aria-label="Zoom">
+          <button type="button" onClick={() => zoomTo(zoom * 2)} disabled={zoom >= MAX_ZOOM} data-testid="zoom-in">
+            Zoom in
+          </button>
+          <button type="button" onClick={() => zoomTo(zoom / 2)} disabled={zoom <= 1} data-testid="zoom-out">
+            Zoom out
+          </button>
+          <span className="muted" data-testid="zoom-level">
+            ×{zoom}
+          </span>
+        </div>
+      </div>
+      {zoom > 1 && blockCount > visible ? (
+        <div className="field">
+          <label htmlFor="heatmap-position">View position (first block)</label>
+          <input
+            id="heatmap-position"
+            type="range"
+            min={0}
+            max={blockCount - visible}
+            value={view.start}
+            onChange={(e) => setViewStart(Number(e.target.value))}
+          />
+        </div>
+      ) : null}
+      <ErrorText error={error} testId="heatmap-error" />
+      {heatmap === null || info === null ? (
+        <p className="muted" aria-live="polite">
+          {device === null ? 'No device to show.' : error === null ? 'Loading the CBT map…' : ''}
+        </p>
+      ) : (
+        <>
+          <dl className="facts">
+            <dt>Generation id</dt>
+            <dd>
+              <code data-testid="generation-id">{info.generationId}</code>
+            </dd>
+            <dt>Current change number</dt>
+            <dd data-testid="changes-number">{info.changesNumber}</dd>
+            <dt>Tracking blocks</dt>
+            <dd>
+              {info.blockCount.toLocaleString('en-US')} × {formatBytes(info.blockSize)}
+            </dd>
+            <dt>Showing</dt>
+            <dd>
+              blocks {view.start.toLocaleString('en-US')}–{(view.end - 1).toLocaleString('en-US')}
+            </dd>
+          </dl>
+          <p>
+            Predicted incremental size since snapshot {sinceN}:{' '}
+            <output data-testid="predicted-size" data-bytes={predicted}>
+              {formatBytes(predicted)}
+            </output>{' '}
+            <span className="muted">
+              ({changed.toLocaleString('en-US')} changed blocks × {formatBytes(info.blockSize)})
+            </span>
+          </p>
+          <HeatmapCanvas
+            info={info}
+            map={heatmap.map}
+            start={view.start}
+            end={view.end}
+            sinceN={sinceMode ? sinceN : null}
+            dark={dark}
+            onKey={onKey}
+          />
+          <Legend changesNumber={info.changesNumber} sinceN={sinceMode ? sinceN : null} dark={dark} />
+        </>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,183 @@
+import { useCallback, useMemo, useState } from 'react';
+import type { FormEvent } from 'react';
+import { formatBytes } from '../../../../app/shared/format.js';
+import type { ContractError } from '../../../../app/shared/result.js';
+import { ErrorText } from '../../components/ErrorText.js';
+import { usePolling } from '../../hooks/use-polling.js';
+import { useApp } from '../../store/context.js';
+import { StorageGauges } from './StorageGauges.js';
+import { storageWarnings, suggestedLimitBytes } from './storage-advice.js';
+
+const MiB = 1024 * 1024;
+
+function FilesystemsTable() {
+  const filesystems = useApp((s) => s.filesystems);
+  const dir = useApp((s) => s.storageDir);
+  const setDir = useApp((s) => s.setStorageDir);
+  return (
+    <div className="table-wrap">
+      <table data-testid="filesystems-table">
+        <caption className="visually-hidden">Mounted filesystems</caption>
+        <thead>
+          <tr>
+            <th scope="col">Use</th>
+            <th scope="col">Mount point</th>
+            <th scope="col">Source</th>
+            <th scope="col">Type</th>
+            <th scope="col">Free</th>
+            <th scope="col">Total</th>
+          </tr>
+        </thead>
+        <tbody>
+          {filesystems.map((fs) => {
+            const id = `fs-${fs.mountpoint}`;
+            return (
+              <tr key={fs.mountpoint} data-testid="filesystem-row">
+                <td>
+                  <input
+                    id={id}
+                    type="radio"
+                    name="storage-fs"
+                    checked={dir === fs.mountpoint}
+                    onChange={() => setDir(fs.mountpoint)}
+                    aria-label={`Use ${fs.mountpoint}`}
+                  />
+                </td>
+                <th scope="row">
+                  <label htmlFor={id}>{fs.mountpoint}</label>
+                </th>
+                <td>{fs.source || '—'}</td>
+                <td>{fs.fstype}</td>
+                <td className="num">
+                  {formatBytes(fs.freeBytes)}{' '}
+                  <meter min={0} max={fs.totalBytes || 1} value={fs.freeBytes} aria-label={`Free space on ${fs.mountpoint}`} />
+                </td>
+                <td className="num">{formatBytes(fs.totalBytes)}</td>
+              </tr>
+            );
+          })}
+          {filesystems.length === 0 ? (
+            <tr>
+              <td colSpan={6} className="muted">
+                No filesystems listed.
+              </td>
+            </tr>
+          ) : null}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+export function StorageScreen() {
+  const refreshFilesystems = useApp((s) => s.refreshFilesystems);
+  const refreshSnapshots = useApp((s) => s.refreshSnapshots);
+  const filesystemsError = useApp((s) => s.filesystemsError);
+  const filesystems = useApp((s) => s.filesystems);
+  const devices = useApp((s) => s.devices);
+  const selectedIds = useApp((s) => s.selectedDevices);
+  const dir = useApp((s) => s.storageDir);
+  const setDir = useApp((s) => s.setStorageDir);
+  const typedLimit = useApp((s) => s.storageLimitBytes);
+  const setLimit = useApp((s) => s.setStorageLimit);
+  const allocate = useApp((s) => s.allocate);
+  const allocation = useApp((s) => s.allocation);
+  const [error, setError] = useState<ContractError | null>(null);
+  const [limitText, setLimitText] = useState<string | null>(null);
+
+  usePolling(useCallback(() => refreshFilesystems(), [refreshFilesystems]), 5000);
+  usePolling(useCallback(() => refreshSnapshots(), [refreshSnapshots]), 1000);
+
+  const selected = useMemo(() => devices.filter((d) => selectedIds.includes(d.id)), [devices, selectedIds]);
+  const suggested = suggestedLimitBytes(selected.map((d) => d.sizeBytes));
+  const limitBytes = typedLimit ?? suggested;
+  const warnings = storageWarnings(dir, limitBytes, filesystems, selected);
+  const shownLimit = limitText ?? (limitBytes > 0 ? String(Math.round((limitBytes / MiB) * 100) / 100) : '');
+
+  function submit(e: FormEvent) {
+    e.preventDefault();
+    setError(allocate(dir.trim(), limitBytes));
+  }
+
+  return (
+    <section aria-labelledby="screen-title">
+      <h2 id="screen-title">Difference storage</h2>
+      <p className="muted">
+        While a snapshot is held, the old contents of overwritten blocks are copied into a difference-storage file. Choose
+        where it goes and how large it may grow.
+      </p>
+      <ErrorText error={filesystemsError} testId="filesystems-error" />
+      <FilesystemsTable />
+      <form className="panel" aria-labelledby="allocate-title" onSubmit={submit}>
+        <h3 id="allocate-title">Allocate</h3>
+        <div className="field">
+          <label htmlFor="storage-dir">Storage directory</label>
+          <input
+            id="storage-dir"
+            data-testid="storage-dir"
+            placeholder="/var/tmp"
+            value={dir}
+            onChange={(e) => setDir(e.target.value)}
+          />
+        </div>
+        <div className="field">
+          <label htmlFor="storage-limit">Limit (MiB)</label>
+          <input
+            id="storage-limit"
+            data-testid="storage-limit"
+            type="number"
+            min="1"
+            step="any"
+            value={shownLimit}
+            aria-describedby="storage-limit-hint"
+            onChange={(e) => {
+              setLimitText(e.target.value);
+              const n = Number(e.target.value);
+              setLimit(e.target.value === '' || !Number.isFinite(n) ? null : Math.round(n * MiB));
+            }}
+          />
+          <p id="storage-limit-hint" className="muted small-text" data-testid="suggested-limit">
+            {selected.length > 0
+              ? `Suggested: ${formatBytes(suggested)} (15% of the ${selected.length} selected device${selected.length > 1 ? 's' : ''}, ${formatBytes(selected.reduce((a, d) => a + d.sizeBytes, 0))}).`
+              : 'Select devices on the Devices screen for a suggested limit.'}
+            {typedLimit !== null && suggested > 0 ? (
+              <>
+                {' '}
+                <button
+                  type="button"
+                  className="small"
+                  onClick={() => {
+                    setLimit(null);
+                    setLimitText(null);
+                  }}
+                >
+                  Use suggested
+                </button>
+              </>
+            ) : null}
+          </p>
+        </div>
+        {warnings.length > 0 ? (
+          <ul className="warnings" aria-label="Warnings">
+            {warnings.map((w) => (
+              <li key={w.code} className="warning" data-testid="storage-warning" data-code={w.code}>
+                {w.text}
+              </li>
+            ))}
+          </ul>
+        ) : null}
+        <button type="submit" data-testid="allocate">
+          Allocate
+        </button>
+        <ErrorText error={error} />
+        <p data-testid="allocation" aria-live="polite">
+          {allocation === null
+            ? 'No storage allocated yet.'
+            : `Allocated: up to ${formatBytes(allocation.limitBytes)} in ${allocation.directory}. Used by the next "Create snapshot".`}
+        </p>
+      </form>
+      <h3>Storage of current snapshots</h3>
+      <StorageGauges />
+    </section>
+  );
+}

@@ -1,0 +1,31 @@
+/** The one store of slices, created for an API (the real one in main.tsx, a fake in tests). */
+import { createStore } from 'zustand/vanilla';
+import type { StoreApi } from 'zustand/vanilla';
+import type { BlksnapApi } from '../../../app/shared/contract.js';
+import { createDevicesSlice } from './devices-slice.js';
+import { createEventsSlice } from './events-slice.js';
+import { createHeatmapSlice } from './heatmap-slice.js';
+import { createSnapshotsSlice } from './snapshots-slice.js';
+import { createStorageSlice } from './storage-slice.js';
+import type { AppState } from './types.js';
+import { createUiSlice } from './ui-slice.js';
+import { createWorkloadSlice } from './workload-slice.js';
+
+export type AppStore = StoreApi<AppState>;
+
+export interface StoreOptions {
+  now?: () => number;
+}
+
+export function createAppStore(api: BlksnapApi, options: StoreOptions = {}): AppStore {
+  const now = options.now ?? Date.now;
+  return createStore<AppState>()((set, get) => ({
+    ...createUiSlice(api, set, get),
+    ...createDevicesSlice(api, set, get),
+    ...createWorkloadSlice(api, set, get),
+    ...createStorageSlice(api, set, get),
+    ...createSnapshotsSlice(api, set, get, now),
+    ...createEventsSlice(set, get),
+    ...createHeatmapSlice(api, set, get, now),
+  }));
+}

@@ -1,0 +1,97 @@
+import type { BlksnapApi } from '../../../app/shared/contract.js';
+import type { ContractError } from '../../../app/shared/result.js';
+import type { SnapshotEntry } from '../../../app/shared/types.js';
+import { storageFilePath } from '../features/storage/storage-advice.js';
+import type { ActionError, GetState, SetState } from './types.js';
+
+export interface SnapshotsSlice {
+  snapshots: SnapshotEntry[];
+  snapshotsLoaded: boolean;
+  snapshotsError: ContractError | null;
+  /** Id of the snapshot an action runs on ('new' while creating), or null. */
+  snapshotBusy: string | null;
+  refreshSnapshots(): Promise<void>;
+  /** Creates a snapshot of the selected devices with the allocated storage. */
+  createSnapshot(): Promise<ActionError>;
+  takeSnapshot(id: string): Promise<ActionError>;
+  destroySnapshot(id: string): Promise<ActionError>;
+}
+
+function describe(error: ContractError): string {
+  return `${error.code}: ${error.message}`;
+}
+
+export function createSnapshotsSlice(
+  api: BlksnapApi,
+  set: SetState,
+  get: GetState,
+  now: () => number = Date.now,
+): SnapshotsSlice {
+  async function afterChange(): Promise<void> {
+    await Promise.all([get().refreshSnapshots(), get().refreshDevices()]);
+  }
+
+  return {
+    snapshots: [],
+    snapshotsLoaded: false,
+    snapshotsError: null,
+    snapshotBusy: null,
+    async refreshSnapshots() {
+      const r = await api.listSnapshots();
+      if (!r.ok) {
+        set({ snapshotsError: r.error, snapshotsLoaded: true });
+        return;
+      }
+      const same = JSON.stringify(get().snapshots) === JSON.stringify(r.value);
+      set({ snapshots: same ? get().snapshots : r.value, snapshotsLoaded: true, snapshotsError: null });
+    },
+    async createSnapshot() {
+      const { selectedDevices, allocation } = get();
+      if (selectedDevices.length === 0) {
+        return { code: 'EINVAL', message: 'Select at least one device on the Devices screen.' };
+      }
+      if (allocation === null) {
+        return { code: 'EINVAL', message: 'Allocate difference storage first (Difference storage screen).' };
+      }
+      set({ snapshotBusy: 'new' });
+      const r = await api.snapshotCreate({
+        devices: selectedDevices,
+        storagePath: storageFilePath(allocation.directory, now()),
+        limitBytes: allocation.limitBytes,
+      });
+      set({ snapshotBusy: null });
+      if (!r.ok) {
+        set({ notice: { kind: 'error', text: describe(r.error) } });
+        return r.error;
+      }
+      set({ notice: { kind: 'info', text: `Snapshot ${r.value.snapshotId} created.` } });
+      await afterChange();
+      return null;
+    },
+    async takeSnapshot(id) {
+      set({ snapshotBusy: id });
+      const r = await api.snapshotTake({ snapshotId: id });
+      set({ snapshotBusy: null });
+      if (!r.ok) {
+        set({ notice: { kind: 'error', text: describe(r.error) } });
+        await afterChange();
+        return r.error;
+      }
+      set({ notice: { kind: 'info', text: `Snapshot ${id} taken.` } });
+      await afterChange();
+      return null;
+    },
+    async destroySnapshot(id) {
+      set({ snapshotBusy: id });
+      const r = await api.snapshotDestroy({ snapshotId: id });
+      set({ snapshotBusy: null });
+      if (!r.ok) {
+        set({ notice: { kind: 'error', text: describe(r.error) } });
+        return r.error;
+      }
+      set({ notice: { kind: 'info', text: `Snapshot ${id} destroyed.` } });
+      await afterChange();
+      return null;
+    },
+  };
+}

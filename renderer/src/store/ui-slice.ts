@@ -1,0 +1,55 @@
+import type { BlksnapApi } from '../../../app/shared/contract.js';
+import type { ContractError } from '../../../app/shared/result.js';
+import type { AppStatus, HelperState } from '../../../app/shared/types.js';
+import type { GetState, SetState } from './types.js';
+
+export const SCREENS = ['devices', 'storage', 'snapshots', 'events', 'heatmap', 'backup'] as const;
+export type Screen = (typeof SCREENS)[number];
+
+export interface Notice {
+  kind: 'info' | 'error';
+  text: string;
+}
+
+export interface UiSlice {
+  screen: Screen;
+  status: AppStatus | null;
+  statusError: ContractError | null;
+  helper: HelperState;
+  /** The last action's outcome, shown in the status line (role=status). */
+  notice: Notice | null;
+  /** A modal dialog is open: the rest of the page is hidden from assistive technology and inert. */
+  modalOpen: boolean;
+  setModalOpen(open: boolean): void;
+  setScreen(screen: Screen): void;
+  setNotice(notice: Notice | null): void;
+  setHelperState(helper: HelperState): void;
+  refreshStatus(): Promise<void>;
+  reconnect(): Promise<void>;
+}
+
+export function createUiSlice(api: BlksnapApi, set: SetState, _get: GetState): UiSlice {
+  return {
+    screen: 'devices',
+    status: null,
+    statusError: null,
+    helper: { state: 'starting' },
+    notice: null,
+    modalOpen: false,
+    setModalOpen: (modalOpen) => set({ modalOpen }),
+    setScreen: (screen) => set({ screen }),
+    setNotice: (notice) => set({ notice }),
+    setHelperState: (helper) => set({ helper }),
+    async refreshStatus() {
+      const r = await api.getStatus();
+      if (r.ok) set({ status: r.value, helper: r.value.helper, statusError: null });
+      else set({ statusError: r.error });
+    },
+    async reconnect() {
+      set({ helper: { state: 'starting' } });
+      const r = await api.reconnect();
+      if (r.ok) set({ status: r.value, helper: r.value.helper, statusError: null });
+      else set({ statusError: r.error, notice: { kind: 'error', text: `${r.error.code}: ${r.error.message}` } });
+    },
+  };
+}

@@ -1,0 +1,177 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createBridge } from '../../../app/bridge/bridge.js';
+import type { Bridge } from '../../../app/bridge/bridge.js';
+import { isMethodName } from '../../../engine/protocol/methods.js';
+import { decodeBase64 } from '../../../app/shared/base64.js';
+import type { Result } from '../../../app/shared/result.js';
+import type { HelperState } from '../../../app/shared/types.js';
+import { fixtureLaunch, spawnHelper, stopHelper, tempDirs } from './helper-fixture.js';
+import type { TempDirs } from './helper-fixture.js';
+
+function value<T>(result: Result<T>): T {
+  if (!result.ok) throw new Error(`expected ok, got ${result.error.code}: ${result.error.message} ${result.error.detail ?? ''}`);
+  return result.value;
+}
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const fn of cleanups.splice(0).reverse()) await fn();
+});
+
+function setup(launch: 'fixture' | null, extra: Partial<Parameters<typeof createBridge>[0]> = {}): { bridge: Bridge; dirs: TempDirs } {
+  const dirs = tempDirs();
+  const bridge = createBridge({
+    socketPath: dirs.socketPath,
+    launch: launch === 'fixture' ? fixtureLaunch(dirs) : null,
+    logPath: dirs.logPath,
+    appVersion: '9.8.7',
+    labDir: join(dirs.root, 'lab'),
+    startTimeoutMs: 30_000,
+    ...extra,
+  });
+  cleanups.push(() => dirs.cleanup());
+  cleanups.push(async () => {
+    bridge.close();
+    const pid = bridge.link.startedPid;
+    if (pid !== null) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+      for (let i = 0; i < 50 && existsSync(dirs.socketPath); i++) await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+  return { bridge, dirs };
+}
+
+describe('bridge over a real helper', () => {
+  it('starts a helper when none answers, then serves the whole device/snapshot/CBT flow', async () => {
+    const { bridge, dirs } = setup('fixture');
+    const states: HelperState[] = [];
+    bridge.api.onHelperState((s) => states.push(s));
+    await bridge.start();
+    expect(bridge.link.startedPid).toBeGreaterThan(0);
+    const status = value(await bridge.api.getStatus());
+    expect(status).toMatchObject({ driver: 'embedded', appVersion: '9.8.7', protocolVersion: 1, helper: { state: 'connected' } });
+    expect(status.driverVersion?.major).toBeTypeOf('number');
+    expect(states.map((s) => s.state)).toEqual(['connected']);
+
+    const disk = value(await bridge.api.createLabDisk({ name: 'disk1', sizeBytes: 8 * 1024 * 1024 }));
+    expect(disk).toMatchObject({ id: 'disk1', name: 'disk1', kind: 'engine', sizeBytes: 8 * 1024 * 1024, snapshotId: null });
+    expect(disk.path).toBe(join(dirs.root, 'lab', 'disk1.img'));
+    expect(existsSync(disk.path)).toBe(true);
+    const devices = value(await bridge.api.listDevices());
+    expect(devices.map((d) => d.id)).toContain('disk1');
+
+    const info = value(await bridge.api.cbtInfo({ device: 'disk1' }));
+    expect(info.device).toBe('disk1');
+    expect(info.capacityBytes).toBe(8 * 1024 * 1024);
+    expect(info.blockCount).toBeGreaterThan(0);
+    const map = value(await bridge.api.cbtMap({ device: 'disk1' }));
+    expect(map.encoding).toBe('base64');
+    expect(decodeBase64(map.data).length).toBe(info.blockCount);
+
+    const storagePath = join(dirs.root, 'diff.store');
+    const created = value(await bridge.api.snapshotCreate({ devices: ['disk1'], storagePath, limitBytes: 64 * 1024 * 1024 }));
+    let snaps = value(await bridge.api.listSnapshots());
+    expect(snaps).toHaveLength(1);
+    expect(snaps[0]).toMatchObject({ id: created.snapshotId, state: 'created' });
+    expect(snaps[0]?.devices[0]).toMatchObject({ device: 'disk1', errorCode: 0, errorName: '' });
+    value(await bridge.api.snapshotTake({ snapshotId: created.snapshotId }));
+    snaps = value(await bridge.api.listSnapshots());
+    expect(snaps[0]?.state).toBe('taken');
+    expect(snaps[0]?.devices[0]?.image).toMatch(/^blksnap-image/);
+    expect(snaps[0]?.storage?.limitBytes).toBe(64 * 1024 * 1024);
+
+    const busy = await bridge.api.removeImage({ device: 'disk1' });
+    expect(busy.ok).toBe(false);
+    if (!busy.ok) expect(busy.error.code).toBe('EBUSY');
+
+    value(await bridge.api.snapshotDestroy({ snapshotId: created.snapshotId }));
+    expect(value(await bridge.api.listSnapshots())).toEqual([]);
+    value(await bridge.api.removeImage({ device: 'disk1' }));
+    expect(value(await bridge.api.listDevices()).map((d) => d.id)).not.toContain('disk1');
+  });
+
+  it('maps helper errors to contract codes', async () => {
+    const { bridge } = setup('fixture');
+    await bridge.start();
+    const missing = await bridge.api.cbtInfo({ device: 'nope' });
+    expect(missing.ok).toBe(false);
+    if (!missing.ok) {
+      expect(missing.error.code).toBe('ENOENT');
+      expect(missing.error.message).toMatch(/\.$/);
+    }
+    const badId = await bridge.api.snapshotDestroy({ snapshotId: 'not-a-uuid' });
+    expect(badId.ok).toBe(false);
+    if (!badId.ok) expect(badId.error.code).toBe('EINVAL');
+  });
+
+  it('reports HELPER_UNAVAILABLE when no helper runs and none may be started', async () => {
+    const { bridge } = setup(null);
+    await bridge.start();
+    const result = await bridge.api.listDevices();
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.error.code).toBe('HELPER_UNAVAILABLE');
+    const status = value(await bridge.api.getStatus());
+    expect(status.helper.state).toBe('stopped');
+    expect(status.driver).toBeNull();
+  });
+
+  it('explains a helper that exits at start (code and log tail)', async () => {
+    const { bridge } = setup(null, {
+      launch: { command: process.execPath, args: ['-e', 'console.error("boom: no driver"); process.exit(3)'], env: {} },
+    });
+    await bridge.start();
+    const result = await bridge.api.listDevices();
+    expect(result.ok).toBe(false);
+    if (!result.ok) {
+      expect(result.error.code).toBe('HELPER_UNAVAILABLE');
+    }
+    const status = value(await bridge.api.getStatus());
+    expect(status.helper.message).toMatch(/exited with code 3/);
+  });
+
+  it('turns a helper that disappears into HELPER_LOST, and reconnect brings it back', async () => {
+    const { bridge, dirs } = setup(null);
+    let helper = await spawnHelper(dirs);
+    cleanups.push(() => stopHelper(helper));
+    await bridge.start();
+    expect(value(await bridge.api.listDevices())).toBeInstanceOf(Array);
+    const states: HelperState[] = [];
+    bridge.api.onHelperState((s) => states.push(s));
+    await stopHelper(helper);
+    for (let i = 0; i < 50 && states.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(states[0]?.state).toBe('lost');
+    const lost = await bridge.api.listDevices();
+    expect(lost.ok).toBe(false);
+    if (!lost.ok) expect(lost.error.code).toBe('HELPER_LOST');
+
+    helper = await spawnHelper(dirs);
+    const status = value(await bridge.api.reconnect());
+    expect(status.helper.state).toBe('connected');
+    expect(value(await bridge.api.listDevices())).toBeInstanceOf(Array);
+  });
+
+  it('lists mounted filesystems with sizes', async () => {
+    const { bridge } = setup(null);
+    const list = value(await bridge.api.listFilesystems());
+    expect(list.length).toBeGreaterThan(0);
+    for (const fs of list) {
+      expect(fs.totalBytes).toBeGreaterThan(0);
+      expect(fs.freeBytes).toBeLessThanOrEqual(fs.totalBytes);
+      expect(fs.mountpoint.startsWith('/proc')).toBe(false);
+    }
+  });
+
+  it.skipIf(isMethodName('workload.start'))('answers workload requests with ENOSYS while the helper protocol lacks them', async () => {
+    const { bridge } = setup('fixture');
+    await bridge.start();
+    const result = await bridge.api.workloadStart({ device: 'x', rateMiBps: 1, pattern: 'random' });
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.error.code).toBe('ENOSYS');
+  });
+});

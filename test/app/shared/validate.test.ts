@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { validateParams } from '../../../app/shared/validate.js';
+
+describe('validateParams', () => {
+  it('accepts undefined or null for requests without params, and rejects an object', () => {
+    expect(validateParams('listDevices', undefined)).toEqual({ ok: true, value: undefined });
+    expect(validateParams('getStatus', null)).toEqual({ ok: true, value: undefined });
+    expect(validateParams('getStatus', { x: 1 }).ok).toBe(false);
+  });
+
+  it('accepts a valid snapshotCreate and rejects empty devices / negative limit / extra keys', () => {
+    const good = { devices: ['disk1'], storagePath: '/var/tmp/diff1', limitBytes: 1 << 30 };
+    expect(validateParams('snapshotCreate', good)).toEqual({ ok: true, value: good });
+    const bad = [
+      { ...good, devices: [] },
+      { ...good, limitBytes: -1 },
+      { ...good, limitBytes: 1.5 },
+      { ...good, extra: true },
+      { devices: ['disk1'], limitBytes: 10 },
+    ];
+    for (const params of bad) {
+      const r = validateParams('snapshotCreate', params);
+      expect(r.ok).toBe(false);
+      if (!r.ok) {
+        expect(r.error.code).toBe('EINVAL');
+        expect(r.error.detail).toBeTruthy();
+      }
+    }
+  });
+
+  it('createLabDisk needs a name or a path and a size that is a multiple of 512', () => {
+    expect(validateParams('createLabDisk', { name: 'disk1', sizeBytes: 64 << 20 }).ok).toBe(true);
+    expect(validateParams('createLabDisk', { path: '/tmp/a.img', sizeBytes: 512 }).ok).toBe(true);
+    expect(validateParams('createLabDisk', { sizeBytes: 512 }).ok).toBe(false);
+    expect(validateParams('createLabDisk', { name: 'disk1', sizeBytes: 1000 }).ok).toBe(false);
+    expect(validateParams('createLabDisk', { name: '../evil', sizeBytes: 512 }).ok).toBe(false);
+  });
+
+  it('workloadStart checks the pattern and the rate', () => {
+    expect(validateParams('workloadStart', { device: 'd', rateMiBps: 5, pattern: 'hotspot' }).ok).toBe(true);
+    expect(validateParams('workloadStart', { device: 'd', rateMiBps: 5, pattern: 'zigzag' }).ok).toBe(false);
+    expect(validateParams('workloadStart', { device: 'd', rateMiBps: 0, pattern: 'random' }).ok).toBe(false);
+  });
+});

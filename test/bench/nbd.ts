@@ -1,0 +1,194 @@
+/**
+ * NBD server benchmark: our server exporting an embedded-engine device (and,
+ * to separate server cost from engine cost, a plain file-backed device) against
+ * `nbdkit file` on the same image file, with the same clients:
+ *   - sequential 1 MiB: nbdcopy --request-size=1M (read to null:, write from a file)
+ *   - scattered 4 KiB: qemu-img bench -s 4k -d 32 with a 257*4 KiB stride (read, -w write)
+ * and, with a snapshot held, first writes after take (copy-on-write) and reads
+ * of the snapshot image export.
+ *
+ * Run: npx tsx test/bench/nbd.ts   (about a minute; writes bench-results/nbd.json)
+ */
+import { execFile, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { createEmbeddedEngine } from '../../engine/core/index.js';
+import { engineExports } from '../../engine/nbd/engine-exports.js';
+import { staticExports } from '../../engine/nbd/export-source.js';
+import { NbdServer } from '../../engine/nbd/server.js';
+import { FileDevice } from '../helpers/file-device.js';
+
+const run = promisify(execFile);
+const MiB = 1024 * 1024;
+const IMAGE_SIZE = 256 * MiB;
+const RANDOM_OPS = 40_000;
+const DEPTH = 32;
+const STRIDE = 257 * 4096;
+const REPEATS = 3;
+
+type Op = 'seq-read-1M' | 'seq-write-1M' | 'rand-read-4k' | 'rand-write-4k';
+const OPS: Op[] = ['seq-read-1M', 'seq-write-1M', 'rand-read-4k', 'rand-write-4k'];
+
+interface Row {
+  op: string;
+  target: string;
+  unit: 'MiB/s' | 'IOPS';
+  value: number;
+  nbdkit: number;
+  ratio: number;
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const start = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+/** Runs one operation against `uri`; returns MiB/s or IOPS. */
+async function measure(op: Op, uri: string, source: string): Promise<number> {
+  switch (op) {
+    case 'seq-read-1M': {
+      const s = await timed(() => run('nbdcopy', ['--request-size=1048576', uri, 'null:']));
+      return IMAGE_SIZE / MiB / s;
+    }
+    case 'seq-write-1M': {
+      const s = await timed(() => run('nbdcopy', ['--request-size=1048576', source, uri]));
+      return IMAGE_SIZE / MiB / s;
+    }
+    case 'rand-read-4k':
+    case 'rand-write-4k': {
+      const args = ['bench', '-f', 'raw', '-c', String(RANDOM_OPS), '-d', String(DEPTH), '-s', '4096', '-S', String(STRIDE)];
+      if (op === 'rand-write-4k') args.push('-w');
+      const { stdout } = await run('qemu-img', [...args, uri]);
+      const m = /Run completed in ([\d.]+) seconds/.exec(stdout);
+      if (m === null) throw new Error(`qemu-img bench said: ${stdout}`);
+      return RANDOM_OPS / Number(m[1]);
+    }
+  }
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? 0;
+}
+
+async function startNbdkit(socket: string, image: string): Promise<ChildProcess> {
+  const child = spawn('nbdkit', ['--exit-with-parent', '-f', '-U', socket, 'file', `file=${image}`], { stdio: 'ignore' });
+  const deadline = Date.now() + 10_000;
+  while (!existsSync(socket)) {
+    if (child.exitCode !== null) throw new Error('nbdkit exited');
+    if (Date.now() > deadline) throw new Error('nbdkit did not start');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return child;
+}
+
+async function main(): Promise<void> {
+  for (const tool of ['nbdkit', 'nbdcopy', 'qemu-img']) {
+    try {
+      await run('sh', ['-c', `command -v ${tool}`]);
+    } catch {
+      console.error(`${tool} is not installed; cannot run the NBD bench`);
+      process.exit(2);
+    }
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'nbd-bench-'));
+  const image = join(dir, 'disk.img');
+  const source = join(dir, 'source.raw');
+  await writeFile(image, '');
+  await truncate(image, IMAGE_SIZE);
+  await writeFile(source, randomBytes(IMAGE_SIZE)); // random: no zero detection shortcuts
+  // fill the image once so reads see real data, not holes
+  await run('cp', ['--sparse=never', source, image]);
+
+  const engine = createEmbeddedEngine();
+  await engine.addDevice({ path: image, name: 'disk1' });
+  const ours = new NbdServer({ exports: engineExports(engine), unixSocket: join(dir, 'ours.sock') });
+  await ours.start();
+  const fileDevice = await FileDevice.open(image, { name: 'file' });
+  const plain = new NbdServer({ exports: staticExports([fileDevice]), unixSocket: join(dir, 'plain.sock') });
+  await plain.start();
+  const nbdkitSocket = join(dir, 'nbdkit.sock');
+  const nbdkit = await startNbdkit(nbdkitSocket, image);
+  const nbdkitUri = `nbd+unix:///?socket=${nbdkitSocket}`;
+
+  const targets: [string, string][] = [
+    ['engine device', ours.uriFor('disk1')],
+    ['file device (server only)', plain.uriFor('file')],
+  ];
+  const rows: Row[] = [];
+  const started = Date.now();
+  try {
+    for (const op of OPS) {
+      const results = new Map<string, number[]>([['nbdkit', []], ...targets.map(([t]) => [t, []] as [string, number[]])]);
+      for (let i = 0; i < REPEATS; i++) {
+        results.get('nbdkit')?.push(await measure(op, nbdkitUri, source));
+        for (const [target, uri] of targets) results.get(target)?.push(await measure(op, uri, source));
+      }
+      const base = median(results.get('nbdkit') ?? []);
+      const unit = op.startsWith('seq') ? 'MiB/s' : 'IOPS';
+      rows.push({ op, target: 'nbdkit file', unit, value: base, nbdkit: base, ratio: 1 });
+      for (const [target] of targets) {
+        const value = median(results.get(target) ?? []);
+        rows.push({ op, target, unit, value, nbdkit: base, ratio: value / base });
+      }
+    }
+
+    // With a snapshot held: the first writes after take copy chunks to the
+    // difference storage; the image export reads through the diff area.
+    const storageDir = join(dir, 'storage');
+    await mkdir(storageDir);
+    const baseOf = (op: Op): number => rows.find((r) => r.op === op && r.target === 'nbdkit file')?.value ?? NaN;
+    let n = 0;
+    const withSnapshot = async (op: Op, exportOf: (image: string) => string, label: string): Promise<void> => {
+      const id = await engine.snapshotCreate({ diffStoragePath: join(storageDir, `diff${n++}`), limitSectors: (4 * IMAGE_SIZE) / 512 });
+      await engine.snapshotAdd(id, 'disk1');
+      await engine.snapshotTake(id);
+      const imageName = engine.listImages()[0]?.name ?? '';
+      const value = await measure(op, ours.uriFor(exportOf(imageName)), source);
+      await engine.snapshotDestroy(id);
+      const base = baseOf(op);
+      rows.push({ op, target: label, unit: op.startsWith('seq') ? 'MiB/s' : 'IOPS', value, nbdkit: base, ratio: value / base });
+    };
+    await withSnapshot('seq-write-1M', () => 'disk1', 'engine device, snapshot held (COW)');
+    await withSnapshot('rand-write-4k', () => 'disk1', 'engine device, snapshot held (COW)');
+    await withSnapshot('seq-read-1M', (img) => img, 'snapshot image export');
+    await withSnapshot('rand-read-4k', (img) => img, 'snapshot image export');
+  } finally {
+    nbdkit.kill('SIGTERM');
+    await ours.close();
+    await plain.close();
+    await fileDevice.close();
+    await engine.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  const header = ['operation', 'target', 'value', 'nbdkit', 'ours/nbdkit'];
+  const lines = rows.map((r) => [
+    r.op,
+    r.target,
+    `${r.value.toFixed(0)} ${r.unit}`,
+    `${r.nbdkit.toFixed(0)} ${r.unit}`,
+    r.target === 'nbdkit file' ? '' : r.ratio.toFixed(2),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? '').length)));
+  const fmt = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ');
+  console.log(`NBD bench: our server exporting an embedded-engine device (engine/core) vs nbdkit file, same image (${IMAGE_SIZE / MiB} MiB)`);
+  console.log(`sequential: nbdcopy --request-size=1M; scattered 4 KiB: qemu-img bench -c ${RANDOM_OPS} -d ${DEPTH} -S ${STRIDE}; median of ${REPEATS} (snapshot rows: 1 run)`);
+  console.log(fmt(header));
+  for (const l of lines) console.log(fmt(l));
+  console.log(`(${((Date.now() - started) / 1000).toFixed(1)} s)`);
+
+  await mkdir('bench-results', { recursive: true });
+  await writeFile(
+    join('bench-results', 'nbd.json'),
+    `${JSON.stringify({ date: new Date().toISOString(), imageSize: IMAGE_SIZE, randomOps: RANDOM_OPS, depth: DEPTH, stride: STRIDE, repeats: REPEATS, exported: 'embedded engine device (engine/core)', rows }, null, 2)}\n`,
+  );
+}
+
+await main();

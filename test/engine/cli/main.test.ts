@@ -1,0 +1,110 @@
+/** The CLI in-process: help, argument errors, exit statuses, --json, readcbtmap bytes. */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { COMMANDS, main } from '../../../engine/cli/main.js';
+import { hasCommand } from '../../helpers/env.js';
+import { spawnDaemon } from '../helper/spawn-daemon.js';
+import type { SpawnedDaemon } from '../helper/spawn-daemon.js';
+
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(argv, { stdout: (t) => (out += t), stderr: (t) => (err += t) });
+  return { code, out, err };
+}
+
+describe('blksnap-manager without a helper', () => {
+  it('prints --help for the tool and for every command', async () => {
+    const top = await run(['--help']);
+    expect(top.code).toBe(0);
+    for (const c of COMMANDS) {
+      expect(top.out).toContain(c.name);
+      const h = await run([...c.name.split(' '), '--help']);
+      expect(h.code, c.name).toBe(0);
+      expect(h.out).toContain(`Usage: blksnap-manager ${c.name}`);
+      expect(h.out).toContain('--socket PATH');
+    }
+    const d = await run(['daemon', '--help']);
+    expect(d.code).toBe(0);
+    expect(d.out).toContain('--state-dir DIR');
+  });
+
+  it('fails with EINVAL for unknown commands and options', async () => {
+    expect(await run(['frobnicate'])).toMatchObject({ code: 22, err: expect.stringContaining('EINVAL: unknown command "frobnicate"') });
+    expect(await run(['cbtinfo', '--bogus'])).toMatchObject({ code: 22, err: expect.stringContaining('EINVAL') });
+    expect(await run(['image'])).toMatchObject({ code: 22, err: expect.stringContaining('subcommand') });
+    expect(await run(['daemon', '--driver', 'fast', '--socket', '/nonexistent/x/s'])).toMatchObject({ code: 22, err: expect.stringContaining('--driver') });
+  });
+
+  it('fails with ENOENT and a hint when no helper listens', async () => {
+    const r = await run(['version', '--socket', '/nonexistent-dir/helper.sock']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/^blksnap-manager: ENOENT: no helper listening at \/nonexistent-dir\/helper.sock; is the helper running/);
+    const j = await run(['version', '--json', '--socket', '/nonexistent-dir/helper.sock']);
+    expect(JSON.parse(j.err)).toMatchObject({ error: { errno: 'ENOENT' } });
+  });
+});
+
+describe('blksnap-manager with a helper', () => {
+  let d: SpawnedDaemon;
+  let sock: string[];
+
+  beforeAll(async () => {
+    d = await spawnDaemon();
+    sock = ['--socket', d.socketPath];
+  });
+
+  afterAll(async () => {
+    await d?.cleanup();
+  });
+
+  it('reports missing options and driver errors by errno', async () => {
+    expect(await run(['cbtinfo', ...sock])).toMatchObject({ code: 22, err: expect.stringContaining('missing --device') });
+    expect(await run(['cbtinfo', '-d', 'nosuch', ...sock])).toMatchObject({ code: 2, err: expect.stringContaining('ENOENT') });
+    expect(await run(['snapshot_create', '-d', 'x', '-f', join(d.dir, 'diff'), '-l', '12Q', ...sock])).toMatchObject({ code: 22 });
+  });
+
+  it('prints JSON with --json', async () => {
+    const created = await run(['image', 'create', '--path', join(d.dir, 'j.img'), '--size', '1M', '--json', ...sock]);
+    expect(created.code).toBe(0);
+    expect(JSON.parse(created.out)).toMatchObject({ name: 'j', capacity: 1048576, nbdUri: expect.stringContaining('nbd+unix:///j?socket=') });
+    const list = await run(['image', 'list', '--json', ...sock]);
+    expect(JSON.parse(list.out)).toEqual([expect.objectContaining({ name: 'j' })]);
+    const exp = await run(['exports', '--json', ...sock]);
+    expect(JSON.parse(exp.out)).toMatchObject({ exports: [expect.objectContaining({ name: 'j', kind: 'device', readOnly: false })] });
+    expect((await run(['image', 'remove', 'j', ...sock])).code).toBe(0);
+  });
+
+  it.skipIf(!hasCommand('qemu-io'))('[qemu-io] readcbtmap writes the expected map byte for byte after known writes', async () => {
+    const img = join(d.dir, 'cbt.img');
+    const created = await run(['image', 'create', '--path', img, '--size', '16M', ...sock]);
+    const uri = /^nbd=(.*)$/m.exec(created.out)?.[1] ?? '';
+    expect(uri).toContain('nbd+unix:///cbt?socket=');
+    // snapshot 1 attaches the tracker; the writes below are changes since it
+    const first = (await run(['snapshot_create', '-d', img, '-f', join(d.dir, 'diff1'), '-l', '64M', ...sock])).out.trim();
+    expect((await run(['snapshot_take', '-i', first, ...sock])).code).toBe(0);
+    expect((await run(['snapshot_destroy', '-i', first, ...sock])).code).toBe(0);
+    const writes: [number, number][] = [
+      [0, 4096],
+      [3 * 65536 + 512, 512],
+      [10 * 65536 - 512, 1024],
+      [16 * 1024 * 1024 - 4096, 4096],
+    ];
+    execFileSync('qemu-io', ['-f', 'raw', ...writes.flatMap(([o, l]) => ['-c', `write ${o} ${l}`]), uri], { stdio: 'pipe' });
+    // snapshot 2: its CBT copy holds the changes made since snapshot 1
+    const second = (await run(['snapshot_create', '-d', 'cbt', '-f', join(d.dir, 'diff2'), '-l', '64M', ...sock])).out.trim();
+    expect((await run(['snapshot_take', '-i', second, ...sock])).code).toBe(0);
+    const info = JSON.parse((await run(['cbtinfo', '-d', 'cbt', '--json', ...sock])).out) as { blockSize: number; blockCount: number; changesNumber: number };
+    const file = join(d.dir, 'cbt.map');
+    expect((await run(['readcbtmap', '-d', 'cbt', '-f', file, ...sock])).code).toBe(0);
+    const expected = new Uint8Array(info.blockCount);
+    for (const [offset, length] of writes) {
+      for (let b = Math.floor(offset / info.blockSize); b <= Math.floor((offset + length - 1) / info.blockSize); b++) expected[b] = info.changesNumber;
+    }
+    expect(info.changesNumber).toBeGreaterThan(0);
+    expect(new Uint8Array(readFileSync(file))).toEqual(expected);
+    expect((await run(['snapshot_destroy', '-i', second, ...sock])).code).toBe(0);
+  });
+});

@@ -1,0 +1,41 @@
+/** The packaging files: policy, launcher and unit agree on the installed paths. */
+import { spawnSync } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { REPO } from './spawn-daemon.js';
+
+const LAUNCHER = join(REPO, 'packaging/bin/blksnap-manager-helper');
+const INSTALLED_LAUNCHER = '/usr/lib/blksnap-manager/bin/blksnap-manager-helper';
+
+describe('packaging', () => {
+  it('the polkit action keeps admin authorization and execs the installed launcher', () => {
+    const xml = readFileSync(join(REPO, 'packaging/polkit/org.blksnapmanager.helper.policy'), 'utf8');
+    expect(xml).toContain('<action id="org.blksnapmanager.helper">');
+    expect(xml).toMatch(/<allow_active>auth_admin_keep<\/allow_active>/);
+    expect(xml).toContain(`<annotate key="org.freedesktop.policykit.exec.path">${INSTALLED_LAUNCHER}</annotate>`);
+  });
+
+  it('the launcher is an executable sh script with fixed absolute paths', () => {
+    expect(statSync(LAUNCHER).mode & 0o111).not.toBe(0);
+    const text = readFileSync(LAUNCHER, 'utf8');
+    expect(text.startsWith('#!/bin/sh\n')).toBe(true);
+    expect(text).toMatch(/^NODE=\/usr\/bin\/node$/m);
+    expect(text).toMatch(/^MAIN=\/usr\/lib\/blksnap-manager\/dist\/engine\/cli\/main\.js$/m);
+    expect(spawnSync('sh', ['-n', LAUNCHER]).status).toBe(0);
+  });
+
+  it('the launcher refuses caller-chosen arguments and a bad PKEXEC_UID before starting anything', () => {
+    const run = (args: string[], env: NodeJS.ProcessEnv = {}) => spawnSync('sh', [LAUNCHER, ...args], { env: { PATH: process.env.PATH, ...env }, encoding: 'utf8' });
+    expect(run(['--socket', '/etc/x'])).toMatchObject({ status: 22, stderr: expect.stringContaining('usage') });
+    expect(run(['--driver', 'evil'])).toMatchObject({ status: 22 });
+    expect(run([], { PKEXEC_UID: '0;rm' })).toMatchObject({ status: 1, stderr: expect.stringContaining('invalid PKEXEC_UID') });
+    expect(run([], { PKEXEC_UID: '4000000' })).toMatchObject({ status: 2, stderr: expect.stringContaining('/run/user/4000000') });
+  });
+
+  it('the systemd unit runs the same daemon entry with SIGTERM shutdown', () => {
+    const unit = readFileSync(join(REPO, 'packaging/systemd/blksnap-manager-helper.service'), 'utf8');
+    expect(unit).toMatch(/^ExecStart=\/usr\/bin\/node \/usr\/lib\/blksnap-manager\/dist\/engine\/cli\/main\.js daemon --socket \S+ --state-dir \S+/m);
+    expect(unit).toMatch(/^KillSignal=SIGTERM$/m);
+  });
+});

@@ -7,7 +7,8 @@ import { builtinModules } from 'node:module';
 
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
-const noNode = { group: nodeBuiltins, message: 'This layer must not use Node.js modules (see docs/architecture.md).' };
+const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+const noNode = { regex: `^(node:.*|(${nodeBuiltins.map(escapeRe).join('|')})(/.*)?)$`, message: 'This layer must not use Node.js modules (see docs/architecture.md).' };
 const noElectron = { group: ['electron', 'electron/*'], message: 'Only app/main and app/preload may use electron.' };
 const noReact = { group: ['react', 'react/*', 'react-dom', 'react-dom/*', 'zustand', 'zustand/*'], message: 'Only renderer/ may use React.' };
 const noApp = { regex: '(^|/)app/', message: 'engine/ must not import from app/.' };

@@ -7,6 +7,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeCbtMap } from '../../engine/protocol/cbt-encoding.js';
+import { HelperCallError } from '../../engine/protocol/client.js';
 import type { HelperClient } from '../../engine/protocol/client.js';
 import { MAX_CBT_MAP_LENGTH } from '../../engine/protocol/limits.js';
 import type { BlksnapApi, RequestName, RequestParams, RequestResult } from '../shared/contract.js';
@@ -99,7 +100,16 @@ export function createBridge(options: BridgeOptions): Bridge {
     return list.map(toDeviceEntry);
   };
 
+  /**
+   * Engine devices are tracked from the moment they are opened (the blksnap filter
+   * attached), so their CBT map shows every write; the contract has no attach request.
+   */
   const deviceAfterImage = async (image: { name: string; path: string; capacity: number; nbdUri: string | null }): Promise<DeviceEntry> => {
+    try {
+      await (await client()).call('attach', { device: image.name });
+    } catch (error) {
+      if (!(error instanceof HelperCallError && error.errno === 'EALREADY')) throw error;
+    }
     try {
       const found = (await devices()).find((d) => d.id === image.name);
       if (found) return found;

@@ -2,7 +2,7 @@ export { createBridge } from './bridge.js';
 export type { Bridge, BridgeOptions } from './bridge.js';
 export { HelperLink } from './helper-link.js';
 export type { HelperLinkOptions } from './helper-link.js';
-export { helperLaunchCommand, PKEXEC, PACKAGED_LAUNCHER } from './launch.js';
+export { helperLaunchCommand, packagedSocketPath, PACKAGED_STATE_DIR, PKEXEC, RESOURCES_LAUNCHER } from './launch.js';
 export type { HelperLaunchOptions, LaunchCommand } from './launch.js';
 export { defaultRuntimeDir, defaultSocketPath, defaultStateDir, findProjectRoot, projectVersion } from './paths.js';
 export { listFilesystems, parseMountInfo } from './filesystems.js';

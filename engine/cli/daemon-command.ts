@@ -14,6 +14,7 @@ export const daemonOptions = {
   driver: { type: 'string' },
   param: { type: 'string', multiple: true },
   quiet: { type: 'boolean', short: 'q' },
+  'exit-with-parent': { type: 'boolean' },
 } as const;
 
 export const daemonHelp: [string, string][] = [
@@ -21,6 +22,7 @@ export const daemonHelp: [string, string][] = [
   ['--state-dir DIR', 'registered images and settings (default /var/lib/blksnap-manager for root)'],
   ['--driver auto|kernel|embedded', 'auto: kernel when /dev/blksnap-control exists, else embedded'],
   ['--param NAME=VALUE', 'embedded engine module parameter, e.g. diffStorageMinimum=2048 (repeatable)'],
+  ['--exit-with-parent', 'shut down when standard input closes (the parent that started the helper is gone)'],
   ['-q, --quiet', 'no log lines on stderr'],
 ];
 
@@ -42,11 +44,21 @@ export async function runDaemonCommand(values: OptionValues, stderr: (text: stri
     throw new BlksnapError('EINVAL', `--driver must be auto, kernel or embedded; got "${driver}"`);
   }
   const quiet = values.quiet === true;
+  const exitWhen =
+    values['exit-with-parent'] === true
+      ? new Promise<void>((resolve) => {
+          process.stdin.on('end', resolve);
+          process.stdin.on('close', resolve);
+          process.stdin.on('error', () => resolve());
+          process.stdin.resume();
+        })
+      : undefined;
   await runDaemon({
     socketPath: optString(values, 'socket') ?? defaultSocketPath(),
     stateDir: optString(values, 'state-dir') ?? defaultStateDir(),
     driver: driver as DriverChoice,
     engineParams: parseParams(optList(values, 'param')),
+    ...(exitWhen ? { exitWhen } : {}),
     log: quiet ? () => {} : (message) => stderr(`${new Date().toISOString()} blksnap-manager-helper: ${message}\n`),
   });
 }

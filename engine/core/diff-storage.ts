@@ -129,14 +129,22 @@ export class DiffStorage {
     await writevFull(this.fd, [buf.subarray(off, off + len)], sector * SECTOR_SIZE);
   }
 
-  /** Closes and removes the file. */
+  /** Closes and removes the file (only if the path still names this very file). */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    let ours = false;
+    try {
+      const mine = fs.fstatSync(this.fd);
+      const now = await fs.promises.lstat(this.path);
+      ours = mine.dev === now.dev && mine.ino === now.ino;
+    } catch {
+      // already gone: nothing to remove
+    }
     try {
       await closeFd(this.fd);
     } finally {
-      await fs.promises.rm(this.path, { force: true });
+      if (ours) await fs.promises.rm(this.path, { force: true });
     }
   }
 }

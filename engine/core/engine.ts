@@ -383,11 +383,12 @@ export class EmbeddedEngine implements EmbeddedEngineApi {
     return this.serialize(async () => {
       const d = this.resolveDevice(ref);
       const s = this.getSnapshot(id);
+      if (s.devices.includes(d)) throw new BlksnapError('EALREADY', `${d.name} is already in snapshot ${s.id}`);
+      const other = d.tracker?.snapshot;
+      if (other) throw new BlksnapError('EBUSY', `${d.name} is in snapshot ${other.id}`);
+      if (s.isTaken) throw new BlksnapError('EALREADY', `snapshot ${s.id} is already taken`);
       if (!d.tracker) await this.attachTracker(d);
       const t = d.tracker!;
-      if (s.devices.includes(d)) throw new BlksnapError('EALREADY', `${d.name} is already in snapshot ${s.id}`);
-      if (t.snapshot) throw new BlksnapError('EBUSY', `${d.name} is in snapshot ${t.snapshot.id}`);
-      if (s.isTaken) throw new BlksnapError('EALREADY', `snapshot ${s.id} is already taken`);
       t.snapshot = s;
       s.devices.push(d);
     });

@@ -1,8 +1,8 @@
 /** One client connection: line framing, concurrent requests, its notification subscriptions. */
 import type { Socket } from 'node:net';
-import { LineSplitter, encodeMessage, errorBody } from '../protocol/messages.js';
-import type { Notification, Response } from '../protocol/messages.js';
-import { MAX_LINE_LENGTH } from '../protocol/limits.js';
+import { LineSplitter, RequestSchema, encodeMessage, errorBody } from '../protocol/messages.js';
+import type { Notification, RequestId, Response } from '../protocol/messages.js';
+import { MAX_IN_FLIGHT_PER_CLIENT, MAX_LINE_LENGTH, MAX_QUEUED_OUTPUT_BYTES } from '../protocol/limits.js';
 import type { Topic } from '../protocol/schemas.js';
 import { dispatchLine } from './dispatch.js';
 import type { ClientContext, HelperService } from './service.js';
@@ -38,6 +38,11 @@ export class ClientConnection implements ClientContext {
 
   send(message: Response | Notification): void {
     if (this.socket.destroyed || !this.socket.writable) return;
+    if (this.socket.writableLength > MAX_QUEUED_OUTPUT_BYTES) {
+      // the client does not read: drop it rather than buffer without bound
+      this.socket.destroy();
+      return;
+    }
     this.socket.write(encodeMessage(message) + '\n');
   }
 
@@ -51,6 +56,17 @@ export class ClientConnection implements ClientContext {
   }
 
   private handle(line: string): void {
+    if (this.inFlight >= MAX_IN_FLIGHT_PER_CLIENT) {
+      let id: RequestId | null = null;
+      try {
+        const parsed = RequestSchema.safeParse(JSON.parse(line));
+        if (parsed.success) id = parsed.data.id;
+      } catch {
+        id = null;
+      }
+      this.send({ id, error: errorBody('invalid_request', `more than ${MAX_IN_FLIGHT_PER_CLIENT} requests in flight on one connection`, 'EAGAIN') });
+      return;
+    }
     this.inFlight++;
     void dispatchLine(line, this.service, this, this.state).then((response) => {
       this.inFlight--;

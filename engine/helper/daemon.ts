@@ -32,6 +32,8 @@ export interface DaemonOptions {
   /** Default: PKEXEC_UID's user when started through pkexec, else ourselves. */
   owner?: Owner;
   log?: (message: string) => void;
+  /** runDaemon also shuts down when this settles (e.g. the parent's pipe closed). */
+  exitWhen?: Promise<unknown>;
 }
 
 export interface DaemonHandle {
@@ -105,8 +107,11 @@ export async function startDaemon(options: DaemonOptions): Promise<DaemonHandle>
     let closing: Promise<void> | null = null;
     const close = (): Promise<void> => {
       closing ??= (async () => {
-        await server.close();
+        // refuse new requests, answer pending snapshotWaitEvent calls (null), then close
+        server.state.shuttingDown = true;
+        await service.workloads.stopAll();
         await service.stopPumps();
+        await server.close();
         await nbd?.close().catch((err: unknown) => log(`closing NBD exports: ${(err as Error).message}`));
         if (engine) {
           // the embedded engine's snapshots live in this process: destroy them with it
@@ -141,5 +146,11 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
+    void options.exitWhen?.finally(() => {
+      options.log?.('parent gone: shutting down');
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      void handle.close().then(resolve, resolve);
+    });
   });
 }

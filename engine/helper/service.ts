@@ -18,6 +18,7 @@ import { EventPump } from './event-pump.js';
 import { SnapshotBook } from './snapshot-book.js';
 import type { SettingsStore } from './settings-store.js';
 import { checkDiffStoragePath } from './storage-path.js';
+import { WorkloadManager } from './workload.js';
 
 export type HandlerParams<M extends MethodName> = z.output<MethodTable[M]['params']>;
 
@@ -30,12 +31,13 @@ type Handlers = { [M in MethodName]: (params: HandlerParams<M>, ctx: ClientConte
 
 export type Broadcast = <N extends NotificationName>(topic: N, params: NotificationParams<N>) => void;
 
-const ALL_TOPICS: Topic[] = ['event', 'snapshot', 'devices', 'progress'];
+const ALL_TOPICS: Topic[] = ['event', 'snapshot', 'devices', 'progress', 'workload'];
 const OK = { ok: true as const };
 
 export class HelperService {
   readonly book = new SnapshotBook();
   private readonly pumps = new Map<SnapshotId, EventPump>();
+  readonly workloads: WorkloadManager;
   readonly handlers: Handlers;
 
   constructor(
@@ -44,12 +46,13 @@ export class HelperService {
     private readonly broadcast: Broadcast,
     private readonly log: (message: string) => void = () => {},
   ) {
+    this.workloads = new WorkloadManager((progress) => this.broadcast('workload', progress));
     this.handlers = this.makeHandlers();
   }
 
   get capabilities(): string[] {
     const caps = ['events', 'snapshots.list', `cbtMap.${CBT_MAP_ENCODING}`, 'settings'];
-    if (this.backends.engine) caps.push('images', 'storageInfo.used');
+    if (this.backends.engine) caps.push('images', 'storageInfo.used', 'workload');
     if (this.backends.nbd) caps.push('nbd');
     return caps;
   }
@@ -313,6 +316,20 @@ export class HelperService {
         }
         return { socketPath: nbd.socketPath, exports };
       },
+      'workload.start': async ({ device, rateMiBps, pattern }) => {
+        const engine = this.backends.engine;
+        if (!engine) throw new BlksnapError('EOPNOTSUPP', 'write workloads need the embedded engine');
+        const name = await resolveEngineDevice(engine, device);
+        this.workloads.start({ name, device: engine.device(name), rateMiBps, pattern });
+        return OK;
+      },
+      'workload.stop': async ({ device }) => {
+        const engine = this.backends.engine;
+        const name = engine ? await resolveEngineDevice(engine, device).catch(() => device) : device;
+        await this.workloads.stop(name);
+        return OK;
+      },
+      'workload.list': async () => ({ workloads: this.workloads.list() }),
       'settings.get': async () => this.settings.get(),
       'settings.set': async (patch) => this.settings.update(patch),
       subscribe: async ({ topics }, ctx) => {

@@ -8,6 +8,7 @@ import { Transmission } from './transmission.js';
 export interface ConnectionLimits {
   maxPayload: number;
   maxInFlight: number;
+  maxInFlightBytes: number;
   maxQueuedReplyBytes: number;
   maxOptionLength: number;
   handshakeTimeoutMs: number;
@@ -66,6 +67,7 @@ export class NbdConnection {
       this.transmission = new Transmission(socket, reader, chosen.device, {
         maxPayload: options.maxPayload,
         maxInFlight: options.maxInFlight,
+        maxInFlightBytes: options.maxInFlightBytes,
         maxQueuedReplyBytes: options.maxQueuedReplyBytes,
         alignment: sizes.minimum,
       });
@@ -80,25 +82,31 @@ export class NbdConnection {
     } finally {
       clearTimeout(timer);
     }
+    // Soft disconnect (NBD_OPT_ABORT, NBD_CMD_DISC): our side is ended; do not
+    // wait forever for the client to close its side.
+    if (!socket.destroyed) setTimeout(() => socket.destroy(), 2000).unref();
   }
 
   /**
    * Server shutdown: waits (up to timeoutMs) for the requests running to be
-   * answered, then drops the connection.
+   * answered, sends what is queued (end), and drops the connection.
    */
   async shutdown(timeoutMs: number): Promise<void> {
     const t = this.transmission;
-    if (t !== null && t.pending > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        t.idle(),
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, timeoutMs);
-        }),
-      ]);
-      if (timer !== undefined) clearTimeout(timer);
+    const socket = this.socket;
+    const timers: NodeJS.Timeout[] = [];
+    t?.beginShutdown();
+    const within = (p: Promise<void>, ms: number): Promise<void> =>
+      Promise.race([p, new Promise<void>((resolve) => timers.push(setTimeout(resolve, ms)))]);
+    if (t !== null && t.pending > 0) await within(t.idle(), timeoutMs);
+    if (t !== null && !socket.destroyed) {
+      // end() uncorks and sends the replies still queued, then closes our side.
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      socket.end();
+      await within(closed, 1000);
     }
-    this.socket.destroy();
+    for (const timer of timers) clearTimeout(timer);
+    socket.destroy();
     await this.done;
   }
 }

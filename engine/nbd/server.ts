@@ -30,6 +30,7 @@ export interface NbdServerOptions {
 export const DEFAULT_LIMITS: ConnectionLimits = {
   maxPayload: 32 * 1024 * 1024,
   maxInFlight: 64,
+  maxInFlightBytes: 128 * 1024 * 1024,
   maxQueuedReplyBytes: 64 * 1024 * 1024,
   maxOptionLength: 64 * 1024,
   handshakeTimeoutMs: 30_000,

@@ -20,6 +20,7 @@ import {
   NBD_EIO,
   NBD_ENOSPC,
   NBD_EPERM,
+  NBD_ESHUTDOWN,
   NBD_REQUEST_MAGIC,
   NBD_REQUEST_SIZE,
   NBD_SIMPLE_REPLY_MAGIC,
@@ -34,6 +35,8 @@ export interface TransmissionOptions {
   maxPayload: number;
   /** Requests running at once on this connection before the server stops reading. */
   maxInFlight: number;
+  /** READ/WRITE bytes running at once on this connection before the server stops reading. */
+  maxInFlightBytes: number;
   /** Reply bytes queued on the socket before the server stops reading. */
   maxQueuedReplyBytes: number;
   /** Alignment every offset and length must have (the export's minimum block size). */
@@ -55,9 +58,10 @@ const EMPTY = Buffer.alloc(0);
 
 export class Transmission {
   private inFlight = 0;
+  private inFlightBytes = 0;
   private readonly slotWaiters: (() => void)[] = [];
   private readonly idleWaiters: (() => void)[] = [];
-  private stopping = false;
+  private shuttingDown = false;
   private corked = false;
   private readonly uncork = (): void => {
     this.corked = false;
@@ -103,16 +107,15 @@ export class Transmission {
         request.payload = this.reader.tryRead(request.length) ?? (await this.reader.read(request.length));
       }
       if (request.type === NBD_CMD_DISC) {
-        this.stopping = true;
         await this.idle();
         this.socket.end();
         return;
       }
-      if (this.inFlight >= this.options.maxInFlight || this.socket.writableLength > this.options.maxQueuedReplyBytes) {
-        await this.roomForMore();
-      }
+      const cost = request.type === NBD_CMD_READ || request.type === NBD_CMD_WRITE ? request.length : 0;
+      if (!this.hasRoomFor(cost)) await this.roomForMore(cost);
       this.inFlight++;
-      void this.serve(request);
+      this.inFlightBytes += cost;
+      void this.serve(request, cost);
     }
   }
 
@@ -122,12 +125,21 @@ export class Transmission {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  get disconnecting(): boolean {
-    return this.stopping;
+  /** Server shutdown: requests read from now on are answered ESHUTDOWN. */
+  beginShutdown(): void {
+    this.shuttingDown = true;
   }
 
-  private async roomForMore(): Promise<void> {
-    while (this.inFlight >= this.options.maxInFlight) {
+  private hasRoomFor(cost: number): boolean {
+    const o = this.options;
+    if (this.inFlight >= o.maxInFlight) return false;
+    // One request of any allowed size may always run alone.
+    if (this.inFlight > 0 && this.inFlightBytes + cost > o.maxInFlightBytes) return false;
+    return this.socket.writableLength <= o.maxQueuedReplyBytes;
+  }
+
+  private async roomForMore(cost: number): Promise<void> {
+    while (!this.hasRoomFor(cost) && this.inFlight > 0) {
       await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
     }
     if (this.socket.writableLength > this.options.maxQueuedReplyBytes && !this.socket.destroyed) {
@@ -143,10 +155,10 @@ export class Transmission {
     }
   }
 
-  private async serve(request: Request): Promise<void> {
+  private async serve(request: Request, cost: number): Promise<void> {
     let error = 0;
     let data: Buffer = EMPTY;
-    const early = this.check(request);
+    const early = this.shuttingDown ? NBD_ESHUTDOWN : this.check(request);
     if (early !== 0) error = early;
     else {
       try {
@@ -161,6 +173,7 @@ export class Transmission {
     }
     this.reply(request, error, data);
     this.inFlight--;
+    this.inFlightBytes -= cost;
     const waiter = this.slotWaiters.shift();
     if (waiter !== undefined) waiter();
     if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();

@@ -20,3 +20,9 @@ export const MAX_WAIT_EVENT_TIMEOUT_MS = 24 * 60 * 60 * 1000;
 
 /** Longest path accepted in any parameter (PATH_MAX). */
 export const MAX_PATH_LENGTH = 4096;
+
+/** Requests one connection may have in flight; more are refused with EAGAIN. */
+export const MAX_IN_FLIGHT_PER_CLIENT = 64;
+
+/** Unsent bytes a client may leave queued (slow reader of notifications) before the helper drops it. */
+export const MAX_QUEUED_OUTPUT_BYTES = 16 * 1024 * 1024;

@@ -29,6 +29,8 @@ import {
   StorageInfoSchema,
   TopicSchema,
   UintSchema,
+  WorkloadPatternSchema,
+  WorkloadProgressSchema,
 } from './schemas.js';
 
 const Empty = z.strictObject({});
@@ -109,6 +111,14 @@ export const methods = {
     params: Empty,
     result: z.strictObject({ socketPath: z.string().nullable(), exports: z.array(ExportEntrySchema) }),
   },
+  /** Embedded engine: write to an engine device at rateMiBps (EALREADY if one runs there). */
+  'workload.start': {
+    params: z.strictObject({ device: DeviceRefSchema, rateMiBps: z.number().positive().max(100_000), pattern: WorkloadPatternSchema }),
+    result: Ok,
+  },
+  /** Stops the workload on a device (ESRCH if none runs). */
+  'workload.stop': { params: Device, result: Ok },
+  'workload.list': { params: Empty, result: z.strictObject({ workloads: z.array(WorkloadProgressSchema) }) },
   'settings.get': { params: Empty, result: SettingsSchema },
   'settings.set': { params: SettingsSchema.partial().strict(), result: SettingsSchema },
   subscribe: { params: z.strictObject({ topics: z.array(TopicSchema).min(1).optional() }), result: z.strictObject({ topics: z.array(TopicSchema) }) },
@@ -138,6 +148,8 @@ export const notifications = {
   devices: z.strictObject({ reason: z.string() }),
   /** Progress of a long operation. */
   progress: z.strictObject({ operation: z.string(), done: UintSchema, total: UintSchema.nullable() }),
+  /** Write-workload progress (about every 250 ms while it runs, and once when it stops). */
+  workload: WorkloadProgressSchema,
 } as const satisfies Record<z.infer<typeof TopicSchema>, z.ZodType>;
 
 export type NotificationName = keyof typeof notifications;

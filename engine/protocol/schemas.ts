@@ -147,5 +147,25 @@ export const DEFAULT_SETTINGS: Settings = {
   eventPollMs: 500,
 };
 
-export const TopicSchema = z.enum(['event', 'snapshot', 'devices', 'progress']);
+export const WorkloadPatternSchema = z.enum(['random', 'sequential', 'hotspot']);
+export type WorkloadPattern = z.infer<typeof WorkloadPatternSchema>;
+
+/** Progress of a write workload on an engine device. */
+export const WorkloadProgressSchema = z.strictObject({
+  device: z.string(),
+  running: z.boolean(),
+  pattern: WorkloadPatternSchema,
+  /** Requested rate. */
+  rateMiBps: z.number().nonnegative(),
+  /** Measured rate over the last report interval. */
+  actualMiBps: z.number().nonnegative(),
+  bytesWritten: UintSchema,
+  writes: UintSchema,
+  elapsedMs: UintSchema,
+  /** Set when the workload stopped on an error. */
+  error: z.string().optional(),
+});
+export type WorkloadProgress = z.infer<typeof WorkloadProgressSchema>;
+
+export const TopicSchema = z.enum(['event', 'snapshot', 'devices', 'progress', 'workload']);
 export type Topic = z.infer<typeof TopicSchema>;

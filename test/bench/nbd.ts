@@ -7,7 +7,7 @@
  * and, with a snapshot held, first writes after take (copy-on-write) and reads
  * of the snapshot image export.
  *
- * Run: npx tsx test/bench/nbd.ts   (about a minute; writes bench-results/nbd.json)
+ * Run: npx tsx test/bench/nbd.ts   (under a minute; writes bench-results/nbd.json)
  */
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -29,7 +29,7 @@ const IMAGE_SIZE = 256 * MiB;
 const RANDOM_OPS = 40_000;
 const DEPTH = 32;
 const STRIDE = 257 * 4096;
-const REPEATS = 3;
+const REPEATS = 5;
 
 type Op = 'seq-read-1M' | 'seq-write-1M' | 'rand-read-4k' | 'rand-write-4k';
 const OPS: Op[] = ['seq-read-1M', 'seq-write-1M', 'rand-read-4k', 'rand-write-4k'];

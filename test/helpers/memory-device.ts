@@ -34,6 +34,9 @@ export class MemoryDevice implements BlockDevice {
   /** Operations seen, in completion order (op, flags). */
   readonly log: { op: MemoryOp; offset: number; length: number; fua: boolean }[] = [];
   flushes = 0;
+  /** Operations inside the device now, and the most seen at once. */
+  active = 0;
+  maxActive = 0;
   private readonly options: MemoryDeviceOptions;
 
   constructor(options: MemoryDeviceOptions) {
@@ -79,7 +82,13 @@ export class MemoryDevice implements BlockDevice {
       if (op !== 'read' && this.readOnly) throw new BlksnapError('EROFS', `${this.name} is read-only`);
     }
     const delay = this.options.delayMs?.(op, offset, length) ?? 0;
-    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+    this.active++;
+    this.maxActive = Math.max(this.maxActive, this.active);
+    try {
+      if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+    } finally {
+      this.active--;
+    }
     const errno = this.options.failWith?.(op, offset, length);
     if (errno !== undefined) throw new BlksnapError(errno, `injected ${op} failure`);
     this.log.push({ op, offset, length, fua });

@@ -2,12 +2,14 @@
  * Browser mode: the contract over one WebSocket (wire format in app/shared/wire.ts).
  * Requests are queued until the socket opens; a lost socket answers the requests in
  * flight with HELPER_UNAVAILABLE, reports `{ state: 'lost' }` to onHelperState
- * subscribers and reconnects with a growing delay (not after UNAUTHORIZED).
+ * subscribers and reconnects with a growing delay (not after UNAUTHORIZED); once back,
+ * it asks getStatus and reports the helper's state from it.
  */
 import { CONTRACT_METHODS } from '../../../app/shared/contract.js';
 import type { BlksnapApi, EventMap, EventName, RequestName } from '../../../app/shared/contract.js';
 import { err } from '../../../app/shared/result.js';
 import type { Result } from '../../../app/shared/result.js';
+import type { AppStatus } from '../../../app/shared/types.js';
 import { WS_CLOSE_UNAUTHORIZED, encodeRequest, parseServerMessage } from '../../../app/shared/wire.js';
 
 /** The part of the DOM WebSocket the client uses (a fake in tests). */
@@ -48,6 +50,8 @@ export function createWsClient(options: WsClientOptions): WsClient {
   let attempts = 0;
   let closed = false;
   let unauthorized = false;
+  /** The socket dropped since the last open. */
+  let lost = false;
 
   function emit<K extends EventName>(event: K, payload: EventMap[K]): void {
     for (const cb of listeners.get(event) ?? []) {
@@ -73,6 +77,13 @@ export function createWsClient(options: WsClientOptions): WsClient {
     s.onopen = () => {
       attempts = 0;
       for (const frame of queue.splice(0)) s.send(frame);
+      if (lost) {
+        // Back after a drop: the server may not repeat the helper state, so ask for it.
+        lost = false;
+        void request('getStatus', undefined).then((r) => {
+          if (r.ok) emit('onHelperState', (r.value as AppStatus).helper);
+        });
+      }
     };
     s.onmessage = (ev) => {
       if (typeof ev.data !== 'string') return;
@@ -105,6 +116,7 @@ export function createWsClient(options: WsClientOptions): WsClient {
       }
       failPending('HELPER_UNAVAILABLE', 'The connection to the server was lost.');
       if (closed) return;
+      lost = true;
       emit('onHelperState', { state: 'lost', message: 'The connection to the server was lost; reconnecting…' });
       const delay = delays[Math.min(attempts, delays.length - 1)] ?? 1000;
       attempts++;

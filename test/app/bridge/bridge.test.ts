@@ -60,7 +60,7 @@ describe('bridge over a real helper', () => {
     expect(states.map((s) => s.state)).toEqual(['connected']);
 
     const disk = value(await bridge.api.createLabDisk({ name: 'disk1', sizeBytes: 8 * 1024 * 1024 }));
-    expect(disk).toMatchObject({ id: 'disk1', name: 'disk1', kind: 'engine', sizeBytes: 8 * 1024 * 1024, snapshotId: null });
+    expect(disk).toMatchObject({ id: 'disk1', name: 'disk1', kind: 'engine', sizeBytes: 8 * 1024 * 1024, snapshotId: null, tracked: true });
     expect(disk.path).toBe(join(dirs.root, 'lab', 'disk1.img'));
     expect(existsSync(disk.path)).toBe(true);
     const devices = value(await bridge.api.listDevices());

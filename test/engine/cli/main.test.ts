@@ -108,3 +108,36 @@ describe('blksnap-manager with a helper', () => {
     expect((await run(['snapshot_destroy', '-i', second, ...sock])).code).toBe(0);
   });
 });
+
+describe('blksnap-manager readcbtmap over several portions', () => {
+  let d: SpawnedDaemon;
+
+  beforeAll(async () => {
+    // 512-byte tracking blocks: a 300 MiB image has 614,400 blocks, more than one cbtMap portion
+    d = await spawnDaemon(['--param', 'trackingBlockMinimumShift=9']);
+  });
+
+  afterAll(async () => {
+    await d?.cleanup();
+  });
+
+  it('writes the whole map, with markdirtyblock ranges in both portions', async () => {
+    const sock = ['--socket', d.socketPath];
+    expect((await run(['image', 'create', '--path', join(d.dir, 'big.img'), '--size', '300M', ...sock])).code).toBe(0);
+    const id = (await run(['snapshot_create', '-d', 'big', '-f', join(d.dir, 'diff'), '-l', '64M', ...sock])).out.trim();
+    expect((await run(['snapshot_take', '-i', id, ...sock])).code).toBe(0);
+    expect((await run(['markdirtyblock', '-d', 'big', '-r', '600000:2', '-r', '5:1', ...sock])).code).toBe(0);
+    const info = JSON.parse((await run(['cbtinfo', '-d', 'big', '--json', ...sock])).out) as { blockSize: number; blockCount: number; changesNumber: number };
+    expect(info).toMatchObject({ blockSize: 512, blockCount: 614400 });
+    expect(info.changesNumber).toBeGreaterThan(0);
+    const file = join(d.dir, 'big.map');
+    const r = await run(['readcbtmap', '-d', join(d.dir, 'big.img'), '-f', file, '--json', ...sock]);
+    expect(JSON.parse(r.out)).toMatchObject({ length: 614400 });
+    const expected = new Uint8Array(614400);
+    expected[5] = info.changesNumber;
+    expected[600000] = info.changesNumber;
+    expected[600001] = info.changesNumber;
+    expect(Buffer.compare(readFileSync(file), Buffer.from(expected))).toBe(0);
+    expect((await run(['snapshot_destroy', '-i', id, ...sock])).code).toBe(0);
+  });
+});

@@ -134,3 +134,14 @@ describe('difference storage', () => {
     expect((await engine.snapshotInfo('a')).errorCode).toBe(-28);
   });
 });
+
+describe('difference storage file removal', () => {
+  it('never removes a file that replaced the storage file at its path', async () => {
+    const storage = path.join(dir, 'diff');
+    const id = await engine.snapshotCreate({ diffStoragePath: storage, limitSectors: 100 });
+    fs.renameSync(storage, path.join(dir, 'moved'));
+    fs.writeFileSync(storage, 'someone else');
+    await engine.snapshotDestroy(id);
+    expect(fs.readFileSync(storage, 'utf8')).toBe('someone else');
+  });
+});

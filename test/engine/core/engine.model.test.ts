@@ -105,6 +105,7 @@ function pattern(sectors: number, seed: number): Buffer {
 type Cmd =
   | { t: 'write'; dev: number; at: number; len: number; seed: number }
   | { t: 'burst'; dev: number; writes: { at: number; seed: number }[] }
+  | { t: 'mixed'; dev: number; writes: { at: number; seed: number }[]; reads: { at: number; len: number }[] }
   | { t: 'zero'; dev: number; at: number; len: number }
   | { t: 'snap'; mask: number; small: boolean; limit: number }
   | { t: 'destroy'; which: number }
@@ -127,6 +128,15 @@ const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
       t: fc.constant('burst' as const),
       dev: devArb,
       writes: fc.array(fc.record({ at: fc.nat({ max: 127 }), seed: fc.nat(255) }), { minLength: 2, maxLength: 6 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      t: fc.constant('mixed' as const),
+      dev: devArb,
+      writes: fc.array(fc.record({ at: fc.nat({ max: 127 }), seed: fc.nat(255) }), { minLength: 1, maxLength: 5 }),
+      reads: fc.array(posArb, { minLength: 1, maxLength: 4 }),
     }),
   },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('zero' as const), dev: devArb }).chain((c) => posArb.map((p) => ({ ...c, ...p }))) },
@@ -227,6 +237,25 @@ async function runCase(cmds: Cmd[], queue: number, pool: number): Promise<void> 
           const seen = new Set<number>();
           const ws = cmd.writes.map((w) => ({ at: w.at % size, data: pattern(1, w.seed) })).filter((w) => !seen.has(w.at) && seen.add(w.at));
           await Promise.all(ws.map((w) => engine.device(`d${cmd.dev}`).write(w.at * SECTOR, w.data)));
+          for (const w of ws) modelWrite(cmd.dev, w.at, w.data);
+          break;
+        }
+        case 'mixed': {
+          // Original writes racing with image reads of the same device: the image
+          // must not change whatever the interleaving (COW vs image read locking).
+          const m = devs[cmd.dev]!;
+          const size = DEVICE_SECTORS[cmd.dev]!;
+          const seen = new Set<number>();
+          const ws = cmd.writes.map((w) => ({ at: w.at % size, data: pattern(1, w.seed) })).filter((w) => !seen.has(w.at) && seen.add(w.at));
+          if (m.snapshot) for (const w of ws) m.snapshot.chunks.get(cmd.dev)!.add(Math.floor(w.at / CHUNK_SECTORS));
+          const ops: Promise<unknown>[] = ws.map((w) => engine.device(`d${cmd.dev}`).write(w.at * SECTOR, w.data));
+          if (m.snapshot) {
+            for (const r of cmd.reads) {
+              const { at, len } = clampRange(cmd.dev, r.at, r.len);
+              ops.push(checkImageRead(cmd.dev, at, len));
+            }
+          }
+          await Promise.all(ops);
           for (const w of ws) modelWrite(cmd.dev, w.at, w.data);
           break;
         }

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, symlinkSync, writeFileSync, chmodSync, statSync 
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HelperClient } from '../../../engine/protocol/client.js';
-import { MAX_LINE_LENGTH } from '../../../engine/protocol/limits.js';
+import { MAX_IN_FLIGHT_PER_CLIENT, MAX_LINE_LENGTH } from '../../../engine/protocol/limits.js';
 import { hasCommand, isRoot } from '../../helpers/env.js';
 import { RawConnection, connectClient, spawnDaemon } from './spawn-daemon.js';
 import type { SpawnedDaemon } from './spawn-daemon.js';
@@ -71,6 +71,28 @@ describe('helper daemon', () => {
       expect(await raw.next()).toMatchObject({ id: null, error: { code: 'too_large', errno: 'E2BIG' } });
       raw.send('{"id":2,"method":"version","params":{}}\n');
       expect(await raw.next()).toMatchObject({ id: 2, result: { major: expect.any(Number) } });
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('refuses more than the in-flight limit of requests on one connection with EAGAIN', async () => {
+    const raw = await RawConnection.open(d.socketPath);
+    try {
+      // long waits keep requests in flight: a snapshot with an event pump, no events
+      const { id } = await client.call('snapshotCreate', { diffStoragePath: join(d.dir, 'diff-flight'), limitSectors: 2048 });
+      try {
+        let text = '';
+        for (let i = 1; i <= MAX_IN_FLIGHT_PER_CLIENT + 1; i++) {
+          text += JSON.stringify({ id: i, method: 'snapshotWaitEvent', params: { id, timeoutMs: 300 } }) + '\n';
+        }
+        raw.send(text);
+        const first = await raw.next();
+        expect(first).toMatchObject({ id: MAX_IN_FLIGHT_PER_CLIENT + 1, error: { errno: 'EAGAIN' } });
+        for (let i = 0; i < MAX_IN_FLIGHT_PER_CLIENT; i++) expect(await raw.next()).toMatchObject({ result: { event: null } });
+      } finally {
+        await client.call('snapshotDestroy', { id });
+      }
     } finally {
       raw.close();
     }
@@ -170,8 +192,14 @@ describe('helper daemon', () => {
     const { id } = await client.call('snapshotCreate', { diffStoragePath: join(d.dir, 'diff-live'), limitSectors: 4096, devices: ['disk2'] });
     await client.call('snapshotTake', { id });
     expect(existsSync(join(d.dir, 'diff-live'))).toBe(true);
+    const pending = client.call('snapshotWaitEvent', { id, timeoutMs: 60_000 }, { timeoutMs: 70_000 });
+    await new Promise((r) => setTimeout(r, 100));
+    const started = Date.now();
     const code = await d.stop();
     expect(code).toBe(0);
+    // a pending wait is answered at shutdown, not left to its 60 s timeout
+    await expect(pending).resolves.toEqual({ event: null });
+    expect(Date.now() - started).toBeLessThan(10_000);
     expect(existsSync(join(d.dir, 'diff-live'))).toBe(false);
     expect(existsSync(d.socketPath)).toBe(false);
     expect(existsSync(join(d.dir, 'run', 'nbd.sock'))).toBe(false);
@@ -220,6 +248,27 @@ describe.skipIf(!isRoot)('[root] helper started through pkexec (PKEXEC_UID)', ()
       } finally {
         c.close();
       }
+    } finally {
+      await d.cleanup();
+    }
+  });
+});
+
+describe('helper started with --exit-with-parent', () => {
+  it('shuts down cleanly when its standard input closes', async () => {
+    const d = await spawnDaemon(['--exit-with-parent'], {}, undefined, 'pipe');
+    try {
+      const c = await connectClient(d.socketPath);
+      await c.call('images.create', { path: join(d.dir, 'p.img'), size: 1 << 20 });
+      const { id } = await c.call('snapshotCreate', { diffStoragePath: join(d.dir, 'diff-p'), limitSectors: 2048, devices: ['p'] });
+      expect(id).toMatch(/^[0-9a-f-]{36}$/);
+      c.close();
+      const exited = new Promise<number | null>((r) => d.proc.once('exit', (code) => r(code)));
+      d.proc.stdin?.end();
+      expect(await exited).toBe(0);
+      expect(d.log()).toContain('parent gone');
+      expect(existsSync(join(d.dir, 'diff-p'))).toBe(false);
+      expect(existsSync(d.socketPath)).toBe(false);
     } finally {
       await d.cleanup();
     }

@@ -26,14 +26,19 @@ export interface SpawnedDaemon {
   cleanup(): Promise<void>;
 }
 
-export async function spawnDaemon(extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}, reuseDir?: string): Promise<SpawnedDaemon> {
+export async function spawnDaemon(
+  extraArgs: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+  reuseDir?: string,
+  stdin: 'ignore' | 'pipe' = 'ignore',
+): Promise<SpawnedDaemon> {
   const dir = reuseDir ?? mkdtempSync(join(tmpdir(), 'bm-helper-'));
   const socketPath = join(dir, 'run', 'helper.sock');
   const stateDir = join(dir, 'state');
   const proc = spawn(
     process.execPath,
     ['--import', 'tsx', 'engine/cli/main.ts', 'daemon', '--socket', socketPath, '--state-dir', stateDir, '--driver', 'embedded', ...extraArgs],
-    { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
+    { cwd: REPO, stdio: [stdin, 'pipe', 'pipe'], env: { ...process.env, ...env } },
   );
   let output = '';
   proc.stdout?.on('data', (d: Buffer) => (output += d.toString()));

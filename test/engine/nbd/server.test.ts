@@ -8,6 +8,7 @@ import type { BlockDevice } from '../../../engine/core/block-device.js';
 import { NbdServer } from '../../../engine/nbd/server.js';
 import { staticExports } from '../../../engine/nbd/export-source.js';
 import type { ExportSource } from '../../../engine/nbd/export-source.js';
+import type { ConnectionLimits } from '../../../engine/nbd/connection.js';
 import { hasCommand } from '../../helpers/env.js';
 import { MemoryDevice } from '../../helpers/memory-device.js';
 import type { MemoryDeviceOptions } from '../../helpers/memory-device.js';
@@ -43,7 +44,10 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function serve(source: ExportSource, extra: { defaultExport?: string } = {}): Promise<NbdServer> {
+async function serve(
+  source: ExportSource,
+  extra: { defaultExport?: string; limits?: Partial<ConnectionLimits> } = {},
+): Promise<NbdServer> {
   server = new NbdServer({ exports: source, unixSocket: socketPath, ...extra });
   await server.start();
   return server;
@@ -185,6 +189,18 @@ describe('NBD handshake', () => {
     await b.greet();
     b.sendOption(OPT.LIST, Buffer.alloc(0), 0x1234n);
     await b.closed;
+  });
+
+  it('drops a client that stalls in the handshake or sends an oversized option', async () => {
+    await serve(staticExports([memory({ name: 'disk1' })]), { limits: { handshakeTimeoutMs: 100, maxOptionLength: 1024 } });
+    const slow = await connect();
+    await slow.greet(); // then nothing
+    const big = await connect();
+    await big.greet();
+    big.sendOption(OPT.LIST, Buffer.alloc(2048));
+    await Promise.all([slow.closed, big.closed]);
+    const ok = await connect();
+    await ok.goTo('disk1');
   });
 
   it('serves the default export for the empty name', async () => {
@@ -361,6 +377,38 @@ describe('NBD transmission', () => {
     expect(reply).toMatchObject({ cookie: 77n, error: 0 });
     await c.closed;
     expect(dev.data.subarray(0, 512).equals(data)).toBe(true);
+  });
+
+  it('stops reading requests while maxInFlight requests or maxInFlightBytes are running', async () => {
+    for (const limits of [{ maxInFlight: 2 }, { maxInFlightBytes: 8192 }]) {
+      const dev = memory({ name: 'disk1', delayMs: () => 15 });
+      await server?.close();
+      await serve(staticExports([dev]), { limits });
+      const c = await connect();
+      await c.goTo('disk1');
+      for (let i = 0; i < 6; i++) c.sendRequest(CMD.READ, { cookie: BigInt(i), offset: BigInt(i * 4096), length: 4096 });
+      const cookies: bigint[] = [];
+      for (let i = 0; i < 6; i++) cookies.push((await c.readReply(4096)).cookie);
+      expect(cookies.sort()).toEqual([0n, 1n, 2n, 3n, 4n, 5n]);
+      expect({ limits, maxActive: dev.maxActive }).toEqual({ limits, maxActive: 2 });
+    }
+  });
+
+  it('answers running requests before closing connections on server.close()', async () => {
+    const dev = memory({ name: 'disk1', delayMs: (op) => (op === 'write' ? 60 : 0) });
+    const s = await serve(staticExports([dev]));
+    const c = await connect();
+    await c.goTo('disk1');
+    c.sendRequest(CMD.WRITE, { cookie: 9n, offset: 0n, length: 512, payload: Buffer.alloc(512, 3) });
+    await new Promise((r) => setTimeout(r, 10));
+    const closing = s.close();
+    await new Promise((r) => setTimeout(r, 10));
+    c.sendRequest(CMD.READ, { cookie: 10n, offset: 0n, length: 512 }); // too late: ESHUTDOWN
+    const replies = [await c.readReply(), await c.readReply()].sort((a, b) => Number(a.cookie - b.cookie));
+    expect(replies).toMatchObject([{ cookie: 9n, error: 0 }, { cookie: 10n, error: 108 }]);
+    await closing;
+    await c.closed;
+    expect(dev.data[0]).toBe(3);
   });
 
   it('handles a 32 MiB write and read split across many socket chunks', async () => {

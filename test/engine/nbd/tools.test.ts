@@ -32,6 +32,7 @@ beforeAll(async () => {
   server = new NbdServer({
     exports: staticExports([disk, image, fsDisk], { disk1: 'test disk', 'blksnap-image0': 'snapshot image' }),
     unixSocket: join(dir, 'nbd.sock'),
+    tcpPort: 0,
   });
   await server.start();
 });
@@ -48,6 +49,14 @@ describe('NBD server with real clients', () => {
     const byName = new Map(parsed.exports.map((e) => [e['export-name'], e]));
     expect(byName.get('disk1')).toMatchObject({ 'export-size': 32 * MiB, is_read_only: false, description: 'test disk' });
     expect(byName.get('blksnap-image0')).toMatchObject({ 'export-size': 8 * MiB, is_read_only: true });
+  });
+
+  it.skipIf(!hasCommand('nbdinfo'))('[nbdinfo] reaches an export over TCP on 127.0.0.1', async () => {
+    const uri = server.uriFor('blksnap-image0', 'tcp');
+    expect(uri).toMatch(/^nbd:\/\/127\.0\.0\.1:\d+\/blksnap-image0$/);
+    const { stdout } = await run('nbdinfo', ['--json', uri]);
+    const parsed = JSON.parse(stdout) as { exports: { 'export-size': number; is_read_only: boolean }[] };
+    expect(parsed.exports[0]).toMatchObject({ 'export-size': 8 * MiB, is_read_only: true });
   });
 
   it.skipIf(!hasCommand('qemu-io'))('[qemu-io] writes patterns that read back through qemu-io and the device', async () => {
@@ -139,6 +148,17 @@ describe('NBD server with real clients', () => {
       }
       const { stdout } = await run('losetup', ['-j', second.fuseFile]);
       expect(stdout.trim()).toBe(''); // detached
+    },
+  );
+
+  it.skipIf(!canUseFuse || !canUseLoop || !hasCommand('nbdfuse'))(
+    '[root] attachNbdLoop fails cleanly for a missing export, leaving no mount behind',
+    async () => {
+      const fuseMounts = async (): Promise<number> =>
+        (await readFile('/proc/mounts', 'utf8')).split('\n').filter((l) => l.includes('nbd-loop-')).length;
+      const before = await fuseMounts();
+      await expect(attachNbdLoop(server.uriFor('no-such-export'), { timeoutMs: 5000 })).rejects.toThrow(/nbdfuse/);
+      expect(await fuseMounts()).toBe(before);
     },
   );
 });

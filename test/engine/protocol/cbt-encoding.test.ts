@@ -39,6 +39,11 @@ describe('rle1 record stream', () => {
     expect(rleEncode(new Uint8Array(0)).length).toBe(0);
   });
 
+  it('produces the examples of docs/helper.md', () => {
+    expect(encodeCbtMap(Uint8Array.from([0, 0, 0, 0, 0, 0, 1, 2, 3]))).toBe('AQYAAAMBAgM=');
+    expect(encodeCbtMap(new Uint8Array(1 << 20))).toBe('AYCAQAA=');
+  });
+
   it('round-trips arbitrary maps, sparse maps and long runs', () => {
     const sparse = fc
       .array(fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 1, max: 2000 })), { maxLength: 40 })

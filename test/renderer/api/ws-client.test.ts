@@ -99,8 +99,19 @@ describe('browser-mode WebSocket client', () => {
     const s2 = sockets[1] as FakeSocket;
     const again = client.api.listFilesystems();
     s2.open();
-    s2.receive(encodeResponse(JSON.parse(s2.sent[0] ?? '{}').id as number, { ok: true, value: [] }));
+    const frames = s2.sent.map((f) => JSON.parse(f) as { id: number; method: string });
+    expect(frames.map((f) => f.method)).toEqual(['listFilesystems', 'getStatus']);
+    s2.receive(encodeResponse(frames[0]?.id ?? 0, { ok: true, value: [] }));
     expect(await again).toEqual({ ok: true, value: [] });
+    // The status answer after the reconnect reports the helper state to subscribers.
+    s2.receive(
+      encodeResponse(frames[1]?.id ?? 0, {
+        ok: true,
+        value: { driver: 'embedded', driverVersion: null, appVersion: '0', protocolVersion: 1, helper: { state: 'connected' } },
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 0));
+    expect(states).toEqual(['lost', 'connected']);
   });
 
   it('stops after UNAUTHORIZED and answers requests with it', async () => {

@@ -7,8 +7,9 @@ import type { CellDetail } from './aggregate.js';
 import { backgroundColor, buildPalette, packRgb } from './palette.js';
 import { paintCells } from './paint.js';
 
-export const CANVAS_WIDTH = 1024;
-export const CANVAS_HEIGHT = 256;
+import { CANVAS_HEIGHT, CANVAS_WIDTH } from './canvas-size.js';
+
+export { CANVAS_HEIGHT, CANVAS_WIDTH };
 
 interface Props {
   info: CbtInfoEntry;

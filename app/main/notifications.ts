@@ -1,0 +1,63 @@
+/**
+ * Desktop notifications: a corrupted snapshot, full difference storage, a workload
+ * that failed, and long requests that finished while the window was not focused.
+ */
+import type { RequestName } from '../shared/contract.js';
+import type { Result } from '../shared/result.js';
+import type { SnapshotEventEntry, WorkloadProgress } from '../shared/types.js';
+import { errnoNameOf } from '../bridge/errno-names.js';
+
+export interface NotificationText {
+  title: string;
+  body: string;
+  urgency: 'normal' | 'critical';
+}
+
+/** Requests lasting longer than this are "long jobs". */
+export const LONG_JOB_MS = 10_000;
+
+const LABELS: Partial<Record<RequestName, string>> = {
+  createLabDisk: 'Creating the lab disk',
+  addImage: 'Adding the image',
+  snapshotCreate: 'Creating the snapshot',
+  snapshotTake: 'Taking the snapshot',
+  snapshotDestroy: 'Destroying the snapshot',
+  cbtMap: 'Reading the change map',
+};
+
+export function snapshotEventNotification(event: SnapshotEventEntry): NotificationText | null {
+  const short = event.snapshotId.slice(0, 8);
+  switch (event.code) {
+    case 'corrupted': {
+      const name = errnoNameOf(event.errCode);
+      return {
+        title: 'Snapshot corrupted',
+        body: `The snapshot image of ${event.device} (snapshot ${short}) is corrupted${name === '' ? '' : ` (${name})`}. Its backup cannot be trusted.`,
+        urgency: 'critical',
+      };
+    }
+    case 'no_space':
+      return {
+        title: 'Difference storage is full',
+        body: `Snapshot ${short} ran out of difference storage. Destroy it and take a new one with a larger limit.`,
+        urgency: 'critical',
+      };
+    default:
+      return null;
+  }
+}
+
+export function workloadNotification(progress: WorkloadProgress): NotificationText | null {
+  if (progress.running || progress.error === undefined) return null;
+  return { title: 'Write workload stopped', body: `The workload on ${progress.device} stopped: ${progress.error}`, urgency: 'normal' };
+}
+
+export function longJobNotification(method: RequestName, result: Result<unknown>, durationMs: number): NotificationText | null {
+  if (durationMs < LONG_JOB_MS) return null;
+  const label = LABELS[method];
+  if (label === undefined) return null;
+  const seconds = Math.round(durationMs / 1000);
+  return result.ok
+    ? { title: 'Finished', body: `${label} finished after ${seconds} s.`, urgency: 'normal' }
+    : { title: 'Failed', body: `${label} failed after ${seconds} s: ${result.error.message}`, urgency: 'normal' };
+}

@@ -1,0 +1,153 @@
+/**
+ * Benchmark of the embedded engine (engine/core), default module parameters
+ * (256 KiB chunks, 64 KiB tracking blocks, store queue 16, pool 128, 1 GiB storage
+ * portions), on a 1 GiB sparse image file in the temp directory.
+ *
+ *   npx tsx test/bench/engine-core.ts
+ *
+ * Measures, at queue depth 8 (8 requests in flight, as an NBD client would):
+ *  - sequential 1 MiB and random 4 KiB writes without a snapshot (tracking only);
+ *  - the same with a snapshot held, every write being the first to its chunks
+ *    (copy-on-write: the old chunk is read, queued and stored before the write);
+ *  - sequential 1 MiB reads of the snapshot image (half of it from the difference
+ *    storage, half from the original).
+ * Prints a table and writes bench-results/engine-core.json.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createEmbeddedEngine, DEFAULT_PARAMS } from '../../engine/core/index.js';
+import type { BlockDevice } from '../../engine/core/index.js';
+
+const GiB = 1 << 30;
+const MiB = 1 << 20;
+const KiB = 1024;
+const DEVICE_BYTES = GiB;
+const QUEUE_DEPTH = 8;
+const CHUNK = 2 ** DEFAULT_PARAMS.chunkMinimumShift;
+
+interface Result {
+  name: string;
+  blockSize: number;
+  ops: number;
+  bytes: number;
+  seconds: number;
+  mibPerSec: number;
+  iops: number;
+}
+
+/** Runs `ops` operations produced by `op(i)` with QUEUE_DEPTH in flight. */
+async function run(name: string, blockSize: number, ops: number, op: (i: number) => Promise<unknown>): Promise<Result> {
+  let next = 0;
+  const t0 = process.hrtime.bigint();
+  const worker = async (): Promise<void> => {
+    while (next < ops) {
+      const i = next++;
+      await op(i);
+    }
+  };
+  await Promise.all(Array.from({ length: QUEUE_DEPTH }, worker));
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const bytes = ops * blockSize;
+  return { name, blockSize, ops, bytes, seconds, mibPerSec: bytes / MiB / seconds, iops: ops / seconds };
+}
+
+/** A deterministic shuffle of 0..n-1. */
+function permutation(n: number, seed: number): Uint32Array {
+  const a = new Uint32Array(n);
+  for (let i = 0; i < n; i++) a[i] = i;
+  let x = seed;
+  for (let i = n - 1; i > 0; i--) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    const j = x % (i + 1);
+    const t = a[i]!;
+    a[i] = a[j]!;
+    a[j] = t;
+  }
+  return a;
+}
+
+async function main(): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'engine-core-bench-'));
+  const imagePath = path.join(dir, 'disk.img');
+  fs.closeSync(fs.openSync(imagePath, 'w'));
+  fs.truncateSync(imagePath, DEVICE_BYTES);
+  const engine = createEmbeddedEngine();
+  const results: Result[] = [];
+  try {
+    await engine.addDevice({ path: imagePath, name: 'disk' });
+    await engine.attach('disk');
+    const dev: BlockDevice = engine.device('disk');
+    const big = Buffer.alloc(MiB, 0x5a);
+    const small = Buffer.alloc(4 * KiB, 0xa5);
+    const chunks = DEVICE_BYTES / CHUNK;
+
+    // Fill the device once so that reads below are of real data, not holes.
+    const fill = await run('fill (sequential 1 MiB, no snapshot)', MiB, DEVICE_BYTES / MiB, (i) => dev.write(i * MiB, big));
+    void fill;
+
+    // 1. No snapshot: the tracker only.
+    results.push(await run('write seq 1 MiB, no snapshot', MiB, 512, (i) => dev.write(i * MiB, big)));
+    const perm0 = permutation(DEVICE_BYTES / (4 * KiB), 1);
+    results.push(await run('write rand 4 KiB, no snapshot', 4 * KiB, 32768, (i) => dev.write(perm0[i]! * 4 * KiB, small)));
+
+    // 2. Snapshot held: every write is the first to its chunk(s).
+    const id = await engine.snapshotCreate({ diffStoragePath: path.join(dir, 'diff'), limitSectors: (2 * GiB) / 512 });
+    await engine.snapshotAdd(id, 'disk');
+    await engine.snapshotTake(id);
+    // sequential COW over the first half of the device
+    results.push(await run('write seq 1 MiB, snapshot (COW)', MiB, 512, (i) => dev.write(i * MiB, big)));
+    // random COW: one 4 KiB write into each of 2048 distinct untouched chunks of the second half
+    const half = chunks / 2;
+    const perm1 = permutation(half, 2);
+    results.push(
+      await run('write rand 4 KiB, snapshot (COW)', 4 * KiB, 2048, (i) => {
+        const chunk = half + perm1[i]!;
+        const within = (perm1[(i + 1) % half]! % (CHUNK / (4 * KiB))) * 4 * KiB;
+        return dev.write(chunk * CHUNK + within, small);
+      }),
+    );
+    // writes to chunks already copied: no COW any more
+    results.push(await run('write seq 1 MiB, snapshot, chunks already copied', MiB, 512, (i) => dev.write(i * MiB, big)));
+
+    // 3. Image reads: the first 512 MiB comes from the difference storage, the rest from the original.
+    const img = engine.image((await engine.snapshotInfo('disk')).image);
+    results.push(await run('image read seq 1 MiB (storage half + original half)', MiB, DEVICE_BYTES / MiB, (i) => img.read(i * MiB, MiB)));
+    results.push(await run('image read rand 4 KiB', 4 * KiB, 32768, (i) => img.read(perm0[i]! * 4 * KiB, 4 * KiB)));
+    const storage = await engine.storageInfo(id);
+
+    const rows = results.map((r) => [r.name, r.mibPerSec.toFixed(1), Math.round(r.iops).toString(), r.ops.toString(), r.seconds.toFixed(2)]);
+    const header = ['scenario (queue depth 8, default params)', 'MiB/s', 'IOPS', 'ops', 's'];
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+    const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+    console.log(line(header));
+    console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+    for (const r of rows) console.log(line(r));
+    console.log(`difference storage: ${storage.usedSectors ?? 0} sectors used, ${storage.allocatedSectors} allocated`);
+
+    const outDir = path.join(process.cwd(), 'bench-results');
+    fs.mkdirSync(outDir, { recursive: true });
+    const out = {
+      benchmark: 'engine-core',
+      date: new Date().toISOString(),
+      node: process.version,
+      platform: `${os.platform()} ${os.release()}`,
+      cpus: os.cpus().length,
+      deviceBytes: DEVICE_BYTES,
+      queueDepth: QUEUE_DEPTH,
+      params: engine.params,
+      storage,
+      results,
+    };
+    fs.writeFileSync(path.join(outDir, 'engine-core.json'), JSON.stringify(out, null, 2) + '\n');
+    console.log(`wrote ${path.join(outDir, 'engine-core.json')}`);
+  } finally {
+    await engine.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});

@@ -1,0 +1,294 @@
+/**
+ * The whole story in browser mode, on the embedded engine, driven through the UI in
+ * headless Chromium:
+ *  1. two 64 MiB lab disks, difference storage with an 8 MiB limit, snapshot 1 of
+ *     both created and taken;
+ *  2. writes to disk1 at known offsets through its NBD URI (qemu-io): copy-on-write
+ *     shows on the storage gauge; the write workload (Devices screen) on disk2;
+ *  3. more writes overflow the limit: the corrupted event in the Events timeline and
+ *     the alert; snapshot 1 destroyed through the dialog naming both devices;
+ *  4. snapshot 2 taken: the CBT heatmap now shows what changed between the two
+ *     snapshots (canvas pixels: the written regions coloured, the others not) and
+ *     "changed since snapshot N" predicts exactly the bytes written.
+ * The CBT map read is the one of the last snapshot taken (as blksnap's
+ * blksnap_get_cbt_map: the read map, changes_number = the previous change number), so
+ * writes show on the heatmap once the next snapshot is taken.
+ * Screenshots of every screen go to test-results/screenshots/ (and four of them to
+ * docs/screenshots/ with BLKSNAP_UPDATE_SCREENSHOTS=1).
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { gridLayout } from '../../renderer/src/features/heatmap/aggregate.js';
+import { CANVAS_HEIGHT, CANVAS_WIDTH } from '../../renderer/src/features/heatmap/HeatmapCanvas.js';
+import { unchangedColor } from '../../renderer/src/features/heatmap/palette.js';
+import { launchBrowser } from '../helpers/browser.js';
+import type { BrowserSession } from '../helpers/browser.js';
+import {
+  allocateStorage,
+  createAndTakeSnapshot,
+  createLabDisk,
+  deviceRow,
+  gotoScreen,
+  heatmapPixel,
+  openApp,
+  publishScreenshots,
+  screenshot,
+  startWorkload,
+  stopWorkload,
+  workloadWrittenMiB,
+} from '../helpers/e2e-page.js';
+import type { Rgb } from '../helpers/e2e-page.js';
+import { hasCommand } from '../helpers/env.js';
+import { buildRenderer } from '../helpers/renderer-build.js';
+import { startBrowserMode } from '../helpers/web-server.js';
+import type { BrowserMode } from '../helpers/web-server.js';
+
+const run = promisify(execFile);
+const canRun = hasCommand('/usr/bin/chromium') && hasCommand('qemu-io');
+
+const MiB = 1024 * 1024;
+const DISK_MIB = 64;
+/** 64 KiB tracking blocks (the default minimum): 1024 blocks on a 64 MiB disk. */
+const BLOCK_SIZE = 64 * 1024;
+const BLOCKS = (DISK_MIB * MiB) / BLOCK_SIZE;
+const LIMIT_MIB = 8;
+/** First write: [0, 2 MiB) of disk1, within the limit (8 chunks of 256 KiB copied). */
+const FIRST = { offset: 0, length: 2 * MiB };
+/** Second write: [32 MiB, 48 MiB) of disk1, 16 MiB to copy: over the limit. */
+const SECOND = { offset: 32 * MiB, length: 16 * MiB };
+const UNCHANGED: Rgb = [...unchangedColor(false)];
+
+/** The canvas pixel at the centre of a cell (one block per cell here). */
+function cellCentre(cell: number): { x: number; y: number } {
+  const layout = gridLayout(BLOCKS, CANVAS_WIDTH, CANVAS_HEIGHT);
+  const col = cell % layout.cols;
+  const row = Math.floor(cell / layout.cols);
+  const half = Math.floor(layout.cellPx / 2);
+  return { x: col * layout.cellPx + half, y: row * layout.cellPx + half };
+}
+
+const blockOf = (byte: number): number => Math.floor(byte / BLOCK_SIZE);
+
+describe.skipIf(!canRun)('[chromium, qemu-io] browser mode: the whole story on the embedded engine', () => {
+  let staticDir = '';
+  let stack: BrowserMode | null = null;
+  let session: BrowserSession | null = null;
+  let firstId = '';
+  let workloadMiB = 0;
+
+  const page = () => {
+    if (session === null) throw new Error('no browser session');
+    return session.page;
+  };
+  const mode = () => {
+    if (stack === null) throw new Error('browser mode did not start');
+    return stack;
+  };
+  const cellColor = (cell: number): Promise<Rgb> => {
+    const { x, y } = cellCentre(cell);
+    return heatmapPixel(page(), x, y);
+  };
+  /** Writes a pattern through the device's NBD export (tracked and copied on write like any writer). */
+  const nbdWrite = async (device: string, offset: number, length: number): Promise<void> => {
+    const uri = `nbd+unix:///${device}?socket=${mode().nbdSocketPath}`;
+    const { stdout } = await run('qemu-io', ['-f', 'raw', '-c', `write -P 0x5a ${offset} ${length}`, uri]);
+    expect(stdout).toContain(`wrote ${length}/${length} bytes`);
+  };
+  const showHeatmap = async (device: string): Promise<void> => {
+    const p = page();
+    await gotoScreen(p, 'heatmap');
+    await p.getByTestId('heatmap-device').selectOption(device);
+    const canvas = p.getByTestId('heatmap-canvas');
+    await canvas.waitFor();
+    await expect.poll(() => canvas.getAttribute('data-cell-count')).toBe(String(BLOCKS));
+  };
+
+  beforeAll(async () => {
+    staticDir = await mkdtemp(join(tmpdir(), 'blksnap-e2e-dist-'));
+    await buildRenderer(staticDir);
+    // 1 MiB storage portions (instead of 1 GiB) so that a limit of a few MiB is meaningful.
+    stack = await startBrowserMode({ staticDir, engineParams: { diffStorageMinimum: 2048 } });
+    session = await launchBrowser({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
+    await openApp(session.page, stack.url);
+  });
+
+  afterEach(async (context) => {
+    if (context.task.result?.state === 'fail' && session !== null) {
+      const name = context.task.name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60);
+      await screenshot(session.page, `failed-story-${name}`).catch(() => undefined);
+    }
+  });
+
+  afterAll(async () => {
+    const errors = session?.errors ?? [];
+    if (errors.length > 0) console.log(`browser errors:\n${errors.join('\n')}`);
+    try {
+      await session?.close();
+    } finally {
+      try {
+        await stack?.close();
+      } finally {
+        if (staticDir !== '') await rm(staticDir, { recursive: true, force: true });
+      }
+    }
+  });
+
+  it('creates two 64 MiB lab disks and selects both', async () => {
+    const p = page();
+    await createLabDisk(p, 'disk1', DISK_MIB);
+    await createLabDisk(p, 'disk2', DISK_MIB);
+    for (const name of ['disk1', 'disk2']) {
+      const row = deviceRow(p, name);
+      await expect.poll(() => row.textContent()).toContain('64 MiB');
+      await expect.poll(() => row.getByTestId('device-nbd-uri').textContent()).toContain(`nbd+unix:///${name}?socket=`);
+      await p.getByLabel(`Select ${name}`).check();
+    }
+    await p.getByText(/\b2 of \d+ selected/).waitFor();
+  });
+
+  it(`allocates difference storage with a ${LIMIT_MIB} MiB limit`, async () => {
+    const p = page();
+    await allocateStorage(p, mode().storageDir, LIMIT_MIB);
+    await screenshot(p, 'storage');
+  });
+
+  it('creates and takes snapshot 1 of both disks', async () => {
+    const p = page();
+    firstId = await createAndTakeSnapshot(p);
+    const card = p.locator(`[data-testid="snapshot-row"][data-snapshot-id="${firstId}"]`);
+    await expect.poll(() => card.getByTestId('snapshot-device').count()).toBe(2);
+    await expect.poll(() => card.getByTestId('image-nbd-uri').count()).toBe(2);
+    expect(await card.getByTestId('snapshot-error-code').allTextContents()).toEqual(['0 (none)', '0 (none)']);
+    await gotoScreen(p, 'devices');
+    for (const name of ['disk1', 'disk2']) {
+      await expect.poll(() => deviceRow(p, name).getByTestId('device-state').textContent()).toBe('In snapshot');
+    }
+    await screenshot(p, 'devices');
+  });
+
+  it('keeps snapshot 1 healthy when 2 MiB of disk1 are written through its NBD URI', async () => {
+    const p = page();
+    await showHeatmap('disk1');
+    // Nothing written before snapshot 1: the whole map is "not written".
+    expect(await cellColor(0)).toEqual(UNCHANGED);
+    expect(await cellColor(BLOCKS - 1)).toEqual(UNCHANGED);
+    expect(await p.getByTestId('changes-number').textContent()).toBe('1');
+    await screenshot(p, 'heatmap-before');
+
+    await nbdWrite('disk1', FIRST.offset, FIRST.length);
+    await gotoScreen(p, 'snapshots');
+    const card = p.locator(`[data-testid="snapshot-row"][data-snapshot-id="${firstId}"]`);
+    await card.getByTestId('storage-gauge').filter({ hasText: `limit ${LIMIT_MIB} MiB` }).waitFor();
+    expect(await card.getByTestId('snapshot-state').textContent()).toBe('Taken');
+    expect(await card.getByTestId('snapshot-error-code').allTextContents()).toEqual(['0 (none)', '0 (none)']);
+    await screenshot(p, 'snapshots');
+  });
+
+  it('runs the write workload (sequential) on disk2 and reports its progress', async () => {
+    const p = page();
+    await startWorkload(p, 'disk2', 4, 'sequential');
+    await expect.poll(() => workloadWrittenMiB(p), { timeout: 15_000 }).toBeGreaterThanOrEqual(1);
+    await stopWorkload(p);
+    workloadMiB = await workloadWrittenMiB(p);
+    // Well inside the limit: snapshot 1 must still be healthy after this.
+    expect(workloadMiB).toBeLessThan(4);
+    await screenshot(p, 'devices-workload');
+  });
+
+  it('overflows the storage limit and shows the corrupted event in the timeline and an alert', async () => {
+    const p = page();
+    await nbdWrite('disk1', SECOND.offset, SECOND.length);
+    const alert = p.getByTestId('event-alert');
+    await alert.filter({ hasText: 'corrupted' }).waitFor({ timeout: 10_000 });
+    expect(await alert.textContent()).toContain(`Snapshot ${firstId}: the image of disk1 is corrupted (ENOSPC)`);
+
+    await gotoScreen(p, 'events');
+    const corrupted = p.locator('[data-testid="event-row"][data-code="corrupted"]');
+    await corrupted.first().waitFor({ timeout: 10_000 });
+    expect(await corrupted.count()).toBe(1);
+    const row = (await corrupted.first().textContent()) ?? '';
+    expect(row).toContain('Corrupted');
+    expect(row).toContain('disk1');
+    expect(row).toContain('ENOSPC');
+    expect(await p.locator('[data-testid="event-row"][data-code="no_space"]').count()).toBe(1);
+    await screenshot(p, 'events');
+
+    await gotoScreen(p, 'snapshots');
+    const card = p.locator(`[data-testid="snapshot-row"][data-snapshot-id="${firstId}"]`);
+    await expect.poll(() => card.getByTestId('snapshot-state').textContent()).toBe('Failed');
+    expect(await card.getByTestId('snapshot-error-code').allTextContents()).toEqual(['-28 ENOSPC', '0 (none)']);
+    // The storage filled up to its limit.
+    expect(await card.getByTestId('storage-gauge').textContent()).toContain(`used ${LIMIT_MIB} MiB / allocated ${LIMIT_MIB} MiB / limit ${LIMIT_MIB} MiB`);
+    await screenshot(p, 'snapshots-after-overflow');
+  });
+
+  it('destroys snapshot 1 after a confirmation naming its devices', async () => {
+    const p = page();
+    await gotoScreen(p, 'snapshots');
+    const card = p.locator(`[data-testid="snapshot-row"][data-snapshot-id="${firstId}"]`);
+    await card.getByTestId('destroy-snapshot').click();
+    const dialog = p.getByRole('dialog', { name: 'Destroy snapshot?' });
+    await dialog.waitFor();
+    expect(await dialog.getByTestId('destroy-devices').textContent()).toBe('disk1, disk2');
+    await screenshot(p, 'destroy-dialog');
+    await p.getByTestId('confirm-destroy').click();
+    await dialog.waitFor({ state: 'detached' });
+    await card.waitFor({ state: 'detached', timeout: 10_000 });
+    await p.getByText('No snapshots.').waitFor();
+    await gotoScreen(p, 'devices');
+    for (const name of ['disk1', 'disk2']) {
+      await expect.poll(() => deviceRow(p, name).getByTestId('device-state').textContent()).toBe('Tracked');
+    }
+  });
+
+  it('shows the changes between snapshot 1 and snapshot 2 on the heatmap, with the predicted incremental size', async () => {
+    const p = page();
+    await createAndTakeSnapshot(p);
+    await showHeatmap('disk1');
+    await expect.poll(() => p.getByTestId('changes-number').textContent(), { timeout: 10_000 }).toBe('2');
+    const written = [blockOf(FIRST.offset), blockOf(FIRST.offset + FIRST.length) - 1, blockOf(SECOND.offset), blockOf(SECOND.offset + SECOND.length) - 1];
+    const unwritten = [blockOf(FIRST.offset + FIRST.length), blockOf(SECOND.offset) - 1, blockOf(SECOND.offset + SECOND.length), BLOCKS - 1];
+    await expect.poll(() => cellColor(written[0] as number), { timeout: 10_000 }).not.toEqual(UNCHANGED);
+    for (const cell of written) expect(await cellColor(cell), `block ${cell} was written`).not.toEqual(UNCHANGED);
+    for (const cell of unwritten) expect(await cellColor(cell), `block ${cell} was not written`).toEqual(UNCHANGED);
+
+    // Changed since snapshot 1 (N defaults to the previous change number): exactly the blocks written.
+    await p.getByTestId('heatmap-since-mode').check();
+    expect(await p.getByTestId('heatmap-since-n').inputValue()).toBe('1');
+    const predicted = p.getByTestId('predicted-size');
+    await expect.poll(async () => Number(await predicted.getAttribute('data-bytes'))).toBe(FIRST.length + SECOND.length);
+    expect(await predicted.textContent()).toBe('18 MiB');
+    expect(await cellColor(written[0] as number)).not.toEqual(UNCHANGED);
+    expect(await cellColor(BLOCKS - 1)).toEqual(UNCHANGED);
+    await screenshot(p, 'heatmap');
+  });
+
+  it('shows the workload writes on disk2 on its heatmap after snapshot 2', async () => {
+    const p = page();
+    expect(workloadMiB, 'the workload step did not write').toBeGreaterThanOrEqual(1);
+    await showHeatmap('disk2');
+    // Sequential writes start at offset 0.
+    await expect.poll(() => cellColor(0), { timeout: 10_000 }).not.toEqual(UNCHANGED);
+    expect(await cellColor(BLOCKS - 1)).toEqual(UNCHANGED);
+    const predicted = p.getByTestId('predicted-size');
+    await expect.poll(async () => Number(await predicted.getAttribute('data-bytes'))).toBeGreaterThanOrEqual(workloadMiB * MiB);
+    expect(Number(await predicted.getAttribute('data-bytes'))).toBeLessThanOrEqual((workloadMiB + 1) * MiB);
+  });
+
+  it('destroys snapshot 2 and shows the Backup screen', async () => {
+    const p = page();
+    await gotoScreen(p, 'snapshots');
+    const card = p.getByTestId('snapshot-row').first();
+    await card.getByTestId('destroy-snapshot').click();
+    await p.getByTestId('confirm-destroy').click();
+    await p.getByText('No snapshots.').waitFor({ timeout: 10_000 });
+    await gotoScreen(p, 'backup');
+    await p.getByTestId('backup-unavailable').waitFor();
+    await screenshot(p, 'backup');
+    await publishScreenshots(['devices', 'snapshots', 'events', 'heatmap']);
+  });
+});

@@ -1,0 +1,121 @@
+/** HelperService + dispatchLine with a fake kernel-kind driver (no module needed). */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { BlksnapDriver } from '../../../engine/abi/driver.js';
+import { dispatchLine } from '../../../engine/helper/dispatch.js';
+import { HelperService } from '../../../engine/helper/service.js';
+import type { ClientContext } from '../../../engine/helper/service.js';
+import { SettingsStore } from '../../../engine/helper/settings-store.js';
+import type { Topic } from '../../../engine/protocol/schemas.js';
+
+const ID = '0b7c1a52-8d7e-4c36-9a57-2f0f3bd0e0a1';
+
+function fakeKernelDriver(calls: string[]): BlksnapDriver {
+  const record = (name: string) => async (...args: unknown[]) => {
+    calls.push(`${name} ${args.map((a) => JSON.stringify(a)).join(' ')}`);
+    return undefined;
+  };
+  return {
+    kind: 'kernel',
+    version: async () => ({ major: 6, minor: 0, revision: 0, build: 0 }),
+    snapshotCreate: async () => ID,
+    snapshotDestroy: record('snapshotDestroy'),
+    snapshotTake: record('snapshotTake'),
+    snapshotCollect: async () => [ID],
+    snapshotWaitEvent: async (_id: string, ms: number) => {
+      await new Promise((r) => setTimeout(r, Math.min(ms, 20)));
+      return null;
+    },
+    attach: record('attach'),
+    detach: record('detach'),
+    // a driver bug: a result that does not match the schema
+    cbtInfo: async () => ({ deviceCapacity: -1 }) as never,
+    cbtMap: async () => new Uint8Array(0),
+    cbtDirty: record('cbtDirty'),
+    snapshotAdd: record('snapshotAdd'),
+    snapshotInfo: async () => ({ errorCode: 0, image: '' }),
+    storageInfo: async () => ({ snapshotId: ID, path: '/x', limitSectors: 1, allocatedSectors: 0, usedSectors: null }),
+    close: async () => undefined,
+  } as BlksnapDriver;
+}
+
+describe('HelperService with the kernel driver', () => {
+  let dir: string;
+  let service: HelperService;
+  let calls: string[];
+  const notes: [string, unknown][] = [];
+  const ctx: ClientContext = { subscriptions: new Set<Topic>() };
+  const state = { shuttingDown: false };
+  const send = async (message: unknown) => JSON.parse(JSON.stringify(await dispatchLine(JSON.stringify(message), service, ctx, state))) as Record<string, unknown>;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'bm-service-'));
+    calls = [];
+    const settings = new SettingsStore(dir);
+    await settings.load();
+    service = new HelperService(
+      {
+        driver: fakeKernelDriver(calls),
+        engine: null,
+        images: null,
+        listBlockDevices: async () => [{ path: '/dev/vda', name: 'vda', capacity: 1 << 30 }],
+        nbd: null,
+        driverVersion: '6.0.0.0',
+        owner: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 },
+      },
+      settings,
+      (topic, params) => notes.push([topic, params]),
+    );
+  });
+
+  afterEach(async () => {
+    await service.stopPumps();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('says hello with the kernel driver and no image capabilities', async () => {
+    const r = await send({ id: 1, method: 'hello', params: { protocolVersion: 1 } });
+    expect(r).toMatchObject({ id: 1, result: { driver: 'kernel', driverVersion: '6.0.0.0' } });
+    expect((r.result as { capabilities: string[] }).capabilities).not.toContain('images');
+  });
+
+  it('accepts only block devices', async () => {
+    expect(await send({ id: 1, method: 'attach', params: { device: '/etc/passwd' } })).toMatchObject({ error: { errno: 'ENODEV' } });
+    expect(await send({ id: 2, method: 'attach', params: { device: '/dev/null' } })).toMatchObject({ error: { errno: 'ENODEV' } });
+    expect(await send({ id: 3, method: 'attach', params: { device: '/dev/nonexistent-disk' } })).toMatchObject({ error: { errno: 'ENOENT' } });
+    expect(calls).toEqual([]);
+  });
+
+  it.skipIf(!existsSync('/dev/loop0'))('[loop] passes a block device to the driver by its canonical path', async () => {
+    expect(await send({ id: 1, method: 'attach', params: { device: 'loop0' } })).toMatchObject({ result: { ok: true } });
+    expect(calls).toEqual(['attach "/dev/loop0"']);
+  });
+
+  it('answers image methods with EOPNOTSUPP and lists block devices', async () => {
+    expect(await send({ id: 1, method: 'images.list' })).toMatchObject({ error: { errno: 'EOPNOTSUPP' } });
+    expect(await send({ id: 2, method: 'exports.list' })).toMatchObject({ result: { socketPath: null, exports: [] } });
+    expect(await send({ id: 3, method: 'devices.list' })).toMatchObject({ result: { devices: [{ ref: '/dev/vda', kind: 'block', nbdUri: null }] } });
+  });
+
+  it.skipIf(!existsSync('/dev/loop0'))('[loop] turns a driver result that breaks the schema into an internal error', async () => {
+    const r = await send({ id: 1, method: 'cbtInfo', params: { device: '/dev/loop0' } });
+    expect(r).toMatchObject({ id: 1, error: { code: 'internal', errno: 'EIO', message: expect.stringContaining('bad cbtInfo result') } });
+  });
+
+  it('creates, takes and destroys with notifications, and refuses requests while shutting down', async () => {
+    const diff = join(dir, 'diff');
+    expect(await send({ id: 1, method: 'snapshotCreate', params: { diffStoragePath: diff, limitSectors: 2048 } })).toMatchObject({ result: { id: ID } });
+    expect(await send({ id: 2, method: 'snapshotTake', params: { id: ID } })).toMatchObject({ result: { ok: true } });
+    expect(await send({ id: 3, method: 'snapshots.list' })).toMatchObject({ result: { snapshots: [{ id: ID, taken: true, storagePath: diff }] } });
+    expect(await send({ id: 4, method: 'snapshotDestroy', params: { id: ID } })).toMatchObject({ result: { ok: true } });
+    expect(notes.filter(([t]) => t === 'snapshot').map(([, p]) => (p as { state: string }).state)).toEqual(['created', 'taken', 'destroyed']);
+    state.shuttingDown = true;
+    try {
+      expect(await send({ id: 5, method: 'version' })).toMatchObject({ error: { code: 'shutting_down', errno: 'ECANCELED' } });
+    } finally {
+      state.shuttingDown = false;
+    }
+  });
+});

@@ -47,8 +47,8 @@ function failure(err: unknown): { errno: ErrnoName; message: string; code?: stri
 
 function findCommand(argv: string[]): { spec: CommandSpec | null; rest: string[]; name: string } {
   const [first, second] = argv;
-  if (first === 'image' && second !== undefined && !second.startsWith('-')) {
-    const name = `image ${second}`;
+  if ((first === 'image' || first === 'workload') && second !== undefined && !second.startsWith('-')) {
+    const name = `${first} ${second}`;
     return { spec: COMMANDS.find((c) => c.name === name) ?? null, rest: argv.slice(2), name };
   }
   return { spec: COMMANDS.find((c) => c.name === first) ?? null, rest: argv.slice(1), name: first ?? '' };
@@ -73,6 +73,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     const { spec, rest, name } = findCommand(argv);
     if (!spec) {
       if (name === 'image') throw new BlksnapError('EINVAL', 'image needs a subcommand: create, add, list or remove (see --help)');
+      if (name === 'workload') throw new BlksnapError('EINVAL', 'workload needs a subcommand: start, stop or list (see --help)');
       throw new BlksnapError('EINVAL', `unknown command "${name}" (see blksnap-manager --help)`);
     }
     const { values, positionals } = parseArgs({

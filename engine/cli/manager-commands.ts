@@ -109,4 +109,54 @@ export const managerCommands: CommandSpec[] = [
       if (json) printJson(io, r);
     },
   },
+  {
+    name: 'workload start',
+    summary: 'write to an engine device at a steady rate (embedded engine; overwrites its data)',
+    usage: '-d DEV --rate MIBPS [--pattern random|sequential|hotspot]',
+    help: [
+      ['-d, --device DEV', 'engine device (image name or path)'],
+      ['-r, --rate MIBPS', 'write rate in MiB/s'],
+      ['-p, --pattern PATTERN', 'random (default), sequential, or hotspot (90% of writes in 10% of the device)'],
+    ],
+    example: 'blksnap-manager workload start -d disk1 --rate 20 --pattern hotspot',
+    options: { device: { type: 'string', short: 'd' }, rate: { type: 'string', short: 'r' }, pattern: { type: 'string', short: 'p' } },
+    needsHelper: true,
+    async run({ client, io, json, values }) {
+      const rate = Number(needString(values, 'rate', '--rate'));
+      if (!Number.isFinite(rate) || rate <= 0) throw new BlksnapError('EINVAL', '--rate must be a positive number of MiB/s');
+      const pattern = optString(values, 'pattern') ?? 'random';
+      if (pattern !== 'random' && pattern !== 'sequential' && pattern !== 'hotspot') {
+        throw new BlksnapError('EINVAL', '--pattern must be random, sequential or hotspot');
+      }
+      const r = await client.call('workload.start', { device: needString(values, 'device', '--device'), rateMiBps: rate, pattern });
+      if (json) printJson(io, r);
+    },
+  },
+  {
+    name: 'workload stop',
+    summary: 'stop the write workload on a device',
+    usage: '-d DEV',
+    help: [['-d, --device DEV', 'engine device']],
+    example: 'blksnap-manager workload stop -d disk1',
+    options: { device: { type: 'string', short: 'd' } },
+    needsHelper: true,
+    async run({ client, io, json, values }) {
+      const r = await client.call('workload.stop', { device: needString(values, 'device', '--device') });
+      if (json) printJson(io, r);
+    },
+  },
+  {
+    name: 'workload list',
+    summary: 'list running write workloads',
+    usage: '',
+    help: [],
+    example: 'blksnap-manager workload list',
+    options: {},
+    needsHelper: true,
+    async run({ client, io, json }) {
+      const { workloads } = await client.call('workload.list', {});
+      if (json) printJson(io, workloads);
+      else for (const w of workloads) io.stdout(`${w.device} ${w.pattern} rate=${w.rateMiBps} actual=${w.actualMiBps.toFixed(1)} written=${w.bytesWritten}\n`);
+    },
+  },
 ];

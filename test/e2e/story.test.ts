@@ -29,6 +29,7 @@ import { launchBrowser } from '../helpers/browser.js';
 import type { BrowserSession } from '../helpers/browser.js';
 import {
   allocateStorage,
+  clearFailureScreenshots,
   createAndTakeSnapshot,
   createLabDisk,
   deviceRow,
@@ -108,6 +109,7 @@ describe.skipIf(!canRun)('[chromium, qemu-io] browser mode: the whole story on t
   };
 
   beforeAll(async () => {
+    await clearFailureScreenshots('failed-story-');
     staticDir = await mkdtemp(join(tmpdir(), 'blksnap-e2e-dist-'));
     await buildRenderer(staticDir);
     // 1 MiB storage portions (instead of 1 GiB) so that a limit of a few MiB is meaningful.

@@ -3,7 +3,7 @@
  * navigation, screenshots, canvas pixels and the common story steps (lab disks,
  * storage allocation, snapshot create + take). Everything waits for visible state.
  */
-import { copyFile, mkdir } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { PROJECT_ROOT } from './renderer-build.js';
@@ -40,6 +40,12 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   const path = join(SCREENSHOT_DIR, `${name}.png`);
   await page.screenshot({ path, fullPage: true, animations: 'disabled', caret: 'hide' });
   return path;
+}
+
+/** Removes the screenshots of earlier failed runs (names starting with `prefix`). */
+export async function clearFailureScreenshots(prefix: string): Promise<void> {
+  const names = await readdir(SCREENSHOT_DIR).catch(() => [] as string[]);
+  await Promise.all(names.filter((n) => n.startsWith(prefix)).map((n) => rm(join(SCREENSHOT_DIR, n), { force: true })));
 }
 
 /**

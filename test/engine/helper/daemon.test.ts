@@ -188,6 +188,31 @@ describe('helper daemon', () => {
     watcher.close();
   });
 
+  it('runs a write workload on an engine device and reports its progress to subscribers', async () => {
+    const watcher = await connectClient(d.socketPath);
+    const progress: { running: boolean; bytesWritten: number; device: string }[] = [];
+    watcher.on('workload', (p) => progress.push(p));
+    await watcher.call('subscribe', { topics: ['workload'] });
+    try {
+      await client.call('workload.start', { device: 'disk2', rateMiBps: 8, pattern: 'sequential' });
+      await expect(client.call('workload.start', { device: 'disk2', rateMiBps: 8, pattern: 'random' })).rejects.toMatchObject({ errno: 'EALREADY' });
+      await new Promise((r) => setTimeout(r, 600));
+      expect((await client.call('workload.list', {})).workloads).toEqual([expect.objectContaining({ device: 'disk2', running: true })]);
+      await client.call('workload.stop', { device: join(d.dir, 'disk2.img') });
+      await expect(client.call('workload.stop', { device: 'disk2' })).rejects.toMatchObject({ errno: 'ESRCH' });
+      await new Promise((r) => setTimeout(r, 100));
+      expect(progress.some((p) => p.running && p.device === 'disk2')).toBe(true);
+      const last = progress[progress.length - 1];
+      expect(last).toMatchObject({ device: 'disk2', running: false });
+      expect(last?.bytesWritten).toBeGreaterThan(0);
+      // the writes went through the tracker
+      const info = await client.call('cbtInfo', { device: 'disk2' });
+      expect(info.blockCount).toBeGreaterThan(0);
+    } finally {
+      watcher.close();
+    }
+  });
+
   it('SIGTERM destroys embedded snapshots, removes their storage and the socket', async () => {
     const { id } = await client.call('snapshotCreate', { diffStoragePath: join(d.dir, 'diff-live'), limitSectors: 4096, devices: ['disk2'] });
     await client.call('snapshotTake', { id });

@@ -36,8 +36,8 @@ import {
   toSnapshotDevice,
   toSnapshotEntry,
   toStorageGauge,
+  toWorkloadProgress,
 } from './mapping.js';
-import { WORKLOAD_NOTIFICATION, callOptional, onOptionalNotification, parseWorkloadProgress } from './optional-methods.js';
 
 export interface BridgeOptions extends HelperLinkOptions {
   /** The application version for getStatus. */
@@ -75,10 +75,7 @@ export function createBridge(options: BridgeOptions): Bridge {
   link.onState((state) => helperState.emit(state));
   link.onClient((client) => {
     client.on('event', (event) => snapshotEvents.emit(event));
-    onOptionalNotification(client, WORKLOAD_NOTIFICATION, (params) => {
-      const progress = parseWorkloadProgress(params);
-      if (progress !== null) workloadProgress.emit(progress);
-    });
+    client.on('workload', (progress) => workloadProgress.emit(toWorkloadProgress(progress)));
   });
 
   const status = async (): Promise<AppStatus> => {
@@ -193,11 +190,11 @@ export function createBridge(options: BridgeOptions): Bridge {
       return { ...info, encoding: 'base64', data: Buffer.from(map).toString('base64') };
     },
     workloadStart: async ({ device, rateMiBps, pattern }) => {
-      await callOptional(await client(), 'workload.start', { device, rateMiBps, pattern });
+      await (await client()).call('workload.start', { device, rateMiBps, pattern });
       return null;
     },
     workloadStop: async ({ device }) => {
-      await callOptional(await client(), 'workload.stop', { device });
+      await (await client()).call('workload.stop', { device });
       return null;
     },
   };

@@ -1,7 +1,7 @@
 /** Helper protocol data -> contract data (pure). Sizes stay in bytes; sectors are 512 bytes. */
-import type { DeviceEntry as HelperDevice, ImageEntry, SnapshotSummary } from '../../engine/protocol/schemas.js';
+import type { DeviceEntry as HelperDevice, ImageEntry, SnapshotSummary, WorkloadProgress as HelperWorkloadProgress } from '../../engine/protocol/schemas.js';
 import type { MethodResult } from '../../engine/protocol/methods.js';
-import type { CbtInfoEntry, DeviceEntry, SnapshotDeviceEntry, SnapshotEntry, StorageGauge, VersionInfo } from '../shared/types.js';
+import type { CbtInfoEntry, DeviceEntry, SnapshotDeviceEntry, SnapshotEntry, StorageGauge, VersionInfo, WorkloadProgress } from '../shared/types.js';
 import { errnoNameOf } from './errno-names.js';
 
 export const SECTOR_SIZE = 512;
@@ -86,4 +86,19 @@ export function toSnapshotEntry(summary: SnapshotSummary, devices: SnapshotDevic
     devices,
     storage,
   };
+}
+
+export function toWorkloadProgress(p: HelperWorkloadProgress): WorkloadProgress {
+  const out: WorkloadProgress = {
+    device: p.device,
+    running: p.running,
+    pattern: p.pattern,
+    rateMiBps: p.rateMiBps,
+    actualMiBps: p.actualMiBps,
+    bytesWritten: p.bytesWritten,
+    writes: p.writes,
+    elapsedMs: p.elapsedMs,
+  };
+  if (p.error !== undefined) out.error = p.error;
+  return out;
 }

@@ -8,7 +8,7 @@
  * the chunks that were touched; per-chunk locks exist only while held.
  */
 import { BlksnapError, isBlksnapError } from '../abi/errno.js';
-import { SECTOR_SHIFT, SECTOR_SIZE } from '../abi/types.js';
+import { SECTOR_SIZE } from '../abi/types.js';
 import { KeyedMutex } from './async-lock.js';
 import { CHUNK_FAILED, CHUNK_IN_MEMORY, CHUNK_NEW, CHUNK_STORED, calculateChunkSize } from './chunk.js';
 import { DiffBufferPool } from './diff-buffer.js';
@@ -54,7 +54,7 @@ export class DiffArea {
     private readonly owner: DiffAreaOwner,
   ) {
     this.capacity = orig.capacity;
-    const { shift, count } = calculateChunkSize(orig.capacity >> SECTOR_SHIFT, orig.physicalBlockSize, params);
+    const { shift, count } = calculateChunkSize(orig.capacity / SECTOR_SIZE, orig.physicalBlockSize, params);
     this.chunkShift = shift;
     this.chunkBytes = 2 ** shift;
     this.chunkSectors = this.chunkBytes / SECTOR_SIZE;

@@ -18,7 +18,7 @@ import type {
   SnapshotInfo,
   StorageInfo,
 } from '../abi/types.js';
-import { SECTOR_SHIFT, SECTOR_SIZE } from '../abi/types.js';
+import { SECTOR_SIZE } from '../abi/types.js';
 import type { BlockDevice } from './block-device.js';
 import { DiffArea } from './diff-area.js';
 import { DiffStorage } from './diff-storage.js';
@@ -268,7 +268,7 @@ export class EmbeddedEngine implements EmbeddedEngineApi {
       // switch all CBT maps and enable copy-on-write everywhere, then let writes go.
       await Promise.all(s.devices.map((d) => d.gate.freeze()));
       try {
-        s.devices.forEach((d, i) => d.tracker!.takeSnapshot(areas[i]!, d.capacity >> SECTOR_SHIFT));
+        s.devices.forEach((d, i) => d.tracker!.takeSnapshot(areas[i]!, d.capacity / SECTOR_SIZE));
         s.isTaken = true;
         for (const [i, d] of s.devices.entries()) {
           const name = this.allocImageName();
@@ -324,7 +324,7 @@ export class EmbeddedEngine implements EmbeddedEngineApi {
 
   private async attachTracker(d: EngineDevice): Promise<void> {
     await d.gate.freeze();
-    d.tracker = new Tracker(d.capacity >> SECTOR_SHIFT, this.params);
+    d.tracker = new Tracker(d.capacity / SECTOR_SIZE, this.params);
     d.gate.unfreeze();
   }
 

@@ -23,7 +23,6 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { gridLayout } from '../../renderer/src/features/heatmap/aggregate.js';
-import { CANVAS_HEIGHT, CANVAS_WIDTH } from '../../renderer/src/features/heatmap/HeatmapCanvas.js';
 import { unchangedColor } from '../../renderer/src/features/heatmap/palette.js';
 import { launchBrowser } from '../helpers/browser.js';
 import type { BrowserSession } from '../helpers/browser.js';
@@ -63,9 +62,9 @@ const FIRST = { offset: 0, length: 2 * MiB };
 const SECOND = { offset: 32 * MiB, length: 16 * MiB };
 const UNCHANGED: Rgb = [...unchangedColor(false)];
 
-/** The canvas pixel at the centre of a cell (one block per cell here). */
-function cellCentre(cell: number): { x: number; y: number } {
-  const layout = gridLayout(BLOCKS, CANVAS_WIDTH, CANVAS_HEIGHT);
+/** The canvas pixel at the centre of a cell (one block per cell here), laid out as the renderer does. */
+function cellCentre(cell: number, canvas: { width: number; height: number }): { x: number; y: number } {
+  const layout = gridLayout(BLOCKS, canvas.width, canvas.height);
   const col = cell % layout.cols;
   const row = Math.floor(cell / layout.cols);
   const half = Math.floor(layout.cellPx / 2);
@@ -89,8 +88,11 @@ describe.skipIf(!canRun)('[chromium, qemu-io] browser mode: the whole story on t
     if (stack === null) throw new Error('browser mode did not start');
     return stack;
   };
-  const cellColor = (cell: number): Promise<Rgb> => {
-    const { x, y } = cellCentre(cell);
+  const cellColor = async (cell: number): Promise<Rgb> => {
+    const canvas = page().getByTestId('heatmap-canvas');
+    const width = Number(await canvas.getAttribute('width'));
+    const height = Number(await canvas.getAttribute('height'));
+    const { x, y } = cellCentre(cell, { width, height });
     return heatmapPixel(page(), x, y);
   };
   /** Writes a pattern through the device's NBD export (tracked and copied on write like any writer). */

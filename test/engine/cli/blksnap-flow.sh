@@ -43,13 +43,16 @@ image=$(field image <<<"$info")
 [[ $image == blksnap-image* ]] || fail "snapshot_info image: $info"
 [[ $(field nbd <<<"$info") == "nbd+unix:///$image?socket="* ]] || fail "snapshot_info nbd: $info"
 
+echo "== overflow the 1 MiB storage by writing to disk1"
 if command -v qemu-io >/dev/null; then
-  echo "== overflow the 1 MiB storage through the NBD export"
-  qemu-io -f raw -c 'write -P 0x5a 0 8M' "$uri1" >/dev/null
-  for _ in $(seq 100); do grep -q '^event=corrupted' "$WORK/watch.log" && break; sleep 0.1; done
-  grep -q "^event=corrupted snapshot=$id .*device=disk1 .*error_code=-28" "$WORK/watch.log" || fail "watcher saw no corrupted event: $(cat "$WORK/watch.log")"
-  [[ $(bm snapshot_info -d disk1 | field error_code) == -28 ]] || fail "disk1 not marked corrupted"
+  qemu-io -f raw -c 'write -P 0x5a 0 8M' "$uri1" >/dev/null        # through the NBD export
+else
+  bm workload start -d disk1 --rate 64 --pattern sequential         # the helper's own writer
 fi
+for _ in $(seq 100); do grep -q '^event=corrupted' "$WORK/watch.log" && break; sleep 0.1; done
+bm workload stop -d disk1 2>/dev/null || true
+grep -q "^event=corrupted snapshot=$id .*device=disk1 .*error_code=-28" "$WORK/watch.log" || fail "watcher saw no corrupted event: $(cat "$WORK/watch.log")"
+[[ $(bm snapshot_info -d disk1 | field error_code) == -28 ]] || fail "disk1 not marked corrupted"
 grep -q "^state=taken snapshot=$id" "$WORK/watch.log" || fail "watcher missed the take"
 
 echo "== snapshot_waitevent"

@@ -17,7 +17,7 @@ describe.skipIf(!hasCommand('bash'))('[bash] blksnap-flow.sh', () => {
     await d?.cleanup();
   });
 
-  it(`runs image create, snapshot_create/add/take/info, watcher, readcbtmap and destroy${hasCommand('qemu-io') ? '' : ' (no qemu-io: without the overflow step)'}`, () => {
+  it(`runs image create, snapshot_create/add/take/info, watcher, overflow, readcbtmap and destroy${hasCommand('qemu-io') ? ' (writes with qemu-io)' : ' (writes with the helper workload: no qemu-io)'}`, () => {
     const r = spawnSync('bash', [join(REPO, 'test/engine/cli/blksnap-flow.sh')], {
       env: { ...process.env, REPO, SOCK: d.socketPath, WORK: d.dir },
       encoding: 'utf8',

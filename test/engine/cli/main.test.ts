@@ -31,6 +31,11 @@ describe('blksnap-manager without a helper', () => {
     expect(d.out).toContain('--state-dir DIR');
   });
 
+  it('docs/cli.md shows an example of every command', () => {
+    const doc = readFileSync(join(import.meta.dirname, '../../../docs/cli.md'), 'utf8');
+    for (const c of [...COMMANDS.map((x) => x.name), 'daemon']) expect(doc, c).toContain(`blksnap-manager ${c}`);
+  });
+
   it('fails with EINVAL for unknown commands and options', async () => {
     expect(await run(['frobnicate'])).toMatchObject({ code: 22, err: expect.stringContaining('EINVAL: unknown command "frobnicate"') });
     expect(await run(['cbtinfo', '--bogus'])).toMatchObject({ code: 22, err: expect.stringContaining('EINVAL') });

@@ -180,6 +180,12 @@ export class HelperLink {
   /** Starts a helper (detached: it outlives the app) and waits for its socket. */
   private async startHelper(launch: LaunchCommand): Promise<UnixSocketTransport> {
     const logPath = this.options.logPath ?? null;
+    // The helper makes its own 0700 socket directory, but not the directories above it.
+    try {
+      mkdirSync(dirname(dirname(this.options.socketPath)), { recursive: true, mode: 0o700 });
+    } catch {
+      // the helper will say what is wrong
+    }
     let logFd: number | null = null;
     if (logPath !== null) {
       mkdirSync(dirname(logPath), { recursive: true, mode: 0o700 });
@@ -224,7 +230,9 @@ export class HelperLink {
           return await UnixSocketTransport.connect(this.options.socketPath);
         } catch {
           const tail = logTail(logPath);
-          throw new BridgeError('HELPER_UNAVAILABLE', `The helper ${exited} before it was ready.`, tail === '' ? undefined : tail);
+          const lastLine = tail.split('\n').pop()?.trim() ?? '';
+          const why = lastLine === '' ? '.' : `: ${lastLine.length > 300 ? `${lastLine.slice(0, 300)}…` : lastLine}`;
+          throw new BridgeError('HELPER_UNAVAILABLE', sentence(`The helper ${exited} before it was ready${why}`), tail === '' ? undefined : tail);
         }
       }
       if (Date.now() > deadline) {

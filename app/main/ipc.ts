@@ -11,14 +11,18 @@ import { err } from '../shared/result.js';
 import type { Result } from '../shared/result.js';
 import { isAppPage } from './security.js';
 
-/** The sender is the app page in the main frame of the app's window. */
+/**
+ * The sender is the app page in the main frame of the app's window. Compared by ids
+ * (webContents id, the main frame's process and routing ids), not object identity.
+ */
 export function isTrustedSender(event: IpcMainInvokeEvent, appUrl: string, contents: () => WebContents | null): boolean {
   const frame = event.senderFrame;
   if (frame === null || frame === undefined) return false;
   if (frame.parent !== null) return false;
   const window = contents();
-  if (window === null || event.sender !== window) return false;
-  if (frame !== window.mainFrame) return false;
+  if (window === null || event.sender.id !== window.id) return false;
+  const main = window.mainFrame;
+  if (frame.processId !== main.processId || frame.routingId !== main.routingId) return false;
   return isAppPage(frame.url, appUrl);
 }
 

@@ -23,6 +23,8 @@ export function attachSession(ws: WebSocket, api: BlksnapApi, log: (line: string
     const subscribe = api[name] as (cb: (payload: EventMap[K]) => void) => () => void;
     return subscribe((payload) => send(encodeEvent(name, payload)));
   });
+  // A protocol error (e.g. a frame over maxPayload) closes this socket, never the server.
+  // removed
   ws.on('close', () => {
     for (const unsubscribe of unsubscribers) unsubscribe();
   });

@@ -92,7 +92,7 @@ function generationWrites(generation: number, next: () => number): SectorRange[]
   out.push(range(80 * GiB + (generation - 1) * 256 * MiB, 256 * MiB)); // an appended log
   for (let i = 0; i < 40; i++) out.push(range(next() * CAPACITY, logUniform(MiB, 64 * MiB))); // rewritten files
   for (let i = 0; i < 800; i++) out.push(range(next() * 512 * MiB, 4096)); // inode / bitmap updates
-  for (let i = 0; i < 20_000; i++) out.push(range(next() * CAPACITY, 4096)); // scattered 4 KiB writes
+  for (let i = 0; i < 4_000; i++) out.push(range(next() * CAPACITY, 4096)); // scattered 4 KiB writes
   return out;
 }
 
@@ -204,7 +204,7 @@ async function main(): Promise<void> {
     await page.locator('#state', { hasText: 'ready' }).waitFor({ timeout: 20_000 });
     const browserVersion = session.context.browser()?.version() ?? (await page.evaluate<string>('navigator.userAgent'));
 
-    let serverRuns: FetchRun[] = [];
+    const serverRuns: FetchRun[] = [];
     if (source === 'server') {
       await page.evaluate<FetchRun, string>((device) => (globalThis as unknown as { heatmapBench: { fetchAndDraw(d: string): Promise<FetchRun> } }).heatmapBench.fetchAndDraw(device), DEVICE);
       for (let i = 0; i < RUNS; i++) {

@@ -116,7 +116,7 @@ describe.skipIf(!canRun)('[chromium, qemu-io] browser mode: the whole story on t
     await buildRenderer(staticDir);
     // 1 MiB storage portions (instead of 1 GiB) so that a limit of a few MiB is meaningful.
     stack = await startBrowserMode({ staticDir, engineParams: { diffStorageMinimum: 2048 } });
-    session = await launchBrowser({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
+    session = await launchBrowser({ viewport: { width: 1280, height: 1000 }, colorScheme: 'light' });
     await openApp(session.page, stack.url);
   });
 

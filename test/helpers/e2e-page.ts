@@ -34,11 +34,15 @@ export async function gotoScreen(page: Page, screen: ScreenName): Promise<void> 
   await page.locator('#screen-title', { hasText: SCREEN_TITLES[screen] }).waitFor();
 }
 
-/** A full-page screenshot in test-results/screenshots/<name>.png; returns its path. */
+/**
+ * A screenshot of the window in test-results/screenshots/<name>.png; returns its path.
+ * The window, not the full page: the status line is position: fixed, and a full-page
+ * capture would paint it across the middle of a long screen.
+ */
 export async function screenshot(page: Page, name: string): Promise<string> {
   await mkdir(SCREENSHOT_DIR, { recursive: true });
   const path = join(SCREENSHOT_DIR, `${name}.png`);
-  await page.screenshot({ path, fullPage: true, animations: 'disabled', caret: 'hide' });
+  await page.screenshot({ path, animations: 'disabled', caret: 'hide' });
   return path;
 }
 

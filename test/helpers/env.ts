@@ -14,7 +14,7 @@ const commandCache = new Map<string, boolean>();
 export function hasCommand(name: string): boolean {
   const cached = commandCache.get(name);
   if (cached !== undefined) return cached;
-  let found = false;
+  let found: boolean;
   if (name.startsWith('/')) found = existsSync(name);
   else {
     try {

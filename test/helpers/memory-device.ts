@@ -19,6 +19,8 @@ export interface MemoryDeviceOptions {
   failWith?: (op: MemoryOp, offset: number, length: number) => ErrnoName | undefined;
   /** Milliseconds to wait before completing an operation. */
   delayMs?: (op: MemoryOp, offset: number, length: number) => number;
+  /** A promise the operation waits for before completing (undefined: no wait). */
+  gate?: (op: MemoryOp, offset: number, length: number) => Promise<void> | undefined;
 }
 
 const SECTOR = 512;
@@ -86,6 +88,8 @@ export class MemoryDevice implements BlockDevice {
     this.maxActive = Math.max(this.maxActive, this.active);
     try {
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+      const gate = this.options.gate?.(op, offset, length);
+      if (gate !== undefined) await gate;
     } finally {
       this.active--;
     }

@@ -131,7 +131,7 @@ describe('bridge over a real helper', () => {
       expect(result.error.code).toBe('HELPER_UNAVAILABLE');
     }
     const status = value(await bridge.api.getStatus());
-    expect(status.helper.message).toMatch(/exited with code 3/);
+    expect(status.helper.message).toMatch(/exited with code 3 before it was ready: boom: no driver\.$/);
   });
 
   it('turns a helper that disappears into HELPER_LOST, and reconnect brings it back', async () => {

@@ -23,9 +23,11 @@ function fakeIpc(): { ipc: IpcMain; handlers: Map<string, Handler> } {
   return { ipc, handlers };
 }
 
+let nextId = 1;
 function fakeWindow(url = APP) {
-  const mainFrame = { url, parent: null };
-  const contents = { mainFrame, isDestroyed: () => false, send: vi.fn() };
+  const id = nextId++;
+  const mainFrame = { url, parent: null, processId: 100 + id, routingId: 1 };
+  const contents = { id, mainFrame, isDestroyed: () => false, send: vi.fn() };
   return { contents, mainFrame };
 }
 
@@ -90,13 +92,14 @@ describe('IPC handlers', () => {
     const { contents, mainFrame } = fakeWindow();
     registerIpcHandlers(ipc, api, { appUrl: APP, contents: () => contents as unknown as WebContents });
     const call = (event: object) => handlers.get(requestChannel('listDevices'))!(event as IpcMainInvokeEvent);
-    const foreignPage = { url: 'https://evil.example/', parent: null };
-    const evil = { sender: { ...contents, mainFrame: foreignPage }, senderFrame: foreignPage };
-    const wrongUrlSameWindow = { sender: contents, senderFrame: { url: 'file:///tmp/evil.html', parent: null } };
-    const subframe = { sender: contents, senderFrame: { url: APP, parent: mainFrame } };
+    const other = fakeWindow('https://evil.example/');
+    const evil = { sender: other.contents, senderFrame: other.mainFrame };
+    const wrongUrlSameWindow = { sender: contents, senderFrame: { ...mainFrame, url: 'file:///tmp/evil.html' } };
+    const subframe = { sender: contents, senderFrame: { url: APP, parent: mainFrame, processId: mainFrame.processId, routingId: 2 } };
+    const otherFrameSameProcess = { sender: contents, senderFrame: { url: APP, parent: null, processId: mainFrame.processId, routingId: 9 } };
     const otherContents = { sender: fakeWindow().contents, senderFrame: mainFrame };
     const gone = { sender: contents, senderFrame: null };
-    for (const event of [evil, wrongUrlSameWindow, subframe, otherContents, gone]) {
+    for (const event of [evil, wrongUrlSameWindow, subframe, otherFrameSameProcess, otherContents, gone]) {
       expect(await call(event)).toMatchObject({ ok: false, error: { code: 'UNAUTHORIZED' } });
     }
     expect(calls).toEqual([]);

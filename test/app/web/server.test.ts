@@ -249,6 +249,20 @@ describe('browser-mode server: access control', () => {
     }
   });
 
+  it('closes a socket that sends an oversized frame, and keeps serving others', async () => {
+    const url = `ws://127.0.0.1:${server.port}/ws?token=${server.token}`;
+    const big = await WireClient.open(url);
+    const closed = new Promise<number>((resolve) => big.ws.once('close', (code) => resolve(code)));
+    big.ws.send(JSON.stringify({ id: 1, method: 'listDevices', params: { pad: 'x'.repeat(2 * 1024 * 1024) } }));
+    expect(await closed).toBe(1009);
+    const next = await WireClient.open(url);
+    try {
+      expect(await next.call('listDevices')).toMatchObject({ result: { ok: true, value: [] } });
+    } finally {
+      next.close();
+    }
+  });
+
   it('listens on loopback only', async () => {
     const external = Object.values(networkInterfaces())
       .flat()

@@ -78,8 +78,9 @@ export function createBridge(options: BridgeOptions): Bridge {
     client.on('workload', (progress) => workloadProgress.emit(toWorkloadProgress(progress)));
   });
 
-  const status = async (): Promise<AppStatus> => {
-    await link.settled();
+  /** Waits briefly for a connection under way, so a page asking at load time sees it connected. */
+  const status = async (maxWaitMs = 3000): Promise<AppStatus> => {
+    await link.settled(maxWaitMs);
     const hello = link.hello;
     return {
       driver: hello?.driver ?? null,
@@ -124,7 +125,7 @@ export function createBridge(options: BridgeOptions): Bridge {
       } catch {
         // reported through the status' helper state
       }
-      return status();
+      return status(0);
     },
     listDevices: () => devices(),
     createLabDisk: async ({ name, path, sizeBytes }) => {

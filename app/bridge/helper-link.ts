@@ -87,9 +87,17 @@ export class HelperLink {
     return this.connecting;
   }
 
-  /** Waits for a connection in progress; never throws. */
-  async settled(): Promise<void> {
-    if (this.connecting !== null) await this.connecting.catch(() => undefined);
+  /** Waits for a connection in progress (at most maxWaitMs: a pkexec prompt may take minutes); never throws. */
+  async settled(maxWaitMs = Number.POSITIVE_INFINITY): Promise<void> {
+    if (this.connecting === null) return;
+    const done = this.connecting.then(
+      () => undefined,
+      () => undefined,
+    );
+    if (!Number.isFinite(maxWaitMs)) return done;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([done, new Promise<void>((resolve) => (timer = setTimeout(resolve, maxWaitMs)))]);
+    clearTimeout(timer);
   }
 
   /** The connected client, waiting for a connection in progress; else HELPER_LOST / HELPER_UNAVAILABLE. */

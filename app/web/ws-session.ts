@@ -24,7 +24,7 @@ export function attachSession(ws: WebSocket, api: BlksnapApi, log: (line: string
     return subscribe((payload) => send(encodeEvent(name, payload)));
   });
   // A protocol error (e.g. a frame over maxPayload) closes this socket, never the server.
-  // removed
+  ws.on('error', (error) => log(`ws: ${error.message}`));
   ws.on('close', () => {
     for (const unsubscribe of unsubscribers) unsubscribe();
   });

@@ -256,8 +256,10 @@ describe('NBD transmission', () => {
   });
 
   it('answers pipelined requests out of order, each reply matched by cookie', async () => {
-    // The first request is slow, the later ones fast: replies come back reordered.
-    const dev = memory({ name: 'disk1', delayMs: (op, offset) => (op === 'read' && offset === 0 ? 80 : 0) });
+    // The first request is held until every later one is answered: replies come back reordered.
+    let release = (): void => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const dev = memory({ name: 'disk1', gate: (op, offset) => (op === 'read' && offset === 0 ? held : undefined) });
     dev.data.set(pattern(dev.capacity, 3));
     await serve(staticExports([dev]));
     const c = await connect();
@@ -270,6 +272,7 @@ describe('NBD transmission', () => {
     }
     const order: bigint[] = [];
     for (let i = 0; i < 16; i++) {
+      if (i === 15) release();
       const reply = await c.readReply((cookie) => lengths.get(cookie) ?? 0);
       expect(reply.error).toBe(0);
       const index = Number(reply.cookie - 100n);
@@ -381,7 +384,10 @@ describe('NBD transmission', () => {
 
   it('stops reading requests while maxInFlight requests or maxInFlightBytes are running', async () => {
     for (const limits of [{ maxInFlight: 2 }, { maxInFlightBytes: 8192 }]) {
-      const dev = memory({ name: 'disk1', delayMs: () => 15 });
+      // Every read waits until two are inside the device; a third would have to wait for ever.
+      let release = (): void => undefined;
+      const two = new Promise<void>((resolve) => (release = resolve));
+      const dev = memory({ name: 'disk1', gate: () => (dev.active >= 2 ? (release(), two) : two) });
       await server?.close();
       await serve(staticExports([dev]), { limits });
       const c = await connect();

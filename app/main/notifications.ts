@@ -1,10 +1,11 @@
 /**
  * Desktop notifications: a corrupted snapshot, full difference storage, a workload
- * that failed, and long requests that finished while the window was not focused.
+ * that failed, the helper gone, and long requests that finished while the window was
+ * not focused.
  */
 import type { RequestName } from '../shared/contract.js';
 import type { Result } from '../shared/result.js';
-import type { SnapshotEventEntry, WorkloadProgress } from '../shared/types.js';
+import type { HelperState, SnapshotEventEntry, WorkloadProgress } from '../shared/types.js';
 import { errnoNameOf } from '../bridge/errno-names.js';
 
 export interface NotificationText {
@@ -60,4 +61,14 @@ export function longJobNotification(method: RequestName, result: Result<unknown>
   return result.ok
     ? { title: 'Finished', body: `${label} finished after ${seconds} s.`, urgency: 'normal' }
     : { title: 'Failed', body: `${label} failed after ${seconds} s: ${result.error.message}`, urgency: 'normal' };
+}
+
+/** The helper disappeared while connected (not: a start that failed, which the window shows). */
+export function helperStateNotification(state: HelperState): NotificationText | null {
+  if (state.state !== 'lost') return null;
+  return {
+    title: 'Helper stopped',
+    body: `${state.message ?? 'The helper stopped.'} Snapshots of the embedded engine are gone with it; use Reconnect to start it again.`,
+    urgency: 'critical',
+  };
 }

@@ -2,7 +2,8 @@
  * Browser-mode wire format: the same contract over one WebSocket.
  *
  * Connection: `ws(s)://<same origin>/ws?token=<token>`. The server (app/web) prints
- * the URL with `#token=<token>` to open; the page keeps the token in sessionStorage.
+ * `/?token=<token>` to open; it answers with an HttpOnly cookie and a redirect to
+ * `/#token=<token>`, and the page keeps the token in sessionStorage.
  * A wrong or missing token: the server refuses the upgrade with HTTP 401, or closes
  * with code 4401 (WS_CLOSE_UNAUTHORIZED).
  *

@@ -12,7 +12,8 @@ export const RENDERER_CONFIG = join(PROJECT_ROOT, 'renderer', 'vite.config.ts');
 export async function buildRenderer(outDir: string): Promise<void> {
   await build({
     configFile: RENDERER_CONFIG,
-    logLevel: 'warn',
+    // 'error': the build's warnings (chunk sizes) are the renderer's business, not the tests' output.
+    logLevel: 'error',
     build: { outDir, emptyOutDir: true },
   });
 }

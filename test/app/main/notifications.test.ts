@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { LONG_JOB_MS, longJobNotification, snapshotEventNotification, workloadNotification } from '../../../app/main/notifications.js';
+import { LONG_JOB_MS, helperStateNotification, longJobNotification, snapshotEventNotification, workloadNotification } from '../../../app/main/notifications.js';
 import { err, ok } from '../../../app/shared/result.js';
 
 vi.mock('electron', () => ({}));
@@ -28,5 +28,12 @@ describe('notifications', () => {
     expect(longJobNotification('listDevices', ok([]), LONG_JOB_MS * 3)).toBeNull();
     expect(longJobNotification('createLabDisk', ok(null), 12_000)?.body).toBe('Creating the lab disk finished after 12 s.');
     expect(longJobNotification('snapshotCreate', err('ENOSPC', 'No space.'), 15_000)?.body).toContain('failed after 15 s: No space.');
+  });
+
+  it('tells when the helper is lost, not when it starts or stops on request', () => {
+    expect(helperStateNotification({ state: 'lost', message: 'The helper stopped: EPIPE.' })?.body).toContain('The helper stopped: EPIPE.');
+    expect(helperStateNotification({ state: 'connected' })).toBeNull();
+    expect(helperStateNotification({ state: 'starting' })).toBeNull();
+    expect(helperStateNotification({ state: 'stopped', message: 'x' })).toBeNull();
   });
 });

@@ -43,4 +43,12 @@ export interface EmbeddedEngineApi extends BlksnapDriver {
   listImages(): EngineImageInfo[];
   /** A snapshot image for I/O, by image name. ENOENT if unknown. */
   image(name: string): BlockDevice;
+  /**
+   * Extension, not in the v6 ABI: `length` bytes of the *active* (write) CBT table
+   * from `offset`, where writes since the last take already show the active change
+   * number (cbtMap gives the read table, frozen at the last take). Same portion
+   * semantics and errnos as cbtMap: ENOENT without the filter, EINVAL for a bad
+   * portion, ENODATA for an offset past the end, EFAULT when the map is corrupted.
+   */
+  cbtMapActive(device: DeviceRef, offset: number, length: number): Promise<Uint8Array>;
 }

@@ -358,14 +358,28 @@ export class EmbeddedEngine implements EmbeddedEngineApi {
   }
 
   async cbtMap(ref: DeviceRef, offset: number, length: number): Promise<Uint8Array> {
+    // ctl_cbtmap() copies from the read table (the state at the last take).
+    return this.cbtPortion(ref, offset, length, 'read');
+  }
+
+  /**
+   * Engine extension (not in the v6 ABI): a portion of the *write* (active) table,
+   * where writes since the last take already carry the active change number. Same
+   * portion semantics and errnos as cbtMap().
+   */
+  async cbtMapActive(ref: DeviceRef, offset: number, length: number): Promise<Uint8Array> {
+    return this.cbtPortion(ref, offset, length, 'write');
+  }
+
+  private cbtPortion(ref: DeviceRef, offset: number, length: number, table: 'read' | 'write'): Uint8Array {
     const cbt = this.trackerOf(ref).cbt;
     if (cbt.isCorrupted) throw new BlksnapError('EFAULT', 'the CBT table is corrupted');
     if (!isNonNegInt(offset) || !isNonNegInt(length)) {
       throw new BlksnapError('EINVAL', `invalid CBT map portion offset=${String(offset)} length=${String(length)}`);
     }
     if (offset > cbt.blkCount) throw new BlksnapError('ENODATA', `offset ${offset} is beyond the CBT map of ${cbt.blkCount} blocks`);
-    // ctl_cbtmap() copies from the read table (the state at the last take).
-    return cbt.readMap.slice(offset, Math.min(cbt.blkCount, offset + length));
+    const map = table === 'read' ? cbt.readMap : cbt.writeMap;
+    return map.slice(offset, Math.min(cbt.blkCount, offset + length));
   }
 
   async cbtDirty(ref: DeviceRef, ranges: SectorRange[]): Promise<void> {

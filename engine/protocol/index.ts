@@ -4,3 +4,4 @@ export * from './schemas.js';
 export * from './methods.js';
 export * from './messages.js';
 export * from './client.js';
+export * from './errno.js';

@@ -2,7 +2,7 @@
  * Benchmark of the CBT heatmap for a 2,097,152-block map (the module's maximum
  * tracking block count), in headless Chromium:
  *
- *   npx tsx test/bench/heatmap.ts [--runs N]
+ *   npx tsx test/bench/heatmap.ts [--runs N] [--generated-only]
  *
  * Real path: a helper daemon (embedded engine) and the browser-mode server, a 128 GiB
  * sparse lab disk (64 KiB tracking blocks: 2,097,152 of them) whose CBT map is filled
@@ -46,7 +46,9 @@ const GENERATIONS = 7;
 /** The light background, packed as the page's pixels are (0xAABBGGRR). */
 const WHITE = 0xffffffff;
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '7' } } });
+const { values } = parseArgs({
+  options: { runs: { type: 'string', default: '7' }, 'generated-only': { type: 'boolean', default: false } },
+});
 const RUNS = Math.max(1, Number(values.runs) || 7);
 
 function median(list: number[]): number {
@@ -150,13 +152,27 @@ interface Summary {
   totalMs: number;
 }
 
+const tenth = (ms: number): number => Math.round(ms * 10) / 10;
+
 function summarize(runs: FetchRun[]): Summary {
   return {
-    fetchMs: median(runs.map((r) => r.fetchMs)),
-    decodeMs: median(runs.map((r) => r.decodeMs)),
-    predictMs: median(runs.map((r) => r.predictMs)),
-    drawMs: median(runs.map((r) => r.drawMs)),
-    totalMs: median(runs.map((r) => r.totalMs)),
+    fetchMs: tenth(median(runs.map((r) => r.fetchMs))),
+    decodeMs: tenth(median(runs.map((r) => r.decodeMs))),
+    predictMs: tenth(median(runs.map((r) => r.predictMs))),
+    drawMs: tenth(median(runs.map((r) => r.drawMs))),
+    totalMs: tenth(median(runs.map((r) => r.totalMs))),
+  };
+}
+
+/** A run for the JSON file: times to 0.1 ms, without the pixel probe. */
+function sample({ probe: _probe, ...run }: FetchRun): Omit<FetchRun, 'probe'> {
+  return {
+    ...run,
+    fetchMs: tenth(run.fetchMs),
+    decodeMs: tenth(run.decodeMs),
+    predictMs: tenth(run.predictMs),
+    drawMs: tenth(run.drawMs),
+    totalMs: tenth(run.totalMs),
   };
 }
 
@@ -184,6 +200,7 @@ async function main(): Promise<void> {
     let fallbackReason: string | null = null;
     let url: string;
     try {
+      if (values['generated-only'] === true) throw new Error('--generated-only was given');
       stack = await startBrowserMode({ staticDir: pageDir, engineParams: { diffStorageMinimum: 2048 } });
       setupMs = await prepareDevice(stack);
       url = stack.url;
@@ -269,7 +286,7 @@ async function main(): Promise<void> {
             ? { changedBlocks: serverRuns[0].changedBlocks, changesNumber: serverRuns[0].changesNumber, base64Chars: serverRuns[0].base64Chars }
             : null,
           medians: Object.fromEntries(rows.map(([name, s]) => [name, s])),
-          samples: { server: serverRuns.map(({ probe: _p, ...r }) => r), generated: generatedRuns.map(({ probe: _p, ...r }) => r) },
+          samples: { server: serverRuns.map(sample), generated: generatedRuns.map(sample) },
         },
         null,
         2,

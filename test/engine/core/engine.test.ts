@@ -286,6 +286,39 @@ describe('EmbeddedEngine: CBT', () => {
     expect((await engine.cbtMap('a', 10, 1))[0]).toBe(2);
   });
 
+  it('cbtMapActive (engine extension) reads the write table: writes after take show the active number at once', async () => {
+    await engine.attach('a');
+    await engine.device('a').write(3 * 4096, Buffer.alloc(4096, 1)); // block 3, before any take
+    // Before any take: the active number is 1 and the write table has it already.
+    expect([...(await engine.cbtMapActive('a', 2, 3))]).toEqual([0, 1, 0]);
+    expect([...(await engine.cbtMap('a', 2, 3))]).toEqual([0, 0, 0]);
+    const id = await snapshot(['a']);
+    await engine.snapshotTake(id); // previous 1, active 2
+    await engine.device('a').write(20 * 4096, Buffer.alloc(8192, 2)); // blocks 20, 21
+    await engine.device('a').write(3 * 4096, Buffer.alloc(512, 2)); // block 3 again
+    const active = await engine.cbtMapActive('a', 0, 256);
+    expect(active.length).toBe(256);
+    expect([active[3], active[20], active[21], active[22]]).toEqual([2, 2, 2, 0]);
+    // The read (snapshot) table still shows the state at the take.
+    const snap = await engine.cbtMap('a', 0, 256);
+    expect([snap[3], snap[20], snap[21]]).toEqual([1, 0, 0]);
+    // cbtdirty marks both tables: active number in the write table, previous in the read table.
+    await engine.cbtDirty('a', [{ offset: 8 * 30, count: 1 }]);
+    expect((await engine.cbtMapActive('a', 30, 1))[0]).toBe(2);
+    expect((await engine.cbtMap('a', 30, 1))[0]).toBe(1);
+    // Same portion semantics as cbtMap.
+    expect((await engine.cbtMapActive('a', 250, 100)).length).toBe(6);
+    expect((await engine.cbtMapActive('a', 256, 10)).length).toBe(0);
+    await expectErrno(engine.cbtMapActive('a', 257, 1), 'ENODATA');
+    await expectErrno(engine.cbtMapActive('a', 0.5, 1), 'EINVAL');
+    await expectErrno(engine.cbtMapActive('a', 0, -1), 'EINVAL');
+    await expectErrno(engine.cbtMapActive('b', 0, 1), 'ENOENT');
+    // The returned bytes are a copy, not the live table.
+    active[3] = 99;
+    expect((await engine.cbtMapActive('a', 3, 1))[0]).toBe(2);
+    await engine.snapshotDestroy(id);
+  });
+
   it('detach drops the map; attach starts a new generation', async () => {
     await engine.attach('a');
     const g1 = (await engine.cbtInfo('a')).generationId;

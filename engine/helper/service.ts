@@ -9,6 +9,7 @@ import { BlksnapError, isBlksnapError } from '../abi/errno.js';
 import type { SnapshotEvent, SnapshotId } from '../abi/types.js';
 import { CBT_MAP_ENCODING, encodeCbtMap } from '../protocol/cbt-encoding.js';
 import { PROTOCOL_VERSION } from '../protocol/limits.js';
+import { CBT_ACTIVE_TABLE_CAPABILITY } from '../protocol/methods.js';
 import type { MethodName, MethodResult, MethodTable, NotificationName, NotificationParams } from '../protocol/methods.js';
 import type { DeviceEntry, ExportEntry, ImageEntry, Topic } from '../protocol/schemas.js';
 import type { HelperBackends, ImageRecord } from './backends.js';
@@ -52,7 +53,7 @@ export class HelperService {
 
   get capabilities(): string[] {
     const caps = ['events', 'snapshots.list', `cbtMap.${CBT_MAP_ENCODING}`, 'settings'];
-    if (this.backends.engine) caps.push('images', 'storageInfo.used', 'workload');
+    if (this.backends.engine) caps.push('images', 'storageInfo.used', 'workload', CBT_ACTIVE_TABLE_CAPABILITY);
     if (this.backends.nbd) caps.push('nbd');
     return caps;
   }
@@ -227,8 +228,16 @@ export class HelperService {
         return OK;
       },
       cbtInfo: async ({ device }) => driver.cbtInfo(await this.device(device)),
-      cbtMap: async ({ device, offset, length }) => {
-        const bytes = await driver.cbtMap(await this.device(device), offset, length);
+      cbtMap: async ({ device, offset, length, table }) => {
+        const ref = await this.device(device);
+        let bytes: Uint8Array;
+        if (table === 'active') {
+          const { engine } = this.backends;
+          if (!engine) throw new BlksnapError('EOPNOTSUPP', 'the active CBT table needs the embedded engine (the kernel module only gives the snapshot table)');
+          bytes = await engine.cbtMapActive(ref, offset, length);
+        } else {
+          bytes = await driver.cbtMap(ref, offset, length);
+        }
         return { offset, length: bytes.length, encoding: CBT_MAP_ENCODING, data: encodeCbtMap(bytes) };
       },
       cbtDirty: async ({ device, ranges }) => {

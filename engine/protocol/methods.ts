@@ -33,6 +33,13 @@ import {
   WorkloadProgressSchema,
 } from './schemas.js';
 
+/** Which CBT table a cbtMap request reads (see methods.cbtMap). */
+export const CbtTableSchema = z.enum(['snapshot', 'active']);
+export type CbtTable = z.infer<typeof CbtTableSchema>;
+
+/** hello capability: cbtMap accepts `table: 'active'` (embedded driver only). */
+export const CBT_ACTIVE_TABLE_CAPABILITY = 'cbt-active-table';
+
 const Empty = z.strictObject({});
 const Device = z.strictObject({ device: DeviceRefSchema });
 const SnapshotRef = z.strictObject({ id: SnapshotIdSchema });
@@ -80,11 +87,19 @@ export const methods = {
   attach: { params: Device, result: Ok },
   detach: { params: Device, result: Ok },
   cbtInfo: { params: Device, result: CbtInfoSchema },
+  /**
+   * A portion of the CBT map. `table: 'snapshot'` (the default) is the module's
+   * ctl_cbtmap: the read table, frozen at the last take. `table: 'active'` is an
+   * engine extension (capability CBT_ACTIVE_TABLE_CAPABILITY): the write table, where
+   * writes since the last take already carry the active change number; the kernel
+   * driver answers EOPNOTSUPP.
+   */
   cbtMap: {
     params: z.strictObject({
       device: DeviceRefSchema,
       offset: UintSchema,
       length: UintSchema.min(1).max(MAX_CBT_MAP_LENGTH),
+      table: CbtTableSchema.optional(),
     }),
     result: z.strictObject({
       offset: UintSchema,

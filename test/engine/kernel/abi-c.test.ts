@@ -21,8 +21,10 @@ import {
 } from '../../../engine/kernel/abi-structs.js';
 import { IOCTL_NUMBERS } from '../../../engine/kernel/ioctl-numbers.js';
 import { hasCommand } from '../../helpers/env.js';
+import { fileURLToPath } from 'node:url';
 
-const SEEDS = '/work/shared/seeds';
+/** The spec patches: `../shared/seeds` beside the repository (as on CI), or $BLKSNAP_SEEDS. */
+const SEEDS = process.env.BLKSNAP_SEEDS ?? fileURLToPath(new URL('../../../../shared/seeds', import.meta.url));
 
 function seed(prefix: string): string {
   const file = readdirSync(SEEDS).find((f) => f.startsWith(prefix) && f.endsWith('.txt'));

@@ -10,6 +10,7 @@ import { decodeCbtMap } from '../../engine/protocol/cbt-encoding.js';
 import { HelperCallError } from '../../engine/protocol/client.js';
 import type { HelperClient } from '../../engine/protocol/client.js';
 import { MAX_CBT_MAP_LENGTH } from '../../engine/protocol/limits.js';
+import { activeChangeNumber, CBT_ACTIVE_TABLE } from '../shared/cbt.js';
 import type { BlksnapApi, RequestName, RequestParams, RequestResult } from '../shared/contract.js';
 import { ok } from '../shared/result.js';
 import type { Result } from '../shared/result.js';
@@ -87,6 +88,7 @@ export function createBridge(options: BridgeOptions): Bridge {
       driverVersion: hello ? parseVersion(hello.driverVersion) : null,
       appVersion: options.appVersion,
       protocolVersion: hello?.protocolVersion ?? null,
+      capabilities: hello ? [...hello.capabilities] : [],
       helper: link.state,
     };
   };
@@ -175,20 +177,29 @@ export function createBridge(options: BridgeOptions): Bridge {
       return entries;
     },
     cbtInfo: async ({ device }) => toCbtInfoEntry(device, await (await client()).call('cbtInfo', { device })),
-    cbtMap: async ({ device }): Promise<CbtMapEntry> => {
+    cbtMap: async ({ device, table = 'snapshot' }): Promise<CbtMapEntry> => {
       const c = await client();
+      if (table === 'active' && !link.hello?.capabilities.includes(CBT_ACTIVE_TABLE)) {
+        throw new BridgeError('EOPNOTSUPP', 'The live change map needs the embedded engine; the kernel module only gives the map of the last snapshot.');
+      }
       const info = toCbtInfoEntry(device, await c.call('cbtInfo', { device }));
       const map = new Uint8Array(info.blockCount);
       let offset = 0;
       while (offset < info.blockCount) {
         const length = Math.min(MAX_CBT_MAP_LENGTH, info.blockCount - offset);
-        const part = await c.call('cbtMap', { device, offset, length });
+        const part = await c.call('cbtMap', table === 'active' ? { device, offset, length, table } : { device, offset, length });
         const bytes = decodeCbtMap(part.data, part.length);
         map.set(bytes.subarray(0, Math.min(bytes.length, info.blockCount - offset)), offset);
         if (part.length === 0) break;
         offset += part.length;
       }
-      return { ...info, encoding: 'base64', data: Buffer.from(map).toString('base64') };
+      return {
+        ...info,
+        table,
+        activeNumber: activeChangeNumber(info.changesNumber),
+        encoding: 'base64',
+        data: Buffer.from(map).toString('base64'),
+      };
     },
     workloadStart: async ({ device, rateMiBps, pattern }) => {
       await (await client()).call('workload.start', { device, rateMiBps, pattern });

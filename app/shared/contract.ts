@@ -16,6 +16,7 @@ import type {
   AppStatus,
   CbtInfoEntry,
   CbtMapEntry,
+  CbtTable,
   DeviceEntry,
   FilesystemEntry,
   HelperState,
@@ -28,6 +29,11 @@ import type {
 export interface DeviceParams {
   /** DeviceEntry.id */
   device: string;
+}
+
+export interface CbtMapParams extends DeviceParams {
+  /** Default 'snapshot'; 'active' needs the CBT_ACTIVE_TABLE capability (else EOPNOTSUPP). */
+  table?: CbtTable;
 }
 
 export interface SnapshotIdParams {
@@ -91,8 +97,8 @@ export interface RequestMap {
   /** All snapshots (collect) with per-device snapshotinfo and the storage gauge. */
   listSnapshots: { params: undefined; result: SnapshotEntry[] };
   cbtInfo: { params: DeviceParams; result: CbtInfoEntry };
-  /** The whole CBT map, base64 (see CbtMapEntry). */
-  cbtMap: { params: DeviceParams; result: CbtMapEntry };
+  /** The whole CBT map of the chosen table, base64 (see CbtMapEntry). */
+  cbtMap: { params: CbtMapParams; result: CbtMapEntry };
   /** Embedded engine: start a write workload on an engine device (EALREADY if one runs). */
   workloadStart: { params: WorkloadStartParams; result: null };
   /** Stop the workload on a device (ESRCH if none runs). */

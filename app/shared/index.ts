@@ -5,3 +5,4 @@ export * from './validate.js';
 export * from './wire.js';
 export * from './base64.js';
 export * from './format.js';
+export * from './cbt.js';

@@ -32,6 +32,8 @@ export interface AppStatus {
   appVersion: string;
   /** Helper protocol version, when connected. */
   protocolVersion: number | null;
+  /** The helper's hello capabilities ([] while not connected); see CBT_ACTIVE_TABLE. */
+  capabilities: string[];
   helper: HelperState;
 }
 
@@ -118,9 +120,16 @@ export interface CbtInfoEntry {
   blockCount: number;
   /** Change-tracking generation id (UUID); changes when the map is reset (the 255 wrap). */
   generationId: string;
-  /** The current (active) change number, 0..255. */
+  /** The change number of the last snapshot take (cbtinfo changes_number), 0..255; 0 before any take. */
   changesNumber: number;
 }
+
+/**
+ * Which CBT table to read. `snapshot`: the module's map (ctl_cbtmap), frozen at the
+ * last take. `active`: the table being written (embedded engine only, capability
+ * CBT_ACTIVE_TABLE), where writes since the last take already carry the active number.
+ */
+export type CbtTable = 'snapshot' | 'active';
 
 /**
  * The whole CBT map of a device. Transport encoding: `data` is the map bytes in
@@ -129,6 +138,13 @@ export interface CbtInfoEntry {
  * clone and JSON over WebSocket unchanged; decode with decodeBase64() (app/shared/base64.ts).
  */
 export interface CbtMapEntry extends CbtInfoEntry {
+  /** The table `data` holds. */
+  table: CbtTable;
+  /**
+   * The active change number: the number writes made now get in the active table
+   * (changesNumber + 1, or 1 after the 255 wrap).
+   */
+  activeNumber: number;
   encoding: 'base64';
   data: string;
 }

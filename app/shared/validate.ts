@@ -46,7 +46,7 @@ export const PARAM_SCHEMAS: { [K in RequestName]: z.ZodType<RequestParams<K>> } 
   snapshotDestroy: snapshot,
   listSnapshots: noParams,
   cbtInfo: device,
-  cbtMap: device,
+  cbtMap: z.strictObject({ device: deviceRef, table: z.enum(['snapshot', 'active']).optional() }),
   workloadStart: z.strictObject({
     device: deviceRef,
     rateMiBps: z.number().positive().max(100_000),

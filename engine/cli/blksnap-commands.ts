@@ -78,21 +78,26 @@ export const blksnapCommands: CommandSpec[] = [
   {
     name: 'readcbtmap',
     summary: 'write the raw CBT map (one byte per tracking block) to a file',
-    usage: '-d DEV -f FILE',
-    help: [DEV, ['-f, --file FILE', 'output file (created or truncated)']],
+    usage: '-d DEV -f FILE [--active]',
+    help: [
+      DEV,
+      ['-f, --file FILE', 'output file (created or truncated)'],
+      ['--active', 'the active table, with the writes since the last take (embedded engine only; default: the table of the last take)'],
+    ],
     example: 'blksnap-manager readcbtmap -d /dev/sdb -f /tmp/sdb.cbt',
-    options: { ...device, file: { type: 'string', short: 'f' } },
+    options: { ...device, file: { type: 'string', short: 'f' }, active: { type: 'boolean' } },
     needsHelper: true,
     async run({ client, io, json, values }) {
       const dev = needString(values, 'device', '--device');
       const file = needString(values, 'file', '--file');
+      const active = values.active === true;
       const info = await client.call('cbtInfo', { device: dev });
       const out = await open(file, 'w', 0o644);
       let offset = 0;
       try {
         while (offset < info.blockCount) {
           const length = Math.min(MAX_CBT_MAP_LENGTH, info.blockCount - offset);
-          const portion = await client.call('cbtMap', { device: dev, offset, length });
+          const portion = await client.call('cbtMap', active ? { device: dev, offset, length, table: 'active' } : { device: dev, offset, length });
           if (portion.length === 0) break;
           const bytes = decodeCbtMap(portion.data, portion.length);
           await out.write(bytes, 0, bytes.length, offset);
@@ -101,8 +106,13 @@ export const blksnapCommands: CommandSpec[] = [
       } finally {
         await out.close();
       }
-      if (json) printJson(io, { file, length: offset, blockSize: info.blockSize, changesNumber: info.changesNumber, generationId: info.generationId });
-      else printFields(io, [['length', offset], ['changes_number', info.changesNumber], ['generation_id', info.generationId]]);
+      const table = active ? 'active' : 'snapshot';
+      if (json) printJson(io, { file, table, length: offset, blockSize: info.blockSize, changesNumber: info.changesNumber, generationId: info.generationId });
+      else {
+        const fields: [string, string | number][] = [['length', offset], ['changes_number', info.changesNumber], ['generation_id', info.generationId]];
+        if (active) fields.push(['table', table]);
+        printFields(io, fields);
+      }
     },
   },
   {

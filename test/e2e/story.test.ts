@@ -7,12 +7,14 @@
  *     shows on the storage gauge; the write workload (Devices screen) on disk2;
  *  3. more writes overflow the limit: the corrupted event in the Events timeline and
  *     the alert; snapshot 1 destroyed through the dialog naming both devices;
- *  4. snapshot 2 taken: the CBT heatmap now shows what changed between the two
- *     snapshots (canvas pixels: the written regions coloured, the others not) and
- *     "changed since snapshot N" predicts exactly the bytes written.
- * The CBT map read is the one of the last snapshot taken (as blksnap's
- * blksnap_get_cbt_map: the read map, changes_number = the previous change number), so
- * writes show on the heatmap once the next snapshot is taken.
+ *     While snapshot 1 is held, the Live heatmap (the active CBT table, an engine
+ *     extension) already shows those writes, and predicts the increment a backup
+ *     taken now would copy;
+ *  4. snapshot 2 taken: the "Last snapshot" view of the heatmap (the read table, as
+ *     blksnap's ctl_cbtmap) now shows what changed between the two snapshots (canvas
+ *     pixels: the written regions coloured, the others not) and "changed since
+ *     snapshot N" predicts exactly the bytes written; a write after take 2 shows on
+ *     the Live view at once.
  * Screenshots of every screen go to test-results/screenshots/ (and four of them to
  * docs/screenshots/ with BLKSNAP_UPDATE_SCREENSHOTS=1).
  */
@@ -60,6 +62,8 @@ const LIMIT_MIB = 8;
 const FIRST = { offset: 0, length: 2 * MiB };
 /** Second write: [32 MiB, 48 MiB) of disk1, 16 MiB to copy: over the limit. */
 const SECOND = { offset: 32 * MiB, length: 16 * MiB };
+/** Third write, after snapshot 2: [12 MiB, 16 MiB) of disk1, inside the limit. */
+const THIRD = { offset: 12 * MiB, length: 4 * MiB };
 const UNCHANGED: Rgb = [...unchangedColor(false)];
 
 /** The canvas pixel at the centre of a cell (one block per cell here), laid out as the renderer does. */
@@ -101,14 +105,19 @@ describe.skipIf(!canRun)('[chromium, qemu-io] browser mode: the whole story on t
     const { stdout } = await run('qemu-io', ['-f', 'raw', '-c', `write -P 0x5a ${offset} ${length}`, uri]);
     expect(stdout).toContain(`wrote ${length}/${length} bytes`);
   };
-  const showHeatmap = async (device: string): Promise<void> => {
+  const showHeatmap = async (device: string, view: 'live' | 'snapshot' = 'live'): Promise<void> => {
     const p = page();
     await gotoScreen(p, 'heatmap');
     await p.getByTestId('heatmap-device').selectOption(device);
+    await p.getByTestId(`heatmap-view-${view}`).check();
+    await expect.poll(() => p.getByTestId('heatmap-view').getAttribute('data-view')).toBe(view);
     const canvas = p.getByTestId('heatmap-canvas');
     await canvas.waitFor();
     await expect.poll(() => canvas.getAttribute('data-cell-count')).toBe(String(BLOCKS));
+    // The live view has the active number; the snapshot view does not.
+    await p.getByTestId('active-number').waitFor({ state: view === 'live' ? 'visible' : 'detached' });
   };
+  const predictedBytes = async (): Promise<number> => Number(await page().getByTestId('predicted-size').getAttribute('data-bytes'));
 
   beforeAll(async () => {
     await clearFailureScreenshots('failed-story-');
@@ -152,6 +161,9 @@ describe.skipIf(!canRun)('[chromium, qemu-io] browser mode: the whole story on t
       await p.getByLabel(`Select ${name}`).check();
     }
     await p.getByText(/\b2 of \d+ selected/).waitFor();
+    // The form offers the next free name and keeps the size typed.
+    await expect.poll(() => p.getByTestId('lab-disk-name').inputValue()).toBe('disk3');
+    expect(await p.getByTestId('lab-disk-size').inputValue()).toBe(String(DISK_MIB));
   });
 
   it(`allocates difference storage with a ${LIMIT_MIB} MiB limit`, async () => {
@@ -171,6 +183,9 @@ describe.skipIf(!canRun)('[chromium, qemu-io] browser mode: the whole story on t
     for (const name of ['disk1', 'disk2']) {
       await expect.poll(() => deviceRow(p, name).getByTestId('device-state').textContent()).toBe('In snapshot');
     }
+    // Reopened, the Lab disk form still offers a free name and the size typed before.
+    expect(await p.getByTestId('lab-disk-name').inputValue()).toBe('disk3');
+    expect(await p.getByTestId('lab-disk-size').inputValue()).toBe(String(DISK_MIB));
     await screenshot(p, 'devices');
   });
 
@@ -201,6 +216,36 @@ describe.skipIf(!canRun)('[chromium, qemu-io] browser mode: the whole story on t
     // Well inside the limit: snapshot 1 must still be healthy after this.
     expect(workloadMiB).toBeLessThan(4);
     await screenshot(p, 'devices-workload');
+  });
+
+  it('shows the workload writes on the live heatmap of disk2 while snapshot 1 is held, before any other take', async () => {
+    const p = page();
+    expect(workloadMiB, 'the workload step did not write').toBeGreaterThanOrEqual(1);
+    await showHeatmap('disk2');
+    // The Live view is the default on the embedded engine.
+    expect(await p.getByTestId('heatmap-view-live').isChecked()).toBe(true);
+    expect(await p.getByTestId('changes-number').textContent()).toBe('1');
+    expect(await p.getByTestId('active-number').textContent()).toBe('2');
+    expect(await p.getByTestId('legend-newest').textContent()).toBe('2: since last snapshot');
+    // Sequential writes start at offset 0; the end of the disk is untouched.
+    await expect.poll(() => cellColor(0), { timeout: 10_000 }).not.toEqual(UNCHANGED);
+    expect(await cellColor(blockOf(workloadMiB * MiB) - 1)).not.toEqual(UNCHANGED);
+    expect(await cellColor(BLOCKS - 1)).toEqual(UNCHANGED);
+    // The incremental a backup taken now would copy: the workload's bytes (N defaults to 1).
+    expect(await p.getByTestId('heatmap-since-n').inputValue()).toBe('1');
+    await expect.poll(predictedBytes).toBeGreaterThan(0);
+    expect(await predictedBytes()).toBeGreaterThanOrEqual(workloadMiB * MiB);
+    expect(await predictedBytes()).toBeLessThanOrEqual((workloadMiB + 1) * MiB);
+    // The snapshot table (as of take 1) does not have them yet.
+    await showHeatmap('disk2', 'snapshot');
+    await expect.poll(() => cellColor(0)).toEqual(UNCHANGED);
+    expect(await predictedBytes()).toBe(0);
+    // disk1's live map has the 2 MiB written through NBD since take 1, and only those.
+    await showHeatmap('disk1');
+    await expect.poll(predictedBytes, { timeout: 10_000 }).toBe(FIRST.length);
+    expect(await cellColor(blockOf(FIRST.offset))).not.toEqual(UNCHANGED);
+    expect(await cellColor(blockOf(FIRST.offset + FIRST.length))).toEqual(UNCHANGED);
+    await screenshot(p, 'heatmap-live-before-overflow');
   });
 
   it('overflows the storage limit and shows the corrupted event in the timeline and an alert', async () => {
@@ -252,7 +297,7 @@ describe.skipIf(!canRun)('[chromium, qemu-io] browser mode: the whole story on t
   it('shows the changes between snapshot 1 and snapshot 2 on the heatmap, with the predicted incremental size', async () => {
     const p = page();
     await createAndTakeSnapshot(p);
-    await showHeatmap('disk1');
+    await showHeatmap('disk1', 'snapshot');
     await expect.poll(() => p.getByTestId('changes-number').textContent(), { timeout: 10_000 }).toBe('2');
     const written = [blockOf(FIRST.offset), blockOf(FIRST.offset + FIRST.length) - 1, blockOf(SECOND.offset), blockOf(SECOND.offset + SECOND.length) - 1];
     const unwritten = [blockOf(FIRST.offset + FIRST.length), blockOf(SECOND.offset) - 1, blockOf(SECOND.offset + SECOND.length), BLOCKS - 1];
@@ -268,13 +313,39 @@ describe.skipIf(!canRun)('[chromium, qemu-io] browser mode: the whole story on t
     expect(await predicted.textContent()).toBe('18 MiB');
     expect(await cellColor(written[0] as number)).not.toEqual(UNCHANGED);
     expect(await cellColor(BLOCKS - 1)).toEqual(UNCHANGED);
+    await screenshot(p, 'heatmap-snapshot');
+  });
+
+  it('shows a write made after snapshot 2 on the live heatmap at once, as the only change since the last snapshot', async () => {
+    const p = page();
+    await showHeatmap('disk1');
+    expect(await p.getByTestId('active-number').textContent()).toBe('3');
+    // Nothing written since take 2 yet.
+    await expect.poll(predictedBytes, { timeout: 10_000 }).toBe(0);
+    expect(await cellColor(blockOf(THIRD.offset))).toEqual(UNCHANGED);
+    // The screen stays open: its live refresh picks the write up.
+    await nbdWrite('disk1', THIRD.offset, THIRD.length);
+    await expect.poll(() => cellColor(blockOf(THIRD.offset)), { timeout: 10_000 }).not.toEqual(UNCHANGED);
+    await expect.poll(predictedBytes).toBe(THIRD.length);
+    expect(await p.getByTestId('predicted-size').textContent()).toBe('4 MiB');
+    // Everything the map knows, coloured by change number, for the README.
+    await p.getByTestId('heatmap-since-mode').uncheck();
+    for (const block of [blockOf(FIRST.offset), blockOf(SECOND.offset), blockOf(THIRD.offset + THIRD.length) - 1]) {
+      expect(await cellColor(block), `block ${block} was written`).not.toEqual(UNCHANGED);
+    }
+    expect(await cellColor(blockOf(THIRD.offset + THIRD.length))).toEqual(UNCHANGED);
+    expect(await cellColor(BLOCKS - 1)).toEqual(UNCHANGED);
+    expect(await p.getByTestId('legend-newest').textContent()).toBe('3: since last snapshot');
+    // Snapshot 1's alert was seen in the overflow step; the README picture is of the heatmap.
+    await p.getByTestId('event-alert').getByRole('button', { name: 'Dismiss' }).click();
+    await p.getByTestId('event-alert').waitFor({ state: 'detached' });
     await screenshot(p, 'heatmap');
   });
 
   it('shows the workload writes on disk2 on its heatmap after snapshot 2', async () => {
     const p = page();
     expect(workloadMiB, 'the workload step did not write').toBeGreaterThanOrEqual(1);
-    await showHeatmap('disk2');
+    await showHeatmap('disk2', 'snapshot');
     // Sequential writes start at offset 0.
     await expect.poll(() => cellColor(0), { timeout: 10_000 }).not.toEqual(UNCHANGED);
     expect(await cellColor(BLOCKS - 1)).toEqual(UNCHANGED);

@@ -90,10 +90,14 @@ export async function startBrowserMode(options: BrowserModeOptions): Promise<Bro
   try {
     await mkdir(storageDir, { recursive: true });
     const params = Object.entries(options.engineParams ?? {}).flatMap(([name, value]) => ['--param', `${name}=${value}`]);
+    // The checkout's sources (as test/engine/helper/spawn-daemon.ts), never a dist/ build
+    // that bin/blksnap-manager.mjs would prefer and that may be older than the sources.
     child = spawn(
       process.execPath,
       [
-        join(PROJECT_ROOT, 'bin', 'blksnap-manager.mjs'),
+        '--import',
+        'tsx',
+        join(PROJECT_ROOT, 'engine', 'cli', 'main.ts'),
         'daemon',
         '--socket',
         socketPath,

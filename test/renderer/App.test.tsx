@@ -18,6 +18,7 @@ const status: AppStatus = {
   driverVersion: { major: 1, minor: 0, revision: 0, build: 0 },
   appVersion: '0.1.0',
   protocolVersion: 1,
+  capabilities: ['cbt-active-table'],
   helper: { state: 'connected' },
 };
 
@@ -68,6 +69,33 @@ describe('App', () => {
     fireEvent.click(screen.getByRole('button', { name: 'Create lab disk' }));
     await waitFor(() => expect(fake.calls.some((c) => c.method === 'createLabDisk')).toBe(true));
     expect(fake.calls.find((c) => c.method === 'createLabDisk')?.params).toEqual({ name: 'lab7', sizeBytes: 64 * MiB });
+  });
+
+  it('suggests the next free lab disk name and keeps both forms\' values when the Devices screen is reopened', async () => {
+    const { fake } = setup();
+    await screen.findAllByTestId('device-row');
+    // disk1 and disk2 exist: the form offers disk3, not a taken name.
+    expect((screen.getByLabelText('Name') as HTMLInputElement).value).toBe('disk3');
+    fireEvent.change(screen.getByLabelText('Size'), { target: { value: '64' } });
+    fireEvent.change(screen.getByLabelText('Unit'), { target: { value: 'GiB' } });
+    fireEvent.change(screen.getByTestId('workload-device'), { target: { value: 'disk2' } });
+    fireEvent.change(screen.getByTestId('workload-rate'), { target: { value: '9' } });
+    fireEvent.change(screen.getByTestId('workload-pattern'), { target: { value: 'hotspot' } });
+    fireEvent.click(screen.getByRole('button', { name: 'CBT heatmap' }));
+    expect(screen.queryByLabelText('Name')).toBeNull();
+    fireEvent.click(screen.getByRole('button', { name: 'Devices' }));
+    expect((screen.getByLabelText('Name') as HTMLInputElement).value).toBe('disk3');
+    expect((screen.getByLabelText('Size') as HTMLInputElement).value).toBe('64');
+    expect((screen.getByLabelText('Unit') as HTMLSelectElement).value).toBe('GiB');
+    expect((screen.getByTestId('workload-device') as HTMLSelectElement).value).toBe('disk2');
+    expect((screen.getByTestId('workload-rate') as HTMLInputElement).value).toBe('9');
+    expect((screen.getByTestId('workload-pattern') as HTMLSelectElement).value).toBe('hotspot');
+    // After creating disk3 the suggestion moves on to disk4.
+    fake.handlers.createLabDisk = (p) => ok(device(p.name ?? 'x'));
+    fake.handlers.listDevices = () => ok([device('disk1', { tracked: true }), device('disk2'), device('disk3')]);
+    fireEvent.click(screen.getByRole('button', { name: 'Create lab disk' }));
+    await waitFor(() => expect((screen.getByLabelText('Name') as HTMLInputElement).value).toBe('disk4'));
+    expect(fake.calls.find((c) => c.method === 'createLabDisk')?.params).toEqual({ name: 'disk3', sizeBytes: 64 * GiB });
   });
 
   it('walks select -> allocate -> create -> take -> destroy (with a confirmation naming the devices)', async () => {
@@ -163,13 +191,19 @@ describe('App', () => {
     expect(screen.queryByRole('alert')).toBeNull();
   });
 
-  it('shows the heatmap facts: generation id and predicted incremental size', async () => {
+  it('shows the heatmap facts: generation id and predicted incremental size, live by default and for the last snapshot', async () => {
     const { fake } = setup();
-    const map = new Uint8Array(1000);
-    map[3] = 1;
-    map[10] = 2;
-    map[11] = 2;
-    fake.handlers.cbtMap = () =>
+    // Snapshot table (as of take 2): blocks changed in 1 and 2.
+    const snapshotMap = new Uint8Array(1000);
+    snapshotMap[3] = 1;
+    snapshotMap[10] = 2;
+    snapshotMap[11] = 2;
+    // Active table: the same, plus blocks 20..22 written since take 2 (active number 3).
+    const activeMap = snapshotMap.slice();
+    activeMap[20] = 3;
+    activeMap[21] = 3;
+    activeMap[22] = 3;
+    fake.handlers.cbtMap = (params) =>
       ok({
         device: 'disk1',
         capacityBytes: 1000 * 65536,
@@ -177,14 +211,29 @@ describe('App', () => {
         blockCount: 1000,
         generationId: '0f1e2d3c-0000-4000-8000-000000000001',
         changesNumber: 2,
+        table: params.table ?? 'snapshot',
+        activeNumber: 3,
         encoding: 'base64',
-        data: encodeBase64(map),
+        data: encodeBase64(params.table === 'active' ? activeMap : snapshotMap),
       });
     await screen.findAllByTestId('device-row');
     fireEvent.click(screen.getByRole('button', { name: 'CBT heatmap' }));
     expect((await screen.findByTestId('generation-id')).textContent).toBe('0f1e2d3c-0000-4000-8000-000000000001');
-    // Default N = current - 1 = 1: blocks 10 and 11 changed since.
+    // Live (the helper has the capability): default N = the last take's number 2, so blocks 20..22.
+    expect((screen.getByTestId('heatmap-view-live') as HTMLInputElement).checked).toBe(true);
+    expect(screen.getByTestId('active-number').textContent).toBe('3');
+    expect(screen.getByTestId('predicted-size').getAttribute('data-bytes')).toBe(String(3 * 65536));
+    expect(screen.getByTestId('legend-newest').textContent).toBe('3: since last snapshot');
+    expect(fake.calls.filter((c) => c.method === 'cbtMap').at(-1)?.params).toEqual({ device: 'disk1', table: 'active' });
+    fireEvent.change(screen.getByLabelText('N (change number)'), { target: { value: '0' } });
+    expect(screen.getByTestId('predicted-size').getAttribute('data-bytes')).toBe(String(6 * 65536));
+    // The snapshot table: default N = 2 - 1 = 1, blocks 10 and 11.
+    fireEvent.click(screen.getByTestId('heatmap-view-snapshot'));
+    await waitFor(() => expect(screen.queryByTestId('active-number')).toBeNull());
+    await screen.findByTestId('predicted-size');
     expect(screen.getByTestId('predicted-size').getAttribute('data-bytes')).toBe(String(2 * 65536));
+    expect(screen.getByTestId('legend-newest').textContent).toBe('2 (last snapshot)');
+    expect(fake.calls.filter((c) => c.method === 'cbtMap').at(-1)?.params).toEqual({ device: 'disk1', table: 'snapshot' });
     fireEvent.change(screen.getByLabelText('N (change number)'), { target: { value: '0' } });
     expect(screen.getByTestId('predicted-size').getAttribute('data-bytes')).toBe(String(3 * 65536));
     expect(screen.getByTestId('heatmap-canvas').getAttribute('data-cell-count')).toBe('1000');

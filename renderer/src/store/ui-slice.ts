@@ -1,10 +1,29 @@
 import type { BlksnapApi } from '../../../app/shared/contract.js';
 import type { ContractError } from '../../../app/shared/result.js';
-import type { AppStatus, HelperState } from '../../../app/shared/types.js';
+import type { AppStatus, HelperState, WorkloadPattern } from '../../../app/shared/types.js';
 import type { GetState, SetState } from './types.js';
 
 export const SCREENS = ['devices', 'storage', 'snapshots', 'events', 'heatmap', 'backup'] as const;
 export type Screen = (typeof SCREENS)[number];
+
+/** The Lab disk form's values, kept across screens. */
+export interface LabDiskFormValues {
+  /** What the user typed; null: suggest the next free name (nextFreeName). */
+  name: string | null;
+  size: string;
+  unit: 'MiB' | 'GiB';
+}
+
+/** The Write workload form's values, kept across screens. */
+export interface WorkloadFormValues {
+  /** The chosen device id; '' (or a device that is gone): the first engine device. */
+  device: string;
+  rate: string;
+  pattern: WorkloadPattern;
+}
+
+export const DEFAULT_LAB_DISK_FORM: LabDiskFormValues = { name: null, size: '512', unit: 'MiB' };
+export const DEFAULT_WORKLOAD_FORM: WorkloadFormValues = { device: '', rate: '4', pattern: 'random' };
 
 export interface Notice {
   kind: 'info' | 'error';
@@ -20,6 +39,10 @@ export interface UiSlice {
   notice: Notice | null;
   /** A modal dialog is open: the rest of the page is hidden from assistive technology and inert. */
   modalOpen: boolean;
+  labDiskForm: LabDiskFormValues;
+  workloadForm: WorkloadFormValues;
+  setLabDiskForm(patch: Partial<LabDiskFormValues>): void;
+  setWorkloadForm(patch: Partial<WorkloadFormValues>): void;
   setModalOpen(open: boolean): void;
   setScreen(screen: Screen): void;
   setNotice(notice: Notice | null): void;
@@ -36,6 +59,10 @@ export function createUiSlice(api: BlksnapApi, set: SetState, _get: GetState): U
     helper: { state: 'starting' },
     notice: null,
     modalOpen: false,
+    labDiskForm: DEFAULT_LAB_DISK_FORM,
+    workloadForm: DEFAULT_WORKLOAD_FORM,
+    setLabDiskForm: (patch) => set((s) => ({ labDiskForm: { ...s.labDiskForm, ...patch } })),
+    setWorkloadForm: (patch) => set((s) => ({ workloadForm: { ...s.workloadForm, ...patch } })),
     setModalOpen: (modalOpen) => set({ modalOpen }),
     setScreen: (screen) => set({ screen }),
     setNotice: (notice) => set({ notice }),

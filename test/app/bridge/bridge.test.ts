@@ -56,6 +56,7 @@ describe('bridge over a real helper', () => {
     const status = value(await bridge.api.getStatus());
     expect(status).toMatchObject({ driver: 'embedded', appVersion: '9.8.7', protocolVersion: 1, helper: { state: 'connected' } });
     expect(status.driverVersion?.major).toBeTypeOf('number');
+    expect(status.capabilities).toContain('cbt-active-table');
     expect(states.map((s) => s.state)).toEqual(['connected']);
 
     const disk = value(await bridge.api.createLabDisk({ name: 'disk1', sizeBytes: 8 * 1024 * 1024 }));
@@ -71,7 +72,11 @@ describe('bridge over a real helper', () => {
     expect(info.blockCount).toBeGreaterThan(0);
     const map = value(await bridge.api.cbtMap({ device: 'disk1' }));
     expect(map.encoding).toBe('base64');
+    expect(map).toMatchObject({ table: 'snapshot', changesNumber: 0, activeNumber: 1 });
     expect(decodeBase64(map.data).length).toBe(info.blockCount);
+    const active = value(await bridge.api.cbtMap({ device: 'disk1', table: 'active' }));
+    expect(active).toMatchObject({ table: 'active', activeNumber: 1, blockCount: info.blockCount });
+    expect(decodeBase64(active.data).length).toBe(info.blockCount);
 
     const storagePath = join(dirs.root, 'diff.store');
     const created = value(await bridge.api.snapshotCreate({ devices: ['disk1'], storagePath, limitBytes: 64 * 1024 * 1024 }));
@@ -185,12 +190,22 @@ describe('bridge over a real helper', () => {
     expect(last?.writes).toBeGreaterThan(0);
     const stopAgain = await bridge.api.workloadStop({ device: 'wl' });
     expect(stopAgain.ok ? null : stopAgain.error.code).toBe('ESRCH');
+    // the active table shows the writes at once, with the active number
+    const live = value(await bridge.api.cbtMap({ device: 'wl', table: 'active' }));
+    expect(live).toMatchObject({ table: 'active', changesNumber: 0, activeNumber: 1 });
+    const liveBytes = decodeBase64(live.data);
+    expect(liveBytes.some((b) => b === 1)).toBe(true);
+    expect(liveBytes.every((b) => b === 0 || b === 1)).toBe(true);
     // the map a reader sees switches at snapshot take (cbt_map_switch): take one to see the writes
     const snap = value(await bridge.api.snapshotCreate({ devices: ['wl'], storagePath: join(dirs.root, 'wl.diff'), limitBytes: 32 * 1024 * 1024 }));
     value(await bridge.api.snapshotTake(snap));
-    const after = decodeBase64(value(await bridge.api.cbtMap({ device: 'wl' })).data);
+    const afterEntry = value(await bridge.api.cbtMap({ device: 'wl' }));
+    expect(afterEntry).toMatchObject({ table: 'snapshot', changesNumber: 1, activeNumber: 2 });
+    const after = decodeBase64(afterEntry.data);
     expect(before.every((b) => b === 0)).toBe(true);
     expect(after.some((b) => b !== 0)).toBe(true);
+    // the snapshot table now holds what the active table had before the take
+    expect(Buffer.compare(Buffer.from(after), Buffer.from(liveBytes))).toBe(0);
     value(await bridge.api.snapshotDestroy(snap));
   });
 });

@@ -8,6 +8,13 @@ describe('validateParams', () => {
     expect(validateParams('getStatus', { x: 1 }).ok).toBe(false);
   });
 
+  it('accepts cbtMap with an optional table choice, and rejects another table', () => {
+    expect(validateParams('cbtMap', { device: 'disk1' })).toEqual({ ok: true, value: { device: 'disk1' } });
+    expect(validateParams('cbtMap', { device: 'disk1', table: 'active' })).toEqual({ ok: true, value: { device: 'disk1', table: 'active' } });
+    expect(validateParams('cbtMap', { device: 'disk1', table: 'snapshot' }).ok).toBe(true);
+    expect(validateParams('cbtMap', { device: 'disk1', table: 'write' }).ok).toBe(false);
+  });
+
   it('accepts a valid snapshotCreate and rejects empty devices / negative limit / extra keys', () => {
     const good = { devices: ['disk1'], storagePath: '/var/tmp/diff1', limitBytes: 1 << 30 };
     expect(validateParams('snapshotCreate', good)).toEqual({ ok: true, value: good });

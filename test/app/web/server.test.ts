@@ -117,6 +117,7 @@ function fakeApi(): { api: BlksnapApi; emitSnapshotEvent: (e: SnapshotEventEntry
     driverVersion: { major: 1, minor: 0, revision: 0, build: 0 },
     appVersion: '1.2.3',
     protocolVersion: 1,
+    capabilities: ['cbt-active-table'],
     helper: { state: 'connected' },
   };
   const api = new Proxy({} as Record<string, unknown>, {

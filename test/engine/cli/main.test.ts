@@ -143,6 +143,14 @@ describe('blksnap-manager readcbtmap over several portions', () => {
     expected[600000] = info.changesNumber;
     expected[600001] = info.changesNumber;
     expect(Buffer.compare(readFileSync(file), Buffer.from(expected))).toBe(0);
+    // --active: the write table, where cbtdirty put the active number (the read table has the previous one)
+    const activeFile = join(d.dir, 'big.active.map');
+    const a = await run(['readcbtmap', '-d', 'big', '-f', activeFile, '--active', ...sock]);
+    expect(a.code).toBe(0);
+    expect(a.out).toContain('table=active');
+    const active = readFileSync(activeFile);
+    expect(active.length).toBe(614400);
+    expect([active[5], active[600000], active[600001], active[4]]).toEqual([info.changesNumber + 1, info.changesNumber + 1, info.changesNumber + 1, 0]);
     expect((await run(['snapshot_destroy', '-i', id, ...sock])).code).toBe(0);
   });
 });

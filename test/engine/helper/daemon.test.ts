@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, symlinkSync, writeFileSync, chmodSync, statSync 
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HelperClient } from '../../../engine/protocol/client.js';
+import { decodeCbtMap } from '../../../engine/protocol/cbt-encoding.js';
 import { MAX_IN_FLIGHT_PER_CLIENT, MAX_LINE_LENGTH } from '../../../engine/protocol/limits.js';
 import { hasCommand, isRoot } from '../../helpers/env.js';
 import { RawConnection, connectClient, spawnDaemon } from './spawn-daemon.js';
@@ -42,6 +43,7 @@ describe('helper daemon', () => {
     const hello = await client.call('hello', { protocolVersion: 1 });
     expect(hello).toMatchObject({ protocolVersion: 1, driver: 'embedded', driverVersion: '2.0.0.0' });
     expect(hello.capabilities).toContain('nbd');
+    expect(hello.capabilities).toContain('cbt-active-table');
   });
 
   it('answers invalid JSON, non-requests, unknown methods and wrong types with clear errors', async () => {
@@ -154,6 +156,27 @@ describe('helper daemon', () => {
     await client.call('cbtDirty', { device: 'disk2', ranges: [{ offset: 0, count: 1 }] });
     const after = await client.call('cbtMap', { device: 'disk2', offset: 0, length: 1 });
     expect(after.length).toBe(1);
+  });
+
+  it('serves the active CBT table (engine extension): writes since the take show there before the next take', async () => {
+    const { id } = await client.call('snapshotCreate', { diffStoragePath: join(d.dir, 'diff-active'), limitSectors: 1 << 16, devices: ['disk2'] });
+    try {
+      await client.call('snapshotTake', { id });
+      const info = await client.call('cbtInfo', { device: 'disk2' });
+      const block = info.blockCount - 1;
+      await client.call('cbtDirty', { device: 'disk2', ranges: [{ offset: (block * info.blockSize) / 512, count: 1 }] });
+      const read = async (table?: 'active' | 'snapshot') => {
+        const r = await client.call('cbtMap', table ? { device: 'disk2', offset: block, length: 1, table } : { device: 'disk2', offset: block, length: 1 });
+        return decodeCbtMap(r.data, r.length)[0];
+      };
+      // cbtdirty marks both tables: the active number in the write table, the previous one in the read table
+      expect(await read('active')).toBe(info.changesNumber + 1);
+      expect(await read('snapshot')).toBe(info.changesNumber);
+      expect(await read()).toBe(info.changesNumber);
+      await expect(client.call('cbtMap', { device: 'disk2', offset: info.blockCount + 1, length: 1, table: 'active' })).rejects.toMatchObject({ errno: 'ENODATA' });
+    } finally {
+      await client.call('snapshotDestroy', { id });
+    }
   });
 
   it.skipIf(!hasCommand('qemu-io'))('[qemu-io] a second client sees the first client\'s snapshot overflow events', async () => {

@@ -79,6 +79,14 @@ describe('HelperService with the kernel driver', () => {
     const r = await send({ id: 1, method: 'hello', params: { protocolVersion: 1 } });
     expect(r).toMatchObject({ id: 1, result: { driver: 'kernel', driverVersion: '6.0.0.0' } });
     expect((r.result as { capabilities: string[] }).capabilities).not.toContain('images');
+    expect((r.result as { capabilities: string[] }).capabilities).not.toContain('cbt-active-table');
+  });
+
+  it.skipIf(!existsSync('/dev/loop0'))('[loop] answers cbtMap of the active table with EOPNOTSUPP; the snapshot table goes to the driver', async () => {
+    const active = await send({ id: 1, method: 'cbtMap', params: { device: '/dev/loop0', offset: 0, length: 1, table: 'active' } });
+    expect(active).toMatchObject({ id: 1, error: { errno: 'EOPNOTSUPP', message: expect.stringContaining('embedded engine') } });
+    const snap = await send({ id: 2, method: 'cbtMap', params: { device: '/dev/loop0', offset: 0, length: 1, table: 'snapshot' } });
+    expect(snap).toMatchObject({ id: 2, result: { offset: 0, length: 0, encoding: 'rle1-base64' } });
   });
 
   it('accepts only block devices', async () => {

@@ -22,6 +22,8 @@ describe('method table', () => {
   it('accepts valid params', () => {
     expect(methods.snapshotCreate.params.safeParse({ diffStoragePath: '/var/tmp/d', limitSectors: 2048, devices: ['disk1'] }).success).toBe(true);
     expect(methods.cbtMap.params.safeParse({ device: '/dev/sdb', offset: 0, length: MAX_CBT_MAP_LENGTH }).success).toBe(true);
+    expect(methods.cbtMap.params.safeParse({ device: 'd', offset: 0, length: 1, table: 'active' }).success).toBe(true);
+    expect(methods.cbtMap.params.safeParse({ device: 'd', offset: 0, length: 1, table: 'snapshot' }).success).toBe(true);
     expect(methods.cbtDirty.params.safeParse({ device: 'd', ranges: [{ offset: 0, count: 8 }] }).success).toBe(true);
     expect(methods.snapshotWaitEvent.params.safeParse({ id: ID, timeoutMs: 1000 }).success).toBe(true);
     expect(methods.version.params.safeParse({}).success).toBe(true);
@@ -38,6 +40,7 @@ describe('method table', () => {
       ['cbtMap', { device: 'd', offset: 0, length: MAX_CBT_MAP_LENGTH + 1 }],
       ['cbtMap', { device: 'd', offset: -1, length: 1 }],
       ['cbtMap', { device: 'd', offset: 0.5, length: 1 }],
+      ['cbtMap', { device: 'd', offset: 0, length: 1, table: 'write' }],
       ['cbtDirty', { device: 'd', ranges: [] }],
       ['cbtDirty', { device: 'd', ranges: [{ offset: 0, count: 0 }] }],
       ['attach', { device: '' }],

@@ -107,7 +107,7 @@ describe('browser-mode WebSocket client', () => {
     s2.receive(
       encodeResponse(frames[1]?.id ?? 0, {
         ok: true,
-        value: { driver: 'embedded', driverVersion: null, appVersion: '0', protocolVersion: 1, helper: { state: 'connected' } },
+        value: { driver: 'embedded', driverVersion: null, appVersion: '0', protocolVersion: 1, capabilities: [], helper: { state: 'connected' } },
       }),
     );
     await new Promise((r) => setTimeout(r, 0));

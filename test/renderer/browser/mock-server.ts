@@ -79,6 +79,7 @@ export async function startMockServer(distDir: string, token: string): Promise<M
           driverVersion: { major: 1, minor: 0, revision: 0, build: 0 },
           appVersion: '0.1.0',
           protocolVersion: 1,
+          capabilities: ['cbt-active-table'],
           helper: { state: 'connected' },
         });
       case 'listDevices':
@@ -143,7 +144,11 @@ export async function startMockServer(distDir: string, token: string): Promise<M
           generationId: '5e1f3a6c-9b2d-4c7e-8f10-1234567890ab',
           changesNumber: 3,
         };
-        return ok(method === 'cbtInfo' ? info : { ...info, encoding: 'base64', data: mapData });
+        if (method === 'cbtInfo') return ok(info);
+        // The active table (live view, the default): the same bytes, the 3s being the
+        // writes since take 2 (so "changed since the last snapshot" is N = 2 in both views).
+        if (p?.['table'] === 'active') return ok({ ...info, changesNumber: 2, table: 'active', activeNumber: 3, encoding: 'base64', data: mapData });
+        return ok({ ...info, table: 'snapshot', activeNumber: 4, encoding: 'base64', data: mapData });
       }
       case 'workloadStart':
         broadcast('onWorkloadProgress', {

@@ -51,7 +51,7 @@ describe('events slice and subscriptions', () => {
   it('helper state: stored, and a reconnect refreshes status, devices and snapshots', async () => {
     const fake = createFakeApi({
       getStatus: () =>
-        ok({ driver: 'embedded', driverVersion: null, appVersion: '0.1.0', protocolVersion: 1, helper: { state: 'connected' } }),
+        ok({ driver: 'embedded', driverVersion: null, appVersion: '0.1.0', protocolVersion: 1, capabilities: [], helper: { state: 'connected' } }),
       listDevices: () => ok([]),
       listSnapshots: () => ok([]),
     });

@@ -1,17 +1,21 @@
-import { useState } from 'react';
+import { useMemo, useState } from 'react';
 import type { FormEvent } from 'react';
 import type { ContractError } from '../../../../app/shared/result.js';
 import { ErrorText } from '../../components/ErrorText.js';
 import { useApp } from '../../store/context.js';
+import { nextFreeName } from './next-free-name.js';
 
 const UNITS = { MiB: 1024 * 1024, GiB: 1024 * 1024 * 1024 } as const;
 type Unit = keyof typeof UNITS;
 
 export function LabDiskForm() {
   const createLabDisk = useApp((s) => s.createLabDisk);
-  const [name, setName] = useState('disk1');
-  const [size, setSize] = useState('512');
-  const [unit, setUnit] = useState<Unit>('MiB');
+  const devices = useApp((s) => s.devices);
+  const form = useApp((s) => s.labDiskForm);
+  const setForm = useApp((s) => s.setLabDiskForm);
+  const suggested = useMemo(() => nextFreeName(devices), [devices]);
+  const name = form.name ?? suggested;
+  const { size, unit } = form;
   const [error, setError] = useState<ContractError | null>(null);
   const [busy, setBusy] = useState(false);
 
@@ -26,6 +30,8 @@ export function LabDiskForm() {
     const result = await createLabDisk(name.trim(), Math.floor(bytes / 512) * 512);
     setBusy(false);
     setError(result);
+    // Created: suggest the next free name again.
+    if (result === null) setForm({ name: null });
   }
 
   return (
@@ -34,7 +40,7 @@ export function LabDiskForm() {
       <p className="muted">A new sparse image file opened as an engine device.</p>
       <div className="field">
         <label htmlFor="lab-disk-name">Name</label>
-        <input id="lab-disk-name" data-testid="lab-disk-name" value={name} required onChange={(e) => setName(e.target.value)} />
+        <input id="lab-disk-name" data-testid="lab-disk-name" value={name} required onChange={(e) => setForm({ name: e.target.value })} />
       </div>
       <div className="field-row">
         <div className="field">
@@ -47,12 +53,12 @@ export function LabDiskForm() {
             step="any"
             value={size}
             required
-            onChange={(e) => setSize(e.target.value)}
+            onChange={(e) => setForm({ size: e.target.value })}
           />
         </div>
         <div className="field">
           <label htmlFor="lab-disk-unit">Unit</label>
-          <select id="lab-disk-unit" value={unit} onChange={(e) => setUnit(e.target.value as Unit)}>
+          <select id="lab-disk-unit" value={unit} onChange={(e) => setForm({ unit: e.target.value as Unit })}>
             <option value="MiB">MiB</option>
             <option value="GiB">GiB</option>
           </select>

@@ -28,9 +28,9 @@ export function WorkloadPanel() {
   const startWorkload = useApp((s) => s.startWorkload);
   const stopWorkload = useApp((s) => s.stopWorkload);
   const engineDevices = devices.filter((d) => d.kind === 'engine');
-  const [chosen, setChosen] = useState('');
-  const [rate, setRate] = useState('4');
-  const [pattern, setPattern] = useState<WorkloadPattern>('random');
+  const form = useApp((s) => s.workloadForm);
+  const setForm = useApp((s) => s.setWorkloadForm);
+  const { device: chosen, rate, pattern } = form;
   const [error, setError] = useState<ContractError | null>(null);
   const device = engineDevices.some((d) => d.id === chosen) ? chosen : (engineDevices[0]?.id ?? '');
   const running = useApp((s) => (device ? (s.workloads[device]?.running ?? false) : false));
@@ -59,7 +59,7 @@ export function WorkloadPanel() {
       <p className="muted">Writes to an engine device to watch tracking and copy-on-write at work.</p>
       <div className="field">
         <label htmlFor="workload-device">Device</label>
-        <select id="workload-device" data-testid="workload-device" value={device} onChange={(e) => setChosen(e.target.value)}>
+        <select id="workload-device" data-testid="workload-device" value={device} onChange={(e) => setForm({ device: e.target.value })}>
           {engineDevices.length === 0 ? <option value="">(no engine device)</option> : null}
           {engineDevices.map((d) => (
             <option key={d.id} value={d.id}>
@@ -78,7 +78,7 @@ export function WorkloadPanel() {
             min="0.1"
             step="any"
             value={rate}
-            onChange={(e) => setRate(e.target.value)}
+            onChange={(e) => setForm({ rate: e.target.value })}
           />
         </div>
         <div className="field">
@@ -87,7 +87,7 @@ export function WorkloadPanel() {
             id="workload-pattern"
             data-testid="workload-pattern"
             value={pattern}
-            onChange={(e) => setPattern(e.target.value as WorkloadPattern)}
+            onChange={(e) => setForm({ pattern: e.target.value as WorkloadPattern })}
           >
             {PATTERNS.map((p) => (
               <option key={p.value} value={p.value}>

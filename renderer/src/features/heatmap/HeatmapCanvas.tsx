@@ -16,6 +16,8 @@ interface Props {
   map: Uint8Array;
   start: number;
   end: number;
+  /** The newest change number the table can hold (top of the colour ramp). */
+  newest: number;
   sinceN: number | null;
   dark: boolean;
   onKey(e: KeyboardEvent<HTMLCanvasElement>): void;
@@ -28,7 +30,7 @@ interface Hover {
 }
 
 /** The heatmap proper: aggregation + one ImageData put per change; a tooltip on hover. */
-export function HeatmapCanvas({ info, map, start, end, sinceN, dark, onKey }: Props) {
+export function HeatmapCanvas({ info, map, start, end, newest, sinceN, dark, onKey }: Props) {
   const canvasRef = useRef<HTMLCanvasElement>(null);
   const buffer = useRef<Uint8Array | undefined>(undefined);
   const [hover, setHover] = useState<Hover | null>(null);
@@ -40,8 +42,8 @@ export function HeatmapCanvas({ info, map, start, end, sinceN, dark, onKey }: Pr
   }, [map, start, end]);
   const layout = useMemo(() => gridLayout(agg.cellCount, CANVAS_WIDTH, CANVAS_HEIGHT), [agg]);
   const palette = useMemo(
-    () => buildPalette({ changesNumber: info.changesNumber, sinceN, dark }),
-    [info.changesNumber, sinceN, dark],
+    () => buildPalette({ changesNumber: newest, sinceN, dark }),
+    [newest, sinceN, dark],
   );
 
   useEffect(() => {

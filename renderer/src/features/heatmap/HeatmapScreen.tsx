@@ -5,7 +5,7 @@ import { ErrorText } from '../../components/ErrorText.js';
 import { useDarkMode } from '../../hooks/use-dark-mode.js';
 import { usePolling } from '../../hooks/use-polling.js';
 import { useApp } from '../../store/context.js';
-import { MAX_ZOOM, effectiveSinceN } from '../../store/heatmap-slice.js';
+import { MAX_ZOOM, effectiveSinceN, effectiveView, liveSupported, newestNumber } from '../../store/heatmap-slice.js';
 import { countChangedSince, predictedIncrementBytes, viewWindow } from './aggregate.js';
 import { HeatmapCanvas } from './HeatmapCanvas.js';
 import { Legend } from './Legend.js';
@@ -25,7 +25,11 @@ export function HeatmapScreen() {
   const viewStart = useApp((s) => s.viewStart);
   const setViewStart = useApp((s) => s.setViewStart);
   const load = useApp((s) => s.loadHeatmap);
+  const chosenView = useApp((s) => s.heatmapView);
+  const setView = useApp((s) => s.setHeatmapView);
+  const canLive = useApp((s) => liveSupported(s.status));
   const dark = useDarkMode();
+  const view = effectiveView(chosenView, canLive);
 
   // Default to the first tracked device (or the first device).
   useEffect(() => {
@@ -37,10 +41,12 @@ export function HeatmapScreen() {
   usePolling(useCallback(() => load(), [load]), 1000, device !== null);
 
   const info = heatmap?.info ?? null;
-  const sinceN = effectiveSinceN(sinceNChoice, info);
+  const sinceN = effectiveSinceN(sinceNChoice, heatmap);
+  const live = heatmap?.table === 'active';
+  const newest = heatmap ? newestNumber(heatmap) : 0;
   const blockCount = heatmap?.map.length ?? 0;
-  const view = viewWindow(blockCount, zoom, viewStart);
-  const visible = view.end - view.start;
+  const win = viewWindow(blockCount, zoom, viewStart);
+  const visible = win.end - win.start;
   const changed = useMemo(() => (heatmap ? countChangedSince(heatmap.map, sinceN) : 0), [heatmap, sinceN]);
   const predicted = useMemo(
     () => (heatmap ? predictedIncrementBytes(heatmap.map, sinceN, heatmap.info.blockSize, heatmap.info.capacityBytes) : 0),
@@ -50,7 +56,7 @@ export function HeatmapScreen() {
   function zoomTo(z: number) {
     const next = Math.max(1, Math.min(MAX_ZOOM, z));
     // Keep the centre of the view in place.
-    const centre = view.start + visible / 2;
+    const centre = win.start + visible / 2;
     const nextVisible = Math.ceil(blockCount / next);
     setZoom(next);
     setViewStart(Math.max(0, centre - nextVisible / 2));
@@ -60,8 +66,8 @@ export function HeatmapScreen() {
     const step = Math.max(1, Math.floor(visible / 4));
     if (e.key === '+' || e.key === '=') zoomTo(zoom * 2);
     else if (e.key === '-') zoomTo(zoom / 2);
-    else if (e.key === 'ArrowRight' || e.key === 'ArrowDown') setViewStart(Math.min(blockCount - visible, view.start + step));
-    else if (e.key === 'ArrowLeft' || e.key === 'ArrowUp') setViewStart(Math.max(0, view.start - step));
+    else if (e.key === 'ArrowRight' || e.key === 'ArrowDown') setViewStart(Math.min(blockCount - visible, win.start + step));
+    else if (e.key === 'ArrowLeft' || e.key === 'ArrowUp') setViewStart(Math.max(0, win.start - step));
     else return;
     e.preventDefault();
   }
@@ -69,6 +75,33 @@ export function HeatmapScreen() {
   return (
     <section aria-labelledby="screen-title">
       <h2 id="screen-title">CBT heatmap</h2>
+      <fieldset className="view-choice" data-testid="heatmap-view" data-view={view}>
+        <legend>View</legend>
+        <label>
+          <input
+            type="radio"
+            name="heatmap-view"
+            value="live"
+            data-testid="heatmap-view-live"
+            checked={view === 'live'}
+            disabled={!canLive}
+            onChange={() => setView('live')}
+          />
+          Live (writes as they happen)
+        </label>
+        <label>
+          <input
+            type="radio"
+            name="heatmap-view"
+            value="snapshot"
+            data-testid="heatmap-view-snapshot"
+            checked={view === 'snapshot'}
+            onChange={() => setView('snapshot')}
+          />
+          Last snapshot (the map as of the last take)
+        </label>
+        {canLive ? null : <span className="muted">Live needs the embedded engine; the kernel module only gives the map of the last snapshot.</span>}
+      </fieldset>
       <div className="toolbar">
         <div className="field">
           <label htmlFor="heatmap-device">Device</label>
@@ -129,7 +162,7 @@ export function HeatmapScreen() {
             type="range"
             min={0}
             max={blockCount - visible}
-            value={view.start}
+            value={win.start}
             onChange={(e) => setViewStart(Number(e.target.value))}
           />
         </div>
@@ -146,19 +179,26 @@ export function HeatmapScreen() {
             <dd>
               <code data-testid="generation-id">{info.generationId}</code>
             </dd>
-            <dt>Current change number</dt>
+            <dt>Change number of the last snapshot</dt>
             <dd data-testid="changes-number">{info.changesNumber}</dd>
+            {live ? (
+              <>
+                <dt>Active change number (writes since the last snapshot)</dt>
+                <dd data-testid="active-number">{heatmap.activeNumber}</dd>
+              </>
+            ) : null}
             <dt>Tracking blocks</dt>
             <dd>
               {info.blockCount.toLocaleString('en-US')} × {formatBytes(info.blockSize)}
             </dd>
             <dt>Showing</dt>
             <dd>
-              blocks {view.start.toLocaleString('en-US')}–{(view.end - 1).toLocaleString('en-US')}
+              blocks {win.start.toLocaleString('en-US')}–{(win.end - 1).toLocaleString('en-US')}
             </dd>
           </dl>
           <p>
-            Predicted incremental size since snapshot {sinceN}:{' '}
+            {live ? 'Predicted incremental size of a backup taken now, ' : 'Predicted incremental size, '}
+            changed since snapshot {sinceN}:{' '}
             <output data-testid="predicted-size" data-bytes={predicted}>
               {formatBytes(predicted)}
             </output>{' '}
@@ -169,13 +209,14 @@ export function HeatmapScreen() {
           <HeatmapCanvas
             info={info}
             map={heatmap.map}
-            start={view.start}
-            end={view.end}
+            start={win.start}
+            end={win.end}
+            newest={newest}
             sinceN={sinceMode ? sinceN : null}
             dark={dark}
             onKey={onKey}
           />
-          <Legend changesNumber={info.changesNumber} sinceN={sinceMode ? sinceN : null} dark={dark} />
+          <Legend newest={newest} live={live} sinceN={sinceMode ? sinceN : null} dark={dark} />
         </>
       )}
     </section>

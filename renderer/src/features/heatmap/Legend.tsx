@@ -1,14 +1,18 @@
 import { colorOf, cssColor } from './palette.js';
+import { legendSteps } from './legend-steps.js';
+
+interface Props {
+  /** The newest change number the table can hold (live: the active number; snapshot: the last take's). */
+  newest: number;
+  /** Live view: the newest number is "since last snapshot". */
+  live: boolean;
+  sinceN: number | null;
+  dark: boolean;
+}
 
 /** Swatches for the colours in use: never written, older than N (since mode), and the ramp. */
-export function Legend({ changesNumber, sinceN, dark }: { changesNumber: number; sinceN: number | null; dark: boolean }) {
-  const options = { changesNumber, sinceN, dark };
-  const low = sinceN === null ? 1 : sinceN + 1;
-  const high = Math.max(low, changesNumber);
-  const steps: number[] = [];
-  const count = Math.min(6, high - low + 1);
-  for (let i = 0; i < count; i++) steps.push(Math.round(low + ((high - low) * i) / Math.max(1, count - 1)));
-  const unique = [...new Set(steps)];
+export function Legend({ newest, live, sinceN, dark }: Props) {
+  const options = { changesNumber: newest, sinceN, dark };
   return (
     <ul className="legend" aria-label="Legend" data-testid="heatmap-legend">
       <li>
@@ -21,13 +25,16 @@ export function Legend({ changesNumber, sinceN, dark }: { changesNumber: number;
           1–{sinceN}: changed before snapshot {sinceN + 1}
         </li>
       ) : null}
-      {unique.map((v) => (
-        <li key={v}>
-          <span className="swatch" style={{ background: cssColor(colorOf(v, options)) }} aria-hidden="true" />
-          {v}
-          {v === changesNumber ? ' (current)' : ''}
-        </li>
-      ))}
+      {legendSteps(newest, sinceN).map((v) => {
+        const isNewest = v === newest;
+        return (
+          <li key={v} className={isNewest && live ? 'legend-active' : undefined} data-testid={isNewest ? 'legend-newest' : undefined}>
+            <span className="swatch" style={{ background: cssColor(colorOf(v, options)) }} aria-hidden="true" />
+            {v}
+            {isNewest ? (live ? ': since last snapshot' : ' (last snapshot)') : ''}
+          </li>
+        );
+      })}
     </ul>
   );
 }

@@ -1,15 +1,40 @@
 /** The commands of the blksnap console tool, as clients of the helper. */
 import { open } from 'node:fs/promises';
-import { BlksnapError } from '../abi/errno.js';
+import { dirname, resolve } from 'node:path';
+import { BlksnapError, errnoName } from '../abi/errno.js';
 import { decodeCbtMap } from '../protocol/cbt-encoding.js';
 import { MAX_CBT_MAP_LENGTH } from '../protocol/limits.js';
 import type { CommandSpec } from './command.js';
-import { needString, optList, printFields, printJson } from './command.js';
+import { needSnapshotId, needString, optList, printFields, printJson } from './command.js';
 import { formatEvent } from './event-format.js';
 import { bytesToSectors, parseRange, parseSize, parseTimeout } from './values.js';
 
 const DEV: [string, string] = ['-d, --device DEV', 'block device path, or (embedded engine) an image path or name'];
-const ID: [string, string] = ['-i, --id ID', 'snapshot id (as printed by snapshot_create)'];
+const ID: [string, string] = ['-i, --id ID', 'snapshot id (as printed by snapshot_create; snapshot_collect lists them)'];
+const EXAMPLE_ID = '34c88ecd-cacf-45e4-a00d-f2ffa0f87e23';
+
+/** What an error_code of snapshot_info means, and what to do about it. */
+export function explainErrorCode(code: number): string {
+  if (code === 0) return '';
+  const name = errnoName(code) ?? `errno ${Math.abs(code)}`;
+  if (name === 'ENOSPC') {
+    return `${name}: the difference storage overflowed, so the snapshot image is corrupted; destroy the snapshot and create it again with a larger --limit`;
+  }
+  return `${name}: the snapshot image is corrupted (reads fail); destroy the snapshot and create it again`;
+}
+
+/** Opens the output file of readcbtmap, with a message that names it and says what is wrong. */
+async function openOutput(file: string): Promise<Awaited<ReturnType<typeof open>>> {
+  try {
+    return await open(file, 'w', 0o644);
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (code === 'ENOENT') throw new BlksnapError('ENOENT', `cannot write the CBT map to ${file}: the directory ${dirname(file)} does not exist`);
+    if (code === 'EISDIR') throw new BlksnapError('EISDIR', `cannot write the CBT map to ${file}: it is a directory; name a file`);
+    if (code === 'EACCES' || code === 'EPERM') throw new BlksnapError('EACCES', `cannot write the CBT map to ${file}: permission denied`);
+    throw err;
+  }
+}
 const device = { device: { type: 'string', short: 'd' } } as const;
 const id = { id: { type: 'string', short: 'i' } } as const;
 
@@ -20,6 +45,7 @@ export const blksnapCommands: CommandSpec[] = [
     usage: '',
     help: [],
     example: 'blksnap-manager version',
+    prints: 'MAJOR.MINOR.REVISION.BUILD',
     options: {},
     needsHelper: true,
     async run({ client, io, json }) {
@@ -33,11 +59,11 @@ export const blksnapCommands: CommandSpec[] = [
     summary: 'attach the blksnap filter to a device (start change tracking)',
     usage: '-d DEV',
     help: [DEV],
-    example: 'blksnap-manager attach -d /dev/sdb',
+    example: ['blksnap-manager attach -d /dev/sdb', 'blksnap-manager attach -d disk1'],
     options: device,
     needsHelper: true,
     async run({ client, io, json, values }) {
-      const r = await client.call('attach', { device: needString(values, 'device', '--device') });
+      const r = await client.call('attach', { device: needString(values, 'device', '--device DEV') });
       if (json) printJson(io, r);
     },
   },
@@ -46,11 +72,11 @@ export const blksnapCommands: CommandSpec[] = [
     summary: 'detach the blksnap filter from a device (stop change tracking)',
     usage: '-d DEV',
     help: [DEV],
-    example: 'blksnap-manager detach -d /dev/sdb',
+    example: ['blksnap-manager detach -d /dev/sdb', 'blksnap-manager detach -d disk1'],
     options: device,
     needsHelper: true,
     async run({ client, io, json, values }) {
-      const r = await client.call('detach', { device: needString(values, 'device', '--device') });
+      const r = await client.call('detach', { device: needString(values, 'device', '--device DEV') });
       if (json) printJson(io, r);
     },
   },
@@ -59,11 +85,12 @@ export const blksnapCommands: CommandSpec[] = [
     summary: 'print the change tracker of a device',
     usage: '-d DEV',
     help: [DEV],
-    example: 'blksnap-manager cbtinfo -d /dev/sdb',
+    example: ['blksnap-manager cbtinfo -d /dev/sdb', 'blksnap-manager cbtinfo -d disk1 --json'],
+    prints: 'device_capacity (bytes), block_size (bytes), block_count, generation_id and changes_number as KEY=VALUE lines',
     options: device,
     needsHelper: true,
     async run({ client, io, json, values }) {
-      const info = await client.call('cbtInfo', { device: needString(values, 'device', '--device') });
+      const info = await client.call('cbtInfo', { device: needString(values, 'device', '--device DEV') });
       if (json) printJson(io, info);
       else
         printFields(io, [
@@ -84,18 +111,21 @@ export const blksnapCommands: CommandSpec[] = [
       ['-f, --file FILE', 'output file (created or truncated)'],
       ['--active', 'the active table, with the writes since the last take (embedded engine only; default: the table of the last take)'],
     ],
-    example: 'blksnap-manager readcbtmap -d /dev/sdb -f /tmp/sdb.cbt',
+    example: ['blksnap-manager readcbtmap -d /dev/sdb -f /tmp/sdb.cbt', 'blksnap-manager readcbtmap -d disk1 -f /tmp/disk1.active.cbt --active'],
+    prints: 'length (map bytes written), changes_number and generation_id as KEY=VALUE lines (and table=active with --active); progress on a terminal\'s stderr for large maps',
     options: { ...device, file: { type: 'string', short: 'f' }, active: { type: 'boolean' } },
     needsHelper: true,
     async run({ client, io, json, values }) {
-      const dev = needString(values, 'device', '--device');
-      const file = needString(values, 'file', '--file');
+      const dev = needString(values, 'device', '--device DEV');
+      const file = resolve(needString(values, 'file', '--file FILE'));
       const active = values.active === true;
       const info = await client.call('cbtInfo', { device: dev });
-      const out = await open(file, 'w', 0o644);
+      const out = await openOutput(file);
+      const progress = io.isTty === true && info.blockCount > MAX_CBT_MAP_LENGTH;
       let offset = 0;
       try {
         while (offset < info.blockCount) {
+          if (progress) io.stderr(`\rreading the CBT map: ${Math.floor((offset * 100) / info.blockCount)}% (${offset} of ${info.blockCount} blocks)`);
           const length = Math.min(MAX_CBT_MAP_LENGTH, info.blockCount - offset);
           const portion = await client.call('cbtMap', active ? { device: dev, offset, length, table: 'active' } : { device: dev, offset, length });
           if (portion.length === 0) break;
@@ -105,6 +135,7 @@ export const blksnapCommands: CommandSpec[] = [
         }
       } finally {
         await out.close();
+        if (progress) io.stderr('\r\x1b[K');
       }
       const table = active ? 'active' : 'snapshot';
       if (json) printJson(io, { file, table, length: offset, blockSize: info.blockSize, changesNumber: info.changesNumber, generationId: info.generationId });
@@ -125,8 +156,16 @@ export const blksnapCommands: CommandSpec[] = [
     needsHelper: true,
     async run({ client, io, json, values }) {
       const ranges = optList(values, 'range').map(parseRange);
-      if (ranges.length === 0) throw new BlksnapError('EINVAL', 'missing --range SECTOR:COUNT');
-      const r = await client.call('cbtDirty', { device: needString(values, 'device', '--device'), ranges });
+      if (ranges.length === 0) throw new BlksnapError('EINVAL', 'missing --range SECTOR:COUNT (see --help)');
+      const dev = needString(values, 'device', '--device DEV');
+      const { deviceCapacity } = await client.call('cbtInfo', { device: dev });
+      const sectors = Math.floor(deviceCapacity / 512);
+      for (const range of ranges) {
+        if (range.offset + range.count > sectors) {
+          throw new BlksnapError('EINVAL', `range ${range.offset}:${range.count} ends beyond the device ${dev} (${sectors} sectors of 512 bytes)`);
+        }
+      }
+      const r = await client.call('cbtDirty', { device: dev, ranges });
       if (json) printJson(io, r);
     },
   },
@@ -139,15 +178,20 @@ export const blksnapCommands: CommandSpec[] = [
       ['-f, --file DIFF_FILE', 'difference-storage file to create (must not exist)'],
       ['-l, --limit LIMIT', 'maximum storage size in bytes, K/M/G/T suffixes allowed'],
     ],
-    example: 'blksnap-manager snapshot_create -d /dev/sdb -f /var/tmp/diff0 -l 1G',
+    example: [
+      'blksnap-manager snapshot_create -d /dev/sdb -f /var/tmp/diff0 -l 1G',
+      'blksnap-manager snapshot_create -d disk1 -d disk2 -f /var/tmp/diff1 -l 1.5G',
+      'id=$(blksnap-manager snapshot_create -d disk1 -f /var/tmp/diff2 -l 512M) && blksnap-manager snapshot_take -i "$id"',
+    ],
+    prints: 'the new snapshot id (with --json: {"id": ...})',
     options: { device: { type: 'string', short: 'd', multiple: true }, file: { type: 'string', short: 'f' }, limit: { type: 'string', short: 'l' } },
     needsHelper: true,
     async run({ client, io, json, values }) {
       const devices = optList(values, 'device');
-      const limitBytes = parseSize(needString(values, 'limit', '--limit'), 'limit');
+      const limitBytes = parseSize(needString(values, 'limit', '--limit LIMIT'), 'limit');
       if (limitBytes < 512) throw new BlksnapError('EINVAL', 'limit must be at least one sector (512 bytes)');
       const r = await client.call('snapshotCreate', {
-        diffStoragePath: needString(values, 'file', '--file'),
+        diffStoragePath: resolve(needString(values, 'file', '--file DIFF_FILE')),
         limitSectors: bytesToSectors(limitBytes),
         devices,
       });
@@ -160,11 +204,11 @@ export const blksnapCommands: CommandSpec[] = [
     summary: 'add a device to a snapshot (before it is taken)',
     usage: '-i ID -d DEV',
     help: [ID, DEV],
-    example: 'blksnap-manager snapshot_add -i 5b1c...-... -d /dev/sdc',
+    example: `blksnap-manager snapshot_add -i ${EXAMPLE_ID} -d /dev/sdc`,
     options: { ...id, ...device },
     needsHelper: true,
     async run({ client, io, json, values }) {
-      const r = await client.call('snapshotAdd', { id: needString(values, 'id', '--id'), device: needString(values, 'device', '--device') });
+      const r = await client.call('snapshotAdd', { id: needSnapshotId(values), device: needString(values, 'device', '--device DEV') });
       if (json) printJson(io, r);
     },
   },
@@ -173,11 +217,11 @@ export const blksnapCommands: CommandSpec[] = [
     summary: 'take the snapshot (all its devices at the same moment)',
     usage: '-i ID',
     help: [ID],
-    example: 'blksnap-manager snapshot_take -i 5b1c...',
+    example: `blksnap-manager snapshot_take -i ${EXAMPLE_ID}`,
     options: id,
     needsHelper: true,
     async run({ client, io, json, values }) {
-      const r = await client.call('snapshotTake', { id: needString(values, 'id', '--id') });
+      const r = await client.call('snapshotTake', { id: needSnapshotId(values) });
       if (json) printJson(io, r);
     },
   },
@@ -186,15 +230,21 @@ export const blksnapCommands: CommandSpec[] = [
     summary: "print a device's snapshot state and image (and its NBD URI with the embedded engine)",
     usage: '-d DEV',
     help: [DEV],
-    example: 'blksnap-manager snapshot_info -d /dev/sdb',
+    example: ['blksnap-manager snapshot_info -d /dev/sdb', 'blksnap-manager snapshot_info -d disk1 --json'],
+    prints:
+      'error_code (0, or a negative errno: -28 = the storage overflowed), image (empty until the snapshot is taken), ' +
+      'nbd (its NBD URI, embedded engine), snapshot (the id holding the device, or - for none) and, on an error, ' +
+      'error= with what it means and what to do',
     options: device,
     needsHelper: true,
     async run({ client, io, json, values }) {
-      const info = await client.call('snapshotInfo', { device: needString(values, 'device', '--device') });
+      const info = await client.call('snapshotInfo', { device: needString(values, 'device', '--device DEV') });
       if (json) printJson(io, info);
       else {
         const fields: [string, string | number][] = [['error_code', info.errorCode], ['image', info.image]];
         if (info.nbdUri) fields.push(['nbd', info.nbdUri]);
+        if (info.snapshotId !== undefined) fields.push(['snapshot', info.snapshotId ?? '-']);
+        if (info.errorCode !== 0) fields.push(['error', explainErrorCode(info.errorCode)]);
         printFields(io, fields);
       }
     },
@@ -205,6 +255,7 @@ export const blksnapCommands: CommandSpec[] = [
     usage: '',
     help: [],
     example: 'blksnap-manager snapshot_collect',
+    prints: 'one snapshot id per line (with --json: {"ids": [...]})',
     options: {},
     needsHelper: true,
     async run({ client, io, json }) {
@@ -218,12 +269,13 @@ export const blksnapCommands: CommandSpec[] = [
     summary: 'wait up to MS milliseconds for the next event of a snapshot',
     usage: '-i ID -t MS',
     help: [ID, ['-t, --timeout MS', 'milliseconds to wait']],
-    example: 'blksnap-manager snapshot_waitevent -i 5b1c... -t 1000',
+    example: `blksnap-manager snapshot_waitevent -i ${EXAMPLE_ID} -t 1000`,
+    prints: 'one event line (event=... snapshot=... time=...), or event=none when none came in time',
     options: { ...id, timeout: { type: 'string', short: 't' } },
     needsHelper: true,
     async run({ client, io, json, values }) {
-      const timeoutMs = parseTimeout(needString(values, 'timeout', '--timeout'));
-      const r = await client.call('snapshotWaitEvent', { id: needString(values, 'id', '--id'), timeoutMs }, { timeoutMs: timeoutMs + 15_000 });
+      const timeoutMs = parseTimeout(needString(values, 'timeout', '--timeout MS'));
+      const r = await client.call('snapshotWaitEvent', { id: needSnapshotId(values), timeoutMs }, { timeoutMs: timeoutMs + 15_000 });
       if (json) printJson(io, r);
       else io.stdout(r.event ? `${formatEvent(r.event)}\n` : 'event=none\n');
     },
@@ -233,15 +285,20 @@ export const blksnapCommands: CommandSpec[] = [
     summary: 'print the events of a snapshot until it is destroyed or the command is interrupted',
     usage: '-i ID',
     help: [ID],
-    example: 'blksnap-manager snapshot_watcher -i 5b1c...',
+    example: [`blksnap-manager snapshot_watcher -i ${EXAMPLE_ID}`, `blksnap-manager snapshot_watcher -i ${EXAMPLE_ID} --json > events.jsonl &`],
+    prints:
+      '"watching snapshot ID", then one line per event and state=taken / state=destroyed lines ' +
+      '(with --json: one JSON object per line); exits 0 when the snapshot is destroyed or on Ctrl-C, ' +
+      'EIO (5) when the helper goes away first',
     options: id,
     needsHelper: true,
     async run({ client, io, json, values }) {
-      const snapshot = needString(values, 'id', '--id');
-      let finish: () => void = () => {};
-      const done = new Promise<void>((resolve) => {
-        finish = resolve;
+      const snapshot = needSnapshotId(values);
+      let finish: (error?: Error) => void = () => {};
+      const done = new Promise<void>((resolve, reject) => {
+        finish = (error) => (error ? reject(error) : resolve());
       });
+      void done.catch(() => undefined); // awaited below; a close during subscribe must not go unhandled
       client.on('event', (event) => {
         if (event.snapshotId !== snapshot) return;
         io.stdout(json ? JSON.stringify({ event }) + '\n' : `${formatEvent(event)}\n`);
@@ -251,7 +308,9 @@ export const blksnapCommands: CommandSpec[] = [
         if (s.state === 'destroyed' || s.state === 'taken') io.stdout(json ? JSON.stringify({ snapshot: s }) + '\n' : `state=${s.state} snapshot=${s.id}\n`);
         if (s.state === 'destroyed') finish();
       });
-      client.onClose(() => finish());
+      client.onClose(() =>
+        finish(new BlksnapError('EIO', `the helper closed the connection before snapshot ${snapshot} was destroyed (it stopped or was restarted)`)),
+      );
       await client.call('subscribe', { topics: ['event', 'snapshot'] });
       const { ids } = await client.call('snapshotCollect', {});
       if (!ids.includes(snapshot)) throw new BlksnapError('ESRCH', `no snapshot ${snapshot}`);
@@ -272,11 +331,12 @@ export const blksnapCommands: CommandSpec[] = [
     summary: 'print the difference-storage use of a snapshot',
     usage: '-i ID',
     help: [ID],
-    example: 'blksnap-manager storage_info -i 5b1c...',
+    example: `blksnap-manager storage_info -i ${EXAMPLE_ID}`,
+    prints: 'path, limit_sectors, allocated_sectors and used_sectors (512-byte sectors) as KEY=VALUE lines',
     options: id,
     needsHelper: true,
     async run({ client, io, json, values }) {
-      const s = await client.call('storageInfo', { id: needString(values, 'id', '--id') });
+      const s = await client.call('storageInfo', { id: needSnapshotId(values) });
       if (json) printJson(io, s);
       else
         printFields(io, [
@@ -292,11 +352,11 @@ export const blksnapCommands: CommandSpec[] = [
     summary: 'destroy a snapshot (images and difference storage released; tracking continues)',
     usage: '-i ID',
     help: [ID],
-    example: 'blksnap-manager snapshot_destroy -i 5b1c...',
+    example: `blksnap-manager snapshot_destroy -i ${EXAMPLE_ID}`,
     options: id,
     needsHelper: true,
     async run({ client, io, json, values }) {
-      const r = await client.call('snapshotDestroy', { id: needString(values, 'id', '--id') });
+      const r = await client.call('snapshotDestroy', { id: needSnapshotId(values) });
       if (json) printJson(io, r);
     },
   },

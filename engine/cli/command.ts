@@ -9,6 +9,8 @@ export type OptionValues = Record<string, string | boolean | (string | boolean)[
 export interface Io {
   stdout(text: string): void;
   stderr(text: string): void;
+  /** stderr is a terminal: long operations may show progress there. */
+  isTty?: boolean;
 }
 
 export interface RunContext {
@@ -28,7 +30,10 @@ export interface CommandSpec {
   usage: string;
   /** One line per option: ["-d, --device DEV", "what it is"]. */
   help: [string, string][];
-  example: string;
+  /** One example command line, or several (the first is the common case). */
+  example: string | string[];
+  /** What the command prints on success (shown in --help); default: nothing. */
+  prints?: string;
   options: OptionsConfig;
   /** Connects to the helper before run (all but "daemon"). */
   needsHelper: boolean;
@@ -47,8 +52,22 @@ export function optString(values: OptionValues, name: string): string | undefine
 
 export function needString(values: OptionValues, name: string, flag: string): string {
   const v = optString(values, name);
-  if (v === undefined || v === '') throw new BlksnapError('EINVAL', `missing ${flag}`);
+  if (v === undefined || v === '') throw new BlksnapError('EINVAL', `missing ${flag} (see --help)`);
   return v;
+}
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** --id: a snapshot id as snapshot_create prints it (checked here, so the message names the option). */
+export function needSnapshotId(values: OptionValues): string {
+  const id = needString(values, 'id', '--id ID');
+  if (!UUID_RE.test(id)) {
+    throw new BlksnapError(
+      'EINVAL',
+      `--id must be a snapshot id as printed by snapshot_create (e.g. 34c88ecd-cacf-45e4-a00d-f2ffa0f87e23), got "${id}"; "blksnap-manager snapshot_collect" lists them`,
+    );
+  }
+  return id.toLowerCase();
 }
 
 export function optList(values: OptionValues, name: string): string[] {
@@ -60,6 +79,24 @@ export function optList(values: OptionValues, name: string): string[] {
 
 export function printJson(io: Io, value: unknown): void {
   io.stdout(JSON.stringify(value, null, 2) + '\n');
+}
+
+/**
+ * A table with a header line (list commands). Columns are padded to their widest
+ * cell; the last column is not padded. An empty list prints `empty` instead.
+ */
+export function printTable(io: Io, headers: string[], rows: string[][], empty: string): void {
+  if (rows.length === 0) {
+    io.stdout(`${empty}\n`);
+    return;
+  }
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  io.stdout([headers, ...rows].map(line).join('\n') + '\n');
 }
 
 /** key=value lines, the blksnap tool's output style. */

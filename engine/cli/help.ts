@@ -13,15 +13,20 @@ function table(rows: [string, string][]): string {
 }
 
 export function commandHelp(spec: CommandSpec): string {
+  const examples = Array.isArray(spec.example) ? spec.example : [spec.example];
   return [
     `Usage: blksnap-manager ${spec.name}${spec.usage ? ` ${spec.usage}` : ''} [--socket PATH] [--json]`,
     '',
     `${spec.summary[0]?.toUpperCase() ?? ''}${spec.summary.slice(1)}.`,
+    `Prints: ${spec.prints ?? 'nothing on success (with --json: {"ok": true})'}.`,
     '',
     'Options:',
     table([...spec.help, ...COMMON]),
     '',
-    `Example:\n  ${spec.example}`,
+    `${examples.length > 1 ? 'Examples' : 'Example'}:`,
+    ...examples.map((e) => `  ${e}`),
+    '',
+    'Exit status: 0, or the errno number of the failure (its name and what to do on stderr).',
     '',
   ].join('\n');
 }
@@ -35,7 +40,13 @@ export function daemonUsage(rows: [string, string][]): string {
     'Options:',
     table([...rows, ['-h, --help', 'show this help']]),
     '',
-    'Example:\n  blksnap-manager daemon --socket /run/user/1000/blksnap-manager/helper.sock --state-dir /var/lib/blksnap-manager',
+    'A socket left behind by a helper that was killed is removed at start; a helper that is',
+    'still listening is never displaced (exit status 16, EBUSY). Storage files of embedded',
+    'snapshots that a killed helper left behind are removed at the next start.',
+    '',
+    'Examples:',
+    '  blksnap-manager daemon --socket /run/user/1000/blksnap-manager/helper.sock --state-dir /var/lib/blksnap-manager',
+    '  blksnap-manager daemon --socket /tmp/bm/helper.sock --state-dir /tmp/bm/state --driver embedded --param diffStorageMinimum=2048',
     '',
   ].join('\n');
 }
@@ -52,6 +63,15 @@ export function mainHelp(specs: CommandSpec[]): string {
     table([['daemon', 'run the helper (privileged daemon) in the foreground'], ...specs.map((s): [string, string] => [s.name, s.summary])]),
     '',
     'Run "blksnap-manager COMMAND --help" for the options of a command.',
+    '',
+    'A first session (embedded engine):',
+    '  blksnap-manager daemon --socket /tmp/bm/helper.sock --state-dir /tmp/bm/state --driver embedded &',
+    '  export S="--socket /tmp/bm/helper.sock"',
+    '  blksnap-manager image create --path /var/tmp/disk1.img --size 1G $S',
+    '  id=$(blksnap-manager snapshot_create -d disk1 -f /var/tmp/diff0 -l 256M $S)',
+    '  blksnap-manager snapshot_take -i $id $S',
+    '  blksnap-manager snapshot_info -d disk1 $S      # the image and its NBD URI',
+    '  blksnap-manager snapshot_destroy -i $id $S',
     '',
   ].join('\n');
 }

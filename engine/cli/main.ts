@@ -8,11 +8,11 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BlksnapError, isBlksnapError } from '../abi/errno.js';
 import type { ErrnoName } from '../abi/errno.js';
-import { ERRNO } from '../abi/errno.js';
+import { ERRNO, isErrnoName } from '../abi/errno.js';
 import { HelperCallError, HelperClient } from '../protocol/client.js';
 import { blksnapCommands } from './blksnap-commands.js';
 import type { CommandSpec, Io, OptionsConfig } from './command.js';
-import { optString } from './command.js';
+import { needSnapshotId, optString } from './command.js';
 import { daemonHelp, daemonOptions, runDaemonCommand } from './daemon-command.js';
 import { commandHelp, daemonUsage, mainHelp } from './help.js';
 import { managerCommands } from './manager-commands.js';
@@ -30,6 +30,7 @@ const COMMON_OPTIONS: OptionsConfig = {
 const processIo: Io = {
   stdout: (text) => void process.stdout.write(text),
   stderr: (text) => void process.stderr.write(text),
+  isTty: process.stderr.isTTY === true,
 };
 
 function failure(err: unknown): { errno: ErrnoName; message: string; code?: string } {
@@ -38,11 +39,20 @@ function failure(err: unknown): { errno: ErrnoName; message: string; code?: stri
     const prefix = `${err.errno}: `;
     return { errno: err.errno, message: err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message };
   }
-  const parseCode = (err as { code?: unknown } | null)?.code;
-  if (typeof parseCode === 'string' && parseCode.startsWith('ERR_PARSE_ARGS')) {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
     return { errno: 'EINVAL', message: `${(err as Error).message} (see --help)` };
   }
+  // a local system error (e.g. the output file of readcbtmap): keep its errno
+  if (isErrnoName(code)) return { errno: code, message: err instanceof Error ? err.message : String(err) };
   return { errno: 'EIO', message: err instanceof Error ? err.message : String(err) };
+}
+
+/** What to do next, for the failures an administrator meets most. */
+function hint(f: { errno: ErrnoName; message: string }): string {
+  if (/^no snapshot [0-9a-f-]+$/.test(f.message)) return '; "blksnap-manager snapshot_collect" lists the snapshots';
+  if (f.errno === 'ENOENT' && /^no device or registered image named/.test(f.message)) return '; "blksnap-manager devices" lists them';
+  return '';
 }
 
 function findCommand(argv: string[]): { spec: CommandSpec | null; rest: string[]; name: string } {
@@ -57,9 +67,14 @@ function findCommand(argv: string[]): { spec: CommandSpec | null; rest: string[]
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
   let json = argv.includes('--json');
   try {
-    if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    if (argv.length === 0) {
+      // a usage error: the overview goes to stderr, so stdout stays empty for scripts
+      io.stderr(mainHelp(COMMANDS));
+      return ERRNO.EINVAL;
+    }
+    if (argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
       io.stdout(mainHelp(COMMANDS));
-      return argv.length === 0 ? ERRNO.EINVAL : 0;
+      return 0;
     }
     if (argv[0] === 'daemon') {
       const { values } = parseArgs({ args: argv.slice(1), options: { ...daemonOptions, help: { type: 'boolean', short: 'h' } }, strict: true });
@@ -87,6 +102,8 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       io.stdout(commandHelp(spec));
       return 0;
     }
+    // argument errors before connecting: they must not depend on a helper being there
+    if (spec.options.id !== undefined) needSnapshotId(values);
     const socketPath = optString(values, 'socket') ?? defaultSocketPath();
     const transport = await SocketTransport.connect(socketPath);
     const client = new HelperClient(transport);
@@ -98,7 +115,8 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     }
     return 0;
   } catch (err) {
-    const f = failure(err);
+    const failed = failure(err);
+    const f = { ...failed, message: failed.message + hint(failed) };
     if (json) io.stderr(JSON.stringify({ error: f }) + '\n');
     else io.stderr(`blksnap-manager: ${f.errno}: ${f.message}\n`);
     return ERRNO[f.errno] || 1;

@@ -1,9 +1,40 @@
 /** A LineTransport over a Unix stream socket (the CLI's connection to the helper). */
+import { readFileSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
+import { dirname } from 'node:path';
 import type { Socket } from 'node:net';
 import { BlksnapError, isErrnoName } from '../abi/errno.js';
 import { LineSplitter } from '../protocol/messages.js';
 import type { LineTransport } from '../protocol/client.js';
+
+function userName(uid: number): string {
+  try {
+    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const f = line.split(':');
+      if (f.length >= 3 && Number(f[2]) === uid && f[0]) return `${f[0]} (uid ${uid})`;
+    }
+  } catch {
+    // no passwd file: the number alone
+  }
+  return `uid ${uid}`;
+}
+
+/** Who the helper serves (the owner of its private socket directory) and what to do. */
+export function permissionMessage(path: string): string {
+  const self = typeof process.getuid === 'function' ? process.getuid() : 0;
+  let owner: number | null;
+  try {
+    owner = statSync(dirname(path)).uid;
+  } catch {
+    owner = null;
+  }
+  const who = owner === null ? 'another user' : userName(owner);
+  return (
+    `permission denied connecting to the helper at ${path}: that helper serves ${who}${owner === 0 ? '' : ' (and root)'} only, ` +
+    `and this command runs as ${userName(self)}. Run the command as that user (or root), ` +
+    'or start a helper of your own (pkexec blksnap-manager-helper, or blksnap-manager daemon with your own --socket)'
+  );
+}
 
 export class SocketTransport implements LineTransport {
   private readonly lineHandlers: ((line: string) => void)[] = [];
@@ -39,7 +70,7 @@ export class SocketTransport implements LineTransport {
         socket.destroy();
         const hint = 'is the helper running? Start it with "blksnap-manager daemon" (or pkexec blksnap-manager-helper)';
         if (err.code === 'EACCES' || err.code === 'EPERM') {
-          reject(new BlksnapError('EACCES', `permission denied connecting to the helper at ${path}`));
+          reject(new BlksnapError('EACCES', permissionMessage(path)));
         } else if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
           reject(new BlksnapError('ENOENT', `no helper listening at ${path}; ${hint}`));
         } else {

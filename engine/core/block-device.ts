@@ -14,7 +14,16 @@ export interface BlockDevice {
   readonly readOnly: boolean;
 
   read(offset: number, length: number): Promise<Buffer>;
-  /** fua: the data is durable when the promise resolves. */
+  /**
+   * Optional: like read(), into target[targetOffset, targetOffset+length) instead of
+   * a new buffer (lets a server read straight into its reply frame). Same checks and
+   * errors as read().
+   */
+  readTo?(offset: number, length: number, target: Buffer, targetOffset: number): Promise<void>;
+  /**
+   * fua: the data is durable when the promise resolves. The device does not keep
+   * `data` once the promise settles (the caller may reuse the buffer).
+   */
   write(offset: number, data: Uint8Array, options?: { fua?: boolean }): Promise<void>;
   flush(): Promise<void>;
   /** Discard (TRIM): the range may read back as anything afterwards; the engine writes zeroes. */

@@ -294,57 +294,76 @@ export class DiffArea {
 
   /** Image read (diff_area_submit_chunk() for reads): the device content at take, plus image writes. */
   async imageRead(offset: number, length: number): Promise<Buffer> {
-    if (this.corrupted || this.released) throw this.imageError();
     const out = Buffer.allocUnsafe(length);
-    if (length === 0) return out;
+    await this.imageReadInto(offset, length, out, 0);
+    return out;
+  }
+
+  /**
+   * Reads image bytes [offset, offset+length) into out[outOff, outOff+length).
+   * Every chunk of the range is locked (in ascending order, as cow() does), then
+   * the range is served with as few calls as possible, all in flight at once: a run
+   * of NEW chunks is one read of the original, a run of STORED chunks whose regions
+   * follow each other is one read of the difference storage, IN_MEMORY chunks are
+   * copied from their buffers.
+   */
+  async imageReadInto(offset: number, length: number, out: Buffer, outOff: number): Promise<void> {
+    if (this.corrupted || this.released) throw this.imageError();
+    if (length === 0) return;
     const end = offset + length;
-    const first = Math.floor(offset / this.chunkBytes);
-    const last = Math.floor((end - 1) / this.chunkBytes);
-    let nr = first;
-    while (nr <= last) {
-      await this.lockChunk(nr);
-      const state = this.states[nr];
-      if (state === CHUNK_NEW) {
-        // A run of NEW chunks is read from the original in one call, under their locks.
-        const run = [nr];
+    const cb = this.chunkBytes;
+    const first = Math.floor(offset / cb);
+    const last = Math.floor((end - 1) / cb);
+    for (let nr = first; nr <= last; nr++) {
+      const p = this.locks.lock(nr);
+      if (p) await p;
+    }
+    try {
+      for (let nr = first; nr <= last; nr++) if (this.states[nr] === CHUNK_FAILED) throw this.imageError();
+      if (this.corrupted || this.released) throw this.imageError();
+      const io: Promise<void>[] = [];
+      let nr = first;
+      while (nr <= last) {
+        const state = this.states[nr];
+        const chunkStart = nr * cb;
         let j = nr + 1;
-        while (j <= last && this.states[j] === CHUNK_NEW) {
-          await this.lockChunk(j);
-          if (this.states[j] !== CHUNK_NEW) {
-            this.locks.unlock(j);
-            break;
-          }
-          run.push(j);
-          j++;
-        }
-        const from = Math.max(offset, nr * this.chunkBytes);
-        const to = Math.min(end, j * this.chunkBytes);
-        try {
-          await this.orig.readInto(out, from - offset, to - from, from);
-        } finally {
-          for (const r of run) this.locks.unlock(r);
-        }
-        nr = j;
-        continue;
-      }
-      const chunkStart = nr * this.chunkBytes;
-      const from = Math.max(offset, chunkStart);
-      const to = Math.min(end, chunkStart + this.chunkBytes);
-      try {
-        if (state === CHUNK_IN_MEMORY) {
-          this.buffers.get(nr)!.copy(out, from - offset, from - chunkStart, to - chunkStart);
+        if (state === CHUNK_NEW) {
+          while (j <= last && this.states[j] === CHUNK_NEW) j++;
+          const from = Math.max(offset, chunkStart);
+          const to = Math.min(end, j * cb);
+          io.push(this.orig.readInto(out, outOff + from - offset, to - from, from));
         } else if (state === CHUNK_STORED) {
           const sector = this.regions.get(nr)!;
-          await this.storage.read(sector + (from - chunkStart) / SECTOR_SIZE, out, from - offset, to - from);
+          while (
+            j <= last &&
+            this.states[j] === CHUNK_STORED &&
+            this.regions.get(j) === sector + (j - nr) * this.chunkSectors
+          ) {
+            j++;
+          }
+          const from = Math.max(offset, chunkStart);
+          const to = Math.min(end, j * cb);
+          io.push(this.storage.read(sector + (from - chunkStart) / SECTOR_SIZE, out, outOff + from - offset, to - from));
         } else {
-          throw this.imageError();
+          // IN_MEMORY
+          const from = Math.max(offset, chunkStart);
+          const to = Math.min(end, chunkStart + cb);
+          this.buffers.get(nr)!.copy(out, outOff + from - offset, from - chunkStart, to - chunkStart);
         }
-      } finally {
-        this.locks.unlock(nr);
+        nr = j;
       }
-      nr++;
+      if (io.length === 1) await io[0];
+      else if (io.length > 1) {
+        // Every read must be over before the chunks are unlocked, even when one fails.
+        const settled = await Promise.allSettled(io);
+        for (const r of settled) if (r.status === 'rejected') throw r.reason;
+      }
+      // Once the area is corrupted, original writes skip copy-on-write: a read of
+      // the original that overlapped one may hold new data, so the read fails.
+      if (this.corrupted || this.released) throw this.imageError();
+    } finally {
+      for (let nr = first; nr <= last; nr++) this.locks.unlock(nr);
     }
-    return out;
   }
 
   /** Image write (diff_area_submit_chunk() for writes): the data goes to the chunk, never to the original. */

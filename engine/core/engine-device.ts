@@ -10,7 +10,7 @@ import { SECTOR_SIZE } from '../abi/types.js';
 import { IoGate } from './async-lock.js';
 import type { BlockDevice } from './block-device.js';
 import type { FileBlockDevice } from './file-block-device.js';
-import { asBuffer, checkRange } from './io-range.js';
+import { asBuffer, checkRange, checkTarget } from './io-range.js';
 import type { Tracker } from './tracker.js';
 
 export class EngineDevice implements BlockDevice {
@@ -53,6 +53,13 @@ export class EngineDevice implements BlockDevice {
     const buf = Buffer.allocUnsafe(length);
     if (length > 0) await this.raw.readInto(buf, 0, length, offset);
     return buf;
+  }
+
+  async readTo(offset: number, length: number, target: Buffer, targetOffset: number): Promise<void> {
+    this.checkOpen();
+    checkRange(this.name, this.capacity, offset, length);
+    checkTarget(this.name, target, targetOffset, length);
+    if (length > 0) await this.raw.readInto(target, targetOffset, length, offset);
   }
 
   async write(offset: number, data: Uint8Array, options?: { fua?: boolean }): Promise<void> {

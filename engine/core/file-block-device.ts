@@ -10,7 +10,7 @@ import { SECTOR_SIZE } from '../abi/types.js';
 import type { BlockDevice } from './block-device.js';
 import { fromNodeError } from './errors.js';
 import { closeFd, fdatasync, readFull, readvFull, writeFull } from './file-io.js';
-import { asBuffer, checkRange, zeroBuffer, ZERO_BUFFER_SIZE } from './io-range.js';
+import { asBuffer, checkRange, checkTarget, zeroBuffer, ZERO_BUFFER_SIZE } from './io-range.js';
 
 export const LOGICAL_BLOCK_SIZE = 512;
 export const PHYSICAL_BLOCK_SIZE = 4096;
@@ -108,6 +108,13 @@ export class FileBlockDevice implements BlockDevice {
     const buf = Buffer.allocUnsafe(length);
     await this.readInto(buf, 0, length, offset);
     return buf;
+  }
+
+  async readTo(offset: number, length: number, target: Buffer, targetOffset: number): Promise<void> {
+    this.checkOpen();
+    checkRange(this.name, this.capacity, offset, length);
+    checkTarget(this.name, target, targetOffset, length);
+    await this.readInto(target, targetOffset, length, offset);
   }
 
   /** Reads into buf[off, off+len) from device offset `pos` (already checked). */

@@ -17,6 +17,13 @@ export function checkRange(deviceName: string, capacity: number, offset: number,
   }
 }
 
+/** Checks that target[targetOffset, targetOffset+length) exists (EINVAL otherwise). */
+export function checkTarget(deviceName: string, target: Buffer, targetOffset: number, length: number): void {
+  if (!Number.isSafeInteger(targetOffset) || targetOffset < 0 || targetOffset + length > target.length) {
+    throw new BlksnapError('EINVAL', `${deviceName}: the target buffer cannot hold ${length} bytes at ${String(targetOffset)}`);
+  }
+}
+
 /** A Buffer view of `data` without copying. */
 export function asBuffer(data: Uint8Array): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);

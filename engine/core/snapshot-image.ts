@@ -7,7 +7,7 @@ import { BlksnapError } from '../abi/errno.js';
 import { SECTOR_SIZE } from '../abi/types.js';
 import type { BlockDevice } from './block-device.js';
 import type { DiffArea } from './diff-area.js';
-import { asBuffer, checkRange, ZERO_BUFFER_SIZE } from './io-range.js';
+import { asBuffer, checkRange, checkTarget, ZERO_BUFFER_SIZE } from './io-range.js';
 import type { Tracker } from './tracker.js';
 
 export class SnapshotImage implements BlockDevice {
@@ -43,6 +43,12 @@ export class SnapshotImage implements BlockDevice {
   async read(offset: number, length: number): Promise<Buffer> {
     checkRange(this.name, this.capacity, offset, length);
     return this.run(() => this.diffArea.imageRead(offset, length));
+  }
+
+  async readTo(offset: number, length: number, target: Buffer, targetOffset: number): Promise<void> {
+    checkRange(this.name, this.capacity, offset, length);
+    checkTarget(this.name, target, targetOffset, length);
+    await this.run(() => this.diffArea.imageReadInto(offset, length, target, targetOffset));
   }
 
   private async writeBuffer(offset: number, buf: Buffer): Promise<void> {

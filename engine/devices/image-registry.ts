@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { chmod, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { basename, extname, join, resolve } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { BlksnapError, isBlksnapError, isErrnoName } from '../abi/errno.js';
 import { SECTOR_SIZE } from '../abi/types.js';
 import { parseSize } from './size.js';
@@ -55,9 +55,22 @@ function uniqueName(base: string, taken: Set<string>): string {
   }
 }
 
+const REASONS: Record<string, string> = {
+  ENOENT: 'no such file or directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EEXIST: 'the file already exists (it is never overwritten)',
+  ENOTDIR: 'a component of the path is not a directory',
+  EISDIR: 'it is a directory',
+  ELOOP: 'it is a symbolic link (not followed)',
+  ENOSPC: 'no space left on the file system',
+  EROFS: 'the file system is read-only',
+  EFBIG: 'the file system does not allow a file that large',
+};
+
 function fsErr(err: unknown, what: string): BlksnapError {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  if (isErrnoName(code)) return new BlksnapError(code, what);
+  if (isErrnoName(code)) return new BlksnapError(code, `${what}: ${REASONS[code] ?? (err instanceof Error ? err.message : String(err))}`);
   return new BlksnapError('EIO', `${what}: ${err instanceof Error ? err.message : String(err)}`);
 }
 
@@ -177,6 +190,9 @@ export class ImageRegistry {
       try {
         handle = await open(abs, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_RDWR | fsConstants.O_NOFOLLOW, 0o600);
       } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+          throw new BlksnapError('ENOENT', `cannot create ${abs}: the directory ${dirname(abs)} does not exist`);
+        }
         throw fsErr(err, `cannot create ${abs}`);
       }
       try {

@@ -4,7 +4,7 @@
  * private directory. runDaemon() adds SIGTERM/SIGINT handling and resolves once
  * the helper has shut down cleanly.
  */
-import { mkdir, unlink } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { BlksnapDriver } from '../abi/driver.js';
 import type { EmbeddedEngineApi } from '../core/embedded-api.js';
@@ -21,7 +21,9 @@ import type { Owner } from './owner.js';
 import { HelperServer } from './server.js';
 import { HelperService } from './service.js';
 import { SettingsStore } from './settings-store.js';
-import { handOverSocket, prepareSocketDir, removeStaleSocket } from './socket-dir.js';
+import { handOverSocket, prepareSocketDir, removeOwnSocket, removeStaleSocket, socketIdentity } from './socket-dir.js';
+import { StorageLedger } from './storage-ledger.js';
+import { lockStateDir } from './state-lock.js';
 
 export interface DaemonOptions {
   socketPath: string;
@@ -57,7 +59,22 @@ export async function startDaemon(options: DaemonOptions): Promise<DaemonHandle>
   await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
   await prepareSocketDir(socketDir, owner);
   await removeStaleSocket(options.socketPath);
+  const lock = await lockStateDir(options.stateDir);
+  try {
+    return await startLocked(options, owner, socketDir, log, lock);
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
+}
 
+async function startLocked(
+  options: DaemonOptions,
+  owner: Owner,
+  socketDir: string,
+  log: (message: string) => void,
+  lock: { release(): Promise<void> },
+): Promise<DaemonHandle> {
   const settings = new SettingsStore(options.stateDir);
   await settings.load();
 
@@ -66,9 +83,13 @@ export async function startDaemon(options: DaemonOptions): Promise<DaemonHandle>
   let engine: EmbeddedEngineApi | null = null;
   let images: ImageRegistry | null = null;
   let nbd: NbdExports | null = null;
+  let ledger: StorageLedger | null = null;
   if (kind === 'kernel') {
     driver = await createKernelDriver();
   } else {
+    // the embedded engine's snapshots died with a helper that was killed: remove their files
+    ledger = new StorageLedger(options.stateDir);
+    await ledger.removeLeftovers(log);
     engine = await createEmbeddedDriver(options.engineParams);
     driver = engine;
   }
@@ -97,11 +118,12 @@ export async function startDaemon(options: DaemonOptions): Promise<DaemonHandle>
       owner,
     };
     const broadcast = <N extends NotificationName>(topic: N, params: NotificationParams<N>): void => server.broadcast(topic, params);
-    const service = new HelperService(backends, settings, broadcast, log);
+    const service = new HelperService(backends, settings, broadcast, log, ledger);
     server.attach(service);
     await service.adoptExisting();
     await server.listen(options.socketPath);
     await handOverSocket(options.socketPath, owner);
+    const ownSocket = await socketIdentity(options.socketPath);
     log(`helper listening on ${options.socketPath} (driver ${kind} ${driverVersion})`);
 
     let closing: Promise<void> | null = null;
@@ -111,6 +133,7 @@ export async function startDaemon(options: DaemonOptions): Promise<DaemonHandle>
         server.state.shuttingDown = true;
         await service.workloads.stopAll();
         await service.stopPumps();
+        if (engine) service.announceShutdownOfSnapshots();
         await server.close();
         await nbd?.close().catch((err: unknown) => log(`closing NBD exports: ${(err as Error).message}`));
         if (engine) {
@@ -120,7 +143,9 @@ export async function startDaemon(options: DaemonOptions): Promise<DaemonHandle>
         } else {
           await driver.close().catch(() => undefined);
         }
-        await unlink(options.socketPath).catch(() => undefined);
+        // only our own socket: a helper started meanwhile may already listen at this path
+        await removeOwnSocket(options.socketPath, ownSocket).catch(() => undefined);
+        await lock.release();
         log('helper stopped');
       })();
       return closing;

@@ -3,9 +3,9 @@
  * method table, over the driver and its companions (HelperBackends). Validation of
  * params and results happens around it (dispatch.ts); handlers throw BlksnapError.
  */
-import { lchown, lstat, unlink } from 'node:fs/promises';
+import { lchown } from 'node:fs/promises';
 import type { z } from 'zod';
-import { BlksnapError, isBlksnapError } from '../abi/errno.js';
+import { BlksnapError } from '../abi/errno.js';
 import type { SnapshotEvent, SnapshotId } from '../abi/types.js';
 import { CBT_MAP_ENCODING, encodeCbtMap } from '../protocol/cbt-encoding.js';
 import { PROTOCOL_VERSION } from '../protocol/limits.js';
@@ -19,6 +19,8 @@ import { EventPump } from './event-pump.js';
 import { SnapshotBook } from './snapshot-book.js';
 import type { SettingsStore } from './settings-store.js';
 import { checkDiffStoragePath } from './storage-path.js';
+import { removeIfSameFile } from './storage-ledger.js';
+import type { StorageLedger } from './storage-ledger.js';
 import { WorkloadManager } from './workload.js';
 
 export type HandlerParams<M extends MethodName> = z.output<MethodTable[M]['params']>;
@@ -46,6 +48,8 @@ export class HelperService {
     private readonly settings: SettingsStore,
     private readonly broadcast: Broadcast,
     private readonly log: (message: string) => void = () => {},
+    /** Embedded engine: where created storage files are recorded for cleanup after a crash. */
+    private readonly ledger: StorageLedger | null = null,
   ) {
     this.workloads = new WorkloadManager((progress) => this.broadcast('workload', progress));
     this.handlers = this.makeHandlers();
@@ -77,8 +81,21 @@ export class HelperService {
   /** Storage files of snapshots the helper created, still on disk (shutdown cleanup). */
   async removeLeftoverStorage(): Promise<void> {
     for (const rec of this.book.all()) {
-      if (rec.storagePath) await removeRegularFile(rec.storagePath);
+      if (!rec.storagePath) continue;
+      if (await removeIfSameFile(rec.storagePath, rec.storageIdentity ?? null)) this.log(`removed the difference storage ${rec.storagePath} of snapshot ${rec.id}`);
+      await this.ledger?.forget(rec.storagePath);
     }
+  }
+
+  /**
+   * Shutdown of the embedded engine: its snapshots end with the process, so tell
+   * subscribers (a snapshot_watcher then exits normally) and the log which ones.
+   */
+  announceShutdownOfSnapshots(): void {
+    const ids = this.book.all().map((r) => r.id);
+    if (ids.length === 0) return;
+    this.log(`destroying ${ids.length} snapshot(s) of the embedded engine with the helper: ${ids.join(', ')}`);
+    for (const id of ids) this.broadcast('snapshot', { id, state: 'destroyed' });
   }
 
   private ensurePump(id: SnapshotId): EventPump {
@@ -168,7 +185,8 @@ export class HelperService {
         }
         const path = await checkDiffStoragePath(diffStoragePath, this.backends.owner.uid);
         const id = await driver.snapshotCreate({ diffStoragePath: path, limitSectors });
-        this.book.add({ id, devices: [], taken: false, storagePath: path, limitSectors });
+        const storageIdentity = await this.recordStorage(path, id);
+        this.book.add({ id, devices: [], taken: false, storagePath: path, limitSectors, storageIdentity });
         this.ensurePump(id);
         this.broadcast('snapshot', { id, state: 'created' });
         try {
@@ -208,9 +226,12 @@ export class HelperService {
         return OK;
       },
       snapshotInfo: async ({ device }) => {
-        const info = await driver.snapshotInfo(await this.device(device));
+        const ref = await this.device(device);
+        const info = await driver.snapshotInfo(ref);
         const uri = info.image && this.backends.engine ? this.uri(info.image) : null;
-        return uri ? { errorCode: info.errorCode, image: info.image, nbdUri: uri } : { errorCode: info.errorCode, image: info.image };
+        const snapshotId = this.book.holderOf(ref)?.id ?? this.backends.engine?.listDevices().find((d) => d.name === ref)?.snapshotId ?? null;
+        const base = { errorCode: info.errorCode, image: info.image, snapshotId };
+        return uri ? { ...base, nbdUri: uri } : base;
       },
       storageInfo: ({ id }) => driver.storageInfo(id),
       'snapshots.list': async () => {
@@ -358,24 +379,28 @@ export class HelperService {
     this.pumps.delete(id);
     await pump?.stop();
     const rec = this.book.delete(id);
-    if (rec?.storagePath) await removeRegularFile(rec.storagePath);
+    if (rec?.storagePath) {
+      await removeIfSameFile(rec.storagePath, rec.storageIdentity ?? null);
+      await this.ledger?.forget(rec.storagePath);
+    }
     this.broadcast('snapshot', { id, state: 'destroyed' });
+  }
+
+  /** Records a new storage file in the ledger (embedded engine); its identity, or null. */
+  private async recordStorage(path: string, id: SnapshotId): Promise<{ dev: number; ino: number } | null> {
+    if (!this.ledger) return null;
+    try {
+      return await this.ledger.add(path, id);
+    } catch (err) {
+      this.log(`cannot record the difference storage ${path}: ${(err as Error).message}`);
+      return null;
+    }
   }
 }
 
 function checkImageName(name: string | undefined): void {
   if (name !== undefined && /^blksnap-image/.test(name)) {
     throw new BlksnapError('EINVAL', 'names starting with "blksnap-image" are reserved for snapshot images');
-  }
-}
-
-/** Removes `path` if it is still a regular file (never follows a symlink). */
-async function removeRegularFile(path: string): Promise<void> {
-  try {
-    const st = await lstat(path);
-    if (st.isFile()) await unlink(path);
-  } catch (err) {
-    if (!(isBlksnapError(err) || (err as { code?: string }).code === 'ENOENT')) throw err;
   }
 }
 

@@ -9,6 +9,8 @@ export interface SnapshotRecord {
   taken: boolean;
   storagePath: string | null;
   limitSectors: number | null;
+  /** Device and inode of the storage file the helper created (removed only while it is still that file). */
+  storageIdentity?: { dev: number; ino: number } | null;
 }
 
 export class SnapshotBook {

@@ -9,6 +9,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { lchown, lstat, mkdir, open, unlink } from 'node:fs/promises';
 import { connect } from 'node:net';
+import { BlksnapError } from '../abi/errno.js';
 import type { Owner } from './owner.js';
 import { errnoOf } from './fs-errors.js';
 
@@ -28,12 +29,16 @@ export async function prepareSocketDir(dir: string, owner: Owner): Promise<void>
     handle = await open(dir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY | fsConstants.O_NOFOLLOW);
   } catch (err) {
     const code = errnoOf(err);
-    if (code === 'ELOOP' || code === 'ENOTDIR') throw new Error(`socket directory is not a directory (or is a symlink): ${dir}`, { cause: err });
+    if (code === 'ELOOP' || code === 'ENOTDIR') {
+      throw new BlksnapError('ENOTDIR', `the socket directory ${dir} is not a directory (or is a symlink); remove it or choose another --socket`);
+    }
     throw err;
   }
   try {
     const st = await handle.stat();
-    if (st.uid !== selfUid() && st.uid !== owner.uid) throw new Error(`socket directory belongs to another user (uid ${st.uid}): ${dir}`);
+    if (st.uid !== selfUid() && st.uid !== owner.uid) {
+      throw new BlksnapError('EACCES', `the socket directory ${dir} belongs to another user (uid ${st.uid}); choose another --socket`);
+    }
     await handle.chmod(0o700);
     if (selfUid() === 0 && (st.uid !== owner.uid || st.gid !== owner.gid)) await handle.chown(owner.uid, owner.gid);
   } finally {
@@ -61,9 +66,43 @@ export async function removeStaleSocket(path: string): Promise<void> {
     if (errnoOf(err) === 'ENOENT') return;
     throw err;
   }
-  if (!st.isSocket()) throw new Error(`${path} exists and is not a socket`);
-  if (await isListening(path)) throw new Error(`another helper is already listening on ${path}`);
+  if (!st.isSocket()) throw new BlksnapError('EEXIST', `${path} exists and is not a socket; move it away or choose another --socket`);
+  if (await isListening(path)) {
+    throw new BlksnapError(
+      'EBUSY',
+      `another helper is already listening on ${path}; use it (blksnap-manager version --socket ${path}), stop it first (SIGTERM), or give this one another --socket`,
+    );
+  }
   await unlink(path);
+}
+
+/**
+ * Which file a socket is: device, inode and change time in nanoseconds (an inode
+ * number alone is reused at once for the next socket created in the directory).
+ */
+export interface SocketIdentity {
+  dev: bigint;
+  ino: bigint;
+  ctimeNs: bigint;
+}
+
+/** Take it after the last change of the socket (handOverSocket). */
+export async function socketIdentity(path: string): Promise<SocketIdentity> {
+  const st = await lstat(path, { bigint: true });
+  return { dev: st.dev, ino: st.ino, ctimeNs: st.ctimeNs };
+}
+
+/**
+ * Removes the socket at `path` only if it is still the one the helper created: a
+ * helper started while this one was shutting down may already listen there.
+ */
+export async function removeOwnSocket(path: string, own: SocketIdentity): Promise<void> {
+  try {
+    const st = await lstat(path, { bigint: true });
+    if (st.isSocket() && st.dev === own.dev && st.ino === own.ino && st.ctimeNs === own.ctimeNs) await unlink(path);
+  } catch (err) {
+    if (errnoOf(err) !== 'ENOENT') throw err;
+  }
 }
 
 /** Hands a socket the helper created to the owner (never following a symlink). */

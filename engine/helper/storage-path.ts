@@ -6,7 +6,7 @@
  * another user could swap things in.
  */
 import { lstat, stat } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { BlksnapError } from '../abi/errno.js';
 import { errnoOf } from './fs-errors.js';
 
@@ -24,6 +24,9 @@ export async function checkDiffStoragePath(path: string, ownerUid: number): Prom
   try {
     const st = await lstat(full);
     if (st.isSymbolicLink()) throw new BlksnapError('ELOOP', `difference storage path is a symbolic link: ${full}`);
+    if (st.isDirectory()) {
+      throw new BlksnapError('EISDIR', `the difference storage path is a directory: ${full}; name a new file in it (e.g. ${join(full, 'diff0')})`);
+    }
     throw new BlksnapError('EEXIST', `difference storage file already exists (it is never reused or overwritten): ${full}`);
   } catch (err) {
     if (err instanceof BlksnapError) throw err;

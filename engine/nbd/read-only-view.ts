@@ -5,6 +5,7 @@ import type { BlockDevice } from '../core/block-device.js';
 export function readOnlyView(device: BlockDevice): BlockDevice {
   if (device.readOnly) return device;
   const refuse = (): Promise<never> => Promise.reject(new BlksnapError('EROFS', `${device.name} is exported read-only`));
+  const readTo = device.readTo?.bind(device);
   return {
     name: device.name,
     capacity: device.capacity,
@@ -12,6 +13,7 @@ export function readOnlyView(device: BlockDevice): BlockDevice {
     physicalBlockSize: device.physicalBlockSize,
     readOnly: true,
     read: (offset, length) => device.read(offset, length),
+    ...(readTo === undefined ? {} : { readTo }),
     flush: () => device.flush(),
     write: refuse,
     discard: refuse,

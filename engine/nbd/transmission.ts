@@ -4,6 +4,12 @@
  * uninterrupted frame (header and data written back to back), in
  * whatever order the device completes them; replies finished in the same
  * event-loop turn are batched into one writev.
+ *
+ * Hot-path economy: a READ of a device that can read into a given buffer
+ * (BlockDevice.readTo) is read straight into its reply frame (header and data in
+ * one buffer, one socket write, no copy); reply frames and write payloads that
+ * arrive in several socket chunks come from a per-connection buffer pool and go
+ * back to it once the socket or the device is done with them.
  */
 import type { Socket } from 'node:net';
 import type { BlockDevice } from '../core/block-device.js';
@@ -26,6 +32,7 @@ import {
   NBD_SIMPLE_REPLY_MAGIC,
   NBD_SIMPLE_REPLY_SIZE,
 } from './constants.js';
+import { BufferPool } from './buffer-pool.js';
 import { nbdErrorFor } from './errors.js';
 import { NbdProtocolError } from './negotiation.js';
 import type { SocketReader } from './socket-reader.js';
@@ -41,6 +48,8 @@ export interface TransmissionOptions {
   maxQueuedReplyBytes: number;
   /** Alignment every offset and length must have (the export's minimum block size). */
   alignment: number;
+  /** Bytes of free buffers the connection keeps for reuse (default 32 MiB). */
+  bufferPoolBytes?: number;
 }
 
 interface Request {
@@ -51,6 +60,8 @@ interface Request {
   offset: number;
   length: number;
   payload: Buffer | null;
+  /** The payload was taken from the pool (give it back once the device is done). */
+  pooled: boolean;
 }
 
 const TWO_32 = 4294967296;
@@ -67,13 +78,22 @@ export class Transmission {
     this.corked = false;
     this.socket.uncork();
   };
+  private readonly pool: BufferPool;
+  private lastPooled: Buffer | null = null;
+  private readonly allocPayload = (n: number): Buffer => {
+    const buf = this.pool.take(n);
+    this.lastPooled = buf;
+    return buf;
+  };
 
   constructor(
     private readonly socket: Socket,
     private readonly reader: SocketReader,
     private readonly device: BlockDevice,
     private readonly options: TransmissionOptions,
-  ) {}
+  ) {
+    this.pool = new BufferPool(options.bufferPoolBytes ?? 32 * 1024 * 1024);
+  }
 
   /** Requests currently being served. */
   get pending(): number {
@@ -99,12 +119,16 @@ export class Transmission {
         offset: offsetHigh * TWO_32 + header.readUInt32BE(20),
         length: header.readUInt32BE(24),
         payload: null,
+        pooled: false,
       };
       if (request.type === NBD_CMD_WRITE) {
         if (request.length > this.options.maxPayload) {
           throw new NbdProtocolError(`write payload of ${request.length} bytes exceeds ${this.options.maxPayload}`);
         }
-        request.payload = this.reader.tryRead(request.length) ?? (await this.reader.read(request.length));
+        const alloc = this.allocPayload;
+        request.payload = this.reader.tryRead(request.length, alloc) ?? (await this.reader.read(request.length, alloc));
+        request.pooled = request.payload === this.lastPooled;
+        this.lastPooled = null;
       }
       if (request.type === NBD_CMD_DISC) {
         await this.idle();
@@ -158,9 +182,20 @@ export class Transmission {
   private async serve(request: Request, cost: number): Promise<void> {
     let error = 0;
     let data: Buffer = EMPTY;
+    let frame: Buffer | null = null;
     const early = this.shuttingDown ? NBD_ESHUTDOWN : this.check(request);
     if (early !== 0) error = early;
-    else {
+    else if (request.type === NBD_CMD_READ && this.device.readTo !== undefined) {
+      // Read straight into the reply frame, after room for the header.
+      frame = this.pool.take(NBD_SIMPLE_REPLY_SIZE + request.length);
+      try {
+        await this.device.readTo(request.offset, request.length, frame, NBD_SIMPLE_REPLY_SIZE);
+      } catch (err) {
+        error = nbdErrorFor(err);
+        this.pool.release(frame);
+        frame = null;
+      }
+    } else {
       try {
         const result = await this.execute(request);
         if (result !== undefined) {
@@ -171,7 +206,10 @@ export class Transmission {
         error = nbdErrorFor(err);
       }
     }
-    this.reply(request, error, data);
+    if (request.pooled && request.payload !== null) this.pool.release(request.payload);
+    request.payload = null;
+    if (frame !== null) this.replyFrame(request, frame);
+    else this.reply(request, error, data);
     this.inFlight--;
     this.inFlightBytes -= cost;
     const waiter = this.slotWaiters.shift();
@@ -225,22 +263,45 @@ export class Transmission {
     }
   }
 
+  private writeHeader(target: Buffer, request: Request, error: number): void {
+    target.writeUInt32BE(NBD_SIMPLE_REPLY_MAGIC, 0);
+    target.writeUInt32BE(error, 4);
+    target.writeUInt32BE(request.cookieHigh, 8);
+    target.writeUInt32BE(request.cookieLow, 12);
+  }
+
+  /**
+   * Replies finished in the same event-loop turn (e.g. all the device reads the
+   * poll phase completed) leave in one writev at the check phase.
+   */
+  private corkForTurn(): void {
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      setImmediate(this.uncork);
+    }
+  }
+
+  /** A successful READ whose data is already in place after the header room. */
+  private replyFrame(request: Request, frame: Buffer): void {
+    const socket = this.socket;
+    if (socket.destroyed || !socket.writable) {
+      this.pool.release(frame);
+      return;
+    }
+    this.writeHeader(frame, request, 0);
+    this.corkForTurn();
+    // The frame goes back to the pool once the socket is done with it (sent or failed).
+    socket.write(frame, () => this.pool.release(frame));
+  }
+
   private reply(request: Request, error: number, data: Buffer): void {
     const socket = this.socket;
     if (socket.destroyed || !socket.writable) return;
     const header = Buffer.allocUnsafe(NBD_SIMPLE_REPLY_SIZE);
-    header.writeUInt32BE(NBD_SIMPLE_REPLY_MAGIC, 0);
-    header.writeUInt32BE(error, 4);
-    header.writeUInt32BE(request.cookieHigh, 8);
-    header.writeUInt32BE(request.cookieLow, 12);
-    // Replies finished in the same event-loop turn (e.g. all the device reads
-    // the poll phase completed) leave in one writev at the check phase. A
-    // header and its data are written back to back: frames never interleave.
-    if (!this.corked) {
-      this.corked = true;
-      socket.cork();
-      setImmediate(this.uncork);
-    }
+    this.writeHeader(header, request, error);
+    // A header and its data are written back to back: frames never interleave.
+    this.corkForTurn();
     socket.write(header);
     if (data.length > 0) socket.write(data);
   }

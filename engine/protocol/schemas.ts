@@ -55,6 +55,8 @@ export const SnapshotInfoSchema = z.strictObject({
   image: z.string(),
   /** Embedded engine: the NBD URI of the snapshot image (when it exists). */
   nbdUri: z.string().optional(),
+  /** The snapshot holding the device, as far as the helper knows (optional: added later). */
+  snapshotId: SnapshotIdSchema.nullable().optional(),
 });
 
 const eventBase = { snapshotId: SnapshotIdSchema, timeMs: UintSchema };

@@ -16,6 +16,11 @@ fi
 # pkexec runs only a root-owned launcher that users cannot change
 chown root:root "$RES/bin/blksnap-manager-helper"
 chmod 0755 "$RES/bin/blksnap-manager-helper"
+# the command-line client (the app's own binary is /usr/bin/blksnap-manager)
+if [ -f "$RES/bin/blksnap-manager-cli" ]; then
+  chmod 0755 "$RES/bin/blksnap-manager-cli"
+  ln -sf "$RES/bin/blksnap-manager-cli" /usr/bin/blksnap-manager-cli
+fi
 install -D -m 0644 "$RES/polkit/org.blksnapmanager.helper.policy" /usr/share/polkit-1/actions/org.blksnapmanager.helper.policy
 install -D -m 0644 "$RES/systemd/blksnap-manager-helper.service" /usr/lib/systemd/system/blksnap-manager-helper.service
 if command -v systemctl >/dev/null 2>&1; then systemctl daemon-reload >/dev/null 2>&1 || true; fi

@@ -1,4 +1,5 @@
-import { useEffect } from 'react';
+import { useEffect, useRef } from 'react';
+import { HelperBanner } from './components/HelperBanner.js';
 import { HelperStatus } from './components/HelperStatus.js';
 import { Sidebar } from './components/Sidebar.js';
 import { BackupScreen } from './features/backup/BackupScreen.js';
@@ -41,6 +42,8 @@ export function App() {
   const store = useAppStoreApi();
   const screen = useApp((s) => s.screen);
   const modalOpen = useApp((s) => s.modalOpen);
+  const focusRequest = useApp((s) => s.focusRequest);
+  const mainRef = useRef<HTMLElement>(null);
 
   useEffect(() => {
     const s = store.getState();
@@ -49,6 +52,11 @@ export function App() {
     void s.refreshSnapshots();
     void s.refreshFilesystems();
   }, [store]);
+
+  // A link inside a screen opened another one: the focus follows, to its top.
+  useEffect(() => {
+    if (focusRequest > 0) mainRef.current?.focus();
+  }, [focusRequest]);
 
   return (
     <div className="app" aria-hidden={modalOpen || undefined} inert={modalOpen}>
@@ -59,10 +67,11 @@ export function App() {
         <h1>Blksnap Manager</h1>
         <HelperStatus />
       </header>
+      <HelperBanner />
       <AlertBanner />
       <div className="body">
         <Sidebar />
-        <main id="main" className="main" tabIndex={-1}>
+        <main id="main" className="main" tabIndex={-1} ref={mainRef}>
           <CurrentScreen screen={screen} />
         </main>
       </div>

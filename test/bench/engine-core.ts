@@ -11,7 +11,10 @@
  *    (copy-on-write: the old chunk is read, queued and stored before the write);
  *  - sequential 1 MiB reads of the snapshot image (half of it from the difference
  *    storage, half from the original).
- * Prints a table and writes bench-results/engine-core.json.
+ * Prints a table and writes bench-results/engine-core.json (with the machine's
+ * CPU count and load average at start, so that numbers can be judged).
+ *
+ *   npx tsx test/bench/engine-core.ts --runs=3   (each scenario: median of 3 runs)
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -34,6 +37,37 @@ interface Result {
   seconds: number;
   mibPerSec: number;
   iops: number;
+}
+
+interface MachineInfo {
+  cpus: number;
+  cpuModel: string;
+  totalMemBytes: number;
+  loadAverageAtStart: number[];
+  loadAverageAtEnd?: number[];
+}
+
+function machineInfo(): MachineInfo {
+  const cpus = os.cpus();
+  return {
+    cpus: cpus.length,
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    totalMemBytes: os.totalmem(),
+    loadAverageAtStart: os.loadavg().map((l) => Math.round(l * 100) / 100),
+  };
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function runsFromArgs(): number {
+  const arg = process.argv.find((a) => a.startsWith('--runs='));
+  const n = arg === undefined ? 1 : Number(arg.slice('--runs='.length));
+  if (!Number.isInteger(n) || n < 1 || n > 20) throw new Error(`--runs must be an integer in [1, 20], got ${arg}`);
+  return n;
 }
 
 /** Runs `ops` operations produced by `op(i)` with QUEUE_DEPTH in flight. */
@@ -67,7 +101,14 @@ function permutation(n: number, seed: number): Uint32Array {
   return a;
 }
 
-async function main(): Promise<void> {
+interface Pass {
+  results: Result[];
+  storage: unknown;
+  params: unknown;
+}
+
+/** One pass over every scenario, on a fresh image and engine. */
+async function runOnce(): Promise<Pass> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'engine-core-bench-'));
   const imagePath = path.join(dir, 'disk.img');
   fs.closeSync(fs.openSync(imagePath, 'w'));
@@ -115,36 +156,73 @@ async function main(): Promise<void> {
     results.push(await run('image read seq 1 MiB (storage half + original half)', MiB, DEVICE_BYTES / MiB, (i) => img.read(i * MiB, MiB)));
     results.push(await run('image read rand 4 KiB', 4 * KiB, 32768, (i) => img.read(perm0[i]! * 4 * KiB, 4 * KiB)));
     const storage = await engine.storageInfo(id);
-
-    const rows = results.map((r) => [r.name, r.mibPerSec.toFixed(1), Math.round(r.iops).toString(), r.ops.toString(), r.seconds.toFixed(2)]);
-    const header = ['scenario (queue depth 8, default params)', 'MiB/s', 'IOPS', 'ops', 's'];
-    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-    const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-    console.log(line(header));
-    console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-    for (const r of rows) console.log(line(r));
-    console.log(`difference storage: ${storage.usedSectors ?? 0} sectors used, ${storage.allocatedSectors} allocated`);
-
-    const outDir = path.join(process.cwd(), 'bench-results');
-    fs.mkdirSync(outDir, { recursive: true });
-    const out = {
-      benchmark: 'engine-core',
-      date: new Date().toISOString(),
-      node: process.version,
-      platform: `${os.platform()} ${os.release()}`,
-      cpus: os.cpus().length,
-      deviceBytes: DEVICE_BYTES,
-      queueDepth: QUEUE_DEPTH,
-      params: engine.params,
-      storage,
-      results,
-    };
-    fs.writeFileSync(path.join(outDir, 'engine-core.json'), JSON.stringify(out, null, 2) + '\n');
-    console.log(`wrote ${path.join(outDir, 'engine-core.json')}`);
+    return { results, storage, params: engine.params };
   } finally {
     await engine.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+async function main(): Promise<void> {
+  const runs = runsFromArgs();
+  const machine = machineInfo();
+  console.log(
+    `engine-core bench: ${machine.cpus} CPU (${machine.cpuModel}), load average at start ${machine.loadAverageAtStart.join(' ')}, ` +
+      `${runs === 1 ? '1 run' : `median of ${runs} runs`}`,
+  );
+  const passes: Pass[] = [];
+  for (let i = 0; i < runs; i++) {
+    passes.push(await runOnce());
+    if (runs > 1) console.log(`run ${i + 1}/${runs} done`);
+  }
+  machine.loadAverageAtEnd = os.loadavg().map((l) => Math.round(l * 100) / 100);
+  // Per scenario: the median run (by MiB/s) of all passes.
+  const results: Result[] = passes[0]!.results.map((first, k) => {
+    const all = passes.map((p) => p.results[k]!);
+    const m = median(all.map((r) => r.mibPerSec));
+    const seconds = first.bytes / MiB / m;
+    return { ...first, seconds, mibPerSec: m, iops: first.ops / seconds };
+  });
+  const spread = (k: number): string => {
+    if (runs === 1) return '';
+    const v = passes.map((p) => p.results[k]!.mibPerSec);
+    return `${Math.min(...v).toFixed(0)}–${Math.max(...v).toFixed(0)}`;
+  };
+  const storage = passes[passes.length - 1]!.storage as { usedSectors?: number; allocatedSectors?: number };
+
+  // The MiB/s range column (min–max over the runs) only with several runs.
+  const keep = (cells: string[]): string[] => (runs > 1 ? cells : cells.filter((_, i) => i !== 3));
+  const rows = results.map((r, k) =>
+    keep([r.name, r.mibPerSec.toFixed(1), Math.round(r.iops).toString(), spread(k), r.ops.toString(), r.seconds.toFixed(2)]),
+  );
+  const header = keep(['scenario (queue depth 8, default params)', 'MiB/s', 'IOPS', 'MiB/s range', 'ops', 's']);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) console.log(line(r));
+  console.log(`difference storage: ${storage.usedSectors ?? 0} sectors used, ${storage.allocatedSectors ?? 0} allocated`);
+  console.log(`load average at end: ${machine.loadAverageAtEnd.join(' ')}`);
+
+  const outDir = path.join(process.cwd(), 'bench-results');
+  fs.mkdirSync(outDir, { recursive: true });
+  const out = {
+    benchmark: 'engine-core',
+    date: new Date().toISOString(),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+    cpus: machine.cpus,
+    machine,
+    runs,
+    deviceBytes: DEVICE_BYTES,
+    queueDepth: QUEUE_DEPTH,
+    params: passes[0]!.params,
+    storage,
+    results,
+    ...(runs > 1 ? { allRuns: passes.map((p) => p.results) } : {}),
+  };
+  fs.writeFileSync(path.join(outDir, 'engine-core.json'), JSON.stringify(out, null, 2) + '\n');
+  console.log(`wrote ${path.join(outDir, 'engine-core.json')}`);
 }
 
 main().catch((err: unknown) => {

@@ -7,14 +7,19 @@
  * and, with a snapshot held, first writes after take (copy-on-write) and reads
  * of the snapshot image export.
  *
- * Run: npx tsx test/bench/nbd.ts   (under a minute; writes bench-results/nbd.json)
+ * Every figure is a median of REPEATS runs; a snapshot row is the median of
+ * SNAPSHOT_REPEATS runs, each on a fresh snapshot (copy-on-write only happens on
+ * the first write of a chunk after take).
+ *
+ * Run: npx tsx test/bench/nbd.ts   (about a minute; writes bench-results/nbd.json,
+ * with the machine's CPU count and load average at start)
  */
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createEmbeddedEngine } from '../../engine/core/index.js';
@@ -30,6 +35,7 @@ const RANDOM_OPS = 40_000;
 const DEPTH = 32;
 const STRIDE = 257 * 4096;
 const REPEATS = 5;
+const SNAPSHOT_REPEATS = 3;
 
 type Op = 'seq-read-1M' | 'seq-write-1M' | 'rand-read-4k' | 'rand-write-4k';
 const OPS: Op[] = ['seq-read-1M', 'seq-write-1M', 'rand-read-4k', 'rand-write-4k'];
@@ -42,6 +48,13 @@ interface Row {
   nbdkit: number;
   ratio: number;
 }
+
+/** Bytes moved per request of an operation. */
+function requestBytes(op: string): number {
+  return op.endsWith('1M') ? MiB : 4096;
+}
+
+const loadNow = (): number[] => loadavg().map((l) => Math.round(l * 100) / 100);
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const start = process.hrtime.bigint();
@@ -106,6 +119,12 @@ async function main(): Promise<void> {
   // fill the image once so reads see real data, not holes
   await run('cp', ['--sparse=never', source, image]);
 
+  const machine: { cpus: number; cpuModel: string; totalMemBytes: number; loadAverageAtStart: number[]; loadAverageAtEnd?: number[] } = {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    totalMemBytes: totalmem(),
+    loadAverageAtStart: loadNow(),
+  };
   const engine = createEmbeddedEngine();
   await engine.addDevice({ path: image, name: 'disk1' });
   const ours = new NbdServer({ exports: engineExports(engine), unixSocket: join(dir, 'ours.sock') });
@@ -146,12 +165,16 @@ async function main(): Promise<void> {
     const baseOf = (op: Op): number => rows.find((r) => r.op === op && r.target === 'nbdkit file')?.value ?? NaN;
     let n = 0;
     const withSnapshot = async (op: Op, exportOf: (image: string) => string, label: string): Promise<void> => {
-      const id = await engine.snapshotCreate({ diffStoragePath: join(storageDir, `diff${n++}`), limitSectors: (4 * IMAGE_SIZE) / 512 });
-      await engine.snapshotAdd(id, 'disk1');
-      await engine.snapshotTake(id);
-      const imageName = engine.listImages()[0]?.name ?? '';
-      const value = await measure(op, ours.uriFor(exportOf(imageName)), source);
-      await engine.snapshotDestroy(id);
+      const values: number[] = [];
+      for (let i = 0; i < SNAPSHOT_REPEATS; i++) {
+        const id = await engine.snapshotCreate({ diffStoragePath: join(storageDir, `diff${n++}`), limitSectors: (4 * IMAGE_SIZE) / 512 });
+        await engine.snapshotAdd(id, 'disk1');
+        await engine.snapshotTake(id);
+        const imageName = engine.listImages()[0]?.name ?? '';
+        values.push(await measure(op, ours.uriFor(exportOf(imageName)), source));
+        await engine.snapshotDestroy(id);
+      }
+      const value = median(values);
       const base = baseOf(op);
       rows.push({ op, target: label, unit: op.startsWith('seq') ? 'MiB/s' : 'IOPS', value, nbdkit: base, ratio: value / base });
     };
@@ -168,26 +191,38 @@ async function main(): Promise<void> {
     await rm(dir, { recursive: true, force: true });
   }
 
-  const header = ['operation', 'target', 'value', 'nbdkit', 'ours/nbdkit'];
+  machine.loadAverageAtEnd = loadNow();
+  // Every row in both units: MiB/s and IOPS (requests per second).
+  const mibs = (r: Row, v: number): number => (r.unit === 'MiB/s' ? v : (v * requestBytes(r.op)) / MiB);
+  const iops = (r: Row, v: number): number => (r.unit === 'IOPS' ? v : (v * MiB) / requestBytes(r.op));
+  const header = ['operation', 'target', 'MiB/s', 'IOPS', 'nbdkit MiB/s', 'ours/nbdkit'];
   const lines = rows.map((r) => [
     r.op,
     r.target,
-    `${r.value.toFixed(0)} ${r.unit}`,
-    `${r.nbdkit.toFixed(0)} ${r.unit}`,
-    r.target === 'nbdkit file' ? '' : r.ratio.toFixed(2),
+    mibs(r, r.value).toFixed(0),
+    iops(r, r.value).toFixed(0),
+    mibs(r, r.nbdkit).toFixed(0),
+    r.target === 'nbdkit file' ? '' : `${r.ratio.toFixed(2)}x`,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? '').length)));
-  const fmt = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ');
+  const fmt = (cells: string[]): string => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
   console.log(`NBD bench: our server exporting an embedded-engine device (engine/core) vs nbdkit file, same image (${IMAGE_SIZE / MiB} MiB)`);
-  console.log(`sequential: nbdcopy --request-size=1M; scattered 4 KiB: qemu-img bench -c ${RANDOM_OPS} -d ${DEPTH} -S ${STRIDE}; median of ${REPEATS} (snapshot rows: 1 run)`);
+  console.log(
+    `machine: ${machine.cpus} CPU (${machine.cpuModel}), load average at start ${machine.loadAverageAtStart.join(' ')}, at end ${machine.loadAverageAtEnd.join(' ')}`,
+  );
+  console.log(
+    `sequential: nbdcopy --request-size=1M; scattered 4 KiB: qemu-img bench -c ${RANDOM_OPS} -d ${DEPTH} -S ${STRIDE}; ` +
+      `median of ${REPEATS} (snapshot rows: median of ${SNAPSHOT_REPEATS}, each on a fresh snapshot)`,
+  );
   console.log(fmt(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const l of lines) console.log(fmt(l));
   console.log(`(${((Date.now() - started) / 1000).toFixed(1)} s)`);
 
   await mkdir('bench-results', { recursive: true });
   await writeFile(
     join('bench-results', 'nbd.json'),
-    `${JSON.stringify({ date: new Date().toISOString(), imageSize: IMAGE_SIZE, randomOps: RANDOM_OPS, depth: DEPTH, stride: STRIDE, repeats: REPEATS, exported: 'embedded engine device (engine/core)', rows }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), imageSize: IMAGE_SIZE, randomOps: RANDOM_OPS, depth: DEPTH, stride: STRIDE, repeats: REPEATS, snapshotRepeats: SNAPSHOT_REPEATS, exported: 'embedded engine device (engine/core)', machine, rows }, null, 2)}\n`,
   );
 }
 

@@ -64,7 +64,10 @@ export function createDevicesSlice(api: BlksnapApi, set: SetState, get: GetState
     async addImage(path) {
       const r = await api.addImage({ path });
       if (!r.ok) return r.error;
-      set({ notice: { kind: 'info', text: `Image ${r.value.name} added.` } });
+      const text = path.startsWith('/dev/')
+        ? `${path} opened with the engine as ${r.value.name}: tick ${r.value.name} to snapshot it.`
+        : `Image ${r.value.name} added.`;
+      set({ notice: { kind: 'info', text } });
       await get().refreshDevices();
       return null;
     },

@@ -39,19 +39,25 @@ export interface UiSlice {
   notice: Notice | null;
   /** A modal dialog is open: the rest of the page is hidden from assistive technology and inert. */
   modalOpen: boolean;
+  /** Bumped by openScreen: App moves the keyboard focus to the new screen. */
+  focusRequest: number;
+  /** A reconnect asked by the user is under way. */
+  reconnecting: boolean;
   labDiskForm: LabDiskFormValues;
   workloadForm: WorkloadFormValues;
   setLabDiskForm(patch: Partial<LabDiskFormValues>): void;
   setWorkloadForm(patch: Partial<WorkloadFormValues>): void;
   setModalOpen(open: boolean): void;
   setScreen(screen: Screen): void;
+  /** Opens a screen from a link inside a screen, and moves the focus to it. */
+  openScreen(screen: Screen): void;
   setNotice(notice: Notice | null): void;
   setHelperState(helper: HelperState): void;
   refreshStatus(): Promise<void>;
   reconnect(): Promise<void>;
 }
 
-export function createUiSlice(api: BlksnapApi, set: SetState, _get: GetState): UiSlice {
+export function createUiSlice(api: BlksnapApi, set: SetState, get: GetState): UiSlice {
   return {
     screen: 'devices',
     status: null,
@@ -59,12 +65,15 @@ export function createUiSlice(api: BlksnapApi, set: SetState, _get: GetState): U
     helper: { state: 'starting' },
     notice: null,
     modalOpen: false,
+    focusRequest: 0,
+    reconnecting: false,
     labDiskForm: DEFAULT_LAB_DISK_FORM,
     workloadForm: DEFAULT_WORKLOAD_FORM,
     setLabDiskForm: (patch) => set((s) => ({ labDiskForm: { ...s.labDiskForm, ...patch } })),
     setWorkloadForm: (patch) => set((s) => ({ workloadForm: { ...s.workloadForm, ...patch } })),
     setModalOpen: (modalOpen) => set({ modalOpen }),
     setScreen: (screen) => set({ screen }),
+    openScreen: (screen) => set((s) => ({ screen, focusRequest: s.focusRequest + 1 })),
     setNotice: (notice) => set({ notice }),
     setHelperState: (helper) => set({ helper }),
     async refreshStatus() {
@@ -73,10 +82,29 @@ export function createUiSlice(api: BlksnapApi, set: SetState, _get: GetState): U
       else set({ statusError: r.error });
     },
     async reconnect() {
-      set({ helper: { state: 'starting' } });
+      if (get().reconnecting) return;
+      const before = get().helper;
+      set({ helper: { state: 'starting' }, reconnecting: true });
       const r = await api.reconnect();
-      if (r.ok) set({ status: r.value, helper: r.value.helper, statusError: null });
-      else set({ statusError: r.error, notice: { kind: 'error', text: `${r.error.code}: ${r.error.message}` } });
+      if (!r.ok) {
+        // Still not there: keep the reason in view (the banner stays, with Reconnect).
+        set({
+          reconnecting: false,
+          statusError: r.error,
+          helper: { state: before.state === 'connected' ? 'lost' : before.state, message: r.error.message },
+          notice: { kind: 'error', text: `Reconnect failed: ${r.error.code}: ${r.error.message}` },
+        });
+        return;
+      }
+      set({ status: r.value, helper: r.value.helper, statusError: null, reconnecting: false });
+      if (r.value.helper.state !== 'connected') {
+        set({ notice: { kind: 'error', text: `Reconnect failed: ${r.value.helper.message ?? 'the helper is not running.'}` } });
+        return;
+      }
+      set({ notice: { kind: 'info', text: 'Reconnected to the helper.' } });
+      // A restarted helper has its own devices and snapshots: show them.
+      const s = get();
+      await Promise.all([s.refreshDevices(), s.refreshSnapshots(), s.refreshFilesystems()]);
     },
   };
 }

@@ -20,7 +20,7 @@ out2=$(bm image create --path "$WORK/disk2.img" --size 16M --name disk2)
 uri1=$(field nbd <<<"$out1")
 [[ $uri1 == nbd+unix:///disk1\?socket=* ]] || fail "image create printed no NBD URI: $out1"
 [[ $(field size <<<"$out2") == 16777216 ]] || fail "disk2 size: $out2"
-[[ $(bm image list | wc -l) -eq 2 ]] || fail "image list"
+[[ $(bm image list | tail -n +2 | wc -l) -eq 2 ]] || fail "image list (a header and two images): $(bm image list)"
 
 echo "== snapshot_create, snapshot_add"
 id=$(bm snapshot_create -d "$WORK/disk1.img" -f "$WORK/diff0" -l 1M)
@@ -53,6 +53,7 @@ for _ in $(seq 100); do grep -q '^event=corrupted' "$WORK/watch.log" && break; s
 bm workload stop -d disk1 2>/dev/null || true
 grep -q "^event=corrupted snapshot=$id .*device=disk1 .*error_code=-28" "$WORK/watch.log" || fail "watcher saw no corrupted event: $(cat "$WORK/watch.log")"
 [[ $(bm snapshot_info -d disk1 | field error_code) == -28 ]] || fail "disk1 not marked corrupted"
+bm snapshot_info -d disk1 | grep -q '^error=ENOSPC: the difference storage overflowed.*larger --limit$' || fail "snapshot_info does not explain -28: $(bm snapshot_info -d disk1)"
 grep -q "^state=taken snapshot=$id" "$WORK/watch.log" || fail "watcher missed the take"
 
 echo "== snapshot_waitevent"
@@ -83,6 +84,6 @@ set -e
 echo "== detach, image remove"
 bm detach -d disk2
 bm image remove --name disk2
-[[ $(bm image list | wc -l) -eq 1 ]] || fail "image remove"
+[[ $(bm image list | tail -n +2 | wc -l) -eq 1 ]] || fail "image remove: $(bm image list)"
 [[ -f $WORK/disk2.img ]] || fail "image remove deleted the file"
 echo "FLOW OK"

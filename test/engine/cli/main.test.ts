@@ -76,7 +76,7 @@ describe('blksnap-manager with a helper', () => {
     expect(created.code).toBe(0);
     expect(JSON.parse(created.out)).toMatchObject({ name: 'j', capacity: 1048576, nbdUri: expect.stringContaining('nbd+unix:///j?socket=') });
     const list = await run(['image', 'list', '--json', ...sock]);
-    expect(JSON.parse(list.out)).toEqual([expect.objectContaining({ name: 'j' })]);
+    expect(JSON.parse(list.out)).toEqual({ images: [expect.objectContaining({ name: 'j' })] });
     const exp = await run(['exports', '--json', ...sock]);
     expect(JSON.parse(exp.out)).toMatchObject({ exports: [expect.objectContaining({ name: 'j', kind: 'device', readOnly: false })] });
     expect((await run(['image', 'remove', 'j', ...sock])).code).toBe(0);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bytesToSectors, parseRange, parseSize, parseTimeout } from '../../../engine/cli/values.js';
+import { bytesToSectors, formatBytes, parseRange, parseSize, parseTimeout } from '../../../engine/cli/values.js';
 
 describe('CLI values', () => {
   it('parses sizes with binary suffixes', () => {
@@ -9,7 +9,17 @@ describe('CLI values', () => {
     expect(parseSize('1G')).toBe(1024 ** 3);
     expect(parseSize('2GiB')).toBe(2 * 1024 ** 3);
     expect(parseSize('1T')).toBe(1024 ** 4);
-    for (const bad of ['', 'G', '1.5G', '-1', '1X', '99999999999T']) expect(() => parseSize(bad), bad).toThrow(/EINVAL/);
+    expect(parseSize('1.5G')).toBe(1.5 * 1024 ** 3);
+    expect(parseSize('0.5K')).toBe(512);
+    for (const bad of ['', 'G', '-1', '1X', '99999999999T', '1.2.3M']) expect(() => parseSize(bad), bad).toThrow(/EINVAL/);
+    expect(() => parseSize('0.3K', 'limit')).toThrow(/limit is not a whole number of bytes/);
+  });
+
+  it('formats bytes the way lsblk does', () => {
+    expect(formatBytes(512)).toBe('512B');
+    expect(formatBytes(64 * 1024 ** 2)).toBe('64M');
+    expect(formatBytes(1.5 * 1024 ** 3)).toBe('1.5G');
+    expect(formatBytes(2 * 1024 ** 4)).toBe('2T');
   });
 
   it('converts bytes to sectors rounding up', () => {

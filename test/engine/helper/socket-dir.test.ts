@@ -1,9 +1,9 @@
-import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { handOverSocket, prepareSocketDir, removeStaleSocket } from '../../../engine/helper/socket-dir.js';
+import { handOverSocket, prepareSocketDir, removeOwnSocket, removeStaleSocket, socketIdentity } from '../../../engine/helper/socket-dir.js';
 import { isRoot } from '../../helpers/env.js';
 
 const self = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
@@ -66,11 +66,33 @@ describe('socket directory', () => {
     await new Promise<void>((r) => server.listen(live, r));
     try {
       await expect(removeStaleSocket(live)).rejects.toThrow(/already listening/);
+      await expect(removeStaleSocket(live)).rejects.toMatchObject({ errno: 'EBUSY' });
     } finally {
       await new Promise<void>((r) => server.close(() => r()));
     }
     writeFileSync(join(base, 'plain'), '');
     await expect(removeStaleSocket(join(base, 'plain'))).rejects.toThrow(/not a socket/);
+    await expect(removeStaleSocket(join(base, 'plain'))).rejects.toMatchObject({ errno: 'EEXIST' });
     await removeStaleSocket(join(base, 'absent.sock'));
+  });
+
+  it('removes its own socket at shutdown, but not one a successor created at the same path', async () => {
+    const path = join(base, 'h.sock');
+    const first = createServer();
+    await new Promise<void>((r) => first.listen(path, r));
+    const own = await socketIdentity(path);
+    // the helper stops listening (Node removes the file), and a successor takes the path
+    await new Promise<void>((r) => first.close(() => r()));
+    const second = createServer();
+    await new Promise<void>((r) => second.listen(path, r));
+    try {
+      await removeOwnSocket(path, own);
+      expect(statSync(path).isSocket()).toBe(true);
+      await removeOwnSocket(path, await socketIdentity(path));
+      expect(existsSync(path)).toBe(false);
+      await removeOwnSocket(path, own); // already gone: fine
+    } finally {
+      await new Promise<void>((r) => second.close(() => r()));
+    }
   });
 });

@@ -37,6 +37,7 @@ describe('checkDiffStoragePath', () => {
     await expect(checkDiffStoragePath(join(base, 'exists', 'diff'), uid)).rejects.toMatchObject({ errno: 'ENOTDIR' });
     await expect(checkDiffStoragePath(join(open, 'diff'), uid)).rejects.toMatchObject({ errno: 'EACCES' });
     await expect(checkDiffStoragePath('relative', uid)).rejects.toMatchObject({ errno: 'EINVAL' });
+    await expect(checkDiffStoragePath(open, uid)).rejects.toMatchObject({ errno: 'EISDIR', message: expect.stringContaining(`name a new file in it (e.g. ${join(open, 'diff0')})`) });
     await expect(checkDiffStoragePath('/', uid)).rejects.toMatchObject({ errno: 'EINVAL' });
   });
 

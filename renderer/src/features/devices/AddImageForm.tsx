@@ -13,7 +13,7 @@ export function AddImageForm() {
   async function submit(e: FormEvent) {
     e.preventDefault();
     if (!path.startsWith('/')) {
-      setError({ code: 'EINVAL', message: 'Enter the absolute path of an image file.' });
+      setError({ code: 'EINVAL', message: 'Enter the absolute path of an image file or block device (starting with /).' });
       return;
     }
     setBusy(true);
@@ -26,20 +26,20 @@ export function AddImageForm() {
   return (
     <form className="panel" aria-labelledby="add-image-title" onSubmit={(e) => void submit(e)}>
       <h3 id="add-image-title">Existing image</h3>
-      <p className="muted">Open an image file (raw) as an engine device.</p>
+      <p className="muted">Open a raw image file, or a block device for the engine to front, as an engine device.</p>
       <div className="field">
         <label htmlFor="add-image-path">Image path</label>
         <input
           id="add-image-path"
           data-testid="add-image-path"
-          placeholder="/var/lib/images/disk.img"
+          placeholder="/var/lib/images/disk.img or /dev/sdb"
           value={path}
           required
           onChange={(e) => setPath(e.target.value)}
         />
       </div>
       <button type="submit" data-testid="add-image" disabled={busy}>
-        Add image
+        {busy ? 'Adding…' : 'Add image'}
       </button>
       <ErrorText error={error} />
     </form>

@@ -1,52 +1,95 @@
-import { useCallback } from 'react';
+import { useCallback, useMemo, useState } from 'react';
 import { formatBytes } from '../../../../app/shared/format.js';
-import type { DeviceEntry } from '../../../../app/shared/types.js';
-import { CopyButton } from '../../components/CopyButton.js';
+import type { DeviceEntry, DriverKind } from '../../../../app/shared/types.js';
+import { Breakable } from '../../components/Breakable.js';
 import { ErrorText } from '../../components/ErrorText.js';
+import { StaleNote } from '../../components/StaleNote.js';
+import { UriWithCopy } from '../../components/UriWithCopy.js';
 import { usePolling } from '../../hooks/use-polling.js';
 import { useApp } from '../../store/context.js';
+import { GettingStarted } from '../onboarding/GettingStarted.js';
 import { EnginePanel } from './EnginePanel.js';
+import { deviceDetails, selectability, selectableIds, visibleDevices } from './selectable.js';
 
 function stateText(d: DeviceEntry): string {
   if (d.snapshotId !== null) return 'In snapshot';
   return d.tracked ? 'Tracked' : 'Not tracked';
 }
 
-function DeviceRow({ device }: { device: DeviceEntry }) {
+/** A block device the engine cannot snapshot directly: open it as an engine device (addImage on its path). */
+function OpenWithEngine({ device }: { device: DeviceEntry }) {
+  const addImage = useApp((s) => s.addImage);
+  const [busy, setBusy] = useState(false);
+  return (
+    <button
+      type="button"
+      className="small"
+      data-testid="open-with-engine"
+      aria-label={`Open ${device.name} with the engine`}
+      disabled={busy}
+      onClick={() => {
+        setBusy(true);
+        void addImage(device.path).finally(() => setBusy(false));
+      }}
+    >
+      {busy ? 'Opening…' : 'Open with the engine'}
+    </button>
+  );
+}
+
+function DeviceRow({ device, driver }: { device: DeviceEntry; driver: DriverKind | null }) {
   const selected = useApp((s) => s.selectedDevices.includes(device.id));
   const toggle = useApp((s) => s.toggleDevice);
   const removeImage = useApp((s) => s.removeImage);
   const checkboxId = `select-${device.id}`;
+  const noteId = `note-${device.id}`;
+  const can = selectability(device, driver);
+  const details = deviceDetails(device);
   return (
-    <tr data-testid="device-row" data-device-id={device.id} aria-selected={selected}>
+    <tr
+      data-testid="device-row"
+      data-device-id={device.id}
+      data-selectable={can.selectable}
+      aria-selected={selected}
+      className={can.selectable ? undefined : 'row-unavailable'}
+    >
       <td>
         <input
           id={checkboxId}
           type="checkbox"
-          checked={selected}
+          checked={selected && can.selectable}
+          disabled={!can.selectable}
           onChange={() => toggle(device.id)}
           aria-label={`Select ${device.name}`}
+          aria-describedby={can.selectable ? undefined : noteId}
         />
       </td>
       <th scope="row">
         <label htmlFor={checkboxId}>{device.name}</label>
-        <div className="muted small-text">{device.path}</div>
+        <div className="muted small-text path">
+          <Breakable text={device.path} />
+        </div>
+        {device.kind === 'engine' && device.path.startsWith('/dev/') ? (
+          <div className="muted small-text" data-testid="device-note">
+            Block device opened with the engine.
+          </div>
+        ) : null}
+        {can.selectable ? null : (
+          <div id={noteId} className="muted small-text" data-testid="device-note">
+            {can.text}
+          </div>
+        )}
       </th>
       <td className="num">{formatBytes(device.sizeBytes)}</td>
-      <td>{device.model || '—'}</td>
-      <td>{device.fstype || '—'}</td>
-      <td>{device.mountpoints.length > 0 ? device.mountpoints.join(', ') : '—'}</td>
+      <td className="small-text">{details || '—'}</td>
       <td>
         <span className={`state state-${device.snapshotId !== null ? 'snapshot' : device.tracked ? 'tracked' : 'idle'}`} data-testid="device-state">
           {stateText(device)}
         </span>
       </td>
-      <td>
+      <td className="uri-cell">
         {device.nbdUri !== null ? (
-          <>
-            <code data-testid="device-nbd-uri">{device.nbdUri}</code>{' '}
-            <CopyButton text={device.nbdUri} label={`Copy NBD URI of ${device.name}`} testId="copy-nbd-uri" />
-          </>
+          <UriWithCopy uri={device.nbdUri} label={`Copy NBD URI of ${device.name}`} testId="device-nbd-uri" copyTestId="copy-nbd-uri" />
         ) : (
           '—'
         )}
@@ -57,14 +100,30 @@ function DeviceRow({ device }: { device: DeviceEntry }) {
             type="button"
             className="small"
             aria-label={`Remove ${device.name}`}
+            title={device.snapshotId !== null ? 'In a snapshot: destroy the snapshot first.' : 'Close the device (the image file is kept).'}
             disabled={device.snapshotId !== null}
             onClick={() => void removeImage(device.id)}
           >
             Remove
           </button>
+        ) : can.selectable === false && can.reason === 'needs-engine' ? (
+          <OpenWithEngine device={device} />
         ) : null}
       </td>
     </tr>
+  );
+}
+
+/** No engine device yet on the embedded engine: say what to do first. */
+function NoLabDiskYet() {
+  return (
+    <div className="callout" data-testid="devices-empty">
+      <strong>No lab disk yet.</strong> Create one below to try snapshots safely: a sparse image file that takes no space
+      until it is written. Or add an existing image, or open a block device with the engine.{' '}
+      <button type="button" className="link" onClick={() => document.getElementById('lab-disk-name')?.focus()}>
+        Go to the lab disk form
+      </button>
+    </div>
   );
 }
 
@@ -72,24 +131,34 @@ export function DevicesScreen() {
   const devices = useApp((s) => s.devices);
   const loaded = useApp((s) => s.devicesLoaded);
   const error = useApp((s) => s.devicesError);
-  const selectedCount = useApp((s) => s.selectedDevices.length);
+  const selectedIds = useApp((s) => s.selectedDevices);
   const setSelected = useApp((s) => s.setSelectedDevices);
   const refresh = useApp((s) => s.refreshDevices);
   const driver = useApp((s) => s.status?.driver ?? null);
   usePolling(useCallback(() => refresh(), [refresh]), 2000);
 
-  const allSelected = devices.length > 0 && selectedCount === devices.length;
+  const selectable = selectableIds(devices, driver);
+  const selectedCount = selectedIds.filter((id) => selectable.includes(id)).length;
+  const allSelected = selectable.length > 0 && selectedCount === selectable.length;
   const showEngine = driver === 'embedded' || devices.some((d) => d.kind === 'engine');
+  // A block device the engine fronts is listed once, as its engine device.
+  const shown = useMemo(() => visibleDevices(devices), [devices]);
+  const noEngineDevice = loaded && driver === 'embedded' && !devices.some((d) => d.kind === 'engine');
 
   return (
     <section aria-labelledby="screen-title">
       <h2 id="screen-title">Devices</h2>
-      <p className="muted">
-        Tick the devices to snapshot together. {selectedCount} of {devices.length} selected.
+      <StaleNote />
+      <GettingStarted />
+      <p className="muted" data-testid="selection-summary">
+        {selectable.length === 0
+          ? 'No device can be snapshotted yet.'
+          : `Tick the devices to snapshot together: ${selectedCount} of ${selectable.length} selected.`}
       </p>
       <ErrorText error={error} testId="devices-error" />
+      {noEngineDevice ? <NoLabDiskYet /> : null}
       <div className="table-wrap">
-        <table data-testid="devices-table">
+        <table data-testid="devices-table" className="devices-table">
           <caption className="visually-hidden">Devices that can be snapshotted</caption>
           <thead>
             <tr>
@@ -98,14 +167,13 @@ export function DevicesScreen() {
                   type="checkbox"
                   aria-label="Select all devices"
                   checked={allSelected}
-                  onChange={() => setSelected(allSelected ? [] : devices.map((d) => d.id))}
+                  disabled={selectable.length === 0}
+                  onChange={() => setSelected(allSelected ? [] : selectable)}
                 />
               </th>
               <th scope="col">Device</th>
               <th scope="col">Size</th>
-              <th scope="col">Model</th>
-              <th scope="col">Filesystem</th>
-              <th scope="col">Mount points</th>
+              <th scope="col">Details</th>
               <th scope="col">State</th>
               <th scope="col">NBD URI</th>
               <th scope="col">
@@ -114,12 +182,12 @@ export function DevicesScreen() {
             </tr>
           </thead>
           <tbody>
-            {devices.map((d) => (
-              <DeviceRow key={d.id} device={d} />
+            {shown.map((d) => (
+              <DeviceRow key={d.id} device={d} driver={driver} />
             ))}
             {loaded && devices.length === 0 ? (
               <tr>
-                <td colSpan={9} className="muted">
+                <td colSpan={7} className="muted">
                   No devices. {showEngine || driver === null ? 'Create a lab disk or add an image below.' : ''}
                 </td>
               </tr>

@@ -37,7 +37,7 @@ export function LabDiskForm() {
   return (
     <form className="panel" aria-labelledby="lab-disk-title" onSubmit={(e) => void submit(e)}>
       <h3 id="lab-disk-title">Lab disk</h3>
-      <p className="muted">A new sparse image file opened as an engine device.</p>
+      <p className="muted">A new sparse image file (no space used until written), opened as an engine device.</p>
       <div className="field">
         <label htmlFor="lab-disk-name">Name</label>
         <input id="lab-disk-name" data-testid="lab-disk-name" value={name} required onChange={(e) => setForm({ name: e.target.value })} />
@@ -65,7 +65,7 @@ export function LabDiskForm() {
         </div>
       </div>
       <button type="submit" data-testid="create-lab-disk" disabled={busy}>
-        Create lab disk
+        {busy ? 'Creating…' : 'Create lab disk'}
       </button>
       <ErrorText error={error} />
     </form>

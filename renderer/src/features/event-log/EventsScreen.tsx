@@ -1,7 +1,9 @@
 import { useMemo } from 'react';
-import { errnoLabel } from '../../../../app/shared/format.js';
+import { errnoLabel, formatBytes } from '../../../../app/shared/format.js';
 import { useApp } from '../../store/context.js';
 import type { EventRecord } from '../../store/events-slice.js';
+import { collapseRepeats, eventSummary } from './collapse.js';
+import type { EventLine } from './collapse.js';
 
 const CODE_LABELS: Record<EventRecord['code'], string> = {
   corrupted: 'Corrupted',
@@ -15,22 +17,38 @@ function time(ms: number): string {
   return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
 }
 
-function EventRow({ event }: { event: EventRecord }) {
+function details(event: EventRecord): string {
+  switch (event.code) {
+    case 'corrupted':
+      return `The image of ${event.device} (device ${event.devMajor}:${event.devMinor}) is no longer valid.`;
+    case 'no_space':
+      return `The storage reached its limit; ${formatBytes(event.requestedSectors * 512)} more were needed.`;
+    case 'low_free_space':
+      return `The storage grew by ${formatBytes(event.requestedSectors * 512)} towards its limit.`;
+  }
+}
+
+function EventRow({ line }: { line: EventLine }) {
+  const { event, count } = line;
   const device = event.code === 'corrupted' ? event.device : '—';
   const error = event.code === 'corrupted' ? `${event.errCode} ${errnoLabel(event.errCode)}` : '—';
-  const detail =
-    event.code === 'corrupted'
-      ? `device ${event.devMajor}:${event.devMinor}`
-      : `${event.requestedSectors} sectors requested (${(event.requestedSectors * 512) / (1024 * 1024)} MiB)`;
   return (
-    <tr data-testid="event-row" data-code={event.code} className={event.code === 'low_free_space' ? undefined : 'row-alert'}>
-      <td>
+    <tr data-testid="event-row" data-code={event.code} data-count={count} className={event.code === 'low_free_space' ? undefined : 'row-alert'}>
+      <td className="num">
+        {count > 1 ? (
+          <>
+            <time dateTime={new Date(line.oldestTimeMs).toISOString()}>{time(line.oldestTimeMs)}</time> –{' '}
+          </>
+        ) : null}
         <time dateTime={new Date(event.timeMs).toISOString()}>{time(event.timeMs)}</time>
       </td>
-      <td data-testid="event-code">{CODE_LABELS[event.code]}</td>
+      <td data-testid="event-code">
+        {CODE_LABELS[event.code]}
+        {count > 1 ? <span className="muted"> ×{count}</span> : null}
+      </td>
       <td>{device}</td>
       <td>{error}</td>
-      <td className="muted">{detail}</td>
+      <td className="muted">{details(event)}</td>
     </tr>
   );
 }
@@ -47,41 +65,51 @@ export function EventsScreen() {
       if (list) list.push(e);
       else bySnapshot.set(e.snapshotId, [e]);
     }
-    return [...bySnapshot.entries()];
+    return [...bySnapshot.entries()].map(([id, list]) => ({ id, list, lines: collapseRepeats(list) }));
   }, [events]);
 
   return (
     <section aria-labelledby="screen-title">
       <h2 id="screen-title">Events</h2>
       <p className="muted">
-        Events of every snapshot, collected while the application runs, whichever screen is open.{' '}
+        What the snapshots reported while the application runs, newest first, whichever screen is open.{' '}
         <button type="button" className="small" onClick={clear} disabled={events.length === 0}>
           Clear the timeline
         </button>
       </p>
-      {groups.length === 0 ? <p className="muted">No events yet.</p> : null}
-      {groups.map(([snapshotId, list]) => (
-        <section key={snapshotId} className="card" aria-labelledby={`events-${snapshotId}`} data-testid="event-group">
-          <h3 id={`events-${snapshotId}`}>
-            Snapshot <code>{snapshotId}</code> <span className="muted">({list.length})</span>
+      <dl className="facts event-legend">
+        <dt>Low free space</dt>
+        <dd>The difference storage grew; normal while a snapshot is held.</dd>
+        <dt>No space</dt>
+        <dd>The storage reached its limit: the next copy fails the snapshot.</dd>
+        <dt>Corrupted</dt>
+        <dd>A snapshot image lost data and can no longer be used.</dd>
+      </dl>
+      {groups.length === 0 ? <p className="muted">No events yet. They appear here while a snapshot is held.</p> : null}
+      {groups.map(({ id, list, lines }) => (
+        <section key={id} className="card" aria-labelledby={`events-${id}`} data-testid="event-group">
+          <h3 id={`events-${id}`}>
+            Snapshot <code>{id}</code> <span className="muted">({eventSummary(list)})</span>
           </h3>
-          <table>
-            <caption className="visually-hidden">Events of snapshot {snapshotId}, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">Time</th>
-                <th scope="col">Code</th>
-                <th scope="col">Device</th>
-                <th scope="col">Error</th>
-                <th scope="col">Details</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.map((e) => (
-                <EventRow key={e.seq} event={e} />
-              ))}
-            </tbody>
-          </table>
+          <div className="table-wrap">
+            <table>
+              <caption className="visually-hidden">Events of snapshot {id}, newest first</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Time</th>
+                  <th scope="col">Event</th>
+                  <th scope="col">Device</th>
+                  <th scope="col">Error</th>
+                  <th scope="col">Details</th>
+                </tr>
+              </thead>
+              <tbody>
+                {lines.map((line) => (
+                  <EventRow key={line.event.seq} line={line} />
+                ))}
+              </tbody>
+            </table>
+          </div>
         </section>
       ))}
     </section>

@@ -1,58 +1,20 @@
 import { useCallback, useState } from 'react';
-import { formatBytes } from '../../../../app/shared/format.js';
 import type { ContractError } from '../../../../app/shared/result.js';
 import type { SnapshotEntry } from '../../../../app/shared/types.js';
 import { ConfirmDialog } from '../../components/ConfirmDialog.js';
-import { CopyButton } from '../../components/CopyButton.js';
+import { UriWithCopy } from '../../components/UriWithCopy.js';
 import { ErrorText } from '../../components/ErrorText.js';
+import { StaleNote } from '../../components/StaleNote.js';
 import { usePolling } from '../../hooks/use-polling.js';
 import { useApp } from '../../store/context.js';
 import { Gauge } from '../storage/StorageGauges.js';
+import { CreatePanel } from './CreatePanel.js';
 
 const STATE_LABELS: Record<SnapshotEntry['state'], string> = {
   created: 'Created (not taken)',
   taken: 'Taken',
   failed: 'Failed',
 };
-
-function CreatePanel() {
-  const selected = useApp((s) => s.selectedDevices);
-  const allocation = useApp((s) => s.allocation);
-  const busy = useApp((s) => s.snapshotBusy === 'new');
-  const createSnapshot = useApp((s) => s.createSnapshot);
-  const [error, setError] = useState<ContractError | null>(null);
-  const ready = selected.length > 0 && allocation !== null;
-  return (
-    <div className="panel" aria-labelledby="create-title">
-      <h3 id="create-title">New snapshot</h3>
-      <p data-testid="create-devices">
-        Devices:{' '}
-        {selected.length > 0 ? (
-          selected.join(', ')
-        ) : (
-'none selected (tick them on the Devices screen).'
-        )}
-      </p>
-      <p data-testid="create-storage">
-        Difference storage:{' '}
-        {allocation !== null ? (
-          `up to ${formatBytes(allocation.limitBytes)} in ${allocation.directory}`
-        ) : (
-'not allocated (see the Difference storage screen).'
-        )}
-      </p>
-      <button
-        type="button"
-        data-testid="create-snapshot"
-        disabled={!ready || busy}
-        onClick={() => void createSnapshot().then(setError)}
-      >
-        Create snapshot
-      </button>
-      <ErrorText error={error} />
-    </div>
-  );
-}
 
 function SnapshotCard({ snapshot, onDestroy }: { snapshot: SnapshotEntry; onDestroy(s: SnapshotEntry): void }) {
   const busy = useApp((s) => s.snapshotBusy === snapshot.id);
@@ -87,12 +49,9 @@ function SnapshotCard({ snapshot, onDestroy }: { snapshot: SnapshotEntry; onDest
                 {d.errorCode === 0 ? '0 (none)' : `${d.errorCode} ${d.errorName}`}
               </td>
               <td data-testid="snapshot-image">{d.image || '— (not taken)'}</td>
-              <td>
+              <td className="uri-cell">
                 {d.imageNbdUri !== null ? (
-                  <>
-                    <code data-testid="image-nbd-uri">{d.imageNbdUri}</code>{' '}
-                    <CopyButton text={d.imageNbdUri} label={`Copy NBD URI of ${d.image}`} />
-                  </>
+                  <UriWithCopy uri={d.imageNbdUri} label={`Copy NBD URI of ${d.image}`} testId="image-nbd-uri" />
                 ) : (
                   '—'
                 )}
@@ -101,15 +60,27 @@ function SnapshotCard({ snapshot, onDestroy }: { snapshot: SnapshotEntry; onDest
           ))}
         </tbody>
       </table>
-      {snapshot.storage !== null ? <Gauge snapshotId={snapshot.id} gauge={snapshot.storage} /> : null}
+      {snapshot.state === 'created' ? (
+        <p className="muted small-text" data-testid="take-hint">
+          Not taken yet: Take freezes the devices' contents now and makes their images readable.
+        </p>
+      ) : null}
+      {snapshot.state === 'failed' ? (
+        <p className="error-text small-text" data-testid="failed-hint">
+          An image is corrupted (see the error codes): its contents can no longer be trusted. Destroy this snapshot and
+          create a new one, with a larger storage limit if the storage was full.
+        </p>
+      ) : null}
+      {snapshot.storage !== null ? <Gauge snapshotId={snapshot.id} gauge={snapshot.storage} failed={snapshot.state === 'failed'} /> : null}
       <div className="button-row">
         <button
           type="button"
           data-testid="take-snapshot"
           disabled={busy || snapshot.state !== 'created'}
+          aria-busy={busy || undefined}
           onClick={() => void take(snapshot.id).then(setError)}
         >
-          Take
+          {busy && snapshot.state === 'created' ? 'Taking…' : 'Take'}
         </button>
         <button type="button" className="danger" data-testid="destroy-snapshot" disabled={busy} onClick={() => onDestroy(snapshot)}>
           Destroy
@@ -132,9 +103,14 @@ export function SnapshotsScreen() {
   return (
     <section aria-labelledby="screen-title">
       <h2 id="screen-title">Snapshots</h2>
+      <StaleNote />
       <CreatePanel />
       <ErrorText error={error} testId="snapshots-error" />
-      {loaded && snapshots.length === 0 ? <p className="muted">No snapshots.</p> : null}
+      {loaded && snapshots.length === 0 ? (
+        <p className="muted" data-testid="snapshots-empty">
+          No snapshots. Your snapshots appear here once created.
+        </p>
+      ) : null}
       {snapshots.map((s) => (
         <SnapshotCard key={s.id} snapshot={s} onDestroy={setConfirming} />
       ))}
@@ -147,13 +123,17 @@ export function SnapshotsScreen() {
           onConfirm={() => {
             const id = confirming.id;
             setConfirming(null);
-            void destroy(id);
+            void destroy(id).then((error) => {
+              // The Destroy button went away with the card: keep the focus on the screen.
+              if (error === null) document.getElementById('main')?.focus();
+            });
           }}
         >
           <p>
             Destroying snapshot <code>{confirming.id}</code> removes the images of{' '}
             <strong data-testid="destroy-devices">{confirming.devices.map((d) => d.device).join(', ')}</strong> and deletes its
-            difference storage. The devices keep being tracked.
+            difference storage file. The devices themselves are not changed and keep being tracked. This cannot be
+            undone.
           </p>
         </ConfirmDialog>
       ) : null}

@@ -1,11 +1,13 @@
 import { formatBytes } from '../../../../app/shared/format.js';
 import type { SnapshotEntry, StorageGauge } from '../../../../app/shared/types.js';
+import { Breakable } from '../../components/Breakable.js';
 import { useApp } from '../../store/context.js';
 import { GAUGE_WARN_SHARE, gaugeFill } from './storage-advice.js';
 
-export function Gauge({ snapshotId, gauge }: { snapshotId: string; gauge: StorageGauge }) {
+export function Gauge({ snapshotId, gauge, failed = false }: { snapshotId: string; gauge: StorageGauge; failed?: boolean }) {
   const fill = gaugeFill(gauge);
   const warn = fill >= GAUGE_WARN_SHARE;
+  const full = fill >= 1;
   const value = gauge.usedBytes ?? gauge.allocatedBytes;
   const labelId = `gauge-${snapshotId}`;
   return (
@@ -26,8 +28,18 @@ export function Gauge({ snapshotId, gauge }: { snapshotId: string; gauge: Storag
         used {gauge.usedBytes === null ? 'n/a' : formatBytes(gauge.usedBytes)} / allocated {formatBytes(gauge.allocatedBytes)} /
         limit {formatBytes(gauge.limitBytes)}
       </span>
-      {warn ? <span className="warning"> Nearly full: the snapshot will fail when the limit is reached.</span> : null}
-      <div className="muted small-text">{gauge.path}</div>
+      {full ? (
+        <span className="warning" data-testid="gauge-full">
+          {failed
+            ? 'Full: the limit was reached and the snapshot failed.'
+            : 'Full: the next copy-on-write will fail the snapshot.'}
+        </span>
+      ) : warn ? (
+        <span className="warning">Nearly full: the snapshot will fail when the limit is reached.</span>
+      ) : null}
+      <div className="muted small-text path gauge-path">
+        <Breakable text={gauge.path} />
+      </div>
     </div>
   );
 }
@@ -35,11 +47,11 @@ export function Gauge({ snapshotId, gauge }: { snapshotId: string; gauge: Storag
 export function StorageGauges() {
   const snapshots = useApp((s) => s.snapshots);
   const withStorage = snapshots.filter((s): s is SnapshotEntry & { storage: StorageGauge } => s.storage !== null);
-  if (withStorage.length === 0) return <p className="muted">No snapshot holds difference storage.</p>;
+  if (withStorage.length === 0) return <p className="muted">No snapshot holds difference storage yet: the file is created with the snapshot.</p>;
   return (
     <div className="gauges">
       {withStorage.map((s) => (
-        <Gauge key={s.id} snapshotId={s.id} gauge={s.storage} />
+        <Gauge key={s.id} snapshotId={s.id} gauge={s.storage} failed={s.state === 'failed'} />
       ))}
     </div>
   );

@@ -4,6 +4,7 @@ import { formatBytes } from '../../../../app/shared/format.js';
 import type { ContractError } from '../../../../app/shared/result.js';
 import { ErrorText } from '../../components/ErrorText.js';
 import { usePolling } from '../../hooks/use-polling.js';
+import { ScreenLink } from '../../components/ScreenLink.js';
 import { useApp } from '../../store/context.js';
 import { StorageGauges } from './StorageGauges.js';
 import { storageWarnings, suggestedLimitBytes } from './storage-advice.js';
@@ -116,9 +117,13 @@ export function StorageScreen() {
             id="storage-dir"
             data-testid="storage-dir"
             placeholder="/var/tmp"
+            aria-describedby="storage-dir-hint"
             value={dir}
             onChange={(e) => setDir(e.target.value)}
           />
+          <p id="storage-dir-hint" className="muted small-text hint">
+            An existing directory, on a filesystem that is not being snapshotted. Pick one in the table above or type it.
+          </p>
         </div>
         <div className="field">
           <label htmlFor="storage-limit">Limit (MiB)</label>
@@ -175,6 +180,13 @@ export function StorageScreen() {
             ? 'No storage allocated yet.'
             : `Allocated: up to ${formatBytes(allocation.limitBytes)} in ${allocation.directory}. Used by the next "Create snapshot".`}
         </p>
+        {allocation !== null ? (
+          <p>
+            <ScreenLink screen="snapshots" testId="link-next-snapshot">
+              Next: create the snapshot
+            </ScreenLink>
+          </p>
+        ) : null}
       </form>
       <h3>Storage of current snapshots</h3>
       <StorageGauges />

@@ -1,0 +1,32 @@
+import { useApp } from '../store/context.js';
+
+/**
+ * Shown on every screen while the helper is lost or stopped: what happened, that
+ * nothing typed is lost, and a Reconnect button (busy while a reconnect runs).
+ */
+export function HelperBanner() {
+  const helper = useApp((s) => s.helper);
+  const reconnecting = useApp((s) => s.reconnecting);
+  const reconnect = useApp((s) => s.reconnect);
+  const down = helper.state === 'lost' || helper.state === 'stopped';
+  if (!down && !reconnecting) return null;
+  return (
+    <div className="alert-banner helper-banner" role="alert" data-testid="helper-banner">
+      <span>
+        {reconnecting ? (
+          'Reconnecting to the helper…'
+        ) : (
+          <>
+            <strong>The helper is not connected.</strong> {helper.message ?? ''}{' '}
+            <span className="banner-note">Actions are paused; your form entries are kept.</span>
+          </>
+        )}
+      </span>
+      <span className="actions">
+        <button type="button" className="small" data-testid="reconnect" disabled={reconnecting} onClick={() => void reconnect()}>
+          {reconnecting ? 'Reconnecting…' : 'Reconnect'}
+        </button>
+      </span>
+    </div>
+  );
+}

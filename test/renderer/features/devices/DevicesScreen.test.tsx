@@ -1,0 +1,69 @@
+// @vitest-environment jsdom
+import { cleanup, fireEvent, screen, waitFor, within } from '@testing-library/react';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ok } from '../../../../app/shared/result.js';
+import type { DeviceEntry } from '../../../../app/shared/types.js';
+import { GiB, MiB, device } from '../../fixtures.js';
+import { renderApp } from '../../render-app.js';
+
+const block = (name: string, sizeBytes: number): DeviceEntry =>
+  device(`/dev/${name}`, { name, path: `/dev/${name}`, kind: 'block', sizeBytes, nbdUri: null, model: '' });
+
+afterEach(cleanup);
+
+describe('Devices screen on the embedded engine', () => {
+  it('disables block devices with the reason, and offers to open them with the engine (addImage on the path)', async () => {
+    const { fake } = renderApp({ listDevices: () => ok([device('disk1'), block('vda', 256 * GiB), block('zram0', 0)]) });
+    await screen.findAllByTestId('device-row');
+    const vda = screen.getByLabelText('Select vda') as HTMLInputElement;
+    expect(vda.disabled).toBe(true);
+    expect(document.getElementById(vda.getAttribute('aria-describedby') ?? '')?.textContent).toMatch(/cannot snapshot a block device directly/);
+    const zram = screen.getByLabelText('Select zram0') as HTMLInputElement;
+    expect(zram.disabled).toBe(true);
+    expect(document.getElementById(zram.getAttribute('aria-describedby') ?? '')?.textContent).toMatch(/Empty device \(0 B\)/);
+    // A 0-byte device is not offered to the engine either.
+    expect(screen.getAllByTestId('open-with-engine')).toHaveLength(1);
+    expect(screen.getByTestId('selection-summary').textContent).toBe('Tick the devices to snapshot together: 0 of 1 selected.');
+
+    fake.handlers.addImage = (p) => ok(device('vda', { path: p.path, sizeBytes: 256 * GiB }));
+    fake.handlers.listDevices = () => ok([device('disk1'), device('vda', { path: '/dev/vda' }), block('vda', 256 * GiB), block('zram0', 0)]);
+    fireEvent.click(screen.getByRole('button', { name: 'Open vda with the engine' }));
+    await waitFor(() => expect(fake.calls.find((c) => c.method === 'addImage')?.params).toEqual({ path: '/dev/vda' }));
+    // Listed once, as the engine device, which can be ticked.
+    await waitFor(() => expect(screen.queryByRole('button', { name: 'Open vda with the engine' })).toBeNull());
+    expect(screen.getAllByLabelText('Select vda')).toHaveLength(1);
+    expect((screen.getByLabelText('Select vda') as HTMLInputElement).disabled).toBe(false);
+    expect(screen.getByTestId('status-line').textContent).toBe('/dev/vda opened with the engine as vda: tick vda to snapshot it.');
+  });
+
+  it('"Select all" ticks only the devices that can be snapshotted', async () => {
+    const { store } = renderApp({ listDevices: () => ok([device('disk1'), block('vda', GiB), device('disk2')]) });
+    await screen.findAllByTestId('device-row');
+    fireEvent.click(screen.getByLabelText('Select all devices'));
+    expect(store.getState().selectedDevices).toEqual(['disk1', 'disk2']);
+    expect((screen.getByLabelText('Select all devices') as HTMLInputElement).checked).toBe(true);
+  });
+
+  it('says what to do first when there is no engine device yet, with the first-run steps', async () => {
+    renderApp({ listDevices: () => ok([block('vda', GiB)]) });
+    await screen.findByTestId('devices-empty');
+    const guide = screen.getByTestId('getting-started');
+    expect(within(guide).getByTestId('step-devices').textContent).toMatch(/Create a lab disk/);
+    expect(screen.getByTestId('selection-summary').textContent).toBe('No device can be snapshotted yet.');
+    fireEvent.click(screen.getByRole('button', { name: 'Go to the lab disk form' }));
+    expect(document.activeElement?.id).toBe('lab-disk-name');
+  });
+
+  it('keeps the typed values after a failed lab disk create, and shows the error', async () => {
+    const { fake } = renderApp({ listDevices: () => ok([device('disk1')]) });
+    await screen.findAllByTestId('device-row');
+    fake.handlers.createLabDisk = () => ({ ok: false, error: { code: 'EEXIST', message: 'disk1.img already exists.' } });
+    fireEvent.change(screen.getByLabelText('Name'), { target: { value: 'disk1' } });
+    fireEvent.change(screen.getByLabelText('Size'), { target: { value: '64' } });
+    fireEvent.click(screen.getByRole('button', { name: 'Create lab disk' }));
+    expect((await screen.findByTestId('form-error')).textContent).toMatch(/EEXIST/);
+    expect((screen.getByLabelText('Name') as HTMLInputElement).value).toBe('disk1');
+    expect((screen.getByLabelText('Size') as HTMLInputElement).value).toBe('64');
+    expect(fake.calls.find((c) => c.method === 'createLabDisk')?.params).toEqual({ name: 'disk1', sizeBytes: 64 * MiB });
+  });
+});

@@ -1,0 +1,59 @@
+// @vitest-environment jsdom
+import { cleanup, fireEvent, screen, waitFor, within } from '@testing-library/react';
+import { afterEach, describe, expect, it } from 'vitest';
+import { err, ok } from '../../../../app/shared/result.js';
+import { MiB, device } from '../../fixtures.js';
+import { renderApp } from '../../render-app.js';
+
+afterEach(cleanup);
+
+describe('Snapshots screen: the New snapshot panel', () => {
+  it('links to the screens of what is missing and moves the focus there', async () => {
+    const { store } = renderApp({ listDevices: () => ok([device('disk1')]) });
+    fireEvent.click(screen.getByRole('button', { name: 'Snapshots' }));
+    expect(screen.getByTestId('create-storage').textContent).toMatch(/not allocated/);
+    fireEvent.click(screen.getByTestId('link-storage'));
+    expect(store.getState().screen).toBe('storage');
+    await waitFor(() => expect(document.activeElement?.id).toBe('main'));
+    expect(screen.getByRole('heading', { level: 2 }).textContent).toBe('Difference storage');
+    store.getState().openScreen('snapshots');
+    fireEvent.click(await screen.findByTestId('link-devices'));
+    expect(store.getState().screen).toBe('devices');
+  });
+
+  it('after a storage error keeps the choices and offers to choose another directory', async () => {
+    const { fake, store } = renderApp({ listDevices: () => ok([device('disk1')]) });
+    await screen.findAllByTestId('device-row');
+    store.getState().toggleDevice('disk1');
+    expect(store.getState().allocate('/missing', 8 * MiB)).toBeNull();
+    fake.handlers.snapshotCreate = () => err('ENOENT', 'Directory for the difference storage does not exist: /missing.');
+    fireEvent.click(screen.getByRole('button', { name: 'Snapshots' }));
+    fireEvent.click(screen.getByRole('button', { name: 'Create snapshot' }));
+    const hint = await screen.findByTestId('create-storage-hint');
+    expect(screen.getByTestId('form-error').textContent).toMatch(/ENOENT/);
+    expect(store.getState().allocation).toEqual({ directory: '/missing', limitBytes: 8 * MiB });
+    expect(store.getState().selectedDevices).toEqual(['disk1']);
+    fireEvent.click(within(hint).getByRole('button', { name: 'Choose another directory' }));
+    expect(store.getState().screen).toBe('storage');
+    // The storage screen still shows the allocation to change.
+    expect(screen.getByTestId('allocation').textContent).toMatch(/up to 8 MiB in \/missing/);
+  });
+
+  it('shows the work under way on the Create button', async () => {
+    let release: () => void = () => {};
+    const { fake, store } = renderApp({ listDevices: () => ok([device('disk1')]) });
+    await screen.findAllByTestId('device-row');
+    store.getState().toggleDevice('disk1');
+    store.getState().allocate('/var/tmp', 8 * MiB);
+    fake.handlers.snapshotCreate = () =>
+      new Promise((resolve) => {
+        release = () => resolve(ok({ snapshotId: 's1' }));
+      });
+    fireEvent.click(screen.getByRole('button', { name: 'Snapshots' }));
+    fireEvent.click(screen.getByRole('button', { name: 'Create snapshot' }));
+    const busy = await screen.findByRole('button', { name: 'Creating snapshot…' });
+    expect((busy as HTMLButtonElement).disabled).toBe(true);
+    release();
+    await screen.findByRole('button', { name: 'Create snapshot' });
+  });
+});

@@ -175,8 +175,8 @@ export const blksnapCommands: CommandSpec[] = [
     usage: '-d DEV [-d DEV...] -f DIFF_FILE -l LIMIT',
     help: [
       ['-d, --device DEV', 'device to add (repeatable)'],
-      ['-f, --file DIFF_FILE', 'difference-storage file to create (must not exist)'],
-      ['-l, --limit LIMIT', 'maximum storage size in bytes, K/M/G/T suffixes allowed'],
+      ['-f, --file DIFF_FILE', 'difference-storage file to create (must not exist; its directory must); removed with the snapshot'],
+      ['-l, --limit LIMIT', 'maximum storage size: bytes, or with a K/M/G/T suffix (e.g. 512M, 1.5G)'],
     ],
     example: [
       'blksnap-manager snapshot_create -d /dev/sdb -f /var/tmp/diff0 -l 1G',

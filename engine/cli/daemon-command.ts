@@ -18,8 +18,8 @@ export const daemonOptions = {
 } as const;
 
 export const daemonHelp: [string, string][] = [
-  ['--socket PATH', 'Unix socket to listen on (its directory is made 0700)'],
-  ['--state-dir DIR', 'registered images and settings (default /var/lib/blksnap-manager for root)'],
+  ['--socket PATH', 'Unix socket to listen on (its directory is made 0700; default $XDG_RUNTIME_DIR/blksnap-manager/helper.sock, where clients look)'],
+  ['--state-dir DIR', 'registered images and settings, one helper at a time (default /var/lib/blksnap-manager for root, else ~/.local/state/blksnap-manager)'],
   ['--driver auto|kernel|embedded', 'auto: kernel when /dev/blksnap-control exists, else embedded'],
   ['--param NAME=VALUE', 'embedded engine module parameter, e.g. diffStorageMinimum=2048 (repeatable)'],
   ['--exit-with-parent', 'shut down when standard input closes (the parent that started the helper is gone)'],

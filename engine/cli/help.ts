@@ -35,7 +35,9 @@ export function daemonUsage(rows: [string, string][]): string {
   return [
     'Usage: blksnap-manager daemon [--socket PATH] [--state-dir DIR] [--driver auto|kernel|embedded] [--param NAME=VALUE...]',
     '',
-    'Runs the privileged helper in the foreground until SIGTERM or SIGINT.',
+    'Runs the privileged helper in the foreground until SIGTERM or SIGINT (a clean shutdown:',
+    'embedded snapshots destroyed, their storage files and the sockets removed; exit 0).',
+    'A second SIGTERM or SIGINT during the shutdown ends the process at once.',
     '',
     'Options:',
     table([...rows, ['-h, --help', 'show this help']]),

@@ -49,9 +49,15 @@ function failure(err: unknown): { errno: ErrnoName; message: string; code?: stri
 }
 
 /** What to do next, for the failures an administrator meets most. */
-function hint(f: { errno: ErrnoName; message: string }): string {
+function hint(f: { errno: ErrnoName; message: string; code?: string }): string {
+  if (f.code === 'closed') return ' (the helper stopped or crashed before answering; its log says why, and a new helper cleans up after it)';
   if (/^no snapshot [0-9a-f-]+$/.test(f.message)) return '; "blksnap-manager snapshot_collect" lists the snapshots';
   if (f.errno === 'ENOENT' && /^no device or registered image named/.test(f.message)) return '; "blksnap-manager devices" lists them';
+  const holder = /is (?:already )?in snapshot ([0-9a-f-]{36})$/.exec(f.message);
+  if (f.errno === 'EBUSY' && holder) return `; destroy that snapshot first (blksnap-manager snapshot_destroy -i ${holder[1]})`;
+  if (f.errno === 'EALREADY' && /^snapshot [0-9a-f-]+ is already taken$/.test(f.message)) {
+    return '; devices can only be added before snapshot_take (create another snapshot for more devices)';
+  }
   return '';
 }
 

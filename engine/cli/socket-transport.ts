@@ -1,10 +1,11 @@
 /** A LineTransport over a Unix stream socket (the CLI's connection to the helper). */
-import { readFileSync, statSync } from 'node:fs';
+import { lstatSync, readFileSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import type { Socket } from 'node:net';
 import { BlksnapError, isErrnoName } from '../abi/errno.js';
 import { LineSplitter } from '../protocol/messages.js';
+import { findHelperSockets } from './paths.js';
 import type { LineTransport } from '../protocol/client.js';
 
 function userName(uid: number): string {
@@ -34,6 +35,19 @@ export function permissionMessage(path: string): string {
     `and this command runs as ${userName(self)}. Run the command as that user (or root), ` +
     'or start a helper of your own (pkexec blksnap-manager-helper, or blksnap-manager daemon with your own --socket)'
   );
+}
+
+/** Why nothing answers at `path`: no file, not a socket, or a socket a dead helper left. */
+function notListening(path: string, start: string): string {
+  try {
+    const st = lstatSync(path);
+    if (!st.isSocket()) return `no helper listening at ${path}: it is not a socket (wrong --socket?)`;
+    return `no helper listening at ${path}: the socket was left by a helper that is no longer running; start one again with ${start} (the new helper replaces the socket)`;
+  } catch {
+    const others = findHelperSockets().filter((p) => p !== path);
+    const elsewhere = others.length > 0 ? `; helper sockets found elsewhere: ${others.join(', ')} (choose one with --socket)` : '';
+    return `no helper listening at ${path}; is the helper running? Start it with ${start}${elsewhere}`;
+  }
 }
 
 export class SocketTransport implements LineTransport {
@@ -68,11 +82,11 @@ export class SocketTransport implements LineTransport {
       const socket = connect(path);
       const onError = (err: NodeJS.ErrnoException): void => {
         socket.destroy();
-        const hint = 'is the helper running? Start it with "blksnap-manager daemon" (or pkexec blksnap-manager-helper)';
+        const start = '"blksnap-manager daemon --socket PATH --state-dir DIR" (or pkexec blksnap-manager-helper)';
         if (err.code === 'EACCES' || err.code === 'EPERM') {
           reject(new BlksnapError('EACCES', permissionMessage(path)));
         } else if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
-          reject(new BlksnapError('ENOENT', `no helper listening at ${path}; ${hint}`));
+          reject(new BlksnapError('ENOENT', notListening(path, start)));
         } else {
           const errno = isErrnoName(err.code) ? err.code : 'EIO';
           reject(new BlksnapError(errno, `cannot connect to the helper at ${path}: ${err.message}`));

@@ -20,10 +20,7 @@ export interface BlockDevice {
    * errors as read().
    */
   readTo?(offset: number, length: number, target: Buffer, targetOffset: number): Promise<void>;
-  /**
-   * fua: the data is durable when the promise resolves. The device does not keep
-   * `data` once the promise settles (the caller may reuse the buffer).
-   */
+  /** fua: the data is durable when the promise resolves. */
   write(offset: number, data: Uint8Array, options?: { fua?: boolean }): Promise<void>;
   flush(): Promise<void>;
   /** Discard (TRIM): the range may read back as anything afterwards; the engine writes zeroes. */

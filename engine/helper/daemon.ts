@@ -83,12 +83,11 @@ async function startLocked(
   let engine: EmbeddedEngineApi | null = null;
   let images: ImageRegistry | null = null;
   let nbd: NbdExports | null = null;
-  let ledger: StorageLedger | null = null;
+  const ledger = new StorageLedger(options.stateDir);
   if (kind === 'kernel') {
     driver = await createKernelDriver();
   } else {
     // the embedded engine's snapshots died with a helper that was killed: remove their files
-    ledger = new StorageLedger(options.stateDir);
     await ledger.removeLeftovers(log);
     engine = await createEmbeddedDriver(options.engineParams);
     driver = engine;
@@ -102,7 +101,12 @@ async function startLocked(
         try {
           await engine.addDevice({ path: record.path, name: record.name });
         } catch (err) {
-          log(`cannot open registered image ${record.name} (${record.path}): ${(err as Error).message}`);
+          const missing = (err as { errno?: unknown }).errno === 'ENOENT';
+          log(
+            `cannot open registered image ${record.name} (${record.path}): ` +
+              (missing ? 'the file does not exist' : (err as Error).message) +
+              '; it stays registered but unusable until the file is back (then restart the helper) or it is removed with "image remove"',
+          );
         }
       }
       nbd = await startNbdExports(engine, join(socketDir, 'nbd.sock'), owner, log);

@@ -20,7 +20,10 @@ export function chooseDriverKind(choice: DriverChoice, controlPath = CONTROL_DEV
 
 export async function createKernelDriver(controlPath = CONTROL_DEVICE): Promise<BlksnapDriver> {
   if (!existsSync(controlPath)) {
-    throw new BlksnapError('ENOENT', `${controlPath} does not exist: the blksnap kernel module is not loaded`);
+    throw new BlksnapError(
+      'ENOENT',
+      `${controlPath} does not exist: the blksnap kernel module is not loaded (load it with "modprobe blksnap", or run the helper with --driver embedded)`,
+    );
   }
   const [{ KernelDriver }, { KoffiIoctlLayer }] = await Promise.all([
     import('../kernel/kernel-driver.js'),

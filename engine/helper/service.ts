@@ -48,7 +48,7 @@ export class HelperService {
     private readonly settings: SettingsStore,
     private readonly broadcast: Broadcast,
     private readonly log: (message: string) => void = () => {},
-    /** Embedded engine: where created storage files are recorded for cleanup after a crash. */
+    /** Where created storage files are recorded (cleanup after a crash; kernel snapshots across restarts). */
     private readonly ledger: StorageLedger | null = null,
   ) {
     this.workloads = new WorkloadManager((progress) => this.broadcast('workload', progress));
@@ -64,11 +64,26 @@ export class HelperService {
 
   /** Starts pumps for snapshots that exist already (kernel module snapshots from before). */
   async adoptExisting(): Promise<void> {
+    let ids: SnapshotId[];
     try {
-      for (const id of await this.backends.driver.snapshotCollect()) this.ensurePump(id);
+      ids = await this.backends.driver.snapshotCollect();
     } catch (err) {
       this.log(`cannot collect existing snapshots: ${(err as Error).message}`);
+      return;
     }
+    if (this.ledger && !this.backends.engine) {
+      // kernel snapshots from before: learn their storage files, so destroying them removes the files
+      try {
+        for (const rec of await this.ledger.reconcile(new Set(ids), this.log)) {
+          const book = this.book.ensure(rec.snapshotId);
+          book.storagePath = rec.path;
+          book.storageIdentity = { dev: rec.dev, ino: rec.ino };
+        }
+      } catch (err) {
+        this.log(`cannot read the difference-storage records: ${(err as Error).message}`);
+      }
+    }
+    for (const id of ids) this.ensurePump(id);
   }
 
   /** Stops every event pump (shutdown). */
@@ -105,7 +120,11 @@ export class HelperService {
         onEvent: (event: SnapshotEvent) => this.broadcast('event', event),
         onGone: (gone) => {
           this.pumps.delete(gone);
-          if (this.book.delete(gone)) this.broadcast('snapshot', { id: gone, state: 'destroyed' });
+          const rec = this.book.delete(gone);
+          if (!rec) return;
+          // destroyed by someone else (e.g. the blksnap tool): its storage file is ours to remove
+          if (rec.storagePath) void this.releaseStorage(rec.storagePath, rec.storageIdentity ?? null);
+          this.broadcast('snapshot', { id: gone, state: 'destroyed' });
         },
         onError: (failed, err) => this.log(`event pump of ${failed}: ${(err as Error).message}`),
       });
@@ -117,8 +136,20 @@ export class HelperService {
 
   /** A client's device reference -> the driver's (ENOENT / ENODEV when not acceptable). */
   private async device(ref: string): Promise<string> {
-    const { engine } = this.backends;
-    return engine ? resolveEngineDevice(engine, ref) : resolveBlockDevice(ref);
+    const { engine, images } = this.backends;
+    if (!engine) return resolveBlockDevice(ref);
+    try {
+      return await resolveEngineDevice(engine, ref);
+    } catch (err) {
+      // registered, but its file could not be opened when the helper started
+      const known = images ? (await images.list().catch(() => [])).find((r) => r.name === ref || r.path === ref) : undefined;
+      if (!known) throw err;
+      throw new BlksnapError(
+        'ENODEV',
+        `image ${known.name} is registered but its file ${known.path} could not be opened when the helper started (moved or deleted?); ` +
+          `put the file back and restart the helper, or unregister it (blksnap-manager image remove ${known.name}) and add the file again`,
+      );
+    }
   }
 
   private checkNotInSnapshot(device: string): void {
@@ -379,11 +410,18 @@ export class HelperService {
     this.pumps.delete(id);
     await pump?.stop();
     const rec = this.book.delete(id);
-    if (rec?.storagePath) {
-      await removeIfSameFile(rec.storagePath, rec.storageIdentity ?? null);
-      await this.ledger?.forget(rec.storagePath);
-    }
+    if (rec?.storagePath) await this.releaseStorage(rec.storagePath, rec.storageIdentity ?? null);
     this.broadcast('snapshot', { id, state: 'destroyed' });
+  }
+
+  /** Removes a destroyed snapshot's storage file (only the file the helper created) and its record. */
+  private async releaseStorage(path: string, identity: { dev: number; ino: number } | null): Promise<void> {
+    try {
+      await removeIfSameFile(path, identity);
+      await this.ledger?.forget(path);
+    } catch (err) {
+      this.log(`cannot remove the difference storage ${path}: ${(err as Error).message}`);
+    }
   }
 
   /** Records a new storage file in the ledger (embedded engine); its identity, or null. */

@@ -9,6 +9,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { lchown, lstat, mkdir, open, unlink } from 'node:fs/promises';
 import { connect } from 'node:net';
+import { dirname } from 'node:path';
 import { BlksnapError } from '../abi/errno.js';
 import type { Owner } from './owner.js';
 import { errnoOf } from './fs-errors.js';
@@ -22,7 +23,15 @@ export async function prepareSocketDir(dir: string, owner: Owner): Promise<void>
   try {
     await mkdir(dir, { mode: 0o700 });
   } catch (err) {
-    if (errnoOf(err) !== 'EEXIST') throw err;
+    const code = errnoOf(err);
+    if (code === 'ENOENT') {
+      throw new BlksnapError(
+        'ENOENT',
+        `cannot create the socket directory ${dir}: ${dirname(dir)} does not exist (no login session for this user under /run/user?); choose a --socket in an existing directory`,
+      );
+    }
+    if (code === 'EACCES' || code === 'EPERM') throw new BlksnapError('EACCES', `cannot create the socket directory ${dir}: permission denied; choose another --socket`);
+    if (code !== 'EEXIST') throw err;
   }
   let handle;
   try {

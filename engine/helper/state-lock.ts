@@ -35,9 +35,14 @@ export interface StateLock {
   release(): Promise<void>;
 }
 
-export async function lockStateDir(stateDir: string): Promise<StateLock> {
+/**
+ * Takes the state directory. A helper still holding it gets `waitMs` to go away
+ * (one that is finishing its shutdown while its successor starts), then EBUSY.
+ */
+export async function lockStateDir(stateDir: string, waitMs = 3000): Promise<StateLock> {
   const file = join(stateDir, 'helper.pid');
-  for (let attempt = 0; attempt < 3; attempt++) {
+  const deadline = Date.now() + waitMs;
+  for (let attempt = 0; attempt < 3; ) {
     try {
       const handle = await open(file, 'wx', 0o600);
       await handle.writeFile(`${process.pid}\n`);
@@ -53,12 +58,17 @@ export async function lockStateDir(stateDir: string): Promise<StateLock> {
     }
     const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
     if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid) && isHelper(pid)) {
+      if (Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
       throw new BlksnapError(
         'EBUSY',
         `another helper (pid ${pid}) uses the state directory ${stateDir}; stop it first, or give this one another --state-dir (if no helper runs, remove ${file})`,
       );
     }
     await unlink(file).catch(() => undefined); // left by a helper that was killed
+    attempt++;
   }
   throw new BlksnapError('EBUSY', `cannot lock the state directory ${stateDir} (${file} keeps reappearing)`);
 }

@@ -5,7 +5,8 @@
  * behind; the next start removes them. A file is removed only while it is still the
  * very file the helper created (same device and inode, a regular file, never through
  * a symlink at the last component), so a path that now names something else is left
- * alone. Not used with the kernel driver: its snapshots outlive the helper.
+ * alone. With the kernel driver, whose snapshots outlive the helper, the records
+ * instead let a new helper remove a snapshot's file when it is destroyed later.
  */
 import { lstat, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -84,6 +85,30 @@ export class StorageLedger {
     this.records = [];
     await this.save();
     return removed;
+  }
+
+  /**
+   * Kernel driver, at start: its snapshots outlive the helper, so the records of
+   * snapshots that still exist are kept (returned, for the helper to remove their
+   * files when they are destroyed); the files of snapshots destroyed while no
+   * helper ran (e.g. with the blksnap tool) are removed.
+   */
+  async reconcile(liveIds: Set<string>, log: (message: string) => void): Promise<StorageFileRecord[]> {
+    const kept: StorageFileRecord[] = [];
+    for (const rec of await this.read()) {
+      if (liveIds.has(rec.snapshotId)) {
+        kept.push(rec);
+        continue;
+      }
+      try {
+        if (await removeIfSameFile(rec.path, rec)) log(`removed ${rec.path}, the difference storage of snapshot ${rec.snapshotId}, destroyed while no helper ran`);
+      } catch (err) {
+        log(`cannot remove the difference storage ${rec.path}: ${(err as Error).message}`);
+      }
+    }
+    this.records = kept;
+    await this.save();
+    return kept;
   }
 
   /** Records a storage file the helper just created. */

@@ -11,22 +11,14 @@ export class ConnectionClosedError extends Error {
 /**
  * Pull-style reader over a socket: `read(n)` resolves with exactly n bytes.
  * A read that lies inside one received chunk returns a view of it (no copy);
- * otherwise the pieces are copied once into a new buffer (from `alloc` when given). The socket is paused
+ * otherwise the pieces are copied once into a new buffer. The socket is paused
  * while enough is buffered and nobody is waiting, so a fast client cannot make
  * the server buffer without bound.
  */
-/** Makes the buffer a read that spans received chunks is copied into. */
-export type Allocator = (n: number) => Buffer;
-
 export class SocketReader {
   private readonly chunks: Buffer[] = [];
   private buffered = 0;
-  private waiting: {
-    n: number;
-    alloc: Allocator | undefined;
-    resolve: (b: Buffer) => void;
-    reject: (e: Error) => void;
-  } | null = null;
+  private waiting: { n: number; resolve: (b: Buffer) => void; reject: (e: Error) => void } | null = null;
   private ended = false;
   private failure: Error | null = null;
 
@@ -47,17 +39,17 @@ export class SocketReader {
   }
 
   /** The next n bytes if they are already here (no promise, no wait), else null. */
-  tryRead(n: number, alloc?: Allocator): Buffer | null {
+  tryRead(n: number): Buffer | null {
     if (this.waiting !== null || this.buffered < n) return null;
-    return this.take(n, alloc);
+    return this.take(n);
   }
 
-  read(n: number, alloc?: Allocator): Promise<Buffer> {
+  read(n: number): Promise<Buffer> {
     if (this.waiting !== null) return Promise.reject(new Error('SocketReader: concurrent read'));
-    if (this.buffered >= n) return Promise.resolve(this.take(n, alloc));
+    if (this.buffered >= n) return Promise.resolve(this.take(n));
     if (this.ended) return Promise.reject(this.failure ?? new ConnectionClosedError());
     return new Promise<Buffer>((resolve, reject) => {
-      this.waiting = { n, alloc, resolve, reject };
+      this.waiting = { n, resolve, reject };
       if (this.socket.isPaused()) this.socket.resume();
     });
   }
@@ -68,7 +60,7 @@ export class SocketReader {
     const w = this.waiting;
     if (w !== null && this.buffered >= w.n) {
       this.waiting = null;
-      w.resolve(this.take(w.n, w.alloc));
+      w.resolve(this.take(w.n));
     }
     if (this.waiting === null && this.buffered >= this.highWater) this.socket.pause();
   }
@@ -84,7 +76,7 @@ export class SocketReader {
     }
   }
 
-  private take(n: number, alloc: Allocator | undefined): Buffer {
+  private take(n: number): Buffer {
     this.buffered -= n;
     const first = this.chunks[0];
     if (n === 0) return Buffer.alloc(0);
@@ -93,7 +85,7 @@ export class SocketReader {
       else this.chunks[0] = first.subarray(n);
       return first.subarray(0, n);
     }
-    const out = alloc !== undefined ? alloc(n) : Buffer.allocUnsafe(n);
+    const out = Buffer.allocUnsafe(n);
     let filled = 0;
     while (filled < n) {
       const c = this.chunks[0];

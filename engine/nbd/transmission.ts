@@ -7,9 +7,8 @@
  *
  * Hot-path economy: a READ of a device that can read into a given buffer
  * (BlockDevice.readTo) is read straight into its reply frame (header and data in
- * one buffer, one socket write, no copy); reply frames and write payloads that
- * arrive in several socket chunks come from a per-connection buffer pool and go
- * back to it once the socket or the device is done with them.
+ * one buffer, one socket write, no copy); reply frames come from a
+ * per-connection buffer pool and go back to it once the socket has sent them.
  */
 import type { Socket } from 'node:net';
 import type { BlockDevice } from '../core/block-device.js';
@@ -48,7 +47,7 @@ export interface TransmissionOptions {
   maxQueuedReplyBytes: number;
   /** Alignment every offset and length must have (the export's minimum block size). */
   alignment: number;
-  /** Bytes of free buffers the connection keeps for reuse (default 32 MiB). */
+  /** Bytes of free reply frames the connection keeps for reuse (default 32 MiB). */
   bufferPoolBytes?: number;
 }
 
@@ -60,8 +59,6 @@ interface Request {
   offset: number;
   length: number;
   payload: Buffer | null;
-  /** The payload was taken from the pool (give it back once the device is done). */
-  pooled: boolean;
 }
 
 const TWO_32 = 4294967296;
@@ -79,12 +76,6 @@ export class Transmission {
     this.socket.uncork();
   };
   private readonly pool: BufferPool;
-  private lastPooled: Buffer | null = null;
-  private readonly allocPayload = (n: number): Buffer => {
-    const buf = this.pool.take(n);
-    this.lastPooled = buf;
-    return buf;
-  };
 
   constructor(
     private readonly socket: Socket,
@@ -119,16 +110,12 @@ export class Transmission {
         offset: offsetHigh * TWO_32 + header.readUInt32BE(20),
         length: header.readUInt32BE(24),
         payload: null,
-        pooled: false,
       };
       if (request.type === NBD_CMD_WRITE) {
         if (request.length > this.options.maxPayload) {
           throw new NbdProtocolError(`write payload of ${request.length} bytes exceeds ${this.options.maxPayload}`);
         }
-        const alloc = this.allocPayload;
-        request.payload = this.reader.tryRead(request.length, alloc) ?? (await this.reader.read(request.length, alloc));
-        request.pooled = request.payload === this.lastPooled;
-        this.lastPooled = null;
+        request.payload = this.reader.tryRead(request.length) ?? (await this.reader.read(request.length));
       }
       if (request.type === NBD_CMD_DISC) {
         await this.idle();
@@ -206,7 +193,6 @@ export class Transmission {
         error = nbdErrorFor(err);
       }
     }
-    if (request.pooled && request.payload !== null) this.pool.release(request.payload);
     request.payload = null;
     if (frame !== null) this.replyFrame(request, frame);
     else this.reply(request, error, data);

@@ -12,6 +12,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { AxeBuilder } from '@axe-core/playwright';
 import type { Page } from 'playwright-core';
@@ -34,6 +35,17 @@ async function seriousViolations(page: Page): Promise<string[]> {
     .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
 }
 
+function canConnect(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
 /** Starts a helper daemon on the stack's socket and state directory (as test/helpers/web-server.ts does). */
 async function startHelper(stack: BrowserMode): Promise<ChildProcess> {
   const child = spawn(
@@ -44,12 +56,9 @@ async function startHelper(stack: BrowserMode): Promise<ChildProcess> {
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`the helper exited with ${child.exitCode}`);
-    try {
-      execFileSync('sh', ['-c', 'test -S "$1"', 'sh', stack.socketPath]);
-      return child;
-    } catch {
-      await delay(100);
-    }
+    // A SIGKILLed helper leaves its socket file behind: wait for one that answers.
+    if (await canConnect(stack.socketPath)) return child;
+    await delay(100);
   }
   child.kill('SIGKILL');
   throw new Error('the helper did not listen within 20 s');
@@ -154,6 +163,8 @@ describe.skipIf(!canRun)('[chromium] browser mode: a first session, errors and a
     await engineRow.waitFor();
     await blockRow.waitFor({ state: 'detached' });
     expect(await engineRow.getByLabel(`Select ${name}`).isDisabled()).toBe(false);
+    // The focus moved from the button that went away to the new row's checkbox.
+    await expect.poll(() => p.evaluate('document.activeElement?.getAttribute("aria-label")')).toBe(`Select ${name}`);
     expect(await engineRow.getByTestId('device-nbd-uri').textContent()).toContain(`nbd+unix:///${name}?socket=`);
     await p.getByTestId('status-line').filter({ hasText: `${loopDevice} opened with the engine as ${name}` }).waitFor();
     await engineRow.getByRole('button', { name: `Remove ${name}` }).click();
@@ -217,7 +228,7 @@ describe.skipIf(!canRun)('[chromium] browser mode: a first session, errors and a
     const p = page();
     await gotoScreen(p, 'snapshots');
     // The daemon startBrowserMode started (found by its unique socket path).
-    const pid = Number(execFileSync('pgrep', ['-f', '-n', `--socket ${mode().socketPath}`]).toString().trim());
+    const pid = Number(execFileSync('pgrep', ['-f', '-n', '--', `daemon --socket ${mode().socketPath}`]).toString().trim());
     expect(pid).toBeGreaterThan(0);
     process.kill(pid, 'SIGKILL');
     const banner = p.getByTestId('helper-banner');

@@ -4,7 +4,9 @@
  * its helper going away.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { explainErrorCode } from '../../../engine/cli/blksnap-commands.js';
@@ -53,6 +55,44 @@ describe('blksnap-manager usage and help', () => {
   });
 });
 
+describe('blksnap-manager when no helper answers', () => {
+  it('tells a missing socket, a non-socket and a socket left by a dead helper apart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bm-nohelper-'));
+    try {
+      const missing = await run(['version', '--socket', join(dir, 'none.sock')]);
+      expect(missing).toMatchObject({ code: 2, err: expect.stringContaining('; is the helper running? Start it with "blksnap-manager daemon --socket PATH --state-dir DIR"') });
+      const notSocket = await run(['version', '--socket', dir]);
+      expect(notSocket).toMatchObject({ code: 2, err: expect.stringContaining(`no helper listening at ${dir}: it is not a socket (wrong --socket?)`) });
+      // a socket nobody listens on, as a killed helper leaves it
+      const stale = join(dir, 'stale.sock');
+      const server = createServer();
+      await new Promise<void>((r) => server.listen(stale, r));
+      // closing a Node server removes its file; copy the situation with a hard link made first
+      linkSync(stale, join(dir, 'left.sock'));
+      await new Promise<void>((r) => server.close(() => r()));
+      const left = await run(['version', '--socket', join(dir, 'left.sock')]);
+      expect(left).toMatchObject({ code: 2, err: expect.stringContaining('the socket was left by a helper that is no longer running; start one again') });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('daemon: a socket directory in a missing directory and a missing kernel module say what to do', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bm-daemon-'));
+    try {
+      const nodir = await run(['daemon', '--socket', join(dir, 'no', 'run', 'h.sock'), '--state-dir', join(dir, 'state'), '--driver', 'embedded', '-q']);
+      expect(nodir).toMatchObject({ code: 2, err: expect.stringContaining(`cannot create the socket directory ${join(dir, 'no', 'run')}: ${join(dir, 'no')} does not exist`) });
+      if (!existsSync('/dev/blksnap-control')) {
+        const kernel = await run(['daemon', '--socket', join(dir, 'run', 'h.sock'), '--state-dir', join(dir, 'state'), '--driver', 'kernel', '-q']);
+        expect(kernel).toMatchObject({ code: 2, err: expect.stringContaining('"modprobe blksnap", or run the helper with --driver embedded') });
+        expect(existsSync(join(dir, 'state', 'helper.pid'))).toBe(false);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('blksnap-manager against a helper, as an administrator', () => {
   let d: SpawnedDaemon;
   let sock: string[];
@@ -77,7 +117,9 @@ describe('blksnap-manager against a helper, as an administrator', () => {
     const id = r.out.trim();
     const info = JSON.parse((await run(['storage_info', '-i', id, '--json', ...sock])).out) as { path: string; limitSectors: number };
     expect(info).toMatchObject({ path: join(d.dir, 'diffs', 'rel0'), limitSectors: 3072 });
+    expect((await run(['snapshot_info', '-d', join(d.dir, 'b.img'), ...sock])).out).toBe(`error_code=0\nimage=\nsnapshot=${id}\n`);
     expect((await run(['snapshot_destroy', '-i', id, ...sock])).code).toBe(0);
+    expect((await run(['snapshot_info', '-d', 'b', ...sock])).out).toBe('error_code=0\nimage=\nsnapshot=-\n');
     expect(existsSync(join(d.dir, 'diffs', 'rel0'))).toBe(false);
   });
 
@@ -102,6 +144,18 @@ describe('blksnap-manager against a helper, as an administrator', () => {
     expect(JSON.parse(destroy.err)).toMatchObject({ error: { errno: 'ENODEV', message: expect.stringContaining('snapshot_collect') } });
     const dev = await run(['cbtinfo', '-d', 'nosuch', ...sock]);
     expect(dev).toMatchObject({ code: 2, err: expect.stringContaining('"blksnap-manager devices" lists them') });
+    const id = (await run(['snapshot_create', '-d', 'a', '-f', join(d.dir, 'diffs', 'held'), '-l', '1M', ...sock])).out.trim();
+    try {
+      const busy = await run(['image', 'remove', 'a', ...sock]);
+      expect(busy).toMatchObject({ code: 16, err: expect.stringContaining(`destroy that snapshot first (blksnap-manager snapshot_destroy -i ${id})`) });
+      const twice = await run(['snapshot_create', '-d', 'a', '-f', join(d.dir, 'diffs', 'held2'), '-l', '1M', ...sock]);
+      expect(twice).toMatchObject({ code: 16, err: expect.stringContaining(`snapshot_destroy -i ${id}`) });
+      expect((await run(['snapshot_take', '-i', id, ...sock])).code).toBe(0);
+      const late = await run(['snapshot_add', '-i', id, '-d', 'b', ...sock]);
+      expect(late).toMatchObject({ code: 114, err: expect.stringContaining('devices can only be added before snapshot_take') });
+    } finally {
+      await run(['snapshot_destroy', '-i', id, ...sock]);
+    }
   });
 
   it('readcbtmap: a missing output directory is ENOENT (not EIO); a relative file is reported absolute', async () => {
@@ -233,8 +287,17 @@ describe('snapshot_watcher and its helper', () => {
     const w = watch(d.socketPath, id);
     let out = '';
     void w.done.then((r) => (out = r.out));
+    const pending = new Promise<{ code: number | null; err: string }>((res) => {
+      const c = spawn(process.execPath, [BIN, 'snapshot_waitevent', '-i', id, '-t', '30000', ...sock], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      c.stderr.on('data', (b: Buffer) => (err += b.toString()));
+      c.once('exit', (code) => res({ code, err }));
+    });
     await new Promise((r) => setTimeout(r, 1500));
     d.proc.kill('SIGKILL');
+    const cut = await pending;
+    expect(cut.code).toBe(5);
+    expect(cut.err).toContain('the helper stopped or crashed before answering');
     await d.stop();
     const r = await w.done;
     expect(r.code).toBe(5);
@@ -248,6 +311,27 @@ describe('snapshot_watcher and its helper', () => {
       expect(again.log()).toContain(`removed ${join(d.dir, 'diff-k')}, the difference storage of snapshot ${id} left by a helper that did not shut down cleanly`);
       expect(existsSync(join(d.dir, 'diff-k'))).toBe(false);
       expect((await run(['image', 'list', '--json', ...sock])).out).toContain('"name": "k"');
+    } finally {
+      await again.cleanup();
+    }
+  }, 40_000);
+
+  it('restart with a registered image whose file is gone: logged, listed without size, refused with ENODEV and what to do', async () => {
+    const d = await spawnDaemon();
+    const sock = ['--socket', d.socketPath];
+    await run(['image', 'create', '--path', join(d.dir, 'gone.img'), '--size', '1M', ...sock]);
+    expect(await d.stop()).toBe(0);
+    renameSync(join(d.dir, 'gone.img'), join(d.dir, 'moved.img'));
+    const again = await spawnDaemon([], {}, d.dir);
+    try {
+      expect(again.log()).toContain(`cannot open registered image gone (${join(d.dir, 'gone.img')}): the file does not exist; it stays registered`);
+      expect((await run(['image', 'list', ...sock])).out).toMatch(/^gone\s+\S+gone\.img\s+-\s+-$/m);
+      const r = await run(['snapshot_create', '-d', 'gone', '-f', join(d.dir, 'diff-g'), '-l', '1M', ...sock]);
+      expect(r.code).toBe(19);
+      expect(r.err).toContain('image gone is registered but its file');
+      expect(r.err).toContain('blksnap-manager image remove gone');
+      expect((await run(['image', 'remove', 'gone', ...sock])).code).toBe(0);
+      expect((await run(['image', 'add', '--path', join(d.dir, 'moved.img'), '--name', 'gone', ...sock])).code).toBe(0);
     } finally {
       await again.cleanup();
     }

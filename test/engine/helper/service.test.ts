@@ -1,5 +1,5 @@
 /** HelperService + dispatchLine with a fake kernel-kind driver (no module needed). */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import { dispatchLine } from '../../../engine/helper/dispatch.js';
 import { HelperService } from '../../../engine/helper/service.js';
 import type { ClientContext } from '../../../engine/helper/service.js';
 import { SettingsStore } from '../../../engine/helper/settings-store.js';
+import { StorageLedger } from '../../../engine/helper/storage-ledger.js';
 import type { Topic } from '../../../engine/protocol/schemas.js';
 
 const ID = '0b7c1a52-8d7e-4c36-9a57-2f0f3bd0e0a1';
@@ -125,5 +126,80 @@ describe('HelperService with the kernel driver', () => {
     } finally {
       state.shuttingDown = false;
     }
+  });
+});
+
+describe('HelperService with the kernel driver across helper restarts', () => {
+  let dir: string;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'bm-service-restart-'));
+  });
+
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  async function helper(live: string[], logs: string[] = []): Promise<HelperService> {
+    const driver = { ...fakeKernelDriver([]) } as BlksnapDriver;
+    driver.snapshotCreate = async ({ diffStoragePath }) => {
+      writeFileSync(diffStoragePath, ''); // the module's O_CREAT|O_EXCL
+      live.push(ID);
+      return ID;
+    };
+    driver.snapshotCollect = async () => [...live];
+    driver.snapshotDestroy = async (id) => {
+      live.splice(live.indexOf(id), 1);
+    };
+    const settings = new SettingsStore(dir);
+    await settings.load();
+    const service = new HelperService(
+      {
+        driver,
+        engine: null,
+        images: null,
+        listBlockDevices: async () => [],
+        nbd: null,
+        driverVersion: '6.0.0.0',
+        owner: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 },
+      },
+      settings,
+      () => undefined,
+      (m) => logs.push(m),
+      new StorageLedger(dir),
+    );
+    await service.adoptExisting();
+    return service;
+  }
+
+  it('a new helper learns the storage file of a kernel snapshot and removes it on destroy', async () => {
+    const live: string[] = [];
+    const diff = join(dir, 'diff');
+    const first = await helper(live);
+    await first.handlers.snapshotCreate({ diffStoragePath: diff, limitSectors: 2048 }, { subscriptions: new Set() });
+    await first.stopPumps(); // the helper stops; the kernel snapshot lives on
+    const second = await helper(live);
+    try {
+      expect((await second.handlers['snapshots.list']({}, { subscriptions: new Set() })).snapshots).toEqual([
+        expect.objectContaining({ id: ID, storagePath: diff }),
+      ]);
+      expect(existsSync(diff)).toBe(true);
+      await second.handlers.snapshotDestroy({ id: ID }, { subscriptions: new Set() });
+      expect(existsSync(diff)).toBe(false);
+    } finally {
+      await second.stopPumps();
+    }
+  });
+
+  it('a new helper removes the file of a kernel snapshot destroyed while no helper ran', async () => {
+    const live: string[] = [];
+    const diff = join(dir, 'diff');
+    const first = await helper(live);
+    await first.handlers.snapshotCreate({ diffStoragePath: diff, limitSectors: 2048 }, { subscriptions: new Set() });
+    await first.stopPumps();
+    live.length = 0; // destroyed with the blksnap tool meanwhile
+    const logs: string[] = [];
+    const second = await helper(live, logs);
+    await second.stopPumps();
+    expect(existsSync(diff)).toBe(false);
+    expect(logs.join('\n')).toContain(`removed ${diff}, the difference storage of snapshot ${ID}, destroyed while no helper ran`);
   });
 });

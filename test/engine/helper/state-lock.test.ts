@@ -33,9 +33,15 @@ describe('lockStateDir', () => {
     try {
       await new Promise((r) => setTimeout(r, 200));
       writeFileSync(join(base, 'helper.pid'), `${helper.pid}\n`);
-      await expect(lockStateDir(base)).rejects.toMatchObject({ errno: 'EBUSY', message: expect.stringContaining(`another helper (pid ${helper.pid}) uses the state directory`) });
+      await expect(lockStateDir(base, 100)).rejects.toMatchObject({ errno: 'EBUSY', message: expect.stringContaining(`another helper (pid ${helper.pid}) uses the state directory`) });
+      // a helper that exits meanwhile (finishing its shutdown) hands over within the wait
+      const waiting = lockStateDir(base, 10_000);
+      setTimeout(() => helper.kill(), 300);
+      const taken = await waiting;
+      expect(readFileSync(join(base, 'helper.pid'), 'utf8').trim()).toBe(String(process.pid));
+      await taken.release();
       writeFileSync(join(base, 'helper.pid'), `${other.pid}\n`); // a reused pid
-      const lock = await lockStateDir(base);
+      const lock = await lockStateDir(base, 100);
       await lock.release();
     } finally {
       helper.kill();

@@ -433,6 +433,66 @@ describe('NBD transmission', () => {
   });
 });
 
+/** A MemoryDevice that can also read into a given buffer (BlockDevice.readTo). */
+class ReadToDevice extends MemoryDevice {
+  readToCalls = 0;
+  async readTo(offset: number, length: number, target: Buffer, targetOffset: number): Promise<void> {
+    this.readToCalls++;
+    const data = await this.read(offset, length);
+    data.copy(target, targetOffset);
+  }
+}
+
+describe('NBD transmission: reads into reply frames, large payloads', () => {
+  it('reads through readTo into the reply frame; an error sends no data; reused frames never mix data', async () => {
+    const content = pattern(4 * MiB, 3);
+    const dev = new ReadToDevice({
+      name: 'disk1',
+      capacity: 4 * MiB,
+      content,
+      failWith: (op, offset) => (op === 'read' && offset === 3 * MiB ? 'EIO' : undefined),
+    });
+    await serve(staticExports([dev]));
+    const c = await connect();
+    await c.goTo('disk1');
+    // Three rounds of 24 pipelined 64 KiB reads: later rounds reuse the frames of earlier ones.
+    for (let round = 0; round < 3; round++) {
+      const want = new Map<bigint, number>();
+      for (let i = 0; i < 24; i++) {
+        const offset = ((i * 7 + round * 5) % 48) * 65536;
+        const cookie = BigInt(round * 100 + i);
+        want.set(cookie, offset);
+        c.sendRequest(CMD.READ, { cookie, offset: BigInt(offset), length: 65536 });
+      }
+      for (let i = 0; i < 24; i++) {
+        const reply = await c.readReply(65536);
+        const offset = want.get(reply.cookie)!;
+        expect(reply.error).toBe(0);
+        expect(reply.data.equals(content.subarray(offset, offset + 65536))).toBe(true);
+      }
+    }
+    c.sendRequest(CMD.READ, { cookie: 900n, offset: BigInt(3 * MiB), length: 65536 });
+    expect(await c.readReply(65536)).toMatchObject({ cookie: 900n, error: EIO, data: Buffer.alloc(0) });
+    c.sendRequest(CMD.READ, { cookie: 901n, offset: 0n, length: 4096 });
+    const last = await c.readReply(4096);
+    expect(last.error).toBe(0);
+    expect(last.data.equals(content.subarray(0, 4096))).toBe(true);
+    expect(dev.readToCalls).toBe(3 * 24 + 2);
+  });
+
+  it('gathers pipelined 1 MiB write payloads from many socket chunks, each intact', async () => {
+    const dev = memory({ name: 'disk1', capacity: 16 * MiB, delayMs: (op) => (op === 'write' ? 2 : 0) });
+    await serve(staticExports([dev]));
+    const c = await connect();
+    await c.goTo('disk1');
+    // 1 MiB payloads span many socket chunks; the device takes its time with each.
+    const payloads = Array.from({ length: 12 }, (_, i) => pattern(MiB, 11 + i));
+    for (const [i, p] of payloads.entries()) c.sendRequest(CMD.WRITE, { cookie: BigInt(i), offset: BigInt(i * MiB), length: MiB, payload: p });
+    for (let i = 0; i < payloads.length; i++) expect((await c.readReply()).error).toBe(0);
+    for (const [i, p] of payloads.entries()) expect(dev.data.subarray(i * MiB, (i + 1) * MiB).equals(p)).toBe(true);
+  });
+});
+
 describe('NbdServer lifecycle', () => {
   it('gives standard URIs, listens on 127.0.0.1 only, and removes its socket on close', async () => {
     const s = new NbdServer({ exports: staticExports([memory({ name: 'disk1' })]), unixSocket: socketPath, tcpPort: 0 });

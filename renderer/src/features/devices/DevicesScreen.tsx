@@ -11,6 +11,15 @@ import { GettingStarted } from '../onboarding/GettingStarted.js';
 import { EnginePanel } from './EnginePanel.js';
 import { deviceDetails, selectability, selectableIds, visibleDevices } from './selectable.js';
 
+/** After a row went away: focus the checkbox of the engine device on `path` once rendered, else the screen itself. */
+function focusAfterRowChange(path: string | null): void {
+  requestAnimationFrame(() => {
+    const row = Array.from(document.querySelectorAll('tr[data-kind="engine"]')).find((tr) => tr.getAttribute('data-path') === path);
+    const target = row?.querySelector<HTMLElement>('input[type="checkbox"]') ?? document.getElementById('main');
+    target?.focus();
+  });
+}
+
 function stateText(d: DeviceEntry): string {
   if (d.snapshotId !== null) return 'In snapshot';
   return d.tracked ? 'Tracked' : 'Not tracked';
@@ -29,7 +38,11 @@ function OpenWithEngine({ device }: { device: DeviceEntry }) {
       disabled={busy}
       onClick={() => {
         setBusy(true);
-        void addImage(device.path).finally(() => setBusy(false));
+        void addImage(device.path).then((error) => {
+          setBusy(false);
+          // This row gives way to the engine device's: move the focus to its checkbox.
+          if (error === null) focusAfterRowChange(device.path);
+        });
       }}
     >
       {busy ? 'Opening…' : 'Open with the engine'}
@@ -49,6 +62,8 @@ function DeviceRow({ device, driver }: { device: DeviceEntry; driver: DriverKind
     <tr
       data-testid="device-row"
       data-device-id={device.id}
+      data-kind={device.kind}
+      data-path={device.path}
       data-selectable={can.selectable}
       aria-selected={selected}
       className={can.selectable ? undefined : 'row-unavailable'}
@@ -102,7 +117,11 @@ function DeviceRow({ device, driver }: { device: DeviceEntry; driver: DriverKind
             aria-label={`Remove ${device.name}`}
             title={device.snapshotId !== null ? 'In a snapshot: destroy the snapshot first.' : 'Close the device (the image file is kept).'}
             disabled={device.snapshotId !== null}
-            onClick={() => void removeImage(device.id)}
+            onClick={() =>
+              void removeImage(device.id).then((error) => {
+                if (error === null) focusAfterRowChange(null);
+              })
+            }
           >
             Remove
           </button>

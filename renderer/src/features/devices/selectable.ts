@@ -19,7 +19,7 @@ export function selectability(device: DeviceEntry, driver: DriverKind | null): S
     return {
       selectable: false,
       reason: 'needs-engine',
-      text: 'The embedded engine cannot snapshot a block device directly: open it with the engine first.',
+      text: 'Not directly with the embedded engine: open it with the engine first.',
     };
   }
   return { selectable: true };

@@ -10,7 +10,8 @@ export function GettingStarted() {
   const deviceCount = useApp((s) => selectableIds(s.devices, s.status?.driver ?? null).length);
   const selectedCount = useApp((s) => s.selectedDevices.length);
   const allocated = useApp((s) => s.allocation !== null);
-  const snapshotCount = useApp((s) => s.snapshots.length);
+  // Another window may have made one: a device in a snapshot counts too (the device list is polled here).
+  const snapshotCount = useApp((s) => Math.max(s.snapshots.length, s.devices.some((d) => d.snapshotId !== null) ? 1 : 0));
   const loaded = useApp((s) => s.snapshotsLoaded);
   const screen = useApp((s) => s.screen);
   const openScreen = useApp((s) => s.openScreen);

@@ -17,7 +17,7 @@ describe('Devices screen on the embedded engine', () => {
     await screen.findAllByTestId('device-row');
     const vda = screen.getByLabelText('Select vda') as HTMLInputElement;
     expect(vda.disabled).toBe(true);
-    expect(document.getElementById(vda.getAttribute('aria-describedby') ?? '')?.textContent).toMatch(/cannot snapshot a block device directly/);
+    expect(document.getElementById(vda.getAttribute('aria-describedby') ?? '')?.textContent).toMatch(/Not directly with the embedded engine: open it with the engine first/);
     const zram = screen.getByLabelText('Select zram0') as HTMLInputElement;
     expect(zram.disabled).toBe(true);
     expect(document.getElementById(zram.getAttribute('aria-describedby') ?? '')?.textContent).toMatch(/Empty device \(0 B\)/);
@@ -34,6 +34,8 @@ describe('Devices screen on the embedded engine', () => {
     expect(screen.getAllByLabelText('Select vda')).toHaveLength(1);
     expect((screen.getByLabelText('Select vda') as HTMLInputElement).disabled).toBe(false);
     expect(screen.getByTestId('status-line').textContent).toBe('/dev/vda opened with the engine as vda: tick vda to snapshot it.');
+    // The focus moves from the button that went away to the new row's checkbox.
+    await waitFor(() => expect(document.activeElement).toBe(screen.getByLabelText('Select vda')));
   });
 
   it('"Select all" ticks only the devices that can be snapshotted', async () => {
@@ -65,5 +67,22 @@ describe('Devices screen on the embedded engine', () => {
     expect((screen.getByLabelText('Name') as HTMLInputElement).value).toBe('disk1');
     expect((screen.getByLabelText('Size') as HTMLInputElement).value).toBe('64');
     expect(fake.calls.find((c) => c.method === 'createLabDisk')?.params).toEqual({ name: 'disk1', sizeBytes: 64 * MiB });
+  });
+});
+
+describe('first-run guide on the Devices screen', () => {
+  it('hides once a device is in a snapshot, even before the snapshot list is reloaded', async () => {
+    renderApp({ listDevices: () => ok([device('disk1', { snapshotId: 's1', tracked: true })]) });
+    await screen.findAllByTestId('device-row');
+    expect(screen.queryByTestId('getting-started')).toBeNull();
+  });
+
+  it('offers the next step\'s screen, and ticks the steps done', async () => {
+    const { store } = renderApp({ listDevices: () => ok([device('disk1')]) });
+    await screen.findByTestId('getting-started');
+    store.getState().toggleDevice('disk1');
+    await waitFor(() => expect(screen.getByTestId('step-devices').getAttribute('data-done')).toBe('true'));
+    fireEvent.click(screen.getByRole('button', { name: 'Choose storage' }));
+    expect(store.getState().screen).toBe('storage');
   });
 });

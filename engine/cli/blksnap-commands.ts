@@ -288,7 +288,7 @@ export const blksnapCommands: CommandSpec[] = [
     example: [`blksnap-manager snapshot_watcher -i ${EXAMPLE_ID}`, `blksnap-manager snapshot_watcher -i ${EXAMPLE_ID} --json > events.jsonl &`],
     prints:
       '"watching snapshot ID", then one line per event and state=taken / state=destroyed lines ' +
-      '(with --json: one JSON object per line); exits 0 when the snapshot is destroyed or on Ctrl-C, ' +
+      '(with --json: one JSON object per line, the first {"watching": ID}); exits 0 when the snapshot is destroyed or on Ctrl-C, ' +
       'EIO (5) when the helper goes away first',
     options: id,
     needsHelper: true,
@@ -314,7 +314,7 @@ export const blksnapCommands: CommandSpec[] = [
       await client.call('subscribe', { topics: ['event', 'snapshot'] });
       const { ids } = await client.call('snapshotCollect', {});
       if (!ids.includes(snapshot)) throw new BlksnapError('ESRCH', `no snapshot ${snapshot}`);
-      if (!json) io.stdout(`watching snapshot ${snapshot}\n`);
+      io.stdout(json ? JSON.stringify({ watching: snapshot }) + '\n' : `watching snapshot ${snapshot}\n`);
       const onSignal = (): void => finish();
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);

@@ -49,7 +49,11 @@ function failure(err: unknown): { errno: ErrnoName; message: string; code?: stri
 }
 
 /** What to do next, for the failures an administrator meets most. */
-function hint(f: { errno: ErrnoName; message: string; code?: string }): string {
+function hint(f: { errno: ErrnoName; message: string; code?: string }, command: string): string {
+  const untracked = /^no blksnap filter on (.+)$/.exec(f.message);
+  if (f.errno === 'ENOENT' && untracked && command !== 'detach') {
+    return ` (changes are not tracked on it yet: start with "blksnap-manager attach -d ${untracked[1]}"; snapshot_create attaches too)`;
+  }
   if (f.code === 'closed') return ' (the helper stopped or crashed before answering; its log says why, and a new helper cleans up after it)';
   if (/^no snapshot [0-9a-f-]+$/.test(f.message)) return '; "blksnap-manager snapshot_collect" lists the snapshots';
   if (f.errno === 'ENOENT' && /^no device or registered image named/.test(f.message)) return '; "blksnap-manager devices" lists them';
@@ -122,7 +126,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     return 0;
   } catch (err) {
     const failed = failure(err);
-    const f = { ...failed, message: failed.message + hint(failed) };
+    const f = { ...failed, message: failed.message + hint(failed, findCommand(argv).name) };
     if (json) io.stderr(JSON.stringify({ error: f }) + '\n');
     else io.stderr(`blksnap-manager: ${f.errno}: ${f.message}\n`);
     return ERRNO[f.errno] || 1;

@@ -142,6 +142,11 @@ describe('blksnap-manager against a helper, as an administrator', () => {
     const destroy = await run(['snapshot_destroy', '-i', '0b7c1a52-8d7e-4c36-9a57-2f0f3bd0e0a1', '--json', ...sock]);
     expect(destroy.code).toBe(19);
     expect(JSON.parse(destroy.err)).toMatchObject({ error: { errno: 'ENODEV', message: expect.stringContaining('snapshot_collect') } });
+    expect((await run(['image', 'create', '--path', join(d.dir, 'u.img'), '--size', '1M', ...sock])).code).toBe(0);
+    const untracked = await run(['readcbtmap', '-d', 'u', '-f', join(d.dir, 'u.cbt'), ...sock]);
+    expect(untracked).toMatchObject({ code: 2, err: expect.stringContaining('start with "blksnap-manager attach -d u"') });
+    expect((await run(['detach', '-d', 'u', ...sock])).err).not.toContain('attach -d');
+    expect((await run(['image', 'remove', 'u', ...sock])).code).toBe(0);
     const dev = await run(['cbtinfo', '-d', 'nosuch', ...sock]);
     expect(dev).toMatchObject({ code: 2, err: expect.stringContaining('"blksnap-manager devices" lists them') });
     const id = (await run(['snapshot_create', '-d', 'a', '-f', join(d.dir, 'diffs', 'held'), '-l', '1M', ...sock])).out.trim();
@@ -241,8 +246,8 @@ describe('blksnap-manager readcbtmap progress', () => {
 });
 
 describe('snapshot_watcher and its helper', () => {
-  function watch(socketPath: string, id: string): { done: Promise<{ code: number | null; out: string }> } {
-    const child = spawn(process.execPath, [BIN, 'snapshot_watcher', '-i', id, '--socket', socketPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  function watch(socketPath: string, id: string, extra: string[] = []): { done: Promise<{ code: number | null; out: string }> } {
+    const child = spawn(process.execPath, [BIN, 'snapshot_watcher', '-i', id, '--socket', socketPath, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
     child.stderr.on('data', (b: Buffer) => (out += b.toString()));
@@ -265,11 +270,17 @@ describe('snapshot_watcher and its helper', () => {
       const id = (await run(['snapshot_create', '-d', 'w', '-f', join(d.dir, 'diff-w'), '-l', '1M', ...sock])).out.trim();
       await run(['snapshot_take', '-i', id, ...sock]);
       const w = watch(d.socketPath, id);
+      const wj = watch(d.socketPath, id, ['--json']);
       let watcherOut = '';
       void w.done.then((r) => (watcherOut = r.out));
       await new Promise((r) => setTimeout(r, 1500));
       expect(await d.stop()).toBe(0);
       const r = await w.done;
+      const rj = await wj.done;
+      expect(rj.code).toBe(0);
+      const lines = rj.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines[0]).toEqual({ watching: id });
+      expect(lines[lines.length - 1]).toEqual({ snapshot: { id, state: 'destroyed' } });
       expect(r.out || watcherOut).toContain(`state=destroyed snapshot=${id}`);
       expect(r.code).toBe(0);
       expect(d.log()).toContain(`destroying 1 snapshot(s) of the embedded engine with the helper: ${id}`);

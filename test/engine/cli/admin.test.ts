@@ -246,12 +246,12 @@ describe('blksnap-manager readcbtmap progress', () => {
 });
 
 describe('snapshot_watcher and its helper', () => {
-  function watch(socketPath: string, id: string, extra: string[] = []): { done: Promise<{ code: number | null; out: string }> } {
+  function watch(socketPath: string, id: string, extra: string[] = []): { done: Promise<{ code: number | null; out: string }>; output(): string } {
     const child = spawn(process.execPath, [BIN, 'snapshot_watcher', '-i', id, '--socket', socketPath, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
     child.stderr.on('data', (b: Buffer) => (out += b.toString()));
-    return { done: new Promise((res) => child.once('exit', (code) => res({ code, out }))) };
+    return { done: new Promise((res) => child.once('exit', (code) => res({ code, out }))), output: () => out };
   }
 
   async function until(check: () => boolean, what: string): Promise<void> {
@@ -271,9 +271,7 @@ describe('snapshot_watcher and its helper', () => {
       await run(['snapshot_take', '-i', id, ...sock]);
       const w = watch(d.socketPath, id);
       const wj = watch(d.socketPath, id, ['--json']);
-      let watcherOut = '';
-      void w.done.then((r) => (watcherOut = r.out));
-      await new Promise((r) => setTimeout(r, 1500));
+      await until(() => w.output().includes('watching snapshot') && wj.output().includes('"watching"'), 'the watchers to subscribe');
       expect(await d.stop()).toBe(0);
       const r = await w.done;
       const rj = await wj.done;
@@ -281,7 +279,7 @@ describe('snapshot_watcher and its helper', () => {
       const lines = rj.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
       expect(lines[0]).toEqual({ watching: id });
       expect(lines[lines.length - 1]).toEqual({ snapshot: { id, state: 'destroyed' } });
-      expect(r.out || watcherOut).toContain(`state=destroyed snapshot=${id}`);
+      expect(r.out).toContain(`state=destroyed snapshot=${id}`);
       expect(r.code).toBe(0);
       expect(d.log()).toContain(`destroying 1 snapshot(s) of the embedded engine with the helper: ${id}`);
       expect(existsSync(join(d.dir, 'diff-w'))).toBe(false);
@@ -296,15 +294,9 @@ describe('snapshot_watcher and its helper', () => {
     await run(['image', 'create', '--path', join(d.dir, 'k.img'), '--size', '4M', ...sock]);
     const id = (await run(['snapshot_create', '-d', 'k', '-f', join(d.dir, 'diff-k'), '-l', '1M', ...sock])).out.trim();
     const w = watch(d.socketPath, id);
-    let out = '';
-    void w.done.then((r) => (out = r.out));
-    const pending = new Promise<{ code: number | null; err: string }>((res) => {
-      const c = spawn(process.execPath, [BIN, 'snapshot_waitevent', '-i', id, '-t', '30000', ...sock], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let err = '';
-      c.stderr.on('data', (b: Buffer) => (err += b.toString()));
-      c.once('exit', (code) => res({ code, err }));
-    });
-    await new Promise((r) => setTimeout(r, 1500));
+    await until(() => w.output().includes('watching snapshot'), 'the watcher to subscribe');
+    const pending = run(['snapshot_waitevent', '-i', id, '-t', '30000', ...sock]); // in-process: connected within milliseconds
+    await new Promise((r) => setTimeout(r, 500)); // the pending wait reaches the helper
     d.proc.kill('SIGKILL');
     const cut = await pending;
     expect(cut.code).toBe(5);
@@ -312,7 +304,7 @@ describe('snapshot_watcher and its helper', () => {
     await d.stop();
     const r = await w.done;
     expect(r.code).toBe(5);
-    expect(r.out || out).toContain(`EIO: the helper closed the connection before snapshot ${id} was destroyed`);
+    expect(r.out).toContain(`EIO: the helper closed the connection before snapshot ${id} was destroyed`);
     // leftovers of the crash: the socket and the storage file
     expect(existsSync(d.socketPath)).toBe(true);
     expect(existsSync(join(d.dir, 'diff-k'))).toBe(true);

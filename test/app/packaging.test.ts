@@ -75,7 +75,7 @@ describe('electron-builder.yml', () => {
   it('names packaging inputs that exist: build resources, extra resources, icon, deb scripts', () => {
     expect(statSync(join(ROOT, config.directories.buildResources)).isDirectory()).toBe(true);
     expect(config.extraResources.map((r) => r.to).sort()).toEqual(
-      ['bin/blksnap-manager-helper', 'polkit/org.blksnapmanager.helper.policy', 'systemd/blksnap-manager-helper.service'].sort(),
+      ['bin/blksnap-manager-cli', 'bin/blksnap-manager-helper', 'polkit/org.blksnapmanager.helper.policy', 'systemd/blksnap-manager-helper.service'].sort(),
     );
     for (const resource of config.extraResources) expect(existsSync(join(ROOT, resource.from)), resource.from).toBe(true);
     const launcher = config.extraResources.find((r) => r.to === 'bin/blksnap-manager-helper');

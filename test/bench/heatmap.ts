@@ -34,6 +34,7 @@ import { PROJECT_ROOT } from '../helpers/renderer-build.js';
 import { startBrowserMode } from '../helpers/web-server.js';
 import type { BrowserMode } from '../helpers/web-server.js';
 import type { FetchRun } from './heatmap-page/main.js';
+import { seededRandom } from '../helpers/seeded-random.js';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -58,16 +59,6 @@ function median(list: number[]): number {
 }
 
 /** mulberry32: deterministic contents from run to run. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface SectorRange {
   offset: number;
@@ -118,7 +109,7 @@ async function prepareDevice(stack: BrowserMode): Promise<number> {
   // The first snapshot attaches the tracker.
   await snapshotCycle(api, stack.storageDir, 0);
   const client: HelperClient = await bridge.link.current();
-  const next = random(20261121);
+  const next = seededRandom(20261121);
   for (let g = 0; g < GENERATIONS; g++) {
     const writes = generationWrites(g, next);
     for (let i = 0; i < writes.length; i += MAX_DIRTY_RANGES) {

@@ -18,6 +18,7 @@ import type { SocketLike } from '../../../renderer/src/api/ws-client.js';
 import { aggregateMax, countChangedSince, gridLayout, predictedIncrementBytes } from '../../../renderer/src/features/heatmap/aggregate.js';
 import { paintCells } from '../../../renderer/src/features/heatmap/paint.js';
 import { backgroundColor, buildPalette, packRgb } from '../../../renderer/src/features/heatmap/palette.js';
+import { seededRandom } from '../../helpers/seeded-random.js';
 
 interface ImageDataLike {
   data: Uint8ClampedArray;
@@ -97,16 +98,6 @@ const client = createWsClient({
 });
 
 /** A simple deterministic generator (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 page.heatmapBench = {
   async fetchAndDraw(device) {
@@ -137,7 +128,7 @@ page.heatmapBench = {
     };
   },
   drawGenerated(blockCount, seed) {
-    const next = random(seed);
+    const next = seededRandom(seed);
     const map = new Uint8Array(blockCount);
     // Extents of a few generations plus scattered single blocks.
     for (let g = 1; g <= 6; g++) {

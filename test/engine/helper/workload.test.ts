@@ -3,32 +3,23 @@ import { BlksnapError } from '../../../engine/abi/errno.js';
 import { OffsetPicker, WorkloadManager, WorkloadRunner, WORKLOAD_WRITE_SIZE } from '../../../engine/helper/workload.js';
 import type { WorkloadProgress } from '../../../engine/helper/workload.js';
 import { MemoryDevice } from '../../helpers/memory-device.js';
+import { seededRandom } from '../../helpers/seeded-random.js';
 
 const MIB = 1024 * 1024;
 const KIB64 = 64 * 1024;
 
 /** A small deterministic PRNG (mulberry32). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('OffsetPicker', () => {
   it('sequential walks the device in write-size steps and wraps', () => {
-    const p = new OffsetPicker('sequential', 4, KIB64, seeded(1));
+    const p = new OffsetPicker('sequential', 4, KIB64, seededRandom(1));
     expect([p.next(), p.next(), p.next(), p.next(), p.next()]).toEqual([0, KIB64, 2 * KIB64, 3 * KIB64, 0]);
   });
 
   it('random spreads over the whole device, aligned', () => {
-    const p = new OffsetPicker('random', 1000, KIB64, seeded(2));
+    const p = new OffsetPicker('random', 1000, KIB64, seededRandom(2));
     const offsets = Array.from({ length: 5000 }, () => p.next());
     expect(offsets.every((o) => o % KIB64 === 0 && o >= 0 && o < 1000 * KIB64)).toBe(true);
     expect(new Set(offsets).size).toBeGreaterThan(900);
@@ -38,7 +29,7 @@ describe('OffsetPicker', () => {
   });
 
   it('hotspot puts about 90% of the writes in 10% of the device', () => {
-    const p = new OffsetPicker('hotspot', 1000, KIB64, seeded(3));
+    const p = new OffsetPicker('hotspot', 1000, KIB64, seededRandom(3));
     const { start, end } = p.hotRange;
     expect(end - start).toBe(100 * KIB64);
     const offsets = Array.from({ length: 10_000 }, () => p.next());

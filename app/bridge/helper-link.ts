@@ -73,7 +73,10 @@ export class HelperLink {
     return this.stateEmitter.on(callback);
   }
 
-  /** Every new connection, after hello and subscribe (register notification handlers here). */
+  /**
+   * Every new connection, after hello and before subscribe (register notification
+   * handlers here: a notification may arrive in the same read as subscribe's answer).
+   */
   onClient(callback: (client: HelperClient) => void): () => void {
     return this.clientEmitter.on(callback);
   }
@@ -151,6 +154,7 @@ export class HelperLink {
       const client = new HelperClient(transport, { timeoutMs: this.options.callTimeoutMs ?? 30_000 });
       try {
         this.helloResult = await client.hello(this.options.clientName ?? 'blksnap-manager-app');
+        this.clientEmitter.emit(client);
         await client.call('subscribe', {});
       } catch (error) {
         client.close();
@@ -167,7 +171,6 @@ export class HelperLink {
         this.setState({ state: 'lost', message: sentence(`The helper stopped: ${error.message}`) });
       });
       this.setState({ state: 'connected' });
-      this.clientEmitter.emit(client);
       return client;
     } catch (error) {
       const failure = error instanceof BridgeError ? error : this.unavailable(error);

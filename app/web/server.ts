@@ -157,6 +157,9 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // Node drops its own error handler from an upgraded socket: without one, a client
+    // resetting the connection (e.g. while being refused) would crash the server
+    socket.on('error', () => socket.destroy());
     const url = pathOf(req);
     const refuse = (status: number, reason: string): void => {
       log(`WS ${url.pathname} ${status}`);

@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { extname, join, resolve, sep } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -60,14 +61,11 @@ export async function sendStatic(root: string, pathname: string, head: boolean, 
     res.end();
     return 200;
   }
-  await new Promise<void>((done) => {
-    const stream = createReadStream(path);
-    stream.on('error', () => {
-      res.destroy();
-      done();
-    });
-    stream.on('end', () => done());
-    stream.pipe(res);
-  });
+  try {
+    // pipeline also ends the file stream (and its descriptor) when the browser aborts
+    await pipeline(createReadStream(path), res);
+  } catch {
+    res.destroy();
+  }
   return 200;
 }

@@ -18,7 +18,7 @@ import type { FileBlockDevice } from './file-block-device.js';
 import type { ModuleParams } from './params.js';
 
 /** Most chunks read (copy-on-write) or written (store) in one vectored call. */
-const MAX_BATCH = 64;
+export const MAX_BATCH = 64;
 
 export interface DiffAreaOwner {
   name: string;
@@ -229,13 +229,17 @@ export class DiffArea {
       }
     }
     if (!anyNew) return;
-    await this.waitQueueRoom();
     let nr = first;
     while (nr <= last) {
       if (this.states[nr] !== CHUNK_NEW) {
         nr++;
         continue;
       }
+      // Backpressure before every run, holding no chunk lock: a large write
+      // (a discard of the whole device) must not load all its chunks at once.
+      await this.waitQueueRoom();
+      if (this.corrupted) return;
+      if (this.states[nr] !== CHUNK_NEW) continue;
       // Lock a run of NEW chunks in ascending order (deadlock-free: every holder of
       // several chunk locks takes them in ascending order; the store worker only
       // try-locks while it holds others).
@@ -263,7 +267,20 @@ export class DiffArea {
       for (const nr of run) this.locks.unlock(nr);
       return;
     }
-    const bufs = run.map(() => this.pool.take());
+    const bufs: Buffer[] = [];
+    try {
+      for (const _nr of run) bufs.push(this.pool.take());
+    } catch {
+      // No memory for the buffers (diff_buffer_take() -> -ENOMEM): the chunks
+      // fail and the area is corrupted, but no lock stays held and the
+      // original write goes on, as in diff_area_cow().
+      for (const b of bufs) this.pool.release(b);
+      for (const nr of run) {
+        this.storeFailed(nr, -12);
+        this.locks.unlock(nr);
+      }
+      return;
+    }
     const lastNr = run[run.length - 1]!;
     const lastLen = this.chunkLength(lastNr);
     const views = bufs.map((b, k) => (k === bufs.length - 1 ? b.subarray(0, lastLen) : b));

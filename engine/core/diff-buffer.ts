@@ -15,8 +15,9 @@ export class DiffBufferPool {
 
   /** diff_buffer_take() */
   take(): Buffer {
+    const buf = this.free.pop() ?? Buffer.allocUnsafeSlow(this.bufferSize);
     this.inUse++;
-    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.bufferSize);
+    return buf;
   }
 
   /** diff_buffer_release() */

@@ -17,6 +17,9 @@ export class EngineDevice implements BlockDevice {
   readonly gate = new IoGate();
   tracker: Tracker | null = null;
   removed = false;
+  /** Reads and flushes running (writes are counted by the gate). */
+  private untracked = 0;
+  private untrackedWaiters: (() => void)[] = [];
 
   constructor(
     readonly raw: FileBlockDevice,
@@ -47,11 +50,37 @@ export class EngineDevice implements BlockDevice {
     if (this.removed) throw new BlksnapError('ENODEV', `device ${this.name} was removed from the engine`);
   }
 
+  /** Runs a read or flush, counted so that the file is not closed under it. */
+  private async counted<T>(op: () => Promise<T>): Promise<T> {
+    this.untracked++;
+    try {
+      return await op();
+    } finally {
+      this.untracked--;
+      if (this.untracked === 0 && this.untrackedWaiters.length > 0) {
+        for (const f of this.untrackedWaiters.splice(0)) f();
+      }
+    }
+  }
+
+  /**
+   * Marks the device removed and closes its file once the reads and flushes in
+   * flight are done: a descriptor closed under them could be reused by the next
+   * file opened, and they would read that file. Call with the gate frozen or
+   * writes drained (writes check `removed` inside the gate).
+   */
+  async remove(): Promise<void> {
+    this.removed = true;
+    this.tracker = null;
+    if (this.untracked > 0) await new Promise<void>((resolve) => this.untrackedWaiters.push(resolve));
+    await this.raw.close();
+  }
+
   async read(offset: number, length: number): Promise<Buffer> {
     this.checkOpen();
     checkRange(this.name, this.capacity, offset, length);
     const buf = Buffer.allocUnsafe(length);
-    if (length > 0) await this.raw.readInto(buf, 0, length, offset);
+    if (length > 0) await this.counted(() => this.raw.readInto(buf, 0, length, offset));
     return buf;
   }
 
@@ -59,7 +88,7 @@ export class EngineDevice implements BlockDevice {
     this.checkOpen();
     checkRange(this.name, this.capacity, offset, length);
     checkTarget(this.name, target, targetOffset, length);
-    if (length > 0) await this.raw.readInto(target, targetOffset, length, offset);
+    if (length > 0) await this.counted(() => this.raw.readInto(target, targetOffset, length, offset));
   }
 
   async write(offset: number, data: Uint8Array, options?: { fua?: boolean }): Promise<void> {
@@ -72,7 +101,7 @@ export class EngineDevice implements BlockDevice {
 
   async flush(): Promise<void> {
     this.checkOpen();
-    await this.raw.flush();
+    await this.counted(() => this.raw.flush());
   }
 
   async discard(offset: number, length: number): Promise<void> {

@@ -161,11 +161,10 @@ export class EmbeddedEngine implements EmbeddedEngineApi {
       const d = this.resolveDevice(ref);
       if (d.tracker?.snapshot) throw new BlksnapError('EBUSY', `${d.name} is in snapshot ${d.tracker.snapshot.id}`);
       await d.gate.freeze();
-      d.removed = true;
-      d.tracker = null;
       this.devices.delete(d.name);
+      const removing = d.remove();
       d.gate.unfreeze();
-      await d.raw.close();
+      await removing;
     });
   }
 
@@ -434,10 +433,9 @@ export class EmbeddedEngine implements EmbeddedEngineApi {
       for (const s of [...this.snapshots.values()]) await this.destroySnapshot(s);
       for (const d of [...this.devices.values()]) {
         await d.gate.freeze();
-        d.removed = true;
-        d.tracker = null;
+        const removing = d.remove();
         d.gate.unfreeze();
-        await d.raw.close();
+        await removing;
       }
       this.devices.clear();
       this.closed = true;

@@ -9,6 +9,7 @@ import type { ClientContext, HelperService } from './service.js';
 
 export class ClientConnection implements ClientContext {
   readonly subscriptions = new Set<Topic>();
+  private readonly closer = new AbortController();
   private readonly splitter: LineSplitter;
   private inFlight = 0;
 
@@ -29,7 +30,15 @@ export class ClientConnection implements ClientContext {
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => this.splitter.push(chunk));
     socket.on('error', () => socket.destroy());
-    socket.on('close', () => onClose(this));
+    socket.on('close', () => {
+      this.closer.abort();
+      onClose(this);
+    });
+  }
+
+  /** Aborted when the client's socket closes (its pending snapshotWaitEvent calls give up their turn). */
+  get closeSignal(): AbortSignal {
+    return this.closer.signal;
   }
 
   get busy(): boolean {

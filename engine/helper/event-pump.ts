@@ -53,21 +53,33 @@ export class EventPump {
     return !this.stopped;
   }
 
-  /** The next event not yet taken by a waiter, or null after timeoutMs. */
-  next(timeoutMs: number): Promise<SnapshotEvent | null> {
+  /**
+   * The next event not yet taken by a waiter, or null after timeoutMs. A waiter whose
+   * `cancel` signal fires (its client disconnected) gets null and leaves the line at
+   * once, so the next event goes to a waiter still there to receive it.
+   */
+  next(timeoutMs: number, cancel?: AbortSignal): Promise<SnapshotEvent | null> {
+    if (cancel?.aborted) return Promise.resolve(null);
     const queued = this.queue.shift();
     if (queued) return Promise.resolve(queued);
     if (this.stopped || timeoutMs <= 0) return Promise.resolve(null);
     return new Promise((resolve) => {
+      const leave = (): void => {
+        const i = this.waiters.indexOf(waiter);
+        if (i >= 0) this.waiters.splice(i, 1);
+        clearTimeout(waiter.timer);
+        cancel?.removeEventListener('abort', leave);
+        resolve(null);
+      };
       const waiter: Waiter = {
-        resolve,
-        timer: setTimeout(() => {
-          const i = this.waiters.indexOf(waiter);
-          if (i >= 0) this.waiters.splice(i, 1);
-          resolve(null);
-        }, timeoutMs),
+        resolve: (event) => {
+          cancel?.removeEventListener('abort', leave);
+          resolve(event);
+        },
+        timer: setTimeout(leave, timeoutMs),
       };
       this.waiters.push(waiter);
+      cancel?.addEventListener('abort', leave, { once: true });
     });
   }
 

@@ -18,9 +18,9 @@ import { resolveBlockDevice, resolveEngineDevice } from './device-resolver.js';
 import { EventPump } from './event-pump.js';
 import { SnapshotBook } from './snapshot-book.js';
 import type { SettingsStore } from './settings-store.js';
-import { checkDiffStoragePath } from './storage-path.js';
-import { removeIfSameFile } from './storage-ledger.js';
-import type { StorageLedger } from './storage-ledger.js';
+import { checkDiffStorage } from './storage-path.js';
+import { removeIfSameFile, storageFileIdentity } from './storage-ledger.js';
+import type { StorageIdentity, StorageLedger } from './storage-ledger.js';
 import { WorkloadManager } from './workload.js';
 
 export type HandlerParams<M extends MethodName> = z.output<MethodTable[M]['params']>;
@@ -28,6 +28,8 @@ export type HandlerParams<M extends MethodName> = z.output<MethodTable[M]['param
 /** Per-connection state a handler may touch. */
 export interface ClientContext {
   readonly subscriptions: Set<Topic>;
+  /** Aborted when the client disconnects (its waits end instead of taking events nobody reads). */
+  readonly closeSignal?: AbortSignal;
 }
 
 type Handlers = { [M in MethodName]: (params: HandlerParams<M>, ctx: ClientContext) => Promise<MethodResult<M>> };
@@ -40,6 +42,11 @@ const OK = { ok: true as const };
 export class HelperService {
   readonly book = new SnapshotBook();
   private readonly pumps = new Map<SnapshotId, EventPump>();
+  /** After stopPumps (shutdown): requests still in flight start no new pump. */
+  private pumpsStopped = false;
+  /** Snapshots a snapshotDestroy of ours is destroying: it, not their pump, announces them. */
+  private readonly destroying = new Set<SnapshotId>();
+  private readonly goneWhileDestroying = new Set<SnapshotId>();
   readonly workloads: WorkloadManager;
   readonly handlers: Handlers;
 
@@ -77,7 +84,11 @@ export class HelperService {
         for (const rec of await this.ledger.reconcile(new Set(ids), this.log)) {
           const book = this.book.ensure(rec.snapshotId);
           book.storagePath = rec.path;
-          book.storageIdentity = { dev: rec.dev, ino: rec.ino };
+          book.storageIdentity = {
+            dev: rec.dev,
+            ino: rec.ino,
+            ...(rec.dirDev !== undefined && rec.dirIno !== undefined ? { dirDev: rec.dirDev, dirIno: rec.dirIno } : {}),
+          };
         }
       } catch (err) {
         this.log(`cannot read the difference-storage records: ${(err as Error).message}`);
@@ -88,6 +99,7 @@ export class HelperService {
 
   /** Stops every event pump (shutdown). */
   async stopPumps(): Promise<void> {
+    this.pumpsStopped = true;
     const pumps = [...this.pumps.values()];
     this.pumps.clear();
     await Promise.all(pumps.map((p) => p.stop()));
@@ -97,7 +109,10 @@ export class HelperService {
   async removeLeftoverStorage(): Promise<void> {
     for (const rec of this.book.all()) {
       if (!rec.storagePath) continue;
-      if (await removeIfSameFile(rec.storagePath, rec.storageIdentity ?? null)) this.log(`removed the difference storage ${rec.storagePath} of snapshot ${rec.id}`);
+      // without a known identity the path may name anything by now: left alone
+      if (rec.storageIdentity && (await removeIfSameFile(rec.storagePath, rec.storageIdentity))) {
+        this.log(`removed the difference storage ${rec.storagePath} of snapshot ${rec.id}`);
+      }
       await this.ledger?.forget(rec.storagePath);
     }
   }
@@ -120,14 +135,17 @@ export class HelperService {
         onEvent: (event: SnapshotEvent) => this.broadcast('event', event),
         onGone: (gone) => {
           this.pumps.delete(gone);
-          const rec = this.book.delete(gone);
-          if (!rec) return;
-          // destroyed by someone else (e.g. the blksnap tool): its storage file is ours to remove
-          if (rec.storagePath) void this.releaseStorage(rec.storagePath, rec.storageIdentity ?? null);
-          this.broadcast('snapshot', { id: gone, state: 'destroyed' });
+          // our own snapshotDestroy: it removes the storage and announces the end itself
+          if (this.destroying.has(gone)) this.goneWhileDestroying.add(gone);
+          else this.forgetGone(gone);
         },
         onError: (failed, err) => this.log(`event pump of ${failed}: ${(err as Error).message}`),
       });
+      if (this.pumpsStopped) {
+        // shutting down: a pump started now would outlive the helper (and keep it running)
+        void pump.stop();
+        return pump;
+      }
       this.pumps.set(id, pump);
       pump.start();
     }
@@ -214,9 +232,9 @@ export class HelperService {
           if (resolved.includes(device)) throw new BlksnapError('EINVAL', `device ${device} is listed twice`);
           resolved.push(device);
         }
-        const path = await checkDiffStoragePath(diffStoragePath, this.backends.owner.uid);
+        const { path, dir } = await checkDiffStorage(diffStoragePath, this.backends.owner.uid);
         const id = await driver.snapshotCreate({ diffStoragePath: path, limitSectors });
-        const storageIdentity = await this.recordStorage(path, id);
+        const storageIdentity = await this.recordStorage(path, id, dir);
         this.book.add({ id, devices: [], taken: false, storagePath: path, limitSectors, storageIdentity });
         this.ensurePump(id);
         this.broadcast('snapshot', { id, state: 'created' });
@@ -243,14 +261,14 @@ export class HelperService {
         for (const id of ids) this.ensurePump(id);
         return { ids };
       },
-      snapshotWaitEvent: async ({ id, timeoutMs }) => {
+      snapshotWaitEvent: async ({ id, timeoutMs }, ctx) => {
         let pump = this.pumps.get(id);
         if (!pump || !pump.running) {
           const ids = await driver.snapshotCollect();
           if (!ids.includes(id)) throw new BlksnapError('ESRCH', `no snapshot ${id}`);
           pump = this.ensurePump(id);
         }
-        return { event: await pump.next(timeoutMs) };
+        return { event: await pump.next(timeoutMs, ctx.closeSignal) };
       },
       snapshotAdd: async ({ id, device }) => {
         await this.addToSnapshot(id, device);
@@ -404,8 +422,27 @@ export class HelperService {
     };
   }
 
+  /** A snapshot the driver no longer knows, destroyed by someone else (e.g. the blksnap tool). */
+  private forgetGone(id: SnapshotId): void {
+    const rec = this.book.delete(id);
+    if (!rec) return;
+    // its storage file is ours to remove
+    if (rec.storagePath) void this.releaseStorage(rec.storagePath, rec.storageIdentity ?? null);
+    this.broadcast('snapshot', { id, state: 'destroyed' });
+  }
+
   private async destroy(id: SnapshotId): Promise<void> {
-    await this.backends.driver.snapshotDestroy(id);
+    this.destroying.add(id);
+    try {
+      await this.backends.driver.snapshotDestroy(id);
+    } catch (err) {
+      // it failed, but the pump saw the snapshot go meanwhile: that end still needs its cleanup
+      if (this.goneWhileDestroying.has(id)) this.forgetGone(id);
+      throw err;
+    } finally {
+      this.destroying.delete(id);
+      this.goneWhileDestroying.delete(id);
+    }
     const pump = this.pumps.get(id);
     this.pumps.delete(id);
     await pump?.stop();
@@ -415,23 +452,29 @@ export class HelperService {
   }
 
   /** Removes a destroyed snapshot's storage file (only the file the helper created) and its record. */
-  private async releaseStorage(path: string, identity: { dev: number; ino: number } | null): Promise<void> {
+  private async releaseStorage(path: string, identity: StorageIdentity | null): Promise<void> {
     try {
-      await removeIfSameFile(path, identity);
+      // without a known identity the path may name anything by now: left alone
+      if (identity) await removeIfSameFile(path, identity);
+      else this.log(`left the difference storage ${path} in place: it could not be identified as the file the helper created`);
       await this.ledger?.forget(path);
     } catch (err) {
       this.log(`cannot remove the difference storage ${path}: ${(err as Error).message}`);
     }
   }
 
-  /** Records a new storage file in the ledger (embedded engine); its identity, or null. */
-  private async recordStorage(path: string, id: SnapshotId): Promise<{ dev: number; ino: number } | null> {
-    if (!this.ledger) return null;
+  /**
+   * Records a new storage file (in the ledger, when there is one); its identity in the
+   * checked directory `dir`, or null (then the helper never removes anything at the path).
+   */
+  private async recordStorage(path: string, id: SnapshotId, dir: { dev: number; ino: number }): Promise<StorageIdentity | null> {
     try {
-      return await this.ledger.add(path, id);
+      if (!this.ledger) return await storageFileIdentity(path, dir);
+      return await this.ledger.add(path, id, dir);
     } catch (err) {
       this.log(`cannot record the difference storage ${path}: ${(err as Error).message}`);
-      return null;
+      // e.g. the ledger could not be saved: the file itself may still be identified
+      return await storageFileIdentity(path, dir).catch(() => null);
     }
   }
 }

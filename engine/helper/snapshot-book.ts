@@ -1,6 +1,7 @@
 /** What the helper knows about the snapshots it manages (the driver is the truth for the rest). */
 import type { SnapshotId } from '../abi/types.js';
 import type { SnapshotSummary } from '../protocol/schemas.js';
+import type { StorageIdentity } from './storage-ledger.js';
 
 export interface SnapshotRecord {
   id: SnapshotId;
@@ -10,7 +11,7 @@ export interface SnapshotRecord {
   storagePath: string | null;
   limitSectors: number | null;
   /** Device and inode of the storage file the helper created (removed only while it is still that file). */
-  storageIdentity?: { dev: number; ino: number } | null;
+  storageIdentity?: StorageIdentity | null;
 }
 
 export class SnapshotBook {

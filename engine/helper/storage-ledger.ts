@@ -8,33 +8,98 @@
  * alone. With the kernel driver, whose snapshots outlive the helper, the records
  * instead let a new helper remove a snapshot's file when it is destroyed later.
  */
-import { lstat, readFile, rename, unlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { constants as fsConstants, existsSync } from 'node:fs';
+import { lstat, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { errnoOf } from './fs-errors.js';
 
-export interface StorageFileRecord {
-  path: string;
+/**
+ * A storage file: its device and inode, and (recorded since) those of the directory
+ * it was created in. The user owns that directory and may rename it or put a symlink
+ * in its place at any moment, so the file is looked at and removed only through the
+ * directory opened and checked first (/proc/self/fd/N/name), never by path alone.
+ */
+export interface StorageIdentity {
   dev: number;
   ino: number;
+  dirDev?: number;
+  dirIno?: number;
+}
+
+export interface StorageFileRecord extends StorageIdentity {
+  path: string;
   snapshotId: string;
 }
 
 function isRecord(value: unknown): value is StorageFileRecord {
   if (typeof value !== 'object' || value === null) return false;
   const r = value as Record<string, unknown>;
-  return typeof r.path === 'string' && r.path.startsWith('/') && typeof r.dev === 'number' && typeof r.ino === 'number' && typeof r.snapshotId === 'string';
+  const optionalNumber = (v: unknown): boolean => v === undefined || typeof v === 'number';
+  return (
+    typeof r.path === 'string' &&
+    r.path.startsWith('/') &&
+    typeof r.dev === 'number' &&
+    typeof r.ino === 'number' &&
+    optionalNumber(r.dirDev) &&
+    optionalNumber(r.dirIno) &&
+    typeof r.snapshotId === 'string'
+  );
 }
 
-/** Removes `path` if it is still the regular file `dev`/`ino`; true when removed. */
-export async function removeIfSameFile(path: string, identity: { dev: number; ino: number } | null): Promise<boolean> {
+/**
+ * Runs `fn` on the entry `basename(path)` of the directory `dirname(path)` as opened
+ * now (pinned: swapping the directory afterwards does not redirect `fn`); null when
+ * that directory is not `dir`.
+ */
+async function inPinnedDir<T>(path: string, dir: { dev: number; ino: number } | null, fn: (entry: string) => Promise<T>): Promise<T | null> {
+  const handle = await open(dirname(path), fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
   try {
-    const st = await lstat(path);
-    if (!st.isFile()) return false;
-    if (identity && (st.dev !== identity.dev || st.ino !== identity.ino)) return false;
-    await unlink(path);
-    return true;
+    const st = await handle.stat();
+    if (dir && (st.dev !== dir.dev || st.ino !== dir.ino)) return null;
+    const entry = existsSync('/proc/self/fd') ? `/proc/self/fd/${handle.fd}/${basename(path)}` : path;
+    return await fn(entry);
+  } finally {
+    await handle.close();
+  }
+}
+
+function dirOf(identity: StorageIdentity): { dev: number; ino: number } | null {
+  return identity.dirDev !== undefined && identity.dirIno !== undefined ? { dev: identity.dirDev, ino: identity.dirIno } : null;
+}
+
+/**
+ * The identity of the storage file the driver just created at `path` in the checked
+ * directory `dir`; null when the directory on the path is no longer that one or the
+ * entry is not a regular file (then the helper never removes anything there).
+ */
+export async function storageFileIdentity(path: string, dir: { dev: number; ino: number }): Promise<StorageIdentity | null> {
+  try {
+    return await inPinnedDir(path, dir, async (entry) => {
+      const st = await lstat(entry);
+      if (!st.isFile()) return null;
+      return { dev: st.dev, ino: st.ino, dirDev: dir.dev, dirIno: dir.ino };
+    });
   } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return false;
+    const code = errnoOf(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+    throw err;
+  }
+}
+
+/** Removes `path` if it is still the regular file `dev`/`ino` (in its recorded directory); true when removed. */
+export async function removeIfSameFile(path: string, identity: StorageIdentity | null): Promise<boolean> {
+  try {
+    const removed = await inPinnedDir(path, identity ? dirOf(identity) : null, async (entry) => {
+      const st = await lstat(entry);
+      if (!st.isFile()) return false;
+      if (identity && (st.dev !== identity.dev || st.ino !== identity.ino)) return false;
+      await unlink(entry);
+      return true;
+    });
+    return removed === true;
+  } catch (err) {
+    const code = errnoOf(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
     throw err;
   }
 }
@@ -111,12 +176,22 @@ export class StorageLedger {
     return kept;
   }
 
-  /** Records a storage file the helper just created. */
-  async add(path: string, snapshotId: string): Promise<{ dev: number; ino: number }> {
-    const st = await lstat(path);
-    this.records.push({ path, dev: st.dev, ino: st.ino, snapshotId });
+  /**
+   * Records a storage file the helper just created (in the checked directory `dir`,
+   * when given: see storageFileIdentity; throws when the file is not there).
+   */
+  async add(path: string, snapshotId: string, dir?: { dev: number; ino: number }): Promise<StorageIdentity> {
+    let identity: StorageIdentity | null;
+    if (dir) {
+      identity = await storageFileIdentity(path, dir);
+    } else {
+      const st = await lstat(path);
+      identity = st.isFile() ? { dev: st.dev, ino: st.ino } : null;
+    }
+    if (!identity) throw new Error(`${path} is no longer the file created in the checked directory`);
+    this.records.push({ path, ...identity, snapshotId });
     await this.save();
-    return { dev: st.dev, ino: st.ino };
+    return identity;
   }
 
   /** Forgets a storage file (removed with its snapshot). */

@@ -15,6 +15,15 @@ const S_ISVTX = 0o1000;
 
 /** Resolves and checks `path`; returns the absolute path to pass to the driver. */
 export async function checkDiffStoragePath(path: string, ownerUid: number): Promise<string> {
+  return (await checkDiffStorage(path, ownerUid)).path;
+}
+
+/**
+ * checkDiffStoragePath, plus which directory was checked (device and inode): the
+ * file the driver then creates is recorded, and later removed, only inside that very
+ * directory (storage-ledger.ts), even if a directory on the path is swapped meanwhile.
+ */
+export async function checkDiffStorage(path: string, ownerUid: number): Promise<{ path: string; dir: { dev: number; ino: number } }> {
   if (!path.startsWith('/')) throw new BlksnapError('EINVAL', `difference storage path must be absolute: ${path}`);
   const full = resolve(path);
   const name = basename(full);
@@ -51,5 +60,5 @@ export async function checkDiffStoragePath(path: string, ownerUid: number): Prom
   if (st.uid !== 0 && st.uid !== ownerUid) {
     throw new BlksnapError('EACCES', `the difference storage directory belongs to another user (uid ${st.uid}): ${parent}`);
   }
-  return full;
+  return { path: full, dir: { dev: st.dev, ino: st.ino } };
 }

@@ -50,6 +50,9 @@ interface Pending {
 
 type AnyHandler = (params: unknown) => void;
 
+/** The longest delay a timer holds (2^31 - 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export class HelperClient {
   private nextId = 1;
   private readonly pending = new Map<RequestId, Pending>();
@@ -84,10 +87,11 @@ export class HelperClient {
         timer: null,
       };
       if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
+        // a longer delay would not fit a timer (it would fire at once): wait the longest one can
         entry.timer = setTimeout(() => {
           this.pending.delete(id);
           reject(new HelperCallError('timeout', 'ETIMEDOUT', `the helper did not answer ${method} within ${timeoutMs} ms`));
-        }, timeoutMs);
+        }, Math.min(timeoutMs, MAX_TIMER_MS));
       }
       this.pending.set(id, entry);
       try {

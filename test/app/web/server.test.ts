@@ -228,6 +228,32 @@ describe('browser-mode server: access control', () => {
     expect(await upgradeStatus(server.port, '/ws', { Cookie: `blksnap_token_${server.port}=${server.token}` })).toBe(101);
   });
 
+  it('survives clients that reset the connection right after an upgrade request it refuses', async () => {
+    const crashes: unknown[] = [];
+    const onCrash = (error: unknown): void => void crashes.push(error);
+    process.on('uncaughtException', onCrash);
+    try {
+      for (let i = 0; i < 10; i++) {
+        await new Promise<void>((resolve, reject) => {
+          const socket = connect(server.port, '127.0.0.1', () => {
+            socket.write(
+              `GET /ws?token=wrong HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+                'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+            );
+            socket.resetAndDestroy();
+            resolve();
+          });
+          socket.once('error', reject);
+        });
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    } finally {
+      process.off('uncaughtException', onCrash);
+    }
+    expect(crashes.map(String)).toEqual([]);
+    expect((await get(server.port, '/')).status).toBe(401);
+  });
+
   it('answers wire requests, errors included, and pushes events', async () => {
     const client = await WireClient.open(`ws://127.0.0.1:${server.port}/ws?token=${server.token}`, {
       Origin: `http://127.0.0.1:${server.port}`,
@@ -262,6 +288,33 @@ describe('browser-mode server: access control', () => {
     } finally {
       next.close();
     }
+  });
+
+  it('finishes (and logs) a static download the browser aborts half-way', async () => {
+    const staticDir = join(dirs.root, 'static');
+    writeFileSync(join(staticDir, 'assets', 'big.js'), 'x'.repeat(32 * 1024 * 1024));
+    await new Promise<void>((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: server.port,
+          path: '/assets/big.js',
+          headers: { Host: `127.0.0.1:${server.port}`, Cookie: `blksnap_token_${server.port}=${server.token}` },
+        },
+        (res) => {
+          res.once('data', () => {
+            req.destroy(); // the tab was closed
+            resolve();
+          });
+        },
+      );
+      req.on('error', () => undefined);
+      req.once('response', () => undefined);
+      req.end();
+      setTimeout(() => reject(new Error('no data')), 5000);
+    });
+    for (let i = 0; i < 50 && !logs.some((l) => l.startsWith('GET /assets/big.js')); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(logs.find((l) => l.startsWith('GET /assets/big.js'))).toBeDefined();
   });
 
   it('listens on loopback only', async () => {

@@ -6,9 +6,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createEmbeddedEngine } from '../../../engine/core/index.js';
 import type { EmbeddedEngine } from '../../../engine/core/index.js';
+import { MAX_BATCH } from '../../../engine/core/diff-area.js';
+import { DiffBufferPool } from '../../../engine/core/diff-buffer.js';
 import type { EngineDevice } from '../../../engine/core/engine-device.js';
 import { expectErrno, makeImage, SMALL_PARAMS, tempDir } from './helpers.js';
 
@@ -114,5 +116,63 @@ describe('DiffArea image reads', () => {
     const { data, err } = await outcome;
     expect(data).toBeNull();
     await expectErrno(Promise.reject(err), 'EIO');
+  });
+});
+
+describe('DiffArea copy-on-write errors', () => {
+  it('no memory for a chunk buffer: the area is corrupted with -ENOMEM, the original write lands, no chunk stays locked', async () => {
+    const imageName = await takeSnapshot(1 << 20);
+    const dev = engine.device('a');
+    const spy = vi.spyOn(DiffBufferPool.prototype, 'take').mockImplementationOnce(() => {
+      throw new RangeError('Array buffer allocation failed');
+    });
+    try {
+      await dev.write(0, pattern(2 * CHUNK, 9));
+    } finally {
+      spy.mockRestore();
+    }
+    expect((await dev.read(0, 2 * CHUNK)).equals(pattern(2 * CHUNK, 9))).toBe(true);
+    expect((await engine.snapshotInfo('a')).errorCode).toBe(-12);
+    // Later writes to the same chunks do not wait for a lock nobody will release.
+    const again = dev.write(0, pattern(2 * CHUNK, 10)).then(() => 'done');
+    const timeout = new Promise((resolve) => setTimeout(() => resolve('hung'), 2000));
+    expect(await Promise.race([again, timeout])).toBe('done');
+    await expectErrno(engine.image(imageName).read(0, CHUNK), 'EIO');
+    const [id] = await engine.snapshotCollect();
+    await engine.snapshotDestroy(id!);
+  });
+});
+
+describe('DiffArea copy-on-write backpressure', () => {
+  it('a write-zeroes over the whole device holds at most the store-queue bound of chunk buffers, and the image keeps the old data', async () => {
+    // 16 MiB = 4096 chunks of 4 KiB; the queue bound is 2 + 2 = 4 chunks.
+    const params = { chunkMaximumInQueue: 2, freeDiffBufferPoolSize: 2, diffStorageMinimum: 1 << 16 };
+    const size = 16 << 20;
+    await engine.close();
+    engine = createEmbeddedEngine({ params: { ...SMALL_PARAMS, ...params } });
+    fs.writeFileSync(path.join(dir, 'big.img'), pattern(size, 3));
+    await engine.addDevice({ path: path.join(dir, 'big.img'), name: 'big' });
+    const id = await engine.snapshotCreate({ diffStoragePath: path.join(dir, 'diff-big'), limitSectors: 1 << 20 });
+    await engine.snapshotAdd(id, 'big');
+    await engine.snapshotTake(id);
+    let peak = 0;
+    const take = DiffBufferPool.prototype.take;
+    const spy = vi.spyOn(DiffBufferPool.prototype, 'take').mockImplementation(function (this: DiffBufferPool) {
+      const buf = take.call(this);
+      peak = Math.max(peak, this.inUse);
+      return buf;
+    });
+    try {
+      await engine.device('big').writeZeroes(0, size);
+    } finally {
+      spy.mockRestore();
+    }
+    // The queue (bound + one run of the writer) plus one batch being stored.
+    expect(peak).toBeGreaterThan(0);
+    expect(peak).toBeLessThanOrEqual(4 + 2 * MAX_BATCH);
+    const { image, errorCode } = await engine.snapshotInfo('big');
+    expect(errorCode).toBe(0);
+    expect((await engine.image(image).read(0, size)).equals(pattern(size, 3))).toBe(true);
+    expect((await engine.device('big').read(0, size)).every((b) => b === 0)).toBe(true);
   });
 });

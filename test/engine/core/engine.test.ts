@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createEmbeddedEngine, FILE_DEVICE_MAJOR } from '../../../engine/core/index.js';
 import type { EmbeddedEngine } from '../../../engine/core/index.js';
+import type { EngineDevice } from '../../../engine/core/engine-device.js';
 import { expectErrno, makeImage, SMALL_PARAMS, tempDir } from './helpers.js';
 
 const MiB = 1 << 20;
@@ -159,6 +160,44 @@ describe('EmbeddedEngine: lifecycle', () => {
     await expectErrno(() => engine.device('b'), 'ENOENT');
     const info = await engine.addDevice({ path: path.join(dir, 'b.img') });
     expect(info.name).toBe('b');
+  });
+
+  it('removeDevice and close() wait for reads in flight before closing the file (no read from a reused descriptor)', async () => {
+    for (const how of ['removeDevice', 'close'] as const) {
+      const content = Buffer.alloc(64 * 1024, how === 'close' ? 0x5c : 0xc5);
+      fs.writeFileSync(path.join(dir, 'c.img'), content);
+      fs.writeFileSync(path.join(dir, 'other.img'), Buffer.alloc(64 * 1024, 0x11));
+      await engine.addDevice({ path: path.join(dir, 'c.img'), name: 'c' });
+      const dev = engine.device('c') as EngineDevice;
+      // Hold the read between its submission and the file system call.
+      let release = (): void => undefined;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      const readInto = dev.raw.readInto.bind(dev.raw);
+      dev.raw.readInto = async (buf, off, len, pos) => {
+        await held;
+        return readInto(buf, off, len, pos);
+      };
+      const reading = dev.read(0, content.length);
+      const readingTo = dev.readTo(0, 4096, Buffer.alloc(4096), 0);
+      let closed = false;
+      const closing = (how === 'close' ? engine.close() : engine.removeDevice('c')).then(() => {
+        closed = true;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(closed).toBe(false);
+      // A file opened now must not take over the device's descriptor.
+      const fd = fs.openSync(path.join(dir, 'other.img'), 'r');
+      try {
+        release();
+        expect((await reading).equals(content)).toBe(true);
+        await readingTo;
+        await closing;
+      } finally {
+        fs.closeSync(fd);
+      }
+      await expectErrno(dev.read(0, 512), 'ENODEV');
+    }
+    engine = createEmbeddedEngine({ params: SMALL_PARAMS });
   });
 });
 

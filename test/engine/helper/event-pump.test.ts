@@ -51,3 +51,30 @@ describe('EventPump', () => {
     expect(gone).toEqual([ID]);
   });
 });
+
+describe('EventPump waiters that go away', () => {
+  it('a waiter whose client went away gets null at once and the next event goes to the waiter still there', async () => {
+    const events: SnapshotEvent[] = [];
+    const driver = {
+      kind: 'embedded',
+      snapshotWaitEvent: async () => {
+        await new Promise((r) => setTimeout(r, 5));
+        return events.shift() ?? null;
+      },
+    } as unknown as BlksnapDriver;
+    const pump = new EventPump(driver, ID, () => 5, { onEvent: () => {}, onGone: () => {} });
+    pump.start();
+    try {
+      const client = new AbortController();
+      const gone = pump.next(60_000, client.signal);
+      const staying = pump.next(2_000);
+      client.abort();
+      expect(await gone).toBeNull();
+      events.push(ev(7));
+      expect((await staying)?.timeMs).toBe(7);
+      expect(await pump.next(10, AbortSignal.abort())).toBeNull();
+    } finally {
+      await pump.stop();
+    }
+  });
+});

@@ -1,9 +1,10 @@
 /** HelperService + dispatchLine with a fake kernel-kind driver (no module needed). */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BlksnapDriver } from '../../../engine/abi/driver.js';
+import { createEmbeddedDriver } from '../../../engine/helper/driver-select.js';
 import { dispatchLine } from '../../../engine/helper/dispatch.js';
 import { HelperService } from '../../../engine/helper/service.js';
 import type { ClientContext } from '../../../engine/helper/service.js';
@@ -189,6 +190,35 @@ describe('HelperService with the kernel driver across helper restarts', () => {
     }
   });
 
+  it('never removes another file when the storage directory is swapped for a symlink right after creation', async () => {
+    const userDir = join(dir, 'user');
+    const victimDir = join(dir, 'victim');
+    mkdirSync(userDir);
+    mkdirSync(victimDir);
+    writeFileSync(join(victimDir, 'diff'), 'precious');
+    const live: string[] = [];
+    const service = await helper(live);
+    const driver = (service as unknown as { backends: { driver: BlksnapDriver } }).backends.driver;
+    driver.snapshotCreate = async ({ diffStoragePath }) => {
+      writeFileSync(diffStoragePath, '', { flag: 'wx' }); // the module's O_CREAT|O_EXCL
+      // the user (who owns the directory) races the helper: directory out, symlink in
+      renameSync(userDir, join(dir, 'user-moved'));
+      symlinkSync(victimDir, userDir);
+      live.push(ID);
+      return ID;
+    };
+    try {
+      await service.handlers.snapshotCreate({ diffStoragePath: join(userDir, 'diff'), limitSectors: 2048 }, { subscriptions: new Set() });
+      await service.handlers.snapshotDestroy({ id: ID }, { subscriptions: new Set() });
+      expect(readFileSync(join(victimDir, 'diff'), 'utf8')).toBe('precious');
+      // nor a later helper cleaning up after a crash
+      await new StorageLedger(dir).removeLeftovers(() => undefined);
+      expect(readFileSync(join(victimDir, 'diff'), 'utf8')).toBe('precious');
+    } finally {
+      await service.stopPumps();
+    }
+  });
+
   it('a new helper removes the file of a kernel snapshot destroyed while no helper ran', async () => {
     const live: string[] = [];
     const diff = join(dir, 'diff');
@@ -201,5 +231,101 @@ describe('HelperService with the kernel driver across helper restarts', () => {
     await second.stopPumps();
     expect(existsSync(diff)).toBe(false);
     expect(logs.join('\n')).toContain(`removed ${diff}, the difference storage of snapshot ${ID}, destroyed while no helper ran`);
+  });
+});
+
+describe('HelperService shutdown and destroy', () => {
+  let dir: string;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'bm-service-life-'));
+  });
+
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('announces a snapshot it destroys exactly once (embedded engine), with its storage file gone', async () => {
+    const engine = await createEmbeddedDriver({});
+    const settings = new SettingsStore(dir);
+    await settings.load();
+    const notes: [string, unknown][] = [];
+    const service = new HelperService(
+      {
+        driver: engine,
+        engine,
+        images: null,
+        listBlockDevices: async () => [],
+        nbd: null,
+        driverVersion: '1.0.0.0',
+        owner: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 },
+      },
+      settings,
+      (topic, params) => notes.push([topic, params]),
+      () => undefined,
+      new StorageLedger(dir),
+    );
+    const ctx: ClientContext = { subscriptions: new Set() };
+    try {
+      const diff = join(dir, 'diff');
+      const { id } = await service.handlers.snapshotCreate({ diffStoragePath: diff, limitSectors: 2048 }, ctx);
+      await new Promise((r) => setTimeout(r, 30)); // the pump waits on the engine's event queue
+      await service.handlers.snapshotDestroy({ id }, ctx);
+      await new Promise((r) => setTimeout(r, 30));
+      expect(notes.filter(([t]) => t === 'snapshot').map(([, p]) => p)).toEqual([
+        { id, state: 'created' },
+        { id, state: 'destroyed' },
+      ]);
+      expect(existsSync(diff)).toBe(false);
+      // the same path can be used again right away
+      const again = await service.handlers.snapshotCreate({ diffStoragePath: diff, limitSectors: 2048 }, ctx);
+      await service.handlers.snapshotDestroy({ id: again.id }, ctx);
+    } finally {
+      await service.stopPumps();
+      await engine.close();
+    }
+  });
+
+  it('starts no event pump after stopPumps for a request that was still running (helper shutdown)', async () => {
+    let waits = 0;
+    let created: (() => void) | null = null;
+    const driver = { ...fakeKernelDriver([]) } as BlksnapDriver;
+    const live: string[] = [];
+    driver.snapshotCollect = async () => [...live];
+    driver.snapshotCreate = async () => {
+      await new Promise<void>((resolve) => (created = resolve));
+      live.push(ID);
+      return ID;
+    };
+    driver.snapshotWaitEvent = async (_id, ms) => {
+      waits++;
+      await new Promise((r) => setTimeout(r, Math.min(ms, 10)));
+      return null;
+    };
+    const settings = new SettingsStore(dir);
+    await settings.load();
+    const service = new HelperService(
+      {
+        driver,
+        engine: null,
+        images: null,
+        listBlockDevices: async () => [],
+        nbd: null,
+        driverVersion: '6.0.0.0',
+        owner: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 },
+      },
+      settings,
+      () => undefined,
+    );
+    const ctx: ClientContext = { subscriptions: new Set() };
+    const inFlight = service.handlers.snapshotCreate({ diffStoragePath: join(dir, 'diff'), limitSectors: 2048 }, ctx);
+    await new Promise((r) => setTimeout(r, 20));
+    await service.stopPumps(); // the daemon's close(): pumps first, then it waits for answers in flight
+    (created as unknown as () => void)();
+    await inFlight;
+    await new Promise((r) => setTimeout(r, 60));
+    expect(waits).toBe(0);
+    // a waiter after shutdown is answered at once instead of starting a pump
+    expect(await service.handlers.snapshotWaitEvent({ id: ID, timeoutMs: 10_000 }, ctx)).toEqual({ event: null });
+    await service.stopPumps();
+    expect(waits).toBe(0);
   });
 });

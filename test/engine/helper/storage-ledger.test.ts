@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -48,6 +48,31 @@ describe('StorageLedger', () => {
     expect(await new StorageLedger(base).removeLeftovers(() => undefined)).toEqual([]);
     expect(readFileSync(a, 'utf8')).toBe('another file');
     expect(readFileSync(join(base, 'precious'), 'utf8')).toBe('keep');
+  });
+
+  it('records a file only inside the directory that was checked, and removes it only from there', async () => {
+    const user = join(base, 'user');
+    const victim = join(base, 'victim');
+    mkdirSync(user);
+    mkdirSync(victim);
+    const checked = statSync(user);
+    const dir = { dev: checked.dev, ino: checked.ino };
+    writeFileSync(join(user, 'diff'), '');
+    writeFileSync(join(victim, 'diff'), 'precious');
+    // the directory was swapped for a symlink after the check: nothing is recorded
+    renameSync(user, join(base, 'user-moved'));
+    symlinkSync(victim, user);
+    const ledger = new StorageLedger(base);
+    await expect(ledger.add(join(user, 'diff'), 'id-a', dir)).rejects.toThrow(/no longer the file/);
+    expect(ledger.paths).toEqual([]);
+    // put back: recorded with its directory, and removed through it
+    rmSync(user);
+    renameSync(join(base, 'user-moved'), user);
+    const identity = await ledger.add(join(user, 'diff'), 'id-a', dir);
+    expect(identity).toMatchObject({ dirDev: dir.dev, dirIno: dir.ino });
+    expect(await removeIfSameFile(join(user, 'diff'), identity)).toBe(true);
+    expect(existsSync(join(user, 'diff'))).toBe(false);
+    expect(readFileSync(join(victim, 'diff'), 'utf8')).toBe('precious');
   });
 
   it('starts from nothing with a missing or damaged ledger', async () => {

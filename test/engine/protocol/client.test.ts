@@ -80,6 +80,19 @@ describe('HelperClient', () => {
     }
   });
 
+  it('keeps waiting for a call whose timeout is longer than a timer can hold (no instant ETIMEDOUT)', async () => {
+    const t = new FakeTransport();
+    const c = new HelperClient(t);
+    // e.g. snapshot_wait_event --timeout 2147483648: the helper's EINVAL must come back, not a local timeout
+    const p = c.call('version', {}, { timeoutMs: 2 ** 31 + 15_000 });
+    const settled = vi.fn();
+    p.then(settled, settled);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(settled).not.toHaveBeenCalled();
+    t.reply({ id: 1, error: { code: 'invalid_params', errno: 'EINVAL', message: 'timeoutMs too big' } });
+    await expect(p).rejects.toMatchObject({ code: 'invalid_params', errno: 'EINVAL' });
+  });
+
   it('delivers valid notifications to handlers and drops invalid ones', () => {
     const t = new FakeTransport();
     const c = new HelperClient(t);

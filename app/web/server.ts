@@ -137,7 +137,9 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
       url.searchParams.delete(TOKEN_PARAM);
       const rest = url.searchParams.toString();
       res.setHeader('Set-Cookie', sessionCookie(port, token));
-      res.writeHead(303, { Location: `${url.pathname}${rest === '' ? '' : `?${rest}`}#${TOKEN_PARAM}=${token}` }).end();
+      // one leading slash: "//host/..." would be a protocol-relative redirect off this server
+      const path = `/${url.pathname.replace(/^\/+/, '')}`;
+      res.writeHead(303, { Location: `${path}${rest === '' ? '' : `?${rest}`}#${TOKEN_PARAM}=${token}` }).end();
       return 303;
     }
     return sendStatic(options.staticDir, url.pathname, req.method === 'HEAD', res);

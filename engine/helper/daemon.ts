@@ -93,6 +93,7 @@ async function startLocked(
     driver = engine;
   }
   const server = new HelperServer();
+  let service: HelperService | null = null;
   try {
     const driverVersion = versionText(await driver.version());
     if (engine) {
@@ -122,9 +123,10 @@ async function startLocked(
       owner,
     };
     const broadcast = <N extends NotificationName>(topic: N, params: NotificationParams<N>): void => server.broadcast(topic, params);
-    const service = new HelperService(backends, settings, broadcast, log, ledger);
-    server.attach(service);
-    await service.adoptExisting();
+    const started = new HelperService(backends, settings, broadcast, log, ledger);
+    service = started;
+    server.attach(started);
+    await started.adoptExisting();
     await server.listen(options.socketPath);
     await handOverSocket(options.socketPath, owner);
     const ownSocket = await socketIdentity(options.socketPath);
@@ -135,15 +137,15 @@ async function startLocked(
       closing ??= (async () => {
         // refuse new requests, answer pending snapshotWaitEvent calls (null), then close
         server.state.shuttingDown = true;
-        await service.workloads.stopAll();
-        await service.stopPumps();
-        if (engine) service.announceShutdownOfSnapshots();
+        await started.workloads.stopAll();
+        await started.stopPumps();
+        if (engine) started.announceShutdownOfSnapshots();
         await server.close();
         await nbd?.close().catch((err: unknown) => log(`closing NBD exports: ${(err as Error).message}`));
         if (engine) {
           // the embedded engine's snapshots live in this process: destroy them with it
           await driver.close().catch((err: unknown) => log(`closing the engine: ${(err as Error).message}`));
-          await service.removeLeftoverStorage().catch((err: unknown) => log(`removing storage files: ${(err as Error).message}`));
+          await started.removeLeftoverStorage().catch((err: unknown) => log(`removing storage files: ${(err as Error).message}`));
         } else {
           await driver.close().catch(() => undefined);
         }
@@ -156,6 +158,8 @@ async function startLocked(
     };
     return { socketPath: options.socketPath, driver: kind, nbdSocketPath: nbd?.socketPath ?? null, close };
   } catch (err) {
+    // pumps adopted for existing (kernel) snapshots must not outlive a failed start
+    await service?.stopPumps().catch(() => undefined);
     await server.close().catch(() => undefined);
     await nbd?.close().catch(() => undefined);
     await driver.close().catch(() => undefined);

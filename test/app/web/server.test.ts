@@ -187,6 +187,12 @@ describe('browser-mode server: access control', () => {
     expect(cookie).toBe(`blksnap_token_${server.port}=${server.token}; HttpOnly; SameSite=Strict; Path=/`);
   });
 
+  it('never redirects off this server after the token exchange ("//host" paths)', async () => {
+    const answer = await get(server.port, `/.//evil.example/x?token=${server.token}`); // pathname "//evil.example/x"
+    expect(answer.status).toBe(303);
+    expect(answer.headers.location).toBe(`/evil.example/x#token=${server.token}`);
+  });
+
   it('serves the renderer with the cookie, with the strict CSP header', async () => {
     const cookie = { Cookie: `blksnap_token_${server.port}=${server.token}` };
     const page = await get(server.port, '/', cookie);

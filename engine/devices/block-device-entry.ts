@@ -20,11 +20,17 @@ export interface BlockDeviceEntry {
   children?: BlockDeviceEntry[];
 }
 
-/** Every entry of a tree, parents before children. */
+/**
+ * Every entry of a tree, parents before children, each device once: lsblk repeats
+ * a device under each of its parents (md RAID, LVM over several disks).
+ */
 export function flattenDevices(entries: BlockDeviceEntry[]): BlockDeviceEntry[] {
   const out: BlockDeviceEntry[] = [];
+  const seen = new Set<string>();
   const walk = (list: BlockDeviceEntry[]): void => {
     for (const e of list) {
+      if (seen.has(e.path)) continue;
+      seen.add(e.path);
       out.push(e);
       if (e.children) walk(e.children);
     }

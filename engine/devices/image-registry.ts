@@ -13,7 +13,10 @@ import { SECTOR_SIZE } from '../abi/types.js';
 import { parseSize } from './size.js';
 
 export const IMAGE_NAME_MAX = 64;
-const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
+/** The engine's device-name rule (engine/core addDevice): an alphanumeric first character. */
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** Names of snapshot images (BLKSNAP_IMAGE_NAME); image devices may not use them. */
+const RESERVED_PREFIX = 'blksnap-image';
 export const REGISTRY_FILE = 'images.json';
 const FORMAT_VERSION = 1;
 
@@ -30,10 +33,19 @@ export interface ImageEntry {
   registeredAt: string;
 }
 
-/** EINVAL unless `name` is 1..64 of [A-Za-z0-9._-] and not "." or "..". */
+/**
+ * EINVAL unless `name` is 1..64 of [A-Za-z0-9._-] starting with a letter or digit,
+ * and does not start with "blksnap-image" (reserved for snapshot images).
+ */
 export function validateImageName(name: string): void {
-  if (!NAME_RE.test(name) || name === '.' || name === '..') {
-    throw new BlksnapError('EINVAL', `invalid image name "${name}": use 1-${IMAGE_NAME_MAX} of A-Z a-z 0-9 . _ -`);
+  if (!NAME_RE.test(name)) {
+    throw new BlksnapError(
+      'EINVAL',
+      `invalid image name "${name}": use 1-${IMAGE_NAME_MAX} of A-Z a-z 0-9 . _ -, starting with a letter or digit`,
+    );
+  }
+  if (name.startsWith(RESERVED_PREFIX)) {
+    throw new BlksnapError('EINVAL', `invalid image name "${name}": names starting with "${RESERVED_PREFIX}" are reserved for snapshot images`);
   }
 }
 
@@ -41,9 +53,10 @@ export function validateImageName(name: string): void {
 export function nameFromPath(path: string): string {
   const base = basename(path);
   const stem = extname(base) && base !== extname(base) ? base.slice(0, -extname(base).length) : base;
-  let name = stem.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, IMAGE_NAME_MAX);
-  if (name === '' || name === '.' || name === '..') name = 'image';
-  return name;
+  let name = stem.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[^A-Za-z0-9]+/, '');
+  if (name === '') name = 'image';
+  if (name.startsWith(RESERVED_PREFIX)) name = `image-${name}`;
+  return name.slice(0, IMAGE_NAME_MAX);
 }
 
 function uniqueName(base: string, taken: Set<string>): string {

@@ -60,12 +60,14 @@ export interface SysfsOptions {
 
 function describe(
   dir: string,
-  name: string,
+  sysName: string,
   isPartition: boolean,
   parentQueue: string,
   devDir: string,
   mounts: Map<string, string[]>,
 ): BlockDeviceEntry {
+  // sysfs writes a "/" of the kernel name as "!" (cciss!c0d0 is /dev/cciss/c0d0).
+  const name = sysName.replace(/!/g, '/');
   const majMin = read(join(dir, 'dev')) ?? '';
   const queue = isPartition ? parentQueue : join(dir, 'queue');
   const logical = readNum(join(queue, 'logical_block_size'), SECTOR_SIZE);

@@ -119,6 +119,12 @@ export interface FakeIoctlLayerOptions {
   /** false: opening the control device fails with ENOENT (module not loaded). */
   moduleLoaded?: boolean;
   version?: BlksnapVersion;
+  /**
+   * At most this many bytes copied by one cbtmap command (default: all asked for).
+   * The v6 header has cbtmap return the count of bytes read and the caller go on
+   * from there, so a module may answer with fewer bytes than asked.
+   */
+  maxCbtMapRead?: number;
 }
 
 const FAKE_FD_BASE = 100_000;
@@ -148,12 +154,13 @@ export class FakeIoctlLayer implements IoctlLayer {
   private readonly memory = new Map<bigint, Buffer>();
   private nextAddress = FAKE_ADDRESS_BASE;
   private readonly snapshots: FakeSnapshot[] = [];
-  private nextImage = 0;
+  private readonly maxCbtMapRead: number;
 
   constructor(options: FakeIoctlLayerOptions = {}) {
     this.controlPath = options.controlPath ?? '/dev/blksnap-control';
     this.moduleLoaded = options.moduleLoaded ?? true;
     this.moduleVersion = options.version ?? { major: 2, minor: 0, revision: 0, build: 0 };
+    this.maxCbtMapRead = options.maxCbtMapRead ?? Infinity;
   }
 
   // ---- test controls -------------------------------------------------------
@@ -350,7 +357,8 @@ export class FakeIoctlLayer implements IoctlLayer {
             device.tracker = tracker;
           }
           switchMap(tracker);
-          tracker.imageName = `${BLKSNAP_IMAGE_NAME}${this.nextImage++}`;
+          // snapimage.c: disk_name is "%s_%d:%d" of BLKSNAP_IMAGE_NAME and the original device number.
+          tracker.imageName = `${BLKSNAP_IMAGE_NAME}_${device.major}:${device.minor}`;
           tracker.errorCode = 0;
         }
         snapshot.taken = true;
@@ -415,7 +423,8 @@ export class FakeIoctlLayer implements IoctlLayer {
       case BLKFILTER_DETACH: {
         if (!device.tracker) fail('ENOENT');
         if (decodeBlkfilterName(arg) !== BLKSNAP_FILTER_NAME) fail('EINVAL');
-        if (device.tracker.snapshotId) fail('EBUSY');
+        // blkfilter_ioctl_detach never refuses: a tracker in a snapshot is detached
+        // too (the snapshot keeps its reference); the driver has to guard against it.
         device.tracker = null;
         return 0;
       }
@@ -450,8 +459,10 @@ export class FakeIoctlLayer implements IoctlLayer {
       case BLKFILTER_CTL_BLKSNAP.cbtmap: {
         const req = decodeCbtMap(sized(LAYOUT.blksnap_cbtmap.size));
         if (req.offset > tracker.blkCount || req.length > tracker.blkCount - req.offset) fail('ENODATA');
-        this.user(req.buffer, req.length).set(tracker.readMap.subarray(req.offset, req.offset + req.length));
-        return 0;
+        // v6 header: "Return a count of bytes read if succeeded".
+        const length = Math.min(req.length, this.maxCbtMapRead);
+        this.user(req.buffer, length).set(tracker.readMap.subarray(req.offset, req.offset + length));
+        return length;
       }
       case BLKFILTER_CTL_BLKSNAP.cbtdirty: {
         const req = decodeCbtDirty(sized(LAYOUT.blksnap_cbtdirty.size));

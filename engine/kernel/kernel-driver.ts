@@ -113,6 +113,8 @@ export class KernelDriver implements BlksnapDriver {
   private controlFd: Promise<number> | undefined;
   /** Storage files this driver created, by snapshot id (removed on destroy). */
   private readonly storage = new Map<SnapshotId, StorageRecord>();
+  /** Device paths added to each snapshot through this driver (detach refuses them until destroy). */
+  private readonly members = new Map<SnapshotId, Set<string>>();
 
   constructor(options: KernelDriverOptions) {
     this.layer = options.layer;
@@ -186,6 +188,7 @@ export class KernelDriver implements BlksnapDriver {
 
   async snapshotDestroy(id: SnapshotId): Promise<void> {
     await this.controlIoctl(IOCTL_BLKSNAP_SNAPSHOT_DESTROY, encodeUuid(id));
+    this.members.delete(id);
     const record = this.storage.get(id);
     this.storage.delete(id);
     if (record) {
@@ -307,14 +310,19 @@ export class KernelDriver implements BlksnapDriver {
    * address goes into blkfilter_ctl.opt); the option bytes after the call are returned.
    */
   private async ctl(fd: number, cmd: number, opt: Buffer): Promise<Buffer> {
+    return (await this.ctlWithResult(fd, cmd, opt)).out;
+  }
+
+  /** ctl() that also gives the ioctl's non-negative return value (cbtmap: bytes read). */
+  private async ctlWithResult(fd: number, cmd: number, opt: Buffer): Promise<{ out: Buffer; ret: number }> {
     return withMemory(this.layer, opt.length, (optMem) =>
       withMemory(this.layer, LAYOUT.blkfilter_ctl.size, async (ctlMem) => {
         optMem.buffer.set(opt);
         ctlMem.buffer.set(
           encodeBlkfilterCtl({ name: BLKSNAP_FILTER_NAME, cmd, optlen: opt.length, opt: optMem.address }),
         );
-        await this.layer.ioctl(fd, BLKFILTER_CTL, ctlMem.buffer);
-        return Buffer.from(optMem.buffer);
+        const ret = await this.layer.ioctl(fd, BLKFILTER_CTL, ctlMem.buffer);
+        return { out: Buffer.from(optMem.buffer), ret };
       }),
     );
   }
@@ -323,8 +331,35 @@ export class KernelDriver implements BlksnapDriver {
     await this.withDevice(device, (fd) => this.filterIoctl(fd, BLKFILTER_ATTACH));
   }
 
+  /**
+   * BLKFILTER_DETACH, refused with EBUSY while the device is in a snapshot: the
+   * module would detach it anyway (blkfilter_ioctl_detach checks only the filter
+   * name), and the snapshot's copy-on-write would stop with it.
+   */
   async detach(device: DeviceRef): Promise<void> {
-    await this.withDevice(device, (fd) => this.filterIoctl(fd, BLKFILTER_DETACH));
+    await this.withDevice(device, async (fd, path) => {
+      const holders = [...this.members].filter(([, paths]) => paths.has(path)).map(([id]) => id);
+      if (holders.length > 0) {
+        // Destroyed elsewhere (another process) no longer counts.
+        const live = new Set(await this.snapshotCollect());
+        for (const id of holders) {
+          if (live.has(id)) throw new BlksnapError('EBUSY', `it is in snapshot ${id}: destroy the snapshot first`);
+          this.members.delete(id);
+        }
+      }
+      // A snapshot of another process: visible once taken, by its image name.
+      let image = '';
+      try {
+        image = decodeSnapshotInfo(
+          await this.ctl(fd, BLKFILTER_CTL_BLKSNAP.snapshotinfo, Buffer.alloc(LAYOUT.blksnap_snapshotinfo.size)),
+        ).image;
+      } catch (err) {
+        // No blksnap filter: BLKFILTER_DETACH below reports it (ENOENT).
+        if (!(isBlksnapError(err) && err.errno === 'ENOENT')) throw err;
+      }
+      if (image) throw new BlksnapError('EBUSY', `it is in a snapshot (image ${image}): destroy the snapshot first`);
+      await this.filterIoctl(fd, BLKFILTER_DETACH);
+    });
   }
 
   async cbtInfo(device: DeviceRef): Promise<CbtInfo> {
@@ -349,7 +384,20 @@ export class KernelDriver implements BlksnapDriver {
       const count = Math.min(length, info.blockCount - offset);
       if (count === 0) return new Uint8Array(0);
       return withMemory(this.layer, count, async (mem: NativeMemory) => {
-        await this.ctl(fd, BLKFILTER_CTL_BLKSNAP.cbtmap, encodeCbtMap({ offset, length: count, buffer: mem.address }));
+        // v6: cbtmap returns the count of bytes read and the caller goes on from
+        // there; seed 001's tracker.c returns 0 after copying all of them.
+        let done = 0;
+        while (done < count) {
+          const rest = count - done;
+          const { ret } = await this.ctlWithResult(
+            fd,
+            BLKFILTER_CTL_BLKSNAP.cbtmap,
+            encodeCbtMap({ offset: offset + done, length: rest, buffer: mem.address + BigInt(done) }),
+          );
+          const read = ret === 0 ? rest : ret;
+          if (read > rest) throw new BlksnapError('EIO', `cbtmap reported ${ret} bytes read of ${rest} asked for`);
+          done += read;
+        }
         return new Uint8Array(mem.buffer);
       });
     });
@@ -376,13 +424,16 @@ export class KernelDriver implements BlksnapDriver {
 
   async snapshotAdd(id: SnapshotId, device: DeviceRef): Promise<void> {
     const opt = encodeSnapshotAdd(id);
-    await this.withDevice(device, async (fd) => {
+    await this.withDevice(device, async (fd, path) => {
       try {
         await this.filterIoctl(fd, BLKFILTER_ATTACH);
       } catch (err) {
         if (!(isBlksnapError(err) && err.errno === 'EALREADY')) throw err;
       }
       await this.ctl(fd, BLKFILTER_CTL_BLKSNAP.snapshotadd, opt);
+      const paths = this.members.get(id) ?? new Set<string>();
+      paths.add(path);
+      this.members.set(id, paths);
     });
   }
 

@@ -52,6 +52,8 @@ export function createWsClient(options: WsClientOptions): WsClient {
   let unauthorized = false;
   /** The socket dropped since the last open. */
   let lost = false;
+  /** A reconnect is scheduled (one at a time, however many sockets a request opened meanwhile fail). */
+  let retryScheduled = false;
 
   function emit<K extends EventName>(event: K, payload: EventMap[K]): void {
     for (const cb of listeners.get(event) ?? []) {
@@ -71,7 +73,8 @@ export function createWsClient(options: WsClientOptions): WsClient {
   }
 
   function connect(): void {
-    if (closed || unauthorized) return;
+    // One socket at a time: a request may have connected during the reconnect delay.
+    if (closed || unauthorized || socket !== null) return;
     const s = options.createSocket(options.url);
     socket = s;
     s.onopen = () => {
@@ -120,7 +123,12 @@ export function createWsClient(options: WsClientOptions): WsClient {
       emit('onHelperState', { state: 'lost', message: 'The connection to the server was lost; reconnecting…' });
       const delay = delays[Math.min(attempts, delays.length - 1)] ?? 1000;
       attempts++;
-      setTimer(connect, delay);
+      if (retryScheduled) return;
+      retryScheduled = true;
+      setTimer(() => {
+        retryScheduled = false;
+        connect();
+      }, delay);
     };
   }
 

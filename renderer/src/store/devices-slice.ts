@@ -1,6 +1,7 @@
 import type { BlksnapApi } from '../../../app/shared/contract.js';
 import type { ContractError } from '../../../app/shared/result.js';
 import type { DeviceEntry } from '../../../app/shared/types.js';
+import { latestAnswer } from './latest-answer.js';
 import type { ActionError, GetState, SetState } from './types.js';
 
 export interface DevicesSlice {
@@ -22,13 +23,17 @@ function sameDevices(a: DeviceEntry[], b: DeviceEntry[]): boolean {
 }
 
 export function createDevicesSlice(api: BlksnapApi, set: SetState, get: GetState): DevicesSlice {
+  const listOrder = latestAnswer();
   return {
     devices: [],
     devicesLoaded: false,
     devicesError: null,
     selectedDevices: [],
     async refreshDevices() {
+      const ticket = listOrder.begin();
       const r = await api.listDevices();
+      // A slower answer to an earlier request (before a device was added or removed) is out of date.
+      if (!listOrder.isCurrent(ticket)) return;
       if (!r.ok) {
         set({ devicesError: r.error, devicesLoaded: true });
         return;

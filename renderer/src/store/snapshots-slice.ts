@@ -2,6 +2,7 @@ import type { BlksnapApi } from '../../../app/shared/contract.js';
 import type { ContractError } from '../../../app/shared/result.js';
 import type { SnapshotEntry } from '../../../app/shared/types.js';
 import { storageFilePath } from '../features/storage/storage-advice.js';
+import { latestAnswer } from './latest-answer.js';
 import type { ActionError, GetState, SetState } from './types.js';
 
 export interface SnapshotsSlice {
@@ -27,6 +28,7 @@ export function createSnapshotsSlice(
   get: GetState,
   now: () => number = Date.now,
 ): SnapshotsSlice {
+  const listOrder = latestAnswer();
   async function afterChange(): Promise<void> {
     await Promise.all([get().refreshSnapshots(), get().refreshDevices()]);
   }
@@ -37,7 +39,10 @@ export function createSnapshotsSlice(
     snapshotsError: null,
     snapshotBusy: null,
     async refreshSnapshots() {
+      const ticket = listOrder.begin();
       const r = await api.listSnapshots();
+      // A slower answer to an earlier request (before a create/destroy) is out of date.
+      if (!listOrder.isCurrent(ticket)) return;
       if (!r.ok) {
         set({ snapshotsError: r.error, snapshotsLoaded: true });
         return;

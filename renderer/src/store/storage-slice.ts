@@ -1,6 +1,7 @@
 import type { BlksnapApi } from '../../../app/shared/contract.js';
 import type { ContractError } from '../../../app/shared/result.js';
 import type { FilesystemEntry } from '../../../app/shared/types.js';
+import { formatBytes } from '../../../app/shared/format.js';
 import type { ActionError, GetState, SetState } from './types.js';
 
 /** What "Allocate" fixes: where the difference storage file goes and its limit. */
@@ -43,6 +44,10 @@ export function createStorageSlice(api: BlksnapApi, set: SetState, _get: GetStat
       }
       if (!Number.isFinite(limitBytes) || limitBytes < 512) {
         return { code: 'EINVAL', message: 'The limit must be at least 512 bytes.' };
+      }
+      if (limitBytes > Number.MAX_SAFE_INTEGER) {
+        // The contract carries sizes as safe integers: snapshot create would refuse it.
+        return { code: 'EINVAL', message: `The limit must be at most ${formatBytes(Number.MAX_SAFE_INTEGER)}.` };
       }
       const limit = Math.floor(limitBytes / 512) * 512;
       set({

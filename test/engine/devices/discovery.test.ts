@@ -81,6 +81,20 @@ describe('parseLsblkJson (captured lsblk output)', () => {
   });
 });
 
+describe('flattenDevices', () => {
+  it('lists a device with several parents once (md/LVM over several disks)', () => {
+    const [disks] = [
+      parseLsblkJson({
+        blockdevices: [
+          { name: 'sda', path: '/dev/sda', size: 1024, children: [{ name: 'sda1', path: '/dev/sda1', size: 512, children: [{ name: 'md0', path: '/dev/md0', size: 512, type: 'raid1' }] }] },
+          { name: 'sdb', path: '/dev/sdb', size: 1024, children: [{ name: 'sdb1', path: '/dev/sdb1', size: 512, children: [{ name: 'md0', path: '/dev/md0', size: 512, type: 'raid1' }] }] },
+        ],
+      }),
+    ];
+    expect(flattenDevices(disks).map((d) => d.path)).toEqual(['/dev/sda', '/dev/sda1', '/dev/md0', '/dev/sdb', '/dev/sdb1']);
+  });
+});
+
 describe('sysfs fallback', () => {
   let root = '';
   const put = (rel: string, text: string): void => {
@@ -133,6 +147,26 @@ describe('sysfs fallback', () => {
     expect(sdb?.children).toEqual([
       expect.objectContaining({ name: 'sdb1', type: 'part', size: 2095104 * 512, physicalBlockSize: 4096, mountpoints: ['/media/usb stick'] }),
     ]);
+  });
+
+  it('a "!" in a sysfs name is a "/" in the device name and node (cciss!c0d0 -> /dev/cciss/c0d0)', () => {
+    const tree = mkdtempSync(join(tmpdir(), 'sysfs-bang-'));
+    try {
+      const p = (rel: string, text: string): void => {
+        mkdirSync(dirname(join(tree, rel)), { recursive: true });
+        writeFileSync(join(tree, rel), `${text}\n`);
+      };
+      p('block/cciss!c0d0/size', '2048');
+      p('block/cciss!c0d0/dev', '104:0');
+      p('block/cciss!c0d0/cciss!c0d0p1/partition', '1');
+      p('block/cciss!c0d0/cciss!c0d0p1/size', '1024');
+      p('block/cciss!c0d0/cciss!c0d0p1/dev', '104:1');
+      const [disk] = readSysfsBlockDevices({ sysRoot: tree, mountinfo: '' });
+      expect(disk).toMatchObject({ name: 'cciss/c0d0', path: '/dev/cciss/c0d0', size: 2048 * 512 });
+      expect(disk?.children?.[0]).toMatchObject({ name: 'cciss/c0d0p1', path: '/dev/cciss/c0d0p1', type: 'part' });
+    } finally {
+      rmSync(tree, { recursive: true, force: true });
+    }
   });
 
   it('parseMountinfo maps major:minor to mount points', () => {

@@ -41,8 +41,28 @@ describe('image names', () => {
   it('derive from the file name', () => {
     expect(nameFromPath('/var/lib/images/web server.img')).toBe('web_server');
     expect(nameFromPath('/x/disk.raw')).toBe('disk');
-    expect(nameFromPath('/x/.hidden')).toBe('.hidden');
+    expect(nameFromPath('/x/.hidden')).toBe('hidden');
     expect(nameFromPath(`/x/${'y'.repeat(80)}.img`)).toBe('y'.repeat(64));
+  });
+
+  it('are what the engine accepts: an alphanumeric first character, never the snapshot-image prefix', () => {
+    // engine/core/engine.ts addDevice refuses other names, so the registration would be rolled back.
+    for (const bad of ['.hidden', '-rf', '_x', 'blksnap-image0', 'blksnap-image_8:16']) {
+      expect(() => validateImageName(bad), bad).toThrow(/EINVAL/);
+    }
+    expect(nameFromPath('/x/blksnap-image0.img')).toBe('image-blksnap-image0');
+    for (const path of ['/x/.hidden', '/x/-rf.img', '/x/__.raw', '/x/blksnap-image0.img', `/x/blksnap-image${'9'.repeat(80)}`, '/x/...']) {
+      expect(() => validateImageName(nameFromPath(path)), path).not.toThrow();
+    }
+  });
+
+  it('derived from a reserved or dotted file name still register', async () => {
+    const copy = join(dir, 'blksnap-image0.img');
+    writeFileSync(copy, Buffer.alloc(4096));
+    const hidden = join(dir, '.hidden');
+    writeFileSync(hidden, Buffer.alloc(4096));
+    expect((await registry.register(copy)).name).toBe('image-blksnap-image0');
+    expect((await registry.register(hidden)).name).toBe('hidden');
   });
 });
 

@@ -8,10 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BlksnapError } from '../../../engine/abi/errno.js';
-import { BLKFILTER_CTL_BLKSNAP, BLKSNAP_EVENT_CODE } from '../../../engine/kernel/abi-structs.js';
+import { BLKFILTER_CTL_BLKSNAP, BLKSNAP_EVENT_CODE, LAYOUT, encodeBlkfilterName } from '../../../engine/kernel/abi-structs.js';
 import { FakeIoctlLayer } from '../../../engine/kernel/fake-ioctl-layer.js';
 import {
   BLKFILTER_CTL,
+  BLKFILTER_DETACH,
   IOCTL_BLKSNAP_SNAPSHOT_COLLECT,
   IOCTL_BLKSNAP_SNAPSHOT_CREATE,
 } from '../../../engine/kernel/ioctl-numbers.js';
@@ -182,8 +183,9 @@ describe('KernelDriver: filter commands', () => {
     expect(await driver.snapshotInfo(SDB)).toEqual({ errorCode: 0, image: '' });
     await driver.snapshotTake(id);
     const info = await driver.snapshotInfo(SDB);
-    expect(info).toEqual({ errorCode: 0, image: 'blksnap-image0' });
-    expect(driver.imageDevicePath(info)).toBe('/dev/blksnap-image0');
+    // snapimage.c (seed 001): "%s_%d:%d" of BLKSNAP_IMAGE_NAME and the original device's major:minor.
+    expect(info).toEqual({ errorCode: 0, image: 'blksnap-image_8:16' });
+    expect(driver.imageDevicePath(info)).toBe('/dev/blksnap-image_8:16');
     const cbt = await driver.cbtInfo(SDB);
     expect(cbt.changesNumber).toBe(1);
     expect(cbt.blockCount).toBe(1024);
@@ -212,7 +214,7 @@ describe('KernelDriver: filter commands', () => {
     await driver.snapshotAdd(id2, SDB);
     await driver.snapshotTake(id2);
     expect((await driver.cbtInfo(SDB)).changesNumber).toBe(2);
-    expect((await driver.snapshotInfo(SDB)).image).toBe('blksnap-image1');
+    expect((await driver.snapshotInfo(SDB)).image).toBe('blksnap-image_8:16');
     expect([...(await driver.cbtMap(SDB, 0, 4))]).toEqual([1, 0, 0, 2]);
     await driver.snapshotDestroy(id2);
     await driver.detach(SDB);
@@ -224,6 +226,29 @@ describe('KernelDriver: filter commands', () => {
     expect((await driver.cbtMap(SDC, 161, 10)).length).toBe(0);
     expect(await errnoOf(driver.cbtMap(SDC, 162, 1))).toBe('EINVAL');
     expect(await errnoOf(driver.cbtMap(SDC, -1, 1))).toBe('EINVAL');
+  });
+
+  it('cbtMap follows the count of bytes the module reports read (v6: cbtmap returns it)', async () => {
+    // A module that copies at most 5 bytes per command: the driver must go on from
+    // where each command stopped instead of returning the unread (zero) bytes.
+    const short = new FakeIoctlLayer({ maxCbtMapRead: 5 });
+    short.addDevice({ path: SDB, capacity: 64 * MiB, major: 8, minor: 16 });
+    const d = makeDriver(short);
+    await d.attach(SDB);
+    short.write(SDB, 128 * 7, 1);
+    short.write(SDB, 128 * 11, 1);
+    const id = await d.snapshotCreate({ diffStoragePath: join(dir, 'short'), limitSectors: 64 });
+    await d.snapshotAdd(id, SDB);
+    await d.snapshotTake(id);
+    const before = short.calls.length;
+    expect([...(await d.cbtMap(SDB, 2, 12))]).toEqual([0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0]);
+    const reads = short.calls.slice(before).filter((c) => c.request === BLKFILTER_CTL && c.cmd === BLKFILTER_CTL_BLKSNAP.cbtmap);
+    expect(reads).toHaveLength(3);
+    await d.snapshotDestroy(id);
+    await d.detach(SDB);
+    await d.close();
+    expect(short.openCount).toBe(0);
+    expect(short.liveAllocations).toBe(0);
   });
 
   it('snapshotAdd attaches when needed; ESRCH, EALREADY and EBUSY as the module', async () => {
@@ -239,6 +264,46 @@ describe('KernelDriver: filter commands', () => {
     expect((await driver.snapshotInfo(SDB)).image).not.toBe((await driver.snapshotInfo(SDC)).image);
     await driver.snapshotDestroy(a);
     await driver.snapshotDestroy(b);
+  });
+
+  it('detach is EBUSY while the device is in a snapshot, though blkfilter_ioctl_detach itself never refuses', async () => {
+    // The module side (seed 001 blk-filter.c): BLKFILTER_DETACH detaches whatever the snapshot state.
+    await driver.attach(SDC);
+    const id0 = await driver.snapshotCreate({ diffStoragePath: join(dir, 'raw'), limitSectors: 64 });
+    await driver.snapshotAdd(id0, SDC);
+    await driver.snapshotTake(id0);
+    const fd = await fake.open(SDC, 0);
+    const mem = fake.alloc(LAYOUT.blkfilter_name.size);
+    mem.buffer.set(encodeBlkfilterName('blksnap'));
+    await expect(fake.ioctl(fd, BLKFILTER_DETACH, mem.buffer)).resolves.toBe(0);
+    fake.free(mem);
+    await fake.close(fd);
+    await driver.snapshotDestroy(id0);
+
+    // The driver keeps the BlksnapDriver contract: added (not yet taken) and taken are both refused.
+    const id = await driver.snapshotCreate({ diffStoragePath: join(dir, 'busy'), limitSectors: 64 });
+    await driver.snapshotAdd(id, SDB);
+    expect(await errnoOf(driver.detach(SDB))).toBe('EBUSY');
+    await driver.snapshotTake(id);
+    expect(await errnoOf(driver.detach(SDB))).toBe('EBUSY');
+    // Another driver (another process) knows nothing of the add, but sees the taken image.
+    const other = makeDriver(fake);
+    expect(await errnoOf(other.detach(SDB))).toBe('EBUSY');
+    await other.close();
+    expect((await driver.cbtInfo(SDB)).changesNumber).toBe(1); // still tracked
+    await driver.snapshotDestroy(id);
+    await driver.detach(SDB);
+    expect(await errnoOf(driver.detach(SDB))).toBe('ENOENT');
+  });
+
+  it('detach is allowed again once the snapshot was destroyed by another process', async () => {
+    const id = await driver.snapshotCreate({ diffStoragePath: join(dir, 'elsewhere'), limitSectors: 64 });
+    await driver.snapshotAdd(id, SDC);
+    const other = makeDriver(fake);
+    await other.snapshotDestroy(id);
+    await other.close();
+    await driver.detach(SDC);
+    expect(await errnoOf(driver.cbtInfo(SDC))).toBe('ENOENT');
   });
 
   it('a regular file is not a block device: ENOTTY', async () => {

@@ -39,6 +39,18 @@ describe('KoffiIoctlLayer', () => {
     }
   });
 
+  it('descriptors are opened close-on-exec (not inherited by lsblk, losetup, ...)', async () => {
+    const layer = new KoffiIoctlLayer();
+    const fd = await layer.open('/dev/null', O_RDONLY);
+    try {
+      const flags = /^flags:\s*([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+      expect(flags).toBeDefined();
+      expect(parseInt(flags ?? '0', 8) & 0o2000000).toBe(0o2000000); // O_CLOEXEC
+    } finally {
+      await layer.close(fd);
+    }
+  });
+
   it('open of a missing path rejects with ENOENT', async () => {
     const layer = new KoffiIoctlLayer();
     await expect(layer.open('/nonexistent/blksnap-test', O_RDONLY)).rejects.toMatchObject({ errno: 'ENOENT' });

@@ -137,3 +137,48 @@ describe('browser-mode WebSocket client', () => {
     expect(!r.ok && r.error.code).toBe('HELPER_UNAVAILABLE');
   });
 });
+
+describe('browser-mode WebSocket client: one socket at a time', () => {
+  it('a request during the reconnect delay connects once: the timer then opens no second socket', async () => {
+    const { client, sockets, timers } = setup();
+    const events: unknown[] = [];
+    client.api.onSnapshotEvent((e) => events.push(e));
+    (sockets[0] as FakeSocket).open();
+    (sockets[0] as FakeSocket).drop();
+    expect(timers).toHaveLength(1);
+    // A poll runs while the reconnect timer waits: it connects now.
+    const polled = client.api.listSnapshots();
+    expect(sockets).toHaveLength(2);
+    timers[0]?.();
+    // The timer finds a socket under way and leaves it be.
+    expect(sockets).toHaveLength(2);
+    const s2 = sockets[1] as FakeSocket;
+    s2.open();
+    const frame = JSON.parse(s2.sent[0] ?? '{}') as { id: number };
+    s2.receive(encodeResponse(frame.id, { ok: true, value: [] }));
+    expect(await polled).toEqual({ ok: true, value: [] });
+    const event = { code: 'no_space', snapshotId: 's', timeMs: 1, requestedSectors: 8 } as const;
+    s2.receive(encodeEvent('onSnapshotEvent', event));
+    expect(events).toEqual([event]);
+  });
+
+  it('while the server stays down, requests do not pile up reconnect timers (one retry at a time)', async () => {
+    const { client, sockets, timers } = setup();
+    (sockets[0] as FakeSocket).open();
+    (sockets[0] as FakeSocket).drop();
+    expect(timers).toHaveLength(1);
+    // Polls every second while the server refuses connections.
+    for (let i = 0; i < 5; i++) {
+      const r = client.api.listSnapshots();
+      (sockets.at(-1) as FakeSocket).drop();
+      expect(((await r) as { ok: boolean }).ok).toBe(false);
+    }
+    expect(sockets).toHaveLength(6);
+    // Still the one retry scheduled by the first drop.
+    expect(timers).toHaveLength(1);
+    timers[0]?.();
+    expect(sockets).toHaveLength(7);
+    (sockets[6] as FakeSocket).drop();
+    expect(timers).toHaveLength(2);
+  });
+});

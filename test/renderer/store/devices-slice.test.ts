@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { err, ok } from '../../../app/shared/result.js';
+import type { Result } from '../../../app/shared/result.js';
+import type { DeviceEntry } from '../../../app/shared/types.js';
 import { createAppStore } from '../../../renderer/src/store/app-store.js';
 import { createFakeApi } from '../fake-api.js';
 import { device } from '../fixtures.js';
@@ -61,5 +63,22 @@ describe('devices slice', () => {
     const store = createAppStore(fake.api);
     expect(await store.getState().addImage('/tmp/img.raw')).toBeNull();
     expect(fake.calls[0]).toEqual({ method: 'addImage', params: { path: '/tmp/img.raw' } });
+  });
+
+  it('a slow listDevices answer from before a change neither hides the new device nor drops its tick', async () => {
+    const answers: ((r: Result<DeviceEntry[]>) => void)[] = [];
+    const fake = createFakeApi({ listDevices: () => new Promise<Result<DeviceEntry[]>>((resolve) => answers.push(resolve)) });
+    const store = createAppStore(fake.api);
+    const poll = store.getState().refreshDevices();
+    const newer = store.getState().refreshDevices();
+    await new Promise((r) => setTimeout(r, 0));
+    answers[1]?.(ok([device('a'), device('b')]));
+    await newer;
+    store.getState().toggleDevice('b');
+    // The poll's answer predates device b.
+    answers[0]?.(ok([device('a')]));
+    await poll;
+    expect(store.getState().devices.map((d) => d.id)).toEqual(['a', 'b']);
+    expect(store.getState().selectedDevices).toEqual(['b']);
   });
 });

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { err, ok } from '../../../app/shared/result.js';
+import type { Result } from '../../../app/shared/result.js';
+import type { SnapshotEntry } from '../../../app/shared/types.js';
 import { createAppStore } from '../../../renderer/src/store/app-store.js';
 import { createFakeApi } from '../fake-api.js';
 import { MiB, device, snapshot } from '../fixtures.js';
@@ -10,6 +12,11 @@ describe('storage and snapshots slices', () => {
     expect(store.getState().allocate('', MiB)?.code).toBe('EINVAL');
     expect(store.getState().allocate('tmp', MiB)?.code).toBe('EINVAL');
     expect(store.getState().allocate('/var/tmp', 0)?.code).toBe('EINVAL');
+    expect(store.getState().allocation).toBeNull();
+    // Beyond what the contract carries (a safe integer): refused here, not at snapshot create.
+    const huge = store.getState().allocate('/var/tmp', 1e20 * MiB);
+    expect(huge?.code).toBe('EINVAL');
+    expect(huge?.message).toMatch(/at most/);
     expect(store.getState().allocation).toBeNull();
     expect(store.getState().allocate('/var/tmp', MiB + 100)).toBeNull();
     expect(store.getState().allocation).toEqual({ directory: '/var/tmp', limitBytes: MiB });
@@ -55,5 +62,40 @@ describe('storage and snapshots slices', () => {
     expect(fake.calls[0]).toEqual({ method: 'snapshotTake', params: { snapshotId: 's1' } });
     expect((await store.getState().destroySnapshot('s1'))?.code).toBe('ESRCH');
     expect(store.getState().notice).toEqual({ kind: 'error', text: 'ESRCH: no such snapshot' });
+  });
+
+  it('a slow listSnapshots answer arriving after a newer one does not bring back a destroyed snapshot', async () => {
+    const answers: ((r: Result<SnapshotEntry[]>) => void)[] = [];
+    const fake = createFakeApi({
+      listSnapshots: () => new Promise<Result<SnapshotEntry[]>>((resolve) => answers.push(resolve)),
+      snapshotDestroy: () => ok(null),
+      listDevices: () => ok([]),
+    });
+    const store = createAppStore(fake.api);
+    // A poll asks before the destroy; its answer (with s1) is slow.
+    const poll = store.getState().refreshSnapshots();
+    const destroyed = store.getState().destroySnapshot('s1');
+    await new Promise((r) => setTimeout(r, 0));
+    expect(answers).toHaveLength(2);
+    answers[1]?.(ok([]));
+    expect(await destroyed).toBeNull();
+    answers[0]?.(ok([snapshot('s1', ['a'])]));
+    await poll;
+    expect(store.getState().snapshots).toEqual([]);
+  });
+
+  it('an older listSnapshots error arriving after a newer success is dropped', async () => {
+    const answers: ((r: Result<SnapshotEntry[]>) => void)[] = [];
+    const fake = createFakeApi({ listSnapshots: () => new Promise<Result<SnapshotEntry[]>>((resolve) => answers.push(resolve)) });
+    const store = createAppStore(fake.api);
+    const older = store.getState().refreshSnapshots();
+    const newer = store.getState().refreshSnapshots();
+    await new Promise((r) => setTimeout(r, 0));
+    answers[1]?.(ok([snapshot('s2', ['a'])]));
+    await newer;
+    answers[0]?.(err('HELPER_UNAVAILABLE', 'lost'));
+    await older;
+    expect(store.getState().snapshotsError).toBeNull();
+    expect(store.getState().snapshots.map((s) => s.id)).toEqual(['s2']);
   });
 });

@@ -1,5 +1,6 @@
 import { useMemo, useState } from 'react';
 import type { FormEvent } from 'react';
+import { formatBytes } from '../../../../app/shared/format.js';
 import type { ContractError } from '../../../../app/shared/result.js';
 import { ErrorText } from '../../components/ErrorText.js';
 import { useApp } from '../../store/context.js';
@@ -24,6 +25,11 @@ export function LabDiskForm() {
     const bytes = Math.round(Number(size) * UNITS[unit]);
     if (!Number.isFinite(bytes) || bytes < 512) {
       setError({ code: 'EINVAL', message: 'Enter a size of at least 512 bytes.' });
+      return;
+    }
+    if (bytes > Number.MAX_SAFE_INTEGER) {
+      // The contract carries sizes as safe integers: the helper would refuse it.
+      setError({ code: 'EINVAL', message: `Enter a size of at most ${formatBytes(Number.MAX_SAFE_INTEGER)}.` });
       return;
     }
     setBusy(true);

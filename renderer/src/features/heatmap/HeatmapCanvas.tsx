@@ -23,10 +23,12 @@ interface Props {
   onKey(e: KeyboardEvent<HTMLCanvasElement>): void;
 }
 
+/** The pointer over the canvas: CSS pixels (for the tooltip) and canvas pixels (for the cell). */
 interface Hover {
   x: number;
   y: number;
-  detail: CellDetail;
+  canvasX: number;
+  canvasY: number;
 }
 
 /** The heatmap proper: aggregation + one ImageData put per change; a tooltip on hover. */
@@ -59,19 +61,18 @@ export function HeatmapCanvas({ info, map, start, end, newest, sinceN, dark, onK
   function onMove(e: MouseEvent<HTMLCanvasElement>) {
     const rect = e.currentTarget.getBoundingClientRect();
     if (rect.width === 0 || rect.height === 0) return;
-    const x = ((e.clientX - rect.left) * CANVAS_WIDTH) / rect.width;
-    const y = ((e.clientY - rect.top) * CANVAS_HEIGHT) / rect.height;
-    const cell = cellAt(x, y, layout, agg.cellCount);
-    if (cell === null) {
-      setHover(null);
-      return;
-    }
     setHover({
       x: e.clientX - rect.left,
       y: e.clientY - rect.top,
-      detail: cellDetail(agg, cell, info.blockSize, info.capacityBytes),
+      canvasX: ((e.clientX - rect.left) * CANVAS_WIDTH) / rect.width,
+      canvasY: ((e.clientY - rect.top) * CANVAS_HEIGHT) / rect.height,
     });
   }
+
+  // The cell under the pointer in the cells drawn now: a new map (polling) or a zoom
+  // made with the keyboard changes what is under a pointer that does not move.
+  const hoverCell = hover === null ? null : cellAt(hover.canvasX, hover.canvasY, layout, agg.cellCount);
+  const detail: CellDetail | null = hoverCell === null ? null : cellDetail(agg, hoverCell, info.blockSize, info.capacityBytes);
 
   const aggregated = agg.blocksPerCell > 1;
   return (
@@ -91,7 +92,7 @@ export function HeatmapCanvas({ info, map, start, end, newest, sinceN, dark, onK
         onMouseLeave={() => setHover(null)}
         onKeyDown={onKey}
       />
-      {hover !== null ? (
+      {hover !== null && detail !== null ? (
         <div
           className="tooltip"
           role="tooltip"
@@ -99,16 +100,16 @@ export function HeatmapCanvas({ info, map, start, end, newest, sinceN, dark, onK
           style={{ left: hover.x + 12, top: hover.y + 12 }}
         >
           <div>
-            {hover.detail.firstBlock === hover.detail.lastBlock
-              ? `Block ${hover.detail.firstBlock}`
-              : `Blocks ${hover.detail.firstBlock}–${hover.detail.lastBlock}`}
+            {detail.firstBlock === detail.lastBlock
+              ? `Block ${detail.firstBlock}`
+              : `Blocks ${detail.firstBlock}–${detail.lastBlock}`}
           </div>
           <div>
-            Bytes {hover.detail.firstByte}–{hover.detail.endByte - 1} ({formatBytes(hover.detail.endByte - hover.detail.firstByte)})
+            Bytes {detail.firstByte}–{detail.endByte - 1} ({formatBytes(detail.endByte - detail.firstByte)})
           </div>
           <div>
-            {aggregated ? 'Highest change number' : 'Change number'}: {hover.detail.changeNumber}
-            {hover.detail.changeNumber === 0 ? ' (not written)' : ''}
+            {aggregated ? 'Highest change number' : 'Change number'}: {detail.changeNumber}
+            {detail.changeNumber === 0 ? ' (not written)' : ''}
           </div>
         </div>
       ) : null}

@@ -1,10 +1,10 @@
-import { useCallback, useEffect, useMemo } from 'react';
+import { useCallback, useEffect, useMemo, useState } from 'react';
 import type { KeyboardEvent } from 'react';
 import { formatBytes } from '../../../../app/shared/format.js';
 import { ErrorText } from '../../components/ErrorText.js';
 import { useDarkMode } from '../../hooks/use-dark-mode.js';
 import { usePolling } from '../../hooks/use-polling.js';
-import { useApp } from '../../store/context.js';
+import { useApp, useAppStoreApi } from '../../store/context.js';
 import { MAX_ZOOM, effectiveSinceN, effectiveView, liveSupported, newestNumber } from '../../store/heatmap-slice.js';
 import { countChangedSince, predictedIncrementBytes, viewWindow } from './aggregate.js';
 import { HeatmapCanvas } from './HeatmapCanvas.js';
@@ -29,6 +29,13 @@ export function HeatmapScreen() {
   const setView = useApp((s) => s.setHeatmapView);
   const canLive = useApp((s) => liveSupported(s.status));
   const dark = useDarkMode();
+  const store = useAppStoreApi();
+  /**
+   * What the user typed in the N field and the choice it made: shown while that choice
+   * stands (an emptied field must not snap back to the default as the user types);
+   * a reset of N (new view, device or generation) or leaving the field shows the N in use.
+   */
+  const [typed, setTyped] = useState<{ text: string; choice: number | null } | null>(null);
   const view = effectiveView(chosenView, canLive);
 
   // Default to the first tracked device (or the first device).
@@ -138,8 +145,13 @@ export function HeatmapScreen() {
             type="number"
             min="0"
             max="255"
-            value={sinceN}
-            onChange={(e) => setSinceN(e.target.value === '' ? null : Number(e.target.value))}
+            value={typed !== null && typed.choice === sinceNChoice ? typed.text : String(sinceN)}
+            onChange={(e) => {
+              const text = e.target.value;
+              setSinceN(text === '' ? null : Number(text));
+              setTyped({ text, choice: store.getState().sinceN });
+            }}
+            onBlur={() => setTyped(null)}
           />
         </div>
         <div className="button-row" role="group" aria-label="Zoom">

@@ -113,6 +113,8 @@ export class EventPump {
           this.hooks.onGone(this.id);
           break;
         }
+        // an interrupted wait (the module's -EINTR) is a wait that ended early: wait again
+        if (isBlksnapError(err) && err.errno === 'EINTR') continue;
         this.hooks.onError?.(this.id, err);
         failures++;
         await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** Math.min(failures, 6))));

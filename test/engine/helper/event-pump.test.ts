@@ -77,4 +77,33 @@ describe('EventPump waiters that go away', () => {
       await pump.stop();
     }
   });
+
+  it('waits again at once after an interrupted wait (EINTR), without reporting an error', async () => {
+    let calls = 0;
+    const driver = {
+      kind: 'kernel',
+      snapshotWaitEvent: async () => {
+        calls++;
+        if (calls <= 3) throw new BlksnapError('EINTR', 'interrupted');
+        if (calls === 4) return ev(7);
+        throw new BlksnapError('ESRCH', 'gone');
+      },
+    } as unknown as BlksnapDriver;
+    const errors: unknown[] = [];
+    const seen: number[] = [];
+    let gone = false;
+    const pump = new EventPump(driver, ID, () => 10, {
+      onEvent: (e) => seen.push(e.timeMs),
+      onGone: () => {
+        gone = true;
+      },
+      onError: (_id, err) => errors.push(err),
+    });
+    const started = Date.now();
+    pump.start();
+    while (!gone && Date.now() - started < 5000) await new Promise((r) => setTimeout(r, 5));
+    expect(seen).toEqual([7]);
+    expect(errors).toEqual([]);
+    await pump.stop();
+  });
 });

@@ -85,14 +85,15 @@ describe('WorkloadRunner', () => {
 
   it('stops promptly and writes nothing after stop', async () => {
     const device = new MemoryDevice({ name: 'd', capacity: 4 * MIB });
-    const runner = new WorkloadRunner({ device, rateMiBps: 0.5, pattern: 'random', progressIntervalMs: 50 });
+    // 0.05 MiB/s: one 64 KiB write every 1.28 s; stop must not wait for the next one
+    const runner = new WorkloadRunner({ device, rateMiBps: 0.05, pattern: 'random', progressIntervalMs: 50 });
     runner.start();
     await sleep(150);
     const t0 = Date.now();
     const final = await runner.stop();
-    expect(Date.now() - t0).toBeLessThan(100);
+    expect(Date.now() - t0).toBeLessThan(1000);
     const count = device.log.length;
-    await sleep(300);
+    await sleep(1500); // longer than the write interval: a runner that kept going would write again
     expect(device.log.length).toBe(count);
     expect(final.writes).toBe(count);
   });

@@ -51,13 +51,13 @@ describe('paintCells', () => {
     expect(row(2)).toEqual([7, 7, 7, 7, 7, 7, 7, 7]);
   });
 
-  it('paints a 2,097,152-block map aggregated to 1024x256 in well under a second', () => {
+  // Its speed is measured by test/bench/heatmap.ts, not asserted here.
+  it('paints a 2,097,152-block map aggregated to 1024x256, one cell per pixel', () => {
     const cells = new Uint8Array(1024 * 256).map((_, i) => i & 255);
     const pixels = new Uint32Array(1024 * 256);
     const palette = buildPalette({ changesNumber: 255, sinceN: null, dark: false });
-    const t0 = performance.now();
     paintCells(pixels, 1024, 256, cells, cells.length, gridLayout(cells.length, 1024, 256), palette, 0);
-    expect(performance.now() - t0).toBeLessThan(500);
     expect(pixels[300]).toBe(palette[300 & 255]);
+    expect(pixels[1024 * 256 - 1]).toBe(palette[(1024 * 256 - 1) & 255]);
   });
 });

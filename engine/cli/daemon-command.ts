@@ -1,6 +1,6 @@
 /** `blksnap-manager daemon`: runs the helper in the foreground until SIGTERM/SIGINT. */
 import { BlksnapError } from '../abi/errno.js';
-import { DEFAULT_PARAMS } from '../core/params.js';
+import { DEFAULT_PARAMS, resolveParams } from '../core/params.js';
 import type { ModuleParams } from '../core/params.js';
 import { runDaemon } from '../helper/daemon.js';
 import type { DriverChoice } from '../helper/driver-select.js';
@@ -34,6 +34,11 @@ function parseParams(list: string[]): Partial<ModuleParams> {
       throw new BlksnapError('EINVAL', `--param must be NAME=NUMBER with NAME one of ${Object.keys(DEFAULT_PARAMS).join(', ')}; got "${item}"`);
     }
     params[m[1] as keyof ModuleParams] = Number(m[2]);
+  }
+  try {
+    resolveParams(params); // the engine's own range checks, before anything starts
+  } catch (err) {
+    throw new BlksnapError('EINVAL', `--param: ${err instanceof Error ? err.message : String(err)}`);
   }
   return params;
 }

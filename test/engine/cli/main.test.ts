@@ -43,6 +43,11 @@ describe('blksnap-manager without a helper', () => {
     expect(await run(['daemon', '--driver', 'fast', '--socket', '/nonexistent/x/s'])).toMatchObject({ code: 22, err: expect.stringContaining('--driver') });
   });
 
+  it('refuses an out-of-range daemon --param with EINVAL before starting', async () => {
+    const r = await run(['daemon', '--socket', '/nonexistent-dir/h.sock', '--state-dir', '/nonexistent-dir/s', '--param', 'chunkMinimumShift=5']);
+    expect(r).toMatchObject({ code: 22, err: expect.stringContaining('chunkMinimumShift') });
+  });
+
   it('fails with ENOENT and a hint when no helper listens', async () => {
     const r = await run(['version', '--socket', '/nonexistent-dir/helper.sock']);
     expect(r.code).toBe(2);

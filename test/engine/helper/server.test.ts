@@ -13,6 +13,7 @@ import type { SnapshotEvent } from '../../../engine/abi/types.js';
 import { HelperServer } from '../../../engine/helper/server.js';
 import { HelperService } from '../../../engine/helper/service.js';
 import { SettingsStore } from '../../../engine/helper/settings-store.js';
+import { kernelBackends } from './kernel-backends.js';
 
 const ID = '0b7c1a52-8d7e-4c36-9a57-2f0f3bd0e0a1';
 
@@ -103,15 +104,7 @@ describe('HelperServer with several clients', () => {
     await settings.load();
     server = new HelperServer();
     service = new HelperService(
-      {
-        driver: scripted.driver,
-        engine: null,
-        images: null,
-        listBlockDevices: async () => [],
-        nbd: null,
-        driverVersion: '6.0.0.0',
-        owner: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 },
-      },
+      kernelBackends(scripted.driver),
       settings,
       (topic, params) => server.broadcast(topic, params),
     );

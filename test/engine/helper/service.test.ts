@@ -11,6 +11,7 @@ import type { ClientContext } from '../../../engine/helper/service.js';
 import { SettingsStore } from '../../../engine/helper/settings-store.js';
 import { StorageLedger } from '../../../engine/helper/storage-ledger.js';
 import type { Topic } from '../../../engine/protocol/schemas.js';
+import { kernelBackends } from './kernel-backends.js';
 
 const ID = '0b7c1a52-8d7e-4c36-9a57-2f0f3bd0e0a1';
 
@@ -58,15 +59,7 @@ describe('HelperService with the kernel driver', () => {
     const settings = new SettingsStore(dir);
     await settings.load();
     service = new HelperService(
-      {
-        driver: fakeKernelDriver(calls),
-        engine: null,
-        images: null,
-        listBlockDevices: async () => [{ path: '/dev/vda', name: 'vda', capacity: 1 << 30 }],
-        nbd: null,
-        driverVersion: '6.0.0.0',
-        owner: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 },
-      },
+      kernelBackends(fakeKernelDriver(calls), { listBlockDevices: async () => [{ path: '/dev/vda', name: 'vda', capacity: 1 << 30 }] }),
       settings,
       (topic, params) => notes.push([topic, params]),
     );
@@ -153,15 +146,7 @@ describe('HelperService with the kernel driver across helper restarts', () => {
     const settings = new SettingsStore(dir);
     await settings.load();
     const service = new HelperService(
-      {
-        driver,
-        engine: null,
-        images: null,
-        listBlockDevices: async () => [],
-        nbd: null,
-        driverVersion: '6.0.0.0',
-        owner: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 },
-      },
+      kernelBackends(driver),
       settings,
       () => undefined,
       (m) => logs.push(m),
@@ -303,15 +288,7 @@ describe('HelperService shutdown and destroy', () => {
     const settings = new SettingsStore(dir);
     await settings.load();
     const service = new HelperService(
-      {
-        driver,
-        engine: null,
-        images: null,
-        listBlockDevices: async () => [],
-        nbd: null,
-        driverVersion: '6.0.0.0',
-        owner: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 },
-      },
+      kernelBackends(driver),
       settings,
       () => undefined,
     );

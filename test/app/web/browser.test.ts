@@ -7,10 +7,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import type { Browser } from 'playwright-core';
-import { build } from 'vite';
+import { buildRenderer } from '../../helpers/renderer-build.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWebServer } from '../../../app/web/server.js';
 import type { WebServer } from '../../../app/web/server.js';
@@ -30,16 +29,7 @@ describe.skipIf(!hasCommand(CHROMIUM))('[chromium] browser mode end to end', () 
   beforeAll(async () => {
     dirs = tempDirs('blksnap-web-e2e-');
     dist = await mkdtemp(join(tmpdir(), 'blksnap-web-renderer-'));
-    const nodeEnv = process.env['NODE_ENV'];
-    process.env['NODE_ENV'] = 'production';
-    await build({
-      configFile: fileURLToPath(new URL('../../../renderer/vite.config.ts', import.meta.url)),
-      mode: 'production',
-      build: { outDir: dist, emptyOutDir: true },
-      logLevel: 'warn',
-    }).finally(() => {
-      process.env['NODE_ENV'] = nodeEnv;
-    });
+    await buildRenderer(dist);
     server = await startWebServer({
       staticDir: dist,
       helperSocket: dirs.socketPath,

@@ -6,11 +6,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { AxeBuilder } from '@axe-core/playwright';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
-import { build } from 'vite';
+import { buildRenderer } from '../../helpers/renderer-build.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasCommand } from '../../helpers/env.js';
 import { startMockServer } from './mock-server.js';
@@ -27,17 +26,7 @@ describe.skipIf(!hasChromium)('[chromium] renderer in browser mode', () => {
 
   beforeAll(async () => {
     dist = await mkdtemp(join(tmpdir(), 'blksnap-renderer-'));
-    // vitest sets NODE_ENV=test, which would bundle React's development build.
-    const nodeEnv = process.env['NODE_ENV'];
-    process.env['NODE_ENV'] = 'production';
-    await build({
-      configFile: fileURLToPath(new URL('../../../renderer/vite.config.ts', import.meta.url)),
-      mode: 'production',
-      build: { outDir: dist, emptyOutDir: true },
-      logLevel: 'warn',
-    }).finally(() => {
-      process.env['NODE_ENV'] = nodeEnv;
-    });
+    await buildRenderer(dist);
     server = await startMockServer(dist, TOKEN);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
   }, 120_000);

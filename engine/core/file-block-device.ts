@@ -62,10 +62,10 @@ export class FileBlockDevice implements BlockDevice {
    * opened with O_EXCL (exclusive: EBUSY while mounted or held by someone else).
    * The capacity must be a non-zero multiple of 512 (EINVAL).
    */
-  static async open(path: string, name: string): Promise<FileBlockDevice> {
+  static async open(openPath: string, name: string, path = openPath): Promise<FileBlockDevice> {
     let st: fs.Stats;
     try {
-      st = await fs.promises.stat(path);
+      st = await fs.promises.stat(openPath);
     } catch (err) {
       throw fromNodeError(err, `cannot open ${path}`);
     }
@@ -75,7 +75,7 @@ export class FileBlockDevice implements BlockDevice {
     let fd: number;
     try {
       fd = await new Promise<number>((resolve, reject) => {
-        fs.open(path, flags, (err, f) => (err ? reject(err) : resolve(f)));
+        fs.open(openPath, flags, (err, f) => (err ? reject(err) : resolve(f)));
       });
     } catch (err) {
       throw fromNodeError(err, `cannot open ${path}`);

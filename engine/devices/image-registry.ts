@@ -227,6 +227,25 @@ export class ImageRegistry {
     });
   }
 
+  /**
+   * Registers an image file its caller has just created (the helper, with the user's
+   * rights: engine/helper/caller-fs.ts) and sized to `size` bytes, as a lab disk.
+   */
+  async registerCreated(path: string, size: number, options: CreateImageOptions = {}): Promise<ImageEntry> {
+    if (!Number.isSafeInteger(size) || size <= 0 || size % SECTOR_SIZE !== 0) {
+      throw new BlksnapError('EINVAL', `image size must be a positive multiple of ${SECTOR_SIZE} bytes, got ${size}`);
+    }
+    const abs = resolve(path);
+    return this.serial(async () => {
+      const images = await this.load();
+      this.checkPathFree(images, abs);
+      const name = this.pickName(images, abs, options.name);
+      const entry: ImageEntry = { name, path: abs, size, kind: 'file', created: true, registeredAt: new Date().toISOString() };
+      await this.save([...images, entry]);
+      return entry;
+    });
+  }
+
   /** Registers an existing image: a regular file or block device whose size is a multiple of 512. */
   async register(path: string, options: CreateImageOptions = {}): Promise<ImageEntry> {
     const abs = resolve(path);

@@ -14,7 +14,7 @@ export interface ImageRecord {
 
 export interface ImageRegistry {
   list(): Promise<ImageRecord[]>;
-  /** Creates a new sparse image file (never overwrites) and registers it. */
+  /** Registers a lab disk the helper has just created (with the caller's rights) at `path`, `size` bytes. */
   create(options: { path: string; size: number; name?: string }): Promise<ImageRecord>;
   /** Registers an existing image file or block device. */
   add(options: { path: string; name?: string }): Promise<ImageRecord>;

@@ -15,7 +15,7 @@ class RegistryAdapter implements ImageRegistry {
   }
 
   async create(options: { path: string; size: number; name?: string }): Promise<ImageRecord> {
-    const e = await this.registry.create(options.path, options.size, options.name === undefined ? {} : { name: options.name });
+    const e = await this.registry.registerCreated(options.path, options.size, options.name === undefined ? {} : { name: options.name });
     return { name: e.name, path: e.path };
   }
 

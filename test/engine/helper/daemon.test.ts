@@ -3,7 +3,8 @@
  * stays up; events reach every subscribed client; SIGTERM cleans up.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, symlinkSync, writeFileSync, chmodSync, statSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HelperClient } from '../../../engine/protocol/client.js';
@@ -100,21 +101,20 @@ describe('helper daemon', () => {
     }
   });
 
-  it('refuses difference-storage paths that are symlinks, exist, or sit in unsafe directories', async () => {
+  it('refuses difference-storage paths that are symlinks, exist, or lie on /proc or under /dev', async () => {
     const target = join(d.dir, 'target');
     const link = join(d.dir, 'diff-link');
     symlinkSync(target, link);
     const existing = join(d.dir, 'diff-existing');
     writeFileSync(existing, 'keep me');
-    const open = join(d.dir, 'open');
-    mkdirSync(open);
-    chmodSync(open, 0o777);
     const cases: [string, string][] = [
       [link, 'ELOOP'],
       [existing, 'EEXIST'],
       [join(d.dir, 'nowhere', 'diff'), 'ENOENT'],
       [join(existing, 'diff'), 'ENOTDIR'],
-      [join(open, 'diff'), 'EACCES'],
+      ['/proc/diff', 'EPERM'],
+      ['/dev/shm/diff', 'EPERM'],
+      [`${d.dir}/x/../diff`, 'EINVAL'],
     ];
     for (const [path, errno] of cases) {
       await expect(client.call('snapshotCreate', { diffStoragePath: path, limitSectors: 2048 }), path).rejects.toMatchObject({ errno });
@@ -291,8 +291,18 @@ describe.skipIf(!isRoot)('[root] helper started through pkexec (PKEXEC_UID)', ()
       expect(statSync(join(run, 'nbd.sock'))).toMatchObject({ uid: 65534 });
       const c = await connectClient(d.socketPath);
       try {
-        await c.call('images.create', { path: join(d.dir, 'user.img'), size: 1 << 20 });
-        expect(statSync(join(d.dir, 'user.img'))).toMatchObject({ uid: 65534, gid: 65534 });
+        // created with that user's rights: in a directory of theirs, owned by them
+        const home = mkdtempSync(join(tmpdir(), 'bm-user-'));
+        chownSync(home, 65534, 65534);
+        try {
+          await c.call('images.create', { path: join(home, 'user.img'), size: 1 << 20 });
+          expect(statSync(join(home, 'user.img'))).toMatchObject({ uid: 65534, gid: 65534 });
+          // and not in the helper's own (root's) directory
+          await expect(c.call('images.create', { path: join(d.dir, 'user.img'), size: 1 << 20 })).rejects.toMatchObject({ errno: 'EACCES' });
+          expect(existsSync(join(d.dir, 'user.img'))).toBe(false);
+        } finally {
+          rmSync(home, { recursive: true, force: true });
+        }
       } finally {
         c.close();
       }

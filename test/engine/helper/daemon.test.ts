@@ -3,7 +3,7 @@
  * stays up; events reach every subscribed client; SIGTERM cleans up.
  */
 import { execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -282,6 +282,53 @@ describe('helper daemon', () => {
 });
 
 describe.skipIf(!isRoot)('[root] helper started through pkexec (PKEXEC_UID)', () => {
+  it('for uid A creates, registers and removes nothing in a directory of root or of uid B', async () => {
+    const A = 4711;
+    const B = 4712;
+    const base = mkdtempSync(join(tmpdir(), 'bm-pkexec-'));
+    chmodSync(base, 0o755);
+    const mk = (name: string, uid: number, mode: number): string => {
+      const p = join(base, name);
+      mkdirSync(p, { mode });
+      chownSync(p, uid, uid);
+      chmodSync(p, mode);
+      return p;
+    };
+    const mine = mk('a', A, 0o700);
+    const theirs = mk('b', B, 0o755);
+    const roots = mk('root', 0, 0o755);
+    for (const [dir, uid] of [[theirs, B], [roots, 0]] as const) {
+      writeFileSync(join(dir, 'x.img'), Buffer.alloc(1 << 20));
+      chownSync(join(dir, 'x.img'), uid, uid);
+      chmodSync(join(dir, 'x.img'), 0o644);
+    }
+    const d = await spawnDaemon([], { PKEXEC_UID: String(A) });
+    const c = await connectClient(d.socketPath);
+    try {
+      await c.call('images.create', { path: join(mine, 'disk.img'), size: 1 << 20, name: 'disk' });
+      for (const dir of [theirs, roots]) {
+        await expect(c.call('snapshotCreate', { diffStoragePath: join(dir, 'diff'), limitSectors: 2048 }), dir).rejects.toMatchObject({ errno: 'EACCES' });
+        await expect(c.call('images.create', { path: join(dir, 'new.img'), size: 1 << 20 }), dir).rejects.toMatchObject({ errno: 'EACCES' });
+        await expect(c.call('images.add', { path: join(dir, 'x.img') }), dir).rejects.toMatchObject({ errno: 'EACCES' });
+        expect(readdirSync(dir), dir).toEqual(['x.img']);
+      }
+      // a storage file of A's, whose directory A then swaps for B's holding a file of that name:
+      // destroying the snapshot removes A's file from A's directory, never B's
+      const { id } = await c.call('snapshotCreate', { diffStoragePath: join(mine, 'diff'), limitSectors: 2048, devices: ['disk'] });
+      writeFileSync(join(theirs, 'diff'), 'B keeps this');
+      chownSync(join(theirs, 'diff'), B, B);
+      renameSync(mine, join(base, 'a-moved'));
+      renameSync(theirs, mine);
+      await c.call('snapshotDestroy', { id });
+      expect(readFileSync(join(mine, 'diff'), 'utf8')).toBe('B keeps this');
+      expect(readdirSync(join(base, 'a-moved'))).toEqual(['disk.img']);
+    } finally {
+      c.close();
+      await d.cleanup();
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+
   it('hands its directory, sockets and created images to that user', async () => {
     const d = await spawnDaemon([], { PKEXEC_UID: '65534' });
     try {

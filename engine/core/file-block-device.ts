@@ -12,7 +12,7 @@ import { fromNodeError } from './errors.js';
 import { closeFd, fdatasync, readFull, readvFull, writeFull } from './file-io.js';
 import { asBuffer, checkRange, checkTarget, zeroBuffer, ZERO_BUFFER_SIZE } from './io-range.js';
 import { splitDevT } from '../devices/dev-t.js';
-import { whatHolds } from '../devices/device-holders.js';
+import { loopDevicesOver, whatHolds } from '../devices/device-holders.js';
 import { lockImage } from './image-lock.js';
 
 export const LOGICAL_BLOCK_SIZE = 512;
@@ -61,6 +61,7 @@ export class FileBlockDevice implements BlockDevice {
    *   mounted, used as swap or held by a device-mapper/md device (device-holders.ts),
    *   and is opened with O_EXCL, which claims it exclusively: the kernel then refuses
    *   to mount it or stack anything on it until close();
+   * - an image file that a loop device is attached to is refused (it is that device);
    * - every image is locked the way qemu locks its images (image-lock.ts), so a qemu
    *   writer, or another helper, cannot open it for writing, and an image that qemu
    *   holds for writing is refused.
@@ -76,6 +77,7 @@ export class FileBlockDevice implements BlockDevice {
     const isBlock = st.isBlockDevice();
     if (!isBlock && !st.isFile()) throw new BlksnapError('EINVAL', `${path} is neither a regular file nor a block device`);
     if (isBlock) await refuseIfHeld(path, st.rdev, []);
+    else refuseIfLoopBacking(path, st);
     const flags = fs.constants.O_RDWR | (isBlock ? fs.constants.O_EXCL : 0);
     let fd: number;
     try {
@@ -212,4 +214,15 @@ async function refuseIfHeld(path: string, rdev: number, otherwise: string[]): Pr
   const reasons = uses.length > 0 ? uses : otherwise;
   if (reasons.length === 0) return;
   throw new BlksnapError('EBUSY', `cannot front ${path}: ${reasons.join('; ')}; the engine fronts only a device nothing else uses`);
+}
+
+/** EBUSY when a loop device reads the file (`losetup`): writing it would write under that device. */
+function refuseIfLoopBacking(path: string, st: fs.Stats): void {
+  const loops = loopDevicesOver(st.dev, st.ino);
+  if (loops.length === 0) return;
+  const names = loops.map((l) => `/dev/${l}`).join(', ');
+  throw new BlksnapError(
+    'EBUSY',
+    `cannot front ${path}: it is the backing file of ${names}; front ${loops.length === 1 ? 'that device' : 'one of those devices'} instead, or detach it (losetup -d)`,
+  );
 }

@@ -211,3 +211,24 @@ export function describeUses(usage: SystemUsage, major: number, minor: number, s
   }
   return uses.map((u) => describeUse(u, self));
 }
+
+/**
+ * The loop devices whose backing file is the file `dev:ino` (a regular file): writing
+ * the file would change what those devices, and whatever is mounted from them, read.
+ * Kernel names, e.g. ["loop3"]. From /sys/block/loopN/loop/backing_file.
+ */
+export function loopDevicesOver(dev: number, ino: number, sysRoot = '/sys'): string[] {
+  const out: string[] = [];
+  for (const name of listDir(join(sysRoot, 'block')).sort()) {
+    if (!name.startsWith('loop')) continue;
+    const backing = readText(join(sysRoot, 'block', name, 'loop/backing_file'));
+    if (!backing || !backing.startsWith('/')) continue;
+    try {
+      const st = statSync(backing);
+      if (st.dev === dev && st.ino === ino) out.push(name);
+    } catch {
+      // a deleted backing file: not ours
+    }
+  }
+  return out;
+}

@@ -110,6 +110,18 @@ describe('fronting a block device that something else uses', () => {
   });
 });
 
+describe('fronting an image file that something else uses', () => {
+  it.skipIf(!canUseLoop)('[root] an image file that a loop device is attached to is refused, naming the loop device', async () => {
+    const loop = loopDevice(8 * MiB);
+    const backing = execFileSync('losetup', ['--noheadings', '--output', 'BACK-FILE', loop], { encoding: 'utf8' }).trim();
+    await expect(FileBlockDevice.open(backing, 'disk')).rejects.toThrow(`EBUSY: cannot front ${backing}: it is the backing file of ${loop}`);
+    run('losetup', ['-d', loop]);
+    cleanups.pop();
+    const dev = await FileBlockDevice.open(backing, 'disk');
+    await dev.close();
+  });
+});
+
 describe('a block device the engine fronts stays its own', () => {
   it.skipIf(!canMkfs)('[root] mounting a loop device while the engine fronts it fails (busy), and works after the engine lets go', async () => {
     const loop = loopDevice(16 * MiB);

@@ -60,13 +60,23 @@ afterEach(() => {
 });
 
 const canMkfs = canUseLoop && hasCommand('mkfs.ext4');
+/** dmsetup and a kernel with device-mapper (many test kernels have none: the test then skips visibly). */
+const hasDeviceMapper = canUseLoop && hasCommand('dmsetup') && /device-mapper/.test(readOrEmpty('/proc/misc'));
+
+function readOrEmpty(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
 
 describe('fronting a block device that something else uses', () => {
   it.skipIf(!canMkfs)('[root] fronting a mounted loop device is refused with EBUSY, naming the mount point', async () => {
     const loop = loopDevice(16 * MiB);
     run('mkfs.ext4', ['-q', loop]);
     const mnt = mountAt(loop, 'mnt with space');
-    await expect(FileBlockDevice.open(loop, 'disk')).rejects.toThrow(new RegExp(`^EBUSY: cannot front ${loop}: mounted at ${mnt}`));
+    await expect(FileBlockDevice.open(loop, 'disk')).rejects.toThrow(`EBUSY: cannot front ${loop}: mounted at ${mnt}`);
     const engine = createEmbeddedEngine({ params: SMALL_PARAMS });
     try {
       await expect(engine.addDevice({ path: loop })).rejects.toMatchObject({ errno: 'EBUSY', message: expect.stringContaining(`mounted at ${mnt}`) });
@@ -94,6 +104,14 @@ describe('fronting a block device that something else uses', () => {
     expect(on.status, `swapon failed: ${on.stderr}`).toBe(0);
     cleanups.push(() => run('swapoff', [loop]));
     await expect(FileBlockDevice.open(loop, 'disk')).rejects.toThrow(/^EBUSY: cannot front \S+: used as swap/);
+  });
+
+  it.skipIf(!hasDeviceMapper)('[root] [device-mapper] a loop device held by a device-mapper device is refused, naming dm-N and its name', async () => {
+    const loop = loopDevice(8 * MiB);
+    const name = `bm-test-${process.pid}`;
+    run('dmsetup', ['create', '--noudevsync', name, '--table', `0 ${(8 * MiB) / 512} linear ${loop} 0`]);
+    cleanups.push(() => run('dmsetup', ['remove', '--noudevsync', name]));
+    await expect(FileBlockDevice.open(loop, 'disk')).rejects.toThrow(new RegExp(`^EBUSY: cannot front \\S+: held by dm-\\d+ \\(${name}\\)`));
   });
 
   it.skipIf(!canUseLoop)('[root] a loop device opened exclusively by another program is refused, saying so', async () => {

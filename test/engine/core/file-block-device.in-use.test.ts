@@ -159,4 +159,24 @@ describe('a block device the engine fronts stays its own', () => {
       await engine.close();
     }
   });
+
+  it.skipIf(!canMkfs || !hasCommand('addpart'))('[root] a partition of a whole disk the engine fronts cannot be mounted either', async () => {
+    const loop = loopDevice(32 * MiB, { partitions: true });
+    run('addpart', [loop, '1', '2048', '20480']);
+    const part = `${loop}p1`;
+    await waitFor(() => fs.existsSync(part), `${part} to appear`);
+    run('mkfs.ext4', ['-q', part]);
+    const mnt = path.join(dir, 'mnt');
+    fs.mkdirSync(mnt);
+    const dev = await FileBlockDevice.open(loop, 'disk');
+    try {
+      const mount = spawnSync('mount', [part, mnt], { encoding: 'utf8' });
+      expect(mount.status).not.toBe(0);
+      expect(mount.stderr).toMatch(/busy|already mounted/i);
+    } finally {
+      await dev.close();
+    }
+    run('mount', [part, mnt]);
+    run('umount', [mnt]);
+  });
 });

@@ -12,7 +12,7 @@
  * open file description, so they last exactly as long as the engine's fd.
  */
 import koffi from 'koffi';
-import { BlksnapError } from '../abi/errno.js';
+import { BlksnapError, errnoName } from '../abi/errno.js';
 
 /** qemu's permission bits (the bit number is the lock byte's offset from the base). */
 const PERM = { consistentRead: 0, write: 1, writeUnchanged: 2, resize: 3 } as const;
@@ -31,6 +31,12 @@ const F_RDLCK = 0;
 const F_WRLCK = 1;
 const F_UNLCK = 2;
 const SEEK_SET = 0;
+// errno numbers of a refused lock (EAGAIN/EACCES: held by others; the rest: no OFD locks on this file system)
+const EAGAIN = 11;
+const EACCES = 13;
+const EINVAL = 22;
+const ENOLCK = 37;
+const EOPNOTSUPP = 95;
 /** struct flock on 64-bit Linux: short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid. */
 const FLOCK_SIZE = 32;
 
@@ -57,9 +63,10 @@ function flock(type: number, start: number): Buffer {
   return b;
 }
 
-function errnoName(): string {
+/** The errno of the last fcntl, by name ("EAGAIN"), or "errno N". */
+function lastErrno(): string {
   const n = koffi.errno();
-  return n === 11 ? 'EAGAIN' : n === 13 ? 'EACCES' : n === 22 ? 'EINVAL' : n === 9 ? 'EBADF' : n === 37 ? 'ENOLCK' : `errno ${n}`;
+  return errnoName(n) ?? `errno ${n}`;
 }
 
 /** Sets (F_RDLCK) or drops (F_UNLCK) our lock on one byte. */
@@ -71,7 +78,7 @@ function setLock(fd: number, type: number, byte: number): boolean {
 export function lockedByOthers(fd: number, byte: number): boolean {
   const b = flock(F_WRLCK, byte);
   if (fcntl()(fd, F_OFD_GETLK, b) !== 0) {
-    throw new BlksnapError('EIO', `cannot test the lock on byte ${byte}: ${errnoName()}`);
+    throw new BlksnapError('EIO', `cannot test the lock on byte ${byte}: ${lastErrno()}`);
   }
   return b.readInt16LE(0) !== F_UNLCK;
 }
@@ -96,11 +103,11 @@ export function lockImage(fd: number, path: string): { locked: boolean } {
   };
   for (const byte of bytes) {
     if (!setLock(fd, F_RDLCK, byte)) {
-      const err = errnoName();
+      const n = koffi.errno();
       undo();
-      if (err === 'EINVAL' || err === 'ENOLCK') return { locked: false };
-      if (err === 'EAGAIN' || err === 'EACCES') throw busy(path, `another program holds a conflicting lock on byte ${byte}`);
-      throw new BlksnapError('EIO', `cannot lock ${path}: ${err}`);
+      if (n === EINVAL || n === ENOLCK || n === EOPNOTSUPP) return { locked: false };
+      if (n === EAGAIN || n === EACCES) throw busy(path, `another program holds a conflicting lock on byte ${byte}`);
+      throw new BlksnapError('EIO', `cannot lock ${path}: ${errnoName(n) ?? `errno ${n}`}`);
     }
     taken.push(byte);
   }

@@ -10,6 +10,7 @@ import { chmod, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/prom
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { BlksnapError, isBlksnapError, isErrnoName } from '../abi/errno.js';
 import { SECTOR_SIZE } from '../abi/types.js';
+import { splitDevT } from './dev-t.js';
 import { parseSize } from './size.js';
 
 export const IMAGE_NAME_MAX = 64;
@@ -89,8 +90,7 @@ function fsErr(err: unknown, what: string): BlksnapError {
 
 /** Capacity of a block device from sysfs, by its device number. */
 async function blockDeviceSize(rdev: number): Promise<number> {
-  const major = Math.floor(rdev / 256) & 0xfff;
-  const minor = (rdev & 0xff) | (Math.floor(rdev / 2 ** 12) & ~0xff);
+  const { major, minor } = splitDevT(rdev);
   const text = await readFile(`/sys/dev/block/${major}:${minor}/size`, 'utf8');
   return Number(text.trim()) * SECTOR_SIZE;
 }

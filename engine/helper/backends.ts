@@ -10,6 +10,8 @@ import type { Owner } from './owner.js';
 export interface ImageRecord {
   name: string;
   path: string;
+  /** The helper created the file (images.create): a lab disk. */
+  created: boolean;
 }
 
 export interface ImageRegistry {
@@ -30,6 +32,8 @@ export interface BlockDeviceRecord {
   fsType?: string | null;
   mountpoints?: string[];
   readOnly?: boolean;
+  /** Why the embedded engine cannot front it (mounted, swap, holders); [] when it can. */
+  blockedBy?: string[];
 }
 
 export interface NbdUris {

@@ -188,6 +188,12 @@ export class HelperService {
     return { engine, images };
   }
 
+  /** Names of the images the helper created (lab disks); none when the registry cannot be read. */
+  private async labDiskNames(): Promise<Set<string>> {
+    const records = (await this.backends.images?.list().catch(() => [])) ?? [];
+    return new Set(records.filter((r) => r.created).map((r) => r.name));
+  }
+
   private imageEntry(record: ImageRecord): ImageEntry {
     const dev = this.backends.engine?.listDevices().find((d) => d.name === record.name);
     return { name: record.name, path: record.path, capacity: dev?.capacity ?? 0, nbdUri: dev ? this.uri(dev.name) : null };
@@ -314,6 +320,7 @@ export class HelperService {
       },
       'devices.list': async () => {
         const devices: DeviceEntry[] = [];
+        const labDisks = await this.labDiskNames();
         for (const d of this.backends.engine?.listDevices() ?? []) {
           devices.push({
             ref: d.name,
@@ -321,6 +328,7 @@ export class HelperService {
             path: d.path,
             kind: 'image',
             capacity: d.capacity,
+            labDisk: labDisks.has(d.name),
             attached: d.attached,
             snapshotId: d.snapshotId,
             nbdUri: this.uri(d.name),
@@ -343,6 +351,8 @@ export class HelperService {
             fsType: b.fsType ?? null,
             mountpoints: b.mountpoints ?? [],
             readOnly: b.readOnly ?? false,
+            // what would make the embedded engine refuse to front it (the kernel module snapshots devices in use)
+            ...(this.backends.engine ? { blockedBy: b.blockedBy ?? [] } : {}),
             attached: null,
             snapshotId: this.backends.engine ? null : (this.book.holderOf(b.path)?.id ?? null),
             nbdUri: null,
@@ -416,6 +426,13 @@ export class HelperService {
         const engine = this.backends.engine;
         if (!engine) throw new BlksnapError('EOPNOTSUPP', 'write workloads need the embedded engine');
         const name = await resolveEngineDevice(engine, device);
+        if (!(await this.labDiskNames()).has(name)) {
+          throw new BlksnapError(
+            'EPERM',
+            `the write workload overwrites data, so it runs only on lab disks the helper created (Create lab disk, images.create); ` +
+              `${name} was added from an existing image or device`,
+          );
+        }
         this.workloads.start({ name, device: engine.device(name), rateMiBps, pattern });
         return OK;
       },

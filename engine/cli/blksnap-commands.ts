@@ -172,19 +172,26 @@ export const blksnapCommands: CommandSpec[] = [
   {
     name: 'snapshot_create',
     summary: 'create a snapshot with a difference-storage file and add devices; prints the id',
-    usage: '-d DEV [-d DEV...] -f DIFF_FILE -l LIMIT',
+    usage: '-d DEV [-d DEV...] -f DIFF_FILE -l LIMIT [--writable-images]',
     help: [
       ['-d, --device DEV', 'device to add (repeatable)'],
       ['-f, --file DIFF_FILE', 'difference-storage file to create (must not exist; its directory must); removed with the snapshot'],
       ['-l, --limit LIMIT', 'maximum storage size: bytes, or with a K/M/G/T suffix (e.g. 512M, 1.5G)'],
+      ['-w, --writable-images', 'export the images read-write (writes land in the difference storage; a backup then warns that an image may differ from the take); default read-only'],
     ],
     example: [
       'blksnap-manager snapshot_create -d /dev/sdb -f /var/tmp/diff0 -l 1G',
       'blksnap-manager snapshot_create -d disk1 -d disk2 -f /var/tmp/diff1 -l 1.5G',
       'id=$(blksnap-manager snapshot_create -d disk1 -f /var/tmp/diff2 -l 512M) && blksnap-manager snapshot_take -i "$id"',
+      'blksnap-manager snapshot_create -d disk1 -f /var/tmp/diff3 -l 512M --writable-images',
     ],
     prints: 'the new snapshot id (with --json: {"id": ...})',
-    options: { device: { type: 'string', short: 'd', multiple: true }, file: { type: 'string', short: 'f' }, limit: { type: 'string', short: 'l' } },
+    options: {
+      device: { type: 'string', short: 'd', multiple: true },
+      file: { type: 'string', short: 'f' },
+      limit: { type: 'string', short: 'l' },
+      'writable-images': { type: 'boolean', short: 'w' },
+    },
     needsHelper: true,
     async run({ client, io, json, values }) {
       const devices = optList(values, 'device');
@@ -194,6 +201,7 @@ export const blksnapCommands: CommandSpec[] = [
         diffStoragePath: resolve(needString(values, 'file', '--file DIFF_FILE')),
         limitSectors: bytesToSectors(limitBytes),
         devices,
+        writableImages: values['writable-images'] === true,
       });
       if (json) printJson(io, r);
       else io.stdout(`${r.id}\n`);

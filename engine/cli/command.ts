@@ -2,6 +2,7 @@
 import type { ParseArgsConfig } from 'node:util';
 import { BlksnapError } from '../abi/errno.js';
 import type { HelperClient } from '../protocol/client.js';
+import { escapeControlChars } from '../protocol/control-chars.js';
 
 export type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
 export type OptionValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -84,12 +85,14 @@ export function printJson(io: Io, value: unknown): void {
 /**
  * A table with a header line (list commands). Columns are padded to their widest
  * cell; the last column is not padded. An empty list prints `empty` instead.
+ * Control characters in cells (names from the system) are shown escaped ("\x1b").
  */
-export function printTable(io: Io, headers: string[], rows: string[][], empty: string): void {
-  if (rows.length === 0) {
+export function printTable(io: Io, headers: string[], cells: string[][], empty: string): void {
+  if (cells.length === 0) {
     io.stdout(`${empty}\n`);
     return;
   }
+  const rows = cells.map((r) => r.map(escapeControlChars));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string =>
     cells
@@ -99,7 +102,7 @@ export function printTable(io: Io, headers: string[], rows: string[][], empty: s
   io.stdout([headers, ...rows].map(line).join('\n') + '\n');
 }
 
-/** key=value lines, the blksnap tool's output style. */
+/** key=value lines, the blksnap tool's output style (control characters in values escaped). */
 export function printFields(io: Io, fields: [string, string | number][]): void {
-  io.stdout(fields.map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+  io.stdout(fields.map(([k, v]) => `${k}=${escapeControlChars(String(v))}`).join('\n') + '\n');
 }

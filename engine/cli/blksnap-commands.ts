@@ -5,7 +5,7 @@ import { BlksnapError, errnoName } from '../abi/errno.js';
 import { decodeCbtMap } from '../protocol/cbt-encoding.js';
 import { MAX_CBT_MAP_LENGTH } from '../protocol/limits.js';
 import type { CommandSpec } from './command.js';
-import { needSnapshotId, needString, optList, printFields, printJson } from './command.js';
+import { needSnapshotId, needString, optList, printFields, printJson, toJson } from './command.js';
 import { formatEvent } from './event-format.js';
 import { bytesToSectors, parseRange, parseSize, parseTimeout } from './values.js';
 
@@ -309,11 +309,11 @@ export const blksnapCommands: CommandSpec[] = [
       void done.catch(() => undefined); // awaited below; a close during subscribe must not go unhandled
       client.on('event', (event) => {
         if (event.snapshotId !== snapshot) return;
-        io.stdout(json ? JSON.stringify({ event }) + '\n' : `${formatEvent(event)}\n`);
+        io.stdout(json ? toJson({ event }) + '\n' : `${formatEvent(event)}\n`);
       });
       client.on('snapshot', (s) => {
         if (s.id !== snapshot) return;
-        if (s.state === 'destroyed' || s.state === 'taken') io.stdout(json ? JSON.stringify({ snapshot: s }) + '\n' : `state=${s.state} snapshot=${s.id}\n`);
+        if (s.state === 'destroyed' || s.state === 'taken') io.stdout(json ? toJson({ snapshot: s }) + '\n' : `state=${s.state} snapshot=${s.id}\n`);
         if (s.state === 'destroyed') finish();
       });
       client.onClose(() =>
@@ -322,7 +322,7 @@ export const blksnapCommands: CommandSpec[] = [
       await client.call('subscribe', { topics: ['event', 'snapshot'] });
       const { ids } = await client.call('snapshotCollect', {});
       if (!ids.includes(snapshot)) throw new BlksnapError('ESRCH', `no snapshot ${snapshot}`);
-      io.stdout(json ? JSON.stringify({ watching: snapshot }) + '\n' : `watching snapshot ${snapshot}\n`);
+      io.stdout(json ? toJson({ watching: snapshot }) + '\n' : `watching snapshot ${snapshot}\n`);
       const onSignal = (): void => finish();
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);

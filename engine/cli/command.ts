@@ -78,8 +78,17 @@ export function optList(values: OptionValues, name: string): string[] {
   return list.filter((x): x is string => typeof x === 'string');
 }
 
+/**
+ * JSON text for a terminal: JSON.stringify escapes C0 controls itself; DEL and C1
+ * (U+007F–U+009F) are escaped here too (\u009b), so no raw control reaches it.
+ * The data is unchanged for a JSON parser.
+ */
+export function toJson(value: unknown, indent?: number): string {
+  return JSON.stringify(value, null, indent).replace(/[\u007f-\u009f]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
+}
+
 export function printJson(io: Io, value: unknown): void {
-  io.stdout(JSON.stringify(value, null, 2) + '\n');
+  io.stdout(toJson(value, 2) + '\n');
 }
 
 /**

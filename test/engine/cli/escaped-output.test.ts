@@ -30,6 +30,7 @@ const DEVICE = {
   path: `/dev/sd${ESC}[2Jx`,
   kind: 'block',
   capacity: 1024 * 1024,
+  model: 'disk\u009b2J',
   mountpoints: [`/mnt/a\nb`],
   attached: null,
   snapshotId: null,
@@ -67,9 +68,12 @@ describe('blksnap-manager output of names with control characters', () => {
       expect(r.err).toBe('');
       expect(r.out).not.toContain(ESC);
       expect(r.out.split('\n')[1]).toMatch(/^block\s+\/dev\/sd\\x1b\[2Jx\s+1M\s+-\s+-$/);
-      // --json keeps the data as it is (JSON escapes it on its own)
+      // --json keeps the data as it is, with C0 (by JSON itself), DEL and C1 escaped
       const j = await run(['devices', '--json', '--socket', join(dir, 'h.sock')]);
       expect(j.out).toContain('"ref": "/dev/sd\\u001b[2Jx"');
+      expect(j.out).toContain('"model": "disk\\u009b2J"');
+      expect(j.out).not.toContain('\u009b');
+      expect((JSON.parse(j.out) as { devices: { model: string }[] }).devices[0]?.model).toBe('disk\u009b2J');
     } finally {
       await new Promise<void>((r) => server.close(() => r()));
       rmSync(dir, { recursive: true, force: true });

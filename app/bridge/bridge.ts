@@ -149,10 +149,10 @@ export function createBridge(options: BridgeOptions): Bridge {
       return null;
     },
     listFilesystems: () => listFilesystems(options.mountinfoPath),
-    snapshotCreate: async ({ devices: list, storagePath, limitBytes }) => {
+    snapshotCreate: async ({ devices: list, storagePath, limitBytes, writableImages = false }) => {
       const limitSectors = Math.floor(limitBytes / SECTOR_SIZE);
       if (limitSectors < 1) throw new BridgeError('EINVAL', 'The storage limit must be at least 512 bytes.');
-      const { id } = await (await client()).call('snapshotCreate', { diffStoragePath: storagePath, limitSectors, devices: list });
+      const { id } = await (await client()).call('snapshotCreate', { diffStoragePath: storagePath, limitSectors, devices: list, writableImages });
       return { snapshotId: id };
     },
     snapshotTake: async ({ snapshotId }) => {

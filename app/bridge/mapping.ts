@@ -87,6 +87,7 @@ export function toSnapshotEntry(summary: SnapshotSummary, devices: SnapshotDevic
   return {
     id: summary.id,
     state: failed ? 'failed' : summary.taken ? 'taken' : 'created',
+    writableImages: summary.writableImages,
     devices,
     storage,
   };

@@ -13,6 +13,7 @@ import { defaultSocketPath, defaultStateDir } from '../bridge/paths.js';
 import { forwardEvents, registerIpcHandlers } from './ipc.js';
 import { helperStateNotification, longJobNotification, snapshotEventNotification, workloadNotification } from './notifications.js';
 import type { NotificationText } from './notifications.js';
+import { escapeControlChars } from '../shared/control-chars.js';
 import { appPaths } from './paths.js';
 import { installCsp, installNavigationGuards, installPermissionGuards, windowOpenHandler } from './security.js';
 import { windowOptions } from './window-options.js';
@@ -88,7 +89,7 @@ export function startApp(): void {
       appUrl: paths.indexUrl,
       contents,
       onRequestDone: (method, result, ms) => notify(longJobNotification(method, result, ms), window, true),
-      log: (line) => process.stderr.write(`blksnap-manager: ${line}\n`),
+      log: (line) => process.stderr.write(`blksnap-manager: ${escapeControlChars(line)}\n`),
     });
     forwardEvents(bridge.api, contents);
     bridge.api.onSnapshotEvent((event) => notify(snapshotEventNotification(event), window));

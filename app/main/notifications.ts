@@ -4,6 +4,7 @@
  * not focused.
  */
 import type { RequestName } from '../shared/contract.js';
+import { escapeControlChars as shown } from '../shared/control-chars.js';
 import type { Result } from '../shared/result.js';
 import type { HelperState, SnapshotEventEntry, WorkloadProgress } from '../shared/types.js';
 import { errnoNameOf } from '../bridge/errno-names.js';
@@ -33,7 +34,7 @@ export function snapshotEventNotification(event: SnapshotEventEntry): Notificati
       const name = errnoNameOf(event.errCode);
       return {
         title: 'Snapshot corrupted',
-        body: `The snapshot image of ${event.device} (snapshot ${short}) is corrupted${name === '' ? '' : ` (${name})`}. Its backup cannot be trusted.`,
+        body: `The snapshot image of ${shown(event.device)} (snapshot ${short}) is corrupted${name === '' ? '' : ` (${name})`}. Its backup cannot be trusted.`,
         urgency: 'critical',
       };
     }
@@ -50,7 +51,7 @@ export function snapshotEventNotification(event: SnapshotEventEntry): Notificati
 
 export function workloadNotification(progress: WorkloadProgress): NotificationText | null {
   if (progress.running || progress.error === undefined) return null;
-  return { title: 'Write workload stopped', body: `The workload on ${progress.device} stopped: ${progress.error}`, urgency: 'normal' };
+  return { title: 'Write workload stopped', body: `The workload on ${shown(progress.device)} stopped: ${shown(progress.error)}`, urgency: 'normal' };
 }
 
 export function longJobNotification(method: RequestName, result: Result<unknown>, durationMs: number): NotificationText | null {
@@ -60,7 +61,7 @@ export function longJobNotification(method: RequestName, result: Result<unknown>
   const seconds = Math.round(durationMs / 1000);
   return result.ok
     ? { title: 'Finished', body: `${label} finished after ${seconds} s.`, urgency: 'normal' }
-    : { title: 'Failed', body: `${label} failed after ${seconds} s: ${result.error.message}`, urgency: 'normal' };
+    : { title: 'Failed', body: `${label} failed after ${seconds} s: ${shown(result.error.message)}`, urgency: 'normal' };
 }
 
 /** The helper disappeared while connected (not: a start that failed, which the window shows). */
@@ -68,7 +69,7 @@ export function helperStateNotification(state: HelperState): NotificationText | 
   if (state.state !== 'lost') return null;
   return {
     title: 'Helper stopped',
-    body: `${state.message ?? 'The helper stopped.'} Snapshots of the embedded engine are gone with it; use Reconnect to start it again.`,
+    body: `${shown(state.message ?? 'The helper stopped.')} Snapshots of the embedded engine are gone with it; use Reconnect to start it again.`,
     urgency: 'critical',
   };
 }

@@ -63,6 +63,11 @@ export interface SnapshotCreateParams {
   storagePath: string;
   /** Limit the storage may grow to, in bytes (rounded down to sectors by main). */
   limitBytes: number;
+  /**
+   * Export the snapshot's images read-write (writes land in the difference storage).
+   * Default false: read-only images, which keep the contents of the take.
+   */
+  writableImages?: boolean;
 }
 
 export interface SnapshotCreated {

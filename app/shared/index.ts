@@ -6,3 +6,4 @@ export * from './wire.js';
 export * from './base64.js';
 export * from './format.js';
 export * from './cbt.js';
+export * from './control-chars.js';

@@ -113,6 +113,11 @@ export interface StorageGauge {
 export interface SnapshotEntry {
   id: string;
   state: SnapshotState;
+  /**
+   * The images accept writes (created with writableImages, or the kernel module's
+   * image devices): an image may then differ from the take.
+   */
+  writableImages: boolean;
   devices: SnapshotDeviceEntry[];
   storage: StorageGauge | null;
 }

@@ -5,11 +5,22 @@
  */
 import { z } from 'zod';
 import type { RequestName, RequestParams } from './contract.js';
+import { findControlChar } from './control-chars.js';
 import { err, ok } from './result.js';
 import type { Result } from './result.js';
 
-const deviceRef = z.string().min(1).max(4096);
-const path = z.string().min(1).max(4096);
+/** Names and paths never carry control characters (the helper refuses them too). */
+function noControlChars(schema: z.ZodString): z.ZodString {
+  return schema.check((ctx) => {
+    const found = findControlChar(ctx.value);
+    if (found !== null) {
+      ctx.issues.push({ code: 'custom', input: ctx.value, message: `contains the control character ${found.escaped} at position ${found.index}` });
+    }
+  });
+}
+
+const deviceRef = noControlChars(z.string().min(1).max(4096));
+const path = noControlChars(z.string().min(1).max(4096));
 const name = z
   .string()
   .min(1)
@@ -41,6 +52,7 @@ export const PARAM_SCHEMAS: { [K in RequestName]: z.ZodType<RequestParams<K>> } 
     devices: z.array(deviceRef).min(1).max(256),
     storagePath: path,
     limitBytes: positiveBytes,
+    writableImages: z.boolean().optional(),
   }),
   snapshotTake: snapshot,
   snapshotDestroy: snapshot,

@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { findProjectRoot } from '../bridge/paths.js';
+import { escapeControlChars } from '../shared/control-chars.js';
 import { startWebServer } from './server.js';
 
 function fail(message: string): never {
@@ -39,7 +40,7 @@ async function main(): Promise<void> {
   }
   const quiet = values.quiet === true;
   const log = (line: string): void => {
-    if (!quiet) process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+    if (!quiet) process.stderr.write(`${new Date().toISOString()} ${escapeControlChars(line)}\n`);
   };
   const server = await startWebServer({
     port,

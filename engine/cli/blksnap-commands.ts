@@ -5,7 +5,7 @@ import { BlksnapError, errnoName } from '../abi/errno.js';
 import { decodeCbtMap } from '../protocol/cbt-encoding.js';
 import { MAX_CBT_MAP_LENGTH } from '../protocol/limits.js';
 import type { CommandSpec } from './command.js';
-import { needSnapshotId, needString, optList, printFields, printJson } from './command.js';
+import { needSnapshotId, needString, optList, printFields, printJson, toJson } from './command.js';
 import { formatEvent } from './event-format.js';
 import { bytesToSectors, parseRange, parseSize, parseTimeout } from './values.js';
 
@@ -172,19 +172,26 @@ export const blksnapCommands: CommandSpec[] = [
   {
     name: 'snapshot_create',
     summary: 'create a snapshot with a difference-storage file and add devices; prints the id',
-    usage: '-d DEV [-d DEV...] -f DIFF_FILE -l LIMIT',
+    usage: '-d DEV [-d DEV...] -f DIFF_FILE -l LIMIT [--writable-images]',
     help: [
       ['-d, --device DEV', 'device to add (repeatable)'],
       ['-f, --file DIFF_FILE', 'difference-storage file to create (must not exist; its directory must); removed with the snapshot'],
       ['-l, --limit LIMIT', 'maximum storage size: bytes, or with a K/M/G/T suffix (e.g. 512M, 1.5G)'],
+      ['-w, --writable-images', 'export the images read-write (writes land in the difference storage; a backup then warns that an image may differ from the take); default read-only'],
     ],
     example: [
       'blksnap-manager snapshot_create -d /dev/sdb -f /var/tmp/diff0 -l 1G',
       'blksnap-manager snapshot_create -d disk1 -d disk2 -f /var/tmp/diff1 -l 1.5G',
       'id=$(blksnap-manager snapshot_create -d disk1 -f /var/tmp/diff2 -l 512M) && blksnap-manager snapshot_take -i "$id"',
+      'blksnap-manager snapshot_create -d disk1 -f /var/tmp/diff3 -l 512M --writable-images',
     ],
     prints: 'the new snapshot id (with --json: {"id": ...})',
-    options: { device: { type: 'string', short: 'd', multiple: true }, file: { type: 'string', short: 'f' }, limit: { type: 'string', short: 'l' } },
+    options: {
+      device: { type: 'string', short: 'd', multiple: true },
+      file: { type: 'string', short: 'f' },
+      limit: { type: 'string', short: 'l' },
+      'writable-images': { type: 'boolean', short: 'w' },
+    },
     needsHelper: true,
     async run({ client, io, json, values }) {
       const devices = optList(values, 'device');
@@ -194,6 +201,7 @@ export const blksnapCommands: CommandSpec[] = [
         diffStoragePath: resolve(needString(values, 'file', '--file DIFF_FILE')),
         limitSectors: bytesToSectors(limitBytes),
         devices,
+        writableImages: values['writable-images'] === true,
       });
       if (json) printJson(io, r);
       else io.stdout(`${r.id}\n`);
@@ -301,11 +309,11 @@ export const blksnapCommands: CommandSpec[] = [
       void done.catch(() => undefined); // awaited below; a close during subscribe must not go unhandled
       client.on('event', (event) => {
         if (event.snapshotId !== snapshot) return;
-        io.stdout(json ? JSON.stringify({ event }) + '\n' : `${formatEvent(event)}\n`);
+        io.stdout(json ? toJson({ event }) + '\n' : `${formatEvent(event)}\n`);
       });
       client.on('snapshot', (s) => {
         if (s.id !== snapshot) return;
-        if (s.state === 'destroyed' || s.state === 'taken') io.stdout(json ? JSON.stringify({ snapshot: s }) + '\n' : `state=${s.state} snapshot=${s.id}\n`);
+        if (s.state === 'destroyed' || s.state === 'taken') io.stdout(json ? toJson({ snapshot: s }) + '\n' : `state=${s.state} snapshot=${s.id}\n`);
         if (s.state === 'destroyed') finish();
       });
       client.onClose(() =>
@@ -314,7 +322,7 @@ export const blksnapCommands: CommandSpec[] = [
       await client.call('subscribe', { topics: ['event', 'snapshot'] });
       const { ids } = await client.call('snapshotCollect', {});
       if (!ids.includes(snapshot)) throw new BlksnapError('ESRCH', `no snapshot ${snapshot}`);
-      io.stdout(json ? JSON.stringify({ watching: snapshot }) + '\n' : `watching snapshot ${snapshot}\n`);
+      io.stdout(json ? toJson({ watching: snapshot }) + '\n' : `watching snapshot ${snapshot}\n`);
       const onSignal = (): void => finish();
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);

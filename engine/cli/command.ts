@@ -2,6 +2,7 @@
 import type { ParseArgsConfig } from 'node:util';
 import { BlksnapError } from '../abi/errno.js';
 import type { HelperClient } from '../protocol/client.js';
+import { escapeControlChars } from '../protocol/control-chars.js';
 
 export type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
 export type OptionValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -77,19 +78,30 @@ export function optList(values: OptionValues, name: string): string[] {
   return list.filter((x): x is string => typeof x === 'string');
 }
 
+/**
+ * JSON text for a terminal: JSON.stringify escapes C0 controls itself; DEL and C1
+ * (U+007F–U+009F) are escaped here too (\u009b), so no raw control reaches it.
+ * The data is unchanged for a JSON parser.
+ */
+export function toJson(value: unknown, indent?: number): string {
+  return JSON.stringify(value, null, indent).replace(/[\u007f-\u009f]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
+}
+
 export function printJson(io: Io, value: unknown): void {
-  io.stdout(JSON.stringify(value, null, 2) + '\n');
+  io.stdout(toJson(value, 2) + '\n');
 }
 
 /**
  * A table with a header line (list commands). Columns are padded to their widest
  * cell; the last column is not padded. An empty list prints `empty` instead.
+ * Control characters in cells (names from the system) are shown escaped ("\x1b").
  */
-export function printTable(io: Io, headers: string[], rows: string[][], empty: string): void {
-  if (rows.length === 0) {
+export function printTable(io: Io, headers: string[], cells: string[][], empty: string): void {
+  if (cells.length === 0) {
     io.stdout(`${empty}\n`);
     return;
   }
+  const rows = cells.map((r) => r.map(escapeControlChars));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string =>
     cells
@@ -99,7 +111,7 @@ export function printTable(io: Io, headers: string[], rows: string[][], empty: s
   io.stdout([headers, ...rows].map(line).join('\n') + '\n');
 }
 
-/** key=value lines, the blksnap tool's output style. */
+/** key=value lines, the blksnap tool's output style (control characters in values escaped). */
 export function printFields(io: Io, fields: [string, string | number][]): void {
-  io.stdout(fields.map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+  io.stdout(fields.map(([k, v]) => `${k}=${escapeControlChars(String(v))}`).join('\n') + '\n');
 }

@@ -10,9 +10,10 @@ import { BlksnapError, isBlksnapError } from '../abi/errno.js';
 import type { ErrnoName } from '../abi/errno.js';
 import { ERRNO, isErrnoName } from '../abi/errno.js';
 import { HelperCallError, HelperClient } from '../protocol/client.js';
+import { escapeControlChars } from '../protocol/control-chars.js';
 import { blksnapCommands } from './blksnap-commands.js';
 import type { CommandSpec, Io, OptionsConfig } from './command.js';
-import { needSnapshotId, optString } from './command.js';
+import { needSnapshotId, optString, toJson } from './command.js';
 import { daemonHelp, daemonOptions, runDaemonCommand } from './daemon-command.js';
 import { commandHelp, daemonUsage, mainHelp } from './help.js';
 import { managerCommands } from './manager-commands.js';
@@ -127,8 +128,8 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   } catch (err) {
     const failed = failure(err);
     const f = { ...failed, message: failed.message + hint(failed, findCommand(argv).name) };
-    if (json) io.stderr(JSON.stringify({ error: f }) + '\n');
-    else io.stderr(`blksnap-manager: ${f.errno}: ${f.message}\n`);
+    if (json) io.stderr(toJson({ error: f }) + '\n');
+    else io.stderr(`blksnap-manager: ${f.errno}: ${escapeControlChars(f.message)}\n`);
     return ERRNO[f.errno] || 1;
   }
 }

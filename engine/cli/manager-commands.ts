@@ -37,6 +37,25 @@ export const managerCommands: CommandSpec[] = [
     },
   },
   {
+    name: 'snapshots',
+    summary: 'list the snapshots with their devices, images mode and difference storage',
+    usage: '',
+    help: [],
+    example: ['blksnap-manager snapshots', 'blksnap-manager snapshots --json'],
+    prints: 'a table: ID, STATE (created or taken), IMAGES (ro, or rw for a snapshot with writable images), DEVICES and STORAGE (the difference-storage file)',
+    options: {},
+    needsHelper: true,
+    async run({ client, io, json }) {
+      const r = await client.call('snapshots.list', {});
+      if (json) {
+        printJson(io, r);
+        return;
+      }
+      const rows = r.snapshots.map((s) => [s.id, s.taken ? 'taken' : 'created', s.writableImages ? 'rw' : 'ro', s.devices.join(',') || '-', s.storagePath ?? '-']);
+      printTable(io, ['ID', 'STATE', 'IMAGES', 'DEVICES', 'STORAGE'], rows, 'no snapshots');
+    },
+  },
+  {
     name: 'exports',
     summary: 'list the NBD exports (engine devices and snapshot images)',
     usage: '',

@@ -39,6 +39,8 @@ export interface BlockDeviceRecord {
 export interface NbdUris {
   socketPath: string;
   uriFor(exportName: string): string;
+  /** Whether the export is read-only as the NBD server serves it now (null: no such export). */
+  readOnly(exportName: string): boolean | null;
 }
 
 export interface HelperBackends {

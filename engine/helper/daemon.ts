@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import type { BlksnapDriver } from '../abi/driver.js';
 import type { EmbeddedEngineApi } from '../core/embedded-api.js';
 import type { ModuleParams } from '../core/params.js';
+import { escapeControlChars } from '../protocol/control-chars.js';
 import type { NotificationName, NotificationParams } from '../protocol/methods.js';
 import type { HelperBackends, ImageRegistry, NbdUris } from './backends.js';
 import { listBlockDevices, openImageRegistry } from './devices-wiring.js';
@@ -53,7 +54,9 @@ function versionText(v: { major: number; minor: number; revision: number; build:
 }
 
 export async function startDaemon(options: DaemonOptions): Promise<DaemonHandle> {
-  const log = options.log ?? (() => {});
+  const sink = options.log;
+  // names and paths in log lines may come from the system (lsblk, a file name): never raw control characters
+  const log = sink ? (message: string): void => sink(escapeControlChars(message)) : (): void => {};
   // everything the helper creates (sockets, storage, state) is private to its owner
   process.umask(0o077);
   const owner = options.owner ?? resolveOwner();
@@ -122,7 +125,7 @@ async function startLocked(
           );
         }
       }
-      nbd = await startNbdExports(engine, join(socketDir, 'nbd.sock'), owner, log);
+      nbd = await startNbdExports(engine, join(socketDir, 'nbd.sock'), owner, log, (id) => service?.book.get(id)?.writableImages === true);
     }
     const uris: NbdUris | null = nbd;
     const backends: HelperBackends = {

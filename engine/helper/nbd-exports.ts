@@ -1,12 +1,12 @@
 /**
- * The embedded engine's NBD exports: every engine device (read-write, writes go
- * through the tracker and copy-on-write) and every snapshot image (read-only), on a
- * Unix socket in the helper's private directory.
+ * The embedded engine's NBD exports (engine/nbd engineExports: every engine device
+ * read-write, every snapshot image read-only unless its snapshot was created with
+ * writable images), on a Unix socket in the helper's private directory.
  */
+import type { SnapshotId } from '../abi/types.js';
 import type { EmbeddedEngineApi } from '../core/embedded-api.js';
-import type { BlockDevice } from '../core/block-device.js';
+import { engineExports } from '../nbd/engine-exports.js';
 import { NbdServer } from '../nbd/server.js';
-import type { ExportSource } from '../nbd/export-source.js';
 import type { NbdUris } from './backends.js';
 import type { Owner } from './owner.js';
 import { handOverSocket } from './socket-dir.js';
@@ -15,27 +15,16 @@ export interface NbdExports extends NbdUris {
   close(): Promise<void>;
 }
 
-export function engineExportSource(engine: EmbeddedEngineApi): ExportSource {
-  return {
-    list: () => [
-      ...engine.listDevices().map((d) => ({ name: d.name, description: `engine device (${d.path})` })),
-      ...engine.listImages().map((i) => ({ name: i.name, description: `snapshot image of ${i.device}` })),
-    ],
-    open: (name): BlockDevice | undefined => {
-      if (engine.listDevices().some((d) => d.name === name)) return engine.device(name);
-      if (engine.listImages().some((i) => i.name === name)) return engine.image(name);
-      return undefined;
-    },
-  };
-}
-
 export async function startNbdExports(
   engine: EmbeddedEngineApi,
   socketPath: string,
   owner: Owner,
   log: (message: string) => void,
+  /** Whether the images of a snapshot are exported writable (asked at each client's open). */
+  writableImages: (snapshotId: SnapshotId) => boolean,
 ): Promise<NbdExports> {
-  const server = new NbdServer({ exports: engineExportSource(engine), unixSocket: socketPath, log });
+  const exports = engineExports(engine, { writableImages });
+  const server = new NbdServer({ exports, unixSocket: socketPath, log });
   await server.start();
   try {
     await handOverSocket(socketPath, owner);
@@ -46,6 +35,8 @@ export async function startNbdExports(
   return {
     socketPath,
     uriFor: (name) => server.uriFor(name, 'unix'),
+    // the device a client opening the export now would get: its readOnly is what the server advertises
+    readOnly: (name) => exports.open(name)?.readOnly ?? null,
     close: () => server.close(),
   };
 }

@@ -230,7 +230,7 @@ export class HelperService {
         capabilities: this.capabilities,
       }),
       version: () => driver.version(),
-      snapshotCreate: async ({ diffStoragePath, limitSectors, devices }) => {
+      snapshotCreate: async ({ diffStoragePath, limitSectors, devices, writableImages = false }) => {
         const resolved: string[] = [];
         for (const ref of devices ?? []) {
           const device = await this.device(ref);
@@ -239,7 +239,7 @@ export class HelperService {
           resolved.push(device);
         }
         const { id, path, storageIdentity } = await this.createWithStorage(diffStoragePath, limitSectors);
-        this.book.add({ id, devices: [], taken: false, storagePath: path, limitSectors, storageIdentity });
+        this.book.add({ id, devices: [], taken: false, storagePath: path, limitSectors, storageIdentity, writableImages });
         this.ensurePump(id);
         this.broadcast('snapshot', { id, state: 'created' });
         try {
@@ -289,7 +289,7 @@ export class HelperService {
       storageInfo: ({ id }) => driver.storageInfo(id),
       'snapshots.list': async () => {
         const ids = await driver.snapshotCollect();
-        return { snapshots: ids.map((id) => this.book.summary(id)) };
+        return { snapshots: ids.map((id) => this.book.summary(id, driver.kind === 'kernel')) };
       },
       attach: async ({ device }) => {
         await driver.attach(await this.device(device));
@@ -415,10 +415,10 @@ export class HelperService {
         if (!engine || !nbd) return { socketPath: null, exports: [] };
         const exports: ExportEntry[] = [];
         for (const d of engine.listDevices()) {
-          exports.push({ name: d.name, kind: 'device', uri: nbd.uriFor(d.name), capacity: d.capacity, readOnly: false, snapshotId: d.snapshotId, device: d.name });
+          exports.push({ name: d.name, kind: 'device', uri: nbd.uriFor(d.name), capacity: d.capacity, readOnly: nbd.readOnly(d.name) ?? false, snapshotId: d.snapshotId, device: d.name });
         }
         for (const i of engine.listImages()) {
-          exports.push({ name: i.name, kind: 'snapshot-image', uri: nbd.uriFor(i.name), capacity: i.capacity, readOnly: true, snapshotId: i.snapshotId, device: i.device });
+          exports.push({ name: i.name, kind: 'snapshot-image', uri: nbd.uriFor(i.name), capacity: i.capacity, readOnly: nbd.readOnly(i.name) ?? true, snapshotId: i.snapshotId, device: i.device });
         }
         return { socketPath: nbd.socketPath, exports };
       },

@@ -12,6 +12,8 @@ export interface SnapshotRecord {
   limitSectors: number | null;
   /** Device and inode of the storage file the helper created (removed only while it is still that file). */
   storageIdentity?: StorageIdentity | null;
+  /** Created with writable images (snapshotCreate writableImages): its image exports accept writes. */
+  writableImages?: boolean;
 }
 
 export class SnapshotBook {
@@ -50,7 +52,8 @@ export class SnapshotBook {
     return [...this.records.values()];
   }
 
-  summary(id: SnapshotId): SnapshotSummary {
+  /** `imagesAlwaysWritable`: the driver's images accept writes whatever was asked (the kernel module's). */
+  summary(id: SnapshotId, imagesAlwaysWritable = false): SnapshotSummary {
     const rec = this.records.get(id);
     return {
       id,
@@ -58,6 +61,7 @@ export class SnapshotBook {
       taken: rec?.taken ?? false,
       storagePath: rec?.storagePath ?? null,
       limitSectors: rec?.limitSectors ?? null,
+      writableImages: imagesAlwaysWritable || rec?.writableImages === true,
     };
   }
 }

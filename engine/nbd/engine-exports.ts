@@ -1,3 +1,4 @@
+import type { SnapshotId } from '../abi/types.js';
 import type { BlockDevice } from '../core/block-device.js';
 import type { EmbeddedEngineApi } from '../core/embedded-api.js';
 import type { ExportEntry, ExportSource } from './export-source.js';
@@ -5,23 +6,27 @@ import { readOnlyView } from './read-only-view.js';
 
 export interface EngineExportsOptions {
   /**
-   * Export snapshot images writable (blksnap images accept writes, which go to
-   * the difference storage). Default false: images are exported READ_ONLY.
+   * Which snapshot images are exported writable (blksnap images accept writes, which
+   * go to the difference storage): true for all, or asked per snapshot at each open.
+   * Default false: every image is exported READ_ONLY and refuses writes.
    */
-  writableImages?: boolean;
+  writableImages?: boolean | ((snapshotId: SnapshotId) => boolean);
 }
 
 /**
  * The exports of an embedded engine: every engine device (writable, tracked and
- * copied-on-write) under its name, and every snapshot image (read-only) under
- * its "blksnap-imageN" name, read-only unless asked otherwise. Asked afresh at each negotiation, so images appear
- * at snapshotTake and vanish at snapshotDestroy.
+ * copied-on-write) under its name, and every snapshot image under its
+ * "blksnap-imageN" name, read-only unless asked otherwise. Asked afresh at each
+ * negotiation, so images appear at snapshotTake and vanish at snapshotDestroy.
+ * `open(name).readOnly` is what the server advertises (NBD_FLAG_READ_ONLY) and
+ * enforces; listings ask the same.
  */
 export function engineExports(
   engine: Pick<EmbeddedEngineApi, 'listDevices' | 'listImages' | 'device' | 'image'>,
   options: EngineExportsOptions = {},
 ): ExportSource {
-  const writableImages = options.writableImages ?? false;
+  const option = options.writableImages ?? false;
+  const writable = typeof option === 'function' ? option : (): boolean => option;
   return {
     list(): ExportEntry[] {
       const devices = engine.listDevices().map((d) => ({
@@ -35,9 +40,10 @@ export function engineExports(
       return [...devices, ...images];
     },
     open(name: string): BlockDevice | undefined {
-      if (engine.listImages().some((i) => i.name === name)) {
+      const info = engine.listImages().find((i) => i.name === name);
+      if (info) {
         const image = engine.image(name);
-        return writableImages ? image : readOnlyView(image);
+        return writable(info.snapshotId) ? image : readOnlyView(image);
       }
       if (engine.listDevices().some((d) => d.name === name)) return engine.device(name);
       return undefined;

@@ -20,6 +20,7 @@ import {
   DriverKindSchema,
   ExportEntrySchema,
   ImageEntrySchema,
+  noControlChars,
   SectorRangeSchema,
   SettingsSchema,
   SnapshotEventSchema,
@@ -44,11 +45,13 @@ const Empty = z.strictObject({});
 const Device = z.strictObject({ device: DeviceRefSchema });
 const SnapshotRef = z.strictObject({ id: SnapshotIdSchema });
 const Ok = z.strictObject({ ok: z.literal(true) });
-const ImageName = z
-  .string()
-  .min(1)
-  .max(64)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'image names use letters, digits, ".", "_" and "-"');
+const ImageName = noControlChars(
+  z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'image names use letters, digits, ".", "_" and "-"'),
+);
 
 export const HelloResultSchema = z.strictObject({
   protocolVersion: z.number().int(),
@@ -60,7 +63,7 @@ export const HelloResultSchema = z.strictObject({
 export const methods = {
   /** Handshake: the client's protocol version; the helper answers with its own and the driver. */
   hello: {
-    params: z.strictObject({ protocolVersion: z.number().int().min(1), client: z.string().max(200).optional() }),
+    params: z.strictObject({ protocolVersion: z.number().int().min(1), client: noControlChars(z.string().max(200)).optional() }),
     result: HelloResultSchema,
   },
   version: { params: Empty, result: BlksnapVersionSchema },
@@ -70,6 +73,11 @@ export const methods = {
       limitSectors: UintSchema.min(1),
       /** Devices added right after creation (each as snapshotAdd). */
       devices: z.array(DeviceRefSchema).max(256).optional(),
+      /**
+       * Export the snapshot's images writable (embedded engine; writes land in the
+       * difference storage, as with the module's images). Default false: read-only.
+       */
+      writableImages: z.boolean().optional(),
     }),
     result: z.strictObject({ id: SnapshotIdSchema }),
   },

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { ERRNO } from '../abi/errno.js';
 import type { ErrnoName } from '../abi/errno.js';
+import { findControlChar } from './control-chars.js';
 import { MAX_PATH_LENGTH } from './limits.js';
 
 const errnoNames = Object.keys(ERRNO) as [ErrnoName, ...ErrnoName[]];
@@ -17,15 +18,35 @@ export const SnapshotIdSchema = z
   .string()
   .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'expected a snapshot id (canonical UUID)');
 
-/** A device: a block-device path, or (embedded engine) an image's path or name. */
-export const DeviceRefSchema = z.string().min(1, 'device must not be empty').max(MAX_PATH_LENGTH);
+/**
+ * The one check of every name and path a client sends: no control characters (C0
+ * including NUL, DEL, C1). The request fails with EINVAL (invalid_params) and a
+ * message naming the field: "invalid parameters for images.add: path: contains the
+ * control character \n at position 4; ...".
+ */
+export function noControlChars<T extends z.ZodType<string>>(schema: T): T {
+  return schema.check((ctx) => {
+    const found = findControlChar(ctx.value);
+    if (found !== null) {
+      ctx.issues.push({
+        code: 'custom',
+        input: ctx.value,
+        message: `contains the control character ${found.escaped} at position ${found.index}; names and paths may not contain control characters (newline, tab, ESC, DEL and the like)`,
+      });
+    }
+  });
+}
 
-export const AbsolutePathSchema = z
-  .string()
-  .min(1)
-  .max(MAX_PATH_LENGTH)
-  .refine((p) => p.startsWith('/'), 'expected an absolute path')
-  .refine((p) => !p.includes('\0'), 'path contains a NUL byte');
+/** A device: a block-device path, or (embedded engine) an image's path or name. */
+export const DeviceRefSchema = noControlChars(z.string().min(1, 'device must not be empty').max(MAX_PATH_LENGTH));
+
+export const AbsolutePathSchema = noControlChars(
+  z
+    .string()
+    .min(1)
+    .max(MAX_PATH_LENGTH)
+    .refine((p) => p.startsWith('/'), 'expected an absolute path'),
+);
 
 export const DriverKindSchema = z.enum(['kernel', 'embedded']);
 export type DriverKind = z.infer<typeof DriverKindSchema>;
@@ -137,6 +158,13 @@ export const SnapshotSummarySchema = z.strictObject({
   taken: z.boolean(),
   storagePath: z.string().nullable(),
   limitSectors: UintSchema.nullable(),
+  /**
+   * The snapshot's images accept writes: its NBD image exports are read-write
+   * (snapshotCreate writableImages), or the kernel module's image devices (always
+   * writable). A backup of such a snapshot must warn that an image may differ from
+   * the take.
+   */
+  writableImages: z.boolean(),
 });
 export type SnapshotSummary = z.infer<typeof SnapshotSummarySchema>;
 

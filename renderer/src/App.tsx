@@ -1,4 +1,5 @@
 import { useEffect, useRef } from 'react';
+import { escapeControlChars } from '../../app/shared/control-chars.js';
 import { HelperBanner } from './components/HelperBanner.js';
 import { HelperStatus } from './components/HelperStatus.js';
 import { Sidebar } from './components/Sidebar.js';
@@ -33,7 +34,7 @@ function StatusLine() {
   const notice = useApp((s) => s.notice);
   return (
     <div className={`status-line${notice?.kind === 'error' ? ' status-error' : ''}`} role="status" data-testid="status-line">
-      {notice?.text ?? ''}
+      {escapeControlChars(notice?.text ?? '')}
     </div>
   );
 }

@@ -123,6 +123,7 @@ describe('App', () => {
       devices: ['disk1', 'disk2'],
       storagePath: '/var/tmp/blksnap-diff-7.img',
       limitBytes: 308 * MiB,
+      writableImages: false,
     });
     expect(screen.getByTestId('snapshot-state').textContent).toBe('Created (not taken)');
 

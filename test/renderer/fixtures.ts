@@ -30,6 +30,7 @@ export function snapshot(id: string, devices: string[], overrides: Partial<Snaps
   return {
     id,
     state: 'created',
+    writableImages: false,
     devices: devices.map((d) => ({ device: d, errorCode: 0, errorName: '', image: '', imageNbdUri: null })),
     storage: { path: `/var/tmp/blksnap-diff-${id}.img`, limitBytes: 100 * MiB, allocatedBytes: 10 * MiB, usedBytes: 4 * MiB },
     ...overrides,

@@ -13,7 +13,8 @@ export interface SnapshotsSlice {
   snapshotBusy: string | null;
   refreshSnapshots(): Promise<void>;
   /** Creates a snapshot of the selected devices with the allocated storage. */
-  createSnapshot(): Promise<ActionError>;
+  /** `writableImages`: export the images read-write (default read-only). */
+  createSnapshot(options?: { writableImages?: boolean }): Promise<ActionError>;
   takeSnapshot(id: string): Promise<ActionError>;
   destroySnapshot(id: string): Promise<ActionError>;
 }
@@ -50,7 +51,7 @@ export function createSnapshotsSlice(
       const same = JSON.stringify(get().snapshots) === JSON.stringify(r.value);
       set({ snapshots: same ? get().snapshots : r.value, snapshotsLoaded: true, snapshotsError: null });
     },
-    async createSnapshot() {
+    async createSnapshot(options = {}) {
       const { selectedDevices, allocation } = get();
       if (selectedDevices.length === 0) {
         return { code: 'EINVAL', message: 'Select at least one device on the Devices screen.' };
@@ -63,6 +64,7 @@ export function createSnapshotsSlice(
         devices: selectedDevices,
         storagePath: storageFilePath(allocation.directory, now()),
         limitBytes: allocation.limitBytes,
+        writableImages: options.writableImages === true,
       });
       set({ snapshotBusy: null });
       if (!r.ok) {

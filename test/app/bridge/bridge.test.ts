@@ -82,7 +82,7 @@ describe('bridge over a real helper', () => {
     const created = value(await bridge.api.snapshotCreate({ devices: ['disk1'], storagePath, limitBytes: 64 * 1024 * 1024 }));
     let snaps = value(await bridge.api.listSnapshots());
     expect(snaps).toHaveLength(1);
-    expect(snaps[0]).toMatchObject({ id: created.snapshotId, state: 'created' });
+    expect(snaps[0]).toMatchObject({ id: created.snapshotId, state: 'created', writableImages: false });
     expect(snaps[0]?.devices[0]).toMatchObject({ device: 'disk1', errorCode: 0, errorName: '' });
     value(await bridge.api.snapshotTake({ snapshotId: created.snapshotId }));
     snaps = value(await bridge.api.listSnapshots());
@@ -96,6 +96,10 @@ describe('bridge over a real helper', () => {
 
     value(await bridge.api.snapshotDestroy({ snapshotId: created.snapshotId }));
     expect(value(await bridge.api.listSnapshots())).toEqual([]);
+    // asked for, the images are writable, and the listing says so
+    const writable = value(await bridge.api.snapshotCreate({ devices: ['disk1'], storagePath: join(dirs.root, 'diff2.store'), limitBytes: 64 * 1024 * 1024, writableImages: true }));
+    expect(value(await bridge.api.listSnapshots())).toEqual([expect.objectContaining({ id: writable.snapshotId, writableImages: true })]);
+    value(await bridge.api.snapshotDestroy({ snapshotId: writable.snapshotId }));
     value(await bridge.api.removeImage({ device: 'disk1' }));
     expect(value(await bridge.api.listDevices()).map((d) => d.id)).not.toContain('disk1');
   });

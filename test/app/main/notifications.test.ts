@@ -16,6 +16,14 @@ describe('notifications', () => {
     expect(snapshotEventNotification({ code: 'low_free_space', snapshotId: ID, timeMs: 1, requestedSectors: 8 })).toBeNull();
   });
 
+  it('shows control characters of device names and messages escaped', () => {
+    const corrupted = snapshotEventNotification({ code: 'corrupted', snapshotId: ID, timeMs: 1, device: '/dev/sd\x1b[2Jx', devMajor: 8, devMinor: 0, errCode: -5 });
+    expect(corrupted?.body).toContain('The snapshot image of /dev/sd\\x1b[2Jx (snapshot');
+    expect(corrupted?.body).not.toContain('\x1b');
+    const base = { device: 'a\nb', pattern: 'random' as const, rateMiBps: 1, actualMiBps: 1, bytesWritten: 1, writes: 1, elapsedMs: 1 };
+    expect(workloadNotification({ ...base, running: false, error: 'EIO: \u009b' })?.body).toBe('The workload on a\\nb stopped: EIO: \\u009b');
+  });
+
   it('tells about a workload that stopped on an error only', () => {
     const base = { device: 'd', pattern: 'random' as const, rateMiBps: 1, actualMiBps: 1, bytesWritten: 1, writes: 1, elapsedMs: 1 };
     expect(workloadNotification({ ...base, running: true })).toBeNull();

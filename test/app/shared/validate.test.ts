@@ -35,6 +35,17 @@ describe('validateParams', () => {
     }
   });
 
+  it('snapshotCreate takes writableImages as a boolean and refuses control characters in devices and paths', () => {
+    const good = { devices: ['disk1'], storagePath: '/var/tmp/diff1', limitBytes: 1 << 30, writableImages: true };
+    expect(validateParams('snapshotCreate', good)).toEqual({ ok: true, value: good });
+    expect(validateParams('snapshotCreate', { ...good, writableImages: 'yes' }).ok).toBe(false);
+    for (const params of [{ ...good, storagePath: '/var/tmp/a\nb' }, { ...good, devices: ['\x1b[31m'] }]) {
+      const r = validateParams('snapshotCreate', params);
+      expect(r.ok ? 'accepted' : `${r.error.code} ${r.error.detail ?? ''}`).toMatch(/^EINVAL .*contains the control character \\(n|x1b) at position/);
+    }
+    expect(validateParams('addImage', { path: '/tmp/x\u009b.img' }).ok).toBe(false);
+  });
+
   it('createLabDisk needs a name or a path and a size that is a multiple of 512', () => {
     expect(validateParams('createLabDisk', { name: 'disk1', sizeBytes: 64 << 20 }).ok).toBe(true);
     expect(validateParams('createLabDisk', { path: '/tmp/a.img', sizeBytes: 512 }).ok).toBe(true);

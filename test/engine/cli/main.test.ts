@@ -87,6 +87,27 @@ describe('blksnap-manager with a helper', () => {
     expect((await run(['image', 'remove', 'j', ...sock])).code).toBe(0);
   });
 
+  it('snapshot_create --writable-images: exports and snapshots say rw for that snapshot only', async () => {
+    for (const name of ['w1', 'w2']) expect((await run(['image', 'create', '--path', join(d.dir, `${name}.img`), '--size', '1M', ...sock])).code).toBe(0);
+    const plain = (await run(['snapshot_create', '-d', 'w1', '-f', join(d.dir, 'diff-w1'), '-l', '1M', ...sock])).out.trim();
+    const writable = await run(['snapshot_create', '-d', 'w2', '-f', join(d.dir, 'diff-w2'), '-l', '1M', '--writable-images', ...sock]);
+    expect(writable.err).toBe('');
+    const rw = writable.out.trim();
+    for (const id of [plain, rw]) expect((await run(['snapshot_take', '-i', id, ...sock])).code).toBe(0);
+    const exportLines = (await run(['exports', ...sock])).out.split('\n');
+    expect(exportLines.filter((l) => l.startsWith('snapshot-image'))).toEqual([
+      expect.stringMatching(/^snapshot-image\s+blksnap-image\d+\s+ro\s/),
+      expect.stringMatching(/^snapshot-image\s+blksnap-image\d+\s+rw\s/),
+    ]);
+    const snapshots = (await run(['snapshots', ...sock])).out;
+    expect(snapshots).toMatch(new RegExp(`^${plain}\\s+taken\\s+ro\\s+w1\\s`, 'm'));
+    expect(snapshots).toMatch(new RegExp(`^${rw}\\s+taken\\s+rw\\s+w2\\s`, 'm'));
+    const json = JSON.parse((await run(['snapshots', '--json', ...sock])).out) as { snapshots: { id: string; writableImages: boolean }[] };
+    expect(json.snapshots.map((s) => [s.id, s.writableImages])).toEqual(expect.arrayContaining([[plain, false], [rw, true]]));
+    for (const id of [plain, rw]) expect((await run(['snapshot_destroy', '-i', id, ...sock])).code).toBe(0);
+    for (const name of ['w1', 'w2']) expect((await run(['image', 'remove', name, ...sock])).code).toBe(0);
+  });
+
   it.skipIf(!hasCommand('qemu-io'))('[qemu-io] readcbtmap writes the expected map byte for byte after known writes', async () => {
     const img = join(d.dir, 'cbt.img');
     const created = await run(['image', 'create', '--path', img, '--size', '16M', ...sock]);

@@ -111,7 +111,8 @@ describe('HelperService with the kernel driver', () => {
     const diff = join(dir, 'diff');
     expect(await send({ id: 1, method: 'snapshotCreate', params: { diffStoragePath: diff, limitSectors: 2048 } })).toMatchObject({ result: { id: ID } });
     expect(await send({ id: 2, method: 'snapshotTake', params: { id: ID } })).toMatchObject({ result: { ok: true } });
-    expect(await send({ id: 3, method: 'snapshots.list' })).toMatchObject({ result: { snapshots: [{ id: ID, taken: true, storagePath: diff }] } });
+    // the kernel module's image devices accept writes whatever was asked: the listing says so
+    expect(await send({ id: 3, method: 'snapshots.list' })).toMatchObject({ result: { snapshots: [{ id: ID, taken: true, storagePath: diff, writableImages: true }] } });
     expect(await send({ id: 4, method: 'snapshotDestroy', params: { id: ID } })).toMatchObject({ result: { ok: true } });
     expect(notes.filter(([t]) => t === 'snapshot').map(([, p]) => (p as { state: string }).state)).toEqual(['created', 'taken', 'destroyed']);
     state.shuttingDown = true;
@@ -165,7 +166,7 @@ describe('HelperService with the kernel driver across helper restarts', () => {
     const second = await helper(live);
     try {
       expect((await second.handlers['snapshots.list']({}, { subscriptions: new Set() })).snapshots).toEqual([
-        expect.objectContaining({ id: ID, storagePath: diff }),
+        expect.objectContaining({ id: ID, storagePath: diff, writableImages: true }),
       ]);
       expect(existsSync(diff)).toBe(true);
       await second.handlers.snapshotDestroy({ id: ID }, { subscriptions: new Set() });

@@ -64,4 +64,17 @@ describe('engineExports', () => {
     await writable?.write(0, Buffer.alloc(512, 9));
     expect((await writable?.read(0, 512))?.every((b) => b === 9)).toBe(true);
   });
+
+  it('asks writableImages per snapshot at each open', async () => {
+    const id = await take();
+    const writable = new Set<string>();
+    const source = engineExports(engine, { writableImages: (snapshotId) => writable.has(snapshotId) });
+    expect(source.open('blksnap-image0')?.readOnly).toBe(true);
+    writable.add(id);
+    const image = source.open('blksnap-image0');
+    expect(image?.readOnly).toBe(false);
+    await image?.write(0, Buffer.alloc(512, 5));
+    expect((await image?.read(0, 512))?.every((b) => b === 5)).toBe(true);
+    expect(source.open('disk1')?.readOnly).toBe(false);
+  });
 });

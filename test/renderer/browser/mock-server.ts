@@ -110,6 +110,7 @@ export async function startMockServer(distDir: string, token: string): Promise<M
         snapshots.push({
           id,
           state: 'created',
+          writableImages: p?.['writableImages'] === true,
           devices: ids.map((device) => ({ device, errorCode: 0, errorName: '', image: '', imageNbdUri: null })),
           storage: { path: String(p?.['storagePath']), limitBytes: Number(p?.['limitBytes']), allocatedBytes: 0, usedBytes: 0 },
         });

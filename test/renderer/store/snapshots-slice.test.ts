@@ -43,7 +43,7 @@ describe('storage and snapshots slices', () => {
     expect(await store.getState().createSnapshot()).toBeNull();
     expect(fake.calls[0]).toEqual({
       method: 'snapshotCreate',
-      params: { devices: ['a', 'b'], storagePath: '/var/tmp/blksnap-diff-1234.img', limitBytes: 256 * MiB },
+      params: { devices: ['a', 'b'], storagePath: '/var/tmp/blksnap-diff-1234.img', limitBytes: 256 * MiB, writableImages: false },
     });
     expect(store.getState().snapshots.map((s) => s.id)).toEqual(['s1']);
     expect(store.getState().snapshotBusy).toBeNull();

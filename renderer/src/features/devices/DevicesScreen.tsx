@@ -1,4 +1,5 @@
 import { useCallback, useMemo, useState } from 'react';
+import { escapeControlChars } from '../../../../app/shared/control-chars.js';
 import { formatBytes } from '../../../../app/shared/format.js';
 import type { DeviceEntry, DriverKind } from '../../../../app/shared/types.js';
 import { Breakable } from '../../components/Breakable.js';
@@ -34,7 +35,7 @@ function OpenWithEngine({ device }: { device: DeviceEntry }) {
       type="button"
       className="small"
       data-testid="open-with-engine"
-      aria-label={`Open ${device.name} with the engine`}
+      aria-label={`Open ${escapeControlChars(device.name)} with the engine`}
       disabled={busy}
       onClick={() => {
         setBusy(true);
@@ -75,12 +76,12 @@ function DeviceRow({ device, driver }: { device: DeviceEntry; driver: DriverKind
           checked={selected && can.selectable}
           disabled={!can.selectable}
           onChange={() => toggle(device.id)}
-          aria-label={`Select ${device.name}`}
+          aria-label={`Select ${escapeControlChars(device.name)}`}
           aria-describedby={can.selectable ? undefined : noteId}
         />
       </td>
       <th scope="row">
-        <label htmlFor={checkboxId}>{device.name}</label>
+        <label htmlFor={checkboxId}>{escapeControlChars(device.name)}</label>
         <div className="muted small-text path">
           <Breakable text={device.path} />
         </div>
@@ -104,7 +105,7 @@ function DeviceRow({ device, driver }: { device: DeviceEntry; driver: DriverKind
       </td>
       <td className="uri-cell">
         {device.nbdUri !== null ? (
-          <UriWithCopy uri={device.nbdUri} label={`Copy NBD URI of ${device.name}`} testId="device-nbd-uri" copyTestId="copy-nbd-uri" />
+          <UriWithCopy uri={device.nbdUri} label={`Copy NBD URI of ${escapeControlChars(device.name)}`} testId="device-nbd-uri" copyTestId="copy-nbd-uri" />
         ) : (
           '—'
         )}
@@ -114,7 +115,7 @@ function DeviceRow({ device, driver }: { device: DeviceEntry; driver: DriverKind
           <button
             type="button"
             className="small"
-            aria-label={`Remove ${device.name}`}
+            aria-label={`Remove ${escapeControlChars(device.name)}`}
             title={device.snapshotId !== null ? 'In a snapshot: destroy the snapshot first.' : 'Close the device (the image file is kept).'}
             disabled={device.snapshotId !== null}
             onClick={() =>

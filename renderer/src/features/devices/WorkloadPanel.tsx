@@ -1,5 +1,6 @@
 import { useState } from 'react';
 import type { FormEvent } from 'react';
+import { escapeControlChars } from '../../../../app/shared/control-chars.js';
 import type { ContractError } from '../../../../app/shared/result.js';
 import type { WorkloadPattern } from '../../../../app/shared/types.js';
 import { ErrorText } from '../../components/ErrorText.js';
@@ -68,7 +69,7 @@ export function WorkloadPanel() {
           {engineDevices.length === 0 ? <option value="">(no lab disk)</option> : null}
           {engineDevices.map((d) => (
             <option key={d.id} value={d.id}>
-              {d.name}
+              {escapeControlChars(d.name)}
             </option>
           ))}
         </select>

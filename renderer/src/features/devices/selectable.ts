@@ -1,4 +1,5 @@
 /** Whether a device row can be ticked for a snapshot, and why not (pure). */
+import { escapeControlChars } from '../../../../app/shared/control-chars.js';
 import type { DeviceEntry, DriverKind } from '../../../../app/shared/types.js';
 
 export type Selectability =
@@ -39,13 +40,13 @@ export function selectableIds(devices: DeviceEntry[], driver: DriverKind | null)
   return devices.filter((d) => selectability(d, driver).selectable).map((d) => d.id);
 }
 
-/** Model, filesystem and mount points in one short line ("ext4 · mounted at /"), or "". */
+/** Model, filesystem and mount points in one short line ("ext4 · mounted at /"), or "" (control characters escaped). */
 export function deviceDetails(device: DeviceEntry): string {
   const parts: string[] = [];
   if (device.model) parts.push(device.model);
   if (device.fstype) parts.push(device.fstype);
   if (device.mountpoints.length > 0) parts.push(`mounted at ${device.mountpoints.join(', ')}`);
-  return parts.join(' · ');
+  return escapeControlChars(parts.join(' · '));
 }
 
 /** The devices to list: a block device that an engine device already fronts (same path) is left out. */

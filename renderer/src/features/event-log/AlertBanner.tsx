@@ -1,3 +1,4 @@
+import { escapeControlChars } from '../../../../app/shared/control-chars.js';
 import { useApp } from '../../store/context.js';
 
 /** A visible alert for corrupted / no-space events, on every screen until dismissed. */
@@ -8,7 +9,7 @@ export function AlertBanner() {
   if (alert === null) return null;
   return (
     <div className="alert-banner" role="alert" data-testid="event-alert">
-      <span>{alert.text}</span>
+      <span>{escapeControlChars(alert.text)}</span>
       <span className="actions">
         <button type="button" className="small" onClick={() => setScreen('events')}>
           Open the timeline

@@ -1,4 +1,5 @@
 import { useMemo } from 'react';
+import { escapeControlChars } from '../../../../app/shared/control-chars.js';
 import { errnoLabel, formatBytes } from '../../../../app/shared/format.js';
 import { useApp } from '../../store/context.js';
 import type { EventRecord } from '../../store/events-slice.js';
@@ -20,7 +21,7 @@ function time(ms: number): string {
 function details(event: EventRecord): string {
   switch (event.code) {
     case 'corrupted':
-      return `The image of ${event.device} (device ${event.devMajor}:${event.devMinor}) is no longer valid.`;
+      return `The image of ${escapeControlChars(event.device)} (device ${event.devMajor}:${event.devMinor}) is no longer valid.`;
     case 'no_space':
       return `The storage reached its limit; ${formatBytes(event.requestedSectors * 512)} more were needed.`;
     case 'low_free_space':
@@ -30,7 +31,7 @@ function details(event: EventRecord): string {
 
 function EventRow({ line }: { line: EventLine }) {
   const { event, count } = line;
-  const device = event.code === 'corrupted' ? event.device : '—';
+  const device = event.code === 'corrupted' ? escapeControlChars(event.device) : '—';
   const error = event.code === 'corrupted' ? `${event.errCode} ${errnoLabel(event.errCode)}` : '—';
   return (
     <tr data-testid="event-row" data-code={event.code} data-count={count} className={event.code === 'low_free_space' ? undefined : 'row-alert'}>

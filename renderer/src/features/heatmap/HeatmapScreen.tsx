@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useMemo, useState } from 'react';
 import type { KeyboardEvent } from 'react';
+import { escapeControlChars } from '../../../../app/shared/control-chars.js';
 import { formatBytes } from '../../../../app/shared/format.js';
 import { ErrorText } from '../../components/ErrorText.js';
 import { useDarkMode } from '../../hooks/use-dark-mode.js';
@@ -121,7 +122,7 @@ export function HeatmapScreen() {
             {devices.length === 0 ? <option value="">(no device)</option> : null}
             {devices.map((d) => (
               <option key={d.id} value={d.id}>
-                {d.name}
+                {escapeControlChars(d.name)}
                 {d.tracked ? '' : ' (not tracked)'}
               </option>
             ))}

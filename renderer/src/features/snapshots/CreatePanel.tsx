@@ -1,4 +1,5 @@
 import { useState } from 'react';
+import { escapeControlChars } from '../../../../app/shared/control-chars.js';
 import { formatBytes } from '../../../../app/shared/format.js';
 import type { ContractError } from '../../../../app/shared/result.js';
 import { Breakable } from '../../components/Breakable.js';
@@ -15,6 +16,7 @@ export function CreatePanel() {
   const busy = useApp((s) => s.snapshotBusy === 'new');
   const createSnapshot = useApp((s) => s.createSnapshot);
   const [error, setError] = useState<ContractError | null>(null);
+  const [writableImages, setWritableImages] = useState(false);
   const ready = selected.length > 0 && allocation !== null;
   return (
     <div className="panel" role="group" aria-labelledby="create-title">
@@ -23,7 +25,7 @@ export function CreatePanel() {
         Devices:{' '}
         {selected.length > 0 ? (
           <>
-            {selected.join(', ')} <ScreenLink screen="devices">change</ScreenLink>
+            {escapeControlChars(selected.join(', '))} <ScreenLink screen="devices">change</ScreenLink>
           </>
         ) : (
           <>
@@ -50,12 +52,28 @@ export function CreatePanel() {
       <p className="muted small-text">
         Create adds the devices to a new snapshot; Take then freezes their contents as images you can read.
       </p>
+      <div className="field checkbox-field">
+        <input
+          type="checkbox"
+          id="create-writable-images"
+          data-testid="create-writable-images"
+          checked={writableImages}
+          onChange={(e) => setWritableImages(e.target.checked)}
+          aria-describedby="create-writable-images-note"
+        />
+        <label htmlFor="create-writable-images">Writable images</label>
+      </div>
+      <p id="create-writable-images-note" className="muted small-text" data-testid="create-writable-images-note">
+        {writableImages
+          ? 'The images will accept writes (they land in the difference storage): an image may then differ from the moment of the take, and a backup of it will say so.'
+          : 'The images will be read-only: they keep the contents of the moment of the take.'}
+      </p>
       <button
         type="button"
         data-testid="create-snapshot"
         disabled={!ready || busy}
         aria-busy={busy || undefined}
-        onClick={() => void createSnapshot().then(setError)}
+        onClick={() => void createSnapshot({ writableImages }).then(setError)}
       >
         {busy ? 'Creating snapshot…' : 'Create snapshot'}
       </button>

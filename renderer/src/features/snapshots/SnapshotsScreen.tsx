@@ -1,4 +1,5 @@
 import { useCallback, useState } from 'react';
+import { escapeControlChars } from '../../../../app/shared/control-chars.js';
 import type { ContractError } from '../../../../app/shared/result.js';
 import type { SnapshotEntry } from '../../../../app/shared/types.js';
 import { ConfirmDialog } from '../../components/ConfirmDialog.js';
@@ -44,7 +45,7 @@ function SnapshotCard({ snapshot, onDestroy }: { snapshot: SnapshotEntry; onDest
         <tbody>
           {snapshot.devices.map((d) => (
             <tr key={d.device} data-testid="snapshot-device">
-              <th scope="row">{d.device}</th>
+              <th scope="row">{escapeControlChars(d.device)}</th>
               <td data-testid="snapshot-error-code" className={d.errorCode !== 0 ? 'error-text' : undefined}>
                 {d.errorCode === 0 ? '0 (none)' : `${d.errorCode} ${d.errorName}`}
               </td>
@@ -60,6 +61,11 @@ function SnapshotCard({ snapshot, onDestroy }: { snapshot: SnapshotEntry; onDest
           ))}
         </tbody>
       </table>
+      <p className="small-text" data-testid="snapshot-images-mode">
+        {snapshot.writableImages
+          ? 'Images: writable. Writes to them land in the difference storage, so an image may differ from the moment of the take.'
+          : 'Images: read-only. They keep the contents of the moment of the take.'}
+      </p>
       {snapshot.state === 'created' ? (
         <p className="muted small-text" data-testid="take-hint">
           Not taken yet: Take freezes the devices' contents now and makes their images readable.
@@ -131,7 +137,7 @@ export function SnapshotsScreen() {
         >
           <p>
             Destroying snapshot <code>{confirming.id}</code> removes the images of{' '}
-            <strong data-testid="destroy-devices">{confirming.devices.map((d) => d.device).join(', ')}</strong> and deletes its
+            <strong data-testid="destroy-devices">{escapeControlChars(confirming.devices.map((d) => d.device).join(', '))}</strong> and deletes its
             difference storage file. The devices themselves are not changed and keep being tracked. This cannot be
             undone.
           </p>

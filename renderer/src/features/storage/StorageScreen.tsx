@@ -1,5 +1,6 @@
 import { useCallback, useMemo, useState } from 'react';
 import type { FormEvent } from 'react';
+import { escapeControlChars } from '../../../../app/shared/control-chars.js';
 import { formatBytes } from '../../../../app/shared/format.js';
 import type { ContractError } from '../../../../app/shared/result.js';
 import { ErrorText } from '../../components/ErrorText.js';
@@ -41,17 +42,17 @@ function FilesystemsTable() {
                     name="storage-fs"
                     checked={dir === fs.mountpoint}
                     onChange={() => setDir(fs.mountpoint)}
-                    aria-label={`Use ${fs.mountpoint}`}
+                    aria-label={`Use ${escapeControlChars(fs.mountpoint)}`}
                   />
                 </td>
                 <th scope="row">
-                  <label htmlFor={id}>{fs.mountpoint}</label>
+                  <label htmlFor={id}>{escapeControlChars(fs.mountpoint)}</label>
                 </th>
-                <td>{fs.source || '—'}</td>
+                <td>{fs.source ? escapeControlChars(fs.source) : '—'}</td>
                 <td>{fs.fstype}</td>
                 <td className="num">
                   {formatBytes(fs.freeBytes)}{' '}
-                  <meter min={0} max={fs.totalBytes || 1} value={fs.freeBytes} aria-label={`Free space on ${fs.mountpoint}`} />
+                  <meter min={0} max={fs.totalBytes || 1} value={fs.freeBytes} aria-label={`Free space on ${escapeControlChars(fs.mountpoint)}`} />
                 </td>
                 <td className="num">{formatBytes(fs.totalBytes)}</td>
               </tr>

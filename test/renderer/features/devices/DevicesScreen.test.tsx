@@ -3,7 +3,7 @@ import { cleanup, fireEvent, screen, waitFor, within } from '@testing-library/re
 import { afterEach, describe, expect, it } from 'vitest';
 import { ok } from '../../../../app/shared/result.js';
 import type { DeviceEntry } from '../../../../app/shared/types.js';
-import { GiB, MiB, device } from '../../fixtures.js';
+import { GiB, MiB, device, snapshot } from '../../fixtures.js';
 import { renderApp } from '../../render-app.js';
 
 const block = (name: string, sizeBytes: number): DeviceEntry =>
@@ -105,5 +105,34 @@ describe('first-run guide on the Devices screen', () => {
     await waitFor(() => expect(screen.getByTestId('step-devices').getAttribute('data-done')).toBe('true'));
     fireEvent.click(screen.getByRole('button', { name: 'Choose storage' }));
     expect(store.getState().screen).toBe('storage');
+  });
+});
+
+describe('Names and paths from the system with control characters', () => {
+  it('shows ESC and newline escaped in device names, paths, mount points, and on the Storage and Snapshots screens', async () => {
+    const name = 'sd\x1b[2Jx';
+    const hostile = device(`/dev/${name}`, { name, path: `/dev/${name}`, kind: 'block', sizeBytes: GiB, nbdUri: null, model: '', fstype: 'ext4', mountpoints: ['/mnt/a\nb'] });
+    const { store } = renderApp({
+      listDevices: () => ok([hostile]),
+      listFilesystems: () => ok([{ mountpoint: '/mnt/a\nb', source: `/dev/${name}`, fstype: 'ext4', totalBytes: GiB, freeBytes: GiB }]),
+      listSnapshots: () => ok([snapshot('s1', [`/dev/${name}`])]),
+    });
+    const row = (await screen.findAllByTestId('device-row'))[0] as HTMLElement;
+    expect(row.textContent).toContain('sd\\x1b[2Jx');
+    expect(row.textContent).toContain('/dev/sd\\x1b[2Jx');
+    expect(row.textContent).toContain('mounted at /mnt/a\\nb');
+    expect(row.textContent).not.toContain('\x1b');
+    expect(screen.getByLabelText('Select sd\\x1b[2Jx')).toBeTruthy();
+
+    store.getState().openScreen('storage');
+    const fsRow = (await screen.findAllByTestId('filesystem-row'))[0] as HTMLElement;
+    expect(fsRow.textContent).toContain('/mnt/a\\nb');
+    expect(fsRow.textContent).toContain('/dev/sd\\x1b[2Jx');
+    expect(fsRow.textContent).not.toContain('\x1b');
+    expect(fsRow.textContent).not.toContain('\n');
+
+    store.getState().openScreen('snapshots');
+    const device0 = (await screen.findAllByTestId('snapshot-device'))[0] as HTMLElement;
+    expect(within(device0).getByRole('rowheader').textContent).toBe('/dev/sd\\x1b[2Jx');
   });
 });

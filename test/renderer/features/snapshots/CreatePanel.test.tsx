@@ -2,7 +2,7 @@
 import { cleanup, fireEvent, screen, waitFor, within } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
 import { err, ok } from '../../../../app/shared/result.js';
-import { MiB, device } from '../../fixtures.js';
+import { MiB, device, snapshot } from '../../fixtures.js';
 import { renderApp } from '../../render-app.js';
 
 afterEach(cleanup);
@@ -55,5 +55,34 @@ describe('Snapshots screen: the New snapshot panel', () => {
     expect((busy as HTMLButtonElement).disabled).toBe(true);
     release();
     await screen.findByRole('button', { name: 'Create snapshot' });
+  });
+
+  it('creates read-only images unless Writable images is ticked, and each card says which', async () => {
+    const { fake, store } = renderApp({ listDevices: () => ok([device('disk1'), device('disk2')]) });
+    await screen.findAllByTestId('device-row');
+    store.getState().toggleDevice('disk1');
+    store.getState().allocate('/var/tmp', 8 * MiB);
+    fake.handlers.snapshotCreate = () => ok({ snapshotId: 's1' });
+    fake.handlers.listSnapshots = () => ok([]);
+    fireEvent.click(screen.getByRole('button', { name: 'Snapshots' }));
+    const box = screen.getByLabelText('Writable images') as HTMLInputElement;
+    expect(box.checked).toBe(false);
+    expect(screen.getByTestId('create-writable-images-note').textContent).toMatch(/read-only/);
+    fireEvent.click(screen.getByRole('button', { name: 'Create snapshot' }));
+    await waitFor(() => expect(fake.calls.filter((c) => c.method === 'snapshotCreate')).toHaveLength(1));
+    expect(fake.calls.find((c) => c.method === 'snapshotCreate')?.params).toMatchObject({ devices: ['disk1'], writableImages: false });
+
+    fireEvent.click(box);
+    expect(screen.getByTestId('create-writable-images-note').textContent).toMatch(/may then differ from the moment of the take/);
+    await screen.findByRole('button', { name: 'Create snapshot' });
+    fireEvent.click(screen.getByRole('button', { name: 'Create snapshot' }));
+    await waitFor(() => expect(fake.calls.filter((c) => c.method === 'snapshotCreate')).toHaveLength(2));
+    expect(fake.calls.filter((c) => c.method === 'snapshotCreate')[1]?.params).toMatchObject({ writableImages: true });
+
+    fake.handlers.listSnapshots = () => ok([snapshot('s1', ['disk1']), snapshot('s2', ['disk2'], { writableImages: true })]);
+    await store.getState().refreshSnapshots();
+    const cards = await screen.findAllByTestId('snapshot-row');
+    expect(within(cards[0] as HTMLElement).getByTestId('snapshot-images-mode').textContent).toMatch(/^Images: read-only\./);
+    expect(within(cards[1] as HTMLElement).getByTestId('snapshot-images-mode').textContent).toMatch(/^Images: writable\./);
   });
 });

@@ -15,6 +15,7 @@
 import * as fs from 'node:fs';
 import { BlksnapError } from '../abi/errno.js';
 import { SECTOR_SIZE } from '../abi/types.js';
+import { formatSize } from '../devices/size.js';
 import { fromNodeError } from './errors.js';
 import type { EventQueue } from './event-queue.js';
 import { reserveFileSpace } from './fallocate.js';
@@ -30,12 +31,7 @@ export interface StorageFileOps {
 
 export const REAL_STORAGE_FILE_OPS: StorageFileOps = { reserve: reserveFileSpace, writev: writevFull };
 
-const MiB = 1024 * 1024;
-
-function sizeText(sectors: number): string {
-  const bytes = sectors * SECTOR_SIZE;
-  return bytes >= MiB ? `${(bytes / MiB).toFixed(bytes % MiB === 0 ? 0 : 1)} MiB` : `${bytes} bytes`;
-}
+const sizeText = (sectors: number): string => formatSize(sectors * SECTOR_SIZE);
 
 export class DiffStorage {
   /** Sectors the file has grown to: reserved on the file system (or, without fallocate, the sparse size). */

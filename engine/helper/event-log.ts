@@ -1,13 +1,10 @@
 /** The helper's log line for a snapshot event, in words an administrator understands. */
 import { errnoName } from '../abi/errno.js';
 import type { SnapshotEvent } from '../abi/types.js';
+import { SECTOR_SIZE } from '../abi/types.js';
+import { formatSize } from '../devices/size.js';
 
-const SECTOR = 512;
-
-function bytesText(sectors: number): string {
-  const bytes = sectors * SECTOR;
-  return bytes >= 1024 * 1024 ? `${(bytes / (1024 * 1024)).toFixed(1)} MiB` : `${bytes} bytes`;
-}
+const bytesText = (sectors: number): string => formatSize(sectors * SECTOR_SIZE);
 
 export function eventLogLine(event: SnapshotEvent): string {
   const head = `snapshot ${event.snapshotId}`;

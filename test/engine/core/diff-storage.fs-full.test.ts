@@ -29,7 +29,8 @@ afterEach(async () => {
   engine = null;
   if (mountPoint !== '') execFileSync('umount', [mountPoint]);
   mountPoint = '';
-  fs.rmSync(dir, { recursive: true, force: true });
+  if (dir !== '') fs.rmSync(dir, { recursive: true, force: true });
+  dir = '';
 });
 
 function mount(args: string[]): string {
@@ -62,7 +63,6 @@ async function eventsUntilCorrupted(e: EmbeddedEngine, id: string): Promise<Snap
 }
 
 async function overflowOnto(fsDir: string): Promise<void> {
-  dir ||= tempDir('fsfull');
   // 1 MiB portions and 64 KiB chunks; a limit of 1 GiB that the file system cannot hold
   const e = createEmbeddedEngine({ params: { diffStorageMinimum: 2048, chunkMinimumShift: 16 } });
   engine = e;
@@ -103,6 +103,7 @@ describe('difference storage on a full file system', () => {
     // every byte reserved is the file's: tmpfs reserved whole 1 MiB portions up to its size
     const info = await engine!.storageInfo((await engine!.snapshotCollect())[0]!);
     expect(info.allocatedSectors % 2048).toBe(0);
+    expect(info.allocatedSectors * 512).toBeGreaterThanOrEqual((FS_MIB - 1) * MiB);
   });
 
   it.skipIf(!canUseLoop || !hasCommand('mkfs.ext2'))(

@@ -21,10 +21,10 @@ describe('eventLogLine', () => {
 
   it('gives the size of no_space and low_free_space requests', () => {
     expect(eventLogLine({ ...base, code: 'no_space', requestedSectors: 128 })).toBe(
-      `snapshot ${ID}: no space left in the difference storage for 65536 bytes more (ENOSPC)`,
+      `snapshot ${ID}: no space left in the difference storage for 64 KiB more (ENOSPC)`,
     );
     expect(eventLogLine({ ...base, code: 'low_free_space', requestedSectors: 2048 })).toBe(
-      `snapshot ${ID}: the difference storage is running low on space; 1.0 MiB more requested`,
+      `snapshot ${ID}: the difference storage is running low on space; 1 MiB more requested`,
     );
   });
 });

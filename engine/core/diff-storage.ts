@@ -196,7 +196,10 @@ export class DiffStorage {
    * once the reservation in flight is over: the figure for storage_info.
    */
   async allocatedSectors(): Promise<number> {
-    await this.growth;
+    for (let g = this.growth; ; g = this.growth) {
+      await g;
+      if (g === this.growth) break; // no reservation was started meanwhile
+    }
     if (this.closed) return 0;
     const st = await new Promise<fs.Stats>((resolve, reject) => fs.fstat(this.fd, (err, s) => (err ? reject(err) : resolve(s))));
     return Math.min(this.capacity, st.blocks * (512 / SECTOR_SIZE));

@@ -129,6 +129,50 @@ describe('difference storage on a file system that fills up', () => {
     expect((await e.storageInfo(id)).allocatedSectors).toBe(8); // the one chunk written
   });
 
+  it('an image write into a stored chunk that fails with ENOSPC fails with ENOSPC and corrupts the image with -28', async () => {
+    const e = await setUp(sparseFs(1, 'ENOSPC'));
+    const id = await e.snapshotCreate({ diffStoragePath: path.join(dir, 'diff'), limitSectors: 1 << 20 });
+    await e.snapshotAdd(id, 'a');
+    await e.snapshotTake(id);
+    await e.device('a').write(0, Buffer.alloc(CHUNK, 1)); // chunk 0 stored (the one write that succeeds)
+    const img = e.image((await e.snapshotInfo('a')).image);
+    expect((await img.read(0, CHUNK)).every((x) => x === 0xaa)).toBe(true);
+    await expectErrno(img.write(512, Buffer.alloc(512, 7)), 'ENOSPC');
+    const evs = await eventsUntilCorrupted(e, id);
+    expect(evs.filter((x) => x.code !== 'low_free_space').map((x) => x.code)).toEqual(['no_space', 'corrupted']);
+    expect((await e.snapshotInfo('a')).errorCode).toBe(-28);
+    await expect(img.read(0, 512)).rejects.toThrow(/^EIO: .*error -28: the difference storage is full/);
+  });
+
+  it('chunks wait for a portion whose reservation is still running, then are stored in it', async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let calls = 0;
+    const e = await setUp({
+      reserve: async (fd, offset, length) => {
+        if (++calls === 2) await gate; // the second portion takes its time
+        await REAL_STORAGE_FILE_OPS.reserve(fd, offset, length);
+      },
+      writev: writevFull,
+    });
+    // a limit of 4 chunks: two portions, the second one reserved late
+    const id = await e.snapshotCreate({ diffStoragePath: path.join(dir, 'diff'), limitSectors: 32 });
+    await e.snapshotAdd(id, 'a');
+    await e.snapshotTake(id);
+    const img = e.image((await e.snapshotInfo('a')).image);
+    const writes = Promise.all([0, 1, 2, 3].map((i) => e.device('a').write(i * CHUNK, Buffer.alloc(CHUNK, 0x10 + i))));
+    await writes;
+    await new Promise((r) => setTimeout(r, 20));
+    // chunks 0 and 1 fill the first portion; chunk 2 waits for the second
+    expect(calls).toBe(2);
+    expect((await e.snapshotInfo('a')).errorCode).toBe(0);
+    release();
+    await expect.poll(async () => (await e.storageInfo(id)).usedSectors).toBe(32);
+    expect((await e.storageInfo(id)).allocatedSectors).toBe(32);
+    expect((await e.snapshotInfo('a')).errorCode).toBe(0);
+    for (let i = 0; i < 4; i++) expect((await img.read(i * CHUNK, CHUNK)).every((x) => x === 0xaa)).toBe(true);
+  });
+
   it('a write failing for another reason (EIO) still reports -5', async () => {
     const e = await setUp(sparseFs(0, 'EIO'));
     const id = await e.snapshotCreate({ diffStoragePath: path.join(dir, 'diff'), limitSectors: 1 << 20 });

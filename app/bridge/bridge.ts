@@ -104,7 +104,7 @@ export function createBridge(options: BridgeOptions): Bridge {
    * Engine devices are tracked from the moment they are opened (the blksnap filter
    * attached), so their CBT map shows every write; the contract has no attach request.
    */
-  const deviceAfterImage = async (image: { name: string; path: string; capacity: number; nbdUri: string | null }): Promise<DeviceEntry> => {
+  const deviceAfterImage = async (image: { name: string; path: string; capacity: number; nbdUri: string | null }, labDisk: boolean): Promise<DeviceEntry> => {
     try {
       await (await client()).call('attach', { device: image.name });
     } catch (error) {
@@ -116,7 +116,7 @@ export function createBridge(options: BridgeOptions): Bridge {
     } catch {
       // the image exists; the listing is only for the extra details
     }
-    return imageToDeviceEntry(image);
+    return imageToDeviceEntry(image, labDisk);
   };
 
   const impl: Impl = {
@@ -138,11 +138,11 @@ export function createBridge(options: BridgeOptions): Bridge {
         target = join(options.labDir, `${name}.img`);
       }
       const params = name === undefined ? { path: target, size: sizeBytes } : { path: target, size: sizeBytes, name };
-      return deviceAfterImage(await (await client()).call('images.create', params));
+      return deviceAfterImage(await (await client()).call('images.create', params), true);
     },
     addImage: async ({ path, name }) => {
       const params = name === undefined ? { path } : { path, name };
-      return deviceAfterImage(await (await client()).call('images.add', params));
+      return deviceAfterImage(await (await client()).call('images.add', params), false);
     },
     removeImage: async ({ device }) => {
       await (await client()).call('images.remove', { image: device });

@@ -19,11 +19,13 @@ export function toDeviceEntry(d: HelperDevice): DeviceEntry {
     tracked: d.attached ?? false,
     snapshotId: d.snapshotId,
     nbdUri: d.nbdUri,
+    blockedBy: d.blockedBy ?? [],
+    labDisk: d.labDisk ?? false,
   };
 }
 
-/** An image the helper just opened, as a device (before it shows up in devices.list). */
-export function imageToDeviceEntry(image: ImageEntry): DeviceEntry {
+/** An image the helper just opened (a lab disk it created, or an existing image), as a device (before it shows up in devices.list). */
+export function imageToDeviceEntry(image: ImageEntry, labDisk: boolean): DeviceEntry {
   return {
     id: image.name,
     name: image.name,
@@ -36,6 +38,8 @@ export function imageToDeviceEntry(image: ImageEntry): DeviceEntry {
     tracked: false,
     snapshotId: null,
     nbdUri: image.nbdUri,
+    blockedBy: [],
+    labDisk,
   };
 }
 

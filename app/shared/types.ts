@@ -61,6 +61,13 @@ export interface DeviceEntry {
   snapshotId: string | null;
   /** nbd://host:port/export for the device (embedded engine), or null. */
   nbdUri: string | null;
+  /**
+   * Block devices with the embedded engine: why the engine cannot open it, in plain
+   * words ("mounted at /home", "used as swap", "held by dm-0 (vg-root)"); [] when it can.
+   */
+  blockedBy: string[];
+  /** Engine devices: a lab disk the helper created, the only kind the write workload may overwrite. */
+  labDisk: boolean;
 }
 
 /** A mounted filesystem where a difference-storage file may be put. */

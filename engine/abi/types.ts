@@ -60,6 +60,14 @@ export interface SnapshotCreateParams {
   diffStoragePath: string;
   /** Maximum size the difference storage may grow to, in sectors. */
   limitSectors: number;
+  /**
+   * A descriptor of the storage file, already created (empty) by the caller, who
+   * checked it with the user's rights (engine/helper/caller-fs.ts). The driver uses
+   * it instead of creating a file at diffStoragePath (then only its name), takes it
+   * over (closes it, also when the call fails) and never removes the file: its
+   * creator does.
+   */
+  diffStorageFd?: number;
 }
 
 /**

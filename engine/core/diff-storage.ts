@@ -55,31 +55,39 @@ export class DiffStorage {
     private readonly params: ModuleParams,
     private readonly events: EventQueue,
     private readonly ops: StorageFileOps,
+    /** False when the file came from the caller (diffStorageFd): its creator removes it. */
+    private readonly removeOnClose: boolean,
   ) {}
 
   /**
    * Creates the storage file (O_CREAT | O_EXCL: EEXIST if anything exists at the
-   * path) and reserves the first portion (diff_storage_set_diff_storage()); ENOSPC
-   * when the file system cannot hold it.
+   * path), or takes the caller's descriptor `givenFd`, and reserves the first
+   * portion (diff_storage_set_diff_storage()); ENOSPC when the file system cannot
+   * hold it.
    */
   static async create(
     path: string,
     limitSectors: number,
     params: ModuleParams,
     events: EventQueue,
+    givenFd?: number,
     ops: StorageFileOps = REAL_STORAGE_FILE_OPS,
   ): Promise<DiffStorage> {
     let fd: number;
-    try {
-      fd = await new Promise<number>((resolve, reject) => {
-        fs.open(path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600, (err, f) =>
-          err ? reject(err) : resolve(f),
-        );
-      });
-    } catch (err) {
-      throw fromNodeError(err, `cannot create the difference storage ${path}`);
+    if (givenFd !== undefined) {
+      fd = givenFd;
+    } else {
+      try {
+        fd = await new Promise<number>((resolve, reject) => {
+          fs.open(path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600, (err, f) =>
+            err ? reject(err) : resolve(f),
+          );
+        });
+      } catch (err) {
+        throw fromNodeError(err, `cannot create the difference storage ${path}`);
+      }
     }
-    const ds = new DiffStorage(path, limitSectors, fd, params, events, ops);
+    const ds = new DiffStorage(path, limitSectors, fd, params, events, ops, givenFd === undefined);
     if (ds.isHalffull(0) && ds.limit > 0) {
       ds.requested = Math.min(params.diffStorageMinimum, ds.limit);
       const failure = await ds.growTo(ds.requested);
@@ -238,18 +246,23 @@ export class DiffStorage {
     await this.writev(sector, [buf.subarray(off, off + len)]);
   }
 
-  /** Closes and removes the file (only if the path still names this very file). */
+  /**
+   * Closes the file, and removes it when the engine created it (only if the path
+   * still names this very file); a file given by the caller is left to its creator.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.growth; // no reservation may run on a closed (or reused) descriptor
     let ours = false;
-    try {
-      const mine = fs.fstatSync(this.fd);
-      const now = await fs.promises.lstat(this.path);
-      ours = mine.dev === now.dev && mine.ino === now.ino;
-    } catch {
-      // already gone: nothing to remove
+    if (this.removeOnClose) {
+      try {
+        const mine = fs.fstatSync(this.fd);
+        const now = await fs.promises.lstat(this.path);
+        ours = mine.dev === now.dev && mine.ino === now.ino;
+      } catch {
+        // already gone: nothing to remove
+      }
     }
     try {
       await closeFd(this.fd);

@@ -31,10 +31,21 @@ export interface EngineImageInfo {
  * its devices (whose writes go through the tracker and copy-on-write) and the
  * snapshot images, both as BlockDevices that the NBD server exports.
  */
+export interface AddDeviceOptions {
+  path: string;
+  name?: string;
+  openPath?: string;
+}
+
 export interface EmbeddedEngineApi extends BlksnapDriver {
   readonly kind: 'embedded';
-  /** Opens an existing image file or block device as an engine device (ENOENT, EEXIST for a taken name, EBUSY if already open). */
-  addDevice(options: { path: string; name?: string }): Promise<EngineDeviceInfo>;
+  /**
+   * Opens an existing image file or block device as an engine device (ENOENT, EEXIST
+   * for a taken name, EBUSY if already open). With `openPath` (a /proc/self/fd/N link
+   * of a descriptor its caller opened and checked), that very file is opened and
+   * `path` only names it.
+   */
+  addDevice(options: AddDeviceOptions): Promise<EngineDeviceInfo>;
   /** Closes an engine device (EBUSY while in a snapshot). */
   removeDevice(device: DeviceRef): Promise<void>;
   listDevices(): EngineDeviceInfo[];

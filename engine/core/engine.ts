@@ -23,7 +23,7 @@ import type { BlockDevice } from './block-device.js';
 import { DiffArea } from './diff-area.js';
 import { DiffStorage, REAL_STORAGE_FILE_OPS } from './diff-storage.js';
 import type { StorageFileOps } from './diff-storage.js';
-import type { EmbeddedEngineApi, EngineDeviceInfo, EngineImageInfo } from './embedded-api.js';
+import type { AddDeviceOptions, EmbeddedEngineApi, EngineDeviceInfo, EngineImageInfo } from './embedded-api.js';
 import { EngineDevice } from './engine-device.js';
 import { fromNodeError } from './errors.js';
 import { EventQueue } from './event-queue.js';
@@ -119,7 +119,7 @@ export class EmbeddedEngine implements EmbeddedEngineApi {
     return name;
   }
 
-  addDevice(options: { path: string; name?: string }): Promise<EngineDeviceInfo> {
+  addDevice(options: AddDeviceOptions): Promise<EngineDeviceInfo> {
     return this.serialize(async () => {
       if (typeof options?.path !== 'string' || options.path === '') {
         throw new BlksnapError('EINVAL', 'a device path is required');
@@ -131,11 +131,10 @@ export class EmbeddedEngine implements EmbeddedEngineApi {
         }
         if (this.devices.has(options.name)) throw new BlksnapError('EEXIST', `a device named ${options.name} exists`);
       }
-      let real: string;
       let st: fs.Stats;
       try {
-        real = await fs.promises.realpath(abs);
-        st = await fs.promises.stat(real);
+        // openPath: the checked descriptor's file itself; otherwise what the path names now
+        st = await fs.promises.stat(options.openPath ?? (await fs.promises.realpath(abs)));
       } catch (err) {
         throw fromNodeError(err, `cannot open ${abs}`);
       }
@@ -147,7 +146,7 @@ export class EmbeddedEngine implements EmbeddedEngineApi {
         if (same) throw new BlksnapError('EBUSY', `${abs} is already open as ${d.name}`);
       }
       const name = options.name ?? this.defaultName(abs);
-      const raw = await FileBlockDevice.open(abs, name);
+      const raw = await FileBlockDevice.open(options.openPath ?? abs, name, abs);
       let major: number;
       let minor: number;
       if (raw.info.isBlockDevice) ({ major, minor } = splitDevT(raw.info.rdev));
@@ -206,11 +205,18 @@ export class EmbeddedEngine implements EmbeddedEngineApi {
     return this.serialize(async () => {
       const path = params?.diffStoragePath;
       const limit = params?.limitSectors;
-      if (typeof path !== 'string' || path === '') throw new BlksnapError('EINVAL', 'a difference storage path is required');
-      if (!isNonNegInt(limit)) throw new BlksnapError('EINVAL', `invalid difference storage limit ${String(limit)}`);
+      const givenFd = params?.diffStorageFd;
+      try {
+        if (typeof path !== 'string' || path === '') throw new BlksnapError('EINVAL', 'a difference storage path is required');
+        if (!isNonNegInt(limit)) throw new BlksnapError('EINVAL', `invalid difference storage limit ${String(limit)}`);
+      } catch (err) {
+        // a given descriptor is ours to close, also when the call fails
+        if (givenFd !== undefined) fs.closeSync(givenFd);
+        throw err;
+      }
       const id = randomUUID();
       const events = new EventQueue(id);
-      const storage = await DiffStorage.create(nodePath.resolve(path), limit, this.params, events, this.storageFile);
+      const storage = await DiffStorage.create(nodePath.resolve(path), limit, this.params, events, givenFd, this.storageFile);
       this.snapshots.set(id, new Snapshot(id, storage, events));
       return id;
     });

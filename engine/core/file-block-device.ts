@@ -11,17 +11,14 @@ import type { BlockDevice } from './block-device.js';
 import { fromNodeError } from './errors.js';
 import { closeFd, fdatasync, readFull, readvFull, writeFull } from './file-io.js';
 import { asBuffer, checkRange, checkTarget, zeroBuffer, ZERO_BUFFER_SIZE } from './io-range.js';
+import { splitDevT } from '../devices/dev-t.js';
+import { loopDevicesOver, whatHolds } from '../devices/device-holders.js';
+import { lockImage } from './image-lock.js';
 
 export const LOGICAL_BLOCK_SIZE = 512;
 export const PHYSICAL_BLOCK_SIZE = 4096;
 
-/** Major and minor of a Linux dev_t as returned by fstat (glibc encoding). */
-export function splitDevT(rdev: number): { major: number; minor: number } {
-  const big = BigInt(rdev);
-  const major = Number(((big >> 8n) & 0xfffn) | ((big >> 32n) & ~0xfffn));
-  const minor = Number((big & 0xffn) | ((big >> 12n) & ~0xffn));
-  return { major, minor };
-}
+export { splitDevT };
 
 /** Capacity of a block device in bytes: /sys/dev/block/MAJ:MIN/size (in 512-byte sectors). */
 function blockDeviceCapacity(rdev: number, path: string): number {
@@ -58,34 +55,51 @@ export class FileBlockDevice implements BlockDevice {
   ) {}
 
   /**
-   * Opens an existing regular file or block device read-write. A block device is
-   * opened with O_EXCL (exclusive: EBUSY while mounted or held by someone else).
+   * Opens an existing regular file or block device read-write, for as long as the
+   * engine fronts it. Nothing else may write it meanwhile (EBUSY, naming what holds it):
+   * - a block device is refused while it, one of its partitions or its whole disk is
+   *   mounted, used as swap or held by a device-mapper/md device (device-holders.ts),
+   *   and is opened with O_EXCL, which claims it exclusively: the kernel then refuses
+   *   to mount it or stack anything on it until close();
+   * - an image file that a loop device is attached to is refused (it is that device);
+   * - every image is locked the way qemu locks its images (image-lock.ts), so a qemu
+   *   writer, or another helper, cannot open it for writing, and an image that qemu
+   *   holds for writing is refused.
    * The capacity must be a non-zero multiple of 512 (EINVAL).
    */
-  static async open(path: string, name: string): Promise<FileBlockDevice> {
+  static async open(openPath: string, name: string, path = openPath): Promise<FileBlockDevice> {
     let st: fs.Stats;
     try {
-      st = await fs.promises.stat(path);
+      st = await fs.promises.stat(openPath);
     } catch (err) {
       throw fromNodeError(err, `cannot open ${path}`);
     }
     const isBlock = st.isBlockDevice();
     if (!isBlock && !st.isFile()) throw new BlksnapError('EINVAL', `${path} is neither a regular file nor a block device`);
+    if (isBlock) await refuseIfHeld(path, st.rdev, []);
+    else refuseIfLoopBacking(path, st);
     const flags = fs.constants.O_RDWR | (isBlock ? fs.constants.O_EXCL : 0);
     let fd: number;
     try {
       fd = await new Promise<number>((resolve, reject) => {
-        fs.open(path, flags, (err, f) => (err ? reject(err) : resolve(f)));
+        fs.open(openPath, flags, (err, f) => (err ? reject(err) : resolve(f)));
       });
     } catch (err) {
+      if (isBlock && (err as NodeJS.ErrnoException).code === 'EBUSY') {
+        await refuseIfHeld(path, st.rdev, ['it is opened exclusively by another program']);
+      }
       throw fromNodeError(err, `cannot open ${path}`);
     }
     try {
       const fst = fs.fstatSync(fd);
+      if (isBlock ? fst.rdev !== st.rdev : fst.dev !== st.dev || fst.ino !== st.ino) {
+        throw new BlksnapError('EAGAIN', `${path} was replaced while it was being opened; try again`);
+      }
       const capacity = isBlock ? blockDeviceCapacity(fst.rdev, path) : fst.size;
       if (capacity <= 0 || capacity % SECTOR_SIZE !== 0) {
         throw new BlksnapError('EINVAL', `${path}: size ${capacity} is not a non-zero multiple of ${SECTOR_SIZE}`);
       }
+      lockImage(fd, path);
       return new FileBlockDevice(name, path, capacity, fd, {
         isBlockDevice: isBlock,
         dev: fst.dev,
@@ -187,4 +201,28 @@ export class FileBlockDevice implements BlockDevice {
     this.closed = true;
     await closeFd(this.fd);
   }
+}
+
+/**
+ * EBUSY naming what holds the block device `rdev` (mounts, swap, holders, of it, its
+ * partitions or its whole disk); `otherwise` is said when none is found but the caller
+ * knows it is busy. Returns when it is free and `otherwise` is empty.
+ */
+async function refuseIfHeld(path: string, rdev: number, otherwise: string[]): Promise<void> {
+  const { major, minor } = splitDevT(rdev);
+  const uses = await whatHolds(major, minor);
+  const reasons = uses.length > 0 ? uses : otherwise;
+  if (reasons.length === 0) return;
+  throw new BlksnapError('EBUSY', `cannot front ${path}: ${reasons.join('; ')}; the engine fronts only a device nothing else uses`);
+}
+
+/** EBUSY when a loop device reads the file (`losetup`): writing it would write under that device. */
+function refuseIfLoopBacking(path: string, st: fs.Stats): void {
+  const loops = loopDevicesOver(st.dev, st.ino);
+  if (loops.length === 0) return;
+  const names = loops.map((l) => `/dev/${l}`).join(', ');
+  throw new BlksnapError(
+    'EBUSY',
+    `cannot front ${path}: it is the backing file of ${names}; front ${loops.length === 1 ? 'that device' : 'one of those devices'} instead, or detach it (losetup -d)`,
+  );
 }

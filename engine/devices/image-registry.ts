@@ -10,6 +10,7 @@ import { chmod, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/prom
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { BlksnapError, isBlksnapError, isErrnoName } from '../abi/errno.js';
 import { SECTOR_SIZE } from '../abi/types.js';
+import { splitDevT } from './dev-t.js';
 import { parseSize } from './size.js';
 
 export const IMAGE_NAME_MAX = 64;
@@ -89,8 +90,7 @@ function fsErr(err: unknown, what: string): BlksnapError {
 
 /** Capacity of a block device from sysfs, by its device number. */
 async function blockDeviceSize(rdev: number): Promise<number> {
-  const major = Math.floor(rdev / 256) & 0xfff;
-  const minor = (rdev & 0xff) | (Math.floor(rdev / 2 ** 12) & ~0xff);
+  const { major, minor } = splitDevT(rdev);
   const text = await readFile(`/sys/dev/block/${major}:${minor}/size`, 'utf8');
   return Number(text.trim()) * SECTOR_SIZE;
 }
@@ -223,6 +223,25 @@ export class ImageRegistry {
         await unlink(abs).catch(() => undefined);
         throw err;
       }
+      return entry;
+    });
+  }
+
+  /**
+   * Registers an image file its caller has just created (the helper, with the user's
+   * rights: engine/helper/caller-fs.ts) and sized to `size` bytes, as a lab disk.
+   */
+  async registerCreated(path: string, size: number, options: CreateImageOptions = {}): Promise<ImageEntry> {
+    if (!Number.isSafeInteger(size) || size <= 0 || size % SECTOR_SIZE !== 0) {
+      throw new BlksnapError('EINVAL', `image size must be a positive multiple of ${SECTOR_SIZE} bytes, got ${size}`);
+    }
+    const abs = resolve(path);
+    return this.serial(async () => {
+      const images = await this.load();
+      this.checkPathFree(images, abs);
+      const name = this.pickName(images, abs, options.name);
+      const entry: ImageEntry = { name, path: abs, size, kind: 'file', created: true, registeredAt: new Date().toISOString() };
+      await this.save([...images, entry]);
       return entry;
     });
   }

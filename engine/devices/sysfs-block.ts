@@ -8,6 +8,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { SECTOR_SIZE } from '../abi/types.js';
 import type { BlockDeviceEntry } from './block-device-entry.js';
+import { parseMountinfoEntries } from './device-holders.js';
 
 function read(path: string): string | null {
   try {
@@ -27,14 +28,9 @@ function readNum(path: string, fallback: number): number {
 /** major:minor -> mount points, from mountinfo text (field 3 and 5, octal escapes decoded). */
 export function parseMountinfo(text: string): Map<string, string[]> {
   const out = new Map<string, string[]>();
-  for (const line of text.split('\n')) {
-    const fields = line.split(' ');
-    const majMin = fields[2];
-    const mountPoint = fields[4];
-    if (!majMin || !mountPoint) continue;
-    const decoded = mountPoint.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+  for (const { majMin, mountPoint } of parseMountinfoEntries(text)) {
     const list = out.get(majMin) ?? [];
-    list.push(decoded);
+    list.push(mountPoint);
     out.set(majMin, list);
   }
   return out;

@@ -10,11 +10,13 @@ import type { Owner } from './owner.js';
 export interface ImageRecord {
   name: string;
   path: string;
+  /** The helper created the file (images.create): a lab disk. */
+  created: boolean;
 }
 
 export interface ImageRegistry {
   list(): Promise<ImageRecord[]>;
-  /** Creates a new sparse image file (never overwrites) and registers it. */
+  /** Registers a lab disk the helper has just created (with the caller's rights) at `path`, `size` bytes. */
   create(options: { path: string; size: number; name?: string }): Promise<ImageRecord>;
   /** Registers an existing image file or block device. */
   add(options: { path: string; name?: string }): Promise<ImageRecord>;
@@ -30,6 +32,8 @@ export interface BlockDeviceRecord {
   fsType?: string | null;
   mountpoints?: string[];
   readOnly?: boolean;
+  /** Why the embedded engine cannot front it (mounted, swap, holders); [] when it can. */
+  blockedBy?: string[];
 }
 
 export interface NbdUris {

@@ -4,6 +4,7 @@
  * private directory. runDaemon() adds SIGTERM/SIGINT handling and resolves once
  * the helper has shut down cleanly.
  */
+import { closeSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { BlksnapDriver } from '../abi/driver.js';
@@ -24,6 +25,7 @@ import { HelperService } from './service.js';
 import { SettingsStore } from './settings-store.js';
 import { handOverSocket, prepareSocketDir, removeOwnSocket, removeStaleSocket, socketIdentity } from './socket-dir.js';
 import { StorageLedger } from './storage-ledger.js';
+import { CallerFs } from './caller-fs.js';
 import { lockStateDir } from './state-lock.js';
 
 export interface DaemonOptions {
@@ -84,12 +86,15 @@ async function startLocked(
   let engine: EmbeddedEngineApi | null = null;
   let images: ImageRegistry | null = null;
   let nbd: NbdExports | null = null;
-  const ledger = new StorageLedger(options.stateDir);
+  const ledger = new StorageLedger(options.stateDir, owner.uid);
   if (kind === 'kernel') {
     driver = await createKernelDriver();
   } else {
-    // the embedded engine's snapshots died with a helper that was killed: remove their files
-    await ledger.removeLeftovers(log);
+    // the embedded engine's snapshots died with a helper that was killed: remove their
+    // files, and lab disks that never made it into the registry
+    images = await openImageRegistry(options.stateDir);
+    const registered = new Set((await images.list()).map((r) => r.path));
+    await ledger.removeLeftovers(log, (rec) => registered.has(rec.path));
     engine = await createEmbeddedDriver(options.engineParams);
     driver = engine;
   }
@@ -98,10 +103,17 @@ async function startLocked(
   try {
     const driverVersion = versionText(await driver.version());
     if (engine) {
-      images = await openImageRegistry(options.stateDir);
+      const files = new CallerFs(owner);
+      images ??= await openImageRegistry(options.stateDir);
       for (const record of await images.list()) {
         try {
-          await engine.addDevice({ path: record.path, name: record.name });
+          // reopened with the rights of the user the helper works for, never by path as root
+          const opened = files.openExisting(record.path, 'registered image', { write: true });
+          try {
+            await engine.addDevice({ path: record.path, name: record.name, openPath: `/proc/self/fd/${opened.fd}` });
+          } finally {
+            closeSync(opened.fd);
+          }
         } catch (err) {
           const missing = (err as { errno?: unknown }).errno === 'ENOENT';
           log(

@@ -8,17 +8,48 @@ import { readFileSync } from 'node:fs';
 export interface Owner {
   uid: number;
   gid: number;
+  /** Supplementary groups (from /etc/group), used when files are opened with the owner's rights. */
+  groups?: number[];
 }
 
-function primaryGid(uid: number, passwd: string): number | undefined {
+function passwdEntry(uid: number, passwd: string): { name: string; gid: number } | undefined {
   for (const line of passwd.split('\n')) {
     const fields = line.split(':');
     if (fields.length >= 4 && Number(fields[2]) === uid) {
       const gid = Number(fields[3]);
-      if (Number.isInteger(gid) && gid >= 0) return gid;
+      if (Number.isInteger(gid) && gid >= 0) return { name: fields[0] ?? '', gid };
     }
   }
   return undefined;
+}
+
+/** The groups that list `user` as a member in /etc/group text, plus `gid`. */
+export function groupsOf(user: string | undefined, gid: number, groupText: string): number[] {
+  const groups = new Set<number>([gid]);
+  if (user) {
+    for (const line of groupText.split('\n')) {
+      const fields = line.split(':');
+      if (fields.length < 4) continue;
+      const id = Number(fields[2]);
+      if (Number.isInteger(id) && id >= 0 && (fields[3] ?? '').split(',').includes(user)) groups.add(id);
+    }
+  }
+  return [...groups];
+}
+
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** The owner record of `uid`: primary gid and groups from /etc/passwd and /etc/group (gid = uid when unknown). */
+export function ownerOf(uid: number): Owner {
+  const entry = passwdEntry(uid, readText('/etc/passwd'));
+  const gid = entry?.gid ?? uid;
+  return { uid, gid, groups: groupsOf(entry?.name, gid, readText('/etc/group')) };
 }
 
 export function resolveOwner(env: NodeJS.ProcessEnv = process.env): Owner {
@@ -30,11 +61,5 @@ export function resolveOwner(env: NodeJS.ProcessEnv = process.env): Owner {
   if (!/^\d+$/.test(raw) || !Number.isSafeInteger(uid)) {
     throw new Error(`PKEXEC_UID is not a user id: ${raw}`);
   }
-  let gid: number | undefined;
-  try {
-    gid = primaryGid(uid, readFileSync('/etc/passwd', 'utf8'));
-  } catch {
-    gid = undefined;
-  }
-  return { uid, gid: gid ?? uid };
+  return ownerOf(uid);
 }

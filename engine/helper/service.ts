@@ -3,7 +3,8 @@
  * method table, over the driver and its companions (HelperBackends). Validation of
  * params and results happens around it (dispatch.ts); handlers throw BlksnapError.
  */
-import { lchown } from 'node:fs/promises';
+import { closeSync, ftruncateSync } from 'node:fs';
+import { basename } from 'node:path';
 import type { z } from 'zod';
 import { BlksnapError } from '../abi/errno.js';
 import type { SnapshotEvent, SnapshotId } from '../abi/types.js';
@@ -13,13 +14,12 @@ import { CBT_ACTIVE_TABLE_CAPABILITY } from '../protocol/methods.js';
 import type { MethodName, MethodResult, MethodTable, NotificationName, NotificationParams } from '../protocol/methods.js';
 import type { DeviceEntry, ExportEntry, ImageEntry, Topic } from '../protocol/schemas.js';
 import type { HelperBackends, ImageRecord } from './backends.js';
-import type { Owner } from './owner.js';
+import { CallerFs } from './caller-fs.js';
+import { ownerOf } from './owner.js';
 import { resolveBlockDevice, resolveEngineDevice } from './device-resolver.js';
 import { EventPump } from './event-pump.js';
 import { SnapshotBook } from './snapshot-book.js';
 import type { SettingsStore } from './settings-store.js';
-import { checkDiffStorage } from './storage-path.js';
-import { removeIfSameFile, storageFileIdentity } from './storage-ledger.js';
 import type { StorageIdentity, StorageLedger } from './storage-ledger.js';
 import { WorkloadManager } from './workload.js';
 
@@ -49,6 +49,8 @@ export class HelperService {
   private readonly goneWhileDestroying = new Set<SnapshotId>();
   readonly workloads: WorkloadManager;
   readonly handlers: Handlers;
+  /** Files reached with the rights of the user the helper works for. */
+  private readonly files: CallerFs;
 
   constructor(
     private readonly backends: HelperBackends,
@@ -59,6 +61,7 @@ export class HelperService {
     private readonly ledger: StorageLedger | null = null,
   ) {
     this.workloads = new WorkloadManager((progress) => this.broadcast('workload', progress));
+    this.files = new CallerFs(backends.owner);
     this.handlers = this.makeHandlers();
   }
 
@@ -82,13 +85,9 @@ export class HelperService {
       // kernel snapshots from before: learn their storage files, so destroying them removes the files
       try {
         for (const rec of await this.ledger.reconcile(new Set(ids), this.log)) {
-          const book = this.book.ensure(rec.snapshotId);
+          const book = this.book.ensure(rec.owner);
           book.storagePath = rec.path;
-          book.storageIdentity = {
-            dev: rec.dev,
-            ino: rec.ino,
-            ...(rec.dirDev !== undefined && rec.dirIno !== undefined ? { dirDev: rec.dirDev, dirIno: rec.dirIno } : {}),
-          };
+          book.storageIdentity = rec.dev !== undefined && rec.ino !== undefined ? { dev: rec.dev, ino: rec.ino, dirDev: rec.dirDev, dirIno: rec.dirIno, uid: rec.uid } : null;
         }
       } catch (err) {
         this.log(`cannot read the difference-storage records: ${(err as Error).message}`);
@@ -110,7 +109,7 @@ export class HelperService {
     for (const rec of this.book.all()) {
       if (!rec.storagePath) continue;
       // without a known identity the path may name anything by now: left alone
-      if (rec.storageIdentity && (await removeIfSameFile(rec.storagePath, rec.storageIdentity))) {
+      if (rec.storageIdentity && this.removeCreated(rec.storagePath, rec.storageIdentity)) {
         this.log(`removed the difference storage ${rec.storagePath} of snapshot ${rec.id}`);
       }
       await this.ledger?.forget(rec.storagePath);
@@ -189,15 +188,22 @@ export class HelperService {
     return { engine, images };
   }
 
+  /** Names of the images the helper created (lab disks); none when the registry cannot be read. */
+  private async labDiskNames(): Promise<Set<string>> {
+    const records = (await this.backends.images?.list().catch(() => [])) ?? [];
+    return new Set(records.filter((r) => r.created).map((r) => r.name));
+  }
+
   private imageEntry(record: ImageRecord): ImageEntry {
     const dev = this.backends.engine?.listDevices().find((d) => d.name === record.name);
     return { name: record.name, path: record.path, capacity: dev?.capacity ?? 0, nbdUri: dev ? this.uri(dev.name) : null };
   }
 
-  private async openImage(record: ImageRecord, images: NonNullable<HelperBackends['images']>): Promise<ImageEntry> {
+  /** Opens a registered image in the engine: the very file behind `fd` (checked with the caller's rights). */
+  private async openImage(record: ImageRecord, images: NonNullable<HelperBackends['images']>, fd: number): Promise<ImageEntry> {
     const { engine } = this.needImages();
     try {
-      await engine.addDevice({ path: record.path, name: record.name });
+      await engine.addDevice({ path: record.path, name: record.name, openPath: `/proc/self/fd/${fd}` });
     } catch (err) {
       await images.remove(record.name).catch(() => undefined);
       throw err;
@@ -232,9 +238,7 @@ export class HelperService {
           if (resolved.includes(device)) throw new BlksnapError('EINVAL', `device ${device} is listed twice`);
           resolved.push(device);
         }
-        const { path, dir } = await checkDiffStorage(diffStoragePath, this.backends.owner.uid);
-        const id = await driver.snapshotCreate({ diffStoragePath: path, limitSectors });
-        const storageIdentity = await this.recordStorage(path, id, dir);
+        const { id, path, storageIdentity } = await this.createWithStorage(diffStoragePath, limitSectors);
         this.book.add({ id, devices: [], taken: false, storagePath: path, limitSectors, storageIdentity });
         this.ensurePump(id);
         this.broadcast('snapshot', { id, state: 'created' });
@@ -316,6 +320,7 @@ export class HelperService {
       },
       'devices.list': async () => {
         const devices: DeviceEntry[] = [];
+        const labDisks = await this.labDiskNames();
         for (const d of this.backends.engine?.listDevices() ?? []) {
           devices.push({
             ref: d.name,
@@ -323,6 +328,7 @@ export class HelperService {
             path: d.path,
             kind: 'image',
             capacity: d.capacity,
+            labDisk: labDisks.has(d.name),
             attached: d.attached,
             snapshotId: d.snapshotId,
             nbdUri: this.uri(d.name),
@@ -345,6 +351,8 @@ export class HelperService {
             fsType: b.fsType ?? null,
             mountpoints: b.mountpoints ?? [],
             readOnly: b.readOnly ?? false,
+            // what would make the embedded engine refuse to front it (the kernel module snapshots devices in use)
+            ...(this.backends.engine ? { blockedBy: b.blockedBy ?? [] } : {}),
             attached: null,
             snapshotId: this.backends.engine ? null : (this.book.holderOf(b.path)?.id ?? null),
             nbdUri: null,
@@ -356,15 +364,34 @@ export class HelperService {
         const { images } = this.needImages();
         checkImageName(name);
         if (size % 512 !== 0) throw new BlksnapError('EINVAL', `image size must be a multiple of 512 bytes, got ${size}`);
-        const record = await images.create(name === undefined ? { path, size } : { path, size, name });
-        await giveToOwner(record.path, this.backends.owner);
-        return this.openImage(record, images);
+        const label = name ?? basename(path);
+        const created = await this.files.createFile(path, 'lab disk', (pending) => this.ledger?.recordPending(pending, 'image', label, this.backends.owner.uid) ?? Promise.resolve());
+        try {
+          await this.ledger?.settle(created.path, created);
+          ftruncateSync(created.fd, size);
+          const record = await images.create(name === undefined ? { path: created.path, size } : { path: created.path, size, name });
+          const entry = await this.openImage(record, images, created.fd);
+          await this.ledger?.forget(created.path);
+          return entry;
+        } catch (err) {
+          this.removeCreated(created.path, { ...created, uid: this.backends.owner.uid });
+          await this.ledger?.forget(created.path);
+          throw err;
+        } finally {
+          closeFd(created.fd);
+        }
       },
       'images.add': async ({ path, name }) => {
         const { images } = this.needImages();
         checkImageName(name);
-        const record = await images.add(name === undefined ? { path } : { path, name });
-        return this.openImage(record, images);
+        // the caller must be able to read and write it (block devices: administrators only)
+        const opened = this.files.openExisting(path, 'image', { write: true });
+        try {
+          const record = await images.add(name === undefined ? { path: opened.path } : { path: opened.path, name });
+          return await this.openImage(record, images, opened.fd);
+        } finally {
+          closeFd(opened.fd);
+        }
       },
       'images.list': async () => {
         const { images } = this.needImages();
@@ -399,6 +426,13 @@ export class HelperService {
         const engine = this.backends.engine;
         if (!engine) throw new BlksnapError('EOPNOTSUPP', 'write workloads need the embedded engine');
         const name = await resolveEngineDevice(engine, device);
+        if (!(await this.labDiskNames()).has(name)) {
+          throw new BlksnapError(
+            'EPERM',
+            `the write workload overwrites data, so it runs only on lab disks the helper created (Create lab disk, images.create); ` +
+              `${name} was added from an existing image or device`,
+          );
+        }
         this.workloads.start({ name, device: engine.device(name), rateMiBps, pattern });
         return OK;
       },
@@ -455,7 +489,7 @@ export class HelperService {
   private async releaseStorage(path: string, identity: StorageIdentity | null): Promise<void> {
     try {
       // without a known identity the path may name anything by now: left alone
-      if (identity) await removeIfSameFile(path, identity);
+      if (identity) this.removeCreated(path, identity);
       else this.log(`left the difference storage ${path} in place: it could not be identified as the file the helper created`);
       await this.ledger?.forget(path);
     } catch (err) {
@@ -464,18 +498,67 @@ export class HelperService {
   }
 
   /**
-   * Records a new storage file (in the ledger, when there is one); its identity in the
-   * checked directory `dir`, or null (then the helper never removes anything at the path).
+   * Removes a file the helper created, if it is still that file, with the rights of
+   * the user it was created for: from the directory it was created in, held open
+   * since (wherever it has been moved), or else reached by its path again.
    */
-  private async recordStorage(path: string, id: SnapshotId, dir: { dev: number; ino: number }): Promise<StorageIdentity | null> {
-    try {
-      if (!this.ledger) return await storageFileIdentity(path, dir);
-      return await this.ledger.add(path, id, dir);
-    } catch (err) {
-      this.log(`cannot record the difference storage ${path}: ${(err as Error).message}`);
-      // e.g. the ledger could not be saved: the file itself may still be identified
-      return await storageFileIdentity(path, dir).catch(() => null);
+  private removeCreated(path: string, identity: StorageIdentity): boolean {
+    const files = identity.uid === undefined || identity.uid === this.backends.owner.uid ? this.files : new CallerFs(ownerOf(identity.uid));
+    if (identity.dirFd !== undefined) {
+      const dirFd = identity.dirFd;
+      delete identity.dirFd;
+      try {
+        return files.removeIn(dirFd, basename(path), identity, path);
+      } finally {
+        closeFd(dirFd);
+      }
     }
+    const dir = identity.dirDev !== undefined && identity.dirIno !== undefined ? { dev: identity.dirDev, ino: identity.dirIno } : null;
+    if (!dir) return false; // never by path alone
+    return files.removeIfSame(path, identity, dir);
+  }
+
+  /**
+   * Creates the difference storage with the caller's rights (recorded in the ledger
+   * before it has its name) and the snapshot over it; on failure nothing is left.
+   */
+  private async createWithStorage(diffStoragePath: string, limitSectors: number): Promise<{ id: SnapshotId; path: string; storageIdentity: StorageIdentity }> {
+    const uid = this.backends.owner.uid;
+    const created = await this.files.createFile(
+      diffStoragePath,
+      'difference storage',
+      (pending) => (this.ledger ? this.ledger.recordPending(pending, 'storage', PENDING_SNAPSHOT, uid) : Promise.resolve()),
+      { keepDir: true },
+    );
+    const storageIdentity: StorageIdentity = { dev: created.dev, ino: created.ino, dirDev: created.dirDev, dirIno: created.dirIno, uid };
+    if (created.dirFd !== undefined) storageIdentity.dirFd = created.dirFd;
+    let id: SnapshotId;
+    try {
+      await this.ledger?.settle(created.path, created);
+      // the driver takes the descriptor over (and closes it, also on failure)
+      id = await this.backends.driver.snapshotCreate({ diffStoragePath: created.path, limitSectors, diffStorageFd: created.fd });
+    } catch (err) {
+      this.removeCreated(created.path, storageIdentity);
+      await this.ledger?.forget(created.path).catch(() => undefined);
+      throw err;
+    }
+    try {
+      await this.ledger?.relabel(created.path, id);
+    } catch (err) {
+      this.log(`cannot record the difference storage ${created.path}: ${(err as Error).message}`);
+    }
+    return { id, path: created.path, storageIdentity };
+  }
+}
+
+/** The ledger's label of a storage file whose snapshot does not exist yet. */
+const PENDING_SNAPSHOT = '(being created)';
+
+function closeFd(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
   }
 }
 
@@ -483,10 +566,4 @@ function checkImageName(name: string | undefined): void {
   if (name !== undefined && /^blksnap-image/.test(name)) {
     throw new BlksnapError('EINVAL', 'names starting with "blksnap-image" are reserved for snapshot images');
   }
-}
-
-/** An image the helper created for its owner belongs to the owner (helper under pkexec). */
-async function giveToOwner(path: string, owner: Owner): Promise<void> {
-  const self = typeof process.getuid === 'function' ? process.getuid() : 0;
-  if (self === 0 && owner.uid !== 0) await lchown(path, owner.uid, owner.gid);
 }

@@ -1,154 +1,193 @@
 /**
- * The difference-storage files the helper created for snapshots of the embedded
- * engine, persisted in its state directory. Those snapshots live in the helper's
- * process, so a helper that was killed (SIGKILL, OOM, power loss) leaves their files
- * behind; the next start removes them. A file is removed only while it is still the
- * very file the helper created (same device and inode, a regular file, never through
- * a symlink at the last component), so a path that now names something else is left
- * alone. With the kernel driver, whose snapshots outlive the helper, the records
- * instead let a new helper remove a snapshot's file when it is destroyed later.
+ * Every file the helper creates on a client's behalf (difference storage, lab-disk
+ * images), recorded in its state directory *before* the file gets its name
+ * (caller-fs.ts creates it unnamed first), so a helper killed at any moment leaves
+ * nothing unrecorded. The next start removes what a killed helper left: storage
+ * files of embedded-engine snapshots (they died with it), images that never made it
+ * into the image registry, and the state directory's own temporary files.
+ *
+ * A file is removed only while it is still the very file the helper created (same
+ * device and inode, a regular file, in the directory it was created in, reached
+ * without symlinks) and with the rights of the user it was created for.
+ * With the kernel driver, whose snapshots outlive the helper, the records instead
+ * let a new helper remove a snapshot's file when it is destroyed later.
  */
-import { constants as fsConstants, existsSync } from 'node:fs';
-import { lstat, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { constants as fsConstants } from 'node:fs';
+import { open, readFile, readdir, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CallerFs } from './caller-fs.js';
+import type { FileIdentity, PendingFile } from './caller-fs.js';
 import { errnoOf } from './fs-errors.js';
+import { ownerOf } from './owner.js';
 
-/**
- * A storage file: its device and inode, and (recorded since) those of the directory
- * it was created in. The user owns that directory and may rename it or put a symlink
- * in its place at any moment, so the file is looked at and removed only through the
- * directory opened and checked first (/proc/self/fd/N/name), never by path alone.
- */
+/** A storage file: its device and inode, and those of the directory it was created in. */
 export interface StorageIdentity {
+  dev: number;
+  ino: number;
+  dirDev?: number;
+  dirIno?: number;
+  /** The user it was created for (default: the helper's owner). */
+  uid?: number;
+  /** While the helper runs: the directory it was created in, open (never persisted). */
+  dirFd?: number;
+}
+
+export interface CreatedFileRecord {
+  path: string;
+  kind: 'storage' | 'image';
+  /** The snapshot a storage file belongs to, or the name an image is being registered under. */
+  owner: string;
+  /** The user it was created for (removal uses that user's rights). */
+  uid: number;
+  dirDev: number;
+  dirIno: number;
+  /** Absent only while a file system without O_TMPFILE creates the file. */
+  dev?: number;
+  ino?: number;
+}
+
+/** Compatibility with records written before (storage files, no kind, no uid). */
+interface LegacyRecord {
+  path: string;
+  snapshotId: string;
   dev: number;
   ino: number;
   dirDev?: number;
   dirIno?: number;
 }
 
-export interface StorageFileRecord extends StorageIdentity {
-  path: string;
-  snapshotId: string;
-}
+const optionalNumber = (v: unknown): boolean => v === undefined || typeof v === 'number';
 
-function isRecord(value: unknown): value is StorageFileRecord {
-  if (typeof value !== 'object' || value === null) return false;
+function parseRecord(value: unknown, fallbackUid: number): CreatedFileRecord | null {
+  if (typeof value !== 'object' || value === null) return null;
   const r = value as Record<string, unknown>;
-  const optionalNumber = (v: unknown): boolean => v === undefined || typeof v === 'number';
-  return (
-    typeof r.path === 'string' &&
-    r.path.startsWith('/') &&
-    typeof r.dev === 'number' &&
-    typeof r.ino === 'number' &&
-    optionalNumber(r.dirDev) &&
-    optionalNumber(r.dirIno) &&
-    typeof r.snapshotId === 'string'
-  );
-}
-
-/**
- * Runs `fn` on the entry `basename(path)` of the directory `dirname(path)` as opened
- * now (pinned: swapping the directory afterwards does not redirect `fn`); null when
- * that directory is not `dir`.
- */
-async function inPinnedDir<T>(path: string, dir: { dev: number; ino: number } | null, fn: (entry: string) => Promise<T>): Promise<T | null> {
-  const handle = await open(dirname(path), fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
-  try {
-    const st = await handle.stat();
-    if (dir && (st.dev !== dir.dev || st.ino !== dir.ino)) return null;
-    const entry = existsSync('/proc/self/fd') ? `/proc/self/fd/${handle.fd}/${basename(path)}` : path;
-    return await fn(entry);
-  } finally {
-    await handle.close();
+  if (typeof r.path !== 'string' || !r.path.startsWith('/')) return null;
+  if (!optionalNumber(r.dev) || !optionalNumber(r.ino) || !optionalNumber(r.dirDev) || !optionalNumber(r.dirIno)) return null;
+  if ((r.kind === 'storage' || r.kind === 'image') && typeof r.owner === 'string' && typeof r.uid === 'number') {
+    if (typeof r.dirDev !== 'number' || typeof r.dirIno !== 'number') return null;
+    return value as CreatedFileRecord;
   }
-}
-
-function dirOf(identity: StorageIdentity): { dev: number; ino: number } | null {
-  return identity.dirDev !== undefined && identity.dirIno !== undefined ? { dev: identity.dirDev, ino: identity.dirIno } : null;
-}
-
-/**
- * The identity of the storage file the driver just created at `path` in the checked
- * directory `dir`; null when the directory on the path is no longer that one or the
- * entry is not a regular file (then the helper never removes anything there).
- */
-export async function storageFileIdentity(path: string, dir: { dev: number; ino: number }): Promise<StorageIdentity | null> {
-  try {
-    return await inPinnedDir(path, dir, async (entry) => {
-      const st = await lstat(entry);
-      if (!st.isFile()) return null;
-      return { dev: st.dev, ino: st.ino, dirDev: dir.dev, dirIno: dir.ino };
-    });
-  } catch (err) {
-    const code = errnoOf(err);
-    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
-    throw err;
+  const legacy = value as Partial<LegacyRecord>;
+  if (typeof legacy.snapshotId === 'string' && typeof legacy.dev === 'number' && typeof legacy.ino === 'number') {
+    if (legacy.dirDev === undefined || legacy.dirIno === undefined) return null; // never removed without its directory
+    return { path: r.path, kind: 'storage', owner: legacy.snapshotId, uid: fallbackUid, dirDev: legacy.dirDev, dirIno: legacy.dirIno, dev: legacy.dev, ino: legacy.ino };
   }
+  return null;
 }
 
-/** Removes `path` if it is still the regular file `dev`/`ino` (in its recorded directory); true when removed. */
-export async function removeIfSameFile(path: string, identity: StorageIdentity | null): Promise<boolean> {
-  try {
-    const removed = await inPinnedDir(path, identity ? dirOf(identity) : null, async (entry) => {
-      const st = await lstat(entry);
-      if (!st.isFile()) return false;
-      if (identity && (st.dev !== identity.dev || st.ino !== identity.ino)) return false;
-      await unlink(entry);
-      return true;
-    });
-    return removed === true;
-  } catch (err) {
-    const code = errnoOf(err);
-    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
-    throw err;
-  }
+export function identityOf(rec: CreatedFileRecord): StorageIdentity | null {
+  return rec.dev !== undefined && rec.ino !== undefined ? { dev: rec.dev, ino: rec.ino, dirDev: rec.dirDev, dirIno: rec.dirIno } : null;
 }
+
+/** Temporary files of the helper's own state writes (name.tmp-PID, name.PID.HEX.tmp). */
+const STATE_TEMP_RE = /(\.tmp-\d+|\.\d+\.[0-9a-f]+\.tmp)$/;
 
 export class StorageLedger {
   private readonly file: string;
-  private records: StorageFileRecord[] = [];
+  private records: CreatedFileRecord[] = [];
   private chain: Promise<void> = Promise.resolve();
 
-  constructor(stateDir: string) {
+  /**
+   * `fsFor(uid)` gives the file access with that user's rights (default: from
+   * /etc/passwd and /etc/group); `defaultUid` is assumed for records of older helpers.
+   */
+  constructor(
+    private readonly stateDir: string,
+    private readonly defaultUid = 0,
+    private readonly fsFor: (uid: number) => CallerFs = (uid) => new CallerFs(ownerOf(uid)),
+  ) {
     this.file = join(stateDir, 'storage-files.json');
   }
 
   /** The records a previous helper left (an unreadable ledger counts as empty). */
-  private async read(): Promise<StorageFileRecord[]> {
+  private async read(): Promise<CreatedFileRecord[]> {
     try {
       const parsed: unknown = JSON.parse(await readFile(this.file, 'utf8'));
-      return Array.isArray(parsed) ? parsed.filter(isRecord) : [];
+      if (!Array.isArray(parsed)) return [];
+      return parsed.map((v) => parseRecord(v, this.defaultUid)).filter((r): r is CreatedFileRecord => r !== null);
     } catch (err) {
       if (errnoOf(err) === 'ENOENT' || err instanceof SyntaxError) return [];
       throw err;
     }
   }
 
+  /** Writes the ledger durably (temp file, fsync, rename) before returning. */
   private save(): Promise<void> {
+    const snapshot = JSON.stringify(this.records, null, 2) + '\n';
     const next = this.chain.then(async () => {
       const tmp = `${this.file}.tmp-${process.pid}`;
-      await writeFile(tmp, JSON.stringify(this.records, null, 2) + '\n', { mode: 0o600 });
+      const handle = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC, 0o600);
+      try {
+        await handle.writeFile(snapshot);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
       await rename(tmp, this.file);
     });
     this.chain = next.catch(() => undefined);
     return next;
   }
 
-  /** At start: removes the files a killed helper left behind; returns the paths removed. */
-  async removeLeftovers(log: (message: string) => void): Promise<string[]> {
+  /** Removes the file of `rec` if it is still the one created; true when removed. */
+  private async removeRecorded(rec: CreatedFileRecord, log: (message: string) => void): Promise<boolean> {
+    const fs = this.fsFor(rec.uid);
+    const dir = { dev: rec.dirDev, ino: rec.dirIno };
+    const identity = identityOf(rec);
+    if (identity) return fs.removeIfSame(rec.path, identity, dir);
+    // created on a file system without O_TMPFILE and killed before its inode was recorded:
+    // an empty regular file of that user there is what the helper left; anything else is reported
+    const found = fs.statIfRegular(rec.path, dir);
+    if (found && found.size === 0 && found.uid === rec.uid) return fs.removeIfSame(rec.path, found, dir);
+    if (found) log(`left ${rec.path} in place: the helper was killed while creating it, and it now holds data (remove it yourself if it is not yours)`);
+    return false;
+  }
+
+  /**
+   * At start (embedded engine): removes the files a killed helper left behind, and
+   * the state directory's temporary files. Images in `registered` are kept (and
+   * forgotten here: the image registry holds them). Returns the paths removed.
+   */
+  async removeLeftovers(log: (message: string) => void, registered: (rec: CreatedFileRecord) => boolean = () => false): Promise<string[]> {
     const removed: string[] = [];
     for (const rec of await this.read()) {
+      if (rec.kind === 'image' && registered(rec)) continue;
       try {
-        if (await removeIfSameFile(rec.path, rec)) {
+        if (await this.removeRecorded(rec, log)) {
           removed.push(rec.path);
-          log(`removed ${rec.path}, the difference storage of snapshot ${rec.snapshotId} left by a helper that did not shut down cleanly`);
+          const what = rec.kind === 'storage' ? `the difference storage of snapshot ${rec.owner}` : `the unfinished image ${rec.owner}`;
+          log(`removed ${rec.path}, ${what} left by a helper that did not shut down cleanly`);
         }
       } catch (err) {
-        log(`cannot remove the leftover difference storage ${rec.path}: ${(err as Error).message}`);
+        log(`cannot remove the leftover ${rec.path}: ${(err as Error).message}`);
       }
     }
+    removed.push(...(await this.removeStateTemporaries(log)));
     this.records = [];
     await this.save();
+    return removed;
+  }
+
+  /** Removes temporary state files (a write interrupted between create and rename). */
+  private async removeStateTemporaries(log: (message: string) => void): Promise<string[]> {
+    const removed: string[] = [];
+    let names: string[];
+    try {
+      names = await readdir(this.stateDir);
+    } catch {
+      return removed;
+    }
+    for (const name of names) {
+      if (!STATE_TEMP_RE.test(name)) continue;
+      const path = join(this.stateDir, name);
+      try {
+        await unlink(path);
+        removed.push(path);
+        log(`removed ${path}, a temporary state file left by a helper that did not shut down cleanly`);
+      } catch (err) {
+        if (errnoOf(err) !== 'ENOENT') log(`cannot remove ${path}: ${(err as Error).message}`);
+      }
+    }
     return removed;
   }
 
@@ -158,43 +197,52 @@ export class StorageLedger {
    * files when they are destroyed); the files of snapshots destroyed while no
    * helper ran (e.g. with the blksnap tool) are removed.
    */
-  async reconcile(liveIds: Set<string>, log: (message: string) => void): Promise<StorageFileRecord[]> {
-    const kept: StorageFileRecord[] = [];
+  async reconcile(liveIds: Set<string>, log: (message: string) => void): Promise<CreatedFileRecord[]> {
+    const kept: CreatedFileRecord[] = [];
     for (const rec of await this.read()) {
-      if (liveIds.has(rec.snapshotId)) {
+      if (rec.kind === 'storage' && liveIds.has(rec.owner)) {
         kept.push(rec);
         continue;
       }
       try {
-        if (await removeIfSameFile(rec.path, rec)) log(`removed ${rec.path}, the difference storage of snapshot ${rec.snapshotId}, destroyed while no helper ran`);
+        if (await this.removeRecorded(rec, log)) log(`removed ${rec.path}, the difference storage of snapshot ${rec.owner}, destroyed while no helper ran`);
       } catch (err) {
-        log(`cannot remove the difference storage ${rec.path}: ${(err as Error).message}`);
+        log(`cannot remove ${rec.path}: ${(err as Error).message}`);
       }
     }
+    await this.removeStateTemporaries(log);
     this.records = kept;
     await this.save();
     return kept;
   }
 
-  /**
-   * Records a storage file the helper just created (in the checked directory `dir`,
-   * when given: see storageFileIdentity; throws when the file is not there).
-   */
-  async add(path: string, snapshotId: string, dir?: { dev: number; ino: number }): Promise<StorageIdentity> {
-    let identity: StorageIdentity | null;
-    if (dir) {
-      identity = await storageFileIdentity(path, dir);
-    } else {
-      const st = await lstat(path);
-      identity = st.isFile() ? { dev: st.dev, ino: st.ino } : null;
-    }
-    if (!identity) throw new Error(`${path} is no longer the file created in the checked directory`);
-    this.records.push({ path, ...identity, snapshotId });
+  /** Records a file about to be named (caller-fs createFile's beforeLink), durably. */
+  async recordPending(pending: PendingFile, kind: CreatedFileRecord['kind'], owner: string, uid: number): Promise<void> {
+    const rec: CreatedFileRecord = { path: pending.path, kind, owner, uid, dirDev: pending.dirDev, dirIno: pending.dirIno };
+    if (pending.identity) Object.assign(rec, pending.identity);
+    this.records = this.records.filter((r) => r.path !== pending.path);
+    this.records.push(rec);
     await this.save();
-    return identity;
   }
 
-  /** Forgets a storage file (removed with its snapshot). */
+  /** The inode of a file recorded without one (no O_TMPFILE), once it exists. */
+  async settle(path: string, identity: FileIdentity): Promise<void> {
+    const rec = this.records.find((r) => r.path === path);
+    if (!rec || (rec.dev === identity.dev && rec.ino === identity.ino)) return;
+    rec.dev = identity.dev;
+    rec.ino = identity.ino;
+    await this.save();
+  }
+
+  /** Re-labels a record (a storage file recorded before its snapshot had an id). */
+  async relabel(path: string, owner: string): Promise<void> {
+    const rec = this.records.find((r) => r.path === path);
+    if (!rec || rec.owner === owner) return;
+    rec.owner = owner;
+    await this.save();
+  }
+
+  /** Forgets a file (removed with its snapshot, or now held by the image registry). */
   async forget(path: string): Promise<void> {
     const before = this.records.length;
     this.records = this.records.filter((r) => r.path !== path);

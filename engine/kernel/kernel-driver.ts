@@ -100,6 +100,8 @@ function plainMessage(err: BlksnapError): string {
 interface StorageRecord {
   path: string;
   limitSectors: number;
+  /** False for a file its caller created (diffStorageFd): the caller removes it. */
+  removable: boolean;
 }
 
 export class KernelDriver implements BlksnapDriver {
@@ -161,13 +163,20 @@ export class KernelDriver implements BlksnapDriver {
   }
 
   async snapshotCreate(params: SnapshotCreateParams): Promise<SnapshotId> {
-    const { diffStoragePath, limitSectors } = params;
-    if (!diffStoragePath) throw new BlksnapError('EINVAL', 'no difference-storage path given');
-    if (!Number.isSafeInteger(limitSectors) || limitSectors <= 0) {
-      throw new BlksnapError('EINVAL', `difference-storage limit must be a positive number of sectors, got ${limitSectors}`);
+    const { diffStoragePath, limitSectors, diffStorageFd } = params;
+    const given = diffStorageFd !== undefined;
+    try {
+      if (!diffStoragePath) throw new BlksnapError('EINVAL', 'no difference-storage path given');
+      if (!Number.isSafeInteger(limitSectors) || limitSectors <= 0) {
+        throw new BlksnapError('EINVAL', `difference-storage limit must be a positive number of sectors, got ${limitSectors}`);
+      }
+    } catch (err) {
+      if (given) await this.layer.close(diffStorageFd).catch(() => undefined);
+      throw err;
     }
-    // Never reuse or overwrite a file, never follow a symlink.
-    const fd = await this.layer.open(diffStoragePath, O_CREAT | O_EXCL | O_NOFOLLOW | O_RDWR, 0o600);
+    // A file the caller created and checked, or a new one here: never reuse or
+    // overwrite a file, never follow a symlink.
+    const fd = given ? diffStorageFd : await this.layer.open(diffStoragePath, O_CREAT | O_EXCL | O_NOFOLLOW | O_RDWR, 0o600);
     let id: SnapshotId;
     try {
       const out = await this.controlIoctl(
@@ -177,12 +186,12 @@ export class KernelDriver implements BlksnapDriver {
       id = decodeSnapshotCreate(out).id;
     } catch (err) {
       await this.layer.close(fd).catch(() => undefined);
-      await unlink(diffStoragePath).catch(() => undefined);
+      if (!given) await unlink(diffStoragePath).catch(() => undefined);
       throw err;
     }
     // The module holds its own reference to the file; our descriptor is not needed.
     await this.layer.close(fd).catch(() => undefined);
-    this.storage.set(id, { path: diffStoragePath, limitSectors });
+    this.storage.set(id, { path: diffStoragePath, limitSectors, removable: !given });
     return id;
   }
 
@@ -191,7 +200,7 @@ export class KernelDriver implements BlksnapDriver {
     this.members.delete(id);
     const record = this.storage.get(id);
     this.storage.delete(id);
-    if (record) {
+    if (record?.removable) {
       await unlink(record.path).catch((err: unknown) => {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, `cannot remove ${record.path}`);
       });

@@ -95,6 +95,13 @@ export const DeviceEntrySchema = z.strictObject({
   fsType: z.string().nullable().optional(),
   mountpoints: z.array(z.string()).optional(),
   readOnly: z.boolean().optional(),
+  /**
+   * Embedded engine, block devices: why the engine cannot front it, in plain words
+   * ("mounted at /home", "sda2 is used as swap", "held by dm-0 (vg-root)"); [] when it can.
+   */
+  blockedBy: z.array(z.string()).optional(),
+  /** Image devices: a lab disk the helper created (images.create), the only kind the write workload may overwrite. */
+  labDisk: z.boolean().optional(),
   /** The blksnap filter is attached (embedded engine: always known; kernel: null). */
   attached: z.boolean().nullable(),
   snapshotId: SnapshotIdSchema.nullable(),

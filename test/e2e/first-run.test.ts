@@ -2,7 +2,8 @@
  * A newcomer's first session in browser mode, on the embedded engine, in headless
  * Chromium: the first-run guide and empty states, errors that keep what was typed
  * (an existing lab disk name, a storage directory that does not exist, with a way to
- * fix it), a block device opened with the engine ([root] loop device), and the helper
+ * fix it), a block device opened with the engine ([root] loop device), a mounted one
+ * that is not offered to the engine and says where it is mounted, and the helper
  * killed under the UI: the banner, a Reconnect that fails while no helper runs and
  * works once one is back. Each state is also checked with axe-core (no serious or
  * critical violations) and captured in test-results/screenshots/first-run-*.png,
@@ -169,6 +170,34 @@ describe.skipIf(!canRun)('[chromium] browser mode: a first session, errors and a
     await p.getByTestId('status-line').filter({ hasText: `${loopDevice} opened with the engine as ${name}` }).waitFor();
     await engineRow.getByRole('button', { name: `Remove ${name}` }).click();
     await blockRow.waitFor();
+  });
+
+  it.skipIf(!canUseLoop || !hasCommand('mkfs.ext4'))('[root] offers no "Open with the engine" for a mounted loop device, and its row says where it is mounted', async () => {
+    const p = page();
+    const dir = await mkdtemp(join(tmpdir(), 'blksnap-first-run-mounted-'));
+    const file = join(dir, 'mounted.img');
+    const mnt = join(dir, 'mnt');
+    let loop: string | null = null;
+    let mounted = false;
+    try {
+      await writeFile(file, '');
+      execFileSync('truncate', ['-s', '16M', file]);
+      loop = execFileSync('losetup', ['-f', '--show', file]).toString().trim();
+      execFileSync('mkfs.ext4', ['-q', loop]);
+      execFileSync('mkdir', [mnt]);
+      execFileSync('mount', [loop, mnt]);
+      mounted = true;
+      const name = loop.replace('/dev/', '');
+      const row = deviceRow(p, loop);
+      await row.getByTestId('device-note').filter({ hasText: `In use, so the engine cannot open it: mounted at ${mnt}.` }).waitFor({ timeout: 10_000 });
+      expect(await row.getByLabel(`Select ${name}`).isDisabled()).toBe(true);
+      expect(await row.getByRole('button', { name: `Open ${name} with the engine` }).count()).toBe(0);
+      await screenshot(p, 'first-run-mounted-device');
+    } finally {
+      if (mounted) execFileSync('umount', [mnt]);
+      if (loop !== null) execFileSync('losetup', ['-d', loop]);
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('explains a storage directory that does not exist, keeps the choices, and leads to the fix', async () => {

@@ -16,6 +16,8 @@ export function device(id: string, overrides: Partial<DeviceEntry> = {}): Device
     tracked: false,
     snapshotId: null,
     nbdUri: `nbd://127.0.0.1:10809/${id}`,
+    blockedBy: [],
+    labDisk: true,
     ...overrides,
   };
 }

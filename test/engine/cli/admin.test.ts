@@ -128,7 +128,7 @@ describe('blksnap-manager against a helper, as an administrator', () => {
     expect(dir.code).toBe(21);
     expect(dir.err).toContain(`EISDIR: the difference storage path is a directory: ${join(d.dir, 'diffs')}; name a new file in it`);
     const missing = await run(['snapshot_create', '-d', 'a', '-f', join(d.dir, 'nodir', 'x'), '-l', '1M', ...sock]);
-    expect(missing).toMatchObject({ code: 2, err: expect.stringContaining(`directory for the difference storage does not exist: ${join(d.dir, 'nodir')}`) });
+    expect(missing).toMatchObject({ code: 2, err: expect.stringContaining(`difference storage: the directory ${join(d.dir, 'nodir')} does not exist`) });
     const existing = await run(['snapshot_create', '-d', 'a', '-f', join(d.dir, 'a.img'), '-l', '1M', ...sock]);
     expect(existing).toMatchObject({ code: 17, err: expect.stringContaining('never reused or overwritten') });
     const bad = await run(['snapshot_create', '-d', 'a', '-f', join(d.dir, 'diffs', 'q'), '-l', '1Q', ...sock]);
@@ -182,7 +182,7 @@ describe('blksnap-manager against a helper, as an administrator', () => {
 
   it('image create: a missing directory and a bad size say what to fix', async () => {
     const nodir = await run(['image', 'create', '--path', join(d.dir, 'nodir', 'x.img'), '--size', '1M', ...sock]);
-    expect(nodir).toMatchObject({ code: 2, err: expect.stringContaining(`the directory ${join(d.dir, 'nodir')} does not exist`) });
+    expect(nodir).toMatchObject({ code: 2, err: expect.stringContaining(`lab disk: the directory ${join(d.dir, 'nodir')} does not exist`) });
     const zero = await run(['image', 'create', '--path', join(d.dir, 'z.img'), '--size', '0', ...sock]);
     expect(zero).toMatchObject({ code: 22, err: expect.stringContaining('--size must be a positive multiple of 512 bytes') });
     const nofile = await run(['image', 'add', '--path', join(d.dir, 'none.img'), ...sock]);

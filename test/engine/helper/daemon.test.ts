@@ -3,7 +3,8 @@
  * stays up; events reach every subscribed client; SIGTERM cleans up.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, symlinkSync, writeFileSync, chmodSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HelperClient } from '../../../engine/protocol/client.js';
@@ -100,21 +101,20 @@ describe('helper daemon', () => {
     }
   });
 
-  it('refuses difference-storage paths that are symlinks, exist, or sit in unsafe directories', async () => {
+  it('refuses difference-storage paths that are symlinks, exist, or lie on /proc or under /dev', async () => {
     const target = join(d.dir, 'target');
     const link = join(d.dir, 'diff-link');
     symlinkSync(target, link);
     const existing = join(d.dir, 'diff-existing');
     writeFileSync(existing, 'keep me');
-    const open = join(d.dir, 'open');
-    mkdirSync(open);
-    chmodSync(open, 0o777);
     const cases: [string, string][] = [
       [link, 'ELOOP'],
       [existing, 'EEXIST'],
       [join(d.dir, 'nowhere', 'diff'), 'ENOENT'],
       [join(existing, 'diff'), 'ENOTDIR'],
-      [join(open, 'diff'), 'EACCES'],
+      ['/proc/diff', 'EPERM'],
+      ['/dev/shm/diff', 'EPERM'],
+      [`${d.dir}/x/../diff`, 'EINVAL'],
     ];
     for (const [path, errno] of cases) {
       await expect(client.call('snapshotCreate', { diffStoragePath: path, limitSectors: 2048 }), path).rejects.toMatchObject({ errno });
@@ -285,6 +285,53 @@ describe('helper daemon', () => {
 });
 
 describe.skipIf(!isRoot)('[root] helper started through pkexec (PKEXEC_UID)', () => {
+  it('for uid A creates, registers and removes nothing in a directory of root or of uid B', async () => {
+    const A = 4711;
+    const B = 4712;
+    const base = mkdtempSync(join(tmpdir(), 'bm-pkexec-'));
+    chmodSync(base, 0o755);
+    const mk = (name: string, uid: number, mode: number): string => {
+      const p = join(base, name);
+      mkdirSync(p, { mode });
+      chownSync(p, uid, uid);
+      chmodSync(p, mode);
+      return p;
+    };
+    const mine = mk('a', A, 0o700);
+    const theirs = mk('b', B, 0o755);
+    const roots = mk('root', 0, 0o755);
+    for (const [dir, uid] of [[theirs, B], [roots, 0]] as const) {
+      writeFileSync(join(dir, 'x.img'), Buffer.alloc(1 << 20));
+      chownSync(join(dir, 'x.img'), uid, uid);
+      chmodSync(join(dir, 'x.img'), 0o644);
+    }
+    const d = await spawnDaemon([], { PKEXEC_UID: String(A) });
+    const c = await connectClient(d.socketPath);
+    try {
+      await c.call('images.create', { path: join(mine, 'disk.img'), size: 1 << 20, name: 'disk' });
+      for (const dir of [theirs, roots]) {
+        await expect(c.call('snapshotCreate', { diffStoragePath: join(dir, 'diff'), limitSectors: 2048 }), dir).rejects.toMatchObject({ errno: 'EACCES' });
+        await expect(c.call('images.create', { path: join(dir, 'new.img'), size: 1 << 20 }), dir).rejects.toMatchObject({ errno: 'EACCES' });
+        await expect(c.call('images.add', { path: join(dir, 'x.img') }), dir).rejects.toMatchObject({ errno: 'EACCES' });
+        expect(readdirSync(dir), dir).toEqual(['x.img']);
+      }
+      // a storage file of A's, whose directory A then swaps for B's holding a file of that name:
+      // destroying the snapshot removes A's file from A's directory, never B's
+      const { id } = await c.call('snapshotCreate', { diffStoragePath: join(mine, 'diff'), limitSectors: 2048, devices: ['disk'] });
+      writeFileSync(join(theirs, 'diff'), 'B keeps this');
+      chownSync(join(theirs, 'diff'), B, B);
+      renameSync(mine, join(base, 'a-moved'));
+      renameSync(theirs, mine);
+      await c.call('snapshotDestroy', { id });
+      expect(readFileSync(join(mine, 'diff'), 'utf8')).toBe('B keeps this');
+      expect(readdirSync(join(base, 'a-moved'))).toEqual(['disk.img']);
+    } finally {
+      c.close();
+      await d.cleanup();
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+
   it('hands its directory, sockets and created images to that user', async () => {
     const d = await spawnDaemon([], { PKEXEC_UID: '65534' });
     try {
@@ -294,8 +341,18 @@ describe.skipIf(!isRoot)('[root] helper started through pkexec (PKEXEC_UID)', ()
       expect(statSync(join(run, 'nbd.sock'))).toMatchObject({ uid: 65534 });
       const c = await connectClient(d.socketPath);
       try {
-        await c.call('images.create', { path: join(d.dir, 'user.img'), size: 1 << 20 });
-        expect(statSync(join(d.dir, 'user.img'))).toMatchObject({ uid: 65534, gid: 65534 });
+        // created with that user's rights: in a directory of theirs, owned by them
+        const home = mkdtempSync(join(tmpdir(), 'bm-user-'));
+        chownSync(home, 65534, 65534);
+        try {
+          await c.call('images.create', { path: join(home, 'user.img'), size: 1 << 20 });
+          expect(statSync(join(home, 'user.img'))).toMatchObject({ uid: 65534, gid: 65534 });
+          // and not in the helper's own (root's) directory
+          await expect(c.call('images.create', { path: join(d.dir, 'user.img'), size: 1 << 20 })).rejects.toMatchObject({ errno: 'EACCES' });
+          expect(existsSync(join(d.dir, 'user.img'))).toBe(false);
+        } finally {
+          rmSync(home, { recursive: true, force: true });
+        }
       } finally {
         c.close();
       }

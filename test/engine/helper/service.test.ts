@@ -1,5 +1,5 @@
 /** HelperService + dispatchLine with a fake kernel-kind driver (no module needed). */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -184,8 +184,8 @@ describe('HelperService with the kernel driver across helper restarts', () => {
     const live: string[] = [];
     const service = await helper(live);
     const driver = (service as unknown as { backends: { driver: BlksnapDriver } }).backends.driver;
-    driver.snapshotCreate = async ({ diffStoragePath }) => {
-      writeFileSync(diffStoragePath, '', { flag: 'wx' }); // the module's O_CREAT|O_EXCL
+    driver.snapshotCreate = async ({ diffStorageFd }) => {
+      if (diffStorageFd !== undefined) closeSync(diffStorageFd); // the module holds the file the helper created
       // the user (who owns the directory) races the helper: directory out, symlink in
       renameSync(userDir, join(dir, 'user-moved'));
       symlinkSync(victimDir, userDir);

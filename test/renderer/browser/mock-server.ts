@@ -48,6 +48,8 @@ function lab(name: string, size: number): DeviceEntry {
     tracked: false,
     snapshotId: null,
     nbdUri: `nbd://127.0.0.1:10809/${name}`,
+    blockedBy: [],
+    labDisk: true,
   };
 }
 

@@ -27,7 +27,8 @@ export function WorkloadPanel() {
   const devices = useApp((s) => s.devices);
   const startWorkload = useApp((s) => s.startWorkload);
   const stopWorkload = useApp((s) => s.stopWorkload);
-  const engineDevices = devices.filter((d) => d.kind === 'engine');
+  // the workload overwrites data: only lab disks the helper created are offered
+  const engineDevices = devices.filter((d) => d.kind === 'engine' && d.labDisk);
   const form = useApp((s) => s.workloadForm);
   const setForm = useApp((s) => s.setWorkloadForm);
   const { device: chosen, rate, pattern } = form;
@@ -39,7 +40,7 @@ export function WorkloadPanel() {
     e.preventDefault();
     const rateMiBps = Number(rate);
     if (!device) {
-      setError({ code: 'EINVAL', message: 'Create or add an engine device first.' });
+      setError({ code: 'EINVAL', message: 'Create a lab disk first.' });
       return;
     }
     if (!Number.isFinite(rateMiBps) || rateMiBps <= 0) {
@@ -56,11 +57,15 @@ export function WorkloadPanel() {
   return (
     <form className="panel" aria-labelledby="workload-title" onSubmit={(e) => void start(e)}>
       <h3 id="workload-title">Write workload</h3>
-      <p className="muted">Writes to an engine device to watch tracking and copy-on-write at work.</p>
+      <p className="muted">Writes to a lab disk to watch tracking and copy-on-write at work.</p>
+      <p className="warning" data-testid="workload-warning">
+        <strong>Overwrites data:</strong> the workload writes test patterns over the disk&apos;s content. It runs only on lab
+        disks created here, never on an image or block device you added.
+      </p>
       <div className="field">
         <label htmlFor="workload-device">Device</label>
         <select id="workload-device" data-testid="workload-device" value={device} onChange={(e) => setForm({ device: e.target.value })}>
-          {engineDevices.length === 0 ? <option value="">(no engine device)</option> : null}
+          {engineDevices.length === 0 ? <option value="">(no lab disk)</option> : null}
           {engineDevices.map((d) => (
             <option key={d.id} value={d.id}>
               {d.name}

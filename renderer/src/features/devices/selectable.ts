@@ -3,17 +3,26 @@ import type { DeviceEntry, DriverKind } from '../../../../app/shared/types.js';
 
 export type Selectability =
   | { selectable: true }
-  | { selectable: false; reason: 'empty' | 'needs-engine'; text: string };
+  | { selectable: false; reason: 'empty' | 'needs-engine' | 'in-use'; text: string };
 
 /**
  * Kernel driver: every block device with a size. Embedded engine: only engine devices;
  * a block device is snapshotted through the engine fronting it ("Open with the engine",
- * which adds it like an existing image). A 0-byte device (an unset zram, an empty
- * card reader) has nothing to snapshot.
+ * which adds it like an existing image), unless something else uses it (mounted,
+ * swap, held by device-mapper or md: the helper's blockedBy), since the engine would
+ * then write under that user's feet. A 0-byte device (an unset zram, an empty card
+ * reader) has nothing to snapshot.
  */
 export function selectability(device: DeviceEntry, driver: DriverKind | null): Selectability {
   if (device.sizeBytes <= 0) {
     return { selectable: false, reason: 'empty', text: 'Empty device (0 B): nothing to snapshot.' };
+  }
+  if (device.kind === 'block' && driver === 'embedded' && device.blockedBy.length > 0) {
+    return {
+      selectable: false,
+      reason: 'in-use',
+      text: `In use, so the engine cannot open it: ${device.blockedBy.join('; ')}.`,
+    };
   }
   if (device.kind === 'block' && driver === 'embedded') {
     return {

@@ -38,6 +38,27 @@ describe('Devices screen on the embedded engine', () => {
     await waitFor(() => expect(document.activeElement).toBe(screen.getByLabelText('Select vda')));
   });
 
+  it('offers no "Open with the engine" for a block device something else uses, and says what uses it', async () => {
+    const inUse = { ...block('vda', 256 * GiB), blockedBy: ['vda1 is mounted at /', 'vda2 is used as swap'] };
+    renderApp({ listDevices: () => ok([device('disk1'), inUse, block('vdb', GiB)]) });
+    await screen.findAllByTestId('device-row');
+    expect(screen.queryByRole('button', { name: 'Open vda with the engine' })).toBeNull();
+    expect(screen.getAllByTestId('open-with-engine').map((b) => b.getAttribute('aria-label'))).toEqual(['Open vdb with the engine']);
+    const vda = screen.getByLabelText('Select vda') as HTMLInputElement;
+    expect(vda.disabled).toBe(true);
+    expect(document.getElementById(vda.getAttribute('aria-describedby') ?? '')?.textContent).toBe(
+      'In use, so the engine cannot open it: vda1 is mounted at /; vda2 is used as swap.',
+    );
+  });
+
+  it('offers the write workload only on lab disks, with a visible warning that it overwrites data', async () => {
+    renderApp({ listDevices: () => ok([device('lab1'), device('added', { labDisk: false, path: '/srv/vm.img' }), device('lab2')]) });
+    await screen.findAllByTestId('device-row');
+    const options = Array.from((screen.getByTestId('workload-device') as HTMLSelectElement).options).map((o) => o.value);
+    expect(options).toEqual(['lab1', 'lab2']);
+    expect(screen.getByTestId('workload-warning').textContent).toMatch(/Overwrites data: .*only on lab\s+disks created here/);
+  });
+
   it('"Select all" ticks only the devices that can be snapshotted', async () => {
     const { store } = renderApp({ listDevices: () => ok([device('disk1'), block('vda', GiB), device('disk2')]) });
     await screen.findAllByTestId('device-row');

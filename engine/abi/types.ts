@@ -111,7 +111,7 @@ export interface StorageInfo {
   snapshotId: SnapshotId;
   path: string;
   limitSectors: number;
-  /** Sectors the storage file has grown to. */
+  /** Sectors of disk space the storage file really holds (reserved, not merely requested). */
   allocatedSectors: number;
   /** Sectors holding chunks; null where the driver cannot tell (kernel). */
   usedSectors: number | null;

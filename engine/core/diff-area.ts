@@ -7,7 +7,7 @@
  * (IN_MEMORY chunks) and storage regions (STORED chunks) in Maps that only hold
  * the chunks that were touched; per-chunk locks exist only while held.
  */
-import { BlksnapError, isBlksnapError } from '../abi/errno.js';
+import { BlksnapError, errnoName, isBlksnapError } from '../abi/errno.js';
 import { SECTOR_SIZE } from '../abi/types.js';
 import { KeyedMutex } from './async-lock.js';
 import { CHUNK_FAILED, CHUNK_IN_MEMORY, CHUNK_NEW, CHUNK_STORED, calculateChunkSize } from './chunk.js';
@@ -19,6 +19,11 @@ import type { ModuleParams } from './params.js';
 
 /** Most chunks read (copy-on-write) or written (store) in one vectored call. */
 export const MAX_BATCH = 64;
+
+/** The negative errno a failure is recorded with (-ENOSPC when the storage is full; -EIO when unknown). */
+function errCodeOf(err: unknown): number {
+  return -(isBlksnapError(err) ? err.errnoNumber : 5);
+}
 
 export interface DiffAreaOwner {
   name: string;
@@ -170,9 +175,9 @@ export class DiffArea {
       let sector = this.regions.get(nr);
       if (sector === undefined) {
         try {
-          sector = this.storage.alloc(this.chunkSectors);
+          sector = await this.storage.alloc(this.chunkSectors);
         } catch (err) {
-          this.storeFailed(nr, -(isBlksnapError(err) ? err.errnoNumber : 5));
+          this.storeFailed(nr, errCodeOf(err));
           this.locks.unlock(nr);
           continue;
         }
@@ -187,14 +192,14 @@ export class DiffArea {
       while (j < toStore.length && toStore[j]!.sector === toStore[j - 1]!.sector + this.chunkSectors) j++;
       const group = toStore.slice(i, j);
       const bufs = group.map((c) => this.buffers.get(c.nr)!);
-      let ok = true;
+      let errCode = 0;
       try {
         await this.storage.writev(group[0]!.sector, bufs);
-      } catch {
-        ok = false;
+      } catch (err) {
+        errCode = errCodeOf(err);
       }
       for (const c of group) {
-        if (ok) {
+        if (errCode === 0) {
           // chunk_notify_store()
           this.states[c.nr] = CHUNK_STORED;
           const buf = this.buffers.get(c.nr);
@@ -203,7 +208,7 @@ export class DiffArea {
             this.pool.release(buf);
           }
         } else {
-          this.storeFailed(c.nr, -5);
+          this.storeFailed(c.nr, errCode);
         }
         this.locks.unlock(c.nr);
       }
@@ -306,7 +311,9 @@ export class DiffArea {
 
   private imageError(): BlksnapError {
     if (this.released) return new BlksnapError('ENODEV', `the snapshot image of ${this.owner.name} was released`);
-    return new BlksnapError('EIO', `the snapshot image of ${this.owner.name} is corrupted (error ${this.errorCode})`);
+    const name = errnoName(this.errorCode);
+    const why = name === 'ENOSPC' ? ': the difference storage is full' : name ? `: ${name}` : '';
+    return new BlksnapError('EIO', `the snapshot image of ${this.owner.name} is corrupted (error ${this.errorCode}${why})`);
   }
 
   /** Image read (diff_area_submit_chunk() for reads): the device content at take, plus image writes. */
@@ -403,7 +410,13 @@ export class DiffArea {
           data.copy(this.buffers.get(nr)!, from - chunkStart, from - offset, to - offset);
         } else if (state === CHUNK_STORED) {
           const sector = this.regions.get(nr)!;
-          await this.storage.write(sector + (from - chunkStart) / SECTOR_SIZE, data, from - offset, to - from);
+          try {
+            await this.storage.write(sector + (from - chunkStart) / SECTOR_SIZE, data, from - offset, to - from);
+          } catch (err) {
+            // part of the chunk may hold the new data: the chunk can no longer be trusted
+            this.storeFailed(nr, errCodeOf(err));
+            throw err;
+          }
         } else {
           // NEW: load the chunk from the original, then put the data in it.
           const buf = this.pool.take();

@@ -5,22 +5,45 @@
  * sequentially; when less than half a portion is left a low_free_space event is
  * queued and the next portion is requested; when a region no longer fits, the
  * storage overflows (no_space event, ENOSPC for every later request).
+ *
+ * Every portion is reserved on the file system as it is requested (fallocate, as
+ * the module's vfs_fallocate()), so a file system that fills up shows as an
+ * overflow with ENOSPC where the storage tries to grow, not as failed writes later.
+ * Where the file system cannot reserve space (EOPNOTSUPP) the file is grown sparse
+ * with ftruncate instead, and a full file system shows as writes failing with ENOSPC.
  */
 import * as fs from 'node:fs';
 import { BlksnapError } from '../abi/errno.js';
 import { SECTOR_SIZE } from '../abi/types.js';
+import { formatSize } from '../devices/size.js';
 import { fromNodeError } from './errors.js';
 import type { EventQueue } from './event-queue.js';
+import { reserveFileSpace } from './fallocate.js';
 import { closeFd, ftruncate, readFull, writevFull } from './file-io.js';
 import type { ModuleParams } from './params.js';
 
+/** How the storage file gets its space and its data (tests replace it to simulate a full file system). */
+export interface StorageFileOps {
+  /** Reserves [offset, offset+length) and extends the file over it; rejects with code EOPNOTSUPP where the file system cannot. */
+  reserve(fd: number, offset: number, length: number): Promise<void>;
+  writev(fd: number, bufs: Buffer[], pos: number): Promise<void>;
+}
+
+export const REAL_STORAGE_FILE_OPS: StorageFileOps = { reserve: reserveFileSpace, writev: writevFull };
+
+const sizeText = (sectors: number): string => formatSize(sectors * SECTOR_SIZE);
+
 export class DiffStorage {
-  /** Sectors the file has been grown to. */
+  /** Sectors the file has grown to: reserved on the file system (or, without fallocate, the sparse size). */
   capacity = 0;
-  /** Sectors requested (equal to capacity unless growing the file failed). */
+  /** Sectors requested (more than capacity while a portion is being reserved, or could not be). */
   requested = 0;
   /** Sectors handed out to chunks. */
   filled = 0;
+  /** False once the file system answered that it cannot reserve space: the file grows sparse. */
+  private reserving = true;
+  /** The growth in flight (portions are reserved one after the other). */
+  private growth: Promise<boolean> = Promise.resolve(true);
   private lowSpaceFlag = 0;
   private overflowFlag = false;
   private closed = false;
@@ -31,15 +54,25 @@ export class DiffStorage {
     private readonly fd: number,
     private readonly params: ModuleParams,
     private readonly events: EventQueue,
+    private readonly ops: StorageFileOps,
     /** False when the file came from the caller (diffStorageFd): its creator removes it. */
     private readonly removeOnClose: boolean,
   ) {}
 
   /**
    * Creates the storage file (O_CREAT | O_EXCL: EEXIST if anything exists at the
-   * path) and allocates the first portion (diff_storage_set_diff_storage()).
+   * path), or takes the caller's descriptor `givenFd`, and reserves the first
+   * portion (diff_storage_set_diff_storage()); ENOSPC when the file system cannot
+   * hold it.
    */
-  static async create(path: string, limitSectors: number, params: ModuleParams, events: EventQueue, givenFd?: number): Promise<DiffStorage> {
+  static async create(
+    path: string,
+    limitSectors: number,
+    params: ModuleParams,
+    events: EventQueue,
+    givenFd?: number,
+    ops: StorageFileOps = REAL_STORAGE_FILE_OPS,
+  ): Promise<DiffStorage> {
     let fd: number;
     if (givenFd !== undefined) {
       fd = givenFd;
@@ -54,16 +87,14 @@ export class DiffStorage {
         throw fromNodeError(err, `cannot create the difference storage ${path}`);
       }
     }
-    const ds = new DiffStorage(path, limitSectors, fd, params, events, givenFd === undefined);
-    try {
-      if (ds.isHalffull(0) && ds.limit > 0) {
-        ds.requested = Math.min(params.diffStorageMinimum, ds.limit);
-        await ftruncate(fd, ds.requested * SECTOR_SIZE);
-        ds.capacity = ds.requested;
+    const ds = new DiffStorage(path, limitSectors, fd, params, events, ops, givenFd === undefined);
+    if (ds.isHalffull(0) && ds.limit > 0) {
+      ds.requested = Math.min(params.diffStorageMinimum, ds.limit);
+      const failure = await ds.growTo(ds.requested);
+      if (failure) {
+        await ds.close();
+        throw failure;
       }
-    } catch (err) {
-      await ds.close();
-      throw fromNodeError(err, `cannot allocate the difference storage ${path}`);
     }
     return ds;
   }
@@ -74,8 +105,8 @@ export class DiffStorage {
 
   /**
    * check_halffull(): when at most half a portion is left, a low_free_space event
-   * and (under the limit) one more portion is requested and the file grows at
-   * once, so the low-space flag is cleared immediately and the storage can be
+   * and (under the limit) one more portion is requested and its reservation starts
+   * at once, so the low-space flag is cleared immediately and the storage can be
    * filled exactly up to its limit. At the limit the flag stays set: one last event.
    */
   private checkHalffull(sectorsLeft: number): void {
@@ -86,53 +117,133 @@ export class DiffStorage {
     if (this.requested >= this.limit) return; // the limit has been reached
     this.requested += Math.min(this.params.diffStorageMinimum, this.limit - this.requested);
     this.lowSpaceFlag = 0;
-    this.grow();
+    void this.growTo(this.requested);
   }
 
   /**
-   * Grows the file to `requested` (the module's vfs_fallocate() in its reallocate
-   * work). Done synchronously, before any region of the new portion is written,
-   * so a resize can never cut off data written past an older end of file; it is a
-   * metadata-only operation (the file is sparse).
+   * Grows the file to `target` sectors after any growth in flight (the module's
+   * vfs_fallocate() in its reallocate work). Growing only ever extends the file,
+   * so it never cuts off data written meanwhile. Resolves with the failure (an
+   * ENOSPC BlksnapError when the file system is full), or null once the file
+   * covers `target`.
    */
-  private grow(): void {
+  private growTo(target: number): Promise<BlksnapError | null> {
+    const step = this.growth.then(() => this.growNow(target));
+    this.growth = step.then((failure) => failure === null);
+    return step;
+  }
+
+  private async growNow(target: number): Promise<BlksnapError | null> {
+    if (this.capacity >= target) return null;
+    if (this.closed) return new BlksnapError('ENOSPC', `the difference storage ${this.path} is closed`);
+    const from = this.capacity * SECTOR_SIZE;
+    const length = (target - this.capacity) * SECTOR_SIZE;
+    if (this.reserving) {
+      try {
+        await this.ops.reserve(this.fd, from, length);
+        this.capacity = target;
+        return null;
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        if (code !== 'EOPNOTSUPP' && code !== 'ENOSYS') {
+          const e = fromNodeError(err, `cannot grow the difference storage ${this.path} to ${sizeText(target)}`);
+          if (e.errno !== 'ENOSPC') return e;
+          return new BlksnapError(
+            'ENOSPC',
+            `the file system holding the difference storage ${this.path} is full: ` +
+              `it cannot hold ${sizeText(target)} (${sizeText(this.capacity)} reserved so far)`,
+          );
+        }
+        this.reserving = false; // the file system cannot reserve: grow sparse from now on
+      }
+    }
     try {
-      fs.ftruncateSync(this.fd, this.requested * SECTOR_SIZE);
-      this.capacity = this.requested;
-    } catch {
-      // The file could not grow: writes past its end still extend it if the file
-      // system has room; otherwise they fail and the chunk store fails (EIO).
+      await ftruncate(this.fd, target * SECTOR_SIZE);
+      this.capacity = target;
+      return null;
+    } catch (err) {
+      return fromNodeError(err, `cannot grow the difference storage ${this.path} to ${sizeText(target)}`);
     }
   }
 
-  /** diff_storage_alloc(): a region of `count` sectors; its first sector, or ENOSPC. */
-  alloc(count: number): number {
-    if (this.overflowFlag || this.closed) throw new BlksnapError('ENOSPC', 'the difference storage is full');
-    if (this.filled + count > this.requested) {
-      this.overflowFlag = true;
-      this.events.push({ code: 'no_space', requestedSectors: count });
-      throw new BlksnapError('ENOSPC', `the difference storage ${this.path} reached its limit of ${this.limit} sectors`);
+  /** The storage overflows for good: a no_space event and ENOSPC for this and every later request. */
+  private overflow(count: number, message: string): never {
+    this.overflowFlag = true;
+    this.events.push({ code: 'no_space', requestedSectors: count });
+    throw new BlksnapError('ENOSPC', message);
+  }
+
+  /**
+   * diff_storage_alloc(): a region of `count` sectors; its first sector, or ENOSPC
+   * when the limit is reached or the file system cannot hold the region.
+   */
+  async alloc(count: number): Promise<number> {
+    for (;;) {
+      if (this.overflowFlag || this.closed) throw new BlksnapError('ENOSPC', `the difference storage ${this.path} is full`);
+      if (this.filled + count > this.requested) {
+        this.overflow(count, `the difference storage ${this.path} reached its limit of ${sizeText(this.limit)}`);
+      }
+      if (this.filled + count <= this.capacity) {
+        const sector = this.filled;
+        this.filled += count;
+        this.checkHalffull(this.requested - this.filled);
+        return sector;
+      }
+      // Requested but not reserved yet: wait for the growth (or try once more if it failed).
+      const failure = await this.growTo(this.requested);
+      if (failure && !this.overflowFlag && this.filled + count > this.capacity) this.overflow(count, failure.message);
     }
-    const sector = this.filled;
-    this.filled += count;
-    this.checkHalffull(this.requested - this.filled);
-    return sector;
   }
 
   get overflowed(): boolean {
     return this.overflowFlag;
   }
 
+  /**
+   * Sectors of disk space the file really holds (its blocks, at most its size),
+   * once the reservation in flight is over: the figure for storage_info.
+   */
+  async allocatedSectors(): Promise<number> {
+    for (let g = this.growth; ; g = this.growth) {
+      await g;
+      if (g === this.growth) break; // no reservation was started meanwhile
+    }
+    if (this.closed) return 0;
+    const st = await new Promise<fs.Stats>((resolve, reject) => fs.fstat(this.fd, (err, s) => (err ? reject(err) : resolve(s))));
+    return Math.min(this.capacity, st.blocks * (512 / SECTOR_SIZE));
+  }
+
+  /**
+   * Writes at `sector`. A file system that is full (a sparse file, where space
+   * could not be reserved) overflows the storage as a reservation failure would:
+   * a no_space event, ENOSPC now and for every later request.
+   */
   async writev(sector: number, bufs: Buffer[]): Promise<void> {
-    await writevFull(this.fd, bufs, sector * SECTOR_SIZE);
+    try {
+      await this.ops.writev(this.fd, bufs, sector * SECTOR_SIZE);
+    } catch (err) {
+      const e = fromNodeError(err, `cannot write to the difference storage ${this.path}`);
+      if (e.errno !== 'ENOSPC') throw e;
+      let sectors = 0;
+      for (const b of bufs) sectors += Math.ceil(b.length / SECTOR_SIZE);
+      if (!this.overflowFlag) {
+        this.overflowFlag = true;
+        this.events.push({ code: 'no_space', requestedSectors: sectors });
+      }
+      throw new BlksnapError('ENOSPC', `the file system holding the difference storage ${this.path} is full`);
+    }
   }
 
   async read(sector: number, buf: Buffer, off: number, len: number): Promise<void> {
-    await readFull(this.fd, buf, off, len, sector * SECTOR_SIZE);
+    try {
+      await readFull(this.fd, buf, off, len, sector * SECTOR_SIZE);
+    } catch (err) {
+      throw fromNodeError(err, `cannot read the difference storage ${this.path}`);
+    }
   }
 
   async write(sector: number, buf: Buffer, off: number, len: number): Promise<void> {
-    await writevFull(this.fd, [buf.subarray(off, off + len)], sector * SECTOR_SIZE);
+    await this.writev(sector, [buf.subarray(off, off + len)]);
   }
 
   /**
@@ -142,6 +253,7 @@ export class DiffStorage {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.growth; // no reservation may run on a closed (or reused) descriptor
     let ours = false;
     if (this.removeOnClose) {
       try {

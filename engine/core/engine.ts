@@ -21,7 +21,8 @@ import type {
 import { SECTOR_SIZE } from '../abi/types.js';
 import type { BlockDevice } from './block-device.js';
 import { DiffArea } from './diff-area.js';
-import { DiffStorage } from './diff-storage.js';
+import { DiffStorage, REAL_STORAGE_FILE_OPS } from './diff-storage.js';
+import type { StorageFileOps } from './diff-storage.js';
 import type { AddDeviceOptions, EmbeddedEngineApi, EngineDeviceInfo, EngineImageInfo } from './embedded-api.js';
 import { EngineDevice } from './engine-device.js';
 import { fromNodeError } from './errors.js';
@@ -46,6 +47,8 @@ const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export interface EmbeddedEngineOptions {
   params?: Partial<ModuleParams>;
+  /** How difference-storage files reserve space and are written (tests simulate a full file system with it). */
+  storageFile?: StorageFileOps;
 }
 
 function isNonNegInt(v: unknown): v is number {
@@ -55,6 +58,7 @@ function isNonNegInt(v: unknown): v is number {
 export class EmbeddedEngine implements EmbeddedEngineApi {
   readonly kind = 'embedded' as const;
   readonly params: ModuleParams;
+  private readonly storageFile: StorageFileOps;
   private readonly devices = new Map<string, EngineDevice>();
   private readonly snapshots = new Map<string, Snapshot>();
   private readonly images = new Map<string, SnapshotImage>();
@@ -64,6 +68,7 @@ export class EmbeddedEngine implements EmbeddedEngineApi {
 
   constructor(options: EmbeddedEngineOptions = {}) {
     this.params = resolveParams(options.params);
+    this.storageFile = options.storageFile ?? REAL_STORAGE_FILE_OPS;
   }
 
   /** Control operations run one at a time (the module's ctl_lock / snapshot rw_lock). */
@@ -211,7 +216,7 @@ export class EmbeddedEngine implements EmbeddedEngineApi {
       }
       const id = randomUUID();
       const events = new EventQueue(id);
-      const storage = await DiffStorage.create(nodePath.resolve(path), limit, this.params, events, givenFd);
+      const storage = await DiffStorage.create(nodePath.resolve(path), limit, this.params, events, givenFd, this.storageFile);
       this.snapshots.set(id, new Snapshot(id, storage, events));
       return id;
     });
@@ -428,7 +433,7 @@ export class EmbeddedEngine implements EmbeddedEngineApi {
       snapshotId: s.id,
       path: s.storage.path,
       limitSectors: s.storage.limit,
-      allocatedSectors: s.storage.capacity,
+      allocatedSectors: await s.storage.allocatedSectors(),
       usedSectors: s.storage.filled,
     };
   }

@@ -16,6 +16,7 @@ import type { HelperBackends, ImageRegistry, NbdUris } from './backends.js';
 import { listBlockDevices, openImageRegistry } from './devices-wiring.js';
 import { chooseDriverKind, createEmbeddedDriver, createKernelDriver } from './driver-select.js';
 import type { DriverChoice } from './driver-select.js';
+import { eventLogLine } from './event-log.js';
 import { startNbdExports } from './nbd-exports.js';
 import type { NbdExports } from './nbd-exports.js';
 import { resolveOwner } from './owner.js';
@@ -137,7 +138,11 @@ async function startLocked(
       driverVersion,
       owner,
     };
-    const broadcast = <N extends NotificationName>(topic: N, params: NotificationParams<N>): void => server.broadcast(topic, params);
+    const broadcast = <N extends NotificationName>(topic: N, params: NotificationParams<N>): void => {
+      // every snapshot event goes to the log too (the pump of each snapshot sees them all)
+      if (topic === 'event') log(eventLogLine(params as NotificationParams<'event'>));
+      server.broadcast(topic, params);
+    };
     const started = new HelperService(backends, settings, broadcast, log, ledger);
     service = started;
     server.attach(started);

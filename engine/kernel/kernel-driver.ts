@@ -457,9 +457,11 @@ export class KernelDriver implements BlksnapDriver {
   async storageInfo(id: SnapshotId): Promise<StorageInfo> {
     const record = this.storage.get(id);
     if (!record) throw new BlksnapError('ESRCH', `snapshot ${id} was not created by this driver`);
-    let size: number;
+    let sectors: number;
     try {
-      size = (await stat(record.path)).size;
+      // the space the file really holds: its blocks (512 bytes each), at most its size
+      const st = await stat(record.path);
+      sectors = Math.min(Math.ceil(st.size / SECTOR_SIZE), st.blocks);
     } catch (err) {
       throw fsError(err, `cannot stat ${record.path}`);
     }
@@ -467,7 +469,7 @@ export class KernelDriver implements BlksnapDriver {
       snapshotId: id,
       path: record.path,
       limitSectors: record.limitSectors,
-      allocatedSectors: Math.ceil(size / SECTOR_SIZE),
+      allocatedSectors: sectors,
       usedSectors: null,
     };
   }

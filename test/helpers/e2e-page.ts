@@ -65,16 +65,18 @@ export async function publishScreenshots(names: string[]): Promise<boolean> {
 
 export type Rgb = [number, number, number];
 
-/** The colour of one pixel of the heatmap canvas (canvas coordinates). */
-export async function heatmapPixel(page: Page, x: number, y: number): Promise<Rgb> {
-  // A string expression: the Node tsconfig has no DOM types.
+/** The colours of several pixels of the heatmap canvas (canvas coordinates), read at once. */
+export async function heatmapPixels(page: Page, points: { x: number; y: number }[]): Promise<Rgb[]> {
   const expression = `(() => {
     const canvas = document.querySelector('[data-testid="heatmap-canvas"]');
     if (!(canvas instanceof HTMLCanvasElement)) throw new Error('no heatmap canvas');
-    const d = canvas.getContext('2d').getImageData(${Math.floor(x)}, ${Math.floor(y)}, 1, 1).data;
-    return [d[0], d[1], d[2]];
+    const all = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    return ${JSON.stringify(points.map((p) => [Math.floor(p.x), Math.floor(p.y)]))}.map(([x, y]) => {
+      const i = (y * canvas.width + x) * 4;
+      return [all[i], all[i + 1], all[i + 2]];
+    });
   })()`;
-  return page.evaluate<Rgb>(expression);
+  return page.evaluate<Rgb[]>(expression);
 }
 
 /** Creates a lab disk from the Devices screen and waits for its row. */

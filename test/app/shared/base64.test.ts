@@ -39,9 +39,9 @@ describe('base64', () => {
   });
 
   it('rejects malformed input', () => {
-    expect(() => decodeBase64('abc')).toThrow(RangeError);
-    expect(() => decodeBase64('ab!d')).toThrow(RangeError);
-    expect(() => decodeBase64('a===')).toThrow(RangeError);
-    expect(() => decodeBase64('Zm9v\u00e9===')).toThrow(RangeError);
+    expect(() => decodeBase64('abc')).toThrow(/^base64 length is not a multiple of 4$/);
+    expect(() => decodeBase64('ab!d')).toThrow(/^invalid base64 character at 2$/);
+    expect(() => decodeBase64('a===')).toThrow(/^invalid base64 character at 1$/);
+    expect(() => decodeBase64('Zm9v\u00e9===')).toThrow(/^invalid base64 character at 4$/);
   });
 });

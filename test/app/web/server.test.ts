@@ -137,6 +137,11 @@ function fakeApi(): { api: BlksnapApi; emitSnapshotEvent: (e: SnapshotEventEntry
   return { api, emitSnapshotEvent: (e) => listeners.forEach((l) => l(e)) };
 }
 
+/** An IPv4 address of this machine other than loopback (the loopback-only test needs one). */
+const external = Object.values(networkInterfaces())
+  .flat()
+  .find((i) => i !== undefined && i.family === 'IPv4' && !i.internal);
+
 describe('browser-mode server: access control', () => {
   let dirs: TempDirs;
   let server: WebServer;
@@ -323,11 +328,8 @@ describe('browser-mode server: access control', () => {
     expect(logs.find((l) => l.startsWith('GET /assets/big.js'))).toBeDefined();
   });
 
-  it('listens on loopback only', async () => {
-    const external = Object.values(networkInterfaces())
-      .flat()
-      .find((i) => i !== undefined && i.family === 'IPv4' && !i.internal);
-    if (external === undefined) return; // no other interface to try here
+  it.skipIf(external === undefined)('[network interface] listens on loopback only (refuses a connection to another IPv4 address)', async () => {
+    if (external === undefined) throw new Error('no other interface');
     const refused = await new Promise<boolean>((resolve) => {
       const s = connect(server.port, external.address);
       s.once('connect', () => {

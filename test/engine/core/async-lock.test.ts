@@ -22,7 +22,7 @@ describe('KeyedMutex', () => {
     m.unlock(1);
     m.unlock(2);
     expect(m.size).toBe(0);
-    expect(() => m.unlock(1)).toThrow();
+    expect(() => m.unlock(1)).toThrow(/unlock of a free lock 1/);
   });
 });
 

@@ -2,7 +2,10 @@
  * Model-based property test of the embedded engine: random sequences of original
  * writes (some issued concurrently), snapshot create/add/take, image reads and
  * writes, destroys, attach/detach, cbtdirty and CBT reads over three small devices,
- * against a plain in-memory reference model of the seed's semantics.
+ * against a plain in-memory reference model of the seed's semantics. After every
+ * step, both CBT tables of every tracked device must equal the model's, and each
+ * snapshot's storage must have overflowed (no_space, then corrupted with -28)
+ * exactly when the model says it must, and never when the model says it cannot.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -49,6 +52,8 @@ interface ModelSnapshot {
   taken: boolean;
   /** Chunks copied-on-write per device (an upper bound of what the storage holds). */
   chunks: Map<number, Set<number>>;
+  /** The engine reported the overflow (no_space and corrupted -28 events) when the model required it. */
+  overflowSeen: boolean;
 }
 
 interface ModelDevice {
@@ -171,7 +176,7 @@ async function expectErrno(p: Promise<unknown>, errno: string): Promise<void> {
 // ---- the runner ---------------------------------------------------------------------
 
 let caseNo = 0;
-const stats = { imageReads: 0, imageReadsEio: 0, cbtChecks: 0, takes: 0 };
+const stats = { imageReads: 0, imageReadsEio: 0, cbtChecks: 0, takes: 0, overflowsRequired: 0 };
 
 async function runCase(cmds: Cmd[], queue: number, pool: number): Promise<void> {
   const dir = path.join(root, `c${caseNo++}`);
@@ -191,10 +196,66 @@ async function runCase(cmds: Cmd[], queue: number, pool: number): Promise<void> 
       devs.push({ content, cbt: newCbt(sectors), snapshot: null, image: null, imageName: '', seenGen: null });
     }
 
-    const overflowPossible = (s: ModelSnapshot): boolean => {
+    // The storage holds floor(limit / chunk) chunks (it grows in portions up to the
+    // limit exactly). Chunks are stored (and take storage) when their area's store
+    // queue is drained, which happens once more than `queue` chunks wait: at rest an
+    // area keeps at most `queue` chunks in memory.
+    const copied = (s: ModelSnapshot): number => {
       let total = 0;
       for (const set of s.chunks.values()) total += set.size;
-      return total * CHUNK_SECTORS > s.limit;
+      return total;
+    };
+    const room = (s: ModelSnapshot): number => Math.floor(s.limit / CHUNK_SECTORS);
+    const overflowPossible = (s: ModelSnapshot): boolean => copied(s) > room(s);
+    const overflowRequired = (s: ModelSnapshot): boolean => copied(s) - queue * s.devs.length > room(s);
+
+    /** The overflow the model requires: no_space, then corrupted -28 for one of the snapshot's devices. */
+    const expectOverflow = async (s: ModelSnapshot): Promise<void> => {
+      const codes: string[] = [];
+      const deadline = Date.now() + 2000;
+      while (!codes.includes('corrupted') && Date.now() < deadline) {
+        const ev = await engine.snapshotWaitEvent(s.id, 100);
+        if (!ev || ev.code === 'low_free_space') continue;
+        codes.push(ev.code);
+        if (ev.code === 'corrupted') {
+          expect(ev.errCode).toBe(-28);
+          expect(s.devs.map((d) => `d${d}`)).toContain(ev.device);
+        }
+      }
+      expect(codes, `snapshot of ${copied(s)} chunks with room for ${room(s)} must overflow`).toEqual(['no_space', 'corrupted']);
+      const codesNow = await Promise.all(s.devs.map(async (d) => (await engine.snapshotInfo(`d${d}`)).errorCode));
+      expect(codesNow).toContain(-28);
+      s.overflowSeen = true;
+      stats.overflowsRequired++;
+    };
+
+    /** Both tables and the info of a tracked device equal the model. */
+    const checkCbt = async (d: number): Promise<void> => {
+      const m = devs[d]!;
+      const cbt = m.cbt!;
+      const info = await engine.cbtInfo(`d${d}`);
+      stats.cbtChecks++;
+      expect(info.changesNumber).toBe(cbt.previous);
+      expect(info.blockCount).toBe(cbt.count);
+      expect(info.blockSize).toBe(cbt.shiftSectors * SECTOR);
+      expect(info.deviceCapacity).toBe(DEVICE_SECTORS[d]! * SECTOR);
+      if (m.seenGen) {
+        if (m.seenGen.model === cbt.generation) expect(info.generationId).toBe(m.seenGen.engine);
+        else expect(info.generationId).not.toBe(m.seenGen.engine);
+      }
+      m.seenGen = { model: cbt.generation, engine: info.generationId };
+      expect([...(await engine.cbtMap(`d${d}`, 0, cbt.count))]).toEqual([...cbt.readMap]);
+      expect([...(await engine.cbtMapActive(`d${d}`, 0, cbt.count))]).toEqual([...cbt.writeMap]);
+    };
+
+    /** After every step: the CBT of every tracked device, and overflow exactly as the model has it. */
+    const checkStep = async (): Promise<void> => {
+      for (let d = 0; d < devs.length; d++) if (devs[d]!.cbt) await checkCbt(d);
+      for (const s of snaps) {
+        if (!overflowPossible(s)) {
+          for (const d of s.devs) expect((await engine.snapshotInfo(`d${d}`)).errorCode, `d${d} cannot have overflowed`).toBe(0);
+        } else if (!s.overflowSeen && overflowRequired(s)) await expectOverflow(s);
+      }
     };
 
     /** Original write in the model: CBT active table, copy-on-write accounting, content. */
@@ -215,7 +276,7 @@ async function runCase(cmds: Cmd[], queue: number, pool: number): Promise<void> 
         expect(got.equals(m.image!.subarray(at * SECTOR, (at + len) * SECTOR))).toBe(true);
       } catch (err) {
         if (!isBlksnapError(err)) throw err;
-        expect(err.errno).toBe('EIO');
+        expect(err.message).toMatch(/^EIO: .*corrupted \(error -28: the difference storage is full\)/);
         stats.imageReadsEio++;
         expect(overflowPossible(s)).toBe(true);
         expect((await engine.snapshotInfo(`d${d}`)).errorCode).toBe(-28);
@@ -274,7 +335,7 @@ async function runCase(cmds: Cmd[], queue: number, pool: number): Promise<void> 
         case 'snap': {
           const limit = cmd.small ? cmd.limit : 1 << 20;
           const id = await engine.snapshotCreate({ diffStoragePath: path.join(dir, `diff${snapNo++}`), limitSectors: limit });
-          const s: ModelSnapshot = { id, devs: [], limit, taken: false, chunks: new Map() };
+          const s: ModelSnapshot = { id, devs: [], limit, taken: false, chunks: new Map(), overflowSeen: false };
           for (let d = 0; d < devs.length; d++) {
             if (!(cmd.mask & (1 << d))) continue;
             const m = devs[d]!;
@@ -372,17 +433,7 @@ async function runCase(cmds: Cmd[], queue: number, pool: number): Promise<void> 
             await expectErrno(engine.cbtInfo(`d${cmd.dev}`), 'ENOENT');
             break;
           }
-          const info = await engine.cbtInfo(`d${cmd.dev}`);
-          stats.cbtChecks++;
-          expect(info.changesNumber).toBe(m.cbt.previous);
-          expect(info.blockCount).toBe(m.cbt.count);
-          expect(info.blockSize).toBe(m.cbt.shiftSectors * SECTOR);
-          expect(info.deviceCapacity).toBe(DEVICE_SECTORS[cmd.dev]! * SECTOR);
-          if (m.seenGen) {
-            if (m.seenGen.model === m.cbt.generation) expect(info.generationId).toBe(m.seenGen.engine);
-            else expect(info.generationId).not.toBe(m.seenGen.engine);
-          }
-          m.seenGen = { model: m.cbt.generation, engine: info.generationId };
+          await checkCbt(cmd.dev);
           // Read the map in two portions, as a backup tool would.
           const half = Math.ceil(m.cbt.count / 2);
           const a = await engine.cbtMap(`d${cmd.dev}`, 0, half);
@@ -423,6 +474,7 @@ async function runCase(cmds: Cmd[], queue: number, pool: number): Promise<void> 
           break;
         }
       }
+      await checkStep();
     }
 
     // Final checks: every original equals the model; every live image too.
@@ -457,8 +509,11 @@ describe('embedded engine against a reference model', () => {
     );
     console.log(`property test: ${n} cases`);
     console.log(
-      `  takes ${stats.takes}, image reads ${stats.imageReads} matching + ${stats.imageReadsEio} EIO after overflow, CBT checks ${stats.cbtChecks}`,
+      `  takes ${stats.takes}, image reads ${stats.imageReads} matching + ${stats.imageReadsEio} EIO after overflow, ` +
+        `CBT checks ${stats.cbtChecks}, overflows required and seen ${stats.overflowsRequired}`,
     );
     expect(n).toBeGreaterThanOrEqual(NUM_RUNS);
+    // the overflow check was exercised (so it can fail)
+    if (NUM_RUNS >= 200) expect(stats.overflowsRequired).toBeGreaterThan(10);
   }, 120_000);
 });

@@ -199,6 +199,9 @@ describe('helper daemon', () => {
       expect(states).toEqual(expect.arrayContaining(['created', 'taken']));
       const info = await client.call('snapshotInfo', { device: 'disk1' });
       expect(info.errorCode).toBe(-28);
+      // the helper's log says what happened, in words
+      expect(d.log()).toContain(`snapshot ${id}: no space left in the difference storage`);
+      expect(d.log()).toContain(`snapshot ${id}: the image of disk1 is corrupted: ENOSPC (-28): the difference storage is full`);
       // the event queue for snapshotWaitEvent is served by the pump, not stolen by it
       const waited = await client.call('snapshotWaitEvent', { id, timeoutMs: 1000 });
       expect(waited.event).not.toBeNull();

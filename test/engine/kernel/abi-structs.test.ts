@@ -1,6 +1,5 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BlksnapError } from '../../../engine/abi/errno.js';
 import {
   LAYOUT,
   NIL_UUID,
@@ -49,7 +48,7 @@ describe('struct encode/decode round trips', () => {
       0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff,
     ]);
     fc.assert(fc.property(uuid, (u) => decodeUuid(encodeUuid(u)) === u));
-    expect(() => encodeUuid('not-a-uuid')).toThrow(BlksnapError);
+    expect(() => encodeUuid('not-a-uuid')).toThrow(/^EINVAL: /);
   });
 
   it('blksnap_cbtinfo: fields at their offsets, padding zero', () => {

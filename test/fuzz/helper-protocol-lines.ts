@@ -168,11 +168,11 @@ export class LineGenerator {
       case 0:
         return raw(this.pick(HUGE_NUMBERS));
       case 1: {
-        const depth = this.pick([10, 100, 1000, 10_000, 10_000, 100_000].slice(0, this.int(50) === 0 ? 6 : 5));
+        const depth = this.int(10) === 0 ? this.pick([10_000, 100_000]) : this.pick([10, 100, 1000]);
         return this.int(2) === 0 ? raw('['.repeat(depth) + ']'.repeat(depth)) : raw('{"a":'.repeat(depth) + '1' + '}'.repeat(depth));
       }
       case 2:
-        return 'y'.repeat(this.pick([4097, 10_000, 100_000]));
+        return 'y'.repeat(this.int(10) === 0 ? this.pick([10_000, 100_000]) : this.pick([201, 4097]));
       case 3:
         return CONTROL;
       case 4:
@@ -182,7 +182,7 @@ export class LineGenerator {
       case 6:
         return this.pick(['relative/path', '.', '..', '~/x', 'no-such-disk', 'disk1\u001b[2J', `${this.ctx.device}\n`]);
       case 7:
-        return Array.from({ length: this.pick([0, 1, 257, 5000]) }, () => ({ offset: this.int(1 << 30), count: this.int(3) }));
+        return Array.from({ length: this.int(10) === 0 ? 4097 : this.pick([0, 1, 2, 257]) }, () => ({ offset: this.int(1 << 30), count: this.int(3) }));
       case 8:
         return this.pick(['snapshot', 'active', 'random', 'sequential', 'hotspot', 'event', 'devices', 'bogus']);
       case 9:

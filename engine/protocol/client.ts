@@ -27,6 +27,18 @@ export interface LineTransport {
 }
 
 /**
+ * What a transport closes the connection with when the helper broke the framing (a
+ * line over MAX_LINE_LENGTH): the client fails every call with EPROTO, as for any
+ * other protocol violation.
+ */
+export class ProtocolViolation extends Error {
+  constructor(what: string) {
+    super(what);
+    this.name = 'ProtocolViolation';
+  }
+}
+
+/**
  * A failed call: the protocol error code, the errno name and the helper's plain message.
  * Local codes: `timeout` (ETIMEDOUT), `closed` (the connection ended), `bad_response`
  * (a result that does not match the method table), `protocol_violation` (EPROTO: a
@@ -275,6 +287,10 @@ export class HelperClient {
   }
 
   private handleClose(error?: Error): void {
+    if (error instanceof ProtocolViolation) {
+      this.violation(error.message);
+      return;
+    }
     this.fail(
       new HelperCallError(
         'closed',

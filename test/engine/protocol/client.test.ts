@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { HelperCallError, HelperClient } from '../../../engine/protocol/client.js';
+import { HelperCallError, HelperClient, ProtocolViolation } from '../../../engine/protocol/client.js';
 import type { LineTransport } from '../../../engine/protocol/client.js';
 import { MAX_LINE_LENGTH, PROTOCOL_VERSION } from '../../../engine/protocol/limits.js';
 
@@ -196,6 +196,18 @@ describe('HelperClient: a protocol violation is fatal at once', () => {
       expect(t.closes).toBe(1);
     });
   }
+
+  it('a transport that closes with a ProtocolViolation (e.g. a line over the limit) fails the calls with EPROTO', async () => {
+    const t = new FakeTransport();
+    const c = new HelperClient(t, { timeoutMs: 60_000 });
+    const p = c.call('version', {});
+    t.drop(new ProtocolViolation('the helper sent a line longer than 1048576 characters'));
+    const outcome = await settledNow(p);
+    expect(outcome).toMatchObject({
+      state: 'rejected',
+      error: { code: 'protocol_violation', errno: 'EPROTO', message: 'helper protocol violation: the helper sent a line longer than 1048576 characters' },
+    });
+  });
 
   it('quotes only the start of a huge offending line', async () => {
     const t = new FakeTransport();

@@ -104,6 +104,12 @@ export class HelperClient {
   call<M extends MethodName>(method: M, params: MethodParams<M>, options: CallOptions = {}): Promise<MethodResult<M>> {
     if (this.closedError) return Promise.reject(this.closedError);
     const id = this.nextId++;
+    const line = encodeMessage({ id, method, params });
+    if (line.length > MAX_LINE_LENGTH) {
+      return Promise.reject(
+        new HelperCallError('too_large', 'E2BIG', `${method} request of ${line.length} characters is larger than the ${MAX_LINE_LENGTH}-character line limit; not sent`),
+      );
+    }
     const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
     return new Promise<MethodResult<M>>((resolve, reject) => {
       const entry: Pending = {
@@ -119,12 +125,6 @@ export class HelperClient {
           this.abandon(id);
           reject(new HelperCallError('timeout', 'ETIMEDOUT', `the helper did not answer ${method} within ${timeoutMs} ms`));
         }, Math.min(timeoutMs, MAX_TIMER_MS));
-      }
-      const line = encodeMessage({ id, method, params });
-      if (line.length > MAX_LINE_LENGTH) {
-        if (entry.timer) clearTimeout(entry.timer);
-        reject(new HelperCallError('too_large', 'E2BIG', `${method} request of ${line.length} characters is larger than the ${MAX_LINE_LENGTH}-character line limit; not sent`));
-        return;
       }
       this.pending.set(id, entry);
       try {

@@ -23,7 +23,8 @@ export const LAYERS = [
   {
     folder: 'engine/helper',
     folders: ['engine/protocol', 'engine/abi', 'engine/core', 'engine/devices', 'engine/kernel', 'engine/nbd'],
-    packages: ['zod'],
+    // koffi: system calls Node lacks (openat2 for files opened with the caller's rights)
+    packages: ['zod', 'koffi'],
     builtins: true,
   },
   { folder: 'engine/cli', folders: ['engine/helper', 'engine/protocol', 'engine/abi', 'engine/core', 'engine/devices'], packages: [], builtins: true },

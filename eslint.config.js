@@ -16,7 +16,8 @@ import layering from './scripts/eslint-layering.js';
 export const LAYERS = [
   { folder: 'engine/abi', folders: [], packages: [], builtins: false },
   { folder: 'engine/protocol', folders: ['engine/abi'], packages: ['zod'], builtins: false },
-  { folder: 'engine/core', folders: ['engine/abi'], packages: [], builtins: true },
+  // koffi: fcntl OFD locks on fronted images (qemu-style locking); engine/devices: dev_t and holders of fronted block devices
+  { folder: 'engine/core', folders: ['engine/abi', 'engine/devices'], packages: ['koffi'], builtins: true },
   { folder: 'engine/devices', folders: ['engine/abi'], packages: [], builtins: true },
   { folder: 'engine/kernel', folders: ['engine/abi'], packages: ['koffi'], builtins: true },
   { folder: 'engine/nbd', folders: ['engine/core', 'engine/abi'], packages: [], builtins: true },

@@ -224,4 +224,12 @@ describe('HelperServer with several clients', () => {
     expect(await other.next()).toMatchObject({ id: 2, result: { major: 6 } });
     other.socket.destroy();
   });
+
+  it('tells a client that arrives while the helper shuts down why it is not served (ECANCELED), then hangs up', async () => {
+    server.state.shuttingDown = true;
+    const late = await Raw.open(socketPath);
+    expect(await late.next()).toEqual({ id: null, error: { code: 'shutting_down', errno: 'ECANCELED', message: 'the helper is shutting down' } });
+    await late.ended;
+    expect(server.clientCount).toBe(0);
+  });
 });

@@ -1,41 +1,53 @@
-// Lint rules, including the layering of docs/architecture.md, enforced per folder
-// with no-restricted-imports overrides.
+// Lint rules, including the layering of docs/architecture.md: per folder, an
+// allow-list of what it may import (folders, packages, Node built-ins); everything
+// else is an error, whether imported statically, with import(), require() or
+// createRequire() (scripts/eslint-layering.js). test/lint/layering.test.ts proves
+// each rule.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
-import { builtinModules } from 'node:module';
+import layering from './scripts/eslint-layering.js';
 
-const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
+/**
+ * What each folder of the shipped code may import besides itself. `folders`:
+ * repository folders; `packages`: npm packages; `builtins`: Node.js modules.
+ * A folder under engine/, app/ or renderer/src that is not listed may import nothing.
+ */
+export const LAYERS = [
+  { folder: 'engine/abi', folders: [], packages: [], builtins: false },
+  { folder: 'engine/protocol', folders: ['engine/abi'], packages: ['zod'], builtins: false },
+  // koffi: fcntl OFD locks on fronted images (qemu-style locking); engine/devices: dev_t and holders of fronted block devices
+  { folder: 'engine/core', folders: ['engine/abi', 'engine/devices'], packages: ['koffi'], builtins: true },
+  { folder: 'engine/devices', folders: ['engine/abi'], packages: [], builtins: true },
+  { folder: 'engine/kernel', folders: ['engine/abi'], packages: ['koffi'], builtins: true },
+  { folder: 'engine/nbd', folders: ['engine/core', 'engine/abi'], packages: [], builtins: true },
+  {
+    folder: 'engine/helper',
+    folders: ['engine/protocol', 'engine/abi', 'engine/core', 'engine/devices', 'engine/kernel', 'engine/nbd'],
+    // koffi: system calls Node lacks (openat2 for files opened with the caller's rights)
+    packages: ['zod', 'koffi'],
+    builtins: true,
+  },
+  { folder: 'engine/cli', folders: ['engine/helper', 'engine/protocol', 'engine/abi', 'engine/core', 'engine/devices'], packages: [], builtins: true },
+  { folder: 'app/shared', folders: [], packages: ['zod'], builtins: false },
+  { folder: 'app/bridge', folders: ['app/shared', 'engine/protocol'], packages: [], builtins: true },
+  { folder: 'app/main', folders: ['app/bridge', 'app/shared', 'engine/protocol'], packages: ['electron'], builtins: true },
+  { folder: 'app/preload', folders: ['app/shared'], packages: ['electron'], builtins: false },
+  { folder: 'app/web', folders: ['app/bridge', 'app/shared', 'engine/protocol'], packages: ['ws'], builtins: true },
+  { folder: 'renderer/src', folders: ['app/shared'], packages: ['react', 'react-dom', 'zustand'], builtins: false },
+];
 
-const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-const noNode = { regex: `^(node:.*|(${nodeBuiltins.map(escapeRe).join('|')})(/.*)?)$`, message: 'This layer must not use Node.js modules (see docs/architecture.md).' };
-const noElectron = { group: ['electron', 'electron/*'], message: 'Only app/main and app/preload may use electron.' };
-const noReact = { group: ['react', 'react/*', 'react-dom', 'react-dom/*', 'zustand', 'zustand/*'], message: 'Only renderer/ may use React.' };
-const noApp = { regex: '(^|/)app/', message: 'engine/ must not import from app/.' };
-const noRenderer = { regex: '(^|/)renderer/', message: 'Only the renderer imports renderer code.' };
-const engineExceptProtocol = {
-  regex: '(^|/)engine/(?!protocol/)',
-  message: 'app/ reaches the engine only through engine/protocol (the helper protocol).',
-};
-const noEngine = { regex: '(^|/)engine/', message: 'This layer must not import engine code.' };
-const pureEngine = {
-  // relative imports from engine/protocol or engine/abi: only ./x, ../protocol/x, ../abi/x
-  regex: '^\\.\\./(?!(protocol|abi)/)|(^|/)engine/(?!(protocol|abi)/)',
-  message: 'engine/protocol and engine/abi import only each other (plain types and pure functions).',
-};
-const appExceptShared = {
-  regex: '(^|/)app/(?!shared/)',
-  message: 'This layer may import only app/shared from app/.',
-};
-const appExceptSharedAndBridge = {
-  regex: '(^|/)app/(?!shared/|bridge/)',
-  message: 'app/main, app/preload and app/web may import only app/shared and app/bridge from app/.',
-};
-
-const layer = (files, patterns, extra = {}) => ({
-  files,
-  rules: { 'no-restricted-imports': ['error', { patterns }], ...extra },
+const SOURCES = '**/*.{ts,tsx,js,mjs,cjs}';
+const layerConfig = ({ folder, folders, packages, builtins }) => ({
+  files: [`${folder}/${SOURCES}`],
+  rules: { 'layering/allowed-imports': ['error', { layer: folder, folders: [folder, ...folders], packages, builtins }] },
 });
+
+/** Globals through which code reaches the page's window (and window.blksnap): only renderer/src/api.ts may. */
+const WINDOW_GLOBALS = ['window', 'globalThis', 'self', 'top', 'parent', 'frames'].map((name) => ({
+  name,
+  message: `Reach the window (and window.blksnap) only through renderer/src/api.ts; "${name}" is the window by another name.`,
+}));
 
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', 'release/**', 'test-results/**', 'bench-results/**', 'renderer/dist/**'] },
@@ -53,24 +65,16 @@ export default tseslint.config(
     files: ['renderer/**/*.{ts,tsx}'],
     languageOptions: { globals: { ...globals.browser } },
   },
-  // engine/*: never electron, react, app/* or renderer/*.
-  layer(['engine/**/*.ts'], [noElectron, noReact, noApp, noRenderer]),
-  // app/shared: plain types and pure functions, nothing from the engine.
-  layer(['app/shared/**/*.ts'], [noNode, noElectron, noReact, noRenderer, noEngine, appExceptShared]),
-  // engine/protocol and engine/abi: plain types and pure functions (abi is the driver interface).
-  layer(['engine/protocol/**/*.ts', 'engine/abi/**/*.ts'], [noNode, noElectron, noReact, noApp, noRenderer, pureEngine]),
-  // renderer: app/shared only; the window API through renderer/src/api.ts only.
-  layer(['renderer/**/*.{ts,tsx}'], [noNode, noElectron, noEngine, appExceptShared], {
-    'no-restricted-syntax': ['error', {
-      selector: "MemberExpression[object.name='window'][property.name='blksnap']",
-      message: 'Reach the window API only through renderer/src/api.ts.',
-    }],
-  }),
-  { files: ['renderer/src/api.ts'], rules: { 'no-restricted-syntax': 'off' } },
-  // app/main, app/preload, app/web: app/shared, app/bridge and engine/protocol.
-  layer(['app/main/**/*.ts', 'app/preload/**/*.ts'], [noReact, noRenderer, engineExceptProtocol, appExceptSharedAndBridge]),
-  layer(['app/web/**/*.ts'], [noElectron, noReact, noRenderer, engineExceptProtocol, appExceptSharedAndBridge]),
-  // app/bridge: the contract implemented over the helper client (Node, no Electron),
-  // shared by app/main (IPC) and app/web (WebSocket).
-  layer(['app/bridge/**/*.ts'], [noElectron, noReact, noRenderer, engineExceptProtocol, appExceptShared]),
+  // every layered folder: nothing allowed unless its row of LAYERS says so (a new folder starts closed)
+  {
+    files: [`engine/${SOURCES}`, `app/${SOURCES}`, `renderer/src/${SOURCES}`],
+    plugins: { layering },
+    rules: {
+      'layering/allowed-imports': ['error', { layer: 'unlisted folder', folders: [], packages: [], builtins: false }],
+      'no-restricted-globals': ['error', ...WINDOW_GLOBALS],
+      'no-restricted-properties': ['error', { object: 'document', property: 'defaultView', message: 'Reach the window only through renderer/src/api.ts.' }],
+    },
+  },
+  ...LAYERS.map(layerConfig),
+  { files: ['renderer/src/api.ts'], rules: { 'no-restricted-globals': 'off', 'no-restricted-properties': 'off' } },
 );

@@ -26,6 +26,8 @@ export function contractErrorOf(thrown: unknown): ContractError {
         return { code: 'HELPER_LOST', message: 'The helper stopped while the request was running.', detail: thrown.message };
       case 'timeout':
         return { code: 'ETIMEDOUT', message: sentence(thrown.message), detail };
+      case 'protocol_violation':
+        return { code: 'PROTOCOL', message: 'The helper sent a message this app cannot read; the connection was closed.', detail: thrown.message };
       case 'bad_response':
       case 'parse_error':
       case 'invalid_request':

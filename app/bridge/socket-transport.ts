@@ -5,7 +5,9 @@
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { LineSplitter } from '../../engine/protocol/messages.js';
+import { ProtocolViolation } from '../../engine/protocol/client.js';
 import type { LineTransport } from '../../engine/protocol/client.js';
+import { MAX_LINE_LENGTH } from '../../engine/protocol/limits.js';
 
 /** Why a connection attempt failed: nobody listens (start one), or something else (report it). */
 export class ConnectError extends Error {
@@ -25,14 +27,17 @@ export class UnixSocketTransport implements LineTransport {
   private readonly lineHandlers: ((line: string) => void)[] = [];
   private readonly closeHandlers: ((error?: Error) => void)[] = [];
   private lastError: Error | undefined;
+  /** Set when the helper broke the framing: nothing more is delivered. */
+  private broken = false;
 
   private constructor(private readonly socket: Socket) {
     const splitter = new LineSplitter(
       (line) => {
-        for (const handler of this.lineHandlers) handler(line);
+        if (!this.broken) for (const handler of this.lineHandlers) handler(line);
       },
       () => {
-        this.lastError = new Error('the helper sent an oversized message');
+        this.broken = true;
+        this.lastError = new ProtocolViolation(`the helper sent a line longer than ${MAX_LINE_LENGTH} characters`);
         socket.destroy();
       },
     );

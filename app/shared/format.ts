@@ -48,6 +48,7 @@ const ERRNO_BY_NUMBER: Record<number, string> = {
   38: 'ENOSYS',
   40: 'ELOOP',
   61: 'ENODATA',
+  71: 'EPROTO',
   95: 'EOPNOTSUPP',
   110: 'ETIMEDOUT',
   114: 'EALREADY',

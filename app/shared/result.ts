@@ -35,6 +35,7 @@ export const ERRNO_CODES = [
   'ENAMETOOLONG',
   'ENOSYS',
   'ENODATA',
+  'EPROTO',
   'ELOOP',
   'EOPNOTSUPP',
   'ETIMEDOUT',

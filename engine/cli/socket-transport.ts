@@ -6,7 +6,9 @@ import type { Socket } from 'node:net';
 import { BlksnapError, isErrnoName } from '../abi/errno.js';
 import { LineSplitter } from '../protocol/messages.js';
 import { findHelperSockets } from './paths.js';
+import { ProtocolViolation } from '../protocol/client.js';
 import type { LineTransport } from '../protocol/client.js';
+import { MAX_LINE_LENGTH } from '../protocol/limits.js';
 
 function userName(uid: number): string {
   try {
@@ -55,14 +57,17 @@ export class SocketTransport implements LineTransport {
   private readonly closeHandlers: ((error?: Error) => void)[] = [];
   private readonly splitter: LineSplitter;
   private lastError: Error | undefined;
+  /** Set when the helper broke the framing: nothing more is delivered. */
+  private broken = false;
 
   private constructor(private readonly socket: Socket) {
     this.splitter = new LineSplitter(
       (line) => {
-        for (const h of this.lineHandlers) h(line);
+        if (!this.broken) for (const h of this.lineHandlers) h(line);
       },
       () => {
-        this.lastError = new Error('the helper sent an oversized message');
+        this.broken = true;
+        this.lastError = new ProtocolViolation(`the helper sent a line longer than ${MAX_LINE_LENGTH} characters`);
         socket.destroy();
       },
     );

@@ -1,4 +1,10 @@
-/** One client connection: line framing, concurrent requests, its notification subscriptions. */
+/**
+ * One client connection: line framing, concurrent requests, its notification
+ * subscriptions. Its memory is bounded: at most MAX_LINE_LENGTH characters of an
+ * unfinished line (a longer line, even one that never ends, gets a too_large error
+ * and the connection is cut off), MAX_IN_FLIGHT_PER_CLIENT requests, and
+ * MAX_QUEUED_OUTPUT_BYTES of unread output.
+ */
 import type { Socket } from 'node:net';
 import { LineSplitter, RequestSchema, encodeMessage, errorBody } from '../protocol/messages.js';
 import type { Notification, RequestId, Response } from '../protocol/messages.js';
@@ -12,6 +18,7 @@ export class ClientConnection implements ClientContext {
   private readonly closer = new AbortController();
   private readonly splitter: LineSplitter;
   private inFlight = 0;
+  private cut = false;
 
   constructor(
     private readonly socket: Socket,
@@ -21,14 +28,12 @@ export class ClientConnection implements ClientContext {
   ) {
     this.splitter = new LineSplitter(
       (line) => this.handle(line),
-      (length) =>
-        this.send({
-          id: null,
-          error: errorBody('too_large', `message of ${length}+ characters is larger than the ${MAX_LINE_LENGTH}-character limit; ignored`),
-        }),
+      (length) => this.cutOff(length),
     );
     socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => this.splitter.push(chunk));
+    socket.on('data', (chunk: string) => {
+      if (!this.cut) this.splitter.push(chunk);
+    });
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
       this.closer.abort();
@@ -64,7 +69,23 @@ export class ClientConnection implements ClientContext {
     setTimeout(() => this.socket.destroy(), 500).unref();
   }
 
+  /** A line past MAX_LINE_LENGTH: say so, stop reading, and hang up (nothing more is buffered). */
+  private cutOff(length: number): void {
+    if (this.cut) return;
+    this.cut = true;
+    this.send({
+      id: null,
+      error: errorBody(
+        'too_large',
+        `a message of ${length}+ characters is longer than the ${MAX_LINE_LENGTH}-character limit of the helper protocol; closing the connection`,
+      ),
+    });
+    this.socket.pause();
+    this.close();
+  }
+
   private handle(line: string): void {
+    if (this.cut) return; // lines behind an oversized one in the same chunk
     if (this.inFlight >= MAX_IN_FLIGHT_PER_CLIENT) {
       let id: RequestId | null = null;
       try {

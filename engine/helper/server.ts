@@ -1,6 +1,13 @@
-/** The helper's Unix-socket server: many clients at once, broadcasts to subscribers. */
+/**
+ * The helper's Unix-socket server: up to MAX_CLIENTS clients at once, broadcasts to
+ * subscribers. A client over the limit, or one arriving during shutdown, gets one
+ * error line ({"id": null, "error": ...}) and is disconnected.
+ */
 import { createServer } from 'node:net';
-import type { Server } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import { MAX_CLIENTS } from '../protocol/limits.js';
+import { encodeMessage, errorBody } from '../protocol/messages.js';
+import type { ErrorBody } from '../protocol/messages.js';
 import type { Topic } from '../protocol/schemas.js';
 import { ClientConnection } from './connection.js';
 import type { HelperService } from './service.js';
@@ -13,8 +20,23 @@ export class HelperServer {
 
   constructor() {
     this.server = createServer((socket) => {
-      if (!this.service || this.state.shuttingDown) {
+      if (!this.service) {
         socket.destroy();
+        return;
+      }
+      if (this.state.shuttingDown) {
+        refuse(socket, errorBody('shutting_down', 'the helper is shutting down'));
+        return;
+      }
+      if (this.connections.size >= MAX_CLIENTS) {
+        refuse(
+          socket,
+          errorBody(
+            'errno',
+            `the helper serves at most ${MAX_CLIENTS} clients at once and all are connected; close one (an app window, a browser-mode server or a blksnap-manager command) and try again`,
+            'EAGAIN',
+          ),
+        );
         return;
       }
       const conn = new ClientConnection(socket, this.service, this.state, (c) => this.connections.delete(c));
@@ -55,4 +77,11 @@ export class HelperServer {
     for (const conn of this.connections) conn.close();
     await closed;
   }
+}
+
+/** Tells a client why it is not served, then hangs up (without reading anything it sends). */
+function refuse(socket: Socket, error: ErrorBody): void {
+  socket.on('error', () => socket.destroy());
+  socket.end(encodeMessage({ id: null, error }) + '\n');
+  setTimeout(() => socket.destroy(), 1000).unref();
 }

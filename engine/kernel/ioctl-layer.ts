@@ -3,7 +3,7 @@
  * and allocate memory whose address can be stored in a struct's pointer field
  * (blksnap_cbtmap.buffer, blksnap_cbtdirty.dirty_sectors, blksnap_snapshot_collect.ids,
  * blkfilter_ctl.opt). The real layer (koffi-ioctl-layer.ts) hands out native memory
- * and real addresses; the fake (fake-ioctl-layer.ts) hands out synthetic addresses it
+ * and real addresses; the tests' fake (test/engine/kernel/fake-ioctl-layer.ts) hands out synthetic addresses it
  * resolves itself, so the driver code is the same for both.
  */
 import { constants as fsConstants } from 'node:fs';

@@ -3,14 +3,19 @@
  * transport (the app's main process, the browser-mode server and the CLI each bring
  * their own socket). Request ids, a pending map, per-call timeouts, result
  * validation against the method table, and notification handlers.
+ *
+ * A line the helper must never send (invalid JSON, not a response or notification,
+ * an answer to an id this client never used, an unknown or malformed notification)
+ * is a protocol violation: the connection is closed and every pending call fails at
+ * once with EPROTO, rather than each waiting for its timeout.
  */
 import type { ErrnoName } from '../abi/errno.js';
 import { ERRNO } from '../abi/errno.js';
 import type { ErrorCode, RequestId } from './messages.js';
-import { ErrorBodySchema, NotificationSchema, RequestIdSchema, describeIssues, encodeMessage } from './messages.js';
+import { NotificationSchema, ResponseSchema, describeIssues, encodeMessage } from './messages.js';
 import { methods, notifications } from './methods.js';
 import type { MethodName, MethodParams, MethodResult, NotificationName, NotificationParams } from './methods.js';
-import { PROTOCOL_VERSION } from './limits.js';
+import { MAX_LINE_LENGTH, PROTOCOL_VERSION } from './limits.js';
 
 /** A line-oriented connection: one JSON message per line, without the newline. */
 export interface LineTransport {
@@ -21,9 +26,26 @@ export interface LineTransport {
   close?(): void;
 }
 
-/** A failed call: the protocol error code, the errno name and the helper's plain message. */
+/**
+ * What a transport closes the connection with when the helper broke the framing (a
+ * line over MAX_LINE_LENGTH): the client fails every call with EPROTO, as for any
+ * other protocol violation.
+ */
+export class ProtocolViolation extends Error {
+  constructor(what: string) {
+    super(what);
+    this.name = 'ProtocolViolation';
+  }
+}
+
+/**
+ * A failed call: the protocol error code, the errno name and the helper's plain message.
+ * Local codes: `timeout` (ETIMEDOUT), `closed` (the connection ended), `bad_response`
+ * (a result that does not match the method table), `protocol_violation` (EPROTO: a
+ * line the helper must never send; the connection is closed).
+ */
 export class HelperCallError extends Error {
-  readonly code: ErrorCode | 'timeout' | 'closed' | 'bad_response';
+  readonly code: ErrorCode | 'timeout' | 'closed' | 'bad_response' | 'protocol_violation';
   readonly errno: ErrnoName;
   readonly errnoNumber: number;
 
@@ -53,9 +75,13 @@ type AnyHandler = (params: unknown) => void;
 /** The longest delay a timer holds (2^31 - 1 ms, about 24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** Ids of timed-out calls remembered so that their late answers are not violations. */
+const MAX_ABANDONED_IDS = 4096;
+
 export class HelperClient {
   private nextId = 1;
   private readonly pending = new Map<RequestId, Pending>();
+  private readonly abandoned = new Set<RequestId>();
   private readonly handlers = new Map<NotificationName, Set<AnyHandler>>();
   private closedError: HelperCallError | null = null;
   private readonly closeHandlers = new Set<(error: HelperCallError) => void>();
@@ -78,6 +104,12 @@ export class HelperClient {
   call<M extends MethodName>(method: M, params: MethodParams<M>, options: CallOptions = {}): Promise<MethodResult<M>> {
     if (this.closedError) return Promise.reject(this.closedError);
     const id = this.nextId++;
+    const line = encodeMessage({ id, method, params });
+    if (line.length > MAX_LINE_LENGTH) {
+      return Promise.reject(
+        new HelperCallError('too_large', 'E2BIG', `${method} request of ${line.length} characters is larger than the ${MAX_LINE_LENGTH}-character line limit; not sent`),
+      );
+    }
     const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
     return new Promise<MethodResult<M>>((resolve, reject) => {
       const entry: Pending = {
@@ -90,12 +122,13 @@ export class HelperClient {
         // a longer delay would not fit a timer (it would fire at once): wait the longest one can
         entry.timer = setTimeout(() => {
           this.pending.delete(id);
+          this.abandon(id);
           reject(new HelperCallError('timeout', 'ETIMEDOUT', `the helper did not answer ${method} within ${timeoutMs} ms`));
         }, Math.min(timeoutMs, MAX_TIMER_MS));
       }
       this.pending.set(id, entry);
       try {
-        this.transport.write(encodeMessage({ id, method, params }));
+        this.transport.write(line);
       } catch (err) {
         this.settle(id);
         reject(new HelperCallError('closed', 'EIO', `cannot send to the helper: ${(err as Error).message}`));
@@ -131,8 +164,8 @@ export class HelperClient {
     return () => this.closeHandlers.delete(handler);
   }
 
+  /** Closes the connection; pending and later calls fail with `closed`. */
   close(): void {
-    this.transport.close?.();
     this.handleClose();
   }
 
@@ -144,45 +177,84 @@ export class HelperClient {
     return entry;
   }
 
+  /** A timed-out call's id: its answer may still come and is then dropped quietly. */
+  private abandon(id: RequestId): void {
+    this.abandoned.add(id);
+    if (this.abandoned.size > MAX_ABANDONED_IDS) {
+      const oldest = this.abandoned.values().next();
+      if (!oldest.done) this.abandoned.delete(oldest.value);
+    }
+  }
+
   private receive(line: string): void {
+    if (this.closedError) return; // the rest of a chunk after a violation or a close
     let message: unknown;
     try {
       message = JSON.parse(line);
-    } catch {
-      return; // not ours to answer; a helper never sends invalid JSON
-    }
-    if (typeof message !== 'object' || message === null) return;
-    const obj = message as Record<string, unknown>;
-    if ('id' in obj && obj.id !== null) {
-      const id = RequestIdSchema.safeParse(obj.id);
-      if (!id.success) return;
-      const entry = this.settle(id.data);
-      if (!entry) return;
-      if ('error' in obj) {
-        const body = ErrorBodySchema.safeParse(obj.error);
-        if (!body.success) {
-          entry.reject(new HelperCallError('bad_response', 'EIO', `malformed error from the helper for ${entry.method}`));
-          return;
-        }
-        entry.reject(new HelperCallError(body.data.code, body.data.errno ?? 'EIO', body.data.message));
-        return;
-      }
-      const parsed = methods[entry.method].result.safeParse(obj.result);
-      if (!parsed.success) {
-        entry.reject(new HelperCallError('bad_response', 'EIO', `malformed ${entry.method} result from the helper: ${describeIssues(parsed.error)}`));
-        return;
-      }
-      entry.resolve(parsed.data);
+    } catch (err) {
+      this.violation(`invalid JSON (${(err as Error).message}): ${preview(line)}`);
       return;
     }
-    if ('id' in obj) return; // an error about a request we cannot match (e.g. unparseable)
+    if (typeof message !== 'object' || message === null || Array.isArray(message)) {
+      this.violation(`a message that is not a JSON object: ${preview(line)}`);
+      return;
+    }
+    if ('id' in message) this.receiveResponse(message, line);
+    else this.receiveNotification(message, line);
+  }
+
+  private receiveResponse(message: object, line: string): void {
+    const response = ResponseSchema.safeParse(message);
+    if (!response.success) {
+      this.violation(`malformed response (${describeIssues(response.error)}): ${preview(line)}`);
+      return;
+    }
+    const { id } = response.data;
+    if (id === null) {
+      // the helper could not read a line of ours: no call can be matched, so none would ever be answered
+      if ('error' in response.data) {
+        const body = response.data.error;
+        this.fail(new HelperCallError(body.code, body.errno ?? 'EIO', `the helper refused this connection's request: ${body.message}`));
+      } else {
+        this.violation(`a result without a request id: ${preview(line)}`);
+      }
+      return;
+    }
+    const entry = this.settle(id);
+    if (!entry) {
+      if (this.abandoned.delete(id)) return; // the late answer of a call that timed out
+      this.violation(`an answer to request id ${JSON.stringify(id)}, which this client has not sent or has had answered`);
+      return;
+    }
+    if ('error' in response.data) {
+      const body = response.data.error;
+      entry.reject(new HelperCallError(body.code, body.errno ?? 'EIO', body.message));
+      return;
+    }
+    const parsed = methods[entry.method].result.safeParse(response.data.result);
+    if (!parsed.success) {
+      entry.reject(new HelperCallError('bad_response', 'EIO', `malformed ${entry.method} result from the helper: ${describeIssues(parsed.error)}`));
+      return;
+    }
+    entry.resolve(parsed.data);
+  }
+
+  private receiveNotification(message: object, line: string): void {
     const note = NotificationSchema.safeParse(message);
-    if (!note.success) return;
+    if (!note.success) {
+      this.violation(`neither a response nor a notification (${describeIssues(note.error)}): ${preview(line)}`);
+      return;
+    }
     const name = note.data.method;
-    if (!Object.prototype.hasOwnProperty.call(notifications, name)) return;
-    const schema = notifications[name as NotificationName];
-    const params = schema.safeParse(note.data.params);
-    if (!params.success) return;
+    if (!Object.prototype.hasOwnProperty.call(notifications, name)) {
+      this.violation(`unknown notification ${preview(name)}`);
+      return;
+    }
+    const params = notifications[name as NotificationName].safeParse(note.data.params);
+    if (!params.success) {
+      this.violation(`malformed ${name} notification: ${describeIssues(params.error)}`);
+      return;
+    }
     const set = this.handlers.get(name as NotificationName);
     if (!set) return;
     for (const handler of [...set]) {
@@ -194,15 +266,42 @@ export class HelperClient {
     }
   }
 
-  private handleClose(error?: Error): void {
-    if (this.closedError) return;
-    this.closedError = new HelperCallError(
-      'closed',
-      'EIO',
-      error ? `the connection to the helper closed: ${error.message}` : 'the connection to the helper closed',
-    );
-    for (const id of [...this.pending.keys()]) this.settle(id)?.reject(this.closedError);
-    for (const handler of this.closeHandlers) handler(this.closedError);
-    this.closeHandlers.clear();
+  /** A line the helper must never send: close the connection, fail every call now. */
+  private violation(what: string): void {
+    this.fail(new HelperCallError('protocol_violation', 'EPROTO', `helper protocol violation: ${what}`));
   }
+
+  /** Ends the connection with `error`: pending and later calls reject with it. */
+  private fail(error: HelperCallError): void {
+    if (this.closedError) return;
+    this.closedError = error;
+    for (const id of [...this.pending.keys()]) this.settle(id)?.reject(error);
+    this.abandoned.clear();
+    for (const handler of this.closeHandlers) handler(error);
+    this.closeHandlers.clear();
+    try {
+      this.transport.close?.();
+    } catch {
+      // already closed
+    }
+  }
+
+  private handleClose(error?: Error): void {
+    if (error instanceof ProtocolViolation) {
+      this.violation(error.message);
+      return;
+    }
+    this.fail(
+      new HelperCallError(
+        'closed',
+        'EIO',
+        error ? `the connection to the helper closed: ${error.message}` : 'the connection to the helper closed',
+      ),
+    );
+  }
+}
+
+/** The start of an offending line, for the message (a violation may be megabytes long). */
+function preview(text: string): string {
+  return text.length > 120 ? `${JSON.stringify(text.slice(0, 120))}... (${text.length} characters)` : JSON.stringify(text);
 }

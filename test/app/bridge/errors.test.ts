@@ -18,6 +18,11 @@ describe('helper errors as contract errors', () => {
     expect(contractErrorOf(new HelperCallError('closed', 'EIO', 'the connection to the helper closed')).code).toBe('HELPER_LOST');
     expect(contractErrorOf(new HelperCallError('timeout', 'ETIMEDOUT', 'no answer')).code).toBe('ETIMEDOUT');
     expect(contractErrorOf(new HelperCallError('bad_response', 'EIO', 'malformed')).code).toBe('PROTOCOL');
+    expect(contractErrorOf(new HelperCallError('protocol_violation', 'EPROTO', 'helper protocol violation: invalid JSON'))).toMatchObject({
+      code: 'PROTOCOL',
+      message: 'The helper sent a message this app cannot read; the connection was closed.',
+      detail: 'helper protocol violation: invalid JSON',
+    });
     expect(contractErrorOf(new HelperCallError('invalid_params', 'EINVAL', 'bad')).code).toBe('EINVAL');
     expect(contractErrorOf(new HelperCallError('unknown_method', 'ENOSYS', 'unknown method "x"')).code).toBe('ENOSYS');
     expect(contractErrorOf(new HelperCallError('internal', 'EIO', 'bug')).code).toBe('INTERNAL');

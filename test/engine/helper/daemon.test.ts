@@ -66,17 +66,21 @@ describe('helper daemon', () => {
     await stillUp();
   });
 
-  it('rejects an oversized message and keeps serving the same connection', async () => {
+  it('answers an oversized message with too_large and cuts that connection off, not others', async () => {
     const raw = await RawConnection.open(d.socketPath);
     try {
       const big = JSON.stringify({ id: 1, method: 'cbtDirty', params: { device: 'disk1', ranges: [], pad: 'x'.repeat(MAX_LINE_LENGTH) } });
-      raw.send(big + '\n');
-      expect(await raw.next()).toMatchObject({ id: null, error: { code: 'too_large', errno: 'E2BIG' } });
-      raw.send('{"id":2,"method":"version","params":{}}\n');
-      expect(await raw.next()).toMatchObject({ id: 2, result: { major: expect.any(Number) } });
+      raw.send(big + '\n{"id":2,"method":"version","params":{}}\n');
+      expect(await raw.next()).toMatchObject({
+        id: null,
+        error: { code: 'too_large', errno: 'E2BIG', message: expect.stringMatching(/longer than the 1048576-character limit .*; closing the connection$/) },
+      });
+      await raw.ended;
+      await expect(raw.next(200)).rejects.toThrow(/no message from the helper/); // the version request behind it was not run
     } finally {
       raw.close();
     }
+    await stillUp();
   });
 
   it('refuses more than the in-flight limit of requests on one connection with EAGAIN', async () => {

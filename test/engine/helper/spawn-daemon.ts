@@ -83,8 +83,12 @@ export class RawConnection {
   private buffer = '';
   private readonly lines: string[] = [];
   private waiting: (() => void) | null = null;
+  /** Resolves when the helper has closed the connection (or it failed). */
+  readonly ended: Promise<void>;
 
   private constructor(readonly socket: Socket) {
+    this.ended = new Promise((res) => socket.once('close', () => res()));
+    socket.on('error', () => undefined);
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
       this.buffer += chunk;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BlksnapError } from '../../../engine/abi/errno.js';
 import { BLKFILTER_CTL_BLKSNAP, BLKSNAP_EVENT_CODE, LAYOUT, encodeBlkfilterName } from '../../../engine/kernel/abi-structs.js';
-import { FakeIoctlLayer } from '../../../engine/kernel/fake-ioctl-layer.js';
+import { FakeIoctlLayer } from './fake-ioctl-layer.js';
 import {
   BLKFILTER_CTL,
   BLKFILTER_DETACH,

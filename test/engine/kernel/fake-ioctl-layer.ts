@@ -9,10 +9,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { close as fsClose, fstatSync, open as fsOpen } from 'node:fs';
-import { BlksnapError, ERRNO } from '../abi/errno.js';
-import type { ErrnoName } from '../abi/errno.js';
-import type { BlksnapVersion } from '../abi/types.js';
-import { SECTOR_SHIFT, SECTOR_SIZE } from '../abi/types.js';
+import { BlksnapError, ERRNO } from '../../../engine/abi/errno.js';
+import type { ErrnoName } from '../../../engine/abi/errno.js';
+import type { BlksnapVersion } from '../../../engine/abi/types.js';
+import { SECTOR_SHIFT, SECTOR_SIZE } from '../../../engine/abi/types.js';
 import {
   BLKFILTER_CTL_BLKSNAP,
   BLKSNAP_EVENT_CODE,
@@ -37,9 +37,9 @@ import {
   encodeSnapshotInfo,
   encodeUuid,
   encodeVersion,
-} from './abi-structs.js';
-import type { IoctlLayer, NativeMemory } from './ioctl-layer.js';
-import { fsError, ioctlError } from './ioctl-layer.js';
+} from '../../../engine/kernel/abi-structs.js';
+import type { IoctlLayer, NativeMemory } from '../../../engine/kernel/ioctl-layer.js';
+import { fsError, ioctlError } from '../../../engine/kernel/ioctl-layer.js';
 import {
   BLKFILTER_ATTACH,
   BLKFILTER_CTL,
@@ -54,7 +54,7 @@ import {
   IOCTL_BLKSNAP_SNAPSHOT_WAIT_EVENT,
   IOCTL_BLKSNAP_VERSION,
   iocSize,
-} from './ioctl-numbers.js';
+} from '../../../engine/kernel/ioctl-numbers.js';
 
 /** Module parameters of seed 001 main.c that shape the CBT map. */
 const TRACKING_BLOCK_MINIMUM_SHIFT = 16;

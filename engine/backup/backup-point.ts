@@ -3,7 +3,6 @@
  * an overlay of the parent point (incremental: the blocks whose CBT change number is
  * newer than the previous point's; differential: newer than the full's).
  */
-import { createHash } from 'node:crypto';
 import { mkdir, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlksnapError } from '../abi/errno.js';
@@ -20,6 +19,7 @@ import { checkCancelled } from './progress.js';
 import type { JobOptions } from './progress.js';
 import { DEFAULT_CLUSTER_SIZE, Qcow2Writer } from './qcow2-writer.js';
 import { RawWriter } from './raw-writer.js';
+import { Sha256Worker } from './sha256-worker.js';
 import { toolIdentity } from './tool.js';
 
 /** Reads the snapshot image: a BlockDevice, or a function returning `length` bytes at `offset`. */
@@ -117,6 +117,7 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
   await mkdir(req.dir, { recursive: true });
   const unlock = await lockFolder(req.dir);
   let writer: ImageWriter | null = null;
+  let sha: Sha256Worker | null = null;
   try {
     const leftoversRemoved = await removeLeftovers(req.dir);
     const plan = await planPoint({ dir: req.dir, kind: req.kind, device: req.device, cbt: req.cbt, allowFull: req.allowFull });
@@ -155,7 +156,7 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
 
     const read = readerOf(req.source);
     const hashes: string[] = new Array<string>(blockCount);
-    const sha = wantSha ? createHash('sha256') : null;
+    sha = wantSha ? new Sha256Worker() : null;
     // Read in units of whole clusters and whole tracking blocks.
     const unit = Math.max(clusterSize, blockSize);
     const units = Math.ceil(size / unit);
@@ -175,7 +176,7 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
         pending = r + 1 < ranges.length ? read(ranges[r + 1]![0], ranges[r + 1]![1] - ranges[r + 1]![0]) : null;
         checkCancelled(req.signal, 'backup');
         if (data.length !== end - start) throw new BlksnapError('EIO', `the snapshot image returned ${data.length} bytes at ${start}, not ${end - start}`);
-        sha?.update(data);
+        await sha?.update(data);
         // Block hashes of the whole blocks inside this range; blocks the CBT calls unchanged
         // but whose content differs from the parent's are copied too.
         const missed = new Set<number>();
@@ -214,6 +215,7 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
       for (let b = 0; b < blockCount; b++) hashes[b] ??= manifestBlockHash(parent, b);
     }
     checkCancelled(req.signal, 'backup');
+    const digest = sha ? await sha.digest() : null;
     const summary = await writer.finish();
     await rename(tmpPath, join(req.dir, file));
     writer = null;
@@ -230,7 +232,7 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
       image: { file, format, clusterSize, compression: req.compress ?? 'none', fileBytes },
       device: req.device,
       cbt: { generationId: req.cbt.generationId, changeNumber: req.cbt.changeNumber, blockSize, blockCount },
-      hashes: { blockAlgorithm: BLOCK_HASH_ALGORITHM, blocks: hashes.join(''), sha256: sha ? sha.digest('hex') : null },
+      hashes: { blockAlgorithm: BLOCK_HASH_ALGORITHM, blocks: hashes.join(''), sha256: digest },
       sizes: { deviceBytes: size, copiedBytes: parent ? copiedBytes : summary.dataBytes, changedBlocks, cbtMissedBlocks },
       times: { startedAt: started.toISOString(), finishedAt: now().toISOString() },
       tool: toolIdentity(),
@@ -243,6 +245,7 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
     await removeLeftovers(req.dir).catch(() => undefined);
     throw err;
   } finally {
+    await sha?.close();
     await fsyncPath(req.dir, true).catch(() => undefined);
     await unlock();
   }

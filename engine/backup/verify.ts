@@ -4,7 +4,6 @@
  * the SHA-256 recorded at take. The result is kept beside the point
  * (`<id>.verify.json`); a chain does not continue from a point that failed.
  */
-import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { BlksnapError } from '../abi/errno.js';
@@ -16,6 +15,7 @@ import { manifestBlockHash } from './manifest.js';
 import type { Manifest, VerifyRecord } from './manifest.js';
 import { VERIFY_SUFFIX, writeFileAtomic } from './point-files.js';
 import { checkCancelled } from './progress.js';
+import { Sha256Worker } from './sha256-worker.js';
 import type { JobOptions } from './progress.js';
 import { Qcow2Image, openImage } from './qcow2-reader.js';
 
@@ -100,6 +100,7 @@ export async function verifyPoint(dir: string, id: string, opts: JobOptions = {}
   const { point, points } = await findPoint(dir, id);
   const problems: string[] = [];
   let image: (ImageSource & { close(): Promise<void> }) | null = null;
+  let sha: Sha256Worker | null = null;
   let bytes = 0;
   try {
     image = await openImage(join(dir, point.image.file), point.image.format).catch((err: unknown) => {
@@ -110,19 +111,21 @@ export async function verifyPoint(dir: string, id: string, opts: JobOptions = {}
     if (image && image.virtualSize !== point.device.size) {
       problems.push(`the image holds ${image.virtualSize} bytes, the device had ${point.device.size}`);
     } else if (image) {
-      const sha = createHash('sha256');
+      const hasher = new Sha256Worker();
+      sha = hasher;
       let blockIssues: string[] = [];
-      bytes = await scanImage(image, point.cbt.blockSize, 'verification', opts, (offset, data) => {
-        sha.update(data);
+      bytes = await scanImage(image, point.cbt.blockSize, 'verification', opts, async (offset, data) => {
+        await hasher.update(data);
         if (blockIssues.length < MAX_BLOCK_PROBLEMS) blockIssues = blockIssues.concat(blockProblems(point, offset, data));
       });
       problems.push(...blockIssues.slice(0, MAX_BLOCK_PROBLEMS));
-      const digest = sha.digest('hex');
+      const digest = await hasher.digest();
       if (point.hashes.sha256 !== null && digest !== point.hashes.sha256) {
         problems.push(`the SHA-256 of the image is ${digest}, the image at take had ${point.hashes.sha256}`);
       }
     }
   } finally {
+    await sha?.close();
     await image?.close();
   }
   const record: VerifyRecord = { point: id, ok: problems.length === 0, at: new Date().toISOString(), problems };

@@ -43,7 +43,6 @@ export class Sha256Worker {
       this.waiting?.();
       this.digestWaiter?.reject(new BlksnapError('EIO', `the SHA-256 worker failed: ${err.message}`));
     });
-    this.worker.unref();
   }
 
   /** Queues a copy of data; resolves once fewer than MAX_QUEUED chunks wait. */

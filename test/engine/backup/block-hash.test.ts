@@ -1,4 +1,7 @@
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { blockHash } from '../../../engine/backup/block-hash.js';
 import { Sha256Worker } from '../../../engine/backup/sha256-worker.js';
@@ -69,5 +72,13 @@ describe('SHA-256 on a worker thread', () => {
       c.fill(0); // the worker hashes its own copy
     }
     expect(await w.digest()).toBe(expected);
+  });
+
+  it('keeps a process with nothing else to do alive until the digest arrives', async () => {
+    const repo = fileURLToPath(new URL('../../..', import.meta.url));
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'test/engine/backup/sha-child.ts'], { cwd: repo });
+    const expected = createHash('sha256');
+    for (let i = 0; i < 8; i++) expected.update(Buffer.alloc(65536, i));
+    expect(stdout.trim()).toBe(expected.digest('hex'));
   });
 });

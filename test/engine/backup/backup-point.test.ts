@@ -285,7 +285,7 @@ describe('chain refusals say why in words', () => {
 });
 
 describe('interrupted backups leave nothing that looks valid', () => {
-  it('cancelled at random points: earlier points untouched, no new file remains, the next run succeeds', async () => {
+  it('cancelled at the first, middle and last progress reports: earlier points untouched, no new file remains, the next run succeeds', async () => {
     const disk = new CbtDisk(64 * KiB, 24 * MiB, 11);
     await backupPoint(request(disk, disk.take(), 'full'));
     const chain = join(dir, 'chain');

@@ -21,14 +21,16 @@ export const LAYERS = [
   { folder: 'engine/devices', folders: ['engine/abi'], packages: [], builtins: true },
   { folder: 'engine/kernel', folders: ['engine/abi'], packages: ['koffi'], builtins: true },
   { folder: 'engine/nbd', folders: ['engine/core', 'engine/abi'], packages: [], builtins: true },
+  // image backups: formats, points, verify, restore (reads snapshot images as engine/core BlockDevices)
+  { folder: 'engine/backup', folders: ['engine/core', 'engine/devices', 'engine/abi'], packages: ['zod'], builtins: true },
   {
     folder: 'engine/helper',
-    folders: ['engine/protocol', 'engine/abi', 'engine/core', 'engine/devices', 'engine/kernel', 'engine/nbd'],
+    folders: ['engine/protocol', 'engine/abi', 'engine/core', 'engine/devices', 'engine/kernel', 'engine/nbd', 'engine/backup'],
     // koffi: system calls Node lacks (openat2 for files opened with the caller's rights)
     packages: ['zod', 'koffi'],
     builtins: true,
   },
-  { folder: 'engine/cli', folders: ['engine/helper', 'engine/protocol', 'engine/abi', 'engine/core', 'engine/devices'], packages: [], builtins: true },
+  { folder: 'engine/cli', folders: ['engine/helper', 'engine/protocol', 'engine/abi', 'engine/core', 'engine/devices', 'engine/backup'], packages: [], builtins: true },
   { folder: 'app/shared', folders: [], packages: ['zod'], builtins: false },
   { folder: 'app/bridge', folders: ['app/shared', 'engine/protocol'], packages: [], builtins: true },
   { folder: 'app/main', folders: ['app/bridge', 'app/shared', 'engine/protocol'], packages: ['electron'], builtins: true },

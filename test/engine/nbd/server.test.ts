@@ -509,7 +509,7 @@ describe('NbdServer lifecycle', () => {
     await c.goTo('disk1');
     await s.close();
     await c.closed;
-    await expect(stat(socketPath)).rejects.toThrow();
+    await expect(stat(socketPath)).rejects.toThrow(/ENOENT/);
     await expect(
       new Promise((resolve, reject) => {
         const probe = createConnection(port ?? 0, '127.0.0.1');

@@ -187,7 +187,7 @@ export class Transmission {
         return;
       }
       const cost = request.type === NBD_CMD_READ || request.type === NBD_CMD_WRITE ? request.length : 0;
-      const charge = await this.admit(cost);
+      const charge = this.tryAdmit(cost) ?? (await this.admit(cost));
       if (request.type === NBD_CMD_WRITE) {
         try {
           request.payload = this.reader.tryRead(request.length) ?? (await this.reader.read(request.length));
@@ -234,6 +234,25 @@ export class Transmission {
     return Math.max(0, this.socket.writableLength - this.queuedHeld);
   }
 
+  private hasRoomFor(cost: number): boolean {
+    const o = this.options;
+    return (
+      this.inFlight < o.maxInFlight &&
+      (this.held === 0 || this.held + cost <= o.maxInFlightBytes) &&
+      this.queuedOther <= o.maxQueuedReplyBytes
+    );
+  }
+
+  /** The charge for a request that may start at once on this connection's reserve, else null. */
+  private tryAdmit(cost: number): Charge | null {
+    if (this.hungUp || !this.hasRoomFor(cost)) return null;
+    if (cost === 0) return NO_CHARGE;
+    if (this.reserveUsed + cost > this.options.reserveBytes) return null;
+    this.reserveUsed += cost;
+    this.held += cost;
+    return { bytes: cost, shared: false };
+  }
+
   /**
    * Waits until this connection may start one more request of `cost` bytes,
    * and takes them (from the connection's reserve, else from the server budget).
@@ -242,19 +261,11 @@ export class Transmission {
     const o = this.options;
     for (;;) {
       if (this.hungUp) throw new ConnectionClosedError();
-      const room =
-        this.inFlight < o.maxInFlight &&
-        (this.held === 0 || this.held + cost <= o.maxInFlightBytes) &&
-        this.queuedOther <= o.maxQueuedReplyBytes;
-      if (room) break;
+      if (this.hasRoomFor(cost)) break;
       await this.changed();
     }
-    if (cost === 0) return NO_CHARGE;
-    if (this.reserveUsed + cost <= o.reserveBytes) {
-      this.reserveUsed += cost;
-      this.held += cost;
-      return { bytes: cost, shared: false };
-    }
+    const own = this.tryAdmit(cost);
+    if (own !== null) return own;
     const grant = o.budget.acquire(cost);
     this.pendingGrant = grant;
     const granted = await grant.granted;

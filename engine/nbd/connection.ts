@@ -39,6 +39,8 @@ export interface ConnectionOptions extends ConnectionLimits {
   log: (message: string) => void;
   budget: ByteBudget;
   pool: BufferPool;
+  /** Clock of the log's rate limit. */
+  clock: () => number;
   isShuttingDown(): boolean;
 }
 
@@ -54,7 +56,7 @@ export class NbdConnection {
     private readonly options: ConnectionOptions,
     readonly id: number,
   ) {
-    this.log = new RateLimitedLog(options.log, options.logLinesPerSecond, `nbd[${id}]`);
+    this.log = new RateLimitedLog(options.log, options.logLinesPerSecond, `nbd[${id}]`, options.clock);
     this.done = this.run();
   }
 

@@ -28,6 +28,8 @@ export interface NbdServerOptions {
   multiConn?: boolean;
   limits?: Partial<ServerLimits>;
   log?: (message: string) => void;
+  /** Milliseconds clock of the log's rate limit (default Date.now; tests pass a frozen one). */
+  clock?: () => number;
 }
 
 /** Server-wide limits, on top of the per-connection ones. */
@@ -134,7 +136,7 @@ export class NbdServer {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.budget = new ByteBudget(this.limits.sharedBytes);
     this.pool = new BufferPool(this.limits.bufferPoolBytes);
-    this.serverLog = new RateLimitedLog((m) => this.options.log?.(m), this.limits.serverLogLinesPerSecond, 'nbd');
+    this.serverLog = new RateLimitedLog((m) => this.options.log?.(m), this.limits.serverLogLinesPerSecond, 'nbd', options.clock);
   }
 
   async start(): Promise<void> {
@@ -255,6 +257,7 @@ export class NbdServer {
         log: (m) => this.serverLog.log(m),
         budget: this.budget,
         pool: this.pool,
+        clock: this.options.clock ?? Date.now,
         isShuttingDown: () => this.state !== 'running',
       },
       id,

@@ -43,8 +43,11 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** The log's rate limit runs on this clock: frozen, so a slow machine cannot cross a second mid-test. */
+let clockMs = 1_000_000;
+
 async function serve(source: ExportSource, limits: Partial<ServerLimits> = {}): Promise<NbdServer> {
-  const s = new NbdServer({ exports: source, unixSocket: socketPath, limits, log: (m) => logLines.push(m) });
+  const s = new NbdServer({ exports: source, unixSocket: socketPath, limits, log: (m) => logLines.push(m), clock: () => clockMs });
   server = s;
   await s.start();
   return s;
@@ -217,6 +220,11 @@ describe('NBD server: refused requests are logged, rate-limited', () => {
     const refusedLines = logLines.filter((l) => l.includes('refused'));
     expect(refusedLines.length).toBe(20);
     expect(refusedLines.every((l) => l.includes('command 99') && l.includes('unknown or unsupported command'))).toBe(true);
+    // A second later the server sums up what it held back: 30 more lines (10 connections × 5, less 20).
+    clockMs += 1000;
+    for (const c of bad) c.close();
+    await until(() => logLines.some((l) => l.startsWith('nbd: ')));
+    expect(logLines.find((l) => l.startsWith('nbd: '))).toBe('nbd: 30 more messages suppressed (at most 20 a second)');
   });
 });
 

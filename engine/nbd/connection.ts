@@ -70,6 +70,11 @@ export class NbdConnection {
     return this.transmission?.pending ?? 0;
   }
 
+  /** True once the client has hung up while its requests were being served. */
+  get clientGone(): boolean {
+    return this.transmission?.clientGone ?? false;
+  }
+
   /** READ/WRITE bytes held now (requests running, replies not sent). */
   get heldBytes(): number {
     return this.transmission?.heldBytes ?? 0;

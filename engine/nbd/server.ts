@@ -73,6 +73,8 @@ export const DEFAULT_LIMITS: ServerLimits = {
 /** What the server holds now (for monitoring, tests and the bench). */
 export interface NbdServerStats {
   connections: number;
+  /** Connections whose client has gone, still finishing requests already inside the device. */
+  finishing: number;
   /** Requests running on all connections. */
   requests: number;
   /** READ/WRITE bytes held by all connections (requests running, replies not sent). */
@@ -190,12 +192,15 @@ export class NbdServer {
   stats(): NbdServerStats {
     let requests = 0;
     let heldBytes = 0;
+    let finishing = 0;
     for (const c of this.connections) {
       requests += c.pending;
       heldBytes += c.heldBytes;
+      if (c.clientGone) finishing++;
     }
     return {
       connections: this.connections.size,
+      finishing,
       requests,
       heldBytes,
       sharedBytesInUse: this.budget.inUse,

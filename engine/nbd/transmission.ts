@@ -141,6 +141,11 @@ export class Transmission {
     return this.inFlight;
   }
 
+  /** True once the client has hung up (nothing more is dequeued or answered). */
+  get clientGone(): boolean {
+    return this.hungUp;
+  }
+
   /** READ/WRITE bytes this connection holds now. */
   get heldBytes(): number {
     return this.held;

@@ -191,7 +191,9 @@ export class Transmission {
         this.socket.end();
         return;
       }
-      const cost = request.type === NBD_CMD_READ || request.type === NBD_CMD_WRITE ? request.length : 0;
+      const refusal = this.check(request);
+      // A READ that will be refused holds nothing; a WRITE's payload is read either way.
+      const cost = request.type === NBD_CMD_WRITE || (request.type === NBD_CMD_READ && refusal === null) ? request.length : 0;
       const charge = this.tryAdmit(cost) ?? (await this.admit(cost));
       if (request.type === NBD_CMD_WRITE) {
         try {
@@ -202,7 +204,7 @@ export class Transmission {
         }
       }
       this.inFlight++;
-      void this.serve(request, charge);
+      void this.serve(request, refusal, charge);
     }
   }
 
@@ -297,7 +299,7 @@ export class Transmission {
     if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
-  private async serve(request: Request, charge: Charge): Promise<void> {
+  private async serve(request: Request, checked: Refusal | null, charge: Charge): Promise<void> {
     if (this.hungUp) {
       // Nobody to answer: the request is dropped before it reaches the device.
       request.payload = null;
@@ -308,7 +310,7 @@ export class Transmission {
     let error = 0;
     let data: Buffer = EMPTY;
     let frame: Buffer | null = null;
-    const refusal = this.shuttingDown ? { error: NBD_ESHUTDOWN, reason: '' } : this.check(request);
+    const refusal = this.shuttingDown ? { error: NBD_ESHUTDOWN, reason: '' } : checked;
     if (refusal !== null) {
       error = refusal.error;
       if (refusal.reason !== '') this.options.onRefused?.(this.describe(request), refusal.reason);

@@ -147,6 +147,25 @@ describe('NBD server: memory bounds and fairness', () => {
     expect(s.stats().sharedBytesInUse).toBe(0);
   });
 
+  it('answers a refused huge READ at once, without waiting for the shared budget others hold', async () => {
+    const g = gate();
+    const dev = new MemoryDevice({ name: 'disk1', capacity: 8 * MiB, gate: (op, _offset, length) => (op === 'read' && length === MiB ? g.wait : undefined) });
+    const s = await serve(staticExports([dev]), { sharedBytes: 4 * MiB, reserveBytes: MiB });
+    const greedy = await connect();
+    await greedy.goTo('disk1');
+    for (let i = 0; i < 8; i++) greedy.sendRequest(CMD_READ, { cookie: BigInt(i), offset: BigInt(i * MiB), length: MiB });
+    await until(() => s.stats().sharedBytesInUse === 4 * MiB && s.stats().waitingForBytes === 1);
+
+    const other = await connect();
+    await other.goTo('disk1');
+    other.sendRequest(CMD_READ, { cookie: 1n, offset: 0n, length: 0xffffffff });
+    other.sendRequest(CMD_READ, { cookie: 2n, offset: BigInt(8 * MiB), length: 32 * MiB });
+    expect(await other.readReply()).toMatchObject({ cookie: 1n, error: EINVAL });
+    expect(await other.readReply()).toMatchObject({ cookie: 2n, error: EINVAL });
+    expect(s.stats().sharedBytesInUse).toBe(4 * MiB);
+    g.open();
+  });
+
   it('stops reading the options of a client that does not read the replies (handshake backpressure)', async () => {
     const devices = Array.from({ length: 8 }, (_, i) => new MemoryDevice({ name: `disk${i}`, capacity: MiB }));
     const descriptions = Object.fromEntries(devices.map((d) => [d.name, 'd'.repeat(4000)]));

@@ -9,6 +9,8 @@ export interface BudgetGrant {
   readonly granted: Promise<boolean>;
   /** Gives up waiting (a no-op once granted). */
   cancel(): void;
+  /** False when the bytes were granted at once. */
+  readonly waited: boolean;
 }
 
 interface Waiter {
@@ -16,7 +18,7 @@ interface Waiter {
   resolve: (granted: boolean) => void;
 }
 
-const GRANTED: BudgetGrant = { granted: Promise.resolve(true), cancel: () => undefined };
+const GRANTED: BudgetGrant = { granted: Promise.resolve(true), cancel: () => undefined, waited: false };
 
 export class ByteBudget {
   private used = 0;
@@ -51,6 +53,7 @@ export class ByteBudget {
     });
     return {
       granted,
+      waited: true,
       cancel: () => {
         const index = waiter === null ? -1 : this.waiters.indexOf(waiter);
         if (index < 0) return;

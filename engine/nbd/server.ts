@@ -62,7 +62,9 @@ export const DEFAULT_LIMITS: ServerLimits = {
   reserveBytes: 1 * MiB,
   readBufferBytes: 1 * MiB,
   sharedBytes: 192 * MiB,
-  bufferPoolBytes: 32 * MiB,
+  // Room for one reply frame of the largest READ (32 MiB and its 16-byte header):
+  // at 32 MiB exactly, 32 MiB reads would never be pooled and each leave garbage.
+  bufferPoolBytes: 33 * MiB,
   maxOptionLength: 64 * KiB,
   maxHandshakeQueuedBytes: 64 * KiB,
   handshakeTimeoutMs: 30_000,

@@ -277,6 +277,11 @@ export class Transmission {
     this.pendingGrant = grant;
     const granted = await grant.granted;
     this.pendingGrant = null;
+    if (granted && grant.waited) {
+      // Bytes given back by a client that hung up often go to another one whose
+      // hang-up is already queued: let the event loop deliver it before reading.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
     if (!granted || this.hungUp) {
       if (granted) o.budget.release(cost);
       throw new ConnectionClosedError();

@@ -177,7 +177,7 @@ async function main(): Promise<void> {
     const abused = await abusedRun;
     const during = await ask<Stats>('stats');
     for (const c of slow) c.close();
-    await ask('wait-idle');
+    const afterLeaving = await ask<{ idleAt: string; reads: number }>('wait-idle');
     const leftPeak = (await ask<Stats>('stats')).peakRss;
     await sleep(1000);
     const after = await ask<Stats>('stats');
@@ -193,6 +193,7 @@ async function main(): Promise<void> {
       row(`(b) server RSS with ${SLOW_READERS} slow readers (peak)`, `${Math.round(Math.max(sampledPeak, during.peakRss) / MiB)} MiB (idle before: ${Math.round(idleRss / MiB)} MiB)`, '< 512 MiB'),
       row('(b) bytes held by all connections (peak sampled)', `${Math.round(held / MiB)} MiB`, ''),
       row('(b) server peak RSS while they hang up', `${Math.round(leftPeak / MiB)} MiB`, '< 512 MiB'),
+      row('(b) 32 MiB READs the device served after they hung up', `${afterLeaving.reads - during.reads}`, ''),
       row('(b) server RSS 1 s after they left, and after a GC', `${Math.round(after.rss / MiB)} MiB, ${Math.round(afterGc.rss / MiB)} MiB`, ''),
       row('(c) 4 KiB read latency, idle server', lat(baseline), ''),
       row(`(c) 4 KiB read latency, ${SLOW_READERS} slow readers`, lat(abused), ''),
@@ -211,7 +212,7 @@ async function main(): Promise<void> {
           date: new Date().toISOString(),
           machine,
           hangup: { requests: HANGUP_REQUESTS, requestBytes: BIG, runs: hangups },
-          slowReaders: { count: SLOW_READERS, readsEach: SLOW_READS_EACH, seconds: SLOW_SECONDS, idleRssBytes: idleRss, peakRssBytes: Math.max(sampledPeak, during.peakRss), peakHeldBytes: held, peakRssWhileLeavingBytes: leftPeak, rssAfterBytes: after.rss, rssAfterGcBytes: afterGc.rss },
+          slowReaders: { count: SLOW_READERS, readsEach: SLOW_READS_EACH, seconds: SLOW_SECONDS, idleRssBytes: idleRss, peakRssBytes: Math.max(sampledPeak, during.peakRss), peakHeldBytes: held, peakRssWhileLeavingBytes: leftPeak, readsAfterLeaving: afterLeaving.reads - during.reads, rssAfterBytes: after.rss, rssAfterGcBytes: afterGc.rss },
           latencyMs: {
             idle: { p50: percentile(baseline, 50), p99: percentile(baseline, 99), worst: baseline.at(-1), count: baseline.length },
             slowReaders: { p50: percentile(abused, 50), p99: percentile(abused, 99), worst: abused.at(-1), count: abused.length },

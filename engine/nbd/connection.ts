@@ -1,24 +1,46 @@
 import type { Socket } from 'node:net';
+import type { BufferPool } from './buffer-pool.js';
+import type { ByteBudget } from './byte-budget.js';
 import type { ExportSource } from './export-source.js';
 import { blockSizesFor } from './flags.js';
 import { negotiate, NbdProtocolError } from './negotiation.js';
+import { RateLimitedLog } from './rate-limited-log.js';
 import { ConnectionClosedError, SocketReader } from './socket-reader.js';
 import { Transmission } from './transmission.js';
 
+/** Per-connection limits (the numbers are in DEFAULT_LIMITS and docs/nbd.md). */
 export interface ConnectionLimits {
+  /** Largest READ/WRITE payload (and the advertised maximum block size). */
   maxPayload: number;
+  /** Requests running at once on one connection. */
   maxInFlight: number;
+  /** READ/WRITE bytes one connection may hold: running requests and replies not yet sent. */
   maxInFlightBytes: number;
+  /** Bytes of other replies (headers, errors) queued on one socket. */
   maxQueuedReplyBytes: number;
+  /** Bytes a connection may hold without the server-wide budget (so small requests never wait for it). */
+  reserveBytes: number;
+  /** Received bytes buffered while the server does not read (the socket is paused past this). */
+  readBufferBytes: number;
+  /** Longest option payload in the handshake. */
   maxOptionLength: number;
+  /** Option replies queued on the socket before the server stops reading options. */
+  maxHandshakeQueuedBytes: number;
   handshakeTimeoutMs: number;
+  /** Log lines a second about one connection's refused requests and errors. */
+  logLinesPerSecond: number;
 }
 
 export interface ConnectionOptions extends ConnectionLimits {
   source: ExportSource;
   defaultExport: string | undefined;
   multiConn: boolean;
+  /** The server's (rate-limited) log. */
   log: (message: string) => void;
+  budget: ByteBudget;
+  pool: BufferPool;
+  /** Clock of the log's rate limit. */
+  clock: () => number;
   isShuttingDown(): boolean;
 }
 
@@ -26,6 +48,7 @@ export interface ConnectionOptions extends ConnectionLimits {
 export class NbdConnection {
   private transmission: Transmission | null = null;
   private exportName: string | null = null;
+  private readonly log: RateLimitedLog;
   readonly done: Promise<void>;
 
   constructor(
@@ -33,6 +56,7 @@ export class NbdConnection {
     private readonly options: ConnectionOptions,
     readonly id: number,
   ) {
+    this.log = new RateLimitedLog(options.log, options.logLinesPerSecond, `nbd[${id}]`, options.clock);
     this.done = this.run();
   }
 
@@ -41,11 +65,32 @@ export class NbdConnection {
     return this.exportName;
   }
 
+  /** Requests running now. */
+  get pending(): number {
+    return this.transmission?.pending ?? 0;
+  }
+
+  /** True once the client has hung up while its requests were being served. */
+  get clientGone(): boolean {
+    return this.transmission?.clientGone ?? false;
+  }
+
+  /** READ/WRITE bytes held now (requests running, replies not sent). */
+  get heldBytes(): number {
+    return this.transmission?.heldBytes ?? 0;
+  }
+
+  /** Resolves once no request of this connection runs any more. */
+  async settled(): Promise<void> {
+    await this.done;
+    await this.transmission?.idle();
+  }
+
   private async run(): Promise<void> {
-    const { socket, options } = this;
-    const reader = new SocketReader(socket, Math.max(4 * 1024 * 1024, options.maxPayload + 64));
+    const { socket, options, log } = this;
+    const reader = new SocketReader(socket, options.readBufferBytes);
     const timer = setTimeout(() => {
-      options.log(`nbd[${this.id}]: handshake timed out`);
+      log.log(`nbd[${this.id}]: handshake timed out`);
       socket.destroy();
     }, options.handshakeTimeoutMs);
     timer.unref();
@@ -58,6 +103,7 @@ export class NbdConnection {
         multiConn: options.multiConn,
         maxPayload: options.maxPayload,
         maxOptionLength: options.maxOptionLength,
+        maxQueuedBytes: options.maxHandshakeQueuedBytes,
         isShuttingDown: options.isShuttingDown,
       });
       clearTimeout(timer);
@@ -69,18 +115,23 @@ export class NbdConnection {
         maxInFlight: options.maxInFlight,
         maxInFlightBytes: options.maxInFlightBytes,
         maxQueuedReplyBytes: options.maxQueuedReplyBytes,
+        reserveBytes: options.reserveBytes,
+        budget: options.budget,
+        pool: options.pool,
         alignment: sizes.minimum,
+        onRefused: (what, reason) => log.log(`nbd[${this.id}] "${chosen.name}": refused ${what}: ${reason}`),
       });
       await this.transmission.run();
     } catch (err) {
-      if (err instanceof NbdProtocolError) options.log(`nbd[${this.id}]: ${err.message}; dropping the connection`);
+      if (err instanceof NbdProtocolError) log.log(`nbd[${this.id}]: ${err.message}; dropping the connection`);
       else if (!(err instanceof ConnectionClosedError)) {
-        options.log(`nbd[${this.id}]: connection error: ${err instanceof Error ? err.message : String(err)}`);
+        log.log(`nbd[${this.id}]: connection error: ${err instanceof Error ? err.message : String(err)}`);
       }
       // Let replies already running finish into the void, then drop.
       socket.destroy();
     } finally {
       clearTimeout(timer);
+      log.flush();
     }
     // Soft disconnect (NBD_OPT_ABORT, NBD_CMD_DISC): our side is ended; do not
     // wait forever for the client to close its side.

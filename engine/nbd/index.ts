@@ -1,5 +1,5 @@
 export { NbdServer, DEFAULT_LIMITS } from './server.js';
-export type { NbdServerOptions } from './server.js';
+export type { NbdServerOptions, NbdServerStats, ServerLimits } from './server.js';
 export type { ConnectionLimits } from './connection.js';
 export type { ExportEntry, ExportSource } from './export-source.js';
 export { staticExports } from './export-source.js';

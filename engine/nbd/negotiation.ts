@@ -53,6 +53,8 @@ export interface NegotiationContext {
   maxPayload: number;
   /** Longest option payload accepted; anything larger is a hard disconnect. */
   maxOptionLength: number;
+  /** Option replies queued on the socket before the server stops reading options. */
+  maxQueuedBytes: number;
   isShuttingDown(): boolean;
 }
 
@@ -190,6 +192,25 @@ function answerList(ctx: NegotiationContext, data: Buffer): void {
 }
 
 /**
+ * Waits while more than `limit` reply bytes are queued on the socket: a client
+ * that sends options without reading the replies stops being read (its socket
+ * is paused once the reader's buffer is full) instead of filling our memory.
+ */
+async function replyRoom(socket: Socket, limit: number): Promise<void> {
+  while (socket.writableLength > limit && !socket.destroyed) {
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        socket.off('drain', done);
+        socket.off('close', done);
+        resolve();
+      };
+      socket.on('drain', done);
+      socket.on('close', done);
+    });
+  }
+}
+
+/**
  * Runs the handshake. Resolves with the export chosen by NBD_OPT_GO or
  * NBD_OPT_EXPORT_NAME, or null when the client aborted (the socket is ended).
  * Rejects with NbdProtocolError (or the reader's error) when the connection must drop.
@@ -210,6 +231,7 @@ export async function negotiate(ctx: NegotiationContext): Promise<NegotiatedExpo
   const noZeroes = (clientFlags & NBD_FLAG_C_NO_ZEROES) !== 0;
 
   for (;;) {
+    await replyRoom(socket, ctx.maxQueuedBytes);
     const header = await reader.read(NBD_OPTION_HEADER_SIZE);
     if (header.readBigUInt64BE(0) !== NBD_OPTS_MAGIC) throw new NbdProtocolError('bad option magic');
     const option = header.readUInt32BE(8);

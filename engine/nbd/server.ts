@@ -6,9 +6,12 @@ import { createConnection, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { chmod, lstat, unlink } from 'node:fs/promises';
 import { BlksnapError } from '../abi/errno.js';
+import { BufferPool } from './buffer-pool.js';
+import { ByteBudget } from './byte-budget.js';
 import { NbdConnection } from './connection.js';
 import type { ConnectionLimits } from './connection.js';
 import type { ExportSource } from './export-source.js';
+import { RateLimitedLog } from './rate-limited-log.js';
 import { tcpUri, unixUri } from './uri.js';
 
 export interface NbdServerOptions {
@@ -23,18 +26,67 @@ export interface NbdServerOptions {
   defaultExport?: string;
   /** Advertise NBD_FLAG_CAN_MULTI_CONN (default true: all connections share one device). */
   multiConn?: boolean;
-  limits?: Partial<ConnectionLimits>;
+  limits?: Partial<ServerLimits>;
   log?: (message: string) => void;
+  /** Milliseconds clock of the log's rate limit (default Date.now; tests pass a frozen one). */
+  clock?: () => number;
 }
 
-export const DEFAULT_LIMITS: ConnectionLimits = {
-  maxPayload: 32 * 1024 * 1024,
+/** Server-wide limits, on top of the per-connection ones. */
+export interface ServerLimits extends ConnectionLimits {
+  /** Connections open at once (negotiating, serving, or finishing requests); more are refused. */
+  maxConnections: number;
+  /** READ/WRITE bytes all connections together may hold beyond their own reserves. */
+  sharedBytes: number;
+  /** Bytes of free reply frames kept for reuse, shared by all connections. */
+  bufferPoolBytes: number;
+  /** Log lines a second for the whole server (summaries count what was held back). */
+  serverLogLinesPerSecond: number;
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/**
+ * The defaults bound what clients can make the server hold: per connection
+ * readBufferBytes + maxInFlightBytes (+ maxQueuedReplyBytes of small replies),
+ * and for the whole server maxConnections × (reserveBytes + readBufferBytes)
+ * + sharedBytes + bufferPoolBytes. docs/nbd.md explains the numbers.
+ */
+export const DEFAULT_LIMITS: ServerLimits = {
+  maxConnections: 128,
+  maxPayload: 32 * MiB,
   maxInFlight: 64,
-  maxInFlightBytes: 128 * 1024 * 1024,
-  maxQueuedReplyBytes: 64 * 1024 * 1024,
-  maxOptionLength: 64 * 1024,
+  maxInFlightBytes: 64 * MiB,
+  maxQueuedReplyBytes: 256 * KiB,
+  reserveBytes: 1 * MiB,
+  readBufferBytes: 1 * MiB,
+  sharedBytes: 192 * MiB,
+  // Room for one reply frame of the largest READ (32 MiB and its 16-byte header):
+  // at 32 MiB exactly, 32 MiB reads would never be pooled and each leave garbage.
+  bufferPoolBytes: 33 * MiB,
+  maxOptionLength: 64 * KiB,
+  maxHandshakeQueuedBytes: 64 * KiB,
   handshakeTimeoutMs: 30_000,
+  logLinesPerSecond: 5,
+  serverLogLinesPerSecond: 20,
 };
+
+/** What the server holds now (for monitoring, tests and the bench). */
+export interface NbdServerStats {
+  connections: number;
+  /** Connections whose client has gone, still finishing requests already inside the device. */
+  finishing: number;
+  /** Requests running on all connections. */
+  requests: number;
+  /** READ/WRITE bytes held by all connections (requests running, replies not sent). */
+  heldBytes: number;
+  /** Bytes of the shared budget in use, and requests waiting for it. */
+  sharedBytesInUse: number;
+  waitingForBytes: number;
+  /** Connections refused because maxConnections were open. */
+  refusedConnections: number;
+}
 
 const SHUTDOWN_GRACE_MS = 5_000;
 
@@ -69,7 +121,11 @@ function socketIsLive(path: string): Promise<boolean> {
 
 export class NbdServer {
   private readonly options: NbdServerOptions;
-  private readonly limits: ConnectionLimits;
+  private readonly limits: ServerLimits;
+  private readonly budget: ByteBudget;
+  private readonly pool: BufferPool;
+  private readonly serverLog: RateLimitedLog;
+  private refused = 0;
   private readonly listeners: Server[] = [];
   private readonly connections = new Set<NbdConnection>();
   private nextId = 1;
@@ -82,6 +138,9 @@ export class NbdServer {
     }
     this.options = options;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.budget = new ByteBudget(this.limits.sharedBytes);
+    this.pool = new BufferPool(this.limits.bufferPoolBytes);
+    this.serverLog = new RateLimitedLog((m) => this.options.log?.(m), this.limits.serverLogLinesPerSecond, 'nbd', options.clock);
   }
 
   async start(): Promise<void> {
@@ -132,6 +191,26 @@ export class NbdServer {
     return [...this.connections].map((c) => ({ id: c.id, export: c.export }));
   }
 
+  stats(): NbdServerStats {
+    let requests = 0;
+    let heldBytes = 0;
+    let finishing = 0;
+    for (const c of this.connections) {
+      requests += c.pending;
+      heldBytes += c.heldBytes;
+      if (c.clientGone) finishing++;
+    }
+    return {
+      connections: this.connections.size,
+      finishing,
+      requests,
+      heldBytes,
+      sharedBytesInUse: this.budget.inUse,
+      waitingForBytes: this.budget.waiting,
+      refusedConnections: this.refused,
+    };
+  }
+
   /** Stops listening, lets running requests finish (briefly), and closes every connection. */
   async close(): Promise<void> {
     if (this.state === 'closed' || this.state === 'closing') return;
@@ -140,6 +219,8 @@ export class NbdServer {
     await Promise.all([...this.connections].map((c) => c.shutdown(SHUTDOWN_GRACE_MS)));
     await Promise.all(closing);
     this.listeners.length = 0;
+    this.pool.clear();
+    this.serverLog.flush();
     const { unixSocket } = this.options;
     if (unixSocket !== undefined) {
       try {
@@ -165,6 +246,14 @@ export class NbdServer {
     socket.on('error', () => {
       // reported through the connection's reader
     });
+    const id = this.nextId++;
+    if (this.connections.size >= this.limits.maxConnections) {
+      // Refused before the greeting: the client sees the connection closed at once.
+      this.refused++;
+      this.serverLog.log(`nbd[${id}]: refused: ${this.limits.maxConnections} connections are open (the limit)`);
+      socket.destroy();
+      return;
+    }
     const connection = new NbdConnection(
       socket,
       {
@@ -172,13 +261,17 @@ export class NbdServer {
         source: this.options.exports,
         defaultExport: this.options.defaultExport,
         multiConn: this.options.multiConn ?? true,
-        log: (m) => this.log(m),
+        log: (m) => this.serverLog.log(m),
+        budget: this.budget,
+        pool: this.pool,
+        clock: this.options.clock ?? Date.now,
         isShuttingDown: () => this.state !== 'running',
       },
-      this.nextId++,
+      id,
     );
     this.connections.add(connection);
-    void connection.done.finally(() => this.connections.delete(connection));
+    // A connection counts until its last request has finished, even after a hang-up.
+    void connection.settled().finally(() => this.connections.delete(connection));
   }
 
   private async clearStaleSocket(path: string): Promise<void> {

@@ -8,7 +8,14 @@
  * Hot-path economy: a READ of a device that can read into a given buffer
  * (BlockDevice.readTo) is read straight into its reply frame (header and data in
  * one buffer, one socket write, no copy); reply frames come from a
- * per-connection buffer pool and go back to it once the socket has sent them.
+ * buffer pool and go back to it once the socket has sent them.
+ *
+ * Memory and fairness: a request holds its READ/WRITE bytes from the moment its
+ * header is read until its reply has left the socket (so a client that does not
+ * read its replies holds them). Small requests run on the connection's own
+ * reserve; beyond it, bytes come from the server-wide budget, in turn. When the
+ * client hangs up, nothing more is dequeued: requests not started are dropped,
+ * requests waiting for bytes give up, and replies of running ones are discarded.
  */
 import type { Socket } from 'node:net';
 import type { BlockDevice } from '../core/block-device.js';
@@ -31,9 +38,11 @@ import {
   NBD_SIMPLE_REPLY_MAGIC,
   NBD_SIMPLE_REPLY_SIZE,
 } from './constants.js';
-import { BufferPool } from './buffer-pool.js';
+import type { BufferPool } from './buffer-pool.js';
+import type { ByteBudget } from './byte-budget.js';
 import { nbdErrorFor } from './errors.js';
 import { NbdProtocolError } from './negotiation.js';
+import { ConnectionClosedError } from './socket-reader.js';
 import type { SocketReader } from './socket-reader.js';
 
 export interface TransmissionOptions {
@@ -41,14 +50,23 @@ export interface TransmissionOptions {
   maxPayload: number;
   /** Requests running at once on this connection before the server stops reading. */
   maxInFlight: number;
-  /** READ/WRITE bytes running at once on this connection before the server stops reading. */
+  /**
+   * READ/WRITE bytes this connection may hold (requests running and replies not
+   * yet sent) before the server stops reading; one request may always run alone.
+   */
   maxInFlightBytes: number;
-  /** Reply bytes queued on the socket before the server stops reading. */
+  /** Bytes of other replies (headers, errors) queued on the socket before the server stops reading. */
   maxQueuedReplyBytes: number;
+  /** Bytes the connection may hold without asking the server-wide budget. */
+  reserveBytes: number;
+  /** The server-wide budget of held bytes. */
+  budget: ByteBudget;
+  /** Free reply frames, shared by the server's connections. */
+  pool: BufferPool;
   /** Alignment every offset and length must have (the export's minimum block size). */
   alignment: number;
-  /** Bytes of free reply frames the connection keeps for reuse (default 32 MiB). */
-  bufferPoolBytes?: number;
+  /** Told about every request refused before it reached the device. */
+  onRefused?: (what: string, reason: string) => void;
 }
 
 interface Request {
@@ -61,15 +79,43 @@ interface Request {
   payload: Buffer | null;
 }
 
+/** Bytes a request holds, and where they came from. */
+interface Charge {
+  bytes: number;
+  shared: boolean;
+}
+
+/** Why a request is refused before it reaches the device. */
+interface Refusal {
+  error: number;
+  reason: string;
+}
+
 const TWO_32 = 4294967296;
 const EMPTY = Buffer.alloc(0);
+const NO_CHARGE: Charge = { bytes: 0, shared: false };
+/** Requests dequeued in one go before the loop lets other connections run. */
+const BATCH = 64;
+const COMMAND_NAMES: Readonly<Record<number, string>> = {
+  [NBD_CMD_READ]: 'READ',
+  [NBD_CMD_WRITE]: 'WRITE',
+  [NBD_CMD_FLUSH]: 'FLUSH',
+  [NBD_CMD_TRIM]: 'TRIM',
+  [NBD_CMD_WRITE_ZEROES]: 'WRITE_ZEROES',
+};
 
 export class Transmission {
   private inFlight = 0;
-  private inFlightBytes = 0;
-  private readonly slotWaiters: (() => void)[] = [];
+  /** READ/WRITE bytes held (running requests and unsent replies). */
+  private held = 0;
+  private reserveUsed = 0;
+  /** Held bytes written to the socket and not yet sent. */
+  private queuedHeld = 0;
+  private wake: (() => void) | null = null;
+  private pendingGrant: { cancel(): void } | null = null;
   private readonly idleWaiters: (() => void)[] = [];
   private shuttingDown = false;
+  private hungUp = false;
   private corked = false;
   private readonly uncork = (): void => {
     this.corked = false;
@@ -83,12 +129,26 @@ export class Transmission {
     private readonly device: BlockDevice,
     private readonly options: TransmissionOptions,
   ) {
-    this.pool = new BufferPool(options.bufferPoolBytes ?? 32 * 1024 * 1024);
+    this.pool = options.pool;
+    const onGone = (): void => this.onHangUp();
+    socket.once('close', onGone);
+    socket.once('end', onGone);
+    socket.on('drain', () => this.notify());
   }
 
   /** Requests currently being served. */
   get pending(): number {
     return this.inFlight;
+  }
+
+  /** True once the client has hung up (nothing more is dequeued or answered). */
+  get clientGone(): boolean {
+    return this.hungUp;
+  }
+
+  /** READ/WRITE bytes this connection holds now. */
+  get heldBytes(): number {
+    return this.held;
   }
 
   /**
@@ -97,9 +157,21 @@ export class Transmission {
    * the protocol (rejects; the caller drops the connection).
    */
   async run(): Promise<void> {
+    let sinceYield = 0;
     for (;;) {
+      if (this.hungUp) throw new ConnectionClosedError();
+      if (++sinceYield >= BATCH) {
+        // A client with a long queue of requests answered at once (errors) must
+        // not keep the event loop from the other connections.
+        sinceYield = 0;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (this.hungUp) throw new ConnectionClosedError();
+      }
       const header = this.reader.tryRead(NBD_REQUEST_SIZE) ?? (await this.reader.read(NBD_REQUEST_SIZE));
-      if (header.readUInt32BE(0) !== NBD_REQUEST_MAGIC) throw new NbdProtocolError('bad request magic');
+      if (this.hungUp) throw new ConnectionClosedError();
+      if (header.readUInt32BE(0) !== NBD_REQUEST_MAGIC) {
+        throw new NbdProtocolError(`bad request magic 0x${header.readUInt32BE(0).toString(16)}`);
+      }
       const offsetHigh = header.readUInt32BE(16);
       const request: Request = {
         flags: header.readUInt16BE(4),
@@ -111,22 +183,28 @@ export class Transmission {
         length: header.readUInt32BE(24),
         payload: null,
       };
-      if (request.type === NBD_CMD_WRITE) {
-        if (request.length > this.options.maxPayload) {
-          throw new NbdProtocolError(`write payload of ${request.length} bytes exceeds ${this.options.maxPayload}`);
-        }
-        request.payload = this.reader.tryRead(request.length) ?? (await this.reader.read(request.length));
+      if (request.type === NBD_CMD_WRITE && request.length > this.options.maxPayload) {
+        throw new NbdProtocolError(`write payload of ${request.length} bytes exceeds ${this.options.maxPayload}`);
       }
       if (request.type === NBD_CMD_DISC) {
         await this.idle();
         this.socket.end();
         return;
       }
-      const cost = request.type === NBD_CMD_READ || request.type === NBD_CMD_WRITE ? request.length : 0;
-      if (!this.hasRoomFor(cost)) await this.roomForMore(cost);
+      const refusal = this.check(request);
+      // A READ that will be refused holds nothing; a WRITE's payload is read either way.
+      const cost = request.type === NBD_CMD_WRITE || (request.type === NBD_CMD_READ && refusal === null) ? request.length : 0;
+      const charge = this.tryAdmit(cost) ?? (await this.admit(cost));
+      if (request.type === NBD_CMD_WRITE) {
+        try {
+          request.payload = this.reader.tryRead(request.length) ?? (await this.reader.read(request.length));
+        } catch (err) {
+          this.release(charge);
+          throw err;
+        }
+      }
       this.inFlight++;
-      this.inFlightBytes += cost;
-      void this.serve(request, cost);
+      void this.serve(request, refusal, charge);
     }
   }
 
@@ -141,38 +219,107 @@ export class Transmission {
     this.shuttingDown = true;
   }
 
+  private onHangUp(): void {
+    if (this.hungUp) return;
+    this.hungUp = true;
+    this.pendingGrant?.cancel();
+    this.notify();
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = null;
+    wake?.();
+  }
+
+  private changed(): Promise<void> {
+    return new Promise((resolve) => (this.wake = resolve));
+  }
+
+  /** Other replies (not held bytes) queued on the socket. */
+  private get queuedOther(): number {
+    return Math.max(0, this.socket.writableLength - this.queuedHeld);
+  }
+
   private hasRoomFor(cost: number): boolean {
     const o = this.options;
-    if (this.inFlight >= o.maxInFlight) return false;
-    // One request of any allowed size may always run alone.
-    if (this.inFlight > 0 && this.inFlightBytes + cost > o.maxInFlightBytes) return false;
-    return this.socket.writableLength <= o.maxQueuedReplyBytes;
+    return (
+      this.inFlight < o.maxInFlight &&
+      (this.held === 0 || this.held + cost <= o.maxInFlightBytes) &&
+      this.queuedOther <= o.maxQueuedReplyBytes
+    );
   }
 
-  private async roomForMore(cost: number): Promise<void> {
-    while (!this.hasRoomFor(cost) && this.inFlight > 0) {
-      await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
-    }
-    if (this.socket.writableLength > this.options.maxQueuedReplyBytes && !this.socket.destroyed) {
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          this.socket.off('drain', done);
-          this.socket.off('close', done);
-          resolve();
-        };
-        this.socket.on('drain', done);
-        this.socket.on('close', done);
-      });
-    }
+  /** The charge for a request that may start at once on this connection's reserve, else null. */
+  private tryAdmit(cost: number): Charge | null {
+    if (this.hungUp || !this.hasRoomFor(cost)) return null;
+    if (cost === 0) return NO_CHARGE;
+    if (this.reserveUsed + cost > this.options.reserveBytes) return null;
+    this.reserveUsed += cost;
+    this.held += cost;
+    return { bytes: cost, shared: false };
   }
 
-  private async serve(request: Request, cost: number): Promise<void> {
+  /**
+   * Waits until this connection may start one more request of `cost` bytes,
+   * and takes them (from the connection's reserve, else from the server budget).
+   */
+  private async admit(cost: number): Promise<Charge> {
+    const o = this.options;
+    for (;;) {
+      if (this.hungUp) throw new ConnectionClosedError();
+      if (this.hasRoomFor(cost)) break;
+      await this.changed();
+    }
+    const own = this.tryAdmit(cost);
+    if (own !== null) return own;
+    const grant = o.budget.acquire(cost);
+    this.pendingGrant = grant;
+    const granted = await grant.granted;
+    this.pendingGrant = null;
+    if (granted && grant.waited) {
+      // Bytes given back by a client that hung up often go to another one whose
+      // hang-up is already queued: let the event loop deliver it before reading.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    if (!granted || this.hungUp) {
+      if (granted) o.budget.release(cost);
+      throw new ConnectionClosedError();
+    }
+    this.held += cost;
+    return { bytes: cost, shared: true };
+  }
+
+  private release(charge: Charge): void {
+    if (charge.bytes === 0) return;
+    this.held -= charge.bytes;
+    if (charge.shared) this.options.budget.release(charge.bytes);
+    else this.reserveUsed -= charge.bytes;
+    this.notify();
+  }
+
+  private finish(): void {
+    this.inFlight--;
+    this.notify();
+    if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  private async serve(request: Request, checked: Refusal | null, charge: Charge): Promise<void> {
+    if (this.hungUp) {
+      // Nobody to answer: the request is dropped before it reaches the device.
+      request.payload = null;
+      this.release(charge);
+      this.finish();
+      return;
+    }
     let error = 0;
     let data: Buffer = EMPTY;
     let frame: Buffer | null = null;
-    const early = this.shuttingDown ? NBD_ESHUTDOWN : this.check(request);
-    if (early !== 0) error = early;
-    else if (request.type === NBD_CMD_READ && this.device.readTo !== undefined) {
+    const refusal = this.shuttingDown ? { error: NBD_ESHUTDOWN, reason: '' } : checked;
+    if (refusal !== null) {
+      error = refusal.error;
+      if (refusal.reason !== '') this.options.onRefused?.(this.describe(request), refusal.reason);
+    } else if (request.type === NBD_CMD_READ && this.device.readTo !== undefined) {
       // Read straight into the reply frame, after room for the header.
       frame = this.pool.take(NBD_SIMPLE_REPLY_SIZE + request.length);
       try {
@@ -194,33 +341,41 @@ export class Transmission {
       }
     }
     request.payload = null;
-    if (frame !== null) this.replyFrame(request, frame);
-    else this.reply(request, error, data);
-    this.inFlight--;
-    this.inFlightBytes -= cost;
-    const waiter = this.slotWaiters.shift();
-    if (waiter !== undefined) waiter();
-    if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+    if (frame !== null) this.replyFrame(request, frame, charge);
+    else this.reply(request, error, data, charge);
+    this.finish();
   }
 
-  /** The error value for a request that must not reach the device, or 0. */
-  private check(request: Request): number {
+  private describe(request: Request): string {
+    const name = COMMAND_NAMES[request.type] ?? `command ${request.type}`;
+    return `${name} of ${request.length} bytes at offset ${request.offset}`;
+  }
+
+  /** Why a request must not reach the device, or null. */
+  private check(request: Request): Refusal | null {
     const { type, flags, offset, length } = request;
     const device = this.device;
     const writes = type === NBD_CMD_WRITE || type === NBD_CMD_TRIM || type === NBD_CMD_WRITE_ZEROES;
-    if (type !== NBD_CMD_READ && !writes && type !== NBD_CMD_FLUSH) return NBD_EINVAL; // unknown command
+    if (type !== NBD_CMD_READ && !writes && type !== NBD_CMD_FLUSH) {
+      return { error: NBD_EINVAL, reason: 'unknown or unsupported command' };
+    }
     const allowedFlags = NBD_CMD_FLAG_FUA | (type === NBD_CMD_WRITE_ZEROES ? NBD_CMD_FLAG_NO_HOLE : 0);
-    if ((flags & ~allowedFlags) !== 0) return NBD_EINVAL;
-    if (writes && device.readOnly) return NBD_EPERM;
-    if (type === NBD_CMD_FLUSH) return 0; // offset and length are reserved
-    if (length === 0) return NBD_EINVAL;
-    if (type === NBD_CMD_READ && length > this.options.maxPayload) return NBD_EINVAL;
+    if ((flags & ~allowedFlags) !== 0) {
+      return { error: NBD_EINVAL, reason: `flags 0x${flags.toString(16)} not allowed for this command` };
+    }
+    if (writes && device.readOnly) return { error: NBD_EPERM, reason: 'the export is read-only' };
+    if (type === NBD_CMD_FLUSH) return null; // offset and length are reserved
+    if (length === 0) return { error: NBD_EINVAL, reason: 'zero length' };
+    if (type === NBD_CMD_READ && length > this.options.maxPayload) {
+      return { error: NBD_EINVAL, reason: `longer than the ${this.options.maxPayload}-byte maximum` };
+    }
     if (offset + length > device.capacity) {
-      return type === NBD_CMD_WRITE || type === NBD_CMD_WRITE_ZEROES ? NBD_ENOSPC : NBD_EINVAL;
+      const error = type === NBD_CMD_WRITE || type === NBD_CMD_WRITE_ZEROES ? NBD_ENOSPC : NBD_EINVAL;
+      return { error, reason: `past the end of the export (${device.capacity} bytes)` };
     }
     const a = this.options.alignment;
-    if (offset % a !== 0 || length % a !== 0) return NBD_EINVAL;
-    return 0;
+    if (offset % a !== 0 || length % a !== 0) return { error: NBD_EINVAL, reason: `not aligned to ${a} bytes` };
+    return null;
   }
 
   private async execute(request: Request): Promise<Buffer | undefined> {
@@ -269,26 +424,43 @@ export class Transmission {
   }
 
   /** A successful READ whose data is already in place after the header room. */
-  private replyFrame(request: Request, frame: Buffer): void {
+  private replyFrame(request: Request, frame: Buffer, charge: Charge): void {
     const socket = this.socket;
-    if (socket.destroyed || !socket.writable) {
+    if (this.hungUp || socket.destroyed || !socket.writable) {
       this.pool.release(frame);
+      this.release(charge);
       return;
     }
     this.writeHeader(frame, request, 0);
     this.corkForTurn();
-    // The frame goes back to the pool once the socket is done with it (sent or failed).
-    socket.write(frame, () => this.pool.release(frame));
+    this.queuedHeld += frame.length;
+    // The frame and its bytes go back once the socket is done with it (sent or failed).
+    socket.write(frame, () => {
+      this.queuedHeld -= frame.length;
+      this.pool.release(frame);
+      this.release(charge);
+    });
   }
 
-  private reply(request: Request, error: number, data: Buffer): void {
+  private reply(request: Request, error: number, data: Buffer, charge: Charge): void {
     const socket = this.socket;
-    if (socket.destroyed || !socket.writable) return;
+    if (this.hungUp || socket.destroyed || !socket.writable) {
+      this.release(charge);
+      return;
+    }
     const header = Buffer.allocUnsafe(NBD_SIMPLE_REPLY_SIZE);
     this.writeHeader(header, request, error);
     // A header and its data are written back to back: frames never interleave.
     this.corkForTurn();
     socket.write(header);
-    if (data.length > 0) socket.write(data);
+    if (data.length === 0) {
+      this.release(charge);
+      return;
+    }
+    this.queuedHeld += data.length;
+    socket.write(data, () => {
+      this.queuedHeld -= data.length;
+      this.release(charge);
+    });
   }
 }

@@ -17,6 +17,7 @@ import { engineExports } from '../../../engine/nbd/engine-exports.js';
 import { NbdServer } from '../../../engine/nbd/server.js';
 import { canUseFuse, canUseLoop, hasCommand } from '../../helpers/env.js';
 import { attachNbdLoop } from '../../helpers/nbd-loop.js';
+import { RawNbdClient } from '../../helpers/nbd-raw-client.js';
 import type { NbdLoop } from '../../helpers/nbd-loop.js';
 
 const run = promisify(execFile);
@@ -110,6 +111,38 @@ describe('NBD exports of the embedded engine', () => {
       const names = (JSON.parse(stdout) as { exports: { 'export-name': string }[] }).exports.map((e) => e['export-name']);
       expect(names).toEqual(['disk1']);
       await expect(run('qemu-img', ['info', server.uriFor(image)])).rejects.toThrow(/export not available|unknown export/i);
+    },
+  );
+
+  it.skipIf(!hasCommand('qemu-io'))(
+    '[qemu-io] a write to a snapshot image export fails; WRITE, TRIM and WRITE_ZEROES are answered EPERM and the image keeps its content',
+    async () => {
+      await addDisk('disk1', 4 * MiB);
+      await run('qemu-io', ['-f', 'raw', '-c', 'write -P 0x5c 0 1M', server.uriFor('disk1')]);
+      const { image } = await takeSnapshot('disk1');
+
+      // qemu sees NBD_FLAG_READ_ONLY and will not open the image for writing.
+      await expect(run('qemu-io', ['-f', 'raw', '-c', 'write -P 0x11 0 4k', server.uriFor(image)])).rejects.toThrow(/Permission denied/);
+
+      // A client that ignores the flag is refused by the server with EPERM (1).
+      const client = await RawNbdClient.connect(join(dir, 'nbd.sock'));
+      try {
+        const replies = await client.goTo(image);
+        const info = replies.find((r) => r.type === 3 && r.data.readUInt16BE(0) === 0);
+        expect((info?.data.readUInt16BE(10) ?? 0) & 2).toBe(2); // NBD_FLAG_READ_ONLY
+        client.sendRequest(1, { cookie: 1n, offset: 0n, length: 4096, payload: Buffer.alloc(4096, 0x11) }); // WRITE
+        client.sendRequest(4, { cookie: 2n, offset: 0n, length: 4096 }); // TRIM
+        client.sendRequest(6, { cookie: 3n, offset: 0n, length: 4096 }); // WRITE_ZEROES
+        const errors = new Map<bigint, number>();
+        for (let i = 0; i < 3; i++) {
+          const reply = await client.readReply();
+          errors.set(reply.cookie, reply.error);
+        }
+        expect(Object.fromEntries([...errors].map(([k, v]) => [String(k), v]))).toEqual({ '1': 1, '2': 1, '3': 1 });
+      } finally {
+        client.close();
+      }
+      await run('qemu-io', ['-f', 'raw', '-r', '-c', 'read -P 0x5c 0 1M', server.uriFor(image)]);
     },
   );
 

@@ -71,6 +71,23 @@ export class BackupDir {
     return `/proc/self/fd/${this.fd}`;
   }
 
+  /** Text with the descriptor path (what engine/backup saw) shown as the folder's own path. */
+  shown(text: string): string {
+    return text.split(this.base).join(this.path);
+  }
+
+  /** An error of engine/backup, its message naming the folder's own path. */
+  rewrite(err: unknown): unknown {
+    if (!(err instanceof Error) || !err.message.includes(this.base)) return err;
+    if (err instanceof BlksnapError) {
+      const prefix = `${err.errno}: `;
+      const message = err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
+      return new BlksnapError(err.errno, this.shown(message));
+    }
+    err.message = this.shown(err.message);
+    return err;
+  }
+
   /** The path engine/backup uses for a chain folder. */
   chain(key: string): string {
     return `${this.base}/${key}`;

@@ -65,7 +65,9 @@ export class BackupExports implements ExportSource {
       const existing = this.exported.get(name);
       if (existing && existing.chainDir === chainDir) return { name, chainDir };
       if (existing) throw new BlksnapError('EEXIST', `an export named ${name} exists already (of ${existing.chainDir}); remove it first (backup.unexport)`);
-      const image = await openImage(join(found.path, found.manifest.image.file), found.manifest.image.format);
+      const image = await openImage(join(found.path, found.manifest.image.file), found.manifest.image.format).catch((err: unknown) => {
+        throw set.rewrite(err);
+      });
       this.exported.set(name, { name, device: image, chainDir, point });
       return { name, chainDir };
     } finally {

@@ -139,7 +139,7 @@ export class BackupJobs {
       }
     } catch (err) {
       if (!(err instanceof ChainBreakError)) throw err;
-      entry.reason = err.reason;
+      entry.reason = set.shown(err.reason);
     }
     return entry;
   }
@@ -192,6 +192,8 @@ export class BackupJobs {
                   bytesWritten: m.image.fileBytes,
                   changedBytes: Math.min(m.sizes.changedBlocks * m.cbt.blockSize, m.device.size),
                 });
+              } catch (err) {
+                throw set.rewrite(err);
               } finally {
                 set.giveToOwner(key);
               }
@@ -230,8 +232,10 @@ export class BackupJobs {
             for (const t of targets) {
               try {
                 const r = await verifyPoint(t.path, t.manifest.id, { signal: ctx.signal, onProgress: (p) => ctx.progress(before + Math.min(p.done, t.manifest.device.size), total) });
-                result.points.push({ pointId: r.point, ok: r.ok, problem: r.problems[0] ?? null });
+                result.points.push({ pointId: r.point, ok: r.ok, problem: r.problems[0] === undefined ? null : set.shown(r.problems[0]) });
                 if (!r.ok) result.ok = false;
+              } catch (err) {
+                throw set.rewrite(err);
               } finally {
                 if (t.key !== null) set.giveToOwner(t.key);
               }

@@ -134,7 +134,7 @@ export class BackupRestore {
       set.close();
       target?.abandon();
       await image?.close();
-      throw err;
+      throw set.rewrite(err);
     }
   }
 

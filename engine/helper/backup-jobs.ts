@@ -6,10 +6,10 @@
  * backup-restore.ts, browsing in backup-exports.ts.
  */
 import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { BlksnapError } from '../abi/errno.js';
 import type { SnapshotId } from '../abi/types.js';
-import { ChainBreakError, backupPoint, loadPoints, planPoint, readVerifyRecord, verifyPoint } from '../backup/index.js';
+import { ChainBreakError, Qcow2Image, backupPoint, loadPoints, openImage, planPoint, readVerifyRecord, verifyPoint } from '../backup/index.js';
 import type { Manifest } from '../backup/index.js';
 import type { BackupJobResult, Catalog, JobState, PlanEntry, PointKindName, VerifyJobResult } from '../protocol/backup-schemas.js';
 import type { HelperBackends } from './backends.js';
@@ -70,6 +70,31 @@ export async function findSetPoint(set: BackupDir, point: string): Promise<{ key
     throw new BlksnapError('EINVAL', `the backup point ${point} is in several chains of ${set.path} (${hits.map((h) => h.key).join(', ')}): name the chain folder (e.g. ${set.path}/${hits[0]!.key})`);
   }
   return hits[0]!;
+}
+
+/**
+ * Opens the image of a point for reading (restore, browse). The manifests of its
+ * chain must name plain files `<id>.<format>` that are regular files reached
+ * without symlinks, and the qcow2 backing chain must be exactly those files: a
+ * folder the user controls cannot make the helper (root) read anything else.
+ */
+export async function openPointImage(set: BackupDir, found: { key: string | null; path: string; manifest: Manifest }): Promise<Awaited<ReturnType<typeof openImage>>> {
+  const points = await loadPoints(found.path);
+  const byId = new Map(points.map((p) => [p.id, p]));
+  const expected: string[] = [];
+  for (let at: Manifest | undefined = found.manifest; at; at = at.parent === null ? undefined : byId.get(at.parent)) {
+    if (at.image.file !== `${at.id}.${at.image.format}`) throw new BlksnapError('EINVAL', `the manifest of ${at.id} names the image "${at.image.file}", not ${at.id}.${at.image.format}`);
+    set.checkRegular(found.key, at.image.file);
+    expected.push(resolve(found.path, at.image.file));
+    if (at.parent !== null && !byId.has(at.parent)) throw new BlksnapError('ENOENT', `the backup ${at.parent} that ${at.id} builds on is missing`);
+  }
+  const image = await openImage(join(found.path, found.manifest.image.file), found.manifest.image.format);
+  const files = image instanceof Qcow2Image ? image.chain().map((c) => c.path) : [image.path];
+  if (files.join('\n') !== expected.join('\n')) {
+    await image.close();
+    throw new BlksnapError('EINVAL', `the image chain of ${found.manifest.id} is not the one its manifests describe`);
+  }
+  return image;
 }
 
 export class BackupJobs {

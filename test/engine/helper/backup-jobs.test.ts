@@ -5,7 +5,7 @@
  * the catalog.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync, truncateSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HelperClient } from '../../../engine/protocol/client.js';
@@ -194,6 +194,25 @@ describe.skipIf(!tools)('[qemu] backup jobs through the helper', () => {
     const orphan = await backup(client, { snapshotId: id, dir: set, kind: 'incremental' });
     expect(orphan.error?.message).toMatch(/^the backup chain cannot continue: the previous backup \d{4}-\d\d-\d\d \d\d:\d\d UTC is missing/);
     await client.call('snapshotDestroy', { id });
+  });
+
+  it('never reads outside a chain: an image swapped for a symlink, a manifest naming another file', async () => {
+    const evil = join(d.dir, 'evil');
+    mkdirSync(join(evil, 'disk1'), { recursive: true });
+    const cat = await client.call('backup.catalog', { dir: set });
+    const full = cat.chains[1]!.points[0]!;
+    const manifestText = readFileSync(join(set, 'disk2', `${full.id}.json`), 'utf8');
+    // the image replaced by a symlink to a file the user could not read
+    writeFileSync(join(evil, 'disk1', `${full.id}.json`), manifestText);
+    symlinkSync('/etc/shadow', join(evil, 'disk1', `${full.id}.qcow2`));
+    await expect(client.call('backup.export', { dir: evil, point: full.id })).rejects.toMatchObject({ errno: 'ELOOP', message: `the backup image ${full.id}.qcow2 is a symbolic link (never followed)` });
+    await expect(client.call('backup.restore', { dir: evil, point: full.id, target: join(d.dir, 'evil.img') })).rejects.toMatchObject({ errno: 'ELOOP' });
+    // a manifest naming a file elsewhere
+    const m = JSON.parse(manifestText) as { image: { file: string; format: string } };
+    m.image = { ...m.image, file: '/etc/shadow', format: 'raw' };
+    writeFileSync(join(evil, 'disk1', `${full.id}.json`), JSON.stringify(m));
+    await expect(client.call('backup.export', { dir: evil, point: full.id })).rejects.toMatchObject({ errno: 'EINVAL', message: expect.stringMatching(/names the image "\/etc\/shadow"/) });
+    expect(existsSync(join(d.dir, 'evil.img'))).toBe(false);
   });
 
   it('jobs.list keeps the finished jobs; jobs.cancel of an unknown job is ESRCH', async () => {

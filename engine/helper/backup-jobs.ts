@@ -73,12 +73,11 @@ export async function findSetPoint(set: BackupDir, point: string): Promise<{ key
 }
 
 /**
- * Opens the image of a point for reading (restore, browse). The manifests of its
- * chain must name plain files `<id>.<format>` that are regular files reached
- * without symlinks, and the qcow2 backing chain must be exactly those files: a
- * folder the user controls cannot make the helper (root) read anything else.
+ * Checks the files of a point's chain before the helper (root) reads them: the
+ * manifests must name plain files `<id>.<format>` that are regular files reached
+ * without symlinks. Returns the expected image paths, the point's own first.
  */
-export async function openPointImage(set: BackupDir, found: { key: string | null; path: string; manifest: Manifest }): Promise<Awaited<ReturnType<typeof openImage>>> {
+export async function checkPointFiles(set: BackupDir, found: { key: string | null; path: string; manifest: Manifest }): Promise<string[]> {
   const points = await loadPoints(found.path);
   const byId = new Map(points.map((p) => [p.id, p]));
   const expected: string[] = [];
@@ -88,6 +87,16 @@ export async function openPointImage(set: BackupDir, found: { key: string | null
     expected.push(resolve(found.path, at.image.file));
     if (at.parent !== null && !byId.has(at.parent)) throw new BlksnapError('ENOENT', `the backup ${at.parent} that ${at.id} builds on is missing`);
   }
+  return expected;
+}
+
+/**
+ * Opens the image of a point for reading (restore, browse), after checkPointFiles;
+ * the qcow2 backing chain must be exactly those files: a folder the user controls
+ * cannot make the helper (root) read anything else.
+ */
+export async function openPointImage(set: BackupDir, found: { key: string | null; path: string; manifest: Manifest }): Promise<Awaited<ReturnType<typeof openImage>>> {
+  const expected = await checkPointFiles(set, found);
   const image = await openImage(join(found.path, found.manifest.image.file), found.manifest.image.format);
   const files = image instanceof Qcow2Image ? image.chain().map((c) => c.path) : [image.path];
   if (files.join('\n') !== expected.join('\n')) {
@@ -256,9 +265,19 @@ export class BackupJobs {
             let before = 0;
             for (const t of targets) {
               try {
-                const r = await verifyPoint(t.path, t.manifest.id, { signal: ctx.signal, onProgress: (p) => ctx.progress(before + Math.min(p.done, t.manifest.device.size), total) });
-                result.points.push({ pointId: r.point, ok: r.ok, problem: r.problems[0] === undefined ? null : set.shown(r.problems[0]) });
-                if (!r.ok) result.ok = false;
+                // a symlink or a foreign file name is never read as root; a missing file is verify's to report
+                const unsafe = await checkPointFiles(set, t).then(
+                  () => null,
+                  (err: unknown) => (err instanceof BlksnapError && err.errno === 'ENOENT' ? null : set.shown(err instanceof Error ? err.message.replace(/^E[A-Z]+: /, '') : String(err))),
+                );
+                if (unsafe !== null) {
+                  result.points.push({ pointId: t.manifest.id, ok: false, problem: unsafe });
+                  result.ok = false;
+                } else {
+                  const r = await verifyPoint(t.path, t.manifest.id, { signal: ctx.signal, onProgress: (p) => ctx.progress(before + Math.min(p.done, t.manifest.device.size), total) });
+                  result.points.push({ pointId: r.point, ok: r.ok, problem: r.problems[0] === undefined ? null : set.shown(r.problems[0]) });
+                  if (!r.ok) result.ok = false;
+                }
               } catch (err) {
                 throw set.rewrite(err);
               } finally {

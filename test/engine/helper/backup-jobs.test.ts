@@ -207,6 +207,8 @@ describe.skipIf(!tools)('[qemu] backup jobs through the helper', () => {
     symlinkSync('/etc/shadow', join(evil, 'disk1', `${full.id}.qcow2`));
     await expect(client.call('backup.export', { dir: evil, point: full.id })).rejects.toMatchObject({ errno: 'ELOOP', message: `the backup image ${full.id}.qcow2 is a symbolic link (never followed)` });
     await expect(client.call('backup.restore', { dir: evil, point: full.id, target: join(d.dir, 'evil.img') })).rejects.toMatchObject({ errno: 'ELOOP' });
+    const v = await waitJob(client, (await client.call('backup.verify', { dir: evil })).jobId);
+    expect(v.result).toEqual({ kind: 'verify', ok: false, points: [{ pointId: full.id, ok: false, problem: `the backup image ${full.id}.qcow2 is a symbolic link (never followed)` }] });
     // a manifest naming a file elsewhere
     const m = JSON.parse(manifestText) as { image: { file: string; format: string } };
     m.image = { ...m.image, file: '/etc/shadow', format: 'raw' };

@@ -100,6 +100,7 @@ export class BackupDir {
    * folder that does not exist (yet) is named through the set folder's descriptor.
    */
   chain(key: string): string {
+    if (this.closed) throw new BlksnapError('EBADF', `the backup folder ${this.path} is closed`);
     let fd = this.chains.get(key);
     if (fd === undefined) {
       try {
@@ -199,9 +200,13 @@ export class BackupDir {
     this.files.mkdirIn(this.fd, key, 'backup chain folder');
   }
 
+  private closed = false;
+
+  /** Closes the descriptors (once: a descriptor number may be reused afterwards). Messages still translate. */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     for (const fd of this.chains.values()) closeQuietly(fd);
-    this.chains.clear();
     closeQuietly(this.fd);
   }
 }

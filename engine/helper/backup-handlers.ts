@@ -15,6 +15,7 @@ import type { CallerFs } from './caller-fs.js';
 import { JobRunner } from './jobs.js';
 import type { ClientContext, HandlerParams } from './service.js';
 import type { SnapshotBook } from './snapshot-book.js';
+import type { StorageLedger } from './storage-ledger.js';
 
 type BackupMethod = Extract<MethodName, `backup.${string}` | `jobs.${string}`>;
 export type BackupHandlers = { [M in BackupMethod]: (params: HandlerParams<M>, ctx: ClientContext) => Promise<MethodResult<M>> };
@@ -27,6 +28,8 @@ export interface BackupHandlerDeps {
   report(state: JobState): void;
   log(message: string): void;
   source?: SourceOptions;
+  /** Records new restore targets before they are named (crash cleanup at the next start). */
+  ledger?: StorageLedger | null;
 }
 
 export function backupHandlers(deps: BackupHandlerDeps): { handlers: BackupHandlers; jobs: JobRunner } {

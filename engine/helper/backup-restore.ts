@@ -28,6 +28,7 @@ import { findSetPoint, openPointImage } from './backup-jobs.js';
 import type { CallerFs } from './caller-fs.js';
 import type { JobRunner } from './jobs.js';
 import type { SnapshotBook } from './snapshot-book.js';
+import type { StorageLedger } from './storage-ledger.js';
 
 const PARTIAL = '.partial-';
 
@@ -36,6 +37,8 @@ export interface RestoreDeps {
   book: SnapshotBook;
   files: CallerFs;
   jobs: JobRunner;
+  /** Where a new target is recorded before it is named (the next start removes what a killed restore left). */
+  ledger?: StorageLedger | null;
 }
 
 /** Where restored bytes go. */
@@ -229,13 +232,19 @@ export class BackupRestore {
     // what a killed restore left: a partial file of the user's, removed
     const stale = files.statIfRegular(partialPath, null);
     if (stale && stale.uid === files.uid) files.removeIfSame(partialPath, stale, null);
-    const created = await files.createFile(partialPath, 'restore target', async () => undefined, { keepDir: true });
+    const ledger = this.deps.ledger ?? null;
+    const created = await files.createFile(partialPath, 'restore target', (pending) => ledger?.recordPending(pending, 'image', `restore to ${target}`, files.uid) ?? Promise.resolve(), { keepDir: true });
     const dirFd = created.dirFd!;
     let named = false;
+    const forget = (): void => {
+      void ledger?.forget(partialPath).catch(() => undefined);
+    };
     try {
+      await ledger?.settle(partialPath, created);
       await ftruncate(created.fd, size);
     } catch (err) {
       files.removeIn(dirFd, `${PARTIAL}${name}`, created);
+      forget();
       closeQuietly(created.fd);
       closeQuietly(dirFd);
       throw err;
@@ -248,6 +257,7 @@ export class BackupRestore {
         files.linkIn(created.fd, dirFd, name, 'restore target');
         named = true;
         files.removeIn(dirFd, `${PARTIAL}${name}`, created);
+        await ledger?.forget(partialPath);
         const dfd = openSync(`/proc/self/fd/${dirFd}`, constants.O_RDONLY | constants.O_DIRECTORY);
         try {
           await fdatasync(dfd).catch(() => undefined);
@@ -259,6 +269,7 @@ export class BackupRestore {
       },
       abandon: () => {
         if (!named) files.removeIn(dirFd, `${PARTIAL}${name}`, created);
+        forget();
         closeQuietly(created.fd);
         closeQuietly(dirFd);
       },

@@ -73,6 +73,7 @@ export class HelperService {
       resolveDevice: (ref) => this.device(ref),
       report: (state) => this.broadcast('job', state),
       log,
+      ledger,
     });
     this.jobs = backup.jobs;
     this.handlers = { ...this.makeHandlers(), ...backup.handlers };

@@ -76,6 +76,9 @@ describe.skipIf(!tools)('[qemu] SIGKILL of the helper mid-backup and mid-restore
     expect(existsSync(target)).toBe(false);
     d = await spawnDaemon([], {}, dir);
     client = await connectClient(d.socketPath);
+    // the killed restore's file was recorded before it was named: the new helper removed it
+    expect(readdirSync(dir).filter((n) => n.startsWith('.partial-'))).toEqual([]);
+    expect(d.log()).toMatch(/unfinished image restore to .*restored\.img/);
     const r = await waitJob(client, (await client.call('backup.restore', { dir: set, point, target })).jobId);
     expect(r.state, JSON.stringify(r.error)).toBe('done');
     expect(sha256OfFile(target)).toBe(takeSha);

@@ -17,6 +17,7 @@ import { listBlockDevices, openImageRegistry } from './devices-wiring.js';
 import { chooseDriverKind, createEmbeddedDriver, createKernelDriver } from './driver-select.js';
 import type { DriverChoice } from './driver-select.js';
 import { eventLogLine } from './event-log.js';
+import { BackupExports } from './backup-exports.js';
 import { startNbdExports } from './nbd-exports.js';
 import type { NbdExports } from './nbd-exports.js';
 import { resolveOwner } from './owner.js';
@@ -102,6 +103,7 @@ async function startLocked(
     driver = engine;
   }
   const server = new HelperServer();
+  const backupExports = new BackupExports();
   let service: HelperService | null = null;
   try {
     const driverVersion = versionText(await driver.version());
@@ -126,7 +128,7 @@ async function startLocked(
           );
         }
       }
-      nbd = await startNbdExports(engine, join(socketDir, 'nbd.sock'), owner, log, (id) => service?.book.get(id)?.writableImages === true);
+      nbd = await startNbdExports(engine, join(socketDir, 'nbd.sock'), owner, log, (id) => service?.book.get(id)?.writableImages === true, backupExports);
     }
     const uris: NbdUris | null = nbd;
     const backends: HelperBackends = {
@@ -137,6 +139,7 @@ async function startLocked(
       nbd: uris,
       driverVersion,
       owner,
+      backupExports: nbd ? backupExports : null,
     };
     const broadcast = <N extends NotificationName>(topic: N, params: NotificationParams<N>): void => {
       // every snapshot event goes to the log too (the pump of each snapshot sees them all)
@@ -158,10 +161,12 @@ async function startLocked(
         // refuse new requests, answer pending snapshotWaitEvent calls (null), then close
         server.state.shuttingDown = true;
         await started.workloads.stopAll();
+        await started.stopJobs();
         await started.stopPumps();
         if (engine) started.announceShutdownOfSnapshots();
         await server.close();
         await nbd?.close().catch((err: unknown) => log(`closing NBD exports: ${(err as Error).message}`));
+        await backupExports.closeAll();
         if (engine) {
           // the embedded engine's snapshots live in this process: destroy them with it
           await driver.close().catch((err: unknown) => log(`closing the engine: ${(err as Error).message}`));

@@ -7,12 +7,21 @@ import type { SnapshotId } from '../abi/types.js';
 import type { EmbeddedEngineApi } from '../core/embedded-api.js';
 import { engineExports } from '../nbd/engine-exports.js';
 import { NbdServer } from '../nbd/server.js';
+import type { ExportSource } from '../nbd/export-source.js';
 import type { NbdUris } from './backends.js';
 import type { Owner } from './owner.js';
 import { handOverSocket } from './socket-dir.js';
 
 export interface NbdExports extends NbdUris {
   close(): Promise<void>;
+}
+
+/** The exports of `first`, then those of `then` (browsed backup points). */
+function joinSources(first: ExportSource, then: ExportSource): ExportSource {
+  return {
+    list: () => [...first.list(), ...then.list()],
+    open: (name) => first.open(name) ?? then.open(name),
+  };
 }
 
 export async function startNbdExports(
@@ -22,8 +31,11 @@ export async function startNbdExports(
   log: (message: string) => void,
   /** Whether the images of a snapshot are exported writable (asked at each client's open). */
   writableImages: (snapshotId: SnapshotId) => boolean,
+  /** More exports served beside the engine's (browsed backup points). */
+  extra?: ExportSource,
 ): Promise<NbdExports> {
-  const exports = engineExports(engine, { writableImages });
+  const engineSource = engineExports(engine, { writableImages });
+  const exports = extra ? joinSources(engineSource, extra) : engineSource;
   const server = new NbdServer({ exports, unixSocket: socketPath, log });
   await server.start();
   try {

@@ -14,6 +14,7 @@ import { CBT_ACTIVE_TABLE_CAPABILITY } from '../protocol/methods.js';
 import type { MethodName, MethodResult, MethodTable, NotificationName, NotificationParams } from '../protocol/methods.js';
 import type { DeviceEntry, ExportEntry, ImageEntry, Topic } from '../protocol/schemas.js';
 import type { HelperBackends, ImageRecord } from './backends.js';
+import { backupHandlers } from './backup-handlers.js';
 import { CallerFs } from './caller-fs.js';
 import { ownerOf } from './owner.js';
 import { resolveBlockDevice, resolveEngineDevice } from './device-resolver.js';
@@ -21,6 +22,7 @@ import { EventPump } from './event-pump.js';
 import { SnapshotBook } from './snapshot-book.js';
 import type { SettingsStore } from './settings-store.js';
 import type { StorageIdentity, StorageLedger } from './storage-ledger.js';
+import type { JobRunner } from './jobs.js';
 import { WorkloadManager } from './workload.js';
 
 export type HandlerParams<M extends MethodName> = z.output<MethodTable[M]['params']>;
@@ -36,7 +38,7 @@ type Handlers = { [M in MethodName]: (params: HandlerParams<M>, ctx: ClientConte
 
 export type Broadcast = <N extends NotificationName>(topic: N, params: NotificationParams<N>) => void;
 
-const ALL_TOPICS: Topic[] = ['event', 'snapshot', 'devices', 'progress', 'workload'];
+const ALL_TOPICS: Topic[] = ['event', 'snapshot', 'devices', 'progress', 'workload', 'job'];
 const OK = { ok: true as const };
 
 export class HelperService {
@@ -51,6 +53,8 @@ export class HelperService {
   readonly handlers: Handlers;
   /** Files reached with the rights of the user the helper works for. */
   private readonly files: CallerFs;
+  /** Backup, verify and restore jobs (backup-handlers.ts). */
+  readonly jobs: JobRunner;
 
   constructor(
     private readonly backends: HelperBackends,
@@ -62,7 +66,22 @@ export class HelperService {
   ) {
     this.workloads = new WorkloadManager((progress) => this.broadcast('workload', progress));
     this.files = new CallerFs(backends.owner);
-    this.handlers = this.makeHandlers();
+    const backup = backupHandlers({
+      backends,
+      book: this.book,
+      files: this.files,
+      resolveDevice: (ref) => this.device(ref),
+      report: (state) => this.broadcast('job', state),
+      log,
+      ledger,
+    });
+    this.jobs = backup.jobs;
+    this.handlers = { ...this.makeHandlers(), ...backup.handlers };
+  }
+
+  /** Cancels running backup jobs and waits for them (shutdown). */
+  async stopJobs(): Promise<void> {
+    await this.jobs.cancelAll();
   }
 
   get capabilities(): string[] {
@@ -220,7 +239,7 @@ export class HelperService {
     this.broadcast('snapshot', { id, state: 'device-added', device });
   }
 
-  private makeHandlers(): Handlers {
+  private makeHandlers(): Omit<Handlers, keyof ReturnType<typeof backupHandlers>['handlers']> {
     const { driver } = this.backends;
     return {
       hello: async () => ({
@@ -420,6 +439,7 @@ export class HelperService {
         for (const i of engine.listImages()) {
           exports.push({ name: i.name, kind: 'snapshot-image', uri: nbd.uriFor(i.name), capacity: i.capacity, readOnly: nbd.readOnly(i.name) ?? true, snapshotId: i.snapshotId, device: i.device });
         }
+        exports.push(...(this.backends.backupExports?.entries((name) => nbd.uriFor(name)) ?? []));
         return { socketPath: nbd.socketPath, exports };
       },
       'workload.start': async ({ device, rateMiBps, pattern }) => {

@@ -6,3 +6,4 @@ export * from './messages.js';
 export * from './client.js';
 export * from './errno.js';
 export * from './control-chars.js';
+export * from './backup-schemas.js';

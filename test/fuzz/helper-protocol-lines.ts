@@ -56,6 +56,16 @@ export function templates(ctx: FuzzContext, n: number): Record<MethodName, Recor
     'settings.set': { diffStorageLimitSectors: 4096 },
     subscribe: { topics: ['devices'] },
     unsubscribe: { topics: ['devices'] },
+    'backup.plan': { dir: `${ctx.dir}/set-${n}` },
+    'backup.start': { snapshotId: UNKNOWN_SNAPSHOT, dir: `${ctx.dir}/set-${n}`, kind: 'full' },
+    'backup.verify': { dir: `${ctx.dir}/set-${n}` },
+    'backup.restore': { dir: `${ctx.dir}/set-${n}`, point: '0001-20261201-140200-full', target: `${ctx.dir}/restored-${n}.img` },
+    'backup.catalog': { dir: `${ctx.dir}/set-${n}` },
+    'backup.export': { dir: `${ctx.dir}/set-${n}`, point: '0001-20261201-140200-full' },
+    'backup.unexport': { name: `backup-${n}` },
+    'jobs.list': {},
+    'jobs.cancel': { jobId: `job-${n}` },
+    'jobs.wait': { jobId: `job-${n}`, timeoutMs: 10 },
   };
 }
 
@@ -283,6 +293,6 @@ export function isSafe(line: Classified, root: string): boolean {
   const { acceptable, method, params } = line;
   if (!acceptable || method === null) return true;
   if (method === 'workload.start' || method === 'settings.set') return false;
-  if (method === 'snapshotWaitEvent' && (params as { timeoutMs: number }).timeoutMs > 1000) return false;
+  if ((method === 'snapshotWaitEvent' || method === 'jobs.wait') && (params as { timeoutMs: number }).timeoutMs > 1000) return false;
   return strings(params).every((s) => !s.startsWith('/') || resolve(s).startsWith(`${root}/`));
 }

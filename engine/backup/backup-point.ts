@@ -1,0 +1,252 @@
+/**
+ * Writes one backup point of a snapshot image into a chain folder: a full image, or
+ * an overlay of the parent point (incremental: the blocks whose CBT change number is
+ * newer than the previous point's; differential: newer than the full's).
+ */
+import { mkdir, rename, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BlksnapError } from '../abi/errno.js';
+import type { BlockDevice } from '../core/block-device.js';
+import { blockHash } from './block-hash.js';
+import { planPoint } from './chain.js';
+import type { ChainCbt } from './chain.js';
+import { isZeroRange } from './image-writer.js';
+import type { ImageWriter } from './image-writer.js';
+import { BLOCK_HASH_ALGORITHM, MANIFEST_FORMAT, MANIFEST_VERSION, manifestBlockHash } from './manifest.js';
+import type { DeviceIdentity, Manifest, PointKind } from './manifest.js';
+import { fsyncPath, lockFolder, partialName, removeLeftovers, writeFileAtomic } from './point-files.js';
+import { checkCancelled } from './progress.js';
+import type { JobOptions } from './progress.js';
+import { DEFAULT_CLUSTER_SIZE, Qcow2Writer } from './qcow2-writer.js';
+import { RawWriter } from './raw-writer.js';
+import { Sha256Worker } from './sha256-worker.js';
+import { toolIdentity } from './tool.js';
+
+/** Reads the snapshot image: a BlockDevice, or a function returning `length` bytes at `offset`. */
+export type ImageReader = BlockDevice | ((offset: number, length: number) => Promise<Buffer>);
+
+export interface BackupPointRequest extends JobOptions {
+  /** The chain folder (created when missing). */
+  dir: string;
+  source: ImageReader;
+  device: DeviceIdentity;
+  /** CBT state of the take: generation id, change number, tracking block size. */
+  cbt: ChainCbt;
+  /** The CBT map at take: one byte (change number) per tracking block. */
+  cbtMap: Uint8Array;
+  kind: PointKind;
+  /** Make a full backup (a new chain in the folder) when the chain cannot continue. */
+  allowFull?: boolean;
+  /** qcow2 (default) or raw; raw only for a full. */
+  format?: 'qcow2' | 'raw';
+  compress?: 'zlib';
+  clusterSize?: number;
+  /**
+   * Compute the SHA-256 of the whole image (default true). It makes an incremental
+   * read the whole image (and copy blocks the CBT missed, found by their hash); false
+   * reads only the changed blocks and records sha256 null.
+   */
+  sha256?: boolean;
+  /** Clock for the point's times and id (tests). */
+  now?: () => Date;
+}
+
+export interface BackupPointResult {
+  manifest: Manifest;
+  /** When a full was made because the chain could not continue: why. */
+  fullBecause: string | null;
+  /** Files an earlier interrupted job left, removed before this one started. */
+  leftoversRemoved: string[];
+}
+
+const CHUNK = 4 * 1024 * 1024;
+
+function readerOf(source: ImageReader): (offset: number, length: number) => Promise<Buffer> {
+  return typeof source === 'function' ? source : (offset, length) => source.read(offset, length);
+}
+
+function pointId(sequence: number, kind: PointKind, at: Date): string {
+  const iso = at.toISOString(); // 2026-12-01T14:02:00.000Z
+  const stamp = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}-${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}`;
+  return `${String(sequence).padStart(4, '0')}-${stamp}-${kind}`;
+}
+
+/** Hashes of all-zero blocks by length (most blocks of a sparse disk). */
+const zeroHashes = new Map<number, string>();
+function hashOf(data: Buffer): string {
+  if (isZeroRange(data, 0, data.length)) {
+    let h = zeroHashes.get(data.length);
+    if (h === undefined) {
+      h = blockHash(Buffer.alloc(data.length));
+      zeroHashes.set(data.length, h);
+    }
+    return h;
+  }
+  return blockHash(data);
+}
+
+/** Guest ranges [start, end) to read: whole clusters, merged, at most CHUNK long. */
+function readRanges(marked: (cluster: number) => boolean, clusters: number, clusterSize: number, size: number): [number, number][] {
+  const out: [number, number][] = [];
+  const perChunk = Math.max(1, Math.floor(CHUNK / clusterSize));
+  let c = 0;
+  while (c < clusters) {
+    if (!marked(c)) {
+      c++;
+      continue;
+    }
+    const first = c;
+    while (c < clusters && marked(c) && c - first < perChunk) c++;
+    out.push([first * clusterSize, Math.min(c * clusterSize, size)]);
+  }
+  return out;
+}
+
+export async function backupPoint(req: BackupPointRequest): Promise<BackupPointResult> {
+  const size = req.device.size;
+  const blockSize = req.cbt.blockSize;
+  const blockCount = Math.ceil(size / blockSize);
+  if (!Number.isInteger(Math.log2(blockSize)) || blockSize < 512) throw new BlksnapError('EINVAL', `tracking block size ${blockSize} is not a power of two of at least 512 bytes`);
+  if (req.cbtMap.length < blockCount) throw new BlksnapError('EINVAL', `the CBT map has ${req.cbtMap.length} blocks; a ${size}-byte device needs ${blockCount}`);
+  const format = req.format ?? 'qcow2';
+  const clusterSize = req.clusterSize ?? DEFAULT_CLUSTER_SIZE;
+  const wantSha = req.sha256 !== false;
+  const now = req.now ?? (() => new Date());
+  checkCancelled(req.signal, 'backup');
+
+  await mkdir(req.dir, { recursive: true });
+  const unlock = await lockFolder(req.dir);
+  let writer: ImageWriter | null = null;
+  let sha: Sha256Worker | null = null;
+  try {
+    const leftoversRemoved = await removeLeftovers(req.dir);
+    const plan = await planPoint({ dir: req.dir, kind: req.kind, device: req.device, cbt: req.cbt, allowFull: req.allowFull });
+    const parent = plan.parent;
+    if (format === 'raw' && parent) throw new BlksnapError('EINVAL', 'a raw image can only hold a full backup; use qcow2 for incremental and differential points');
+    const started = now();
+    const sequence = (plan.points[plan.points.length - 1]?.sequence ?? 0) + 1;
+    const id = pointId(sequence, plan.kind, started);
+    const file = `${id}.${format}`;
+    const tmpPath = join(req.dir, partialName(file));
+    writer = format === 'raw'
+      ? await RawWriter.create({ path: tmpPath, virtualSize: size, clusterSize })
+      : await Qcow2Writer.create({
+          path: tmpPath,
+          virtualSize: size,
+          clusterSize,
+          compress: req.compress,
+          backing: parent ? { file: parent.image.file, format: parent.image.format } : undefined,
+        });
+
+    // Which tracking blocks changed since the parent, and which clusters they touch.
+    const changed = new Uint8Array(blockCount);
+    let changedBlocks = 0;
+    for (let b = 0; b < blockCount; b++) {
+      if (!parent || req.cbtMap[b]! > parent.cbt.changeNumber) {
+        changed[b] = 1;
+        changedBlocks++;
+      }
+    }
+    const blockOfCluster = (c: number): [number, number] => [Math.floor((c * clusterSize) / blockSize), Math.floor((Math.min((c + 1) * clusterSize, size) - 1) / blockSize)];
+    const clusterChanged = (c: number): boolean => {
+      const [first, last] = blockOfCluster(c);
+      for (let b = first; b <= last; b++) if (changed[b]) return true;
+      return false;
+    };
+
+    const read = readerOf(req.source);
+    const hashes: string[] = new Array<string>(blockCount);
+    sha = wantSha ? new Sha256Worker() : null;
+    // Read in units of whole clusters and whole tracking blocks.
+    const unit = Math.max(clusterSize, blockSize);
+    const units = Math.ceil(size / unit);
+    const unitChanged = (u: number): boolean => (blockSize >= clusterSize ? changed[u] === 1 : clusterChanged(u));
+    const ranges = readRanges(wantSha || !parent ? () => true : unitChanged, units, unit, size);
+    const total = ranges.reduce((n, [s, e]) => n + e - s, 0);
+    let done = 0;
+    let copiedBytes = 0;
+    let cbtMissedBlocks = 0;
+    req.onProgress?.({ done, total });
+
+    let pending: Promise<Buffer> | null = ranges.length > 0 ? read(ranges[0]![0], ranges[0]![1] - ranges[0]![0]) : null;
+    try {
+      for (let r = 0; r < ranges.length; r++) {
+        const [start, end] = ranges[r]!;
+        const data = await pending!;
+        pending = r + 1 < ranges.length ? read(ranges[r + 1]![0], ranges[r + 1]![1] - ranges[r + 1]![0]) : null;
+        checkCancelled(req.signal, 'backup');
+        if (data.length !== end - start) throw new BlksnapError('EIO', `the snapshot image returned ${data.length} bytes at ${start}, not ${end - start}`);
+        await sha?.update(data);
+        // Block hashes of the whole blocks inside this range; blocks the CBT calls unchanged
+        // but whose content differs from the parent's are copied too.
+        const missed = new Set<number>();
+        for (let b = Math.ceil(start / blockSize); b * blockSize < end; b++) {
+          const bEnd = Math.min((b + 1) * blockSize, size);
+          if (bEnd > end) break;
+          hashes[b] = hashOf(data.subarray(b * blockSize - start, bEnd - start));
+          if (parent && !changed[b] && hashes[b] !== manifestBlockHash(parent, b)) {
+            missed.add(b);
+            cbtMissedBlocks++;
+          }
+        }
+        if (!parent) {
+          await writer.write(start, data);
+          copiedBytes += data.length;
+        } else {
+          const write = (c: number): boolean => {
+            if (clusterChanged(c)) return true;
+            const [first, last] = blockOfCluster(c);
+            for (let b = first; b <= last; b++) if (missed.has(b)) return true;
+            return false;
+          };
+          const firstCluster = start / clusterSize;
+          for (const [s, e] of readRanges((c) => write(c + firstCluster), Math.ceil((end - start) / clusterSize), clusterSize, end - start)) {
+            await writer.write(start + s, data.subarray(s, e));
+            copiedBytes += e - s;
+          }
+        }
+        done += data.length;
+        req.onProgress?.({ done, total });
+      }
+    } finally {
+      await pending?.catch(() => undefined);
+    }
+    if (parent) {
+      for (let b = 0; b < blockCount; b++) hashes[b] ??= manifestBlockHash(parent, b);
+    }
+    checkCancelled(req.signal, 'backup');
+    const digest = sha ? await sha.digest() : null;
+    const summary = await writer.finish();
+    await rename(tmpPath, join(req.dir, file));
+    writer = null;
+    checkCancelled(req.signal, 'backup');
+    const fileBytes = (await stat(join(req.dir, file))).size;
+    const manifest: Manifest = {
+      format: MANIFEST_FORMAT,
+      formatVersion: MANIFEST_VERSION,
+      id,
+      sequence,
+      kind: plan.kind,
+      parent: parent?.id ?? null,
+      full: plan.full?.id ?? id,
+      image: { file, format, clusterSize, compression: req.compress ?? 'none', fileBytes },
+      device: req.device,
+      cbt: { generationId: req.cbt.generationId, changeNumber: req.cbt.changeNumber, blockSize, blockCount },
+      hashes: { blockAlgorithm: BLOCK_HASH_ALGORITHM, blocks: hashes.join(''), sha256: digest },
+      sizes: { deviceBytes: size, copiedBytes: parent ? copiedBytes : summary.dataBytes, changedBlocks, cbtMissedBlocks },
+      times: { startedAt: started.toISOString(), finishedAt: now().toISOString() },
+      tool: toolIdentity(),
+    };
+    await writeFileAtomic(req.dir, `${id}.json`, `${JSON.stringify(manifest, null, 1)}\n`);
+    return { manifest, fullBecause: plan.fullBecause, leftoversRemoved };
+  } catch (err) {
+    await writer?.abort();
+    // An image renamed but without its manifest is removed here (or by the next run).
+    await removeLeftovers(req.dir).catch(() => undefined);
+    throw err;
+  } finally {
+    await sha?.close();
+    await fsyncPath(req.dir, true).catch(() => undefined);
+    await unlock();
+  }
+}

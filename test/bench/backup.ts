@@ -1,0 +1,164 @@
+/**
+ * Backup bench: a full backup (engine/backup, qcow2) of a sparse 1 GiB raw image with
+ * about 30% data, against `qemu-img convert -O qcow2` and `cp --sparse=always` of the
+ * same file; incrementals with 1% and 10% of the tracking blocks changed, as a
+ * fraction of the full's time (with the whole-image SHA-256, which reads the whole
+ * image, and without it, which reads only the changed blocks); verify and restore.
+ *
+ * All runs read the image from the page cache (the file was just written), so the
+ * figures compare CPU and write costs, not disk reads. Every figure is the median of
+ * REPEATS runs.
+ *
+ * Run: npm run bench:backup   (a few minutes; writes bench-results/backup.json)
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { backupPoint } from '../../engine/backup/backup-point.js';
+import { loadPoints } from '../../engine/backup/chain.js';
+import { RawImage, readImage } from '../../engine/backup/image-source.js';
+import { restorePoint } from '../../engine/backup/restore.js';
+import { verifyPoint } from '../../engine/backup/verify.js';
+import { seededRandom } from '../helpers/seeded-random.js';
+
+const run = promisify(execFile);
+const MiB = 1024 * 1024;
+const SIZE = 1024 * MiB;
+const BLOCK = 64 * 1024; // tracking block
+const DATA_FRACTION = 0.3;
+const REPEATS = 3;
+
+const loadNow = (): number[] => loadavg().map((l) => Math.round(l * 100) / 100);
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const start = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+async function median(fn: () => Promise<number>): Promise<number> {
+  const xs: number[] = [];
+  for (let i = 0; i < REPEATS; i++) xs.push(await fn());
+  xs.sort((a, b) => a - b);
+  return xs[Math.floor(xs.length / 2)]!;
+}
+
+/** Writes random data into runs covering about DATA_FRACTION of a sparse file. */
+async function makeImage(path: string): Promise<void> {
+  const fh = await open(path, 'w');
+  await fh.truncate(SIZE);
+  const rnd = seededRandom(1);
+  let at = 0;
+  while (at < SIZE) {
+    const len = Math.min(SIZE - at, BLOCK * (1 + Math.floor(rnd() * 64)));
+    if (rnd() < DATA_FRACTION) await fh.write(randomBytes(len), 0, len, at);
+    at += len;
+  }
+  await fh.close();
+}
+
+/** Overwrites `fraction` of the tracking blocks with random bytes; returns the CBT map for it. */
+async function changeBlocks(path: string, fraction: number, seed: number, changeNumber: number, map: Uint8Array): Promise<void> {
+  const rnd = seededRandom(seed);
+  const fh = await open(path, 'r+');
+  const count = Math.round(map.length * fraction);
+  let changed = 0;
+  while (changed < count) {
+    const b = Math.floor(rnd() * map.length);
+    if (map[b] === changeNumber) continue;
+    map[b] = changeNumber;
+    await fh.write(randomBytes(BLOCK), 0, BLOCK, b * BLOCK);
+    changed++;
+  }
+  await fh.close();
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const work = await mkdtemp(join(tmpdir(), 'bsm-bench-backup-'));
+  const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', loadAverageAtStart: loadNow(), loadAverageAtEnd: [] as number[] };
+  try {
+    const image = join(work, 'disk.raw');
+    await makeImage(image);
+    const allocated = (await stat(image)).blocks * 512;
+    const device = { path: '/dev/bench', size: SIZE };
+    const map = new Uint8Array(SIZE / BLOCK).fill(1);
+    const source = await RawImage.open(image);
+    const reader = (offset: number, length: number): Promise<Buffer> => readImage(source, offset, length);
+    const chain = (name: string): string => join(work, name);
+    let fullRuns = 0;
+    const full = await median(async () => {
+      const dir = chain(`full${fullRuns++}`);
+      const s = await timed(() => backupPoint({ dir, source: reader, device, cbt: { generationId: 'g', changeNumber: 1, blockSize: BLOCK }, cbtMap: map, kind: 'full' }));
+      if (fullRuns < REPEATS) await rm(dir, { recursive: true });
+      return s;
+    });
+    const fullDir = chain(`full${fullRuns - 1}`);
+    const qemu = await median(async () => {
+      await rm(join(work, 'q.qcow2'), { force: true });
+      return timed(() => run('qemu-img', ['convert', '-O', 'qcow2', image, join(work, 'q.qcow2')]));
+    });
+    const cp = await median(async () => {
+      await rm(join(work, 'c.raw'), { force: true });
+      return timed(() => run('cp', ['--sparse=always', image, join(work, 'c.raw')]));
+    });
+    await rm(join(work, 'c.raw'), { force: true });
+    await rm(join(work, 'q.qcow2'), { force: true });
+    const fullId = (await loadPoints(fullDir))[0]!.id;
+    const verify = await median(() => timed(() => verifyPoint(fullDir, fullId)));
+    const restore = await median(async () => {
+      await rm(join(work, 'restored.raw'), { force: true });
+      return timed(() => restorePoint(fullDir, fullId, join(work, 'restored.raw')));
+    });
+    await rm(join(work, 'restored.raw'), { force: true });
+
+    const incrementals: { changed: number; sha256: boolean; seconds: number; fractionOfFull: number; fileBytes: number }[] = [];
+    let changeNumber = 1;
+    for (const fraction of [0.01, 0.1]) {
+      for (const sha256 of [false, true]) {
+        const seconds = await median(async () => {
+          changeNumber++;
+          await changeBlocks(image, fraction, changeNumber, changeNumber, map);
+          // each run continues the same chain: one more incremental
+          return timed(() => backupPoint({ dir: fullDir, source: reader, device, cbt: { generationId: 'g', changeNumber, blockSize: BLOCK }, cbtMap: map, kind: 'incremental', sha256 }));
+        });
+        const points = await loadPoints(fullDir);
+        const last = points[points.length - 1]!;
+        incrementals.push({ changed: fraction, sha256, seconds, fractionOfFull: seconds / full, fileBytes: last.image.fileBytes });
+      }
+    }
+    await source.close();
+    machine.loadAverageAtEnd = loadNow();
+
+    const gib = SIZE / MiB;
+    const rows: [string, string, string][] = [
+      ['full backup (engine/backup, qcow2)', `${(gib / full).toFixed(0)} MiB/s`, `${full.toFixed(2)} s`],
+      ['qemu-img convert -O qcow2', `${(gib / qemu).toFixed(0)} MiB/s`, `${qemu.toFixed(2)} s`],
+      ['cp --sparse=always', `${(gib / cp).toFixed(0)} MiB/s`, `${cp.toFixed(2)} s`],
+      ['verify (full point)', `${(gib / verify).toFixed(0)} MiB/s`, `${verify.toFixed(2)} s`],
+      ['restore (full point, sparse raw)', `${(gib / restore).toFixed(0)} MiB/s`, `${restore.toFixed(2)} s`],
+      ...incrementals.map((i): [string, string, string] => [
+        `incremental ${i.changed * 100}% changed, ${i.sha256 ? 'with' : 'without'} whole-image SHA-256`,
+        `${(100 * i.fractionOfFull).toFixed(1)}% of the full's time`,
+        `${i.seconds.toFixed(2)} s, file ${(i.fileBytes / MiB).toFixed(1)} MiB`,
+      ]),
+    ];
+    const widths = [0, 1, 2].map((c) => Math.max(...rows.map((r) => r[c]!.length)));
+    console.log(`Backup bench: sparse ${gib} MiB raw image, ${(allocated / MiB).toFixed(0)} MiB of data, tracking block ${BLOCK / 1024} KiB, page cache warm; median of ${REPEATS}`);
+    console.log(`machine: ${machine.cpus} CPU (${machine.cpuModel}), load average at start ${machine.loadAverageAtStart.join(' ')}, at end ${machine.loadAverageAtEnd.join(' ')}`);
+    for (const r of rows) console.log(`${r[0].padEnd(widths[0]!)}  ${r[1].padStart(widths[1]!)}  ${r[2].padStart(widths[2]!)}`);
+    console.log(`(${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    await mkdir('bench-results', { recursive: true });
+    await writeFile(
+      join('bench-results', 'backup.json'),
+      `${JSON.stringify({ date: new Date().toISOString(), imageSize: SIZE, dataBytes: allocated, trackingBlock: BLOCK, repeats: REPEATS, machine, seconds: { full, qemuImgConvert: qemu, cpSparse: cp, verify, restore }, incrementals }, null, 2)}\n`,
+    );
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,329 @@
+import { createHash } from 'node:crypto';
+import { readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { backupPoint } from '../../../engine/backup/backup-point.js';
+import type { BackupPointRequest } from '../../../engine/backup/backup-point.js';
+import { loadPoints } from '../../../engine/backup/chain.js';
+import { manifestSchema } from '../../../engine/backup/manifest.js';
+import { restorePoint } from '../../../engine/backup/restore.js';
+import { verifyChain, verifyPoint } from '../../../engine/backup/verify.js';
+import { hasCommand } from '../../helpers/env.js';
+import { CbtDisk, readerOf } from './cbt-disk.js';
+import type { Take } from './cbt-disk.js';
+import { KiB, MiB, qemuCheck, qemuCompare, run, saveRaw, tempDir } from './sparse-data.js';
+
+const noQemu = !hasCommand('qemu-img');
+let dir = '';
+let cleanup: () => Promise<void> = async () => undefined;
+beforeEach(async () => {
+  ({ dir, cleanup } = await tempDir('backup'));
+});
+afterEach(async () => {
+  await cleanup();
+});
+
+/** A clock that starts at 2026-12-01 14:02 UTC and moves one hour per call. */
+function clock(): () => Date {
+  let t = Date.parse('2026-12-01T14:02:00Z');
+  return () => {
+    const d = new Date(t);
+    t += 3600_000;
+    return d;
+  };
+}
+
+function request(disk: CbtDisk, take: Take, kind: BackupPointRequest['kind'], extra: Partial<BackupPointRequest> = {}): BackupPointRequest {
+  return { dir: join(dir, 'chain'), source: readerOf(take.image), device: disk.device, cbt: take.cbt, cbtMap: take.cbtMap, kind, ...extra };
+}
+
+const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+describe('backup points: full, incremental, differential', () => {
+  it.skipIf(noQemu)('[qemu-img] a chain of points: each checks, equals its take, shows its chain, verifies and restores to the take', async () => {
+    const disk = new CbtDisk(256 * KiB, 24 * MiB + 512 * 3, 1);
+    const now = clock();
+    const takes: Take[] = [];
+    const kinds = ['full', 'incremental', 'differential', 'incremental'] as const;
+    const ids: string[] = [];
+    for (const [i, kind] of kinds.entries()) {
+      if (i > 0) disk.changeBlocks(0.05, 10 + i);
+      if (i === 2) disk.write(3 * MiB, Buffer.alloc(512 * KiB)); // zeroes where there was data
+      const take = disk.take();
+      takes.push(take);
+      const { manifest } = await backupPoint(request(disk, take, kind, { now, compress: i === 3 ? 'zlib' : undefined }));
+      ids.push(manifest.id);
+      expect(manifest.kind).toBe(kind);
+      expect(manifest.hashes.sha256).toBe(take.sha256);
+      expect(manifest.hashes.blocks).toHaveLength(take.cbtMap.length * 16);
+      expect(manifest.cbt).toEqual({ ...take.cbt, blockCount: take.cbtMap.length });
+      expect(manifest.device).toEqual(disk.device);
+      expect(manifestSchema.safeParse(JSON.parse(await readFile(join(dir, 'chain', `${manifest.id}.json`), 'utf8'))).success).toBe(true);
+    }
+    const points = await loadPoints(join(dir, 'chain'));
+    expect(points.map((p) => [p.kind, p.parent])).toEqual([
+      ['full', null],
+      ['incremental', ids[0]],
+      ['differential', ids[0]],
+      ['incremental', ids[2]],
+    ]);
+    expect(points.every((p) => p.full === ids[0])).toBe(true);
+    expect(ids[0]).toBe('0001-20261201-140200-full');
+
+    for (const [i, p] of points.entries()) {
+      const file = join(dir, 'chain', p.image.file);
+      expect((await qemuCheck(file)).ok).toBe(true);
+      const raw = await saveRaw(join(dir, `take${i}.raw`), takes[i]!.image);
+      expect((await qemuCompare(raw, 'raw', file, 'qcow2')).equal).toBe(true);
+      const chain = JSON.parse((await run('qemu-img', ['info', '--backing-chain', '--output=json', file])).stdout) as { filename: string }[];
+      const expectedChain = { 0: [0], 1: [1, 0], 2: [2, 0], 3: [3, 2, 0] }[i]!.map((k) => join(dir, 'chain', points[k]!.image.file));
+      expect(chain.map((c) => c.filename)).toEqual(expectedChain);
+      const v = await verifyPoint(join(dir, 'chain'), p.id);
+      expect(v.problems).toEqual([]);
+      expect(v.ok).toBe(true);
+      const target = join(dir, `restored${i}.raw`);
+      const r = await restorePoint(join(dir, 'chain'), p.id, target);
+      expect(r.sha256).toBe(takes[i]!.sha256);
+      expect(sha256(await readFile(target))).toBe(takes[i]!.sha256);
+    }
+  });
+
+  it('an incremental copies only the changed tracking blocks (sizes printed for 1% and 10%)', async () => {
+    const size = 128 * MiB;
+    for (const fraction of [0.01, 0.1]) {
+      const disk = new CbtDisk(64 * KiB, size, 2);
+      const full = disk.take();
+      const chainDir = join(dir, `chain-${fraction}`);
+      await backupPoint({ ...request(disk, full, 'full'), dir: chainDir });
+      const changed = disk.changeBlocks(fraction, 7);
+      const take = disk.take();
+      const { manifest } = await backupPoint({ ...request(disk, take, 'incremental'), dir: chainDir, sha256: false });
+      const fileBytes = (await stat(join(chainDir, manifest.image.file))).size;
+      // header, L2 tables (one per 512 MiB), L1, one refcount block, the refcount table
+      const metadata = 5 * 64 * KiB;
+      console.log(`incremental with ${fraction * 100}% of ${changed.length === 0 ? 0 : disk.map.length} tracking blocks changed: ${fileBytes} bytes = ${((100 * fileBytes) / size).toFixed(2)}% of the ${size}-byte device (limit ${2 * fraction * 100}% + ${metadata} bytes of metadata)`);
+      expect(manifest.sizes.changedBlocks).toBe(changed.length);
+      expect(manifest.sizes.copiedBytes).toBe(changed.length * 64 * KiB);
+      expect(fileBytes).toBeLessThanOrEqual(2 * fraction * size + metadata);
+      expect(manifest.hashes.sha256).toBeNull();
+      // the restored image is the take even though sha256 was skipped (block hashes are checked)
+      const r = await restorePoint(chainDir, manifest.id, join(chainDir, '..', `r-${fraction}.raw`));
+      expect(r.sha256).toBe(take.sha256);
+    }
+  });
+
+  it('blocks smaller than a cluster, larger than a chunk, and a device size that is not a whole number of blocks', async () => {
+    for (const [blockSize, size] of [[16 * KiB, 9 * MiB + 3 * 512], [8 * MiB, 20 * MiB + 4096]] as const) {
+      const disk = new CbtDisk(blockSize, size, 3);
+      const chainDir = join(dir, `c${blockSize}`);
+      const first = disk.take();
+      await backupPoint({ ...request(disk, first, 'full'), dir: chainDir });
+      disk.changeBlocks(0.2, 5);
+      const second = disk.take();
+      for (const fast of [false, true]) {
+        const sub = join(chainDir, fast ? 'fast' : 'slow');
+        await backupPoint({ ...request(disk, first, 'full'), dir: sub });
+        const { manifest } = await backupPoint({ ...request(disk, second, 'incremental'), dir: sub, sha256: !fast });
+        const r = await restorePoint(sub, manifest.id, join(sub, 'restored.raw'));
+        expect(r.sha256).toBe(second.sha256);
+        expect((await verifyPoint(sub, manifest.id)).ok).toBe(true);
+      }
+    }
+  });
+
+  it('blocks the CBT missed are copied when the whole image is read (found by their hash)', async () => {
+    const disk = new CbtDisk(64 * KiB, 8 * MiB, 4);
+    await backupPoint(request(disk, disk.take(), 'full'));
+    disk.data.fill(0x77, 2 * MiB, 2 * MiB + 100); // changed behind the tracker's back
+    const take = disk.take();
+    const { manifest } = await backupPoint(request(disk, take, 'incremental'));
+    expect(manifest.sizes.changedBlocks).toBe(0);
+    expect(manifest.sizes.cbtMissedBlocks).toBe(1);
+    const r = await restorePoint(join(dir, 'chain'), manifest.id, join(dir, 'r.raw'));
+    expect(r.sha256).toBe(take.sha256);
+  });
+
+  it('a raw full, continued by a qcow2 incremental over it', async () => {
+    const disk = new CbtDisk(64 * KiB, 4 * MiB, 6);
+    const full = await backupPoint(request(disk, disk.take(), 'full', { format: 'raw' }));
+    expect(full.manifest.image.file).toMatch(/full\.raw$/);
+    disk.changeBlocks(0.1, 3);
+    const take = disk.take();
+    const inc = await backupPoint(request(disk, take, 'incremental'));
+    expect((await restorePoint(join(dir, 'chain'), inc.manifest.id, join(dir, 'r.raw'))).sha256).toBe(take.sha256);
+    await expect(backupPoint(request(disk, disk.take(), 'incremental', { format: 'raw' }))).rejects.toThrow(/EINVAL: a raw image can only hold a full backup/);
+  });
+
+  it('reports progress up to the total and restores to a flattened qcow2 too', async () => {
+    const disk = new CbtDisk(64 * KiB, 10 * MiB, 8);
+    const take = disk.take();
+    const seen: { done: number; total: number }[] = [];
+    const { manifest } = await backupPoint(request(disk, take, 'full', { onProgress: (p) => seen.push(p) }));
+    expect(seen[0]).toEqual({ done: 0, total: 10 * MiB });
+    expect(seen[seen.length - 1]).toEqual({ done: 10 * MiB, total: 10 * MiB });
+    expect(seen.every((p, i) => i === 0 || p.done > seen[i - 1]!.done)).toBe(true);
+    const r = await restorePoint(join(dir, 'chain'), manifest.id, join(dir, 'flat.qcow2'), { format: 'qcow2' });
+    expect(r.sha256).toBe(take.sha256);
+    await expect(restorePoint(join(dir, 'chain'), manifest.id, join(dir, 'flat.qcow2'))).rejects.toThrow(/EEXIST: the restore target .*flat\.qcow2 exists/);
+  });
+});
+
+describe('chain refusals say why in words', () => {
+  async function chainWithFull(): Promise<{ disk: CbtDisk; now: () => Date }> {
+    const disk = new CbtDisk(64 * KiB, 20 * MiB, 9);
+    const now = clock();
+    await backupPoint(request(disk, disk.take(), 'full', { now }));
+    disk.changeBlocks(0.05, 1);
+    return { disk, now };
+  }
+
+  it('a new generation id: the change tracker was reset', async () => {
+    const { disk, now } = await chainWithFull();
+    disk.reset();
+    disk.changeBlocks(0.05, 2);
+    const err = backupPoint(request(disk, disk.take(), 'incremental', { now }));
+    await expect(err).rejects.toThrow('EINVAL: the backup chain cannot continue: the change tracker was reset (new generation id: the machine rebooted or the module was reloaded)');
+    await expect(err).rejects.toMatchObject({ code: 'generation' });
+  });
+
+  it('a resized device: the device grew from 20 MiB to 30 MiB', async () => {
+    const { disk, now } = await chainWithFull();
+    const bigger = new CbtDisk(64 * KiB, 30 * MiB, 9, { ...disk.device, size: 30 * MiB });
+    bigger.generationId = disk.generationId;
+    bigger.active = disk.active;
+    await expect(backupPoint(request(bigger, bigger.take(), 'incremental', { now }))).rejects.toThrow('the backup chain cannot continue: the device grew from 20 MiB to 30 MiB');
+  });
+
+  it('another device: the chain backs up one serial, not another', async () => {
+    const { disk, now } = await chainWithFull();
+    const take = disk.take();
+    await expect(backupPoint({ ...request(disk, take, 'incremental', { now }), device: { ...disk.device, serial: 'B2' } })).rejects.toThrow(
+      'the backup chain cannot continue: the chain backs up /dev/vdb (QEMU HARDDISK, serial A1), not /dev/vdb (QEMU HARDDISK, serial B2)',
+    );
+  });
+
+  it('a missing parent: the previous backup 2026-12-01 14:02 UTC is missing', async () => {
+    const { disk, now } = await chainWithFull();
+    const [full] = await loadPoints(join(dir, 'chain'));
+    await rm(join(dir, 'chain', full!.image.file));
+    await expect(backupPoint(request(disk, disk.take(), 'incremental', { now }))).rejects.toThrow(
+      'ENOENT: the backup chain cannot continue: the previous backup 2026-12-01 14:02 UTC is missing',
+    );
+  });
+
+  it('a grandparent gone: the backup the chain builds on is missing', async () => {
+    const { disk, now } = await chainWithFull();
+    await backupPoint(request(disk, disk.take(), 'incremental', { now }));
+    const [full] = await loadPoints(join(dir, 'chain'));
+    await rm(join(dir, 'chain', full!.image.file));
+    await expect(backupPoint(request(disk, disk.take(), 'incremental', { now }))).rejects.toThrow(
+      'the backup chain cannot continue: the backup 2026-12-01 14:02 UTC is missing',
+    );
+  });
+
+  it('a parent that failed verification is named with the first problem', async () => {
+    const { disk, now } = await chainWithFull();
+    const [full] = await loadPoints(join(dir, 'chain'));
+    // flip a byte inside the first data cluster (cluster 1 of the file)
+    const path = join(dir, 'chain', full!.image.file);
+    const bytes = await readFile(path);
+    bytes[64 * KiB + 10] = bytes[64 * KiB + 10]! ^ 0xff;
+    await writeFile(path, bytes);
+    const v = await verifyPoint(join(dir, 'chain'), full!.id);
+    expect(v.ok).toBe(false);
+    expect(v.problems[0]).toMatch(/^tracking block \d+ \(bytes \d+-\d+\) differs from the image at take$/);
+    expect(v.problems.some((p) => p.startsWith('the SHA-256 of the image is '))).toBe(true);
+    await expect(backupPoint(request(disk, disk.take(), 'incremental', { now }))).rejects.toThrow(
+      `EIO: the backup chain cannot continue: the previous backup 2026-12-01 14:02 UTC failed verification (${v.problems[0]!})`,
+    );
+  });
+
+  it('no chain yet, a full into an existing chain, and the same take twice', async () => {
+    const disk = new CbtDisk(64 * KiB, 4 * MiB, 10);
+    const first = disk.take();
+    await expect(backupPoint(request(disk, first, 'incremental'))).rejects.toThrow(`ENOENT: the backup chain cannot continue: there is no backup in ${join(dir, 'chain')} to continue from`);
+    await backupPoint(request(disk, first, 'full', { now: clock() }));
+    await expect(backupPoint(request(disk, first, 'full'))).rejects.toThrow(
+      `EEXIST: ${join(dir, 'chain')} already holds a backup chain (last point 2026-12-01 14:02 UTC); a new full backup there needs an explicit allow-full`,
+    );
+    await expect(backupPoint(request(disk, first, 'incremental'))).rejects.toThrow(
+      'EALREADY: the backup chain cannot continue: the previous backup 2026-12-01 14:02 UTC was made from this take or a later one (change number 1, now 1)',
+    );
+  });
+
+  it('allowFull makes a new full in the same folder and says why', async () => {
+    const { disk, now } = await chainWithFull();
+    disk.reset();
+    const take = disk.take();
+    const res = await backupPoint(request(disk, take, 'incremental', { now, allowFull: true }));
+    expect(res.manifest.kind).toBe('full');
+    expect(res.manifest.parent).toBeNull();
+    expect(res.manifest.sequence).toBe(2);
+    expect(res.fullBecause).toBe('the change tracker was reset (new generation id: the machine rebooted or the module was reloaded)');
+    // the new chain continues from the new full
+    disk.changeBlocks(0.05, 4);
+    const next = await backupPoint(request(disk, disk.take(), 'incremental', { now }));
+    expect(next.manifest.parent).toBe(res.manifest.id);
+    expect((await verifyChain(join(dir, 'chain'), next.manifest.id)).map((v) => v.ok)).toEqual([true, true]);
+  });
+});
+
+describe('interrupted backups leave nothing that looks valid', () => {
+  it('cancelled at random points: earlier points untouched, no new file remains, the next run succeeds', async () => {
+    const disk = new CbtDisk(64 * KiB, 24 * MiB, 11);
+    await backupPoint(request(disk, disk.take(), 'full'));
+    const chain = join(dir, 'chain');
+    const before = (await readdir(chain)).sort();
+    const fullBytes = await readFile(join(chain, before.find((n) => n.endsWith('.qcow2'))!));
+    for (const stopAt of [0, 1, 3, 5, 6]) {
+      disk.changeBlocks(0.1, 20 + stopAt);
+      const take = disk.take();
+      const ac = new AbortController();
+      let calls = 0;
+      const run = backupPoint(request(disk, take, 'incremental', {
+        signal: ac.signal,
+        onProgress: () => {
+          if (calls++ === stopAt) ac.abort();
+        },
+      }));
+      await expect(run).rejects.toThrow('ECANCELED: the backup was cancelled');
+      expect((await readdir(chain)).sort()).toEqual(before);
+      expect((await readFile(join(chain, before.find((n) => n.endsWith('.qcow2'))!))).equals(fullBytes)).toBe(true);
+    }
+    const take = disk.take();
+    const ok = await backupPoint(request(disk, take, 'incremental'));
+    expect((await restorePoint(chain, ok.manifest.id, join(dir, 'r.raw'))).sha256).toBe(take.sha256);
+  });
+
+  it('a cancelled restore leaves no target file', async () => {
+    const disk = new CbtDisk(64 * KiB, 16 * MiB, 12);
+    const { manifest } = await backupPoint(request(disk, disk.take(), 'full'));
+    const ac = new AbortController();
+    const target = join(dir, 'r.raw');
+    await expect(restorePoint(join(dir, 'chain'), manifest.id, target, { signal: ac.signal, onProgress: (p) => p.done > 0 && ac.abort() })).rejects.toThrow(
+      'ECANCELED: the restore was cancelled',
+    );
+    expect((await readdir(dir)).sort()).toEqual(['chain']);
+  });
+
+  it('leftovers of a killed run (partial files, an image without manifest, a stale lock) are removed by the next run', async () => {
+    const disk = new CbtDisk(64 * KiB, 4 * MiB, 13);
+    const chain = join(dir, 'chain');
+    const first = await backupPoint(request(disk, disk.take(), 'full'));
+    await writeFile(join(chain, '.partial-0002-20261201-150000-incremental.qcow2'), 'half');
+    await writeFile(join(chain, '0002-20261201-150000-incremental.qcow2'), 'renamed, manifest never written');
+    await writeFile(join(chain, '.lock'), '999999999\n'); // a pid that does not exist
+    disk.changeBlocks(0.1, 1);
+    const res = await backupPoint(request(disk, disk.take(), 'incremental'));
+    expect(res.leftoversRemoved.sort()).toEqual(['.partial-0002-20261201-150000-incremental.qcow2', '0002-20261201-150000-incremental.qcow2']);
+    expect(res.manifest.parent).toBe(first.manifest.id);
+    expect((await readdir(chain)).filter((n) => n.startsWith('.'))).toEqual([]);
+  });
+
+  it('a lock held by a live process refuses a second job', async () => {
+    const disk = new CbtDisk(64 * KiB, 4 * MiB, 14);
+    await backupPoint(request(disk, disk.take(), 'full'));
+    await writeFile(join(dir, 'chain', '.lock'), `${process.ppid}\n`);
+    await expect(backupPoint(request(disk, disk.take(), 'incremental'))).rejects.toThrow(`EBUSY: another backup job (process ${process.ppid}) is working in ${join(dir, 'chain')}`);
+  });
+});

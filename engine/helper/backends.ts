@@ -5,6 +5,7 @@
  */
 import type { BlksnapDriver } from '../abi/driver.js';
 import type { EmbeddedEngineApi } from '../core/embedded-api.js';
+import type { BackupExports } from './backup-exports.js';
 import type { Owner } from './owner.js';
 
 export interface ImageRecord {
@@ -47,4 +48,6 @@ export interface HelperBackends {
   driverVersion: string;
   /** The user the helper works for (directory checks, ownership of created images). */
   owner: Owner;
+  /** Browsed backup points served by the NBD server (null/absent: no NBD server). */
+  backupExports?: BackupExports | null;
 }

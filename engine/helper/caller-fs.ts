@@ -42,6 +42,7 @@ import {
   canSwitchIdentity,
   fsTypeOf,
   linkat,
+  mkdirat,
   openat2,
   unlinkat,
   withFsIdentity,
@@ -144,6 +145,30 @@ export class CallerFs {
 
   get uid(): number {
     return this.owner.uid;
+  }
+
+  get gid(): number {
+    return this.owner.gid;
+  }
+
+  /** Creates the directory `name` in the open directory `dirFd` with the owner's rights (an existing directory is fine). */
+  mkdirIn(dirFd: number, name: string, what: string, mode = 0o700): void {
+    try {
+      this.asOwner(() => mkdirat(dirFd, name, mode));
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'EEXIST') throw toBlksnap(err, `${what}: cannot create ${name}`);
+      const st = this.lstatIn(dirFd, name);
+      if (!st?.isDirectory()) throw new BlksnapError('ENOTDIR', `${what}: ${name} exists and is not a directory (symbolic links are not followed)`);
+    }
+  }
+
+  /** Gives the open file `fd` the name `name` in the directory `dirFd`, with the owner's rights (EEXIST when taken). */
+  linkIn(fd: number, dirFd: number, name: string, what: string): void {
+    try {
+      this.asOwner(() => linkat(AT_FDCWD, `/proc/self/fd/${fd}`, dirFd, name, AT_SYMLINK_FOLLOW));
+    } catch (err) {
+      throw toBlksnap(err, `${what}: cannot name ${name}`);
+    }
   }
 
   /** Runs a native call with the owner's file-system identity (as root), or as ourselves otherwise. */

@@ -15,6 +15,7 @@ import type { HelperBackends, ImageRegistry, NbdUris } from './backends.js';
 import { listBlockDevices, openImageRegistry } from './devices-wiring.js';
 import { chooseDriverKind, createEmbeddedDriver, createKernelDriver } from './driver-select.js';
 import type { DriverChoice } from './driver-select.js';
+import { BackupExports } from './backup-exports.js';
 import { startNbdExports } from './nbd-exports.js';
 import type { NbdExports } from './nbd-exports.js';
 import { resolveOwner } from './owner.js';
@@ -98,6 +99,7 @@ async function startLocked(
     driver = engine;
   }
   const server = new HelperServer();
+  const backupExports = new BackupExports();
   let service: HelperService | null = null;
   try {
     const driverVersion = versionText(await driver.version());
@@ -122,7 +124,7 @@ async function startLocked(
           );
         }
       }
-      nbd = await startNbdExports(engine, join(socketDir, 'nbd.sock'), owner, log);
+      nbd = await startNbdExports(engine, join(socketDir, 'nbd.sock'), owner, log, backupExports);
     }
     const uris: NbdUris | null = nbd;
     const backends: HelperBackends = {
@@ -133,6 +135,7 @@ async function startLocked(
       nbd: uris,
       driverVersion,
       owner,
+      backupExports: nbd ? backupExports : null,
     };
     const broadcast = <N extends NotificationName>(topic: N, params: NotificationParams<N>): void => server.broadcast(topic, params);
     const started = new HelperService(backends, settings, broadcast, log, ledger);
@@ -150,10 +153,12 @@ async function startLocked(
         // refuse new requests, answer pending snapshotWaitEvent calls (null), then close
         server.state.shuttingDown = true;
         await started.workloads.stopAll();
+        await started.stopJobs();
         await started.stopPumps();
         if (engine) started.announceShutdownOfSnapshots();
         await server.close();
         await nbd?.close().catch((err: unknown) => log(`closing NBD exports: ${(err as Error).message}`));
+        await backupExports.closeAll();
         if (engine) {
           // the embedded engine's snapshots live in this process: destroy them with it
           await driver.close().catch((err: unknown) => log(`closing the engine: ${(err as Error).message}`));

@@ -64,6 +64,7 @@ interface Libc {
   syscall: SyscallFn;
   linkat: (olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags: number) => number;
   unlinkat: (dirfd: number, path: string, flags: number) => number;
+  mkdirat: (dirfd: number, path: string, mode: number) => number;
   fstatfs: (fd: number, buf: Buffer) => number;
   table: ArchTable;
 }
@@ -81,6 +82,7 @@ function load(): Libc {
     syscall: lib.func('long syscall(long number, ...)') as unknown as SyscallFn,
     linkat: lib.func('int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags)') as unknown as Libc['linkat'],
     unlinkat: lib.func('int unlinkat(int dirfd, const char *path, int flags)') as unknown as Libc['unlinkat'],
+    mkdirat: lib.func('int mkdirat(int dirfd, const char *path, uint32_t mode)') as unknown as Libc['mkdirat'],
     fstatfs: lib.func('int fstatfs(int fd, _Out_ uint8_t *buf)') as unknown as Libc['fstatfs'],
     table,
   };
@@ -130,6 +132,10 @@ export function linkat(olddirfd: number, oldpath: string, newdirfd: number, newp
 
 export function unlinkat(dirfd: number, path: string): void {
   if (load().unlinkat(dirfd, path, 0) < 0) fail(`unlinkat ${path}`);
+}
+
+export function mkdirat(dirfd: number, path: string, mode: number): void {
+  if (load().mkdirat(dirfd, path, mode) < 0) fail(`mkdirat ${path}`);
 }
 
 /** statfs f_type of an open fd. */

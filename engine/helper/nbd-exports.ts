@@ -15,16 +15,18 @@ export interface NbdExports extends NbdUris {
   close(): Promise<void>;
 }
 
-export function engineExportSource(engine: EmbeddedEngineApi): ExportSource {
+/** The engine's devices and images, and `extra` exports (browsed backup points). */
+export function engineExportSource(engine: EmbeddedEngineApi, extra?: ExportSource): ExportSource {
   return {
     list: () => [
       ...engine.listDevices().map((d) => ({ name: d.name, description: `engine device (${d.path})` })),
       ...engine.listImages().map((i) => ({ name: i.name, description: `snapshot image of ${i.device}` })),
+      ...(extra?.list() ?? []),
     ],
     open: (name): BlockDevice | undefined => {
       if (engine.listDevices().some((d) => d.name === name)) return engine.device(name);
       if (engine.listImages().some((i) => i.name === name)) return engine.image(name);
-      return undefined;
+      return extra?.open(name);
     },
   };
 }
@@ -34,8 +36,9 @@ export async function startNbdExports(
   socketPath: string,
   owner: Owner,
   log: (message: string) => void,
+  extra?: ExportSource,
 ): Promise<NbdExports> {
-  const server = new NbdServer({ exports: engineExportSource(engine), unixSocket: socketPath, log });
+  const server = new NbdServer({ exports: engineExportSource(engine, extra), unixSocket: socketPath, log });
   await server.start();
   try {
     await handOverSocket(socketPath, owner);

@@ -14,6 +14,8 @@ import { CBT_ACTIVE_TABLE_CAPABILITY } from '../protocol/methods.js';
 import type { MethodName, MethodResult, MethodTable, NotificationName, NotificationParams } from '../protocol/methods.js';
 import type { DeviceEntry, ExportEntry, ImageEntry, Topic } from '../protocol/schemas.js';
 import type { HelperBackends, ImageRecord } from './backends.js';
+import { backupHandlers } from './backup-handlers.js';
+import type { SourceOptions } from './backup-source.js';
 import { CallerFs } from './caller-fs.js';
 import { ownerOf } from './owner.js';
 import { resolveBlockDevice, resolveEngineDevice } from './device-resolver.js';
@@ -21,6 +23,7 @@ import { EventPump } from './event-pump.js';
 import { SnapshotBook } from './snapshot-book.js';
 import type { SettingsStore } from './settings-store.js';
 import type { StorageIdentity, StorageLedger } from './storage-ledger.js';
+import type { JobRunner } from './jobs.js';
 import { WorkloadManager } from './workload.js';
 
 export type HandlerParams<M extends MethodName> = z.output<MethodTable[M]['params']>;
@@ -36,7 +39,7 @@ type Handlers = { [M in MethodName]: (params: HandlerParams<M>, ctx: ClientConte
 
 export type Broadcast = <N extends NotificationName>(topic: N, params: NotificationParams<N>) => void;
 
-const ALL_TOPICS: Topic[] = ['event', 'snapshot', 'devices', 'progress', 'workload'];
+const ALL_TOPICS: Topic[] = ['event', 'snapshot', 'devices', 'progress', 'workload', 'job'];
 const OK = { ok: true as const };
 
 export class HelperService {
@@ -51,6 +54,8 @@ export class HelperService {
   readonly handlers: Handlers;
   /** Files reached with the rights of the user the helper works for. */
   private readonly files: CallerFs;
+  /** Backup, verify and restore jobs (backup-handlers.ts). */
+  readonly jobs: JobRunner;
 
   constructor(
     private readonly backends: HelperBackends,
@@ -59,10 +64,27 @@ export class HelperService {
     private readonly log: (message: string) => void = () => {},
     /** Where created storage files are recorded (cleanup after a crash; kernel snapshots across restarts). */
     private readonly ledger: StorageLedger | null = null,
+    /** Backups with the kernel driver: where the snapshot images are (tests). */
+    backupSource?: SourceOptions,
   ) {
     this.workloads = new WorkloadManager((progress) => this.broadcast('workload', progress));
     this.files = new CallerFs(backends.owner);
-    this.handlers = this.makeHandlers();
+    const backup = backupHandlers({
+      backends,
+      book: this.book,
+      files: this.files,
+      resolveDevice: (ref) => this.device(ref),
+      report: (state) => this.broadcast('job', state),
+      log,
+      ...(backupSource ? { source: backupSource } : {}),
+    });
+    this.jobs = backup.jobs;
+    this.handlers = { ...this.makeHandlers(), ...backup.handlers };
+  }
+
+  /** Cancels running backup jobs and waits for them (shutdown). */
+  async stopJobs(): Promise<void> {
+    await this.jobs.cancelAll();
   }
 
   get capabilities(): string[] {
@@ -214,7 +236,7 @@ export class HelperService {
     this.broadcast('snapshot', { id, state: 'device-added', device });
   }
 
-  private makeHandlers(): Handlers {
+  private makeHandlers(): Omit<Handlers, keyof ReturnType<typeof backupHandlers>['handlers']> {
     const { driver } = this.backends;
     return {
       hello: async () => ({
@@ -410,6 +432,7 @@ export class HelperService {
         for (const i of engine.listImages()) {
           exports.push({ name: i.name, kind: 'snapshot-image', uri: nbd.uriFor(i.name), capacity: i.capacity, readOnly: true, snapshotId: i.snapshotId, device: i.device });
         }
+        exports.push(...(this.backends.backupExports?.entries((name) => nbd.uriFor(name)) ?? []));
         return { socketPath: nbd.socketPath, exports };
       },
       'workload.start': async ({ device, rateMiBps, pattern }) => {

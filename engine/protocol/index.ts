@@ -5,3 +5,4 @@ export * from './methods.js';
 export * from './messages.js';
 export * from './client.js';
 export * from './errno.js';
+export * from './backup-schemas.js';

@@ -11,6 +11,7 @@ import {
   PROTOCOL_VERSION,
 } from './limits.js';
 import { CBT_MAP_ENCODING } from './cbt-encoding.js';
+import { JobStateSchema, backupMethods } from './backup-schemas.js';
 import {
   AbsolutePathSchema,
   BlksnapVersionSchema,
@@ -138,6 +139,8 @@ export const methods = {
   'settings.set': { params: SettingsSchema.partial().strict(), result: SettingsSchema },
   subscribe: { params: z.strictObject({ topics: z.array(TopicSchema).min(1).optional() }), result: z.strictObject({ topics: z.array(TopicSchema) }) },
   unsubscribe: { params: z.strictObject({ topics: z.array(TopicSchema).min(1).optional() }), result: z.strictObject({ topics: z.array(TopicSchema) }) },
+  /** Backup jobs (backup-schemas.ts): plan, start, verify, restore, catalog, browse; jobs.list/cancel/wait. */
+  ...backupMethods,
 } as const satisfies Record<string, { params: z.ZodType; result: z.ZodType }>;
 
 export type MethodTable = typeof methods;
@@ -165,6 +168,8 @@ export const notifications = {
   progress: z.strictObject({ operation: z.string(), done: UintSchema, total: UintSchema.nullable() }),
   /** Write-workload progress (about every 250 ms while it runs, and once when it stops). */
   workload: WorkloadProgressSchema,
+  /** A backup, verify or restore job: at most every 250 ms while it runs (result null), and once when it ends. */
+  job: JobStateSchema,
 } as const satisfies Record<z.infer<typeof TopicSchema>, z.ZodType>;
 
 export type NotificationName = keyof typeof notifications;

@@ -114,11 +114,11 @@ export type ImageEntry = z.infer<typeof ImageEntrySchema>;
 
 export const ExportEntrySchema = z.strictObject({
   name: z.string(),
-  kind: z.enum(['device', 'snapshot-image']),
+  kind: z.enum(['device', 'snapshot-image', 'backup']),
   uri: z.string(),
   capacity: UintSchema,
   readOnly: z.boolean(),
-  /** Snapshot images: the snapshot and original device. */
+  /** Snapshot images: the snapshot and original device (backup exports: null and the chain folder). */
   snapshotId: SnapshotIdSchema.nullable(),
   device: z.string().nullable(),
 });
@@ -169,5 +169,5 @@ export const WorkloadProgressSchema = z.strictObject({
 });
 export type WorkloadProgress = z.infer<typeof WorkloadProgressSchema>;
 
-export const TopicSchema = z.enum(['event', 'snapshot', 'devices', 'progress', 'workload']);
+export const TopicSchema = z.enum(['event', 'snapshot', 'devices', 'progress', 'workload', 'job']);
 export type Topic = z.infer<typeof TopicSchema>;

@@ -23,7 +23,8 @@ export interface WizardState {
   format: BackupFormat;
   compress: boolean;
   backupJobId: string | null;
-  verifyJobId: string | null;
+  /** One verify job per point the backup wrote. */
+  verifyJobIds: string[];
   released: boolean;
 }
 
@@ -36,7 +37,7 @@ export const INITIAL_WIZARD: WizardState = {
   format: 'qcow2',
   compress: false,
   backupJobId: null,
-  verifyJobId: null,
+  verifyJobIds: [],
   released: false,
 };
 
@@ -171,17 +172,24 @@ export function createBackupSlice(api: BlksnapApi, set: SetState, get: GetState)
         ...(wizard.allowFull ? { allowFull: true } : {}),
       });
       if (!r.ok) return failed('The backup did not start', r.error);
-      patchWizard({ backupJobId: r.value.jobId, verifyJobId: null });
+      patchWizard({ backupJobId: r.value.jobId, verifyJobIds: [] });
       set({ notice: { kind: 'info', text: 'Backup started.' } });
       void get().refreshJobs();
       return null;
     },
     async startVerify() {
-      const { wizard, backupDir } = get();
+      const { wizard, jobs } = get();
       const held = wizard.snapshotId !== null && !wizard.released;
-      const r = await api.backupVerify({ dir: backupDir.trim(), compareWithSnapshot: held });
-      if (!r.ok) return failed('The verification did not start', r.error);
-      patchWizard({ verifyJobId: r.value.jobId });
+      const backup = jobs.find((j) => j.jobId === wizard.backupJobId)?.result;
+      if (backup?.kind !== 'backup') return { code: 'EINVAL', message: 'Run the backup first (step 6).' };
+      // Each point in its own chain folder: point ids of one set repeat across its chains.
+      const ids: string[] = [];
+      for (const point of backup.points) {
+        const r = await api.backupVerify({ dir: point.chainDir, point: point.pointId, compareWithSnapshot: held });
+        if (!r.ok) return failed('The verification did not start', r.error);
+        ids.push(r.value.jobId);
+        patchWizard({ verifyJobIds: [...ids] });
+      }
       void get().refreshJobs();
       return null;
     },

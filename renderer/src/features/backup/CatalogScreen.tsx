@@ -171,10 +171,12 @@ export function CatalogScreen() {
   const refresh = useApp((s) => s.refreshCatalog);
   const endedJobs = useApp((s) => s.jobs.filter((j) => j.state !== 'running').length);
 
-  // A verify, backup or restore that ends changes what the catalog says.
+  // A verify, backup or restore that ends changes what the catalog says (and so does
+  // opening the screen); typing in the folder field does not reload it.
+  const dirRef = useRef(dir);
+  dirRef.current = dir;
   useEffect(() => {
-    if (dir.trim().startsWith('/')) void refresh();
-    // eslint-disable-next-line react-hooks/exhaustive-deps -- refresh on job ends and on opening, not on each keystroke
+    if (dirRef.current.trim().startsWith('/')) void refresh();
   }, [endedJobs, refresh]);
 
   return (

@@ -401,21 +401,32 @@ export function RunStep({ next }: StepProps) {
 
 export function VerifyStep({ next }: StepProps) {
   const startVerify = useApp((s) => s.startVerify);
-  const job = useApp((s) => s.jobs.find((j) => j.jobId === s.wizard.verifyJobId) ?? null);
+  const ids = useApp((s) => s.wizard.verifyJobIds);
+  const allJobs = useApp((s) => s.jobs);
+  const verifyJobs = ids.map((id) => allJobs.find((j) => j.jobId === id)).filter((j): j is JobEntry => j !== undefined);
+  const running = verifyJobs.some((j) => j.state === 'running');
+  const passed = verifyJobs.length > 0 && verifyJobs.every((j) => j.state === 'done' && j.result?.kind === 'verify' && j.result.ok);
   const [error, setError] = useState<ContractError | null>(null);
   return (
     <>
       <p>Verify re-reads the backup and checks every block against the manifest, and against the snapshot while it is still held.</p>
       <div className="button-row">
-        <button type="button" data-testid="wizard-verify" disabled={job?.state === 'running'} onClick={() => void startVerify().then(setError)}>
-          {job === null ? 'Verify the backup' : 'Verify again'}
+        <button type="button" data-testid="wizard-verify" disabled={running} onClick={() => void startVerify().then(setError)}>
+          {verifyJobs.length === 0 ? 'Verify the backup' : 'Verify again'}
         </button>
         <button type="button" data-testid="wizard-next" onClick={next}>
-          {job?.state === 'done' ? 'Next: release the snapshot' : 'Skip: release the snapshot'}
+          {passed ? 'Next: release the snapshot' : 'Skip: release the snapshot'}
         </button>
       </div>
       <ErrorText error={error} testId="wizard-verify-error" />
-      {job !== null ? <JobProgress job={job} testId="wizard-verify-job" /> : null}
+      {verifyJobs.map((job) => (
+        <JobProgress key={job.jobId} job={job} testId="wizard-verify-job" />
+      ))}
+      {passed ? (
+        <p className="state-taken" data-testid="wizard-verified">
+          The backup is verified.
+        </p>
+      ) : null}
     </>
   );
 }

@@ -108,7 +108,7 @@ export function StorageStep({ next }: StepProps) {
       <p data-testid="wizard-estimate">
         {estimate === null
           ? 'Reading the change maps…'
-          : `Predicted change: ${estimate.estimate.changedBlocks} tracking blocks (${estimate.basis}). Each may copy a whole ${formatBytes(256 * 1024)} chunk: ${formatBytes(estimate.estimate.predictedBytes)}; with room for twice that, at least ${formatBytes(64 * MiB)}, the suggested limit is ${formatBytes(estimate.estimate.limitBytes)}.`}
+          : `Predicted change: ${estimate.estimate.changedBlocks} tracking blocks (${estimate.basis}). Each may copy a whole ${formatBytes(256 * 1024)} chunk: ${formatBytes(estimate.estimate.predictedBytes)}; with room for twice that (at least ${formatBytes(64 * MiB)}, at most the devices' size), the suggested limit is ${formatBytes(estimate.estimate.limitBytes)}.`}
       </p>
       <ErrorText error={estimateError} testId="wizard-estimate-error" />
       <div className="field">

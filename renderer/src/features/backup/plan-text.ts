@@ -43,8 +43,9 @@ export function chainSentence(entry: BackupPlanEntry, formatTime: (iso: string) 
  */
 export function reasonText(entry: BackupPlanEntry): string | null {
   if (entry.allowed.includes('incremental') && entry.allowed.includes('differential')) return null;
-  if (entry.reason !== null) return `${entry.device}: ${entry.reason}`;
+  // No point yet is not a broken chain: a chain starts with a full backup.
   if (entry.points === 0) return `${entry.device}: there is no earlier backup of this device in the folder.`;
+  if (entry.reason !== null) return `${entry.device}: ${entry.reason}`;
   return `${entry.device}: the chain cannot continue.`;
 }
 

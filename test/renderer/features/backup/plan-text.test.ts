@@ -19,6 +19,9 @@ describe('backup plan in words', () => {
       'disk1: the change tracker was reset (new generation id)',
     );
     expect(reasonText(planEntry('disk2'))).toBe('disk2: there is no earlier backup of this device in the folder.');
+    expect(reasonText(planEntry('disk2', { reason: 'there is no backup in /srv/b/disk2 to continue from' }))).toBe(
+      'disk2: there is no earlier backup of this device in the folder.',
+    );
     expect(reasonText(planEntry('disk3', { ...chain, allowed: ['full', 'incremental', 'differential'] }))).toBeNull();
   });
 

@@ -245,6 +245,7 @@ describe.skipIf(!canRun)('[chromium, qemu-io, qemu-img] browser mode: full and i
     const uri = (await point.getByTestId('browse-uri').textContent()) ?? '';
     expect(uri).toMatch(/^nbd/);
     expect(await point.getByTestId('browse-mount-hint').textContent()).toMatch(/mount -o ro/);
+    await point.getByTestId('browse-stop').scrollIntoViewIfNeeded();
     await check(p, 'backup-browse');
     const copy = join(mode().dir, 'browsed.raw');
     await run('qemu-img', ['convert', '-f', 'raw', '-O', 'raw', uri, copy]);

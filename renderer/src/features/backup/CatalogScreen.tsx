@@ -183,7 +183,7 @@ export function CatalogScreen() {
     <section aria-labelledby="screen-title">
       <h2 id="screen-title">Catalog</h2>
       <form
-        className="toolbar"
+        className="toolbar catalog-form"
         onSubmit={(e) => {
           e.preventDefault();
           void refresh();

@@ -45,11 +45,19 @@ function JobRow({ job }: { job: JobEntry }) {
   );
 }
 
-/** Running jobs (and finished ones until closed), visible on every screen. */
+/**
+ * Running jobs, and the last finished one until closed (older outcomes stay in the
+ * wizard and the catalog), visible on every screen.
+ */
+export function visibleJobs(jobs: JobEntry[], dismissed: string[]): JobEntry[] {
+  const lastEnded = jobs.filter((j) => j.state !== 'running').at(-1);
+  return jobs.filter((j) => j.state === 'running' || (j === lastEnded && !dismissed.includes(j.jobId)));
+}
+
 export function JobBar() {
   const jobs = useApp((s) => s.jobs);
   const dismissed = useApp((s) => s.dismissedJobs);
-  const shown = jobs.filter((j) => j.state === 'running' || !dismissed.includes(j.jobId));
+  const shown = visibleJobs(jobs, dismissed);
   if (shown.length === 0) return null;
   return (
     <section className="job-bar" aria-label="Jobs" data-testid="job-bar">

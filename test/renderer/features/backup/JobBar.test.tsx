@@ -37,6 +37,19 @@ describe('job bar', () => {
     expect(screen.queryByTestId('job-bar')).toBeNull();
   });
 
+  it('keeps running jobs and only the last finished one in the bar', async () => {
+    const { fake } = renderApp();
+    act(() => {
+      fake.emit('onJob', job('a', { title: 'A', state: 'done' }));
+      fake.emit('onJob', job('b', { title: 'B' }));
+      fake.emit('onJob', job('c', { title: 'C', state: 'failed', error: { code: 'EIO', message: 'read error' } }));
+    });
+    expect(screen.getAllByTestId('job').map((j) => j.getAttribute('data-job-id'))).toEqual(['b', 'c']);
+    fireEvent.click(screen.getByRole('button', { name: 'Close C' }));
+    // Closing the last outcome does not bring back an older one.
+    expect(screen.getAllByTestId('job').map((j) => j.getAttribute('data-job-id'))).toEqual(['b']);
+  });
+
   it('shows the jobs the helper already runs when the page opens (jobsList)', async () => {
     renderApp({ jobsList: () => ok([job('r1', { kind: 'restore', title: 'Restore to /var/tmp/r.img', done: GiB, total: 4 * GiB })]) });
     expect((await screen.findByTestId('job-progress')).textContent).toBe('1 GiB of 4 GiB (25%)');

@@ -179,13 +179,12 @@ export function createBackupSlice(api: BlksnapApi, set: SetState, get: GetState)
     },
     async startVerify() {
       const { wizard, jobs } = get();
-      const held = wizard.snapshotId !== null && !wizard.released;
       const backup = jobs.find((j) => j.jobId === wizard.backupJobId)?.result;
       if (backup?.kind !== 'backup') return { code: 'EINVAL', message: 'Run the backup first (step 6).' };
       // Each point in its own chain folder: point ids of one set repeat across its chains.
       const ids: string[] = [];
       for (const point of backup.points) {
-        const r = await api.backupVerify({ dir: point.chainDir, point: point.pointId, compareWithSnapshot: held });
+        const r = await api.backupVerify({ dir: point.chainDir, point: point.pointId });
         if (!r.ok) return failed('The verification did not start', r.error);
         ids.push(r.value.jobId);
         patchWizard({ verifyJobIds: [...ids] });

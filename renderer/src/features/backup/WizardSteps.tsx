@@ -409,7 +409,7 @@ export function VerifyStep({ next }: StepProps) {
   const [error, setError] = useState<ContractError | null>(null);
   return (
     <>
-      <p>Verify re-reads the backup and checks every block against the manifest, and against the snapshot while it is still held.</p>
+      <p>Verify re-reads each new point and checks every block against its manifest (the hashes recorded at the take).</p>
       <div className="button-row">
         <button type="button" data-testid="wizard-verify" disabled={running} onClick={() => void startVerify().then(setError)}>
           {verifyJobs.length === 0 ? 'Verify the backup' : 'Verify again'}

@@ -164,7 +164,7 @@ describe('Backup wizard', () => {
     expect(screen.getByTestId('wizard-backup-points').textContent).toMatch(/disk1: full point 0003-20261202-060000-full, 300 MiB written.*A full backup was made: the change tracker was reset/);
     fireEvent.click(screen.getByTestId('wizard-next'));
     fireEvent.click(await screen.findByTestId('wizard-verify'));
-    await waitFor(() => expect(fake.paramsOf('backupVerify')).toEqual([{ dir: '/srv/backup/disk1', point: '0003-20261202-060000-full', compareWithSnapshot: true }]));
+    await waitFor(() => expect(fake.paramsOf('backupVerify')).toEqual([{ dir: '/srv/backup/disk1', point: '0003-20261202-060000-full' }]));
     act(() => fake.emit('onJob', job('v1', { kind: 'verify', state: 'done', done: GiB, result: { kind: 'verify', ok: true, points: [{ pointId: points[0]!.pointId, ok: true, problem: null }] } })));
     expect(screen.getByTestId('wizard-verified').textContent).toBe('The backup is verified.');
     fireEvent.click(screen.getByTestId('wizard-next'));

@@ -106,6 +106,9 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
   const size = req.device.size;
   const blockSize = req.cbt.blockSize;
   const blockCount = Math.ceil(size / blockSize);
+  if (typeof req.source !== 'function' && req.source.capacity !== size) {
+    throw new BlksnapError('EINVAL', `the snapshot image ${req.source.name} has ${req.source.capacity} bytes, the device ${req.device.path} ${size}`);
+  }
   if (!Number.isInteger(Math.log2(blockSize)) || blockSize < 512) throw new BlksnapError('EINVAL', `tracking block size ${blockSize} is not a power of two of at least 512 bytes`);
   if (req.cbtMap.length < blockCount) throw new BlksnapError('EINVAL', `the CBT map has ${req.cbtMap.length} blocks; a ${size}-byte device needs ${blockCount}`);
   const format = req.format ?? 'qcow2';

@@ -61,7 +61,8 @@ export async function lockFolder(dir: string): Promise<() => Promise<void>> {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) {
+      // our own pid is a live job too (two jobs of one helper process)
+      if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) {
         throw new BlksnapError('EBUSY', `another backup job (process ${pid}) is working in ${dir}`);
       }
       await unlink(path).catch(() => undefined); // left by a process that is gone

@@ -38,7 +38,8 @@ export interface CommandSpec {
   /** Connects to the helper before run (all but "daemon"). */
   needsHelper: boolean;
   allowPositionals?: boolean;
-  run(ctx: RunContext): Promise<void>;
+  /** Resolves to nothing (exit 0) or an exit status (e.g. 130 after Ctrl+C). */
+  run(ctx: RunContext): Promise<void | number>;
 }
 
 export function optString(values: OptionValues, name: string): string | undefined {

@@ -16,10 +16,11 @@ import { needSnapshotId, optString } from './command.js';
 import { daemonHelp, daemonOptions, runDaemonCommand } from './daemon-command.js';
 import { commandHelp, daemonUsage, mainHelp } from './help.js';
 import { managerCommands } from './manager-commands.js';
+import { backupCommands } from './backup-commands.js';
 import { defaultSocketPath } from './paths.js';
 import { SocketTransport } from './socket-transport.js';
 
-export const COMMANDS: CommandSpec[] = [...blksnapCommands, ...managerCommands];
+export const COMMANDS: CommandSpec[] = [...blksnapCommands, ...managerCommands, ...backupCommands];
 
 const COMMON_OPTIONS: OptionsConfig = {
   socket: { type: 'string' },
@@ -119,11 +120,11 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     const client = new HelperClient(transport);
     try {
       await client.hello('blksnap-manager-cli');
-      await spec.run({ values, positionals, json, io, client, socketPath });
+      const status = await spec.run({ values, positionals, json, io, client, socketPath });
+      return typeof status === 'number' ? status : 0;
     } finally {
       client.close();
     }
-    return 0;
   } catch (err) {
     const failed = failure(err);
     const f = { ...failed, message: failed.message + hint(failed, findCommand(argv).name) };

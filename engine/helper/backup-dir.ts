@@ -32,6 +32,9 @@ function closeQuietly(fd: number): void {
 }
 
 export class BackupDir {
+  /** Chain folders opened beneath the set folder (descriptor per key). */
+  private readonly chains = new Map<string, number>();
+
   private constructor(
     readonly path: string,
     private readonly fd: number,
@@ -71,9 +74,69 @@ export class BackupDir {
     return `/proc/self/fd/${this.fd}`;
   }
 
-  /** The path engine/backup uses for a chain folder. */
+  /** Text with the descriptor paths (what engine/backup saw) shown as the folders' own paths. */
+  shown(text: string): string {
+    const names = new Map<number, string>([[this.fd, this.path]]);
+    for (const [key, fd] of this.chains) names.set(fd, `${this.path}/${key}`);
+    return text.replace(/\/proc\/self\/fd\/(\d+)(?!\d)/g, (whole, n: string) => names.get(Number(n)) ?? whole);
+  }
+
+  /** An error of engine/backup, its message naming the folder's own path. */
+  rewrite(err: unknown): unknown {
+    if (!(err instanceof Error) || this.shown(err.message) === err.message) return err;
+    if (err instanceof BlksnapError) {
+      const prefix = `${err.errno}: `;
+      const message = err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
+      return new BlksnapError(err.errno, this.shown(message));
+    }
+    err.message = this.shown(err.message);
+    return err;
+  }
+
+  /**
+   * The path engine/backup uses for a chain folder: the folder opened beneath the set
+   * folder without symlinks (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), reached through
+   * its descriptor, so renaming or replacing DIR/<key> meanwhile changes nothing. A
+   * folder that does not exist (yet) is named through the set folder's descriptor.
+   */
   chain(key: string): string {
-    return `${this.base}/${key}`;
+    if (this.closed) throw new BlksnapError('EBADF', `the backup folder ${this.path} is closed`);
+    let fd = this.chains.get(key);
+    if (fd === undefined) {
+      try {
+        fd = openat2(this.fd, key, O_PATH | archFlags().O_DIRECTORY | O_CLOEXEC, 0, RESOLVE);
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code === 'ENOENT') return `${this.base}/${key}`;
+        if (code === 'ELOOP' || code === 'EXDEV') throw new BlksnapError('ELOOP', `${this.path}/${key} is a symbolic link (never followed)`);
+        throw new BlksnapError('EIO', `cannot open ${this.path}/${key}: ${(err as Error).message}`);
+      }
+      this.chains.set(key, fd);
+    }
+    return `/proc/self/fd/${fd}`;
+  }
+
+  /**
+   * Checks that the file `name` of the chain folder `key` is a regular file (not a
+   * symlink, not a device), reached without following symlinks.
+   */
+  checkRegular(key: string | null, name: string): void {
+    if (!/^[^/]+$/.test(name) || name === '.' || name === '..') throw new BlksnapError('EINVAL', `the backup image name "${name}" is not a plain file name`);
+    const dirFd = key === null ? this.fd : this.chains.get(key) ?? (this.chain(key), this.chains.get(key));
+    if (dirFd === undefined) throw new BlksnapError('ENOENT', `there is no chain folder ${this.path}/${key ?? ''}`);
+    let fd: number;
+    try {
+      fd = openat2(dirFd, name, O_PATH | O_CLOEXEC | archFlags().O_NOFOLLOW, 0, RESOLVE);
+    } catch (err) {
+      throw new BlksnapError('ENOENT', `the backup image ${name} cannot be reached (${(err as { code?: string }).code ?? 'error'}; symbolic links are not followed)`);
+    }
+    try {
+      const st = fstatSync(fd);
+      if (st.isSymbolicLink()) throw new BlksnapError('ELOOP', `the backup image ${name} is a symbolic link (never followed)`);
+      if (!st.isFile()) throw new BlksnapError('EINVAL', `the backup image ${name} is not a regular file`);
+    } finally {
+      closeQuietly(fd);
+    }
   }
 
   /** The chain folders (sub-folders, no symlinks) of the set folder. */
@@ -137,7 +200,13 @@ export class BackupDir {
     this.files.mkdirIn(this.fd, key, 'backup chain folder');
   }
 
+  private closed = false;
+
+  /** Closes the descriptors (once: a descriptor number may be reused afterwards). Messages still translate. */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const fd of this.chains.values()) closeQuietly(fd);
     closeQuietly(this.fd);
   }
 }

@@ -5,12 +5,11 @@
  */
 import { join } from 'node:path';
 import { BlksnapError } from '../abi/errno.js';
-import { openImage } from '../backup/index.js';
 import type { BlockDevice } from '../core/block-device.js';
 import type { ExportSource } from '../nbd/export-source.js';
 import type { ExportEntry } from '../protocol/schemas.js';
 import { BackupDir, deviceKey } from './backup-dir.js';
-import { findSetPoint } from './backup-jobs.js';
+import { findSetPoint, openPointImage } from './backup-jobs.js';
 import type { CallerFs } from './caller-fs.js';
 
 interface Exported {
@@ -65,7 +64,9 @@ export class BackupExports implements ExportSource {
       const existing = this.exported.get(name);
       if (existing && existing.chainDir === chainDir) return { name, chainDir };
       if (existing) throw new BlksnapError('EEXIST', `an export named ${name} exists already (of ${existing.chainDir}); remove it first (backup.unexport)`);
-      const image = await openImage(join(found.path, found.manifest.image.file), found.manifest.image.format);
+      const image = await openPointImage(set, found).catch((err: unknown) => {
+        throw set.rewrite(err);
+      });
       this.exported.set(name, { name, device: image, chainDir, point });
       return { name, chainDir };
     } finally {

@@ -6,10 +6,10 @@
  * backup-restore.ts, browsing in backup-exports.ts.
  */
 import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { BlksnapError } from '../abi/errno.js';
 import type { SnapshotId } from '../abi/types.js';
-import { ChainBreakError, backupPoint, loadPoints, planPoint, readVerifyRecord, verifyPoint } from '../backup/index.js';
+import { ChainBreakError, Qcow2Image, backupPoint, loadPoints, openImage, planPoint, readVerifyRecord, verifyPoint } from '../backup/index.js';
 import type { Manifest } from '../backup/index.js';
 import type { BackupJobResult, Catalog, JobState, PlanEntry, PointKindName, VerifyJobResult } from '../protocol/backup-schemas.js';
 import type { HelperBackends } from './backends.js';
@@ -70,6 +70,40 @@ export async function findSetPoint(set: BackupDir, point: string): Promise<{ key
     throw new BlksnapError('EINVAL', `the backup point ${point} is in several chains of ${set.path} (${hits.map((h) => h.key).join(', ')}): name the chain folder (e.g. ${set.path}/${hits[0]!.key})`);
   }
   return hits[0]!;
+}
+
+/**
+ * Checks the files of a point's chain before the helper (root) reads them: the
+ * manifests must name plain files `<id>.<format>` that are regular files reached
+ * without symlinks. Returns the expected image paths, the point's own first.
+ */
+export async function checkPointFiles(set: BackupDir, found: { key: string | null; path: string; manifest: Manifest }): Promise<string[]> {
+  const points = await loadPoints(found.path);
+  const byId = new Map(points.map((p) => [p.id, p]));
+  const expected: string[] = [];
+  for (let at: Manifest | undefined = found.manifest; at; at = at.parent === null ? undefined : byId.get(at.parent)) {
+    if (at.image.file !== `${at.id}.${at.image.format}`) throw new BlksnapError('EINVAL', `the manifest of ${at.id} names the image "${at.image.file}", not ${at.id}.${at.image.format}`);
+    set.checkRegular(found.key, at.image.file);
+    expected.push(resolve(found.path, at.image.file));
+    if (at.parent !== null && !byId.has(at.parent)) throw new BlksnapError('ENOENT', `the backup ${at.parent} that ${at.id} builds on is missing`);
+  }
+  return expected;
+}
+
+/**
+ * Opens the image of a point for reading (restore, browse), after checkPointFiles;
+ * the qcow2 backing chain must be exactly those files: a folder the user controls
+ * cannot make the helper (root) read anything else.
+ */
+export async function openPointImage(set: BackupDir, found: { key: string | null; path: string; manifest: Manifest }): Promise<Awaited<ReturnType<typeof openImage>>> {
+  const expected = await checkPointFiles(set, found);
+  const image = await openImage(join(found.path, found.manifest.image.file), found.manifest.image.format);
+  const files = image instanceof Qcow2Image ? image.chain().map((c) => c.path) : [image.path];
+  if (files.join('\n') !== expected.join('\n')) {
+    await image.close();
+    throw new BlksnapError('EINVAL', `the image chain of ${found.manifest.id} is not the one its manifests describe`);
+  }
+  return image;
 }
 
 export class BackupJobs {
@@ -139,7 +173,7 @@ export class BackupJobs {
       }
     } catch (err) {
       if (!(err instanceof ChainBreakError)) throw err;
-      entry.reason = err.reason;
+      entry.reason = set.shown(err.reason);
     }
     return entry;
   }
@@ -192,6 +226,8 @@ export class BackupJobs {
                   bytesWritten: m.image.fileBytes,
                   changedBytes: Math.min(m.sizes.changedBlocks * m.cbt.blockSize, m.device.size),
                 });
+              } catch (err) {
+                throw set.rewrite(err);
               } finally {
                 set.giveToOwner(key);
               }
@@ -229,9 +265,21 @@ export class BackupJobs {
             let before = 0;
             for (const t of targets) {
               try {
-                const r = await verifyPoint(t.path, t.manifest.id, { signal: ctx.signal, onProgress: (p) => ctx.progress(before + Math.min(p.done, t.manifest.device.size), total) });
-                result.points.push({ pointId: r.point, ok: r.ok, problem: r.problems[0] ?? null });
-                if (!r.ok) result.ok = false;
+                // a symlink or a foreign file name is never read as root; a missing file is verify's to report
+                const unsafe = await checkPointFiles(set, t).then(
+                  () => null,
+                  (err: unknown) => (err instanceof BlksnapError && err.errno === 'ENOENT' ? null : set.shown(err instanceof Error ? err.message.replace(/^E[A-Z]+: /, '') : String(err))),
+                );
+                if (unsafe !== null) {
+                  result.points.push({ pointId: t.manifest.id, ok: false, problem: unsafe });
+                  result.ok = false;
+                } else {
+                  const r = await verifyPoint(t.path, t.manifest.id, { signal: ctx.signal, onProgress: (p) => ctx.progress(before + Math.min(p.done, t.manifest.device.size), total) });
+                  result.points.push({ pointId: r.point, ok: r.ok, problem: r.problems[0] === undefined ? null : set.shown(r.problems[0]) });
+                  if (!r.ok) result.ok = false;
+                }
+              } catch (err) {
+                throw set.rewrite(err);
               } finally {
                 if (t.key !== null) set.giveToOwner(t.key);
               }

@@ -14,7 +14,7 @@ import { basename, dirname, join } from 'node:path';
 import { BlksnapError } from '../abi/errno.js';
 import type { BlockDevice } from '../core/block-device.js';
 import { fdatasync, ftruncate, writeFull } from '../core/file-io.js';
-import { openImage } from '../backup/index.js';
+import type { openImage } from '../backup/index.js';
 import type { Manifest } from '../backup/index.js';
 import { Sha256Worker } from '../backup/sha256-worker.js';
 import { blockProblems, scanImage } from '../backup/verify.js';
@@ -24,7 +24,7 @@ import { parseMountinfo } from '../devices/sysfs-block.js';
 import type { JobState, RestoreJobResult } from '../protocol/backup-schemas.js';
 import type { HelperBackends } from './backends.js';
 import { BackupDir } from './backup-dir.js';
-import { findSetPoint } from './backup-jobs.js';
+import { findSetPoint, openPointImage } from './backup-jobs.js';
 import type { CallerFs } from './caller-fs.js';
 import type { JobRunner } from './jobs.js';
 import type { SnapshotBook } from './snapshot-book.js';
@@ -97,7 +97,7 @@ export class BackupRestore {
     try {
       const found = await findSetPoint(set, params.point);
       const manifest = found.manifest;
-      image = await openImage(join(found.path, manifest.image.file), manifest.image.format);
+      image = await openPointImage(set, found);
       set.close();
       target = await this.openTarget(params.target, manifest, params.force === true);
       const opened = image;
@@ -134,7 +134,7 @@ export class BackupRestore {
       set.close();
       target?.abandon();
       await image?.close();
-      throw err;
+      throw set.rewrite(err);
     }
   }
 

@@ -99,7 +99,9 @@ export class JobRunner {
         const cancelled = job.abort.signal.aborted;
         job.state.state = cancelled ? 'cancelled' : 'failed';
         const code = err instanceof BlksnapError ? err.errno : isErrnoName((err as { code?: string }).code) ? String((err as { code?: string }).code) : 'EIO';
-        job.state.error = { code: cancelled ? 'ECANCELED' : code, message: err instanceof Error ? err.message : String(err) };
+        let message = err instanceof Error ? err.message : String(err);
+        if (err instanceof BlksnapError && message.startsWith(`${err.errno}: `)) message = message.slice(err.errno.length + 2);
+        job.state.error = { code: cancelled ? 'ECANCELED' : code, message };
         this.log(`job ${jobId} (${spec.title}) ${job.state.state}: ${job.state.error.message}`);
       } finally {
         if (job.timer) clearTimeout(job.timer);

@@ -15,7 +15,6 @@ import type { MethodName, MethodResult, MethodTable, NotificationName, Notificat
 import type { DeviceEntry, ExportEntry, ImageEntry, Topic } from '../protocol/schemas.js';
 import type { HelperBackends, ImageRecord } from './backends.js';
 import { backupHandlers } from './backup-handlers.js';
-import type { SourceOptions } from './backup-source.js';
 import { CallerFs } from './caller-fs.js';
 import { ownerOf } from './owner.js';
 import { resolveBlockDevice, resolveEngineDevice } from './device-resolver.js';
@@ -64,8 +63,6 @@ export class HelperService {
     private readonly log: (message: string) => void = () => {},
     /** Where created storage files are recorded (cleanup after a crash; kernel snapshots across restarts). */
     private readonly ledger: StorageLedger | null = null,
-    /** Backups with the kernel driver: where the snapshot images are (tests). */
-    backupSource?: SourceOptions,
   ) {
     this.workloads = new WorkloadManager((progress) => this.broadcast('workload', progress));
     this.files = new CallerFs(backends.owner);
@@ -76,7 +73,6 @@ export class HelperService {
       resolveDevice: (ref) => this.device(ref),
       report: (state) => this.broadcast('job', state),
       log,
-      ...(backupSource ? { source: backupSource } : {}),
     });
     this.jobs = backup.jobs;
     this.handlers = { ...this.makeHandlers(), ...backup.handlers };

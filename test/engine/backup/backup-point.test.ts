@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { backupPoint } from '../../../engine/backup/backup-point.js';
 import type { BackupPointRequest } from '../../../engine/backup/backup-point.js';
 import { loadPoints } from '../../../engine/backup/chain.js';
+import { RawImage } from '../../../engine/backup/image-source.js';
 import { manifestSchema } from '../../../engine/backup/manifest.js';
 import { restorePoint } from '../../../engine/backup/restore.js';
 import { verifyChain, verifyPoint } from '../../../engine/backup/verify.js';
@@ -154,6 +155,21 @@ describe('backup points: full, incremental, differential', () => {
     await expect(backupPoint(request(disk, disk.take(), 'incremental', { format: 'raw' }))).rejects.toThrow(/EINVAL: a raw image can only hold a full backup/);
   });
 
+  it('reads the snapshot image from a BlockDevice, and refuses one whose size is not the device size', async () => {
+    const disk = new CbtDisk(64 * KiB, 6 * MiB, 15);
+    const take = disk.take();
+    const image = await RawImage.open(await saveRaw(join(dir, 'image.raw'), take.image));
+    try {
+      const { manifest } = await backupPoint({ ...request(disk, take, 'full'), source: image });
+      expect(manifest.hashes.sha256).toBe(take.sha256);
+      await expect(backupPoint({ ...request(disk, take, 'full'), dir: join(dir, 'other'), source: image, device: { ...disk.device, size: 8 * MiB } })).rejects.toThrow(
+        `EINVAL: the snapshot image ${join(dir, 'image.raw')} has ${6 * MiB} bytes, the device /dev/vdb ${8 * MiB}`,
+      );
+    } finally {
+      await image.close();
+    }
+  });
+
   it('reports progress up to the total and restores to a flattened qcow2 too', async () => {
     const disk = new CbtDisk(64 * KiB, 10 * MiB, 8);
     const take = disk.take();
@@ -269,7 +285,7 @@ describe('chain refusals say why in words', () => {
 });
 
 describe('interrupted backups leave nothing that looks valid', () => {
-  it('cancelled at random points: earlier points untouched, no new file remains, the next run succeeds', async () => {
+  it('cancelled at the first, middle and last progress reports: earlier points untouched, no new file remains, the next run succeeds', async () => {
     const disk = new CbtDisk(64 * KiB, 24 * MiB, 11);
     await backupPoint(request(disk, disk.take(), 'full'));
     const chain = join(dir, 'chain');
@@ -325,5 +341,22 @@ describe('interrupted backups leave nothing that looks valid', () => {
     await backupPoint(request(disk, disk.take(), 'full'));
     await writeFile(join(dir, 'chain', '.lock'), `${process.ppid}\n`);
     await expect(backupPoint(request(disk, disk.take(), 'incremental'))).rejects.toThrow(`EBUSY: another backup job (process ${process.ppid}) is working in ${join(dir, 'chain')}`);
+  });
+
+  it('two jobs of one process in one folder: the second is refused while the first runs', async () => {
+    const disk = new CbtDisk(64 * KiB, 8 * MiB, 16);
+    const take = disk.take();
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((res) => (release = res));
+    const slow = async (offset: number, length: number): Promise<Buffer> => {
+      await gate;
+      return Buffer.from(take.image.subarray(offset, offset + length));
+    };
+    const first = backupPoint({ ...request(disk, take, 'full'), source: slow });
+    // the first job holds the lock while it waits for its first read
+    while (!(await stat(join(dir, 'chain', '.lock')).then(() => true, () => false))) await new Promise((r) => setTimeout(r, 10));
+    await expect(backupPoint(request(disk, take, 'full', { dir: join(dir, 'chain') }))).rejects.toThrow(`EBUSY: another backup job (process ${process.pid}) is working in ${join(dir, 'chain')}`);
+    release();
+    expect((await first).manifest.hashes.sha256).toBe(take.sha256);
   });
 });

@@ -251,6 +251,10 @@ export function KindStep({ next }: StepProps) {
       setError('The chain cannot continue: tick "Make a new full backup" to go on, or choose another folder.');
       return;
     }
+    if (wizard.format === 'raw' && wizard.kind !== 'full') {
+      setError('A raw image holds a full backup only: choose qcow2 for an incremental or differential backup.');
+      return;
+    }
     if (blockedDevices(plan as NonNullable<typeof plan>, wizard.kind).length > 0) {
       setError(`${KIND_LABELS[wizard.kind]} is not possible here; choose another kind.`);
       return;

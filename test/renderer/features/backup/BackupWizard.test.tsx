@@ -149,6 +149,22 @@ describe('Backup wizard', () => {
     expect(fake.paramsOf('backupStart')[0]?.allowFull).toBeUndefined();
   });
 
+  it('refuses an incremental into a raw image next to the choice, without changing either', async () => {
+    const continuing = planEntry('disk1', { ...brokenChain, allowed: ['full', 'incremental', 'differential'], reason: null });
+    const { fake } = await openWizard({ backupPlan: () => ok({ devices: [continuing] }) });
+    await throughTarget();
+    fireEvent.change(screen.getByTestId('wizard-format'), { target: { value: 'raw' } });
+    fireEvent.click(screen.getByTestId('wizard-next'));
+    expect(screen.getByTestId('wizard-kind-error').textContent).toMatch(/raw image holds a full backup only/);
+    expect((screen.getByTestId('wizard-kind-incremental') as HTMLInputElement).checked).toBe(true);
+    expect((screen.getByTestId('wizard-format') as HTMLSelectElement).value).toBe('raw');
+    expect(stepHeading()).toBe('Step 5 of 8: Kind');
+    fireEvent.click(screen.getByTestId('wizard-kind-full'));
+    fireEvent.click(screen.getByTestId('wizard-next'));
+    fireEvent.click(await screen.findByTestId('wizard-start'));
+    await waitFor(() => expect(fake.paramsOf('backupStart')[0]).toMatchObject({ kind: 'full', format: 'raw' }));
+  });
+
   it('runs, follows the job, verifies each point in its chain folder and releases the snapshot', async () => {
     const { fake } = await openWizard();
     await throughTarget();

@@ -19,10 +19,12 @@ import type {
   CbtMapEntry,
   DeviceEntry,
   HelperState,
+  JobEntry,
   SnapshotEntry,
   SnapshotEventEntry,
   WorkloadProgress,
 } from '../shared/types.js';
+import { toBackupExport, toBackupPlan, toCatalog, toJobEntry } from './backup-mapping.js';
 import { Emitter } from './emitter.js';
 import { BridgeError, errResult } from './errors.js';
 import { listFilesystems } from './filesystems.js';
@@ -73,10 +75,12 @@ export function createBridge(options: BridgeOptions): Bridge {
   const snapshotEvents = new Emitter<SnapshotEventEntry>();
   const workloadProgress = new Emitter<WorkloadProgress>();
   const helperState = new Emitter<HelperState>();
+  const jobs = new Emitter<JobEntry>();
   link.onState((state) => helperState.emit(state));
   link.onClient((client) => {
     client.on('event', (event) => snapshotEvents.emit(event));
     client.on('workload', (progress) => workloadProgress.emit(toWorkloadProgress(progress)));
+    client.on('job', (job) => jobs.emit(toJobEntry(job)));
   });
 
   /** Waits briefly for a connection under way, so a page asking at load time sees it connected. */
@@ -209,12 +213,33 @@ export function createBridge(options: BridgeOptions): Bridge {
       await (await client()).call('workload.stop', { device });
       return null;
     },
+    backupPlan: async (params) => toBackupPlan(await (await client()).call('backup.plan', params)),
+    backupStart: async (params) => ({ jobId: (await (await client()).call('backup.start', params)).jobId }),
+    backupVerify: async (params) => ({ jobId: (await (await client()).call('backup.verify', params)).jobId }),
+    backupRestore: async (params) => ({ jobId: (await (await client()).call('backup.restore', params)).jobId }),
+    backupCatalog: async (params) => toCatalog(await (await client()).call('backup.catalog', params)),
+    backupExport: async (params) => toBackupExport(await (await client()).call('backup.export', params)),
+    backupUnexport: async (params) => {
+      await (await client()).call('backup.unexport', params);
+      return null;
+    },
+    jobsList: async () => (await (await client()).call('jobs.list', {})).jobs.map(toJobEntry),
+    jobsCancel: async (params) => {
+      await (await client()).call('jobs.cancel', params);
+      return null;
+    },
+    jobsWait: async ({ jobId, timeoutMs }) => {
+      // The helper answers within timeoutMs; the call itself may take that long.
+      const { job } = await (await client()).call('jobs.wait', { jobId, timeoutMs }, { timeoutMs: timeoutMs + 30_000 });
+      return toJobEntry(job);
+    },
   };
 
   const api = {
     onSnapshotEvent: (cb: (e: SnapshotEventEntry) => void) => snapshotEvents.on(cb),
     onHelperState: (cb: (s: HelperState) => void) => helperState.on(cb),
     onWorkloadProgress: (cb: (p: WorkloadProgress) => void) => workloadProgress.on(cb),
+    onJob: (cb: (j: JobEntry) => void) => jobs.on(cb),
   } as Record<string, unknown>;
   for (const name of Object.keys(impl) as RequestName[]) {
     const fn = impl[name] as (params: unknown) => Promise<unknown>;

@@ -11,7 +11,7 @@ import type { Bridge } from '../bridge/bridge.js';
 import { PACKAGED_STATE_DIR, helperLaunchCommand, packagedSocketPath } from '../bridge/launch.js';
 import { defaultSocketPath, defaultStateDir } from '../bridge/paths.js';
 import { forwardEvents, registerIpcHandlers } from './ipc.js';
-import { helperStateNotification, longJobNotification, snapshotEventNotification, workloadNotification } from './notifications.js';
+import { helperStateNotification, jobNotification, longJobNotification, snapshotEventNotification, workloadNotification } from './notifications.js';
 import type { NotificationText } from './notifications.js';
 import { escapeControlChars } from '../shared/control-chars.js';
 import { appPaths } from './paths.js';
@@ -95,6 +95,7 @@ export function startApp(): void {
     bridge.api.onSnapshotEvent((event) => notify(snapshotEventNotification(event), window));
     bridge.api.onWorkloadProgress((progress) => notify(workloadNotification(progress), window));
     bridge.api.onHelperState((state) => notify(helperStateNotification(state), window));
+    bridge.api.onJob((job) => notify(jobNotification(job), window, true));
     window = createMainWindow(paths.preload, paths.index, paths.indexUrl);
     void bridge.start();
     app.on('window-all-closed', () => {

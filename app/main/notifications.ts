@@ -6,7 +6,7 @@
 import type { RequestName } from '../shared/contract.js';
 import { escapeControlChars as shown } from '../shared/control-chars.js';
 import type { Result } from '../shared/result.js';
-import type { HelperState, SnapshotEventEntry, WorkloadProgress } from '../shared/types.js';
+import type { HelperState, JobEntry, SnapshotEventEntry, WorkloadProgress } from '../shared/types.js';
 import { errnoNameOf } from '../bridge/errno-names.js';
 
 export interface NotificationText {
@@ -72,4 +72,22 @@ export function helperStateNotification(state: HelperState): NotificationText | 
     body: `${shown(state.message ?? 'The helper stopped.')} Snapshots of the embedded engine are gone with it; use Reconnect to start it again.`,
     urgency: 'critical',
   };
+}
+
+/** A backup, verify or restore job that ended (shown when the window is not focused). A running job: null. */
+export function jobNotification(job: JobEntry): NotificationText | null {
+  switch (job.state) {
+    case 'running':
+      return null;
+    case 'cancelled':
+      return { title: 'Job cancelled', body: `${job.title}: cancelled.`, urgency: 'normal' };
+    case 'failed':
+      return { title: 'Job failed', body: `${job.title}: ${job.error?.message ?? 'failed'}`, urgency: 'critical' };
+    case 'done': {
+      const r = job.result;
+      if (r?.kind === 'verify' && !r.ok) return { title: 'Verification failed', body: `${job.title}: a point does not match its manifest.`, urgency: 'critical' };
+      if (r?.kind === 'restore' && !r.matchesManifest) return { title: 'Restore differs', body: `${job.title}: what was written does not match the backup.`, urgency: 'critical' };
+      return { title: 'Job done', body: `${job.title}: done.`, urgency: 'normal' };
+    }
+  }
 }

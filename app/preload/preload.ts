@@ -30,12 +30,23 @@ const REQUESTS: { [K in RequestName]: 'params' | 'none' } = {
   cbtMap: 'params',
   workloadStart: 'params',
   workloadStop: 'params',
+  backupPlan: 'params',
+  backupStart: 'params',
+  backupVerify: 'params',
+  backupRestore: 'params',
+  backupCatalog: 'params',
+  backupExport: 'params',
+  backupUnexport: 'params',
+  jobsList: 'none',
+  jobsCancel: 'params',
+  jobsWait: 'params',
 };
 
 const EVENTS: { [K in EventName]: true } = {
   onSnapshotEvent: true,
   onHelperState: true,
   onWorkloadProgress: true,
+  onJob: true,
 };
 
 /** Same as app/shared/contract.ts requestChannel / eventChannel. */

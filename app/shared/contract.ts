@@ -8,12 +8,18 @@
  * - Every request takes at most one params object (plain JSON data), so bridges can be
  *   built generically from CONTRACT_METHODS.
  *
- * Backups (full / incremental images, verify, restore) are not in this contract yet:
- * they come with a later issue and will be added here as `backup...` requests.
+ * Backups: `backup...` requests start helper jobs (backup, verify, restore) and
+ * answer with their id; `onJob` streams the jobs' progress (docs/backup.md).
  */
 import type { Result } from './result.js';
 import type {
   AppStatus,
+  BackupCatalog,
+  BackupExport,
+  BackupFormat,
+  BackupKind,
+  BackupPlan,
+  JobEntry,
   CbtInfoEntry,
   CbtMapEntry,
   CbtTable,
@@ -81,6 +87,65 @@ export interface WorkloadStartParams {
   pattern: WorkloadPattern;
 }
 
+export interface BackupPlanParams {
+  /** The backup folder (a chain set: one chain folder per device). */
+  dir: string;
+  snapshotId?: string;
+  devices?: string[];
+}
+
+export interface BackupStartParams {
+  snapshotId: string;
+  dir: string;
+  devices?: string[];
+  kind: BackupKind;
+  format?: BackupFormat;
+  compress?: 'zlib';
+  /** Make a new full backup when the chain cannot continue (else the job fails with the reason). */
+  allowFull?: boolean;
+}
+
+export interface BackupVerifyParams {
+  dir: string;
+  point?: string;
+  /** Also compare with the snapshot image while the snapshot is held. */
+  compareWithSnapshot?: boolean;
+}
+
+export interface BackupRestoreParams {
+  dir: string;
+  point: string;
+  /** A new image file, or an existing file / block device (absolute path). */
+  target: string;
+  /** Allow restoring onto the device the backup was taken from. */
+  force?: boolean;
+}
+
+export interface BackupDirParams {
+  dir: string;
+}
+
+export interface BackupExportParams {
+  dir: string;
+  point: string;
+}
+
+export interface ExportNameParams {
+  name: string;
+}
+
+export interface JobIdParams {
+  jobId: string;
+}
+
+export interface JobWaitParams extends JobIdParams {
+  timeoutMs: number;
+}
+
+export interface JobStarted {
+  jobId: string;
+}
+
 /** Requests: name -> params (undefined: none) and result value. */
 export interface RequestMap {
   /** Driver kind, versions, helper state. */
@@ -108,6 +173,25 @@ export interface RequestMap {
   workloadStart: { params: WorkloadStartParams; result: null };
   /** Stop the workload on a device (ESRCH if none runs). */
   workloadStop: { params: DeviceParams; result: null };
+  /** Per device: what the backup folder's chain allows (kinds, and the reason in words when only full). */
+  backupPlan: { params: BackupPlanParams; result: BackupPlan };
+  /** Starts a backup job of a taken snapshot into the folder. */
+  backupStart: { params: BackupStartParams; result: JobStarted };
+  /** Starts a verify job (re-reads the chain against its manifests). */
+  backupVerify: { params: BackupVerifyParams; result: JobStarted };
+  /** Starts a restore job of one point to a target. */
+  backupRestore: { params: BackupRestoreParams; result: JobStarted };
+  /** The chains and points of a backup folder. */
+  backupCatalog: { params: BackupDirParams; result: BackupCatalog };
+  /** Serves a point read-only over NBD (browse). */
+  backupExport: { params: BackupExportParams; result: BackupExport };
+  backupUnexport: { params: ExportNameParams; result: null };
+  /** Running jobs and the last finished ones. */
+  jobsList: { params: undefined; result: JobEntry[] };
+  /** ESRCH for an unknown job. */
+  jobsCancel: { params: JobIdParams; result: null };
+  /** Answers when the job ends or the timeout passes (then with its current state). */
+  jobsWait: { params: JobWaitParams; result: JobEntry };
 }
 
 /** Event streams: name -> payload. */
@@ -115,6 +199,8 @@ export interface EventMap {
   onSnapshotEvent: SnapshotEventEntry;
   onHelperState: HelperState;
   onWorkloadProgress: WorkloadProgress;
+  /** Job progress (at most every 250 ms per job while it runs) and its end (with the result). */
+  onJob: JobEntry;
 }
 
 export type RequestName = keyof RequestMap;
@@ -162,12 +248,23 @@ const REQUEST_HAS_PARAMS: { [K in RequestName]: RequestParams<K> extends undefin
   cbtMap: true,
   workloadStart: true,
   workloadStop: true,
+  backupPlan: true,
+  backupStart: true,
+  backupVerify: true,
+  backupRestore: true,
+  backupCatalog: true,
+  backupExport: true,
+  backupUnexport: true,
+  jobsList: false,
+  jobsCancel: true,
+  jobsWait: true,
 };
 
 const EVENTS: { [K in EventName]: true } = {
   onSnapshotEvent: true,
   onHelperState: true,
   onWorkloadProgress: true,
+  onJob: true,
 };
 
 export const REQUEST_NAMES = Object.keys(REQUEST_HAS_PARAMS) as RequestName[];

@@ -209,3 +209,118 @@ export interface NoSpaceEventEntry extends SnapshotEventBase {
 
 /** A snapshot event (same shape as engine/abi SnapshotEvent, so main passes it through). */
 export type SnapshotEventEntry = CorruptedEventEntry | LowFreeSpaceEventEntry | NoSpaceEventEntry;
+
+/* ---- Backups (mirror the helper's backup protocol; see docs/backup.md) ---- */
+
+export type BackupKind = 'full' | 'incremental' | 'differential';
+export type BackupFormat = 'qcow2' | 'raw';
+
+/** What a chain folder allows for one device (backup.plan). */
+export interface BackupPlanEntry {
+  /** The device as the helper resolved it. */
+  device: string;
+  /** DIR/<device-key>: this device's chain folder. */
+  chainDir: string;
+  /** Existing valid points. */
+  points: number;
+  lastPoint: { id: string; kind: BackupKind; time: string } | null;
+  allowed: BackupKind[];
+  /** Why incremental / differential are not allowed, in words (null when they are). */
+  reason: string | null;
+  /** Estimated bytes an incremental would copy, when known. */
+  changedBytes: number | null;
+}
+
+export interface BackupPlan {
+  devices: BackupPlanEntry[];
+}
+
+export type JobKind = 'backup' | 'verify' | 'restore';
+export type JobStateName = 'running' | 'done' | 'failed' | 'cancelled';
+
+export interface BackupJobResult {
+  kind: 'backup';
+  points: {
+    device: string;
+    chainDir: string;
+    pointId: string;
+    pointKind: BackupKind;
+    /** Why a full was made instead of the kind asked for (allowFull), or null. */
+    fullBecause: string | null;
+    bytesWritten: number;
+    changedBytes: number;
+  }[];
+}
+
+export interface VerifyJobResult {
+  kind: 'verify';
+  ok: boolean;
+  points: { pointId: string; ok: boolean; problem: string | null }[];
+}
+
+export interface RestoreJobResult {
+  kind: 'restore';
+  target: string;
+  bytes: number;
+  sha256: string;
+  matchesManifest: boolean;
+}
+
+export type JobResult = BackupJobResult | VerifyJobResult | RestoreJobResult;
+
+/** A long-running helper job (backup, verify, restore), as onJob and jobs.* report it. */
+export interface JobEntry {
+  jobId: string;
+  kind: JobKind;
+  state: JobStateName;
+  /** E.g. "Incremental backup of disk1, disk2 to /srv/backup". */
+  title: string;
+  /** Bytes done of total. */
+  done: number;
+  total: number;
+  bytesPerSecond: number | null;
+  etaSeconds: number | null;
+  startedAt: string;
+  endedAt: string | null;
+  error: { code: string; message: string } | null;
+  warnings: string[];
+  /** Absent / null while running. */
+  result: JobResult | null;
+}
+
+export type VerifyStatus = 'ok' | 'failed' | 'never';
+
+export interface CatalogPoint {
+  id: string;
+  kind: BackupKind;
+  /** ISO time of the take. */
+  time: string;
+  parent: string | null;
+  fileSize: number;
+  changedBytes: number;
+  verify: VerifyStatus;
+  verifiedAt: string | null;
+  file: string;
+}
+
+export interface CatalogChain {
+  chainDir: string;
+  device: { path: string; size: number; model: string | null; serial: string | null };
+  points: CatalogPoint[];
+}
+
+export interface BackupCatalog {
+  dir: string;
+  /** Bytes on disk under dir. */
+  spaceUsed: number;
+  chains: CatalogChain[];
+}
+
+/** A point served read-only over NBD (backup.export). */
+export interface BackupExport {
+  name: string;
+  uri: string;
+  readOnly: true;
+  /** Shell commands that mount it read-only (nbdfuse + losetup + mount -o ro). */
+  mountHint: string;
+}

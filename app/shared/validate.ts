@@ -29,6 +29,10 @@ const name = z
 const snapshotId = z.string().min(1).max(64);
 const positiveBytes = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 
+const absolutePath = path.refine((p) => p.startsWith('/'), 'must be an absolute path');
+const pointId = z.string().min(1).max(256);
+const jobId = z.string().min(1).max(128);
+
 const noParams = z.undefined();
 const device = z.strictObject({ device: deviceRef });
 const snapshot = z.strictObject({ snapshotId });
@@ -65,6 +69,28 @@ export const PARAM_SCHEMAS: { [K in RequestName]: z.ZodType<RequestParams<K>> } 
     pattern: z.enum(['random', 'sequential', 'hotspot']),
   }),
   workloadStop: device,
+  backupPlan: z.strictObject({
+    dir: absolutePath,
+    snapshotId: snapshotId.optional(),
+    devices: z.array(deviceRef).min(1).max(256).optional(),
+  }),
+  backupStart: z.strictObject({
+    snapshotId,
+    dir: absolutePath,
+    devices: z.array(deviceRef).min(1).max(256).optional(),
+    kind: z.enum(['full', 'incremental', 'differential']),
+    format: z.enum(['qcow2', 'raw']).optional(),
+    compress: z.literal('zlib').optional(),
+    allowFull: z.boolean().optional(),
+  }),
+  backupVerify: z.strictObject({ dir: absolutePath, point: pointId.optional(), compareWithSnapshot: z.boolean().optional() }),
+  backupRestore: z.strictObject({ dir: absolutePath, point: pointId, target: absolutePath, force: z.boolean().optional() }),
+  backupCatalog: z.strictObject({ dir: absolutePath }),
+  backupExport: z.strictObject({ dir: absolutePath, point: pointId }),
+  backupUnexport: z.strictObject({ name: z.string().min(1).max(256) }),
+  jobsList: noParams,
+  jobsCancel: z.strictObject({ jobId }),
+  jobsWait: z.strictObject({ jobId, timeoutMs: z.number().int().min(0).max(600_000) }),
 };
 
 /**

@@ -4,6 +4,8 @@ import { HelperBanner } from './components/HelperBanner.js';
 import { HelperStatus } from './components/HelperStatus.js';
 import { Sidebar } from './components/Sidebar.js';
 import { BackupScreen } from './features/backup/BackupScreen.js';
+import { CatalogScreen } from './features/backup/CatalogScreen.js';
+import { JobBar } from './features/backup/JobBar.js';
 import { DevicesScreen } from './features/devices/DevicesScreen.js';
 import { AlertBanner } from './features/event-log/AlertBanner.js';
 import { EventsScreen } from './features/event-log/EventsScreen.js';
@@ -27,6 +29,8 @@ function CurrentScreen({ screen }: { screen: Screen }) {
       return <HeatmapScreen />;
     case 'backup':
       return <BackupScreen />;
+    case 'catalog':
+      return <CatalogScreen />;
   }
 }
 
@@ -52,6 +56,7 @@ export function App() {
     void s.refreshDevices();
     void s.refreshSnapshots();
     void s.refreshFilesystems();
+    void s.refreshJobs();
   }, [store]);
 
   // A link inside a screen opened another one: the focus follows, to its top.
@@ -70,6 +75,7 @@ export function App() {
       </header>
       <HelperBanner />
       <AlertBanner />
+      <JobBar />
       <div className="body">
         <Sidebar />
         <main id="main" className="main" tabIndex={-1} ref={mainRef}>

@@ -35,7 +35,7 @@ interface Found {
   targets: string[];
 }
 
-const SCREENS: ScreenName[] = ['devices', 'storage', 'snapshots', 'events', 'heatmap', 'backup'];
+const SCREENS: ScreenName[] = ['devices', 'storage', 'snapshots', 'events', 'heatmap', 'backup', 'catalog'];
 
 describe.skipIf(!canRun)('[chromium, qemu-io] accessibility (axe-core) of every screen in browser mode', () => {
   let staticDir = '';

@@ -387,7 +387,7 @@ describe.skipIf(!canRun)('[chromium, qemu-io] browser mode: the whole story on t
     await p.getByTestId('confirm-destroy').click();
     await p.getByText('No snapshots.').waitFor({ timeout: 10_000 });
     await gotoScreen(p, 'backup');
-    await p.getByTestId('backup-unavailable').waitFor();
+    await p.getByTestId('wizard-step-devices').waitFor();
     await screenshot(p, 'backup');
     await publishScreenshots(['devices', 'snapshots', 'events', 'heatmap']);
   });

@@ -11,7 +11,7 @@ import { PROJECT_ROOT } from './renderer-build.js';
 export const SCREENSHOT_DIR = join(PROJECT_ROOT, 'test-results', 'screenshots');
 export const DOCS_SCREENSHOT_DIR = join(PROJECT_ROOT, 'docs', 'screenshots');
 
-export type ScreenName = 'devices' | 'storage' | 'snapshots' | 'events' | 'heatmap' | 'backup';
+export type ScreenName = 'devices' | 'storage' | 'snapshots' | 'events' | 'heatmap' | 'backup' | 'catalog';
 
 export const SCREEN_TITLES: Record<ScreenName, string> = {
   devices: 'Devices',
@@ -20,6 +20,7 @@ export const SCREEN_TITLES: Record<ScreenName, string> = {
   events: 'Events',
   heatmap: 'CBT heatmap',
   backup: 'Backup',
+  catalog: 'Catalog',
 };
 
 /** Opens the app and waits until the helper is connected. */

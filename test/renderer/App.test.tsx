@@ -242,10 +242,11 @@ describe('App', () => {
     expect(screen.getByTestId('heatmap-canvas').getAttribute('data-cell-count')).toBe('500');
   });
 
-  it('says plainly that backups are not available yet', () => {
+  it('opens the Backup wizard at its first step, devices', () => {
     setup();
     fireEvent.click(screen.getByRole('button', { name: 'Backup' }));
-    expect(screen.getByTestId('backup-unavailable').textContent).toMatch(/not available yet/);
+    expect(screen.getByTestId('wizard-step-devices')).toBeTruthy();
+    expect(screen.getByRole('heading', { level: 3 }).textContent).toBe('Step 1 of 8: Devices');
   });
 
   it('moves through the sidebar with the arrow keys', () => {
@@ -256,7 +257,7 @@ describe('App', () => {
     fireEvent.keyDown(devices, { key: 'ArrowDown' });
     expect(document.activeElement?.textContent).toBe('Difference storage');
     fireEvent.keyDown(document.activeElement as Element, { key: 'End' });
-    expect(document.activeElement?.textContent).toBe('Backup');
+    expect(document.activeElement?.textContent).toBe('Catalog');
     expect(devices.getAttribute('aria-current')).toBe('page');
   });
 });

@@ -13,6 +13,8 @@ export interface FakeApi {
   calls: { method: RequestName; params: unknown }[];
   handlers: Handlers;
   emit<K extends EventName>(event: K, payload: EventMap[K]): void;
+  /** The params of every call of one request, in order (typed). */
+  paramsOf<K extends RequestName>(method: K): RequestParams<K>[];
   listenerCount(event: EventName): number;
 }
 
@@ -47,6 +49,7 @@ export function createFakeApi(handlers: Handlers = {}): FakeApi {
       for (const cb of listeners.get(event) ?? []) cb(payload);
     },
     listenerCount: (event) => listeners.get(event)?.size ?? 0,
+    paramsOf: <K extends RequestName>(method: K) => calls.filter((c) => c.method === method).map((c) => c.params as RequestParams<K>),
   };
   return fake;
 }

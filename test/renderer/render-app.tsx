@@ -26,6 +26,7 @@ export function renderApp(handlers: Handlers = {}): { fake: FakeApi; store: AppS
     listDevices: () => ok([]),
     listFilesystems: () => ok([filesystem('/')]),
     listSnapshots: () => ok([]),
+    jobsList: () => ok([]),
     ...handlers,
   });
   const store = createAppStore(fake.api, { now: () => 7 });

@@ -10,6 +10,7 @@ export const SCREEN_LABELS: Record<Screen, string> = {
   events: 'Events',
   heatmap: 'CBT heatmap',
   backup: 'Backup',
+  catalog: 'Catalog',
 };
 
 /** Sidebar navigation: Tab into it, arrow keys / Home / End move between screens. */

@@ -2,12 +2,14 @@
 import { createStore } from 'zustand/vanilla';
 import type { StoreApi } from 'zustand/vanilla';
 import type { BlksnapApi } from '../../../app/shared/contract.js';
+import { createBackupSlice } from './backup-slice.js';
 import { createDevicesSlice } from './devices-slice.js';
 import { createEventsSlice } from './events-slice.js';
 import { createHeatmapSlice } from './heatmap-slice.js';
 import { createSnapshotsSlice } from './snapshots-slice.js';
 import { createStorageSlice } from './storage-slice.js';
 import type { AppState } from './types.js';
+import { createJobsSlice } from './jobs-slice.js';
 import { createUiSlice } from './ui-slice.js';
 import { createWorkloadSlice } from './workload-slice.js';
 
@@ -27,5 +29,7 @@ export function createAppStore(api: BlksnapApi, options: StoreOptions = {}): App
     ...createSnapshotsSlice(api, set, get, now),
     ...createEventsSlice(set, get),
     ...createHeatmapSlice(api, set, get, now),
+    ...createJobsSlice(api, set, get),
+    ...createBackupSlice(api, set, get),
   }));
 }

@@ -11,6 +11,8 @@ export interface SnapshotsSlice {
   snapshotsError: ContractError | null;
   /** Id of the snapshot an action runs on ('new' while creating), or null. */
   snapshotBusy: string | null;
+  /** The id of the last snapshot createSnapshot made (the Backup wizard takes it next). */
+  createdSnapshotId: string | null;
   refreshSnapshots(): Promise<void>;
   /** Creates a snapshot of the selected devices with the allocated storage. */
   /** `writableImages`: export the images read-write (default read-only). */
@@ -39,6 +41,7 @@ export function createSnapshotsSlice(
     snapshotsLoaded: false,
     snapshotsError: null,
     snapshotBusy: null,
+    createdSnapshotId: null,
     async refreshSnapshots() {
       const ticket = listOrder.begin();
       const r = await api.listSnapshots();
@@ -71,7 +74,7 @@ export function createSnapshotsSlice(
         set({ notice: { kind: 'error', text: describe(r.error) } });
         return r.error;
       }
-      set({ notice: { kind: 'info', text: `Snapshot ${r.value.snapshotId} created.` } });
+      set({ createdSnapshotId: r.value.snapshotId, notice: { kind: 'info', text: `Snapshot ${r.value.snapshotId} created.` } });
       await afterChange();
       return null;
     },

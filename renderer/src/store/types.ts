@@ -6,9 +6,11 @@ import type { SnapshotsSlice } from './snapshots-slice.js';
 import type { EventsSlice } from './events-slice.js';
 import type { HeatmapSlice } from './heatmap-slice.js';
 import type { UiSlice } from './ui-slice.js';
+import type { BackupSlice } from './backup-slice.js';
+import type { JobsSlice } from './jobs-slice.js';
 import type { WorkloadSlice } from './workload-slice.js';
 
-export type AppState = UiSlice & DevicesSlice & WorkloadSlice & StorageSlice & SnapshotsSlice & EventsSlice & HeatmapSlice;
+export type AppState = UiSlice & DevicesSlice & WorkloadSlice & StorageSlice & SnapshotsSlice & EventsSlice & HeatmapSlice & JobsSlice & BackupSlice;
 
 export type SetState = (partial: Partial<AppState> | ((state: AppState) => Partial<AppState>)) => void;
 export type GetState = () => AppState;

@@ -3,7 +3,7 @@ import type { ContractError } from '../../../app/shared/result.js';
 import type { AppStatus, HelperState, WorkloadPattern } from '../../../app/shared/types.js';
 import type { GetState, SetState } from './types.js';
 
-export const SCREENS = ['devices', 'storage', 'snapshots', 'events', 'heatmap', 'backup'] as const;
+export const SCREENS = ['devices', 'storage', 'snapshots', 'events', 'heatmap', 'backup', 'catalog'] as const;
 export type Screen = (typeof SCREENS)[number];
 
 /** The Lab disk form's values, kept across screens. */

@@ -20,6 +20,7 @@ export function wireEvents(api: BlksnapApi, store: AppStore): () => void {
       }
     }),
     api.onWorkloadProgress((progress) => store.getState().applyWorkloadProgress(progress)),
+    api.onJob((job) => store.getState().applyJob(job)),
   ];
   return () => {
     for (const off of offs) off();

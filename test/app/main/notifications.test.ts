@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
-import { LONG_JOB_MS, helperStateNotification, longJobNotification, snapshotEventNotification, workloadNotification } from '../../../app/main/notifications.js';
+import { LONG_JOB_MS, helperStateNotification, jobNotification, longJobNotification, snapshotEventNotification, workloadNotification } from '../../../app/main/notifications.js';
+import type { JobEntry } from '../../../app/shared/types.js';
 import { err, ok } from '../../../app/shared/result.js';
 
 vi.mock('electron', () => ({}));
@@ -29,6 +30,17 @@ describe('notifications', () => {
     expect(workloadNotification({ ...base, running: true })).toBeNull();
     expect(workloadNotification({ ...base, running: false })).toBeNull();
     expect(workloadNotification({ ...base, running: false, error: 'ENOSPC: full' })?.body).toContain('ENOSPC');
+  });
+
+  it('tells about backup jobs when they end, critically when a verify or restore does not match', () => {
+    const base: JobEntry = {
+      jobId: 'j', kind: 'verify', state: 'running', title: 'Verify disk1', done: 0, total: 1, bytesPerSecond: null,
+      etaSeconds: null, startedAt: '', endedAt: null, error: null, warnings: [], result: null,
+    };
+    expect(jobNotification(base)).toBeNull();
+    expect(jobNotification({ ...base, state: 'done', result: { kind: 'verify', ok: true, points: [] } })).toMatchObject({ title: 'Job done', urgency: 'normal' });
+    expect(jobNotification({ ...base, state: 'done', result: { kind: 'verify', ok: false, points: [] } })).toMatchObject({ title: 'Verification failed', urgency: 'critical' });
+    expect(jobNotification({ ...base, state: 'failed', error: { code: 'EIO', message: 'read error at 4096' } })?.body).toBe('Verify disk1: read error at 4096');
   });
 
   it('tells about long jobs when they end, successful or not', () => {

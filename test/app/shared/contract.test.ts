@@ -18,7 +18,7 @@ describe('CONTRACT_METHODS', () => {
     for (const m of CONTRACT_METHODS) {
       expect(m.event).toBe(m.name.startsWith('on'));
     }
-    expect(EVENT_NAMES.sort()).toEqual(['onHelperState', 'onSnapshotEvent', 'onWorkloadProgress']);
+    expect(EVENT_NAMES.sort()).toEqual(['onHelperState', 'onJob', 'onSnapshotEvent', 'onWorkloadProgress']);
     expect(REQUEST_NAMES).toContain('cbtMap');
     expect(REQUEST_NAMES).toContain('snapshotCreate');
   });

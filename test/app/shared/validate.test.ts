@@ -59,4 +59,17 @@ describe('validateParams', () => {
     expect(validateParams('workloadStart', { device: 'd', rateMiBps: 5, pattern: 'zigzag' }).ok).toBe(false);
     expect(validateParams('workloadStart', { device: 'd', rateMiBps: 0, pattern: 'random' }).ok).toBe(false);
   });
+
+  it('backup requests need absolute folders and targets, a known kind, and no extra keys', () => {
+    const start = { snapshotId: 's1', dir: '/srv/backup', kind: 'incremental', allowFull: true };
+    expect(validateParams('backupStart', start)).toEqual({ ok: true, value: start });
+    expect(validateParams('backupStart', { ...start, kind: 'partial' }).ok).toBe(false);
+    expect(validateParams('backupStart', { ...start, dir: 'backup' }).ok).toBe(false);
+    expect(validateParams('backupStart', { ...start, compress: 'zstd' }).ok).toBe(false);
+    expect(validateParams('backupRestore', { dir: '/srv/backup/disk1', point: 'p1', target: '/var/tmp/r.img' }).ok).toBe(true);
+    expect(validateParams('backupRestore', { dir: '/srv/backup/disk1', point: 'p1', target: 'r.img' }).ok).toBe(false);
+    expect(validateParams('backupRestore', { dir: '/srv/backup/disk1', point: 'p1', target: '/r.img', createSize: 1 }).ok).toBe(false);
+    expect(validateParams('jobsWait', { jobId: 'j1', timeoutMs: -1 }).ok).toBe(false);
+    expect(validateParams('jobsList', undefined).ok).toBe(true);
+  });
 });

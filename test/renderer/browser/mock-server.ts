@@ -165,9 +165,20 @@ export async function startMockServer(distDir: string, token: string): Promise<M
           elapsedMs: 1200,
         });
         return ok(null);
+      case 'jobsList':
+        return ok([]);
       case 'workloadStop':
       case 'removeImage':
       case 'addImage':
+      case 'backupPlan':
+      case 'backupStart':
+      case 'backupVerify':
+      case 'backupRestore':
+      case 'backupCatalog':
+      case 'backupExport':
+      case 'backupUnexport':
+      case 'jobsCancel':
+      case 'jobsWait':
         return err('EOPNOTSUPP', `${method} is not in the mock.`);
     }
   }

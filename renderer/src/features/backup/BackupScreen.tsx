@@ -1,29 +1,93 @@
-import { ScreenLink } from '../../components/ScreenLink.js';
+import { useEffect, useRef } from 'react';
+import { useApp } from '../../store/context.js';
+import { WIZARD_STEPS } from '../../store/backup-slice.js';
+import type { WizardStep } from '../../store/backup-slice.js';
+import { DevicesStep, KindStep, ReleaseStep, RunStep, SnapshotStep, StorageStep, TargetStep, VerifyStep } from './WizardSteps.js';
 
+export const STEP_LABELS: Record<WizardStep, string> = {
+  devices: 'Devices',
+  storage: 'Difference storage',
+  snapshot: 'Snapshot',
+  target: 'Target folder',
+  kind: 'Kind',
+  run: 'Run',
+  verify: 'Verify',
+  release: 'Release the snapshot',
+};
+
+/** Steps that cannot be gone back from: the snapshot is taken, the backup has started. */
+function backAllowed(step: WizardStep, snapshotTaken: boolean, backupStarted: boolean): boolean {
+  if (step === 'devices') return false;
+  if (step === 'snapshot' || step === 'target') return !snapshotTaken || step === 'target';
+  if (step === 'kind') return true;
+  return !backupStarted;
+}
+
+function CurrentStep({ step, next }: { step: WizardStep; next(): void }) {
+  switch (step) {
+    case 'devices':
+      return <DevicesStep next={next} />;
+    case 'storage':
+      return <StorageStep next={next} />;
+    case 'snapshot':
+      return <SnapshotStep next={next} />;
+    case 'target':
+      return <TargetStep next={next} />;
+    case 'kind':
+      return <KindStep next={next} />;
+    case 'run':
+      return <RunStep next={next} />;
+    case 'verify':
+      return <VerifyStep next={next} />;
+    case 'release':
+      return <ReleaseStep />;
+  }
+}
+
+/** The Backup wizard: devices → difference storage → snapshot → target folder → kind → run → verify → release. */
 export function BackupScreen() {
+  const wizard = useApp((s) => s.wizard);
+  const setWizard = useApp((s) => s.setWizard);
+  const headingRef = useRef<HTMLHeadingElement>(null);
+  const first = useRef(true);
+  const index = WIZARD_STEPS.indexOf(wizard.step);
+
+  // Moving to another step puts the keyboard focus on its heading.
+  useEffect(() => {
+    if (first.current) {
+      first.current = false;
+      return;
+    }
+    headingRef.current?.focus();
+  }, [wizard.step]);
+
+  const go = (step: WizardStep | undefined) => {
+    if (step !== undefined) setWizard({ step });
+  };
+  const canGoBack = backAllowed(wizard.step, wizard.snapshotId !== null && !wizard.released, wizard.backupJobId !== null);
+
   return (
     <section aria-labelledby="screen-title">
       <h2 id="screen-title">Backup</h2>
-      <div className="callout" data-testid="backup-unavailable">
-        <p>
-          <strong>Backups are not available yet in this version.</strong> Full and incremental image backups,
-          verification and restore are planned.
-        </p>
-        <p>Meanwhile you can copy a snapshot's images yourself:</p>
-        <ol>
-          <li>
-            Create and take a snapshot. <ScreenLink screen="snapshots">Open the snapshot list</ScreenLink>
+      <ol className="wizard-steps" aria-label="Backup steps" data-testid="wizard-steps">
+        {WIZARD_STEPS.map((s, i) => (
+          <li key={s} aria-current={s === wizard.step ? 'step' : undefined} className={i < index ? 'step-done' : undefined}>
+            {i + 1}. {STEP_LABELS[s]}
           </li>
-          <li>Copy the image's NBD URI with its Copy button.</li>
-          <li>
-            Read it with any NBD client, for example{' '}
-            <code className="command">nbdcopy &apos;NBD-URI&apos; disk1-backup.img</code>
-          </li>
-          <li>Destroy the snapshot when the copy is done, so that the difference storage is freed.</li>
-        </ol>
-        <p className="muted small-text">
-          The CBT heatmap shows which blocks changed since a given snapshot: what an incremental backup would copy.
-        </p>
+        ))}
+      </ol>
+      <div className="panel wizard-step" data-testid={`wizard-step-${wizard.step}`}>
+        <h3 ref={headingRef} tabIndex={-1} id="wizard-step-title">
+          Step {index + 1} of {WIZARD_STEPS.length}: {STEP_LABELS[wizard.step]}
+        </h3>
+        <CurrentStep step={wizard.step} next={() => go(WIZARD_STEPS[index + 1])} />
+        {canGoBack ? (
+          <p>
+            <button type="button" className="link" data-testid="wizard-back" onClick={() => go(WIZARD_STEPS[index - 1])}>
+              Back
+            </button>
+          </p>
+        ) : null}
       </div>
     </section>
   );

@@ -40,7 +40,8 @@ describe.skipIf(!hasChromium)('[chromium] renderer in browser mode', () => {
   async function open(token: string): Promise<{ page: Page; problems: string[] }> {
     const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
     const page = await context.newPage();
-    page.on('close', () => void context.close());
+    // the browser may close first (afterAll): a context already gone is fine
+    page.on('close', () => void context.close().catch(() => undefined));
     const problems: string[] = [];
     page.on('console', (m) => {
       if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`);

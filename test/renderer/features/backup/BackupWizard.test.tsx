@@ -113,7 +113,8 @@ describe('Backup wizard', () => {
   it('takes the snapshot with the estimated storage and reads the plan of the folder for it', async () => {
     const { fake } = await openWizard();
     await throughTarget();
-    expect(fake.paramsOf('snapshotCreate')).toEqual([{ devices: ['disk1'], storagePath: '/var/tmp/blksnap-diff-7.img', limitBytes: 200 * MiB }]);
+    // the wizard's snapshot keeps its images read-only: the backup is of the take
+    expect(fake.paramsOf('snapshotCreate')).toEqual([{ devices: ['disk1'], storagePath: '/var/tmp/blksnap-diff-7.img', limitBytes: 200 * MiB, writableImages: false }]);
     expect(fake.paramsOf('snapshotTake')).toEqual([{ snapshotId: 's1' }]);
     expect(fake.paramsOf('backupPlan')).toEqual([{ dir: '/srv/backup', snapshotId: 's1', devices: ['disk1'] }]);
   });

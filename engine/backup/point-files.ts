@@ -5,7 +5,7 @@
  * left by a killed process (its pid is gone) is taken over.
  */
 import { constants } from 'node:fs';
-import { open, readFile, readdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { open, readdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlksnapError } from '../abi/errno.js';
 
@@ -31,7 +31,10 @@ export async function fsyncPath(path: string, directory = false): Promise<void> 
 /** Writes `name` in dir durably: a partial file, fsync, rename, fsync of the folder. */
 export async function writeFileAtomic(dir: string, name: string, data: string | Buffer): Promise<void> {
   const tmp = join(dir, partialName(name));
-  const fh = await open(tmp, 'w', 0o644);
+  // never through whatever is at the partial name (the folder may be a user's: a
+  // symlink planted there must not redirect the helper's write): remove it, create anew
+  await unlink(tmp).catch(() => undefined);
+  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
   try {
     await fh.writeFile(data);
     await fh.sync();
@@ -51,6 +54,20 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/** The lock file's text, never through a symlink put in its place. */
+async function readLockPid(path: string): Promise<string> {
+  try {
+    const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      return (await fh.readFile('utf8')).slice(0, 32);
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return '';
+  }
+}
+
 /** Takes the folder's lock; returns its release. EBUSY while a live process holds it. */
 export async function lockFolder(dir: string): Promise<() => Promise<void>> {
   const path = join(dir, LOCK_FILE);
@@ -60,7 +77,7 @@ export async function lockFolder(dir: string): Promise<() => Promise<void>> {
       return () => unlink(path).catch(() => undefined);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+      const pid = Number((await readLockPid(path)).trim());
       // our own pid is a live job too (two jobs of one helper process)
       if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) {
         throw new BlksnapError('EBUSY', `another backup job (process ${pid}) is working in ${dir}`);

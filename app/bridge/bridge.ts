@@ -36,6 +36,7 @@ import {
   parseVersion,
   toCbtInfoEntry,
   toDeviceEntry,
+  toKernelModuleHealth,
   toSnapshotDevice,
   toSnapshotEntry,
   toStorageGauge,
@@ -93,6 +94,7 @@ export function createBridge(options: BridgeOptions): Bridge {
       appVersion: options.appVersion,
       protocolVersion: hello?.protocolVersion ?? null,
       capabilities: hello ? [...hello.capabilities] : [],
+      kernelModule: hello?.kernelModule ? toKernelModuleHealth(hello.kernelModule) : null,
       helper: link.state,
     };
   };

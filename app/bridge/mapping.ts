@@ -1,7 +1,7 @@
 /** Helper protocol data -> contract data (pure). Sizes stay in bytes; sectors are 512 bytes. */
-import type { DeviceEntry as HelperDevice, ImageEntry, SnapshotSummary, WorkloadProgress as HelperWorkloadProgress } from '../../engine/protocol/schemas.js';
+import type { DeviceEntry as HelperDevice, ImageEntry, ModuleHealthWire, SnapshotSummary, WorkloadProgress as HelperWorkloadProgress } from '../../engine/protocol/schemas.js';
 import type { MethodResult } from '../../engine/protocol/methods.js';
-import type { CbtInfoEntry, DeviceEntry, SnapshotDeviceEntry, SnapshotEntry, StorageGauge, VersionInfo, WorkloadProgress } from '../shared/types.js';
+import type { CbtInfoEntry, DeviceEntry, KernelModuleHealth, SnapshotDeviceEntry, SnapshotEntry, StorageGauge, VersionInfo, WorkloadProgress } from '../shared/types.js';
 import { errnoNameOf } from './errno-names.js';
 
 export const SECTOR_SIZE = 512;
@@ -51,6 +51,19 @@ export function toCbtInfoEntry(device: string, info: MethodResult<'cbtInfo'>): C
     blockCount: info.blockCount,
     generationId: info.generationId,
     changesNumber: info.changesNumber,
+  };
+}
+
+/** The helper's kernelModule for the UI (the control device path stays in the helper). */
+export function toKernelModuleHealth(m: ModuleHealthWire): KernelModuleHealth {
+  return {
+    loaded: m.loaded,
+    dialect: m.dialect,
+    moduleVersion: m.moduleVersion,
+    filter: m.filter,
+    bdevfilter: m.bdevfilter,
+    summary: m.summary,
+    advice: m.advice,
   };
 }
 

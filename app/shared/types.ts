@@ -23,6 +23,21 @@ export interface HelperState {
   message?: string;
 }
 
+/** The blksnap kernel module as the helper found it (mirrors the helper's hello kernelModule). */
+export interface KernelModuleHealth {
+  loaded: boolean;
+  /** 'v6' | 'val7' | 'lk6.15', or null when no usable module was found. */
+  dialect: string | null;
+  moduleVersion: string | null;
+  /** 'block-device' | 'bdevfilter', or null. */
+  filter: string | null;
+  bdevfilter: boolean;
+  /** One plain sentence ("veeamblksnap 7.0.0.0 (VAL-7 dialect) is loaded; bdevfilter is loaded"). */
+  summary: string;
+  /** What to install or load; null when the module is usable. */
+  advice: string | null;
+}
+
 export interface AppStatus {
   /** null while the helper is not connected. */
   driver: DriverKind | null;
@@ -34,6 +49,8 @@ export interface AppStatus {
   protocolVersion: number | null;
   /** The helper's hello capabilities ([] while not connected); see CBT_ACTIVE_TABLE. */
   capabilities: string[];
+  /** The kernel module health line; null while not connected or from an older helper. */
+  kernelModule?: KernelModuleHealth | null;
   helper: HelperState;
 }
 

@@ -35,6 +35,13 @@ export interface BlksnapDriver {
    */
   snapshotWaitEvent(id: SnapshotId, timeoutMs: number): Promise<SnapshotEvent | null>;
 
+  /**
+   * IOCTL_BLKSNAP_SNAPSHOT_APPEND_STORAGE (VAL-7.0 module only): adds sector ranges of
+   * a block device to the snapshot's difference storage. Absent on drivers without it;
+   * the kernel driver of another dialect answers EOPNOTSUPP.
+   */
+  appendStorage?(id: SnapshotId, device: DeviceRef, ranges: SectorRange[]): Promise<void>;
+
   /** BLKFILTER_ATTACH "blksnap": start tracking (EALREADY if attached). */
   attach(device: DeviceRef): Promise<void>;
   /** BLKFILTER_DETACH: stop tracking (EBUSY while in a snapshot). */

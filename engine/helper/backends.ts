@@ -3,6 +3,7 @@
  * engine (null with the kernel driver), the image registry and block-device
  * discovery of engine/devices, and the NBD server's URIs.
  */
+import type { ModuleHealth } from '../kernel/detect.js';
 import type { BlksnapDriver } from '../abi/driver.js';
 import type { EmbeddedEngineApi } from '../core/embedded-api.js';
 import type { BackupExports } from './backup-exports.js';
@@ -52,6 +53,8 @@ export interface HelperBackends {
   nbd: NbdUris | null;
   /** Driver version text for hello ("major.minor.revision.build"). */
   driverVersion: string;
+  /** The kernel module found at start (hello's kernelModule). */
+  kernelModule?: ModuleHealth;
   /** The user the helper works for (directory checks, ownership of created images). */
   owner: Owner;
   /** Browsed backup points served by the NBD server (null/absent: no NBD server). */

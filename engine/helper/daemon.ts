@@ -15,6 +15,7 @@ import type { NotificationName, NotificationParams } from '../protocol/methods.j
 import type { HelperBackends, ImageRegistry, NbdUris } from './backends.js';
 import { listBlockDevices, openImageRegistry } from './devices-wiring.js';
 import { chooseDriverKind, createEmbeddedDriver, createKernelDriver } from './driver-select.js';
+import { detectKernelModule } from '../kernel/detect.js';
 import type { DriverChoice } from './driver-select.js';
 import { eventLogLine } from './event-log.js';
 import { BackupExports } from './backup-exports.js';
@@ -85,14 +86,15 @@ async function startLocked(
   const settings = new SettingsStore(options.stateDir);
   await settings.load();
 
-  const kind = chooseDriverKind(options.driver ?? 'auto');
+  const kernelModule = detectKernelModule();
+  const kind = chooseDriverKind(options.driver ?? 'auto', kernelModule);
   let driver: BlksnapDriver;
   let engine: EmbeddedEngineApi | null = null;
   let images: ImageRegistry | null = null;
   let nbd: NbdExports | null = null;
   const ledger = new StorageLedger(options.stateDir, owner.uid);
   if (kind === 'kernel') {
-    driver = await createKernelDriver();
+    driver = await createKernelDriver(kernelModule);
   } else {
     // the embedded engine's snapshots died with a helper that was killed: remove their
     // files, and lab disks that never made it into the registry
@@ -138,6 +140,7 @@ async function startLocked(
       listBlockDevices,
       nbd: uris,
       driverVersion,
+      kernelModule,
       owner,
       backupExports: nbd ? backupExports : null,
     };
@@ -153,7 +156,7 @@ async function startLocked(
     await server.listen(options.socketPath);
     await handOverSocket(options.socketPath, owner);
     const ownSocket = await socketIdentity(options.socketPath);
-    log(`helper listening on ${options.socketPath} (driver ${kind} ${driverVersion})`);
+    log(`helper listening on ${options.socketPath} (driver ${kind} ${driverVersion}; kernel module: ${kernelModule.summary})`);
 
     let closing: Promise<void> | null = null;
     const close = (): Promise<void> => {

@@ -1,36 +1,45 @@
 /**
- * Which driver the helper runs: the kernel module's when /dev/blksnap-control
- * exists, else the embedded engine; `driver` overrides. Both are loaded lazily so
- * the embedded helper never loads koffi and the kernel helper never the engine.
+ * Which driver the helper runs: the kernel module's when a blksnap module of a
+ * dialect the driver speaks is loaded (engine/kernel/detect.ts), else the embedded
+ * engine; `driver` overrides. Both are loaded lazily so the embedded helper never
+ * loads koffi and the kernel helper never the engine.
  */
-import { existsSync } from 'node:fs';
 import type { BlksnapDriver } from '../abi/driver.js';
 import { BlksnapError } from '../abi/errno.js';
 import type { EmbeddedEngineApi } from '../core/embedded-api.js';
 import type { ModuleParams } from '../core/params.js';
+import type { ModuleHealth } from '../kernel/detect.js';
+import { detectKernelModule } from '../kernel/detect.js';
+import { DIALECTS } from '../kernel/dialects.js';
 
 export type DriverChoice = 'auto' | 'kernel' | 'embedded';
 
-export const CONTROL_DEVICE = '/dev/blksnap-control';
-
-export function chooseDriverKind(choice: DriverChoice, controlPath = CONTROL_DEVICE): 'kernel' | 'embedded' {
-  if (choice !== 'auto') return choice;
-  return existsSync(controlPath) ? 'kernel' : 'embedded';
+/** The module can be driven: a known dialect, and for VAL-7.0 its bdevfilter. */
+export function moduleUsable(health: ModuleHealth): boolean {
+  return health.dialect !== null && (health.filter !== 'bdevfilter' || health.bdevfilter);
 }
 
-export async function createKernelDriver(controlPath = CONTROL_DEVICE): Promise<BlksnapDriver> {
-  if (!existsSync(controlPath)) {
+export function chooseDriverKind(choice: DriverChoice, health: ModuleHealth = detectKernelModule()): 'kernel' | 'embedded' {
+  if (choice !== 'auto') return choice;
+  return moduleUsable(health) ? 'kernel' : 'embedded';
+}
+
+/** The kernel driver in the dialect `health` found; ENOENT with what to install when there is none. */
+export async function createKernelDriver(health: ModuleHealth = detectKernelModule()): Promise<BlksnapDriver> {
+  if (health.dialect === null) {
     throw new BlksnapError(
       'ENOENT',
-      `${controlPath} does not exist: the blksnap kernel module is not loaded (load it with "modprobe blksnap", or run the helper with --driver embedded)`,
+      `${health.summary}: ${health.advice ?? INSTALL_HINT} (or run the helper with --driver embedded)`,
     );
   }
   const [{ KernelDriver }, { KoffiIoctlLayer }] = await Promise.all([
     import('../kernel/kernel-driver.js'),
     import('../kernel/koffi-ioctl-layer.js'),
   ]);
-  return new KernelDriver({ layer: new KoffiIoctlLayer(), controlPath });
+  return new KernelDriver({ layer: new KoffiIoctlLayer(), dialect: DIALECTS[health.dialect] });
 }
+
+const INSTALL_HINT = 'install a blksnap module';
 
 export async function createEmbeddedDriver(params: Partial<ModuleParams> = {}): Promise<EmbeddedEngineApi> {
   const { createEmbeddedEngine } = await import('../core/index.js');

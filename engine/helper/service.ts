@@ -247,8 +247,14 @@ export class HelperService {
         driver: driver.kind,
         driverVersion: this.backends.driverVersion,
         capabilities: this.capabilities,
+        ...(this.backends.kernelModule ? { kernelModule: this.backends.kernelModule } : {}),
       }),
-      version: () => driver.version(),
+      version: async () => {
+        const version = await driver.version();
+        const module = this.backends.kernelModule;
+        if (driver.kind !== 'kernel' || !module?.dialect || !module.filter) return version;
+        return { ...version, dialect: module.dialect, filter: module.filter };
+      },
       snapshotCreate: async ({ diffStoragePath, limitSectors, devices, writableImages = false }) => {
         const resolved: string[] = [];
         for (const ref of devices ?? []) {

@@ -5,3 +5,7 @@ export { KoffiIoctlLayer, loadIoctl } from './koffi-ioctl-layer.js';
 export { KernelDriver, DEFAULT_CONTROL_PATH, sysfsDevicePath } from './kernel-driver.js';
 export type { KernelDriverOptions } from './kernel-driver.js';
 export { createKernelDriver, kernelModuleAvailable } from './create.js';
+export * from './dialects.js';
+export * from './dialect-structs.js';
+export { detectKernelModule, INSTALL_ADVICE } from './detect.js';
+export type { ModuleHealth, DetectOptions } from './detect.js';

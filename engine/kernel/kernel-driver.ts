@@ -1,7 +1,7 @@
 /**
- * BlksnapDriver over the blksnap kernel module: IOCTL_BLKSNAP_* on
- * /dev/blksnap-control and BLKFILTER_* on the block devices, with the v6 struct
- * layouts of abi-structs.ts, through an IoctlLayer (koffi in production, a
+ * BlksnapDriver over the blksnap kernel module: IOCTL_BLKSNAP_* on the module's
+ * control device and the block-device filter commands, in one of three dialects
+ * (dialects.ts: v6, VAL-7.0, lk6.15), through an IoctlLayer (koffi in production, a
  * simulation of the module in tests).
  */
 import { readlinkSync } from 'node:fs';
@@ -32,13 +32,10 @@ import {
   decodeEventCorrupted,
   decodeEventNoSpace,
   decodeSnapshotCollect,
-  decodeSnapshotCreate,
   decodeSnapshotEvent,
   decodeSnapshotInfo,
   decodeUuid,
   decodeVersion,
-  encodeBlkfilterCtl,
-  encodeBlkfilterName,
   encodeCbtMap,
   encodeCbtDirty,
   encodeSectors,
@@ -50,12 +47,11 @@ import {
 } from './abi-structs.js';
 import type { IoctlLayer, NativeMemory } from './ioctl-layer.js';
 import { O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY, O_RDWR, fsError, withMemory } from './ioctl-layer.js';
+import type { KernelDialect } from './dialects.js';
+import { DIALECTS } from './dialects.js';
+import { encodeAppendStorage, encodeSnapshotCreatePath } from './dialect-structs.js';
 import {
-  BLKFILTER_ATTACH,
-  BLKFILTER_CTL,
-  BLKFILTER_DETACH,
   IOCTL_BLKSNAP_SNAPSHOT_COLLECT,
-  IOCTL_BLKSNAP_SNAPSHOT_CREATE,
   IOCTL_BLKSNAP_SNAPSHOT_DESTROY,
   IOCTL_BLKSNAP_SNAPSHOT_TAKE,
   IOCTL_BLKSNAP_SNAPSHOT_WAIT_EVENT,
@@ -63,6 +59,8 @@ import {
 } from './ioctl-numbers.js';
 
 export const DEFAULT_CONTROL_PATH = `/dev/${BLKSNAP_CTL}`;
+/** Most ranges one append_storage call carries. */
+const MAX_APPEND_RANGES = 4096;
 /** IOCTL_BLKSNAP_SNAPSHOT_COLLECT retries when snapshots appear between its two calls. */
 const COLLECT_ATTEMPTS = 5;
 const MAX_TIMEOUT_MS = 0xffff_ffff;
@@ -70,7 +68,9 @@ const MAX_TIMEOUT_MS = 0xffff_ffff;
 export interface KernelDriverOptions {
   /** The system-call layer; production passes a KoffiIoctlLayer. */
   layer: IoctlLayer;
-  /** Default /dev/blksnap-control. */
+  /** The module's ABI dialect (detect.ts finds it). Default v6. */
+  dialect?: KernelDialect;
+  /** Default: the dialect's control device. */
   controlPath?: string;
   /** Directory of device nodes, for relative device names and image names. Default /dev. */
   devDir?: string;
@@ -97,6 +97,23 @@ function plainMessage(err: BlksnapError): string {
   return err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
 }
 
+/** Where one device's filter commands go (see KernelDriver.withDevice). */
+interface FilterTarget {
+  fd: number;
+  /** The device path. */
+  path: string;
+  /** Address of the device path string (bdevfilter), else 0. */
+  devpath: bigint;
+}
+
+function checkRanges(ranges: SectorRange[]): void {
+  for (const r of ranges) {
+    if (!Number.isSafeInteger(r.offset) || r.offset < 0 || !Number.isSafeInteger(r.count) || r.count <= 0) {
+      throw new BlksnapError('EINVAL', `invalid sector range offset=${r.offset} count=${r.count}`);
+    }
+  }
+}
+
 interface StorageRecord {
   path: string;
   limitSectors: number;
@@ -106,6 +123,7 @@ interface StorageRecord {
 
 export class KernelDriver implements BlksnapDriver {
   readonly kind = 'kernel' as const;
+  readonly dialect: KernelDialect;
   private readonly layer: IoctlLayer;
   private readonly controlPath: string;
   private readonly devDir: string;
@@ -120,7 +138,8 @@ export class KernelDriver implements BlksnapDriver {
 
   constructor(options: KernelDriverOptions) {
     this.layer = options.layer;
-    this.controlPath = options.controlPath ?? DEFAULT_CONTROL_PATH;
+    this.dialect = options.dialect ?? DIALECTS.v6;
+    this.controlPath = options.controlPath ?? this.dialect.controlPath;
     this.devDir = options.devDir ?? '/dev';
     this.resolveDevice = options.resolveDevice ?? ((mj, mn) => sysfsDevicePath(mj, mn, this.devDir));
     this.monotonicNowNs = options.monotonicNowNs ?? (() => process.hrtime.bigint());
@@ -139,7 +158,7 @@ export class KernelDriver implements BlksnapDriver {
       const opening = this.layer.open(this.controlPath, O_RDWR).catch((err: unknown) => {
         this.controlFd = undefined;
         if (isBlksnapError(err) && err.errno === 'ENOENT') {
-          throw new BlksnapError('ENOENT', `${this.controlPath} does not exist: the blksnap kernel module is not loaded`);
+          throw new BlksnapError('ENOENT', `${this.controlPath} does not exist: the ${this.dialect.moduleName} kernel module is not loaded`);
         }
         throw err;
       });
@@ -179,11 +198,7 @@ export class KernelDriver implements BlksnapDriver {
     const fd = given ? diffStorageFd : await this.layer.open(diffStoragePath, O_CREAT | O_EXCL | O_NOFOLLOW | O_RDWR, 0o600);
     let id: SnapshotId;
     try {
-      const out = await this.controlIoctl(
-        IOCTL_BLKSNAP_SNAPSHOT_CREATE,
-        encodeSnapshotCreate({ diffStorageLimitSect: limitSectors, diffStorageFd: fd, id: NIL_UUID }),
-      );
-      id = decodeSnapshotCreate(out).id;
+      id = await this.createIoctl(limitSectors, fd);
     } catch (err) {
       await this.layer.close(fd).catch(() => undefined);
       if (!given) await unlink(diffStoragePath).catch(() => undefined);
@@ -193,6 +208,61 @@ export class KernelDriver implements BlksnapDriver {
     await this.layer.close(fd).catch(() => undefined);
     this.storage.set(id, { path: diffStoragePath, limitSectors, removable: !given });
     return id;
+  }
+
+  /**
+   * snapshot_create naming the storage by our open fd: the fd itself (v6), or the
+   * path /proc/self/fd/N, which the module opens and so reaches this very file, never
+   * a file swapped in under the caller's path after it was checked.
+   */
+  private async createIoctl(limitSectors: number, fd: number): Promise<SnapshotId> {
+    const d = this.dialect;
+    if (d.storage === 'fd') {
+      const out = await this.controlIoctl(
+        d.createRequest,
+        encodeSnapshotCreate({ diffStorageLimitSect: limitSectors, diffStorageFd: fd, id: NIL_UUID }),
+      );
+      return decodeUuid(out, d.createIdOffset);
+    }
+    return this.withCString(`/proc/self/fd/${fd}`, async (filename) => {
+      const out = await this.controlIoctl(d.createRequest, encodeSnapshotCreatePath(limitSectors, filename));
+      return decodeUuid(out, d.createIdOffset);
+    });
+  }
+
+  /** A NUL-terminated string in layer memory, for a path pointer field. */
+  private withCString<T>(value: string, fn: (address: bigint) => Promise<T>): Promise<T> {
+    const bytes = Buffer.from(value, 'utf8');
+    if (bytes.includes(0)) throw new BlksnapError('EINVAL', `path ${JSON.stringify(value)} holds a NUL byte`);
+    return withMemory(this.layer, bytes.length + 1, async (mem) => {
+      mem.buffer.set(bytes);
+      mem.buffer[bytes.length] = 0;
+      return fn(mem.address);
+    });
+  }
+
+  /**
+   * IOCTL_BLKSNAP_SNAPSHOT_APPEND_STORAGE (VAL-7.0 only): adds the sector ranges of
+   * a block device to a snapshot's difference storage. The module answers the
+   * low_free_space event of a snapshot created in its stretch mode with it.
+   */
+  async appendStorage(id: SnapshotId, device: DeviceRef, ranges: SectorRange[]): Promise<void> {
+    const request = this.dialect.appendStorageRequest;
+    if (request === null) {
+      throw new BlksnapError('EOPNOTSUPP', `the ${this.dialect.title} module cannot append difference storage`);
+    }
+    if (ranges.length === 0 || ranges.length > MAX_APPEND_RANGES) {
+      throw new BlksnapError('EINVAL', `append_storage takes 1 to ${MAX_APPEND_RANGES} ranges, got ${ranges.length}`);
+    }
+    checkRanges(ranges);
+    const path = this.devicePath(device);
+    const size = LAYOUT.blksnap_sectors.size;
+    await this.withCString(path, (devpath) =>
+      withMemory(this.layer, ranges.length * size, async (mem) => {
+        ranges.forEach((r, i) => mem.buffer.set(encodeSectors(r), i * size));
+        await this.controlIoctl(request, encodeAppendStorage(id, devpath, ranges.length, mem.address));
+      }),
+    );
   }
 
   async snapshotDestroy(id: SnapshotId): Promise<void> {
@@ -272,25 +342,32 @@ export class KernelDriver implements BlksnapDriver {
         };
       }
       case BLKSNAP_EVENT_CODE.no_space:
-        return { ...base, code: 'no_space', requestedSectors: decodeEventNoSpace(event.data) };
+        // code 1: no_space (lk6.15) or low_free_space (VAL-7.0), the same u64 body
+        return { ...base, code: this.dialect.eventCode1, requestedSectors: decodeEventNoSpace(event.data) };
       default:
         throw new BlksnapError('EOPNOTSUPP', `snapshot ${id}: unknown event code ${event.code} from the module`);
     }
   }
 
-  // ---- BLKFILTER_* on the block devices ------------------------------------
+  // ---- block-device filter commands ----------------------------------------
 
   private devicePath(device: DeviceRef): string {
     if (!device) throw new BlksnapError('EINVAL', 'no device given');
     return device.startsWith('/') ? device : `${this.devDir}/${device}`;
   }
 
-  /** Opens the device for the duration of `fn`; errors name the device path. */
-  private async withDevice<T>(device: DeviceRef, fn: (fd: number, path: string) => Promise<T>): Promise<T> {
+  /**
+   * Where the filter commands for `device` go, for the duration of `fn`: the
+   * device's own fd (v6, lk6.15), or /dev/bdevfilter with the device path in layer
+   * memory (VAL-7.0). Errors name the device path.
+   */
+  private async withDevice<T>(device: DeviceRef, fn: (target: FilterTarget) => Promise<T>): Promise<T> {
     const path = this.devicePath(device);
-    const fd = await this.layer.open(path, O_RDONLY);
+    const byPath = this.dialect.filter === 'bdevfilter';
+    const fd = byPath ? await this.openFilterControl() : await this.layer.open(path, O_RDONLY);
     try {
-      return await fn(fd, path);
+      if (!byPath) return await fn({ fd, path, devpath: 0n });
+      return await this.withCString(path, (devpath) => fn({ fd, path, devpath }));
     } catch (err) {
       if (isBlksnapError(err)) throw new BlksnapError(err.errno, `${path}: ${plainMessage(err)}`);
       throw err;
@@ -299,14 +376,30 @@ export class KernelDriver implements BlksnapDriver {
     }
   }
 
-  private async filterIoctl(fd: number, request: number): Promise<void> {
-    await withMemory(this.layer, LAYOUT.blkfilter_name.size, async (mem) => {
-      mem.buffer.set(encodeBlkfilterName(BLKSNAP_FILTER_NAME));
+  private async openFilterControl(): Promise<number> {
+    const path = this.dialect.filterControlPath ?? '';
+    try {
+      return await this.layer.open(path, O_RDWR);
+    } catch (err) {
+      if (isBlksnapError(err) && err.errno === 'ENOENT') {
+        throw new BlksnapError('ENOENT', `${path} does not exist: the bdevfilter kernel module is not loaded`);
+      }
+      throw err;
+    }
+  }
+
+  private async filterIoctl(target: FilterTarget, op: 'attach' | 'detach'): Promise<void> {
+    const d = this.dialect;
+    const struct =
+      op === 'attach' ? d.encodeAttach(target.devpath, BLKSNAP_FILTER_NAME) : d.encodeDetach(target.devpath, BLKSNAP_FILTER_NAME);
+    const request = op === 'attach' ? d.attachRequest : d.detachRequest;
+    await withMemory(this.layer, struct.length, async (mem) => {
+      mem.buffer.set(struct);
       try {
-        await this.layer.ioctl(fd, request, mem.buffer);
+        await this.layer.ioctl(target.fd, request, mem.buffer);
       } catch (err) {
-        // blkfilter_ioctl_attach never returns these: the kernel does not know the request.
-        if (request === BLKFILTER_ATTACH && isBlksnapError(err) && (err.errno === 'ENOTTY' || err.errno === 'EINVAL')) {
+        // the attach of a filter never returns these: the kernel does not know the request.
+        if (op === 'attach' && isBlksnapError(err) && (err.errno === 'ENOTTY' || err.errno === 'EINVAL')) {
           throw new BlksnapError(err.errno, `${plainMessage(err)} (this kernel has no block-device filter support)`);
         }
         throw err;
@@ -315,39 +408,39 @@ export class KernelDriver implements BlksnapDriver {
   }
 
   /**
-   * BLKFILTER_CTL with a blksnap command: `opt` is copied into layer memory (its
-   * address goes into blkfilter_ctl.opt); the option bytes after the call are returned.
+   * A filter ctl with a blksnap command: `opt` is copied into layer memory (its
+   * address goes into the ctl struct's opt); the option bytes after the call are returned.
    */
-  private async ctl(fd: number, cmd: number, opt: Buffer): Promise<Buffer> {
-    return (await this.ctlWithResult(fd, cmd, opt)).out;
+  private async ctl(target: FilterTarget, cmd: number, opt: Buffer): Promise<Buffer> {
+    return (await this.ctlWithResult(target, cmd, opt)).out;
   }
 
   /** ctl() that also gives the ioctl's non-negative return value (cbtmap: bytes read). */
-  private async ctlWithResult(fd: number, cmd: number, opt: Buffer): Promise<{ out: Buffer; ret: number }> {
-    return withMemory(this.layer, opt.length, (optMem) =>
-      withMemory(this.layer, LAYOUT.blkfilter_ctl.size, async (ctlMem) => {
-        optMem.buffer.set(opt);
-        ctlMem.buffer.set(
-          encodeBlkfilterCtl({ name: BLKSNAP_FILTER_NAME, cmd, optlen: opt.length, opt: optMem.address }),
-        );
-        const ret = await this.layer.ioctl(fd, BLKFILTER_CTL, ctlMem.buffer);
+  private async ctlWithResult(target: FilterTarget, cmd: number, opt: Buffer): Promise<{ out: Buffer; ret: number }> {
+    const d = this.dialect;
+    return withMemory(this.layer, opt.length, async (optMem) => {
+      optMem.buffer.set(opt);
+      const struct = d.encodeCtl({ devpath: target.devpath, name: BLKSNAP_FILTER_NAME, cmd, optlen: opt.length, opt: optMem.address });
+      return withMemory(this.layer, struct.length, async (ctlMem) => {
+        ctlMem.buffer.set(struct);
+        const ret = await this.layer.ioctl(target.fd, d.ctlRequest, ctlMem.buffer);
         return { out: Buffer.from(optMem.buffer), ret };
-      }),
-    );
+      });
+    });
   }
 
   async attach(device: DeviceRef): Promise<void> {
-    await this.withDevice(device, (fd) => this.filterIoctl(fd, BLKFILTER_ATTACH));
+    await this.withDevice(device, (target) => this.filterIoctl(target, 'attach'));
   }
 
   /**
-   * BLKFILTER_DETACH, refused with EBUSY while the device is in a snapshot: the
-   * module would detach it anyway (blkfilter_ioctl_detach checks only the filter
-   * name), and the snapshot's copy-on-write would stop with it.
+   * Detach, refused with EBUSY while the device is in a snapshot: the module would
+   * detach it anyway (its detach checks only the filter name), and the snapshot's
+   * copy-on-write would stop with it.
    */
   async detach(device: DeviceRef): Promise<void> {
-    await this.withDevice(device, async (fd, path) => {
-      const holders = [...this.members].filter(([, paths]) => paths.has(path)).map(([id]) => id);
+    await this.withDevice(device, async (target) => {
+      const holders = [...this.members].filter(([, paths]) => paths.has(target.path)).map(([id]) => id);
       if (holders.length > 0) {
         // Destroyed elsewhere (another process) no longer counts.
         const live = new Set(await this.snapshotCollect());
@@ -360,23 +453,23 @@ export class KernelDriver implements BlksnapDriver {
       let image = '';
       try {
         image = decodeSnapshotInfo(
-          await this.ctl(fd, BLKFILTER_CTL_BLKSNAP.snapshotinfo, Buffer.alloc(LAYOUT.blksnap_snapshotinfo.size)),
+          await this.ctl(target, BLKFILTER_CTL_BLKSNAP.snapshotinfo, Buffer.alloc(LAYOUT.blksnap_snapshotinfo.size)),
         ).image;
       } catch (err) {
-        // No blksnap filter: BLKFILTER_DETACH below reports it (ENOENT).
+        // No blksnap filter: the detach below reports it (ENOENT).
         if (!(isBlksnapError(err) && err.errno === 'ENOENT')) throw err;
       }
       if (image) throw new BlksnapError('EBUSY', `it is in a snapshot (image ${image}): destroy the snapshot first`);
-      await this.filterIoctl(fd, BLKFILTER_DETACH);
+      await this.filterIoctl(target, 'detach');
     });
   }
 
   async cbtInfo(device: DeviceRef): Promise<CbtInfo> {
-    return this.withDevice(device, (fd) => this.cbtInfoFd(fd));
+    return this.withDevice(device, (target) => this.cbtInfoOf(target));
   }
 
-  private async cbtInfoFd(fd: number): Promise<CbtInfo> {
-    const out = await this.ctl(fd, BLKFILTER_CTL_BLKSNAP.cbtinfo, Buffer.alloc(LAYOUT.blksnap_cbtinfo.size));
+  private async cbtInfoOf(target: FilterTarget): Promise<CbtInfo> {
+    const out = await this.ctl(target, BLKFILTER_CTL_BLKSNAP.cbtinfo, Buffer.alloc(LAYOUT.blksnap_cbtinfo.size));
     return decodeCbtInfo(out);
   }
 
@@ -384,8 +477,8 @@ export class KernelDriver implements BlksnapDriver {
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
       throw new BlksnapError('EINVAL', `invalid CBT map range offset=${offset} length=${length}`);
     }
-    return this.withDevice(device, async (fd) => {
-      const info = await this.cbtInfoFd(fd);
+    return this.withDevice(device, async (target) => {
+      const info = await this.cbtInfoOf(target);
       if (offset > info.blockCount) {
         throw new BlksnapError('EINVAL', `CBT map offset ${offset} beyond its ${info.blockCount} blocks`);
       }
@@ -399,7 +492,7 @@ export class KernelDriver implements BlksnapDriver {
         while (done < count) {
           const rest = count - done;
           const { ret } = await this.ctlWithResult(
-            fd,
+            target,
             BLKFILTER_CTL_BLKSNAP.cbtmap,
             encodeCbtMap({ offset: offset + done, length: rest, buffer: mem.address + BigInt(done) }),
           );
@@ -413,19 +506,15 @@ export class KernelDriver implements BlksnapDriver {
   }
 
   async cbtDirty(device: DeviceRef, ranges: SectorRange[]): Promise<void> {
-    for (const r of ranges) {
-      if (!Number.isSafeInteger(r.offset) || r.offset < 0 || !Number.isSafeInteger(r.count) || r.count <= 0) {
-        throw new BlksnapError('EINVAL', `invalid sector range offset=${r.offset} count=${r.count}`);
-      }
-    }
-    await this.withDevice(device, async (fd) => {
+    checkRanges(ranges);
+    await this.withDevice(device, async (target) => {
       // One range per command: the module's loop (seed 001 tracker.c ctl_cbtdirty)
       // re-reads the first array element on every iteration, so count=1 is the form
       // that marks every range on each module version.
       for (const range of ranges) {
         await withMemory(this.layer, LAYOUT.blksnap_sectors.size, async (mem) => {
           mem.buffer.set(encodeSectors(range));
-          await this.ctl(fd, BLKFILTER_CTL_BLKSNAP.cbtdirty, encodeCbtDirty({ count: 1, dirtySectors: mem.address }));
+          await this.ctl(target, BLKFILTER_CTL_BLKSNAP.cbtdirty, encodeCbtDirty({ count: 1, dirtySectors: mem.address }));
         });
       }
     });
@@ -433,23 +522,24 @@ export class KernelDriver implements BlksnapDriver {
 
   async snapshotAdd(id: SnapshotId, device: DeviceRef): Promise<void> {
     const opt = encodeSnapshotAdd(id);
-    await this.withDevice(device, async (fd, path) => {
+    await this.withDevice(device, async (target) => {
       try {
-        await this.filterIoctl(fd, BLKFILTER_ATTACH);
+        await this.filterIoctl(target, 'attach');
       } catch (err) {
         if (!(isBlksnapError(err) && err.errno === 'EALREADY')) throw err;
       }
-      await this.ctl(fd, BLKFILTER_CTL_BLKSNAP.snapshotadd, opt);
+      await this.ctl(target, BLKFILTER_CTL_BLKSNAP.snapshotadd, opt);
       const paths = this.members.get(id) ?? new Set<string>();
-      paths.add(path);
+      paths.add(target.path);
       this.members.set(id, paths);
     });
   }
 
   async snapshotInfo(device: DeviceRef): Promise<SnapshotInfo> {
-    return this.withDevice(device, async (fd) =>
+    // a zeroed struct: VAL-7.0 leaves `image` as the caller gave it before take
+    return this.withDevice(device, async (target) =>
       decodeSnapshotInfo(
-        await this.ctl(fd, BLKFILTER_CTL_BLKSNAP.snapshotinfo, Buffer.alloc(LAYOUT.blksnap_snapshotinfo.size)),
+        await this.ctl(target, BLKFILTER_CTL_BLKSNAP.snapshotinfo, Buffer.alloc(LAYOUT.blksnap_snapshotinfo.size)),
       ),
     );
   }

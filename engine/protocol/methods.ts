@@ -19,6 +19,7 @@ import {
   DeviceEntrySchema,
   DeviceRefSchema,
   DriverKindSchema,
+  ModuleHealthSchema,
   ExportEntrySchema,
   ImageEntrySchema,
   noControlChars,
@@ -59,6 +60,8 @@ export const HelloResultSchema = z.strictObject({
   driver: DriverKindSchema,
   driverVersion: z.string(),
   capabilities: z.array(z.string()),
+  /** The kernel module found at start (absent from older helpers). */
+  kernelModule: ModuleHealthSchema.optional(),
 });
 
 export const methods = {
@@ -67,7 +70,14 @@ export const methods = {
     params: z.strictObject({ protocolVersion: z.number().int().min(1), client: noControlChars(z.string().max(200)).optional() }),
     result: HelloResultSchema,
   },
-  version: { params: Empty, result: BlksnapVersionSchema },
+  /** The driver's version; with the kernel driver also the module's dialect and filter mechanism. */
+  version: {
+    params: Empty,
+    result: BlksnapVersionSchema.extend({
+      dialect: z.enum(['v6', 'val7', 'lk6.15']).optional(),
+      filter: z.enum(['block-device', 'bdevfilter']).optional(),
+    }),
+  },
   snapshotCreate: {
     params: z.strictObject({
       diffStoragePath: AbsolutePathSchema,

@@ -51,6 +51,22 @@ export const AbsolutePathSchema = noControlChars(
 export const DriverKindSchema = z.enum(['kernel', 'embedded']);
 export type DriverKind = z.infer<typeof DriverKindSchema>;
 
+/**
+ * The kernel module as the helper found it (engine/kernel/detect.ts), for the UI's
+ * module health line: present with the kernel driver and with the embedded engine.
+ */
+export const ModuleHealthSchema = z.strictObject({
+  loaded: z.boolean(),
+  dialect: z.enum(['v6', 'val7', 'lk6.15']).nullable(),
+  moduleVersion: z.string().max(64).nullable(),
+  filter: z.enum(['block-device', 'bdevfilter']).nullable(),
+  bdevfilter: z.boolean(),
+  controlPath: z.string().max(4096).nullable(),
+  summary: z.string().max(1000),
+  advice: z.string().max(1000).nullable(),
+});
+export type ModuleHealthWire = z.infer<typeof ModuleHealthSchema>;
+
 export const BlksnapVersionSchema = z.strictObject({
   major: UintSchema,
   minor: UintSchema,

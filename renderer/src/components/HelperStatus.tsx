@@ -4,7 +4,7 @@ function versionText(v: { major: number; minor: number; revision: number; build:
   return v === null ? '' : ` ${v.major}.${v.minor}.${v.revision}.${v.build}`;
 }
 
-/** The helper's state and driver in the header (the banner below offers Reconnect when it is gone). */
+/** The helper's state, driver and kernel module health line in the header (the banner below offers Reconnect when it is gone). */
 export function HelperStatus() {
   const helper = useApp((s) => s.helper);
   const status = useApp((s) => s.status);
@@ -17,6 +17,16 @@ export function HelperStatus() {
         Helper {helper.state}
         {helper.state === 'connected' ? ` · ${driver}${versionText(status?.driverVersion ?? null)}` : ''}
       </span>
+      {helper.state === 'connected' && status?.kernelModule ? (
+        <span
+          className={`module-health ${status.kernelModule.advice ? 'module-health-warn' : ''}`}
+          data-testid="module-health"
+          title={status.kernelModule.advice ?? undefined}
+        >
+          Kernel module: {status.kernelModule.summary}
+          {status.kernelModule.advice ? ` (${status.kernelModule.advice})` : ''}
+        </span>
+      ) : null}
     </div>
   );
 }

@@ -1,6 +1,9 @@
 /**
- * An IoctlLayer that simulates the blksnap module (v6 ABI) and the block-device
- * filter for tests of the kernel driver: it decodes the request structs byte for
+ * An IoctlLayer that simulates the blksnap module and the block-device filter in
+ * each ABI dialect (v6; VAL-7.0 with /dev/bdevfilter; lk6.15) for tests of the
+ * kernel driver. The VAL-7.0 and lk6.15 structs are decoded here from the byte
+ * offsets and request numbers of the dialect spec (DIALECT_SPEC below, written out,
+ * not taken from the driver), so a wrong driver layout fails. For v6 it: it decodes the request structs byte for
  * byte, follows pointer fields through the synthetic addresses of its own alloc(),
  * and writes results back the way the module does (seed 000 header; seed 001
  * blk-filter.c, tracker.c, cbt_map.c, snapshot.c, event_queue.c). Paths that are
@@ -8,7 +11,7 @@
  * (the difference-storage file).
  */
 import { randomUUID } from 'node:crypto';
-import { close as fsClose, fstatSync, open as fsOpen } from 'node:fs';
+import { close as fsClose, closeSync, fstatSync, open as fsOpen, openSync, constants as fsConstants } from 'node:fs';
 import { BlksnapError, ERRNO } from '../../../engine/abi/errno.js';
 import type { ErrnoName } from '../../../engine/abi/errno.js';
 import type { BlksnapVersion } from '../../../engine/abi/types.js';
@@ -17,7 +20,6 @@ import {
   BLKFILTER_CTL_BLKSNAP,
   BLKSNAP_EVENT_CODE,
   BLKSNAP_FILTER_NAME,
-  BLKSNAP_IMAGE_NAME,
   LAYOUT,
   SNAPSHOT_EVENT_DATA_SIZE,
   decodeBlkfilterCtl,
@@ -55,6 +57,45 @@ import {
   IOCTL_BLKSNAP_VERSION,
   iocSize,
 } from '../../../engine/kernel/ioctl-numbers.js';
+
+export type FakeDialect = 'v6' | 'val7' | 'lk6.15';
+
+/**
+ * Per-dialect facts from /work/shared/specs/blksnap-abi-dialects.md, written out:
+ * device names, request numbers (sections 1, 2, 5) and image names.
+ */
+export const DIALECT_SPEC = {
+  v6: {
+    control: '/dev/blksnap-control',
+    bdevfilter: null,
+    attach: 0xc020128c,
+    detach: 0xc020128d,
+    ctl: 0xc030128e,
+    appendStorage: null,
+    createIdOffset: 12,
+    image: (mj: number, mn: number) => `blksnap-image_${mj}:${mn}`,
+  },
+  val7: {
+    control: '/dev/veeamblksnap',
+    bdevfilter: '/dev/bdevfilter',
+    attach: 0xc028468c,
+    detach: 0xc028468d,
+    ctl: 0xc038468e,
+    appendStorage: 0x40285622,
+    createIdOffset: 16,
+    image: (mj: number, mn: number) => `veeamblksnapimg_${mj}:${mn}`,
+  },
+  'lk6.15': {
+    control: '/dev/blksnap-control',
+    bdevfilter: null,
+    attach: 0xc030128e,
+    detach: 0xc020128f,
+    ctl: 0xc0301290,
+    appendStorage: null,
+    createIdOffset: 16,
+    image: (mj: number, mn: number) => `blksnap-${mj}-${mn}`,
+  },
+} as const;
 
 /** Module parameters of seed 001 main.c that shape the CBT map. */
 const TRACKING_BLOCK_MINIMUM_SHIFT = 16;
@@ -98,6 +139,11 @@ interface FakeEvent {
 interface FakeSnapshot {
   id: string;
   storageFd: number;
+  /** The storage path as the module got it (path dialects), and the inode it opened. */
+  storagePath: string | null;
+  storageIno: number;
+  /** Ranges given by append_storage (VAL-7.0). */
+  appended: { devpath: string; ranges: { offset: number; count: number }[] }[];
   limitSectors: number;
   devices: FakeDevice[];
   taken: boolean;
@@ -105,16 +151,24 @@ interface FakeSnapshot {
   waiters: Set<() => void>;
 }
 
-type OpenFile = { kind: 'control' } | { kind: 'device'; device: FakeDevice } | { kind: 'file'; path: string };
+type OpenFile =
+  | { kind: 'control' }
+  | { kind: 'bdevfilter' }
+  | { kind: 'device'; device: FakeDevice }
+  | { kind: 'file'; path: string };
 
 export interface FakeIoctlCall {
   fd: number;
   request: number;
-  /** BLKFILTER_CTL command, when request is BLKFILTER_CTL. */
+  /** The filter ctl command, when request is a filter CTL. */
   cmd?: number;
+  /** The device path named in a /dev/bdevfilter request (VAL-7.0). */
+  devpath?: string;
 }
 
 export interface FakeIoctlLayerOptions {
+  /** The ABI the fake module speaks. Default v6. */
+  dialect?: FakeDialect;
   controlPath?: string;
   /** false: opening the control device fails with ENOENT (module not loaded). */
   moduleLoaded?: boolean;
@@ -142,6 +196,7 @@ class FakeErrno extends Error {
 }
 
 export class FakeIoctlLayer implements IoctlLayer {
+  readonly dialect: FakeDialect;
   readonly controlPath: string;
   moduleLoaded: boolean;
   readonly moduleVersion: BlksnapVersion;
@@ -157,7 +212,8 @@ export class FakeIoctlLayer implements IoctlLayer {
   private readonly maxCbtMapRead: number;
 
   constructor(options: FakeIoctlLayerOptions = {}) {
-    this.controlPath = options.controlPath ?? '/dev/blksnap-control';
+    this.dialect = options.dialect ?? 'v6';
+    this.controlPath = options.controlPath ?? DIALECT_SPEC[this.dialect].control;
     this.moduleLoaded = options.moduleLoaded ?? true;
     this.moduleVersion = options.version ?? { major: 2, minor: 0, revision: 0, build: 0 };
     this.maxCbtMapRead = options.maxCbtMapRead ?? Infinity;
@@ -168,6 +224,13 @@ export class FakeIoctlLayer implements IoctlLayer {
   addDevice(spec: FakeDeviceSpec): void {
     if (spec.capacity % SECTOR_SIZE !== 0) throw new Error('fake device capacity must be a multiple of 512');
     this.devices.set(spec.path, { ...spec, tracker: null });
+  }
+
+  /** The difference storage of a snapshot as the module holds it. */
+  storageOf(id: string): { path: string | null; ino: number; appended: FakeSnapshot['appended'] } {
+    const s = this.snapshotById(id);
+    if (!s) throw new Error(`no fake snapshot ${id}`);
+    return { path: s.storagePath, ino: s.storageIno, appended: s.appended };
   }
 
   /** Number of descriptors open through this layer (leak checks). */
@@ -224,6 +287,7 @@ export class FakeIoctlLayer implements IoctlLayer {
       if (!this.moduleLoaded) throw new BlksnapError('ENOENT', `cannot open ${path}`);
       return this.fakeFd({ kind: 'control' });
     }
+    if (path === DIALECT_SPEC[this.dialect].bdevfilter) return this.fakeFd({ kind: 'bdevfilter' });
     const device = this.devices.get(path);
     if (device) return this.fakeFd({ kind: 'device', device });
     const fd = await new Promise<number>((resolve, reject) => {
@@ -267,7 +331,12 @@ export class FakeIoctlLayer implements IoctlLayer {
       // copy_from_user of _IOC_SIZE bytes: a short buffer faults.
       if (arg.length < iocSize(request)) fail('EFAULT');
       if (file.kind === 'control') return await this.controlIoctl(request, arg);
-      if (file.kind === 'device') return this.deviceIoctl(file.device, request, arg, call);
+      if (file.kind === 'bdevfilter') return this.bdevfilterIoctl(request, arg, call);
+      if (file.kind === 'device') {
+        if (this.dialect === 'val7') return this.blockIoctl(file.device, request, arg);
+        if (this.dialect === 'lk6.15') return this.lk615DeviceIoctl(file.device, request, arg, call);
+        return this.deviceIoctl(file.device, request, arg, call);
+      }
       fail('ENOTTY');
     } catch (err) {
       if (err instanceof FakeErrno) throw ioctlError(ERRNO[err.errno], request, `fd ${fd}`);
@@ -311,6 +380,7 @@ export class FakeIoctlLayer implements IoctlLayer {
         arg.set(encodeVersion(this.moduleVersion));
         return 0;
       case IOCTL_BLKSNAP_SNAPSHOT_CREATE: {
+        if (this.dialect !== 'v6') return this.createByPath(arg);
         const req = decodeSnapshotCreate(arg);
         const file = this.files.get(req.diffStorageFd);
         if (!file || file.kind !== 'file') fail('EBADF');
@@ -320,6 +390,9 @@ export class FakeIoctlLayer implements IoctlLayer {
         this.snapshots.push({
           id,
           storageFd: req.diffStorageFd,
+          storagePath: null,
+          storageIno: st.ino,
+          appended: [],
           limitSectors: req.diffStorageLimitSect,
           devices: [],
           taken: false,
@@ -334,6 +407,7 @@ export class FakeIoctlLayer implements IoctlLayer {
         const index = this.snapshots.findIndex((s) => s.id === id);
         if (index < 0) fail('ENODEV');
         const [snapshot] = this.snapshots.splice(index, 1);
+        if (snapshot?.storagePath !== null && snapshot !== undefined) closeSync(snapshot.storageFd);
         for (const device of snapshot?.devices ?? []) {
           if (device.tracker) {
             device.tracker.snapshotId = null;
@@ -358,7 +432,7 @@ export class FakeIoctlLayer implements IoctlLayer {
           }
           switchMap(tracker);
           // snapimage.c: disk_name is "%s_%d:%d" of BLKSNAP_IMAGE_NAME and the original device number.
-          tracker.imageName = `${BLKSNAP_IMAGE_NAME}_${device.major}:${device.minor}`;
+          tracker.imageName = DIALECT_SPEC[this.dialect].image(device.major, device.minor);
           tracker.errorCode = 0;
         }
         snapshot.taken = true;
@@ -399,7 +473,147 @@ export class FakeIoctlLayer implements IoctlLayer {
         return 0;
       }
       default:
+        if (request === DIALECT_SPEC[this.dialect].appendStorage) return this.appendStorage(arg);
         fail('ENOTTY');
+    }
+  }
+
+  /** A NUL-terminated string at a user address (strndup_user). */
+  private userString(address: bigint): string {
+    if (address === 0n) fail('EFAULT');
+    for (const [base, buffer] of this.memory) {
+      if (address >= base && address < base + BigInt(buffer.length)) {
+        const bytes = buffer.subarray(Number(address - base));
+        const end = bytes.indexOf(0);
+        if (end < 0) fail('EFAULT');
+        return bytes.subarray(0, end).toString('utf8');
+      }
+    }
+    fail('EFAULT');
+  }
+
+  /**
+   * VAL-7.0 / lk6.15 snapshot_create (spec section 3): u64 limit at 0, u64 path
+   * pointer at 8, id written at 16. The module opens the path itself.
+   */
+  private createByPath(arg: Buffer): number {
+    const limitSectors = Number(arg.readBigUInt64LE(0));
+    const path = this.userString(arg.readBigUInt64LE(8));
+    let fd: number;
+    try {
+      fd = openSync(path, fsConstants.O_RDWR);
+    } catch (err) {
+      fail(((err as NodeJS.ErrnoException).code as ErrnoName | undefined) ?? 'EIO');
+    }
+    const st = fstatSync(fd);
+    if (!st.isFile() && !st.isBlockDevice()) {
+      closeSync(fd);
+      fail('EINVAL');
+    }
+    const id = randomUUID();
+    this.snapshots.push({
+      id,
+      storageFd: fd,
+      storagePath: path,
+      storageIno: st.ino,
+      appended: [],
+      limitSectors,
+      devices: [],
+      taken: false,
+      events: [],
+      waiters: new Set(),
+    });
+    encodeUuid(id).copy(arg, DIALECT_SPEC[this.dialect].createIdOffset);
+    return 0;
+  }
+
+  /** VAL-7.0 append_storage (spec section 3): id 0, devpath u64 16, count u32 24, ranges u64 32. */
+  private appendStorage(arg: Buffer): number {
+    const snapshot = this.snapshotById(decodeUuid(arg, 0));
+    if (!snapshot) fail('ENOENT');
+    const devpath = this.userString(arg.readBigUInt64LE(16));
+    const count = arg.readUInt32LE(24);
+    const ranges: { offset: number; count: number }[] = [];
+    const base = arg.readBigUInt64LE(32);
+    for (let i = 0; i < count; i++) {
+      const r = this.user(base + BigInt(i * 16), 16);
+      ranges.push({ offset: Number(r.readBigUInt64LE(0)), count: Number(r.readBigUInt64LE(8)) });
+    }
+    snapshot.appended.push({ devpath, ranges });
+    return 0;
+  }
+
+  /** The block device's own ioctls (size queries); filter numbers are unknown (VAL-7.0 on a stock kernel). */
+  private blockIoctl(device: FakeDevice, request: number, arg: Buffer): number {
+    switch (request) {
+      case BLKGETSIZE64:
+        arg.writeBigUInt64LE(BigInt(device.capacity), 0);
+        return 0;
+      case BLKSSZGET:
+        arg.writeInt32LE(device.logicalBlockSize ?? SECTOR_SIZE, 0);
+        return 0;
+      case BLKPBSZGET:
+        arg.writeUInt32LE(device.physicalBlockSize ?? device.logicalBlockSize ?? SECTOR_SIZE, 0);
+        return 0;
+      default:
+        fail('ENOTTY');
+    }
+  }
+
+  private attachTracker(device: FakeDevice, name: string): number {
+    if (name !== BLKSNAP_FILTER_NAME) fail('ENOENT');
+    if (device.tracker) fail('EALREADY');
+    device.tracker = newTracker(device.capacity / SECTOR_SIZE);
+    return 0;
+  }
+
+  private detachTracker(device: FakeDevice, name: string): number {
+    if (!device.tracker) fail('ENOENT');
+    if (name !== BLKSNAP_FILTER_NAME) fail('EINVAL');
+    device.tracker = null;
+    return 0;
+  }
+
+  /**
+   * VAL-7.0 /dev/bdevfilter (spec section 5): 'F' ioctls naming the device by a path
+   * pointer at 0; name[32] at 8; ctl: cmd 40, optlen 44, opt 48.
+   */
+  private bdevfilterIoctl(request: number, arg: Buffer, call: FakeIoctlCall): number {
+    const spec = DIALECT_SPEC.val7;
+    if (request !== spec.attach && request !== spec.detach && request !== spec.ctl) fail('ENOTTY');
+    const devpath = this.userString(arg.readBigUInt64LE(0));
+    call.devpath = devpath;
+    const device = this.devices.get(devpath);
+    if (!device) fail('ENOENT');
+    const name = cString(arg, 8, 32);
+    if (request === spec.attach) return this.attachTracker(device, name);
+    if (request === spec.detach) return this.detachTracker(device, name);
+    const cmd = arg.readUInt32LE(40);
+    call.cmd = cmd;
+    if (!device.tracker || name !== BLKSNAP_FILTER_NAME) fail('ENOENT');
+    return this.filterCtl(device, device.tracker, cmd, arg.readBigUInt64LE(48), arg.readUInt32LE(44));
+  }
+
+  /**
+   * lk6.15 filter ioctls on the block device (spec section 5): ATTACH 0xc030128e
+   * (blkfilter_attach: name 0, opt 32, optlen 40), DETACH 0xc020128f (name 0),
+   * CTL 0xc0301290 (name 0, cmd 32, optlen 36, opt 40). v6's CTL number is ATTACH here.
+   */
+  private lk615DeviceIoctl(device: FakeDevice, request: number, arg: Buffer, call: FakeIoctlCall): number {
+    const spec = DIALECT_SPEC['lk6.15'];
+    switch (request) {
+      case spec.attach:
+        return this.attachTracker(device, cString(arg, 0, 32));
+      case spec.detach:
+        return this.detachTracker(device, cString(arg, 0, 32));
+      case spec.ctl: {
+        const cmd = arg.readUInt32LE(32);
+        call.cmd = cmd;
+        if (!device.tracker || cString(arg, 0, 32) !== BLKSNAP_FILTER_NAME) fail('ENOENT');
+        return this.filterCtl(device, device.tracker, cmd, arg.readBigUInt64LE(40), arg.readUInt32LE(36));
+      }
+      default:
+        return this.blockIoctl(device, request, arg);
     }
   }
 
@@ -492,6 +706,12 @@ export class FakeIoctlLayer implements IoctlLayer {
         fail('ENOTTY');
     }
   }
+}
+
+function cString(buf: Buffer, offset: number, length: number): string {
+  const bytes = buf.subarray(offset, offset + length);
+  const end = bytes.indexOf(0);
+  return bytes.subarray(0, end < 0 ? length : end).toString('latin1');
 }
 
 function newTracker(capacitySectors: number, previous?: FakeTracker): FakeTracker {

@@ -62,6 +62,7 @@ export function sinceOf(name: string): number | null {
 }
 
 function push(out: StatusRun[], length: number, flags: number): void {
+  if (length <= 0) return;
   const last = out[out.length - 1];
   if (last !== undefined && last.flags === flags) last.length += length;
   else out.push({ length, flags });

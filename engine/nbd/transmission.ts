@@ -413,7 +413,7 @@ export class Transmission {
   private async readChunks(request: Request, chunks: Buffer[], charge: Charge): Promise<boolean> {
     const device = this.device;
     let extents: BlockExtent[] = [{ offset: request.offset, length: request.length, hole: false }];
-    if (device.extents !== undefined) extents = await device.extents(request.offset, request.length);
+    if (device.extents !== undefined) extents = (await device.extents(request.offset, request.length)).filter((e) => e.length > 0);
     if (extents.length === 1 && !extents[0]!.hole) {
       const frame = this.pool.take(DATA_CHUNK_HEAD + request.length);
       try {

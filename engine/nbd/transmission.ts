@@ -362,6 +362,27 @@ export class Transmission {
     if (refusal !== null) {
       error = refusal.error;
       if (refusal.reason !== '') this.options.onRefused?.(this.describe(request), refusal.reason);
+    } else if (
+      chunked &&
+      request.type === NBD_CMD_READ &&
+      this.device.readTo !== undefined &&
+      (this.device.extents === undefined || request.length < HOLE_READ_MINIMUM)
+    ) {
+      // No hole lookup: one OFFSET_DATA chunk read straight into its frame (one await, as for simple replies).
+      const dataFrame = this.pool.take(DATA_CHUNK_HEAD + request.length);
+      try {
+        await this.device.readTo(request.offset, request.length, dataFrame, DATA_CHUNK_HEAD);
+      } catch (err) {
+        this.pool.release(dataFrame);
+        this.replyChunks(request, [this.errorChunk(request, nbdErrorFor(err), '', request.offset)], charge);
+        this.finish();
+        return;
+      }
+      this.writeChunkHeader(dataFrame, request, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, 8 + request.length);
+      dataFrame.writeBigUInt64BE(BigInt(request.offset), NBD_STRUCTURED_REPLY_SIZE);
+      this.sendFrame(dataFrame, charge);
+      this.finish();
+      return;
     } else if (chunked) {
       request.payload = null;
       await this.serveChunked(request, charge);

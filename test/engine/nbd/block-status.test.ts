@@ -137,6 +137,10 @@ describe('NBD block status and structured replies', () => {
       ]);
       // The snapshot image carries the table frozen at take (readcbtmap): only the write before it.
       expect(runsOf(await nbdinfoMap(server.uriFor(image), 'blksnap:changed-since:0'), 1)).toEqual([[2 * MiB, CBT_BLOCK]]);
+      const frozen = await engine.cbtMap('disk1', 0, (64 * MiB) / CBT_BLOCK);
+      const frozenDirty: number[] = [];
+      frozen.forEach((n, i) => n > 0 && frozenDirty.push(i * CBT_BLOCK));
+      expect(frozenDirty).toEqual([2 * MiB]);
     },
   );
 

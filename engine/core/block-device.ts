@@ -4,7 +4,7 @@
  * 512-byte sector and inside the capacity; anything else is rejected with EINVAL
  * (BlksnapError) before any byte is written.
  */
-export interface BlockDevice {
+export interface BlockDevice extends BlockDeviceMaps {
   /** Short name, unique within the engine (e.g. "disk1", "blksnap-image0"). */
   readonly name: string;
   /** Capacity in bytes (a multiple of 512). */
@@ -26,4 +26,39 @@ export interface BlockDevice {
   /** Discard (TRIM): the range may read back as anything afterwards; the engine writes zeroes. */
   discard(offset: number, length: number): Promise<void>;
   writeZeroes(offset: number, length: number): Promise<void>;
+}
+
+/** A run of a device's address space, as extents() describes it. */
+export interface BlockExtent {
+  offset: number;
+  length: number;
+  /** Nothing is allocated there: the run reads as zeroes. */
+  hole: boolean;
+}
+
+/**
+ * The change-tracking table behind a device: one change number per tracking
+ * block (a block written while change number K was active holds K). Live: the
+ * table is the engine's own, read at each call.
+ */
+export interface ChangeMap {
+  /** Bytes per tracking block. */
+  blockBytes: number;
+  /** One change number per block (0: never written since the table was made). */
+  numbers: Uint8Array;
+  /** The newest change number a block may hold in this table. */
+  newest: number;
+  /** Identifies the table: numbers of different generations are not comparable. */
+  generationId: string;
+}
+
+/** Optional capabilities of a BlockDevice beyond reading and writing. */
+export interface BlockDeviceMaps {
+  /**
+   * The allocation of [offset, offset+length): consecutive runs covering the
+   * whole range, in order. Same range checks as read().
+   */
+  extents?(offset: number, length: number): Promise<BlockExtent[]>;
+  /** The change-tracking table, or undefined when the device has none now. */
+  changeMap?(): ChangeMap | undefined;
 }

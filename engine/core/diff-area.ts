@@ -14,6 +14,8 @@ import { CHUNK_FAILED, CHUNK_IN_MEMORY, CHUNK_NEW, CHUNK_STORED, calculateChunkS
 import { DiffBufferPool } from './diff-buffer.js';
 import type { DiffStorage } from './diff-storage.js';
 import type { EventQueue } from './event-queue.js';
+import type { BlockExtent } from './block-device.js';
+import { pushExtent } from './file-extents.js';
 import type { FileBlockDevice } from './file-block-device.js';
 import type { ModuleParams } from './params.js';
 
@@ -388,6 +390,29 @@ export class DiffArea {
     } finally {
       for (let nr = first; nr <= last; nr++) this.locks.unlock(nr);
     }
+  }
+
+  /**
+   * Allocation of image bytes [offset, offset+length): a chunk copied or written
+   * into the difference area (in memory or stored) is data; the rest of the image
+   * is the original's content, so its holes are the original file's holes.
+   */
+  async imageExtents(offset: number, length: number): Promise<BlockExtent[]> {
+    if (this.corrupted || this.released) throw this.imageError();
+    const out: BlockExtent[] = [];
+    const end = offset + length;
+    const cb = this.chunkBytes;
+    let pos = offset;
+    while (pos < end) {
+      let nr = Math.floor(pos / cb);
+      const own = this.states[nr] !== CHUNK_NEW;
+      while (nr + 1 < this.chunkCount && (nr + 1) * cb < end && (this.states[nr + 1] !== CHUNK_NEW) === own) nr++;
+      const runEnd = Math.min(end, (nr + 1) * cb);
+      if (own) pushExtent(out, pos, runEnd - pos, false);
+      else for (const e of await this.orig.extents(pos, runEnd - pos)) pushExtent(out, e.offset, e.length, e.hole);
+      pos = runEnd;
+    }
+    return out;
   }
 
   /** Image write (diff_area_submit_chunk() for writes): the data goes to the chunk, never to the original. */

@@ -8,7 +8,7 @@
 import { BlksnapError } from '../abi/errno.js';
 import { SECTOR_SIZE } from '../abi/types.js';
 import { IoGate } from './async-lock.js';
-import type { BlockDevice } from './block-device.js';
+import type { BlockDevice, BlockExtent, ChangeMap } from './block-device.js';
 import type { FileBlockDevice } from './file-block-device.js';
 import { asBuffer, checkRange, checkTarget } from './io-range.js';
 import type { Tracker } from './tracker.js';
@@ -89,6 +89,24 @@ export class EngineDevice implements BlockDevice {
     checkRange(this.name, this.capacity, offset, length);
     checkTarget(this.name, target, targetOffset, length);
     if (length > 0) await this.counted(() => this.raw.readInto(target, targetOffset, length, offset));
+  }
+
+  /** The image file's holes (a write may land between this answer and its use, as on any live device). */
+  async extents(offset: number, length: number): Promise<BlockExtent[]> {
+    this.checkOpen();
+    return this.counted(() => this.raw.extents(offset, length));
+  }
+
+  /** The live CBT write table (cbt_map->write_map), while the device is tracked. */
+  changeMap(): ChangeMap | undefined {
+    const cbt = this.tracker?.cbt;
+    if (cbt === undefined || cbt.isCorrupted) return undefined;
+    return {
+      blockBytes: 2 ** cbt.blkSizeShift,
+      numbers: cbt.writeMap,
+      newest: cbt.snapNumberActive,
+      generationId: cbt.generationId,
+    };
   }
 
   async write(offset: number, data: Uint8Array, options?: { fua?: boolean }): Promise<void> {

@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import { readFileSync } from 'node:fs';
 import { BlksnapError } from '../abi/errno.js';
 import { SECTOR_SIZE } from '../abi/types.js';
-import type { BlockDevice } from './block-device.js';
+import type { BlockDevice, BlockExtent } from './block-device.js';
+import { fileExtents } from './file-extents.js';
 import { fromNodeError } from './errors.js';
 import { closeFd, fdatasync, readFull, readvFull, writeFull } from './file-io.js';
 import { asBuffer, checkRange, checkTarget, zeroBuffer, ZERO_BUFFER_SIZE } from './io-range.js';
@@ -138,6 +139,17 @@ export class FileBlockDevice implements BlockDevice {
     } catch (err) {
       throw fromNodeError(err, `${this.name}: read failed`);
     }
+  }
+
+  /**
+   * Data and holes of the range: from the file's holes for an image file
+   * (SEEK_DATA/SEEK_HOLE); a block device reports all data.
+   */
+  async extents(offset: number, length: number): Promise<BlockExtent[]> {
+    this.checkOpen();
+    checkRange(this.name, this.capacity, offset, length);
+    if (this.info.isBlockDevice || length === 0) return length === 0 ? [] : [{ offset, length, hole: false }];
+    return fileExtents(this.fd, offset, length, this.name);
   }
 
   /** Reads several buffers back to back from `pos` (already checked). */

@@ -5,7 +5,7 @@
  */
 import { BlksnapError } from '../abi/errno.js';
 import { SECTOR_SIZE } from '../abi/types.js';
-import type { BlockDevice } from './block-device.js';
+import type { BlockDevice, BlockExtent, ChangeMap } from './block-device.js';
 import type { DiffArea } from './diff-area.js';
 import { asBuffer, checkRange, checkTarget, ZERO_BUFFER_SIZE } from './io-range.js';
 import type { Tracker } from './tracker.js';
@@ -49,6 +49,24 @@ export class SnapshotImage implements BlockDevice {
     checkRange(this.name, this.capacity, offset, length);
     checkTarget(this.name, target, targetOffset, length);
     await this.run(() => this.diffArea.imageReadInto(offset, length, target, targetOffset));
+  }
+
+  /** Holes of the original, except the chunks held in the difference storage (data). */
+  async extents(offset: number, length: number): Promise<BlockExtent[]> {
+    checkRange(this.name, this.capacity, offset, length);
+    return this.run(() => this.diffArea.imageExtents(offset, length));
+  }
+
+  /** The CBT table frozen at take (cbt_map->read_map), as readcbtmap gives it. */
+  changeMap(): ChangeMap | undefined {
+    const cbt = this.tracker.cbt;
+    if (cbt.isCorrupted) return undefined;
+    return {
+      blockBytes: 2 ** cbt.blkSizeShift,
+      numbers: cbt.readMap,
+      newest: cbt.snapNumberPrevious,
+      generationId: cbt.generationId,
+    };
   }
 
   private async writeBuffer(offset: number, buf: Buffer): Promise<void> {

@@ -119,6 +119,8 @@ export class NbdConnection {
         budget: options.budget,
         pool: options.pool,
         alignment: sizes.minimum,
+        structured: chosen.structured,
+        contexts: chosen.contexts,
         onRefused: (what, reason) => log.log(`nbd[${this.id}] "${chosen.name}": refused ${what}: ${reason}`),
       });
       await this.transmission.run();

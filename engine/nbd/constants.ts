@@ -11,6 +11,16 @@ export const NBD_OPTS_MAGIC = 0x49484156454f5054n;
 export const NBD_REP_MAGIC = 0x3e889045565a9n;
 export const NBD_REQUEST_MAGIC = 0x25609513;
 export const NBD_SIMPLE_REPLY_MAGIC = 0x67446698;
+export const NBD_STRUCTURED_REPLY_MAGIC = 0x668e33ef;
+
+// Structured reply chunks.
+export const NBD_REPLY_FLAG_DONE = 1 << 0;
+export const NBD_REPLY_TYPE_NONE = 0;
+export const NBD_REPLY_TYPE_OFFSET_DATA = 1;
+export const NBD_REPLY_TYPE_OFFSET_HOLE = 2;
+export const NBD_REPLY_TYPE_BLOCK_STATUS = 5;
+export const NBD_REPLY_TYPE_ERROR = 2 ** 15 + 1;
+export const NBD_REPLY_TYPE_ERROR_OFFSET = 2 ** 15 + 2;
 
 // Handshake flags (server, 16 bits).
 export const NBD_FLAG_FIXED_NEWSTYLE = 1 << 0;
@@ -98,6 +108,7 @@ export const NBD_ESHUTDOWN = 108;
 /** Sizes of the fixed-length frames. */
 export const NBD_REQUEST_SIZE = 28;
 export const NBD_SIMPLE_REPLY_SIZE = 16;
+export const NBD_STRUCTURED_REPLY_SIZE = 20;
 export const NBD_OPTION_HEADER_SIZE = 16;
 export const NBD_OPTION_REPLY_HEADER_SIZE = 20;
 

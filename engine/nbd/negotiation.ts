@@ -19,6 +19,9 @@ import {
   NBD_OPT_GO,
   NBD_OPT_INFO,
   NBD_OPT_LIST,
+  NBD_OPT_LIST_META_CONTEXT,
+  NBD_OPT_SET_META_CONTEXT,
+  NBD_OPT_STRUCTURED_REPLY,
   NBD_OPTION_HEADER_SIZE,
   NBD_OPTION_REPLY_HEADER_SIZE,
   NBD_OPTS_MAGIC,
@@ -29,10 +32,13 @@ import {
   NBD_REP_ERR_UNSUP,
   NBD_REP_INFO,
   NBD_REP_MAGIC,
+  NBD_REP_META_CONTEXT,
   NBD_REP_SERVER,
 } from './constants.js';
 import type { ExportEntry, ExportSource } from './export-source.js';
 import { blockSizesFor, transmissionFlags } from './flags.js';
+import { contextNamesFor, matchQuery, sinceOf } from './meta-context.js';
+import type { MetaContext } from './meta-context.js';
 import type { SocketReader } from './socket-reader.js';
 
 /** The client broke the protocol; the server drops the connection (hard disconnect). */
@@ -62,7 +68,22 @@ export interface NegotiatedExport {
   name: string;
   device: BlockDevice;
   flags: number;
+  /** NBD_OPT_STRUCTURED_REPLY was agreed: reads and block status use structured replies. */
+  structured: boolean;
+  /** The contexts NBD_OPT_SET_META_CONTEXT selected (for this export), by id. */
+  contexts: MetaContext[];
 }
+
+/** What the options negotiated so far hold. */
+interface Haggled {
+  structured: boolean;
+  /** Export the selected contexts belong to, and the contexts. */
+  contextsFor: string | null;
+  contexts: MetaContext[];
+}
+
+/** Most contexts one SET_META_CONTEXT may select (they all answer every BLOCK_STATUS). */
+const MAX_CONTEXTS = 16;
 
 const ZEROES_124 = Buffer.alloc(124);
 
@@ -168,7 +189,7 @@ function answerInfo(ctx: NegotiationContext, option: number, data: Buffer): Nego
     Buffer.concat([u16(NBD_INFO_BLOCK_SIZE), u32(sizes.minimum), u32(sizes.preferred), u32(sizes.maximum)]),
   );
   sendOptionReply(socket, option, NBD_REP_ACK);
-  return option === NBD_OPT_GO ? { name, device, flags } : null;
+  return option === NBD_OPT_GO ? { name, device, flags, structured: false, contexts: [] } : null;
 }
 
 function answerList(ctx: NegotiationContext, data: Buffer): void {
@@ -189,6 +210,70 @@ function answerList(ctx: NegotiationContext, data: Buffer): void {
     sendOptionReply(socket, NBD_OPT_LIST, NBD_REP_SERVER, Buffer.concat([u32(name.length), name, description]));
   }
   sendOptionReply(socket, NBD_OPT_LIST, NBD_REP_ACK);
+}
+
+/** What LIST/SET_META_CONTEXT carry: an export name and the queries. */
+function parseContextRequest(data: Buffer): { name: string; queries: string[] } | null {
+  if (data.length < 8) return null;
+  const nameLength = data.readUInt32BE(0);
+  if (nameLength > NBD_MAX_STRING || nameLength > data.length - 8) return null;
+  const name = data.toString('utf8', 4, 4 + nameLength);
+  let pos = 4 + nameLength;
+  const count = data.readUInt32BE(pos);
+  pos += 4;
+  const queries: string[] = [];
+  for (let i = 0; i < count; i++) {
+    if (pos + 4 > data.length) return null;
+    const length = data.readUInt32BE(pos);
+    pos += 4;
+    if (length > NBD_MAX_STRING || length > data.length - pos) return null;
+    queries.push(data.toString('utf8', pos, pos + length));
+    pos += length;
+  }
+  return pos === data.length ? { name, queries } : null;
+}
+
+/**
+ * NBD_OPT_LIST_META_CONTEXT lists the contexts the queries match (all of them
+ * with no query); NBD_OPT_SET_META_CONTEXT selects the exactly named ones, gives
+ * each an id, and replaces any earlier selection.
+ */
+function answerMetaContext(ctx: NegotiationContext, option: number, data: Buffer, haggled: Haggled): void {
+  const { socket } = ctx;
+  const set = option === NBD_OPT_SET_META_CONTEXT;
+  if (set && !haggled.structured) {
+    sendOptionError(socket, option, NBD_REP_ERR_INVALID, 'meta contexts need structured replies first');
+    return;
+  }
+  const request = parseContextRequest(data);
+  if (request === null) {
+    sendOptionError(socket, option, NBD_REP_ERR_INVALID, 'malformed meta context request');
+    return;
+  }
+  const found = lookUp(ctx, request.name);
+  if (found === undefined) {
+    sendOptionError(socket, option, NBD_REP_ERR_UNKNOWN, `no export named "${request.name}"`);
+    return;
+  }
+  let offered: string[];
+  try {
+    offered = contextNamesFor(found.device);
+  } catch {
+    offered = [];
+  }
+  if (!set) {
+    const names = request.queries.length === 0 ? offered : [...new Set(request.queries.flatMap((q) => matchQuery(offered, q)))];
+    for (const name of names) sendOptionReply(socket, option, NBD_REP_META_CONTEXT, Buffer.concat([u32(0), Buffer.from(name, 'utf8')]));
+    sendOptionReply(socket, option, NBD_REP_ACK);
+    return;
+  }
+  const chosen = [...new Set(request.queries.filter((q) => offered.includes(q)))].slice(0, MAX_CONTEXTS);
+  haggled.contextsFor = found.name;
+  haggled.contexts = chosen.map((name, i) => ({ id: i + 1, name, since: sinceOf(name) }));
+  for (const c of haggled.contexts) {
+    sendOptionReply(socket, option, NBD_REP_META_CONTEXT, Buffer.concat([u32(c.id), Buffer.from(c.name, 'utf8')]));
+  }
+  sendOptionReply(socket, option, NBD_REP_ACK);
 }
 
 /**
@@ -228,6 +313,7 @@ export async function negotiate(ctx: NegotiationContext): Promise<NegotiatedExpo
     throw new NbdProtocolError(`unknown client flags 0x${clientFlags.toString(16)}`);
   }
   const fixed = (clientFlags & NBD_FLAG_C_FIXED_NEWSTYLE) !== 0;
+  const haggled: Haggled = { structured: false, contextsFor: null, contexts: [] };
   const noZeroes = (clientFlags & NBD_FLAG_C_NO_ZEROES) !== 0;
 
   for (;;) {
@@ -247,7 +333,7 @@ export async function negotiate(ctx: NegotiationContext): Promise<NegotiatedExpo
       const flags = transmissionFlags(found.device, ctx.multiConn);
       const reply = Buffer.concat([u64(found.device.capacity), u16(flags), ...(noZeroes ? [] : [ZEROES_124])]);
       socket.write(reply);
-      return { name: found.name, device: found.device, flags };
+      return { name: found.name, device: found.device, flags, structured: false, contexts: [] };
     }
     if (!fixed) throw new NbdProtocolError(`option ${option} without fixed newstyle`);
     if (option === NBD_OPT_ABORT) {
@@ -266,11 +352,27 @@ export async function negotiate(ctx: NegotiationContext): Promise<NegotiatedExpo
       case NBD_OPT_INFO:
       case NBD_OPT_GO: {
         const chosen = answerInfo(ctx, option, data);
-        if (chosen !== null) return chosen;
+        if (chosen !== null) {
+          // Contexts chosen for another export do not carry over (the protocol).
+          const contexts = haggled.contextsFor === chosen.name ? haggled.contexts : [];
+          return { ...chosen, structured: haggled.structured, contexts };
+        }
         break;
       }
+      case NBD_OPT_STRUCTURED_REPLY:
+        if (data.length !== 0) {
+          sendOptionError(socket, option, NBD_REP_ERR_INVALID, 'NBD_OPT_STRUCTURED_REPLY takes no data');
+        } else {
+          haggled.structured = true;
+          sendOptionReply(socket, option, NBD_REP_ACK);
+        }
+        break;
+      case NBD_OPT_LIST_META_CONTEXT:
+      case NBD_OPT_SET_META_CONTEXT:
+        answerMetaContext(ctx, option, data, haggled);
+        break;
       default:
-        // STARTTLS, STRUCTURED_REPLY, meta contexts, extended headers, anything newer.
+        // STARTTLS, extended headers, anything newer.
         sendOptionError(socket, option, NBD_REP_ERR_UNSUP, `option ${option} not supported`);
     }
   }

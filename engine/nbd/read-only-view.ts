@@ -14,6 +14,8 @@ export function readOnlyView(device: BlockDevice): BlockDevice {
     readOnly: true,
     read: (offset, length) => device.read(offset, length),
     ...(readTo === undefined ? {} : { readTo }),
+    ...(device.extents === undefined ? {} : { extents: device.extents.bind(device) }),
+    ...(device.changeMap === undefined ? {} : { changeMap: device.changeMap.bind(device) }),
     flush: () => device.flush(),
     write: refuse,
     discard: refuse,

@@ -9,9 +9,9 @@
 export const IHAVEOPT = 0x49484156454f5054n;
 export const REQUEST_MAGIC = 0x25609513;
 const OPT = { EXPORT_NAME: 1, ABORT: 2, LIST: 3, STARTTLS: 5, INFO: 6, GO: 7, STRUCTURED_REPLY: 8, LIST_META: 9, SET_META: 10, EXTENDED: 11 };
-export const REP = { ACK: 1, SERVER: 2, INFO: 3, ERR_UNSUP: 0x80000001, ERR_INVALID: 0x80000003, ERR_UNKNOWN: 0x80000006 };
+export const REP = { ACK: 1, SERVER: 2, INFO: 3, META_CONTEXT: 4, ERR_UNSUP: 0x80000001, ERR_INVALID: 0x80000003, ERR_UNKNOWN: 0x80000006 };
 const CMD = { READ: 0, WRITE: 1, DISC: 2, FLUSH: 3, TRIM: 4, CACHE: 5, WRITE_ZEROES: 6, BLOCK_STATUS: 7 };
-export const ERR = { OK: 0, EPERM: 1, EINVAL: 22, ENOSPC: 28 };
+export const ERR = { OK: 0, EPERM: 1, EINVAL: 22, ENOSPC: 28, ENOTSUP: 95 };
 
 /** What the fuzzed server offers (it must be configured the same way). */
 export interface FuzzTarget {
@@ -45,6 +45,20 @@ function option(option: number, data: Buffer, magic = IHAVEOPT, length = data.le
   header.writeUInt32BE(option >>> 0, 8);
   header.writeUInt32BE(length >>> 0, 12);
   return Buffer.concat([header, data]);
+}
+
+/** LIST/SET_META_CONTEXT payload: export name, query count, queries. */
+function contextPayload(name: Buffer, queries: string[]): Buffer {
+  const parts = [Buffer.alloc(4), name, Buffer.alloc(4)];
+  parts[0]!.writeUInt32BE(name.length, 0);
+  parts[2]!.writeUInt32BE(queries.length, 0);
+  for (const q of queries) {
+    const text = Buffer.from(q, 'utf8');
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(text.length, 0);
+    parts.push(length, text);
+  }
+  return Buffer.concat(parts);
 }
 
 function infoPayload(name: Buffer, infos: number[]): Buffer {
@@ -82,7 +96,12 @@ export function randomHandshake(r: Random, target: FuzzTarget): HandshakePlan {
     else if (k < 0.45) frame = option(OPT.INFO, infoPayload(someName(), Array.from({ length: int(r, 5) }, () => int(r, 5))));
     else if (k < 0.5) frame = option(OPT.GO, infoPayload(r() < 0.3 ? knownName() : bytes(r, 1 + int(r, 20)), []));
     else if (k < 0.6) frame = option(pick(r, [OPT.INFO, OPT.GO]), bytes(r, int(r, 40))); // malformed payload
-    else if (k < 0.75) frame = option(pick(r, [OPT.STARTTLS, OPT.STRUCTURED_REPLY, OPT.LIST_META, OPT.SET_META, OPT.EXTENDED, 0, 4, 12, 13]), bytes(r, int(r, 32)));
+    else if (k < 0.68) {
+      // structured replies and meta contexts, well formed or mutated
+      const queries = Array.from({ length: int(r, 4) }, () => pick(r, ['base:allocation', 'base:', 'blksnap:', 'blksnap:changed-since:0', 'qemu:dirty-bitmap:blksnap-1', 'x']));
+      frame = option(pick(r, [OPT.STRUCTURED_REPLY, OPT.LIST_META, OPT.SET_META, OPT.SET_META]), r() < 0.2 ? Buffer.alloc(0) : contextPayload(someName(), queries));
+      if (r() < 0.2) mutate(r, frame, 16);
+    } else if (k < 0.75) frame = option(pick(r, [OPT.STARTTLS, OPT.STRUCTURED_REPLY, OPT.LIST_META, OPT.SET_META, OPT.EXTENDED, 0, 4, 12, 13]), bytes(r, int(r, 32)));
     else if (k < 0.85) frame = option(int(r, 2 ** 32), bytes(r, int(r, 32))); // unknown option
     else if (k < 0.88) frame = option(OPT.LIST, Buffer.alloc(0), BigInt(int(r, 2 ** 32))); // bad magic
     else if (k < 0.9) frame = option(OPT.INFO, Buffer.alloc(0), IHAVEOPT, target.maxOptionLength + 1 + int(r, 2 ** 31)); // huge length
@@ -109,6 +128,7 @@ export function modelHandshake(stream: Buffer, target: FuzzTarget): Omit<Handsha
   if ((flags & ~3) !== 0) return { replies, ending: 'close' };
   const fixed = (flags & 1) !== 0;
   const names = new Set(target.exportNames);
+  let structured = false;
   let at = 4;
   for (;;) {
     if (stream.length - at < 16) return { replies, ending: 'waiting' };
@@ -138,8 +158,34 @@ export function modelHandshake(stream: Buffer, target: FuzzTarget): Omit<Handsha
         replies.push({ option: opt, final: REP.ACK });
         if (opt === OPT.GO) return { replies, ending: 'transmission' };
       }
+    } else if (opt === OPT.STRUCTURED_REPLY) {
+      replies.push({ option: opt, final: length === 0 ? REP.ACK : REP.ERR_INVALID });
+      if (length === 0) structured = true;
+    } else if (opt === OPT.LIST_META || opt === OPT.SET_META) {
+      const name = parseContextName(data);
+      if ((opt === OPT.SET_META && !structured) || name === null) replies.push({ option: opt, final: REP.ERR_INVALID });
+      else if (!names.has(name)) replies.push({ option: opt, final: REP.ERR_UNKNOWN });
+      else replies.push({ option: opt, final: REP.ACK });
     } else replies.push({ option: opt, final: REP.ERR_UNSUP });
   }
+}
+
+/** The export name of a LIST/SET_META_CONTEXT payload (name, query count, queries), or null when malformed. */
+function parseContextName(data: Buffer): string | null {
+  if (data.length < 8) return null;
+  const nameLength = data.readUInt32BE(0);
+  if (nameLength > 4096 || nameLength > data.length - 8) return null;
+  let at = 4 + nameLength;
+  const count = data.readUInt32BE(at);
+  at += 4;
+  for (let i = 0; i < count; i++) {
+    if (at + 4 > data.length) return null;
+    const length = data.readUInt32BE(at);
+    at += 4;
+    if (length > 4096 || length > data.length - at) return null;
+    at += length;
+  }
+  return at === data.length ? data.toString('utf8', 4, 4 + nameLength) : null;
 }
 
 function parseInfoName(data: Buffer): string | null {
@@ -206,7 +252,7 @@ export function randomTransmission(r: Random, target: FuzzTarget, readOnly: bool
       const { offset, length } = validRange(8 * 1024);
       frame = request(CMD.WRITE, { offset, length, payload: bytes(r, length), flags: r() < 0.2 ? 1 : 0 });
     } else if (k < 0.4) frame = request(CMD.FLUSH);
-    else if (k < 0.47) frame = request(pick(r, [CMD.TRIM, CMD.WRITE_ZEROES]), { ...validRange(256 * 1024), flags: int(r, 4) });
+    else if (k < 0.47) frame = request(pick(r, [CMD.TRIM, CMD.WRITE_ZEROES]), { ...validRange(256 * 1024), flags: int(r, 4) | (r() < 0.2 ? 16 : 0) });
     else if (k < 0.57) frame = request(pick(r, [CMD.READ, CMD.TRIM, CMD.WRITE_ZEROES]), { offset: hugeOffset(), length: 512 * (1 + int(r, 8)) });
     else if (k < 0.65) frame = request(pick(r, [CMD.READ, CMD.TRIM, CMD.WRITE_ZEROES]), { offset: 0n, length: hugeLength() });
     else if (k < 0.7) frame = request(pick(r, [CMD.READ, CMD.WRITE_ZEROES, CMD.TRIM]), { offset: BigInt(int(r, capacity)), length: int(r, 9000) }); // unaligned, zero
@@ -231,8 +277,10 @@ export function randomTransmission(r: Random, target: FuzzTarget, readOnly: bool
 
 function expectedError(type: number, flags: number, offset: bigint, length: number, readOnly: boolean, target: FuzzTarget): number {
   const writes = type === CMD.WRITE || type === CMD.TRIM || type === CMD.WRITE_ZEROES;
-  if (type !== CMD.READ && type !== CMD.FLUSH && !writes) return ERR.EINVAL;
-  const allowed = 1 | (type === CMD.WRITE_ZEROES ? 2 : 0);
+  // BLOCK_STATUS needs a meta context, which the fuzzed connections never select.
+  if (type !== CMD.READ && type !== CMD.FLUSH && type !== CMD.CACHE && !writes) return ERR.EINVAL;
+  // FUA everywhere but CACHE; NO_HOLE and FAST_ZERO on WRITE_ZEROES.
+  const allowed = type === CMD.CACHE ? 0 : 1 | (type === CMD.WRITE_ZEROES ? 2 | 16 : 0);
   if ((flags & ~allowed) !== 0) return ERR.EINVAL;
   if (writes && readOnly) return ERR.EPERM;
   if (type === CMD.FLUSH) return ERR.OK;
@@ -240,6 +288,8 @@ function expectedError(type: number, flags: number, offset: bigint, length: numb
   if (type === CMD.READ && length > target.maxPayload) return ERR.EINVAL;
   if (offset + BigInt(length) > BigInt(target.capacity)) return type === CMD.WRITE || type === CMD.WRITE_ZEROES ? ERR.ENOSPC : ERR.EINVAL;
   if (offset % 512n !== 0n || length % 512 !== 0) return ERR.EINVAL;
+  // A zero write of the engine is never faster than a write: FAST_ZERO is refused.
+  if (type === CMD.WRITE_ZEROES && (flags & 16) !== 0) return ERR.ENOTSUP;
   return ERR.OK;
 }
 

@@ -84,7 +84,7 @@ async function fuzzHandshake(c: RawNbdClient, plan: HandshakePlan): Promise<numb
         check(reply.magic === REP_MAGIC, () => `option reply magic 0x${reply.magic.toString(16)}`);
         check(reply.option === expected.option, () => `reply for option ${reply.option}, expected ${expected.option}`);
         if (reply.type === REP.ACK || reply.type >= 0x80000000) final = reply;
-        else check(reply.type === REP.SERVER || reply.type === REP.INFO, () => `unexpected reply type 0x${reply.type.toString(16)}`);
+        else check(reply.type === REP.SERVER || reply.type === REP.INFO || reply.type === REP.META_CONTEXT, () => `unexpected reply type 0x${reply.type.toString(16)}`);
       }
     } catch (err) {
       // A connection that ends in 'close' may lose replies queued when it dropped.

@@ -23,6 +23,15 @@ export interface SimpleReply {
   data: Buffer;
 }
 
+/** One chunk of a structured reply. */
+export interface ReplyChunk {
+  magic: number;
+  flags: number;
+  type: number;
+  cookie: bigint;
+  payload: Buffer;
+}
+
 export class RawNbdClient {
   readonly reader: SocketReader;
   readonly closed: Promise<void>;
@@ -138,6 +147,41 @@ export class RawNbdClient {
     if (typeof dataLength === 'function') dataLength = dataLength(cookie);
     const data = error === 0 && dataLength > 0 ? Buffer.from(await this.reader.read(dataLength)) : Buffer.alloc(0);
     return { magic: header.readUInt32BE(0), error, cookie, data };
+  }
+
+  /** Reads one structured reply chunk (header and payload). */
+  async readChunk(): Promise<ReplyChunk> {
+    const header = await this.reader.read(20);
+    const length = header.readUInt32BE(16);
+    const payload = length > 0 ? Buffer.from(await this.reader.read(length)) : Buffer.alloc(0);
+    return { magic: header.readUInt32BE(0), flags: header.readUInt16BE(4), type: header.readUInt16BE(6), cookie: header.readBigUInt64BE(8), payload };
+  }
+
+  /** Reads the chunks of one structured reply, up to the one flagged DONE. */
+  async readChunks(): Promise<ReplyChunk[]> {
+    const chunks: ReplyChunk[] = [];
+    for (;;) {
+      const chunk = await this.readChunk();
+      chunks.push(chunk);
+      if ((chunk.flags & 1) !== 0) return chunks;
+    }
+  }
+
+  /** NBD_OPT_LIST/SET_META_CONTEXT payload: export name and queries. */
+  static contextPayload(name: string, queries: string[]): Buffer {
+    const parts: Buffer[] = [];
+    const u32 = (n: number): Buffer => {
+      const b = Buffer.alloc(4);
+      b.writeUInt32BE(n, 0);
+      return b;
+    };
+    const nameBytes = Buffer.from(name, 'utf8');
+    parts.push(u32(nameBytes.length), nameBytes, u32(queries.length));
+    for (const q of queries) {
+      const text = Buffer.from(q, 'utf8');
+      parts.push(u32(text.length), text);
+    }
+    return Buffer.concat(parts);
   }
 
   close(): void {

@@ -116,8 +116,8 @@ describe('NBD handshake', () => {
     const infos = new Map(replies.filter((r) => r.type === REP.INFO).map((r) => [r.data.readUInt16BE(0), r.data.subarray(2)]));
     const exportInfo = infos.get(0);
     expect(exportInfo?.readBigUInt64BE(0)).toBe(BigInt(8 * MiB));
-    // HAS_FLAGS, SEND_FLUSH, SEND_FUA, SEND_TRIM, SEND_WRITE_ZEROES, CAN_MULTI_CONN
-    expect(exportInfo?.readUInt16BE(8)).toBe(0x1 | 0x4 | 0x8 | 0x20 | 0x40 | 0x100);
+    // HAS_FLAGS, SEND_FLUSH, SEND_FUA, SEND_TRIM, SEND_WRITE_ZEROES, CAN_MULTI_CONN, SEND_CACHE, SEND_FAST_ZERO
+    expect(exportInfo?.readUInt16BE(8)).toBe(0x1 | 0x4 | 0x8 | 0x20 | 0x40 | 0x100 | 0x400 | 0x800);
     expect(infos.get(1)?.toString()).toBe('disk1');
     expect(infos.get(2)?.toString()).toBe('first disk');
     const sizes = infos.get(3);
@@ -135,18 +135,20 @@ describe('NBD handshake', () => {
     const c = await connect();
     const replies = await c.goTo('img');
     const exportInfo = replies.find((r) => r.type === REP.INFO && r.data.readUInt16BE(0) === 0);
-    expect(exportInfo?.data.readUInt16BE(10)).toBe(0x1 | 0x2 | 0x4 | 0x100);
+    expect(exportInfo?.data.readUInt16BE(10)).toBe(0x1 | 0x2 | 0x4 | 0x100 | 0x400); // + SEND_CACHE, no FAST_ZERO
   });
 
   it('answers unknown and unsupported options with NBD_REP_ERR_UNSUP and keeps negotiating', async () => {
     await serve(staticExports([memory({ name: 'disk1' })]));
     const c = await connect();
     await c.greet();
-    for (const option of [OPT.STRUCTURED_REPLY, OPT.STARTTLS, 4242]) {
+    for (const option of [OPT.STARTTLS, 11, 4242]) {
       c.sendOption(option, Buffer.from('abc'));
       const [reply] = await c.readOptionReplies();
       expect(reply).toMatchObject({ option, type: REP.ERR_UNSUP });
     }
+    c.sendOption(OPT.STRUCTURED_REPLY, Buffer.from('abc')); // takes no data
+    expect((await c.readOptionReplies())[0]).toMatchObject({ option: OPT.STRUCTURED_REPLY, type: REP.ERR_INVALID });
     c.sendOption(OPT.INFO, Buffer.from([0, 0, 0, 9, 1])); // name length past the payload
     expect((await c.readOptionReplies())[0]?.type).toBe(REP.ERR_INVALID);
     c.sendOption(OPT.GO, RawNbdClient.infoPayload('disk1'));
@@ -301,7 +303,9 @@ describe('NBD transmission', () => {
       ['zero-length read', () => c.sendRequest(CMD.READ, { offset: 0n, length: 0 }), EINVAL],
       ['read over the payload cap', () => c.sendRequest(CMD.READ, { offset: 0n, length: 64 * MiB }), EINVAL],
       ['unknown command', () => c.sendRequest(99, { offset: 0n, length: 512 }), EINVAL],
-      ['NBD_CMD_CACHE (not advertised)', () => c.sendRequest(CMD.CACHE, { offset: 0n, length: 512 }), EINVAL],
+      ['CACHE past the end', () => c.sendRequest(CMD.CACHE, { offset: BigInt(MiB), length: 512 }), EINVAL],
+      ['CACHE with FUA', () => c.sendRequest(CMD.CACHE, { length: 512, flags: 1 }), EINVAL],
+      ['WRITE_ZEROES with FAST_ZERO (never fast here)', () => c.sendRequest(CMD.WRITE_ZEROES, { length: 512, flags: 0x10 }), 95],
       ['BLOCK_STATUS without meta contexts', () => c.sendRequest(CMD.BLOCK_STATUS, { offset: 0n, length: 512 }), EINVAL],
       ['unknown command flag', () => c.sendRequest(CMD.READ, { offset: 0n, length: 512, flags: 0x8000 }), EINVAL],
       ['NO_HOLE on a write', () => c.sendRequest(CMD.WRITE, { length: 512, payload: Buffer.alloc(512), flags: FLAG_NO_HOLE }), EINVAL],
@@ -314,6 +318,8 @@ describe('NBD transmission', () => {
     expect(dev.log).toEqual([]); // none of them reached the device
     c.sendRequest(CMD.READ, { offset: 0n, length: 512 });
     expect((await c.readReply(512)).error).toBe(0);
+    c.sendRequest(CMD.CACHE, { offset: 0n, length: MiB });
+    expect((await c.readReply()).error).toBe(0);
 
     const r = await connect();
     await r.goTo('img');

@@ -18,7 +18,8 @@ import { checkCancelled } from './progress.js';
 import type { JobOptions } from './progress.js';
 import { DEFAULT_CLUSTER_SIZE, Qcow2Writer } from './qcow2-writer.js';
 import { RawWriter } from './raw-writer.js';
-import { Sha256Worker } from './sha256-worker.js';
+import { createSha256 } from './sha256-process.js';
+import type { Sha256Stream } from './sha256-process.js';
 import { toolIdentity } from './tool.js';
 
 /** Reads the snapshot image: a BlockDevice, or a function returning `length` bytes at `offset`. */
@@ -107,7 +108,7 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
   await mkdir(req.dir, { recursive: true });
   const unlock = await lockFolder(req.dir);
   let writer: ImageWriter | null = null;
-  let sha: Sha256Worker | null = null;
+  let sha: Sha256Stream | null = null;
   try {
     const leftoversRemoved = await removeLeftovers(req.dir);
     const plan = await planPoint({ dir: req.dir, kind: req.kind, device: req.device, cbt: req.cbt, allowFull: req.allowFull });
@@ -147,7 +148,7 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
 
     const read = readerOf(req.source);
     const hashes: string[] = new Array<string>(blockCount);
-    sha = wantSha ? new Sha256Worker() : null;
+    sha = wantSha ? createSha256() : null;
     // Read in units of whole clusters and whole tracking blocks.
     const unit = Math.max(clusterSize, blockSize);
     const units = Math.ceil(size / unit);

@@ -11,7 +11,7 @@ import { BlksnapError } from '../abi/errno.js';
 import type { ImageWriter } from './image-writer.js';
 import { fsyncPath, partialName } from './point-files.js';
 import { checkCancelled } from './progress.js';
-import { Sha256Worker } from './sha256-worker.js';
+import { createSha256 } from './sha256-process.js';
 import type { JobOptions } from './progress.js';
 import { openImage } from './qcow2-reader.js';
 import { Qcow2Writer } from './qcow2-writer.js';
@@ -38,7 +38,7 @@ export async function restorePoint(dir: string, id: string, target: string, opts
   const tmp = join(dirname(target), partialName(basename(target)));
   const image = await openImage(join(dir, point.image.file), point.image.format);
   let writer: ImageWriter | null = null;
-  const sha = new Sha256Worker();
+  const sha = createSha256();
   try {
     const size = image.virtualSize;
     writer = opts.format === 'qcow2' ? await Qcow2Writer.create({ path: tmp, virtualSize: size }) : await RawWriter.create({ path: tmp, virtualSize: size });

@@ -15,7 +15,8 @@ import { manifestBlockHash } from './manifest.js';
 import type { Manifest, VerifyRecord } from './manifest.js';
 import { VERIFY_SUFFIX, writeFileAtomic } from './point-files.js';
 import { checkCancelled } from './progress.js';
-import { Sha256Worker } from './sha256-worker.js';
+import { createSha256 } from './sha256-process.js';
+import type { Sha256Stream } from './sha256-process.js';
 import type { JobOptions } from './progress.js';
 import { Qcow2Image, openImage } from './qcow2-reader.js';
 
@@ -110,7 +111,7 @@ export async function verifyPoint(dir: string, id: string, opts: JobOptions = {}
   const { point, points } = await findPoint(dir, id);
   const problems: string[] = [];
   let image: (ImageSource & { close(): Promise<void> }) | null = null;
-  let sha: Sha256Worker | null = null;
+  let sha: Sha256Stream | null = null;
   let bytes = 0;
   const expected = await knownSha256(dir, point);
   let sha256: string | null = expected;
@@ -123,7 +124,7 @@ export async function verifyPoint(dir: string, id: string, opts: JobOptions = {}
     if (image && image.virtualSize !== point.device.size) {
       problems.push(`the image holds ${image.virtualSize} bytes, the device had ${point.device.size}`);
     } else if (image) {
-      const hasher = new Sha256Worker();
+      const hasher = createSha256();
       sha = hasher;
       let blockIssues: string[] = [];
       bytes = await scanImage(image, point.cbt.blockSize, 'verification', opts, async (offset, data) => {

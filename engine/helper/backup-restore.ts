@@ -16,7 +16,7 @@ import type { BlockDevice } from '../core/block-device.js';
 import { fdatasync, ftruncate, writeFull } from '../core/file-io.js';
 import type { openImage } from '../backup/index.js';
 import type { Manifest } from '../backup/index.js';
-import { Sha256Worker } from '../backup/sha256-worker.js';
+import { createSha256 } from '../backup/sha256-process.js';
 import { blockProblems, knownSha256, scanImage } from '../backup/verify.js';
 import { isZeroRange } from '../backup/image-writer.js';
 import { formatSize } from '../devices/size.js';
@@ -110,7 +110,7 @@ export class BackupRestore {
         key: `restore:${params.target}`,
         title: `Restore ${manifest.id} of ${manifest.device.path} to ${params.target}`,
         run: async (ctx) => {
-          const sha = new Sha256Worker();
+          const sha = createSha256();
           let ok = false;
           try {
             const expected = await knownSha256(found.path, manifest);

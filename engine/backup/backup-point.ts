@@ -22,7 +22,11 @@ import { createSha256 } from './sha256-process.js';
 import type { Sha256Stream } from './sha256-process.js';
 import { toolIdentity } from './tool.js';
 
-/** Reads the snapshot image: a BlockDevice, or a function returning `length` bytes at `offset`. */
+/**
+ * Reads the snapshot image: a BlockDevice, or a function returning `length` bytes at
+ * `offset` in a buffer the caller then owns (not shared with the source: the backup
+ * hands it to the SHA-256 stream without copying).
+ */
 export type ImageReader = BlockDevice | ((offset: number, length: number) => Promise<Buffer>);
 
 export interface BackupPointRequest extends JobOptions {
@@ -65,7 +69,16 @@ const CHUNK = 4 * 1024 * 1024;
 
 /** The read function of an ImageReader. */
 export function readerOf(source: ImageReader): (offset: number, length: number) => Promise<Buffer> {
-  return typeof source === 'function' ? source : (offset, length) => source.read(offset, length);
+  if (typeof source === 'function') return source;
+  const readTo = source.readTo?.bind(source);
+  // into a buffer of our own where the device can, so it is never memory the device keeps
+  return readTo
+    ? async (offset, length) => {
+        const buf = Buffer.allocUnsafe(length);
+        await readTo(offset, length, buf, 0);
+        return buf;
+      }
+    : (offset, length) => source.read(offset, length);
 }
 
 function pointId(sequence: number, kind: PointKind, at: Date): string {

@@ -7,10 +7,9 @@ import { mkdir, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlksnapError } from '../abi/errno.js';
 import type { BlockDevice } from '../core/block-device.js';
-import { blockHash } from './block-hash.js';
+import { imageBlockHash } from './block-hash.js';
 import { planPoint } from './chain.js';
 import type { ChainCbt } from './chain.js';
-import { isZeroRange } from './image-writer.js';
 import type { ImageWriter } from './image-writer.js';
 import { BLOCK_HASH_ALGORITHM, MANIFEST_FORMAT, MANIFEST_VERSION, manifestBlockHash } from './manifest.js';
 import type { DeviceIdentity, Manifest, PointKind } from './manifest.js';
@@ -19,10 +18,15 @@ import { checkCancelled } from './progress.js';
 import type { JobOptions } from './progress.js';
 import { DEFAULT_CLUSTER_SIZE, Qcow2Writer } from './qcow2-writer.js';
 import { RawWriter } from './raw-writer.js';
-import { Sha256Worker } from './sha256-worker.js';
+import { createSha256 } from './sha256-process.js';
+import type { Sha256Stream } from './sha256-process.js';
 import { toolIdentity } from './tool.js';
 
-/** Reads the snapshot image: a BlockDevice, or a function returning `length` bytes at `offset`. */
+/**
+ * Reads the snapshot image: a BlockDevice, or a function returning `length` bytes at
+ * `offset` in a buffer the caller then owns (not shared with the source: the backup
+ * hands it to the SHA-256 stream without copying).
+ */
 export type ImageReader = BlockDevice | ((offset: number, length: number) => Promise<Buffer>);
 
 export interface BackupPointRequest extends JobOptions {
@@ -42,9 +46,11 @@ export interface BackupPointRequest extends JobOptions {
   compress?: 'zlib';
   clusterSize?: number;
   /**
-   * Compute the SHA-256 of the whole image (default true). It makes an incremental
-   * read the whole image (and copy blocks the CBT missed, found by their hash); false
-   * reads only the changed blocks and records sha256 null.
+   * Compute the SHA-256 of the whole image during the backup. Default: true for a full,
+   * false for an incremental or differential. True makes an incremental read the whole
+   * image (and copy blocks the CBT missed, found by their hash); false reads only the
+   * changed blocks, carries the other block hashes over from the parent and records
+   * sha256 null (the point's first verify computes it).
    */
   sha256?: boolean;
   /** Clock for the point's times and id (tests). */
@@ -61,28 +67,24 @@ export interface BackupPointResult {
 
 const CHUNK = 4 * 1024 * 1024;
 
-function readerOf(source: ImageReader): (offset: number, length: number) => Promise<Buffer> {
-  return typeof source === 'function' ? source : (offset, length) => source.read(offset, length);
+/** The read function of an ImageReader. */
+export function readerOf(source: ImageReader): (offset: number, length: number) => Promise<Buffer> {
+  if (typeof source === 'function') return source;
+  const readTo = source.readTo?.bind(source);
+  // into a buffer of our own where the device can, so it is never memory the device keeps
+  return readTo
+    ? async (offset, length) => {
+        const buf = Buffer.allocUnsafe(length);
+        await readTo(offset, length, buf, 0);
+        return buf;
+      }
+    : (offset, length) => source.read(offset, length);
 }
 
 function pointId(sequence: number, kind: PointKind, at: Date): string {
   const iso = at.toISOString(); // 2026-12-01T14:02:00.000Z
   const stamp = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}-${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}`;
   return `${String(sequence).padStart(4, '0')}-${stamp}-${kind}`;
-}
-
-/** Hashes of all-zero blocks by length (most blocks of a sparse disk). */
-const zeroHashes = new Map<number, string>();
-function hashOf(data: Buffer): string {
-  if (isZeroRange(data, 0, data.length)) {
-    let h = zeroHashes.get(data.length);
-    if (h === undefined) {
-      h = blockHash(Buffer.alloc(data.length));
-      zeroHashes.set(data.length, h);
-    }
-    return h;
-  }
-  return blockHash(data);
 }
 
 /** Guest ranges [start, end) to read: whole clusters, merged, at most CHUNK long. */
@@ -113,18 +115,18 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
   if (req.cbtMap.length < blockCount) throw new BlksnapError('EINVAL', `the CBT map has ${req.cbtMap.length} blocks; a ${size}-byte device needs ${blockCount}`);
   const format = req.format ?? 'qcow2';
   const clusterSize = req.clusterSize ?? DEFAULT_CLUSTER_SIZE;
-  const wantSha = req.sha256 !== false;
   const now = req.now ?? (() => new Date());
   checkCancelled(req.signal, 'backup');
 
   await mkdir(req.dir, { recursive: true });
   const unlock = await lockFolder(req.dir);
   let writer: ImageWriter | null = null;
-  let sha: Sha256Worker | null = null;
+  let sha: Sha256Stream | null = null;
   try {
     const leftoversRemoved = await removeLeftovers(req.dir);
     const plan = await planPoint({ dir: req.dir, kind: req.kind, device: req.device, cbt: req.cbt, allowFull: req.allowFull });
     const parent = plan.parent;
+    const wantSha = req.sha256 ?? parent === null;
     if (format === 'raw' && parent) throw new BlksnapError('EINVAL', 'a raw image can only hold a full backup; use qcow2 for incremental and differential points');
     const started = now();
     const sequence = (plan.points[plan.points.length - 1]?.sequence ?? 0) + 1;
@@ -159,7 +161,7 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
 
     const read = readerOf(req.source);
     const hashes: string[] = new Array<string>(blockCount);
-    sha = wantSha ? new Sha256Worker() : null;
+    sha = wantSha ? createSha256() : null;
     // Read in units of whole clusters and whole tracking blocks.
     const unit = Math.max(clusterSize, blockSize);
     const units = Math.ceil(size / unit);
@@ -179,14 +181,13 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
         pending = r + 1 < ranges.length ? read(ranges[r + 1]![0], ranges[r + 1]![1] - ranges[r + 1]![0]) : null;
         checkCancelled(req.signal, 'backup');
         if (data.length !== end - start) throw new BlksnapError('EIO', `the snapshot image returned ${data.length} bytes at ${start}, not ${end - start}`);
-        await sha?.update(data);
         // Block hashes of the whole blocks inside this range; blocks the CBT calls unchanged
         // but whose content differs from the parent's are copied too.
         const missed = new Set<number>();
         for (let b = Math.ceil(start / blockSize); b * blockSize < end; b++) {
           const bEnd = Math.min((b + 1) * blockSize, size);
           if (bEnd > end) break;
-          hashes[b] = hashOf(data.subarray(b * blockSize - start, bEnd - start));
+          hashes[b] = imageBlockHash(data.subarray(b * blockSize - start, bEnd - start));
           if (parent && !changed[b] && hashes[b] !== manifestBlockHash(parent, b)) {
             missed.add(b);
             cbtMissedBlocks++;
@@ -209,6 +210,8 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
           }
         }
         done += data.length;
+        // Last use of data: its memory moves to the SHA-256 worker without a copy.
+        await sha?.update(data, true);
         req.onProgress?.({ done, total });
       }
     } finally {

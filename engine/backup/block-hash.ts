@@ -13,6 +13,7 @@
  * where mix(h) = h ^= h >>> 15; h *= P2; h ^= h >>> 13; h *= P3; h ^= h >>> 16.
  * The hash is hi:lo, written as 16 hexadecimal digits (hi first).
  */
+import { isZeroRange } from './image-writer.js';
 const P1 = 0x9e3779b1;
 const P2 = 0x85ebca77;
 const P3 = 0xc2b2ae3d;
@@ -64,4 +65,21 @@ export function blockHash(data: Uint8Array): string {
     Math.imul(rotl(v1, 5), P3) ^ Math.imul(rotl(v2, 11), P4) ^ Math.imul(rotl(v3, 17), P5) ^ Math.imul(rotl(v4, 23), P1) ^ lo,
   );
   return hi.toString(16).padStart(8, '0') + lo.toString(16).padStart(8, '0');
+}
+
+/** bsm64 of all-zero blocks, by length (most blocks of a sparse disk). */
+const zeroHashes = new Map<number, string>();
+
+/**
+ * blockHash(data), with all-zero blocks (found by a memcmp) answered from a cache
+ * instead of hashed: the same value, much faster on sparse images.
+ */
+export function imageBlockHash(data: Buffer): string {
+  if (!isZeroRange(data, 0, data.length)) return blockHash(data);
+  let h = zeroHashes.get(data.length);
+  if (h === undefined) {
+    h = blockHash(new Uint8Array(data.length));
+    zeroHashes.set(data.length, h);
+  }
+  return h;
 }

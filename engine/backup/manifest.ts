@@ -52,7 +52,11 @@ export const manifestSchema = z.object({
     blockAlgorithm: z.literal(BLOCK_HASH_ALGORITHM),
     /** bsm64 of each tracking block of the image at take, 16 hex digits each, concatenated. */
     blocks: z.string(),
-    /** SHA-256 of the whole image at take (hex), or null when the run skipped it. */
+    /**
+     * SHA-256 of the whole image at take (hex). A full computes it during the backup;
+     * an incremental or differential records null (it reads only the changed blocks),
+     * and its first successful verify computes it and keeps it in the verify record.
+     */
     sha256: z.string().regex(/^[0-9a-f]{64}$/).nullable(),
   }),
   sizes: z.object({
@@ -78,6 +82,12 @@ export const verifyRecordSchema = z.object({
   ok: z.boolean(),
   at: z.string(),
   problems: z.array(z.string()),
+  /**
+   * SHA-256 of the image the point reads as: the manifest's when it has one, else the
+   * one the first verify that found every block hash right computed (later verifies
+   * and restores check against it).
+   */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/).nullable().optional(),
 });
 export type VerifyRecord = z.infer<typeof verifyRecordSchema>;
 

@@ -45,11 +45,17 @@ export class Sha256Worker {
     });
   }
 
-  /** Queues a copy of data; resolves once fewer than MAX_QUEUED chunks wait. */
-  async update(data: Uint8Array): Promise<void> {
+  /**
+   * Queues data; resolves once fewer than MAX_QUEUED chunks wait. By default a copy is
+   * sent, so the caller's buffer stays its own. With `handOver` the caller gives the
+   * buffer away: when it spans its whole ArrayBuffer that memory is moved to the worker
+   * without a copy (and the caller's buffer becomes empty), else it is copied.
+   */
+  async update(data: Uint8Array, handOver = false): Promise<void> {
     if (this.failure) throw new BlksnapError('EIO', `the SHA-256 worker failed: ${this.failure.message}`);
-    const copy = new Uint8Array(data); // transferred, so the caller's buffer stays its own
-    this.worker.postMessage(copy, [copy.buffer]);
+    const whole = handOver && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
+    const copy = whole ? data : new Uint8Array(data);
+    this.worker.postMessage(copy, [copy.buffer as ArrayBuffer]);
     this.queued++;
     while (this.queued >= MAX_QUEUED && !this.failure) await new Promise<void>((resolve) => (this.waiting = resolve));
   }

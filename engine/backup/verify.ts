@@ -7,15 +7,16 @@
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { BlksnapError } from '../abi/errno.js';
-import { blockHash } from './block-hash.js';
-import { loadPoints } from './chain.js';
+import { imageBlockHash } from './block-hash.js';
+import { loadPoints, readVerifyRecord } from './chain.js';
 import { readImage } from './image-source.js';
 import type { ImageSource } from './image-source.js';
 import { manifestBlockHash } from './manifest.js';
 import type { Manifest, VerifyRecord } from './manifest.js';
 import { VERIFY_SUFFIX, writeFileAtomic } from './point-files.js';
 import { checkCancelled } from './progress.js';
-import { Sha256Worker } from './sha256-worker.js';
+import { createSha256 } from './sha256-process.js';
+import type { Sha256Stream } from './sha256-process.js';
 import type { JobOptions } from './progress.js';
 import { Qcow2Image, openImage } from './qcow2-reader.js';
 
@@ -90,9 +91,19 @@ export function blockProblems(point: Manifest, offset: number, data: Buffer): st
   const out: string[] = [];
   for (let b = offset / bs; b * bs < offset + data.length; b++) {
     const piece = data.subarray(b * bs - offset, Math.min((b + 1) * bs, point.device.size) - offset);
-    if (blockHash(piece) !== manifestBlockHash(point, b)) out.push(`tracking block ${b} (bytes ${b * bs}-${b * bs + piece.length - 1}) differs from the image at take`);
+    if (imageBlockHash(piece) !== manifestBlockHash(point, b)) out.push(`tracking block ${b} (bytes ${b * bs}-${b * bs + piece.length - 1}) differs from the image at take`);
   }
   return out;
+}
+
+/**
+ * The SHA-256 the image of a point must have: the manifest's (a full, or a point made
+ * with sha256 on), else the one its first successful verify computed, else null.
+ */
+export async function knownSha256(dir: string, point: Manifest): Promise<string | null> {
+  if (point.hashes.sha256 !== null) return point.hashes.sha256;
+  const record = await readVerifyRecord(dir, point.id);
+  return record?.ok === true ? (record.sha256 ?? null) : null;
 }
 
 export async function verifyPoint(dir: string, id: string, opts: JobOptions = {}): Promise<VerifyResult> {
@@ -100,8 +111,10 @@ export async function verifyPoint(dir: string, id: string, opts: JobOptions = {}
   const { point, points } = await findPoint(dir, id);
   const problems: string[] = [];
   let image: (ImageSource & { close(): Promise<void> }) | null = null;
-  let sha: Sha256Worker | null = null;
+  let sha: Sha256Stream | null = null;
   let bytes = 0;
+  const expected = await knownSha256(dir, point);
+  let sha256: string | null = expected;
   try {
     image = await openImage(join(dir, point.image.file), point.image.format).catch((err: unknown) => {
       problems.push(`the image cannot be opened: ${(err as Error).message}`);
@@ -111,24 +124,26 @@ export async function verifyPoint(dir: string, id: string, opts: JobOptions = {}
     if (image && image.virtualSize !== point.device.size) {
       problems.push(`the image holds ${image.virtualSize} bytes, the device had ${point.device.size}`);
     } else if (image) {
-      const hasher = new Sha256Worker();
+      const hasher = createSha256();
       sha = hasher;
       let blockIssues: string[] = [];
       bytes = await scanImage(image, point.cbt.blockSize, 'verification', opts, async (offset, data) => {
-        await hasher.update(data);
         if (blockIssues.length < MAX_BLOCK_PROBLEMS) blockIssues = blockIssues.concat(blockProblems(point, offset, data));
+        await hasher.update(data, true);
       });
       problems.push(...blockIssues.slice(0, MAX_BLOCK_PROBLEMS));
       const digest = await hasher.digest();
-      if (point.hashes.sha256 !== null && digest !== point.hashes.sha256) {
-        problems.push(`the SHA-256 of the image is ${digest}, the image at take had ${point.hashes.sha256}`);
+      if (expected !== null && digest !== expected) {
+        problems.push(`the SHA-256 of the image is ${digest}, the image at take had ${expected}${point.hashes.sha256 === null ? ' (computed by its first verify)' : ''}`);
       }
+      // A point without a SHA-256 in its manifest gets it from its first verify in which every block hash matched.
+      if (expected === null && problems.length === 0) sha256 = digest;
     }
   } finally {
     await sha?.close();
     await image?.close();
   }
-  const record: VerifyRecord = { point: id, ok: problems.length === 0, at: new Date().toISOString(), problems };
+  const record: VerifyRecord = { point: id, ok: problems.length === 0, at: new Date().toISOString(), problems, sha256 };
   await writeFileAtomic(dir, `${id}${VERIFY_SUFFIX}`, `${JSON.stringify(record, null, 1)}\n`);
   return { ...record, bytes };
 }

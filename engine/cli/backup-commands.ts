@@ -78,16 +78,17 @@ export const backupCommands: CommandSpec[] = [
   {
     name: 'verify',
     summary: 'verify backup points (chain links, block hashes, SHA-256) without restoring; waits for the job',
-    usage: 'DIR [--point P]',
-    help: [POINT],
-    example: ['blksnap-manager verify /srv/backup', 'blksnap-manager verify /srv/backup/disk1 --point 0002-20261201-140200-incremental'],
+    usage: 'DIR [--point P] [--against-snapshot]',
+    help: [POINT, ['--against-snapshot', 'also compare each point whose snapshot is still held with that snapshot image, byte for byte']],
+    example: ['blksnap-manager verify /srv/backup', 'blksnap-manager verify /srv/backup/disk1 --point 0002-20261201-140200-incremental', 'blksnap-manager verify /srv/backup --against-snapshot'],
     prints: 'a table: POINT, RESULT (ok or failed) and the first PROBLEM; exits with EIO when a point failed',
-    options: { point: { type: 'string', short: 'p' } },
+    options: { point: { type: 'string', short: 'p' }, 'against-snapshot': { type: 'boolean' } },
     allowPositionals: true,
     needsHelper: true,
     async run({ client, io, json, values, positionals }) {
       const point = optString(values, 'point');
-      const { jobId } = await client.call('backup.verify', { dir: dirArg(positionals), ...(point ? { point } : {}) });
+      const against = values['against-snapshot'] === true;
+      const { jobId } = await client.call('backup.verify', { dir: dirArg(positionals), ...(point ? { point } : {}), ...(against ? { compareWithSnapshot: true } : {}) });
       const { job, interrupted } = await followJob(client, jobId, io, json);
       if (interrupted) return EXIT_INTERRUPTED;
       if (job.result?.kind !== 'verify') return 0;

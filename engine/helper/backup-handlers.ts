@@ -41,10 +41,7 @@ export function backupHandlers(deps: BackupHandlerDeps): { handlers: BackupHandl
     'backup.plan': (params) => backups.plan(params),
     'backup.start': async (params) => ({ jobId: (await backups.startBackup(params)).jobId }),
     'backup.verify': async ({ dir, point, compareWithSnapshot }) => {
-      if (compareWithSnapshot === true) {
-        throw new BlksnapError('EOPNOTSUPP', 'comparing a backup with the live snapshot image is not supported yet; verify checks the point against the hashes recorded at take');
-      }
-      return { jobId: (await backups.startVerify(point === undefined ? { dir } : { dir, point })).jobId };
+      return { jobId: (await backups.startVerify({ dir, ...(point === undefined ? {} : { point }), ...(compareWithSnapshot === true ? { compareWithSnapshot } : {}) })).jobId };
     },
     'backup.restore': async (params) => ({ jobId: (await restore.start(params)).jobId }),
     'backup.catalog': ({ dir }) => backups.catalog(dir),

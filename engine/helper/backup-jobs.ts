@@ -11,6 +11,8 @@ import { BlksnapError } from '../abi/errno.js';
 import type { SnapshotId } from '../abi/types.js';
 import { ChainBreakError, Qcow2Image, backupPoint, loadPoints, openImage, planPoint, readVerifyRecord, verifyPoint } from '../backup/index.js';
 import type { Manifest } from '../backup/index.js';
+import { compareImages, describeDifferences } from '../backup/compare.js';
+import type { JobOptions } from '../backup/progress.js';
 import type { BackupJobResult, Catalog, JobState, PlanEntry, PointKindName, VerifyJobResult } from '../protocol/backup-schemas.js';
 import type { HelperBackends } from './backends.js';
 import { BackupDir, deviceKey } from './backup-dir.js';
@@ -196,10 +198,13 @@ export class BackupJobs {
           const sources: DeviceSource[] = [];
           try {
             for (const d of devices) sources.push(await openDeviceSource(this.deps.backends, d, this.deps.source));
-            const total = sources.reduce((n, s) => n + s.identity.size, 0);
+            // What the job reads: estimated per device up front, then what each backup says it reads.
+            const totals: number[] = [];
+            for (const s of sources) totals.push(await expectedReadBytes(set.chain(deviceKey(s.device)), s, params.kind, params.allowFull));
+            const total = (): number => totals.reduce((n, t) => n + t, 0);
             let before = 0;
             const result: BackupJobResult = { kind: 'backup', points: [] };
-            for (const s of sources) {
+            for (const [i, s] of sources.entries()) {
               const key = deviceKey(s.device);
               set.ensureChain(key);
               try {
@@ -214,7 +219,10 @@ export class BackupJobs {
                   format: params.format,
                   compress: params.compress,
                   signal: ctx.signal,
-                  onProgress: (p) => ctx.progress(before + Math.min(p.done, s.identity.size), total),
+                  onProgress: (p) => {
+                    totals[i] = p.total;
+                    ctx.progress(before + Math.min(p.done, p.total), total());
+                  },
                 });
                 const m = r.manifest;
                 result.points.push({
@@ -231,7 +239,7 @@ export class BackupJobs {
               } finally {
                 set.giveToOwner(key);
               }
-              before += s.identity.size;
+              before += totals[i]!;
             }
             return result;
           } finally {
@@ -246,7 +254,25 @@ export class BackupJobs {
     }
   }
 
-  async startVerify(params: { dir: string; point?: string }): Promise<JobState> {
+  /**
+   * The device of a held (taken) snapshot that a point was taken from: same device
+   * (path and size), same CBT generation and the change number of the take (a later
+   * take of the device would have a larger one). Null when there is none.
+   */
+  private async heldDeviceOf(m: Manifest): Promise<{ device: string; snapshot: SnapshotId } | null> {
+    for (const record of this.deps.book.all()) {
+      if (!record.taken) continue;
+      for (const device of record.devices) {
+        const info = await this.deps.backends.driver.cbtInfo(device).catch(() => null);
+        if (!info || info.generationId !== m.cbt.generationId || info.changesNumber !== m.cbt.changeNumber || info.deviceCapacity !== m.device.size) continue;
+        const identity = await deviceIdentity(this.deps.backends, device, info.deviceCapacity);
+        if (identity.path === m.device.path) return { device, snapshot: record.id };
+      }
+    }
+    return null;
+  }
+
+  async startVerify(params: { dir: string; point?: string; compareWithSnapshot?: boolean }): Promise<JobState> {
     const set = await BackupDir.open(this.deps.files, params.dir, true);
     try {
       const chains = await chainsOf(set);
@@ -254,11 +280,26 @@ export class BackupJobs {
       if (params.point) targets = [await findSetPoint(set, params.point)];
       else targets = chains.flatMap((c) => c.points.map((manifest) => ({ key: c.key, path: c.path, manifest })));
       if (targets.length === 0) throw new BlksnapError('ENOENT', `there are no backup points in ${params.dir}`);
-      const total = targets.reduce((n, t) => n + t.manifest.device.size, 0);
+      // With compareWithSnapshot: the points whose snapshot is still held are also compared with its image.
+      const held = new Map<string, { device: string; snapshot: SnapshotId }>();
+      const warnings: string[] = [];
+      if (params.compareWithSnapshot === true) {
+        for (const t of targets) {
+          const h = await this.heldDeviceOf(t.manifest);
+          if (h) held.set(t.manifest.id, h);
+          else if (params.point) warnings.push(`backup ${t.manifest.id} is not compared with a snapshot: the snapshot of ${t.manifest.device.path} it was taken from is no longer held`);
+        }
+        if (held.size === 0) {
+          throw new BlksnapError('ENOENT', `no backup in ${params.dir} was taken from a snapshot that is still held: only a verify against the recorded hashes is possible`);
+        }
+        if (!params.point && held.size < targets.length) warnings.push(`${targets.length - held.size} of ${targets.length} backup points are not compared with a snapshot: theirs are no longer held`);
+      }
+      const total = targets.reduce((n, t) => n + t.manifest.device.size * (held.has(t.manifest.id) ? 2 : 1), 0);
       return this.deps.jobs.start({
         kind: 'verify',
         key: `backup:${params.dir}`,
         title: params.point ? `Verify backup ${params.point} in ${params.dir}` : `Verify ${targets.length} backup point(s) in ${params.dir}`,
+        warnings,
         run: async (ctx) => {
           try {
             const result: VerifyJobResult = { kind: 'verify', ok: true, points: [] };
@@ -275,8 +316,15 @@ export class BackupJobs {
                   result.ok = false;
                 } else {
                   const r = await verifyPoint(t.path, t.manifest.id, { signal: ctx.signal, onProgress: (p) => ctx.progress(before + Math.min(p.done, t.manifest.device.size), total) });
-                  result.points.push({ pointId: r.point, ok: r.ok, problem: r.problems[0] === undefined ? null : set.shown(r.problems[0]) });
-                  if (!r.ok) result.ok = false;
+                  let problem = r.problems[0] ?? null;
+                  const h = held.get(t.manifest.id);
+                  if (h) {
+                    before += t.manifest.device.size;
+                    const differs = await this.compareWithSnapshot(t.path, t.manifest, h, { signal: ctx.signal, onProgress: (p) => ctx.progress(before + Math.min(p.done, t.manifest.device.size), total) });
+                    problem ??= differs;
+                  }
+                  result.points.push({ pointId: r.point, ok: problem === null, problem: problem === null ? null : set.shown(problem) });
+                  if (problem !== null) result.ok = false;
                 }
               } catch (err) {
                 throw set.rewrite(err);
@@ -294,6 +342,20 @@ export class BackupJobs {
     } catch (err) {
       set.close();
       throw err;
+    }
+  }
+
+  /** Reads the point and the snapshot image it came from; the differences in words, or null when equal. */
+  private async compareWithSnapshot(dir: string, m: Manifest, held: { device: string; snapshot: SnapshotId }, opts: JobOptions): Promise<string | null> {
+    const source = await openDeviceSource(this.deps.backends, held.device, this.deps.source);
+    let image: Awaited<ReturnType<typeof openImage>> | null = null;
+    try {
+      image = await openImage(join(dir, m.image.file), m.image.format);
+      const differs = describeDifferences(await compareImages(image, source.reader, opts));
+      return differs === null ? null : `the backup differs from the image of snapshot ${held.snapshot} of ${m.device.path} it was taken from at ${differs}`;
+    } finally {
+      await image?.close();
+      await source.close();
     }
   }
 
@@ -329,6 +391,23 @@ export class BackupJobs {
       set.close();
     }
   }
+}
+
+/**
+ * The bytes a backup of `s` will read, before it starts: for an incremental or
+ * differential that continues its chain, the tracking blocks changed since its parent;
+ * otherwise the whole device. backupPoint's own progress replaces it once it runs.
+ */
+async function expectedReadBytes(dir: string, s: DeviceSource, kind: PointKindName, allowFull: boolean | undefined): Promise<number> {
+  const size = s.identity.size;
+  if (kind === 'full') return size;
+  const plan = await planPoint({ dir, kind, device: s.identity, cbt: s.cbt, allowFull }).catch(() => null);
+  const parent = plan?.parent;
+  if (!parent) return size;
+  const blocks = Math.ceil(size / s.cbt.blockSize);
+  let changed = 0;
+  for (let b = 0; b < blocks; b++) if ((s.cbtMap[b] ?? 0) > parent.cbt.changeNumber) changed++;
+  return Math.min(changed * s.cbt.blockSize, size);
 }
 
 /** Bytes allocated on disk under `path` (two levels: the set folder and its chain folders). */

@@ -16,8 +16,8 @@ import type { BlockDevice } from '../core/block-device.js';
 import { fdatasync, ftruncate, writeFull } from '../core/file-io.js';
 import type { openImage } from '../backup/index.js';
 import type { Manifest } from '../backup/index.js';
-import { Sha256Worker } from '../backup/sha256-worker.js';
-import { blockProblems, scanImage } from '../backup/verify.js';
+import { createSha256 } from '../backup/sha256-process.js';
+import { blockProblems, knownSha256, scanImage } from '../backup/verify.js';
 import { isZeroRange } from '../backup/image-writer.js';
 import { formatSize } from '../devices/size.js';
 import { parseMountinfo } from '../devices/sysfs-block.js';
@@ -110,17 +110,18 @@ export class BackupRestore {
         key: `restore:${params.target}`,
         title: `Restore ${manifest.id} of ${manifest.device.path} to ${params.target}`,
         run: async (ctx) => {
-          const sha = new Sha256Worker();
+          const sha = createSha256();
           let ok = false;
           try {
+            const expected = await knownSha256(found.path, manifest);
             let problems: string[] = [];
             const bytes = await scanImage(opened, manifest.cbt.blockSize, 'restore', { signal: ctx.signal, onProgress: (p) => ctx.progress(p.done, p.total) }, async (offset, data) => {
-              await sha.update(data);
-              if (manifest.hashes.sha256 === null && problems.length === 0) problems = blockProblems(manifest, offset, data);
+              if (expected === null && problems.length === 0) problems = blockProblems(manifest, offset, data);
               if (out.writeZeros || !isZeroRange(data, 0, data.length)) await out.write(offset, data);
+              await sha.update(data, true);
             });
             const digest = await sha.digest();
-            if (manifest.hashes.sha256 !== null && digest !== manifest.hashes.sha256) problems.push(`its SHA-256 is ${digest}, the image at take had ${manifest.hashes.sha256}`);
+            if (expected !== null && digest !== expected) problems.push(`its SHA-256 is ${digest}, the image at take had ${expected}`);
             if (problems.length > 0) throw new BlksnapError('EIO', `the restored data does not match the backup point ${manifest.id}: ${problems[0]}`);
             await out.commit();
             ok = true;

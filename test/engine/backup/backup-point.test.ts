@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { backupPoint } from '../../../engine/backup/backup-point.js';
 import type { BackupPointRequest } from '../../../engine/backup/backup-point.js';
-import { loadPoints } from '../../../engine/backup/chain.js';
+import { loadPoints, readVerifyRecord } from '../../../engine/backup/chain.js';
 import { RawImage } from '../../../engine/backup/image-source.js';
 import { manifestSchema } from '../../../engine/backup/manifest.js';
 import { restorePoint } from '../../../engine/backup/restore.js';
@@ -55,7 +55,8 @@ describe('backup points: full, incremental, differential', () => {
       const { manifest } = await backupPoint(request(disk, take, kind, { now, compress: i === 3 ? 'zlib' : undefined }));
       ids.push(manifest.id);
       expect(manifest.kind).toBe(kind);
-      expect(manifest.hashes.sha256).toBe(take.sha256);
+      // a full hashes the whole image during the backup; an incremental/differential leaves it to its first verify
+      expect(manifest.hashes.sha256).toBe(kind === 'full' ? take.sha256 : null);
       expect(manifest.hashes.blocks).toHaveLength(take.cbtMap.length * 16);
       expect(manifest.cbt).toEqual({ ...take.cbt, blockCount: take.cbtMap.length });
       expect(manifest.device).toEqual(disk.device);
@@ -82,6 +83,7 @@ describe('backup points: full, incremental, differential', () => {
       const v = await verifyPoint(join(dir, 'chain'), p.id);
       expect(v.problems).toEqual([]);
       expect(v.ok).toBe(true);
+      expect((await readVerifyRecord(join(dir, 'chain'), p.id))?.sha256).toBe(takes[i]!.sha256);
       const target = join(dir, `restored${i}.raw`);
       const r = await restorePoint(join(dir, 'chain'), p.id, target);
       expect(r.sha256).toBe(takes[i]!.sha256);
@@ -132,14 +134,15 @@ describe('backup points: full, incremental, differential', () => {
     }
   });
 
-  it('blocks the CBT missed are copied when the whole image is read (found by their hash)', async () => {
+  it('blocks the CBT missed are copied when the whole image is read (sha256: true; found by their hash)', async () => {
     const disk = new CbtDisk(64 * KiB, 8 * MiB, 4);
     await backupPoint(request(disk, disk.take(), 'full'));
     disk.data.fill(0x77, 2 * MiB, 2 * MiB + 100); // changed behind the tracker's back
     const take = disk.take();
-    const { manifest } = await backupPoint(request(disk, take, 'incremental'));
+    const { manifest } = await backupPoint(request(disk, take, 'incremental', { sha256: true }));
     expect(manifest.sizes.changedBlocks).toBe(0);
     expect(manifest.sizes.cbtMissedBlocks).toBe(1);
+    expect(manifest.hashes.sha256).toBe(take.sha256);
     const r = await restorePoint(join(dir, 'chain'), manifest.id, join(dir, 'r.raw'));
     expect(r.sha256).toBe(take.sha256);
   });
@@ -181,6 +184,63 @@ describe('backup points: full, incremental, differential', () => {
     const r = await restorePoint(join(dir, 'chain'), manifest.id, join(dir, 'flat.qcow2'), { format: 'qcow2' });
     expect(r.sha256).toBe(take.sha256);
     await expect(restorePoint(join(dir, 'chain'), manifest.id, join(dir, 'flat.qcow2'))).rejects.toThrow(/EEXIST: the restore target .*flat\.qcow2 exists/);
+  });
+
+  it('an incremental reports as total only the bytes of the changed blocks it reads', async () => {
+    const disk = new CbtDisk(64 * KiB, 16 * MiB, 9);
+    await backupPoint(request(disk, disk.take(), 'full'));
+    const changed = disk.changeBlocks(0.1, 3);
+    const seen: { done: number; total: number }[] = [];
+    await backupPoint(request(disk, disk.take(), 'incremental', { onProgress: (p) => seen.push(p) }));
+    // 64 KiB blocks and clusters: one 64 KiB read per changed block, nothing else
+    expect(changed.length).toBeGreaterThan(0);
+    expect(seen[0]).toEqual({ done: 0, total: changed.length * 64 * KiB });
+    expect(seen[seen.length - 1]).toEqual({ done: changed.length * 64 * KiB, total: changed.length * 64 * KiB });
+  });
+});
+
+describe('the SHA-256 of an incremental is computed by its first verify', () => {
+  it('recorded by the first verify, then checked by later verifies and by restore', async () => {
+    const disk = new CbtDisk(64 * KiB, 8 * MiB, 12);
+    const chain = join(dir, 'chain');
+    await backupPoint(request(disk, disk.take(), 'full'));
+    disk.changeBlocks(0.05, 4);
+    const take = disk.take();
+    const { manifest } = await backupPoint(request(disk, take, 'incremental'));
+    expect(manifest.hashes.sha256).toBeNull();
+    expect(await readVerifyRecord(chain, manifest.id)).toBeNull();
+    expect((await verifyPoint(chain, manifest.id)).ok).toBe(true);
+    // take.sha256 is node's createHash over the take's bytes, independent of the backup code
+    expect((await readVerifyRecord(chain, manifest.id))?.sha256).toBe(take.sha256);
+    // a recorded digest that is not the image's: the next verify and a restore both notice
+    const other = 'ab'.repeat(32);
+    const recordFile = join(chain, `${manifest.id}.verify.json`);
+    const record = JSON.parse(await readFile(recordFile, 'utf8')) as Record<string, unknown>;
+    await writeFile(recordFile, JSON.stringify({ ...record, sha256: other }));
+    await expect(restorePoint(chain, manifest.id, join(dir, 'r.raw'))).rejects.toThrow(new RegExp(`EIO: .*its SHA-256 is ${take.sha256}, the image at take had ${other}`));
+    const again = await verifyPoint(chain, manifest.id);
+    expect(again.ok).toBe(false);
+    expect(again.problems).toEqual([`the SHA-256 of the image is ${take.sha256}, the image at take had ${other} (computed by its first verify)`]);
+    // a failed verify keeps the digest it was checking against, never the one it read
+    expect((await readVerifyRecord(chain, manifest.id))?.sha256).toBe(other);
+  });
+
+  it('a verify that finds a wrong block records no SHA-256', async () => {
+    const disk = new CbtDisk(64 * KiB, 4 * MiB, 13);
+    const chain = join(dir, 'chain');
+    await backupPoint(request(disk, disk.take(), 'full'));
+    const changed = disk.changeBlocks(0.5, 5);
+    const { manifest } = await backupPoint(request(disk, disk.take(), 'incremental'));
+    // flip bytes in the middle of the incremental's data area (after its 64 KiB header cluster)
+    const file = join(chain, manifest.image.file);
+    const bytes = await readFile(file);
+    expect(changed.length).toBeGreaterThan(1);
+    bytes[64 * KiB + 100] = bytes[64 * KiB + 100]! ^ 0xff;
+    await writeFile(file, bytes);
+    const v = await verifyPoint(chain, manifest.id);
+    expect(v.ok).toBe(false);
+    expect(v.problems[0]).toMatch(/^tracking block \d+ \(bytes \d+-\d+\) differs from the image at take$/);
+    expect((await readVerifyRecord(chain, manifest.id))?.sha256).toBeNull();
   });
 });
 

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { blockHash } from '../../../engine/backup/block-hash.js';
+import { blockHash, imageBlockHash } from '../../../engine/backup/block-hash.js';
 import { Sha256Worker } from '../../../engine/backup/sha256-worker.js';
 import { seededRandom } from '../../helpers/seeded-random.js';
 
@@ -62,7 +62,30 @@ describe('bsm64 block hash', () => {
   });
 });
 
+describe('imageBlockHash: bsm64 with all-zero blocks answered from a cache', () => {
+  it('equals the definition for zero blocks of several lengths (cached or not) and for data', () => {
+    for (const len of [512, 4096, 65536, 4096, 512, 1000]) expect(imageBlockHash(Buffer.alloc(len))).toBe(bsm64FromDocs(new Uint8Array(len)));
+    const data = Buffer.alloc(65536);
+    data[65535] = 1; // zero but for the last byte
+    expect(imageBlockHash(data)).toBe(bsm64FromDocs(data));
+  });
+});
+
 describe('SHA-256 on a worker thread', () => {
+  it('handed-over buffers: whole ones move to the worker, slices are copied; the digest is of all bytes in order', async () => {
+    const whole = [Buffer.from(new Uint8Array(70000).fill(3).buffer), Buffer.from(new Uint8Array(4096).fill(9).buffer)];
+    const backing = randomBytes(50000);
+    const slice = backing.subarray(1000, 40000);
+    const expected = createHash('sha256').update(whole[0]!).update(slice).update(whole[1]!).digest('hex');
+    const w = new Sha256Worker();
+    await w.update(whole[0]!, true);
+    expect(whole[0]!.buffer.byteLength).toBe(0); // moved, not copied
+    await w.update(slice, true);
+    expect(slice.length).toBe(39000); // a slice of a larger buffer stays the caller's
+    await w.update(whole[1]!, true);
+    expect(await w.digest()).toBe(expected);
+  });
+
   it('gives the digest of all chunks in order, with more chunks than its queue holds', async () => {
     const chunks = Array.from({ length: 20 }, (_, i) => randomBytes(1000 + i * 7919));
     const expected = createHash('sha256').update(Buffer.concat(chunks)).digest('hex');

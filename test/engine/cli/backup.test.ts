@@ -79,6 +79,9 @@ describe.skipIf(!tools)('[qemu] blksnap-manager backup, catalog, verify, restore
     expect(v.out.trim().split('\n').slice(1).map((l) => l.split(/ +/)[1])).toEqual(['ok', 'ok']);
     const json = JSON.parse((await run(['catalog', set, '--json'])).out) as { chains: { points: { verify: string }[] }[] };
     expect(json.chains[0]!.points.map((p) => p.verify)).toEqual(['ok', 'ok']);
+    // both snapshots were released: there is nothing to compare with
+    const against = await run(['verify', set, '--against-snapshot']);
+    expect(against).toMatchObject({ code: 2, err: expect.stringMatching(/ENOENT: no backup in .* was taken from a snapshot that is still held/) });
   });
 
   it('restore needs --yes, then writes the image of the take', async () => {

@@ -1,6 +1,8 @@
 import type { BlksnapApi } from '../../../app/shared/contract.js';
 import type { ContractError } from '../../../app/shared/result.js';
 import type { SnapshotEntry } from '../../../app/shared/types.js';
+import { addSample } from '../features/storage/forecast.js';
+import type { StorageSample } from '../features/storage/forecast.js';
 import { storageFilePath } from '../features/storage/storage-advice.js';
 import { latestAnswer } from './latest-answer.js';
 import type { ActionError, GetState, SetState } from './types.js';
@@ -13,6 +15,8 @@ export interface SnapshotsSlice {
   snapshotBusy: string | null;
   /** The id of the last snapshot createSnapshot made (the Backup wizard takes it next). */
   createdSnapshotId: string | null;
+  /** Recent storage fill samples per snapshot id (the forecast's input). */
+  storageSamples: Record<string, StorageSample[]>;
   refreshSnapshots(): Promise<void>;
   /** Creates a snapshot of the selected devices with the allocated storage. */
   /** `writableImages`: export the images read-write (default read-only). */
@@ -42,6 +46,7 @@ export function createSnapshotsSlice(
     snapshotsError: null,
     snapshotBusy: null,
     createdSnapshotId: null,
+    storageSamples: {},
     async refreshSnapshots() {
       const ticket = listOrder.begin();
       const r = await api.listSnapshots();
@@ -52,7 +57,14 @@ export function createSnapshotsSlice(
         return;
       }
       const same = JSON.stringify(get().snapshots) === JSON.stringify(r.value);
-      set({ snapshots: same ? get().snapshots : r.value, snapshotsLoaded: true, snapshotsError: null });
+      const previous = get().storageSamples;
+      const storageSamples: Record<string, StorageSample[]> = {};
+      const at = now();
+      for (const s of r.value) {
+        if (s.storage === null) continue;
+        storageSamples[s.id] = addSample(previous[s.id] ?? [], { timeMs: at, bytes: s.storage.usedBytes ?? s.storage.allocatedBytes });
+      }
+      set({ snapshots: same ? get().snapshots : r.value, snapshotsLoaded: true, snapshotsError: null, storageSamples });
     },
     async createSnapshot(options = {}) {
       const { selectedDevices, allocation } = get();

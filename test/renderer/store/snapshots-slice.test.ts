@@ -98,4 +98,26 @@ describe('storage and snapshots slices', () => {
     expect(store.getState().snapshotsError).toBeNull();
     expect(store.getState().snapshots.map((s) => s.id)).toEqual(['s2']);
   });
+
+  it('samples each held snapshot\'s used storage on refresh, for the forecast; a destroyed one is dropped', async () => {
+    let t = 0;
+    let used = 4 * MiB;
+    let list = [snapshot('s1', ['a'])];
+    const fake = createFakeApi({
+      listSnapshots: () => ok(list.map((s) => ({ ...s, storage: s.storage && { ...s.storage, usedBytes: used } }))),
+    });
+    const store = createAppStore(fake.api, { now: () => t });
+    await store.getState().refreshSnapshots();
+    t = 2000;
+    used = 10 * MiB;
+    await store.getState().refreshSnapshots();
+    expect(store.getState().storageSamples.s1).toEqual([
+      { timeMs: 0, bytes: 4 * MiB },
+      { timeMs: 2000, bytes: 10 * MiB },
+    ]);
+    list = [];
+    t = 3000;
+    await store.getState().refreshSnapshots();
+    expect(store.getState().storageSamples).toEqual({});
+  });
 });

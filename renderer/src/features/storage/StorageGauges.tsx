@@ -3,8 +3,40 @@ import type { SnapshotEntry, StorageGauge } from '../../../../app/shared/types.j
 import { Breakable } from '../../components/Breakable.js';
 import { useApp } from '../../store/context.js';
 import { GAUGE_WARN_SHARE, gaugeFill } from './storage-advice.js';
+import { durationText, forecast } from './forecast.js';
+import type { StorageSample } from './forecast.js';
 
-export function Gauge({ snapshotId, gauge, failed = false }: { snapshotId: string; gauge: StorageGauge; failed?: boolean }) {
+const NO_SAMPLES: StorageSample[] = [];
+
+/** The fill rate and the time until the limit at that rate, for a held snapshot. */
+export function ForecastLine({ samples, limitBytes }: { samples: readonly StorageSample[]; limitBytes: number }) {
+  const f = forecast(samples, limitBytes);
+  if (f.level === 'full') return null;
+  const text =
+    f.rateBytesPerS === null
+      ? 'Forecast: measuring the fill rate…'
+      : f.secondsToLimit === null
+        ? 'Forecast: not filling now (0 B/s).'
+        : `Forecast: filling at ${formatBytes(Math.round(f.rateBytesPerS))}/s; the limit is reached in about ${durationText(f.secondsToLimit)} at this rate.`;
+  return (
+    <p className={f.level === 'warn' ? 'warning' : 'muted small-text'} data-testid="storage-forecast" data-level={f.level} aria-live="polite">
+      {text}
+      {f.level === 'warn' ? ' Grow the storage, stop the writes or destroy the snapshot before then.' : null}
+    </p>
+  );
+}
+
+export function Gauge({
+  snapshotId,
+  gauge,
+  failed = false,
+  samples = NO_SAMPLES,
+}: {
+  snapshotId: string;
+  gauge: StorageGauge;
+  failed?: boolean;
+  samples?: readonly StorageSample[];
+}) {
   const fill = gaugeFill(gauge);
   const warn = fill >= GAUGE_WARN_SHARE;
   const full = fill >= 1;
@@ -37,6 +69,7 @@ export function Gauge({ snapshotId, gauge, failed = false }: { snapshotId: strin
       ) : warn ? (
         <span className="warning">Nearly full: the snapshot will fail when the limit is reached.</span>
       ) : null}
+      {failed ? null : <ForecastLine samples={samples} limitBytes={gauge.limitBytes} />}
       <div className="muted small-text path gauge-path">
         <Breakable text={gauge.path} />
       </div>
@@ -46,12 +79,13 @@ export function Gauge({ snapshotId, gauge, failed = false }: { snapshotId: strin
 
 export function StorageGauges() {
   const snapshots = useApp((s) => s.snapshots);
+  const samples = useApp((s) => s.storageSamples);
   const withStorage = snapshots.filter((s): s is SnapshotEntry & { storage: StorageGauge } => s.storage !== null);
   if (withStorage.length === 0) return <p className="muted">No snapshot holds difference storage yet: the file is created with the snapshot.</p>;
   return (
     <div className="gauges">
       {withStorage.map((s) => (
-        <Gauge key={s.id} snapshotId={s.id} gauge={s.storage} failed={s.state === 'failed'} />
+        <Gauge key={s.id} snapshotId={s.id} gauge={s.storage} failed={s.state === 'failed'} samples={samples[s.id]} />
       ))}
     </div>
   );

@@ -356,6 +356,25 @@ export const blksnapCommands: CommandSpec[] = [
     },
   },
   {
+    name: 'storage_grow',
+    summary: "raise a held snapshot's difference-storage limit (embedded engine)",
+    usage: '-i ID --by SIZE',
+    help: [ID, ['-b, --by SIZE', 'how much more the storage may hold: bytes, or with a K/M/G/T suffix (e.g. 256M)']],
+    example: `blksnap-manager storage_grow -i ${EXAMPLE_ID} --by 256M`,
+    prints: 'the new limit_sectors as a KEY=VALUE line',
+    options: { ...id, by: { type: 'string', short: 'b' } },
+    needsHelper: true,
+    async run({ client, io, json, values }) {
+      const snapshotId = needSnapshotId(values);
+      const bytes = parseSize(needString(values, 'by', '--by SIZE'), 'by');
+      if (bytes < 512) throw new BlksnapError('EINVAL', '--by must be at least one sector (512 bytes)');
+      await client.call('storageGrow', { id: snapshotId, sectors: bytesToSectors(bytes) });
+      const s = await client.call('storageInfo', { id: snapshotId });
+      if (json) printJson(io, { limitSectors: s.limitSectors });
+      else printFields(io, [['limit_sectors', s.limitSectors]]);
+    },
+  },
+  {
     name: 'snapshot_destroy',
     summary: 'destroy a snapshot (images and difference storage released; tracking continues)',
     usage: '-i ID',

@@ -62,4 +62,10 @@ export interface EmbeddedEngineApi extends BlksnapDriver {
    * portion, ENODATA for an offset past the end, EFAULT when the map is corrupted.
    */
   cbtMapActive(device: DeviceRef, offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Extension (the module's append_storage in VAL-7's series): raises a held
+   * snapshot's difference-storage limit by `sectors`. ESRCH for an unknown snapshot,
+   * EINVAL for a bad count, ENOSPC once the storage has overflowed.
+   */
+  storageGrow(id: SnapshotId, sectors: number): Promise<void>;
 }

@@ -10,7 +10,7 @@ import { BlksnapError } from '../abi/errno.js';
 import type { SnapshotEvent, SnapshotId } from '../abi/types.js';
 import { CBT_MAP_ENCODING, encodeCbtMap } from '../protocol/cbt-encoding.js';
 import { PROTOCOL_VERSION } from '../protocol/limits.js';
-import { CBT_ACTIVE_TABLE_CAPABILITY } from '../protocol/methods.js';
+import { CBT_ACTIVE_TABLE_CAPABILITY, STORAGE_GROW_CAPABILITY } from '../protocol/methods.js';
 import type { MethodName, MethodResult, MethodTable, NotificationName, NotificationParams } from '../protocol/methods.js';
 import type { DeviceEntry, ExportEntry, ImageEntry, Topic } from '../protocol/schemas.js';
 import type { HelperBackends, ImageRecord } from './backends.js';
@@ -20,6 +20,7 @@ import { ownerOf } from './owner.js';
 import { resolveBlockDevice, resolveEngineDevice } from './device-resolver.js';
 import { EventPump } from './event-pump.js';
 import { SnapshotBook } from './snapshot-book.js';
+import { growStorage } from './storage-grow.js';
 import type { SettingsStore } from './settings-store.js';
 import type { StorageIdentity, StorageLedger } from './storage-ledger.js';
 import type { JobRunner } from './jobs.js';
@@ -86,7 +87,7 @@ export class HelperService {
 
   get capabilities(): string[] {
     const caps = ['events', 'snapshots.list', `cbtMap.${CBT_MAP_ENCODING}`, 'settings'];
-    if (this.backends.engine) caps.push('images', 'storageInfo.used', 'workload', CBT_ACTIVE_TABLE_CAPABILITY);
+    if (this.backends.engine) caps.push('images', 'storageInfo.used', 'workload', CBT_ACTIVE_TABLE_CAPABILITY, STORAGE_GROW_CAPABILITY);
     if (this.backends.nbd) caps.push('nbd');
     return caps;
   }
@@ -306,6 +307,11 @@ export class HelperService {
         return uri ? { ...base, nbdUri: uri } : base;
       },
       storageInfo: ({ id }) => driver.storageInfo(id),
+      storageGrow: async ({ id, sectors }) => {
+        await growStorage(this.backends.engine, this.book, id, sectors);
+        this.broadcast('snapshot', { id, state: 'storage-grown' });
+        return OK;
+      },
       'snapshots.list': async () => {
         const ids = await driver.snapshotCollect();
         return { snapshots: ids.map((id) => this.book.summary(id, driver.kind === 'kernel')) };

@@ -41,6 +41,8 @@ export type CbtTable = z.infer<typeof CbtTableSchema>;
 
 /** hello capability: cbtMap accepts `table: 'active'` (embedded driver only). */
 export const CBT_ACTIVE_TABLE_CAPABILITY = 'cbt-active-table';
+/** hello capability: storageGrow raises a held snapshot's storage limit (embedded driver only). */
+export const STORAGE_GROW_CAPABILITY = 'storage-grow';
 
 const Empty = z.strictObject({});
 const Device = z.strictObject({ device: DeviceRefSchema });
@@ -92,6 +94,11 @@ export const methods = {
   snapshotAdd: { params: z.strictObject({ id: SnapshotIdSchema, device: DeviceRefSchema }), result: Ok },
   snapshotInfo: { params: Device, result: SnapshotInfoSchema },
   storageInfo: { params: SnapshotRef, result: StorageInfoSchema },
+  /** Raises a held snapshot's difference-storage limit by `sectors` (STORAGE_GROW_CAPABILITY). */
+  storageGrow: {
+    params: z.strictObject({ id: SnapshotIdSchema, sectors: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER) }),
+    result: Ok,
+  },
   'snapshots.list': { params: Empty, result: z.strictObject({ snapshots: z.array(SnapshotSummarySchema) }) },
   attach: { params: Device, result: Ok },
   detach: { params: Device, result: Ok },
@@ -167,7 +174,7 @@ export const notifications = {
   /** Snapshot lifecycle: created, a device added, taken, destroyed. */
   snapshot: z.strictObject({
     id: SnapshotIdSchema,
-    state: z.enum(['created', 'device-added', 'taken', 'destroyed']),
+    state: z.enum(['created', 'device-added', 'taken', 'storage-grown', 'destroyed']),
     device: z.string().optional(),
   }),
   /** The device or image list changed. */

@@ -163,6 +163,10 @@ export function createBridge(options: BridgeOptions): Bridge {
       await (await client()).call('snapshotTake', { id: snapshotId });
       return null;
     },
+    snapshotGrowStorage: async ({ snapshotId, addBytes }) => {
+      await (await client()).call('storageGrow', { id: snapshotId, sectors: Math.floor(addBytes / SECTOR_SIZE) });
+      return null;
+    },
     snapshotDestroy: async ({ snapshotId }) => {
       await (await client()).call('snapshotDestroy', { id: snapshotId });
       return null;

@@ -25,6 +25,7 @@ const REQUESTS: { [K in RequestName]: 'params' | 'none' } = {
   snapshotCreate: 'params',
   snapshotTake: 'params',
   snapshotDestroy: 'params',
+  snapshotGrowStorage: 'params',
   listSnapshots: 'none',
   cbtInfo: 'params',
   cbtMap: 'params',

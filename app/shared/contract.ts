@@ -62,6 +62,12 @@ export interface AddImageParams {
   name?: string;
 }
 
+export interface GrowStorageParams {
+  snapshotId: string;
+  /** Bytes the storage may hold on top of its limit (at least 512). */
+  addBytes: number;
+}
+
 export interface SnapshotCreateParams {
   /** DeviceEntry ids to add to the snapshot (at least one). */
   devices: string[];
@@ -164,6 +170,8 @@ export interface RequestMap {
   snapshotCreate: { params: SnapshotCreateParams; result: SnapshotCreated };
   snapshotTake: { params: SnapshotIdParams; result: null };
   snapshotDestroy: { params: SnapshotIdParams; result: null };
+  /** Raises a held snapshot's storage limit by `addBytes` (rounded down to sectors; needs STORAGE_GROW). */
+  snapshotGrowStorage: { params: GrowStorageParams; result: null };
   /** All snapshots (collect) with per-device snapshotinfo and the storage gauge. */
   listSnapshots: { params: undefined; result: SnapshotEntry[] };
   cbtInfo: { params: DeviceParams; result: CbtInfoEntry };
@@ -243,6 +251,7 @@ const REQUEST_HAS_PARAMS: { [K in RequestName]: RequestParams<K> extends undefin
   snapshotCreate: true,
   snapshotTake: true,
   snapshotDestroy: true,
+  snapshotGrowStorage: true,
   listSnapshots: false,
   cbtInfo: true,
   cbtMap: true,

@@ -1,6 +1,7 @@
 import type { BlksnapApi } from '../../../app/shared/contract.js';
 import type { ContractError } from '../../../app/shared/result.js';
 import type { SnapshotEntry } from '../../../app/shared/types.js';
+import { formatBytes } from '../../../app/shared/format.js';
 import { addSample } from '../features/storage/forecast.js';
 import type { StorageSample } from '../features/storage/forecast.js';
 import { storageFilePath } from '../features/storage/storage-advice.js';
@@ -23,6 +24,8 @@ export interface SnapshotsSlice {
   createSnapshot(options?: { writableImages?: boolean }): Promise<ActionError>;
   takeSnapshot(id: string): Promise<ActionError>;
   destroySnapshot(id: string): Promise<ActionError>;
+  /** Raises a held snapshot's storage limit by `addBytes` (the driver must offer STORAGE_GROW). */
+  growStorage(id: string, addBytes: number): Promise<ActionError>;
 }
 
 function describe(error: ContractError): string {
@@ -101,6 +104,18 @@ export function createSnapshotsSlice(
       }
       set({ notice: { kind: 'info', text: `Snapshot ${id} taken.` } });
       await afterChange();
+      return null;
+    },
+    async growStorage(id, addBytes) {
+      set({ snapshotBusy: id });
+      const r = await api.snapshotGrowStorage({ snapshotId: id, addBytes });
+      set({ snapshotBusy: null });
+      if (!r.ok) {
+        set({ notice: { kind: 'error', text: describe(r.error) } });
+        return r.error;
+      }
+      set({ notice: { kind: 'info', text: `The storage of snapshot ${id} may now hold ${formatBytes(addBytes)} more.` } });
+      await get().refreshSnapshots();
       return null;
     },
     async destroySnapshot(id) {

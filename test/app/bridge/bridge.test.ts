@@ -89,6 +89,10 @@ describe('bridge over a real helper', () => {
     expect(snaps[0]?.state).toBe('taken');
     expect(snaps[0]?.devices[0]?.image).toMatch(/^blksnap-image/);
     expect(snaps[0]?.storage?.limitBytes).toBe(64 * 1024 * 1024);
+    // grow: the limit the listing shows rises by the bytes asked (rounded down to sectors)
+    expect(value(await bridge.api.getStatus()).capabilities).toContain('storage-grow');
+    value(await bridge.api.snapshotGrowStorage({ snapshotId: created.snapshotId, addBytes: 32 * 1024 * 1024 + 100 }));
+    expect(value(await bridge.api.listSnapshots())[0]?.storage?.limitBytes).toBe(96 * 1024 * 1024);
 
     const busy = await bridge.api.removeImage({ device: 'disk1' });
     expect(busy.ok).toBe(false);

@@ -1,6 +1,7 @@
 import { formatBytes } from '../../../../app/shared/format.js';
 import type { SnapshotEntry, StorageGauge } from '../../../../app/shared/types.js';
 import { Breakable } from '../../components/Breakable.js';
+import { STORAGE_GROW } from '../../../../app/shared/cbt.js';
 import { useApp } from '../../store/context.js';
 import { GAUGE_WARN_SHARE, gaugeFill } from './storage-advice.js';
 import { durationText, forecast } from './forecast.js';
@@ -23,6 +24,19 @@ export function ForecastLine({ samples, limitBytes }: { samples: readonly Storag
       {text}
       {f.level === 'warn' ? ' Grow the storage, stop the writes or destroy the snapshot before then.' : null}
     </p>
+  );
+}
+
+/** Grows a held snapshot's storage by its current limit (doubling it), where the driver allows it. */
+export function GrowButton({ snapshotId, limitBytes }: { snapshotId: string; limitBytes: number }) {
+  const canGrow = useApp((s) => s.status?.capabilities.includes(STORAGE_GROW) ?? false);
+  const grow = useApp((s) => s.growStorage);
+  const busy = useApp((s) => s.snapshotBusy !== null);
+  if (!canGrow || limitBytes <= 0) return null;
+  return (
+    <button type="button" className="small" data-testid="grow-storage" disabled={busy} onClick={() => void grow(snapshotId, limitBytes)}>
+      Grow by {formatBytes(limitBytes)} (to {formatBytes(2 * limitBytes)})
+    </button>
   );
 }
 
@@ -70,6 +84,7 @@ export function Gauge({
         <span className="warning">Nearly full: the snapshot will fail when the limit is reached.</span>
       ) : null}
       {failed ? null : <ForecastLine samples={samples} limitBytes={gauge.limitBytes} />}
+      {failed ? null : <GrowButton snapshotId={snapshotId} limitBytes={gauge.limitBytes} />}
       <div className="muted small-text path gauge-path">
         <Breakable text={gauge.path} />
       </div>

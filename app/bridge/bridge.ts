@@ -94,6 +94,7 @@ export function createBridge(options: BridgeOptions): Bridge {
       protocolVersion: hello?.protocolVersion ?? null,
       capabilities: hello ? [...hello.capabilities] : [],
       helper: link.state,
+      ...(hello?.chunkMinimumBytes !== undefined ? { chunkBytes: hello.chunkMinimumBytes } : {}),
     };
   };
 

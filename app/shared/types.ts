@@ -35,6 +35,8 @@ export interface AppStatus {
   /** The helper's hello capabilities ([] while not connected); see CBT_ACTIVE_TABLE. */
   capabilities: string[];
   helper: HelperState;
+  /** The engine's chunk size (copied whole on the first write into it), when the helper tells it. */
+  chunkBytes?: number;
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { BlksnapDriver } from '../abi/driver.js';
 import type { DeviceRef, SnapshotId } from '../abi/types.js';
 import type { BlockDevice } from './block-device.js';
+import type { ModuleParams } from './params.js';
 
 /** An engine device: an image file (or a block device the engine fronts). */
 export interface EngineDeviceInfo {
@@ -39,6 +40,8 @@ export interface AddDeviceOptions {
 
 export interface EmbeddedEngineApi extends BlksnapDriver {
   readonly kind: 'embedded';
+  /** The module parameters the engine runs with (chunk sizes, storage portions). */
+  readonly params: ModuleParams;
   /**
    * Opens an existing image file or block device as an engine device (ENOENT, EEXIST
    * for a taken name, EBUSY if already open). With `openPath` (a /proc/self/fd/N link

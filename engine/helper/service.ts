@@ -248,6 +248,7 @@ export class HelperService {
         driver: driver.kind,
         driverVersion: this.backends.driverVersion,
         capabilities: this.capabilities,
+        ...(this.backends.engine ? { chunkMinimumBytes: 2 ** this.backends.engine.params.chunkMinimumShift } : {}),
       }),
       version: () => driver.version(),
       snapshotCreate: async ({ diffStoragePath, limitSectors, devices, writableImages = false }) => {

@@ -61,6 +61,8 @@ export const HelloResultSchema = z.strictObject({
   driver: DriverKindSchema,
   driverVersion: z.string(),
   capabilities: z.array(z.string()),
+  /** The smallest chunk copied on first write (2^chunk_minimum_shift bytes), where the helper knows it. */
+  chunkMinimumBytes: z.number().int().positive().optional(),
 });
 
 export const methods = {

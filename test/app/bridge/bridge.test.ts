@@ -91,6 +91,7 @@ describe('bridge over a real helper', () => {
     expect(snaps[0]?.storage?.limitBytes).toBe(64 * 1024 * 1024);
     // grow: the limit the listing shows rises by the bytes asked (rounded down to sectors)
     expect(value(await bridge.api.getStatus()).capabilities).toContain('storage-grow');
+    expect(value(await bridge.api.getStatus()).chunkBytes).toBe(256 * 1024); // the default chunk_minimum_shift 18
     value(await bridge.api.snapshotGrowStorage({ snapshotId: created.snapshotId, addBytes: 32 * 1024 * 1024 + 100 }));
     expect(value(await bridge.api.listSnapshots())[0]?.storage?.limitBytes).toBe(96 * 1024 * 1024);
 

@@ -51,6 +51,7 @@ describe('storageGrow', () => {
   it('raises the limit the driver and snapshots.list report, announces it, and advertises the capability', async () => {
     const hello = await service.handlers.hello({ protocolVersion: 1 }, ctx);
     expect(hello.capabilities).toContain('storage-grow');
+    expect(hello.chunkMinimumBytes).toBe(256 * 1024); // chunk_minimum_shift 18 by default
     const { id } = await service.handlers.snapshotCreate({ diffStoragePath: join(dir, 'diff'), limitSectors: 2048 }, ctx);
     await service.handlers.storageGrow({ id, sectors: 1024 }, ctx);
     expect((await service.handlers.storageInfo({ id }, ctx)).limitSectors).toBe(3072);
@@ -72,6 +73,23 @@ describe('storageGrow', () => {
     }
     expect((await service.handlers.storageInfo({ id }, ctx)).limitSectors).toBe(2048);
     await service.handlers.snapshotDestroy({ id }, ctx);
+  });
+});
+
+describe('hello chunk size', () => {
+  it('follows the engine\'s chunk_minimum_shift', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bm-chunk-'));
+    const engine = await createEmbeddedDriver({ chunkMinimumShift: 16 });
+    const settings = new SettingsStore(dir);
+    await settings.load();
+    const backends = { driver: engine, engine, images: null, listBlockDevices: async () => [], nbd: null, driverVersion: '1.0.0.0', owner: { uid: 0, gid: 0 } };
+    const service = new HelperService(backends, settings, () => undefined, () => undefined, new StorageLedger(dir));
+    try {
+      expect((await service.handlers.hello({ protocolVersion: 1 }, { subscriptions: new Set() })).chunkMinimumBytes).toBe(64 * 1024);
+    } finally {
+      await engine.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

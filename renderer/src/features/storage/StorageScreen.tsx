@@ -100,7 +100,8 @@ export function StorageScreen() {
   const selected = useMemo(() => devices.filter((d) => selectedIds.includes(d.id)), [devices, selectedIds]);
   const workloadRate = useApp((s) => s.workloadForm.rate);
   const rate = Number(workloadRate);
-  const plan = workloadPlan(workloadRate.trim() !== '' && Number.isFinite(rate) && rate > 0 ? rate : 0);
+  const chunkBytes = useApp((s) => s.status?.chunkBytes ?? DEFAULT_CHUNK_BYTES);
+  const plan = workloadPlan(workloadRate.trim() !== '' && Number.isFinite(rate) && rate > 0 ? rate : 0, chunkBytes);
   const sizes = selected.map((d) => d.sizeBytes);
   const suggested = suggestedLimitBytes(sizes, plan);
   const copied = expectedCopiedBytes(sizes, plan);
@@ -156,7 +157,7 @@ export function StorageScreen() {
           />
           <p id="storage-limit-hint" className="muted small-text" data-testid="suggested-limit">
             {selected.length > 0
-              ? `Suggested: ${formatBytes(suggested)} for the ${selected.length} selected device${selected.length > 1 ? 's' : ''} (${formatBytes(selected.reduce((a, d) => a + d.sizeBytes, 0))}): at least 15% of them, and room for ${formatBytes(copied)} of copies — the first write into each ${formatBytes(DEFAULT_CHUNK_BYTES)} chunk copies the whole chunk, and a workload at ${plan.writtenBytes > 0 ? rate : 0} MiB/s held ${PLANNED_HOLD_SECONDS / 60} min is expected to touch that much.`
+              ? `Suggested: ${formatBytes(suggested)} for the ${selected.length} selected device${selected.length > 1 ? 's' : ''} (${formatBytes(selected.reduce((a, d) => a + d.sizeBytes, 0))}): at least 15% of them, and room for ${formatBytes(copied)} of copies — the first write into each ${formatBytes(chunkBytes)} chunk copies the whole chunk, and a workload at ${plan.writtenBytes > 0 ? rate : 0} MiB/s held ${PLANNED_HOLD_SECONDS / 60} min is expected to touch that much.`
               : 'Select devices on the Devices screen for a suggested limit.'}
             {typedLimit !== null && suggested > 0 ? (
               <>

@@ -21,6 +21,12 @@ describe('copy-on-write estimate', () => {
     expect(copied).toBe(10 * 256 * KiB);
   });
 
+  it('uses the engine\'s chunk size: with 1 MiB chunks the same 10 small writes copy 10 MiB', () => {
+    const copied = expectedCopiedBytes([GiB], { writtenBytes: 640 * KiB, writeBytes: 64 * KiB, chunkBytes: MiB });
+    expect(copied).toBe(10 * MiB);
+    expect(workloadPlan(4, 64 * KiB).chunkBytes).toBe(64 * KiB);
+  });
+
   it('never expects more than the devices have, and nothing without writes', () => {
     const plan = { writtenBytes: 100 * GiB, writeBytes: 64 * KiB, chunkBytes: 256 * KiB };
     expect(expectedCopiedBytes([GiB], plan)).toBe(GiB);

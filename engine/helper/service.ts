@@ -21,6 +21,7 @@ import { resolveBlockDevice, resolveEngineDevice } from './device-resolver.js';
 import { EventPump } from './event-pump.js';
 import { SnapshotBook } from './snapshot-book.js';
 import { growStorage } from './storage-grow.js';
+import { SnapshotMetaStore, withMeta } from './snapshot-meta.js';
 import type { SettingsStore } from './settings-store.js';
 import type { StorageIdentity, StorageLedger } from './storage-ledger.js';
 import type { JobRunner } from './jobs.js';
@@ -64,6 +65,8 @@ export class HelperService {
     private readonly log: (message: string) => void = () => {},
     /** Where created storage files are recorded (cleanup after a crash; kernel snapshots across restarts). */
     private readonly ledger: StorageLedger | null = null,
+    /** Names and times of the snapshots, for every client (persisted by the daemon). */
+    private readonly meta: SnapshotMetaStore = new SnapshotMetaStore(null),
   ) {
     this.workloads = new WorkloadManager((progress) => this.broadcast('workload', progress));
     this.files = new CallerFs(backends.owner);
@@ -251,7 +254,7 @@ export class HelperService {
         ...(this.backends.engine ? { chunkMinimumBytes: 2 ** this.backends.engine.params.chunkMinimumShift } : {}),
       }),
       version: () => driver.version(),
-      snapshotCreate: async ({ diffStoragePath, limitSectors, devices, writableImages = false }) => {
+      snapshotCreate: async ({ diffStoragePath, limitSectors, devices, writableImages = false, name }) => {
         const resolved: string[] = [];
         for (const ref of devices ?? []) {
           const device = await this.device(ref);
@@ -261,6 +264,7 @@ export class HelperService {
         }
         const { id, path, storageIdentity } = await this.createWithStorage(diffStoragePath, limitSectors);
         this.book.add({ id, devices: [], taken: false, storagePath: path, limitSectors, storageIdentity, writableImages });
+        await this.recordMeta(() => this.meta.created(id, name ?? null));
         this.ensurePump(id);
         this.broadcast('snapshot', { id, state: 'created' });
         try {
@@ -278,6 +282,7 @@ export class HelperService {
       snapshotTake: async ({ id }) => {
         await driver.snapshotTake(id);
         this.book.ensure(id).taken = true;
+        await this.recordMeta(() => this.meta.taken(id));
         this.broadcast('snapshot', { id, state: 'taken' });
         return OK;
       },
@@ -315,7 +320,7 @@ export class HelperService {
       },
       'snapshots.list': async () => {
         const ids = await driver.snapshotCollect();
-        return { snapshots: ids.map((id) => this.book.summary(id, driver.kind === 'kernel')) };
+        return { snapshots: ids.map((id) => withMeta(this.book.summary(id, driver.kind === 'kernel'), this.meta.get(id))) };
       },
       attach: async ({ device }) => {
         await driver.attach(await this.device(device));
@@ -484,7 +489,17 @@ export class HelperService {
   }
 
   /** A snapshot the driver no longer knows, destroyed by someone else (e.g. the blksnap tool). */
+  /** Metadata is a convenience: a failure to persist it is logged, never fails the snapshot operation. */
+  private async recordMeta(write: () => Promise<void>): Promise<void> {
+    try {
+      await write();
+    } catch (err) {
+      this.log(`cannot save the snapshot names and times: ${(err as Error).message}`);
+    }
+  }
+
   private forgetGone(id: SnapshotId): void {
+    void this.recordMeta(() => this.meta.forget(id));
     const rec = this.book.delete(id);
     if (!rec) return;
     // its storage file is ours to remove
@@ -508,6 +523,7 @@ export class HelperService {
     this.pumps.delete(id);
     await pump?.stop();
     const rec = this.book.delete(id);
+    await this.recordMeta(() => this.meta.forget(id));
     if (rec?.storagePath) await this.releaseStorage(rec.storagePath, rec.storageIdentity ?? null);
     this.broadcast('snapshot', { id, state: 'destroyed' });
   }

@@ -83,6 +83,8 @@ export const methods = {
        * difference storage, as with the module's images). Default false: read-only.
        */
       writableImages: z.boolean().optional(),
+      /** A name for people (kept by the helper, shown by snapshots.list). */
+      name: noControlChars(z.string().trim().min(1).max(64)).optional(),
     }),
     result: z.strictObject({ id: SnapshotIdSchema }),
   },

@@ -80,6 +80,8 @@ export interface SnapshotCreateParams {
    * Default false: read-only images, which keep the contents of the take.
    */
   writableImages?: boolean;
+  /** A name for people (1–64 characters), kept by the helper. */
+  name?: string;
 }
 
 export interface SnapshotCreated {

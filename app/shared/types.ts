@@ -122,6 +122,11 @@ export interface SnapshotEntry {
   writableImages: boolean;
   devices: SnapshotDeviceEntry[];
   storage: StorageGauge | null;
+  /** The name given at create (null: none); kept by the helper. */
+  name?: string | null;
+  /** When it was created and taken (ms since the epoch), as the helper recorded it. */
+  createdMs?: number;
+  takenMs?: number | null;
 }
 
 /** struct blksnap_cbtinfo, in bytes. */

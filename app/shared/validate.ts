@@ -57,6 +57,7 @@ export const PARAM_SCHEMAS: { [K in RequestName]: z.ZodType<RequestParams<K>> } 
     storagePath: path,
     limitBytes: positiveBytes,
     writableImages: z.boolean().optional(),
+    name: z.string().trim().min(1).max(64).optional(),
   }),
   snapshotTake: snapshot,
   snapshotDestroy: snapshot,

@@ -21,7 +21,8 @@ export interface SnapshotsSlice {
   refreshSnapshots(): Promise<void>;
   /** Creates a snapshot of the selected devices with the allocated storage. */
   /** `writableImages`: export the images read-write (default read-only). */
-  createSnapshot(options?: { writableImages?: boolean }): Promise<ActionError>;
+  /** `name`: a name for people (trimmed; empty: none). */
+  createSnapshot(options?: { writableImages?: boolean; name?: string }): Promise<ActionError>;
   takeSnapshot(id: string): Promise<ActionError>;
   destroySnapshot(id: string): Promise<ActionError>;
   /** Raises a held snapshot's storage limit by `addBytes` (the driver must offer STORAGE_GROW). */
@@ -77,12 +78,15 @@ export function createSnapshotsSlice(
       if (allocation === null) {
         return { code: 'EINVAL', message: 'Allocate difference storage first (Difference storage screen).' };
       }
+      const name = options.name?.trim() ?? '';
+      if (name.length > 64) return { code: 'EINVAL', message: `A name has at most 64 characters (this one has ${name.length}).` };
       set({ snapshotBusy: 'new' });
       const r = await api.snapshotCreate({
         devices: selectedDevices,
         storagePath: storageFilePath(allocation.directory, now()),
         limitBytes: allocation.limitBytes,
         writableImages: options.writableImages === true,
+        ...(name !== '' ? { name } : {}),
       });
       set({ snapshotBusy: null });
       if (!r.ok) {

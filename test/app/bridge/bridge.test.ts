@@ -102,7 +102,11 @@ describe('bridge over a real helper', () => {
     value(await bridge.api.snapshotDestroy({ snapshotId: created.snapshotId }));
     expect(value(await bridge.api.listSnapshots())).toEqual([]);
     // asked for, the images are writable, and the listing says so
-    const writable = value(await bridge.api.snapshotCreate({ devices: ['disk1'], storagePath: join(dirs.root, 'diff2.store'), limitBytes: 64 * 1024 * 1024, writableImages: true }));
+    const before = Date.now();
+    const writable = value(await bridge.api.snapshotCreate({ devices: ['disk1'], storagePath: join(dirs.root, 'diff2.store'), limitBytes: 64 * 1024 * 1024, writableImages: true, name: 'nightly' }));
+    const [named] = value(await bridge.api.listSnapshots());
+    expect(named).toMatchObject({ id: writable.snapshotId, name: 'nightly', takenMs: null });
+    expect(named?.createdMs).toBeGreaterThanOrEqual(before);
     expect(value(await bridge.api.listSnapshots())).toEqual([expect.objectContaining({ id: writable.snapshotId, writableImages: true })]);
     value(await bridge.api.snapshotDestroy({ snapshotId: writable.snapshotId }));
     value(await bridge.api.removeImage({ device: 'disk1' }));

@@ -120,4 +120,20 @@ describe('storage and snapshots slices', () => {
     await store.getState().refreshSnapshots();
     expect(store.getState().storageSamples).toEqual({});
   });
+
+  it('createSnapshot passes a trimmed name, none when blank, and refuses one over 64 characters', async () => {
+    const fake = createFakeApi({ snapshotCreate: () => ok({ snapshotId: 's1' }), listSnapshots: () => ok([]), listDevices: () => ok([device('a')]) });
+    const store = createAppStore(fake.api, { now: () => 1 });
+    store.getState().setSelectedDevices(['a']);
+    store.getState().allocate('/var/tmp', MiB);
+    expect(await store.getState().createSnapshot({ name: '  before upgrade ' })).toBeNull();
+    expect(await store.getState().createSnapshot({ name: '   ' })).toBeNull();
+    const long = await store.getState().createSnapshot({ name: 'x'.repeat(65) });
+    expect(long?.code).toBe('EINVAL');
+    expect(long?.message).toMatch(/at most 64 characters \(this one has 65\)/);
+    const params = fake.paramsOf('snapshotCreate');
+    expect(params).toHaveLength(2);
+    expect(params[0]?.name).toBe('before upgrade');
+    expect(params[1]).not.toHaveProperty('name');
+  });
 });

@@ -170,6 +170,14 @@ export function createBridge(options: BridgeOptions): Bridge {
       await (await client()).call('snapshotTake', { id: snapshotId });
       return null;
     },
+    getStorageAllocation: async () => {
+      const s = await (await client()).call('settings.get', {});
+      return s.diffStorageDir === null ? null : { directory: s.diffStorageDir, limitBytes: s.diffStorageLimitSectors * SECTOR_SIZE };
+    },
+    setStorageAllocation: async ({ directory, limitBytes }) => {
+      const s = await (await client()).call('settings.set', { diffStorageDir: directory, diffStorageLimitSectors: Math.floor(limitBytes / SECTOR_SIZE) });
+      return { directory: s.diffStorageDir ?? directory, limitBytes: s.diffStorageLimitSectors * SECTOR_SIZE };
+    },
     snapshotGrowStorage: async ({ snapshotId, addBytes }) => {
       await (await client()).call('storageGrow', { id: snapshotId, sectors: Math.floor(addBytes / SECTOR_SIZE) });
       return null;

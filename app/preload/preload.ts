@@ -22,6 +22,8 @@ const REQUESTS: { [K in RequestName]: 'params' | 'none' } = {
   addImage: 'params',
   removeImage: 'params',
   listFilesystems: 'none',
+  getStorageAllocation: 'none',
+  setStorageAllocation: 'params',
   snapshotCreate: 'params',
   snapshotTake: 'params',
   snapshotDestroy: 'params',

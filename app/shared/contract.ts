@@ -62,6 +62,12 @@ export interface AddImageParams {
   name?: string;
 }
 
+export interface StorageAllocationEntry {
+  /** Absolute directory the difference-storage files go to. */
+  directory: string;
+  limitBytes: number;
+}
+
 export interface GrowStorageParams {
   snapshotId: string;
   /** Bytes the storage may hold on top of its limit (at least 512). */
@@ -169,6 +175,10 @@ export interface RequestMap {
   removeImage: { params: DeviceParams; result: null };
   /** Mounted filesystems with free / total bytes (where difference storage can go). */
   listFilesystems: { params: undefined; result: FilesystemEntry[] };
+  /** The difference-storage allocation the helper keeps (null: none yet). */
+  getStorageAllocation: { params: undefined; result: StorageAllocationEntry | null };
+  /** Records the allocation in the helper (limit rounded down to sectors); returns it as kept. */
+  setStorageAllocation: { params: StorageAllocationEntry; result: StorageAllocationEntry };
   snapshotCreate: { params: SnapshotCreateParams; result: SnapshotCreated };
   snapshotTake: { params: SnapshotIdParams; result: null };
   snapshotDestroy: { params: SnapshotIdParams; result: null };
@@ -250,6 +260,8 @@ const REQUEST_HAS_PARAMS: { [K in RequestName]: RequestParams<K> extends undefin
   addImage: true,
   removeImage: true,
   listFilesystems: false,
+  getStorageAllocation: false,
+  setStorageAllocation: true,
   snapshotCreate: true,
   snapshotTake: true,
   snapshotDestroy: true,

@@ -52,6 +52,8 @@ export const PARAM_SCHEMAS: { [K in RequestName]: z.ZodType<RequestParams<K>> } 
   addImage: z.strictObject({ path, name: name.optional() }),
   removeImage: device,
   listFilesystems: noParams,
+  getStorageAllocation: noParams,
+  setStorageAllocation: z.strictObject({ directory: path, limitBytes: positiveBytes.min(512, 'the limit must be at least 512 bytes') }),
   snapshotCreate: z.strictObject({
     devices: z.array(deviceRef).min(1).max(256),
     storagePath: path,

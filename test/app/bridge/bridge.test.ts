@@ -78,6 +78,10 @@ describe('bridge over a real helper', () => {
     expect(active).toMatchObject({ table: 'active', activeNumber: 1, blockCount: info.blockCount });
     expect(decodeBase64(active.data).length).toBe(info.blockCount);
 
+    // the allocation is kept by the helper (its settings): another page reads it back
+    expect(value(await bridge.api.getStorageAllocation())).toBeNull();
+    expect(value(await bridge.api.setStorageAllocation({ directory: dirs.root, limitBytes: 3 * 1024 * 1024 + 7 }))).toEqual({ directory: dirs.root, limitBytes: 3 * 1024 * 1024 });
+    expect(value(await bridge.api.getStorageAllocation())).toEqual({ directory: dirs.root, limitBytes: 3 * 1024 * 1024 });
     const storagePath = join(dirs.root, 'diff.store');
     const created = value(await bridge.api.snapshotCreate({ devices: ['disk1'], storagePath, limitBytes: 64 * 1024 * 1024 }));
     let snaps = value(await bridge.api.listSnapshots());

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { err, ok } from '../../../app/shared/result.js';
 import type { Result } from '../../../app/shared/result.js';
 import type { SnapshotEntry } from '../../../app/shared/types.js';
@@ -36,12 +36,14 @@ describe('storage and snapshots slices', () => {
       snapshotCreate: () => ok({ snapshotId: 's1' }),
       listSnapshots: () => ok([snapshot('s1', ['a', 'b'])]),
       listDevices: () => ok([device('a'), device('b')]),
+      setStorageAllocation: (p) => ok(p),
     });
     const store = createAppStore(fake.api, { now: () => 1234 });
     store.getState().setSelectedDevices(['a', 'b']);
     store.getState().allocate('/var/tmp', 256 * MiB);
     expect(await store.getState().createSnapshot()).toBeNull();
-    expect(fake.calls[0]).toEqual({
+    expect(fake.calls[0]).toEqual({ method: 'setStorageAllocation', params: { directory: '/var/tmp', limitBytes: 256 * MiB } });
+    expect(fake.calls[1]).toEqual({
       method: 'snapshotCreate',
       params: { devices: ['a', 'b'], storagePath: '/var/tmp/blksnap-diff-1234.img', limitBytes: 256 * MiB, writableImages: false },
     });
@@ -135,5 +137,30 @@ describe('storage and snapshots slices', () => {
     expect(params).toHaveLength(2);
     expect(params[0]?.name).toBe('before upgrade');
     expect(params[1]).not.toHaveProperty('name');
+  });
+
+  it('the allocation lives in the helper: allocate records it there, a new page loads it back', async () => {
+    let kept: { directory: string; limitBytes: number } | null = null;
+    const handlers = {
+      getStorageAllocation: () => ok(kept),
+      setStorageAllocation: (p: { directory: string; limitBytes: number }) => {
+        kept = p;
+        return ok(p);
+      },
+    };
+    const first = createAppStore(createFakeApi(handlers).api);
+    expect(first.getState().allocate('/var/tmp', 3 * MiB + 100)).toBeNull();
+    await vi.waitFor(() => expect(kept).toEqual({ directory: '/var/tmp', limitBytes: 3 * MiB }));
+    const reloaded = createAppStore(createFakeApi(handlers).api);
+    expect(reloaded.getState().allocation).toBeNull();
+    await reloaded.getState().loadAllocation();
+    expect(reloaded.getState().allocation).toEqual({ directory: '/var/tmp', limitBytes: 3 * MiB });
+  });
+
+  it('says when the helper did not keep the allocation', async () => {
+    const store = createAppStore(createFakeApi({ setStorageAllocation: () => err('EACCES', 'no') }).api);
+    expect(store.getState().allocate('/var/tmp', MiB)).toBeNull();
+    await vi.waitFor(() => expect(store.getState().notice?.text).toMatch(/did not keep the allocation \(EACCES: no\)/));
+    expect(store.getState().allocation).toEqual({ directory: '/var/tmp', limitBytes: MiB });
   });
 });

@@ -96,6 +96,7 @@ export function createBridge(options: BridgeOptions): Bridge {
       capabilities: hello ? [...hello.capabilities] : [],
       kernelModule: hello?.kernelModule ? toKernelModuleHealth(hello.kernelModule) : null,
       helper: link.state,
+      ...(hello?.chunkMinimumBytes !== undefined ? { chunkBytes: hello.chunkMinimumBytes } : {}),
     };
   };
 
@@ -155,14 +156,32 @@ export function createBridge(options: BridgeOptions): Bridge {
       return null;
     },
     listFilesystems: () => listFilesystems(options.mountinfoPath),
-    snapshotCreate: async ({ devices: list, storagePath, limitBytes, writableImages = false }) => {
+    snapshotCreate: async ({ devices: list, storagePath, limitBytes, writableImages = false, name }) => {
       const limitSectors = Math.floor(limitBytes / SECTOR_SIZE);
       if (limitSectors < 1) throw new BridgeError('EINVAL', 'The storage limit must be at least 512 bytes.');
-      const { id } = await (await client()).call('snapshotCreate', { diffStoragePath: storagePath, limitSectors, devices: list, writableImages });
+      const { id } = await (await client()).call('snapshotCreate', {
+        diffStoragePath: storagePath,
+        limitSectors,
+        devices: list,
+        writableImages,
+        ...(name !== undefined ? { name } : {}),
+      });
       return { snapshotId: id };
     },
     snapshotTake: async ({ snapshotId }) => {
       await (await client()).call('snapshotTake', { id: snapshotId });
+      return null;
+    },
+    getStorageAllocation: async () => {
+      const s = await (await client()).call('settings.get', {});
+      return s.diffStorageDir === null ? null : { directory: s.diffStorageDir, limitBytes: s.diffStorageLimitSectors * SECTOR_SIZE };
+    },
+    setStorageAllocation: async ({ directory, limitBytes }) => {
+      const s = await (await client()).call('settings.set', { diffStorageDir: directory, diffStorageLimitSectors: Math.floor(limitBytes / SECTOR_SIZE) });
+      return { directory: s.diffStorageDir ?? directory, limitBytes: s.diffStorageLimitSectors * SECTOR_SIZE };
+    },
+    snapshotGrowStorage: async ({ snapshotId, addBytes }) => {
+      await (await client()).call('storageGrow', { id: snapshotId, sectors: Math.floor(addBytes / SECTOR_SIZE) });
       return null;
     },
     snapshotDestroy: async ({ snapshotId }) => {

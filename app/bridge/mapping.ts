@@ -103,6 +103,9 @@ export function toSnapshotEntry(summary: SnapshotSummary, devices: SnapshotDevic
     writableImages: summary.writableImages,
     devices,
     storage,
+    ...(summary.name !== undefined ? { name: summary.name } : {}),
+    ...(summary.createdMs !== undefined ? { createdMs: summary.createdMs } : {}),
+    ...(summary.takenMs !== undefined ? { takenMs: summary.takenMs } : {}),
   };
 }
 

@@ -62,6 +62,18 @@ export interface AddImageParams {
   name?: string;
 }
 
+export interface StorageAllocationEntry {
+  /** Absolute directory the difference-storage files go to. */
+  directory: string;
+  limitBytes: number;
+}
+
+export interface GrowStorageParams {
+  snapshotId: string;
+  /** Bytes the storage may hold on top of its limit (at least 512). */
+  addBytes: number;
+}
+
 export interface SnapshotCreateParams {
   /** DeviceEntry ids to add to the snapshot (at least one). */
   devices: string[];
@@ -74,6 +86,8 @@ export interface SnapshotCreateParams {
    * Default false: read-only images, which keep the contents of the take.
    */
   writableImages?: boolean;
+  /** A name for people (1–64 characters), kept by the helper. */
+  name?: string;
 }
 
 export interface SnapshotCreated {
@@ -161,9 +175,15 @@ export interface RequestMap {
   removeImage: { params: DeviceParams; result: null };
   /** Mounted filesystems with free / total bytes (where difference storage can go). */
   listFilesystems: { params: undefined; result: FilesystemEntry[] };
+  /** The difference-storage allocation the helper keeps (null: none yet). */
+  getStorageAllocation: { params: undefined; result: StorageAllocationEntry | null };
+  /** Records the allocation in the helper (limit rounded down to sectors); returns it as kept. */
+  setStorageAllocation: { params: StorageAllocationEntry; result: StorageAllocationEntry };
   snapshotCreate: { params: SnapshotCreateParams; result: SnapshotCreated };
   snapshotTake: { params: SnapshotIdParams; result: null };
   snapshotDestroy: { params: SnapshotIdParams; result: null };
+  /** Raises a held snapshot's storage limit by `addBytes` (rounded down to sectors; needs STORAGE_GROW). */
+  snapshotGrowStorage: { params: GrowStorageParams; result: null };
   /** All snapshots (collect) with per-device snapshotinfo and the storage gauge. */
   listSnapshots: { params: undefined; result: SnapshotEntry[] };
   cbtInfo: { params: DeviceParams; result: CbtInfoEntry };
@@ -240,9 +260,12 @@ const REQUEST_HAS_PARAMS: { [K in RequestName]: RequestParams<K> extends undefin
   addImage: true,
   removeImage: true,
   listFilesystems: false,
+  getStorageAllocation: false,
+  setStorageAllocation: true,
   snapshotCreate: true,
   snapshotTake: true,
   snapshotDestroy: true,
+  snapshotGrowStorage: true,
   listSnapshots: false,
   cbtInfo: true,
   cbtMap: true,

@@ -60,3 +60,10 @@ export function errnoLabel(code: number): string {
   if (code === 0) return '';
   return ERRNO_BY_NUMBER[Math.abs(code)] ?? `errno ${Math.abs(code)}`;
 }
+
+/** "2026-12-02 07:30:12" in local time: a date with the time, for records that outlive a day. */
+export function formatDateTime(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}

@@ -52,6 +52,8 @@ export interface AppStatus {
   /** The kernel module health line; null while not connected or from an older helper. */
   kernelModule?: KernelModuleHealth | null;
   helper: HelperState;
+  /** The engine's chunk size (copied whole on the first write into it), when the helper tells it. */
+  chunkBytes?: number;
 }
 
 /**
@@ -137,6 +139,11 @@ export interface SnapshotEntry {
   writableImages: boolean;
   devices: SnapshotDeviceEntry[];
   storage: StorageGauge | null;
+  /** The name given at create (null: none); kept by the helper. */
+  name?: string | null;
+  /** When it was created and taken (ms since the epoch), as the helper recorded it. */
+  createdMs?: number;
+  takenMs?: number | null;
 }
 
 /** struct blksnap_cbtinfo, in bytes. */

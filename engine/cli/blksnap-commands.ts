@@ -172,11 +172,12 @@ export const blksnapCommands: CommandSpec[] = [
   {
     name: 'snapshot_create',
     summary: 'create a snapshot with a difference-storage file and add devices; prints the id',
-    usage: '-d DEV [-d DEV...] -f DIFF_FILE -l LIMIT [--writable-images]',
+    usage: '-d DEV [-d DEV...] -f DIFF_FILE -l LIMIT [--writable-images] [--name NAME]',
     help: [
       ['-d, --device DEV', 'device to add (repeatable)'],
       ['-f, --file DIFF_FILE', 'difference-storage file to create (must not exist; its directory must); removed with the snapshot'],
       ['-l, --limit LIMIT', 'maximum storage size: bytes, or with a K/M/G/T suffix (e.g. 512M, 1.5G)'],
+      ['-n, --name NAME', 'a name for people (up to 64 characters), shown by `snapshots` and the application'],
       ['-w, --writable-images', 'export the images read-write (writes land in the difference storage; a backup then warns that an image may differ from the take); default read-only'],
     ],
     example: [
@@ -184,6 +185,7 @@ export const blksnapCommands: CommandSpec[] = [
       'blksnap-manager snapshot_create -d disk1 -d disk2 -f /var/tmp/diff1 -l 1.5G',
       'id=$(blksnap-manager snapshot_create -d disk1 -f /var/tmp/diff2 -l 512M) && blksnap-manager snapshot_take -i "$id"',
       'blksnap-manager snapshot_create -d disk1 -f /var/tmp/diff3 -l 512M --writable-images',
+      'blksnap-manager snapshot_create -d disk1 -f /var/tmp/diff4 -l 512M --name "before upgrade"',
     ],
     prints: 'the new snapshot id (with --json: {"id": ...})',
     options: {
@@ -191,6 +193,7 @@ export const blksnapCommands: CommandSpec[] = [
       file: { type: 'string', short: 'f' },
       limit: { type: 'string', short: 'l' },
       'writable-images': { type: 'boolean', short: 'w' },
+      name: { type: 'string', short: 'n' },
     },
     needsHelper: true,
     async run({ client, io, json, values }) {
@@ -202,6 +205,7 @@ export const blksnapCommands: CommandSpec[] = [
         limitSectors: bytesToSectors(limitBytes),
         devices,
         writableImages: values['writable-images'] === true,
+        ...(typeof values.name === 'string' ? { name: values.name } : {}),
       });
       if (json) printJson(io, r);
       else io.stdout(`${r.id}\n`);
@@ -353,6 +357,25 @@ export const blksnapCommands: CommandSpec[] = [
           ['allocated_sectors', s.allocatedSectors],
           ['used_sectors', s.usedSectors ?? 'unknown'],
         ]);
+    },
+  },
+  {
+    name: 'storage_grow',
+    summary: "raise a held snapshot's difference-storage limit (embedded engine)",
+    usage: '-i ID --by SIZE',
+    help: [ID, ['-b, --by SIZE', 'how much more the storage may hold: bytes, or with a K/M/G/T suffix (e.g. 256M)']],
+    example: `blksnap-manager storage_grow -i ${EXAMPLE_ID} --by 256M`,
+    prints: 'the new limit_sectors as a KEY=VALUE line',
+    options: { ...id, by: { type: 'string', short: 'b' } },
+    needsHelper: true,
+    async run({ client, io, json, values }) {
+      const snapshotId = needSnapshotId(values);
+      const bytes = parseSize(needString(values, 'by', '--by SIZE'), 'by');
+      if (bytes < 512) throw new BlksnapError('EINVAL', '--by must be at least one sector (512 bytes)');
+      await client.call('storageGrow', { id: snapshotId, sectors: bytesToSectors(bytes) });
+      const s = await client.call('storageInfo', { id: snapshotId });
+      if (json) printJson(io, { limitSectors: s.limitSectors });
+      else printFields(io, [['limit_sectors', s.limitSectors]]);
     },
   },
   {

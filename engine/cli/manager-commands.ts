@@ -42,7 +42,8 @@ export const managerCommands: CommandSpec[] = [
     usage: '',
     help: [],
     example: ['blksnap-manager snapshots', 'blksnap-manager snapshots --json'],
-    prints: 'a table: ID, STATE (created or taken), IMAGES (ro, or rw for a snapshot with writable images), DEVICES and STORAGE (the difference-storage file)',
+    prints:
+      'a table: ID, NAME (- without one), STATE (created or taken), CREATED and TAKEN (local date and time), IMAGES (ro, or rw for a snapshot with writable images), DEVICES and STORAGE (the difference-storage file)',
     options: {},
     needsHelper: true,
     async run({ client, io, json }) {
@@ -51,8 +52,17 @@ export const managerCommands: CommandSpec[] = [
         printJson(io, r);
         return;
       }
-      const rows = r.snapshots.map((s) => [s.id, s.taken ? 'taken' : 'created', s.writableImages ? 'rw' : 'ro', s.devices.join(',') || '-', s.storagePath ?? '-']);
-      printTable(io, ['ID', 'STATE', 'IMAGES', 'DEVICES', 'STORAGE'], rows, 'no snapshots');
+      const rows = r.snapshots.map((s) => [
+        s.id,
+        s.name ?? '-',
+        s.taken ? 'taken' : 'created',
+        dateTimeText(s.createdMs),
+        dateTimeText(s.takenMs),
+        s.writableImages ? 'rw' : 'ro',
+        s.devices.join(',') || '-',
+        s.storagePath ?? '-',
+      ]);
+      printTable(io, ['ID', 'NAME', 'STATE', 'CREATED', 'TAKEN', 'IMAGES', 'DEVICES', 'STORAGE'], rows, 'no snapshots');
     },
   },
   {
@@ -192,3 +202,11 @@ export const managerCommands: CommandSpec[] = [
     },
   },
 ];
+
+/** "2026-12-02 07:33:31" in local time, or "-". */
+export function dateTimeText(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined) return '-';
+  const d = new Date(ms);
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}

@@ -47,17 +47,49 @@ export class DiffStorage {
   private lowSpaceFlag = 0;
   private overflowFlag = false;
   private closed = false;
+  /** The limit in sectors (raised by raiseLimit while the snapshot is held). */
+  private limitSectors: number;
 
   private constructor(
     readonly path: string,
-    readonly limit: number,
+    limit: number,
     private readonly fd: number,
     private readonly params: ModuleParams,
     private readonly events: EventQueue,
     private readonly ops: StorageFileOps,
     /** False when the file came from the caller (diffStorageFd): its creator removes it. */
     private readonly removeOnClose: boolean,
-  ) {}
+  ) {
+    this.limitSectors = limit;
+  }
+
+  get limit(): number {
+    return this.limitSectors;
+  }
+
+  /**
+   * Raises the limit by `sectors` while the snapshot is held, as the module's
+   * append_storage lets a held snapshot get more room (VAL-7's series). A low-space
+   * condition left pending at the old limit requests its next portion at once.
+   * EINVAL for a count that is not a positive integer; ENOSPC once the storage has
+   * overflowed (the snapshot has failed already) or is closed.
+   */
+  raiseLimit(sectors: number): void {
+    if (!Number.isSafeInteger(sectors) || sectors <= 0) {
+      throw new BlksnapError('EINVAL', `the storage can only grow by a positive number of sectors, not ${String(sectors)}`);
+    }
+    if (this.overflowFlag || this.closed) {
+      throw new BlksnapError('ENOSPC', `the difference storage ${this.path} has overflowed: the snapshot has failed and cannot be grown`);
+    }
+    if (!Number.isSafeInteger(this.limitSectors + sectors)) {
+      throw new BlksnapError('EINVAL', `the difference storage limit cannot grow by ${sizeText(sectors)}`);
+    }
+    this.limitSectors += sectors;
+    if (this.lowSpaceFlag > 0) {
+      this.lowSpaceFlag = 0;
+      this.checkHalffull(this.requested - this.filled);
+    }
+  }
 
   /**
    * Creates the storage file (O_CREAT | O_EXCL: EEXIST if anything exists at the

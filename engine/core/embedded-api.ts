@@ -1,6 +1,7 @@
 import type { BlksnapDriver } from '../abi/driver.js';
 import type { DeviceRef, SnapshotId } from '../abi/types.js';
 import type { BlockDevice } from './block-device.js';
+import type { ModuleParams } from './params.js';
 
 /** An engine device: an image file (or a block device the engine fronts). */
 export interface EngineDeviceInfo {
@@ -39,6 +40,8 @@ export interface AddDeviceOptions {
 
 export interface EmbeddedEngineApi extends BlksnapDriver {
   readonly kind: 'embedded';
+  /** The module parameters the engine runs with (chunk sizes, storage portions). */
+  readonly params: ModuleParams;
   /**
    * Opens an existing image file or block device as an engine device (ENOENT, EEXIST
    * for a taken name, EBUSY if already open). With `openPath` (a /proc/self/fd/N link
@@ -62,4 +65,10 @@ export interface EmbeddedEngineApi extends BlksnapDriver {
    * portion, ENODATA for an offset past the end, EFAULT when the map is corrupted.
    */
   cbtMapActive(device: DeviceRef, offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Extension (the module's append_storage in VAL-7's series): raises a held
+   * snapshot's difference-storage limit by `sectors`. ESRCH for an unknown snapshot,
+   * EINVAL for a bad count, ENOSPC once the storage has overflowed.
+   */
+  storageGrow(id: SnapshotId, sectors: number): Promise<void>;
 }

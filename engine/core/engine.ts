@@ -427,6 +427,10 @@ export class EmbeddedEngine implements EmbeddedEngineApi {
     };
   }
 
+  async storageGrow(id: SnapshotId, sectors: number): Promise<void> {
+    this.getSnapshot(id).storage.raiseLimit(sectors);
+  }
+
   async storageInfo(id: SnapshotId): Promise<StorageInfo> {
     const s = this.getSnapshot(id);
     return {

@@ -26,6 +26,7 @@ import type { Owner } from './owner.js';
 import { HelperServer } from './server.js';
 import { HelperService } from './service.js';
 import { SettingsStore } from './settings-store.js';
+import { SnapshotMetaStore } from './snapshot-meta.js';
 import { handOverSocket, prepareSocketDir, removeOwnSocket, removeStaleSocket, socketIdentity } from './socket-dir.js';
 import { StorageLedger } from './storage-ledger.js';
 import { CallerFs } from './caller-fs.js';
@@ -85,6 +86,8 @@ async function startLocked(
 ): Promise<DaemonHandle> {
   const settings = new SettingsStore(options.stateDir);
   await settings.load();
+  const meta = new SnapshotMetaStore(options.stateDir);
+  await meta.load();
 
   const kernelModule = detectKernelModule();
   const kind = chooseDriverKind(options.driver ?? 'auto', kernelModule);
@@ -149,10 +152,12 @@ async function startLocked(
       if (topic === 'event') log(eventLogLine(params as NotificationParams<'event'>));
       server.broadcast(topic, params);
     };
-    const started = new HelperService(backends, settings, broadcast, log, ledger);
+    const started = new HelperService(backends, settings, broadcast, log, ledger, meta);
     service = started;
     server.attach(started);
     await started.adoptExisting();
+    // names and times of snapshots that ended while no helper ran are dropped
+    await meta.keepOnly(await driver.snapshotCollect());
     await server.listen(options.socketPath);
     await handOverSocket(options.socketPath, owner);
     const ownSocket = await socketIdentity(options.socketPath);

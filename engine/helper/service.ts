@@ -10,7 +10,7 @@ import { BlksnapError } from '../abi/errno.js';
 import type { SnapshotEvent, SnapshotId } from '../abi/types.js';
 import { CBT_MAP_ENCODING, encodeCbtMap } from '../protocol/cbt-encoding.js';
 import { PROTOCOL_VERSION } from '../protocol/limits.js';
-import { CBT_ACTIVE_TABLE_CAPABILITY } from '../protocol/methods.js';
+import { CBT_ACTIVE_TABLE_CAPABILITY, STORAGE_GROW_CAPABILITY } from '../protocol/methods.js';
 import type { MethodName, MethodResult, MethodTable, NotificationName, NotificationParams } from '../protocol/methods.js';
 import type { DeviceEntry, ExportEntry, ImageEntry, Topic } from '../protocol/schemas.js';
 import type { HelperBackends, ImageRecord } from './backends.js';
@@ -20,6 +20,8 @@ import { ownerOf } from './owner.js';
 import { resolveBlockDevice, resolveEngineDevice } from './device-resolver.js';
 import { EventPump } from './event-pump.js';
 import { SnapshotBook } from './snapshot-book.js';
+import { growStorage } from './storage-grow.js';
+import { SnapshotMetaStore, withMeta } from './snapshot-meta.js';
 import type { SettingsStore } from './settings-store.js';
 import type { StorageIdentity, StorageLedger } from './storage-ledger.js';
 import type { JobRunner } from './jobs.js';
@@ -63,6 +65,8 @@ export class HelperService {
     private readonly log: (message: string) => void = () => {},
     /** Where created storage files are recorded (cleanup after a crash; kernel snapshots across restarts). */
     private readonly ledger: StorageLedger | null = null,
+    /** Names and times of the snapshots, for every client (persisted by the daemon). */
+    private readonly meta: SnapshotMetaStore = new SnapshotMetaStore(null),
   ) {
     this.workloads = new WorkloadManager((progress) => this.broadcast('workload', progress));
     this.files = new CallerFs(backends.owner);
@@ -86,7 +90,7 @@ export class HelperService {
 
   get capabilities(): string[] {
     const caps = ['events', 'snapshots.list', `cbtMap.${CBT_MAP_ENCODING}`, 'settings'];
-    if (this.backends.engine) caps.push('images', 'storageInfo.used', 'workload', CBT_ACTIVE_TABLE_CAPABILITY);
+    if (this.backends.engine) caps.push('images', 'storageInfo.used', 'workload', CBT_ACTIVE_TABLE_CAPABILITY, STORAGE_GROW_CAPABILITY);
     if (this.backends.nbd) caps.push('nbd');
     return caps;
   }
@@ -248,6 +252,7 @@ export class HelperService {
         driverVersion: this.backends.driverVersion,
         capabilities: this.capabilities,
         ...(this.backends.kernelModule ? { kernelModule: this.backends.kernelModule } : {}),
+        ...(this.backends.engine ? { chunkMinimumBytes: 2 ** this.backends.engine.params.chunkMinimumShift } : {}),
       }),
       version: async () => {
         const version = await driver.version();
@@ -255,7 +260,7 @@ export class HelperService {
         if (driver.kind !== 'kernel' || !module?.dialect || !module.filter) return version;
         return { ...version, dialect: module.dialect, filter: module.filter };
       },
-      snapshotCreate: async ({ diffStoragePath, limitSectors, devices, writableImages = false }) => {
+      snapshotCreate: async ({ diffStoragePath, limitSectors, devices, writableImages = false, name }) => {
         const resolved: string[] = [];
         for (const ref of devices ?? []) {
           const device = await this.device(ref);
@@ -265,6 +270,7 @@ export class HelperService {
         }
         const { id, path, storageIdentity } = await this.createWithStorage(diffStoragePath, limitSectors);
         this.book.add({ id, devices: [], taken: false, storagePath: path, limitSectors, storageIdentity, writableImages });
+        await this.recordMeta(() => this.meta.created(id, name ?? null));
         this.ensurePump(id);
         this.broadcast('snapshot', { id, state: 'created' });
         try {
@@ -282,6 +288,7 @@ export class HelperService {
       snapshotTake: async ({ id }) => {
         await driver.snapshotTake(id);
         this.book.ensure(id).taken = true;
+        await this.recordMeta(() => this.meta.taken(id));
         this.broadcast('snapshot', { id, state: 'taken' });
         return OK;
       },
@@ -312,9 +319,14 @@ export class HelperService {
         return uri ? { ...base, nbdUri: uri } : base;
       },
       storageInfo: ({ id }) => driver.storageInfo(id),
+      storageGrow: async ({ id, sectors }) => {
+        await growStorage(this.backends.engine, this.book, id, sectors);
+        this.broadcast('snapshot', { id, state: 'storage-grown' });
+        return OK;
+      },
       'snapshots.list': async () => {
         const ids = await driver.snapshotCollect();
-        return { snapshots: ids.map((id) => this.book.summary(id, driver.kind === 'kernel')) };
+        return { snapshots: ids.map((id) => withMeta(this.book.summary(id, driver.kind === 'kernel'), this.meta.get(id))) };
       },
       attach: async ({ device }) => {
         await driver.attach(await this.device(device));
@@ -483,7 +495,17 @@ export class HelperService {
   }
 
   /** A snapshot the driver no longer knows, destroyed by someone else (e.g. the blksnap tool). */
+  /** Metadata is a convenience: a failure to persist it is logged, never fails the snapshot operation. */
+  private async recordMeta(write: () => Promise<void>): Promise<void> {
+    try {
+      await write();
+    } catch (err) {
+      this.log(`cannot save the snapshot names and times: ${(err as Error).message}`);
+    }
+  }
+
   private forgetGone(id: SnapshotId): void {
+    void this.recordMeta(() => this.meta.forget(id));
     const rec = this.book.delete(id);
     if (!rec) return;
     // its storage file is ours to remove
@@ -507,6 +529,7 @@ export class HelperService {
     this.pumps.delete(id);
     await pump?.stop();
     const rec = this.book.delete(id);
+    await this.recordMeta(() => this.meta.forget(id));
     if (rec?.storagePath) await this.releaseStorage(rec.storagePath, rec.storageIdentity ?? null);
     this.broadcast('snapshot', { id, state: 'destroyed' });
   }

@@ -42,6 +42,8 @@ export type CbtTable = z.infer<typeof CbtTableSchema>;
 
 /** hello capability: cbtMap accepts `table: 'active'` (embedded driver only). */
 export const CBT_ACTIVE_TABLE_CAPABILITY = 'cbt-active-table';
+/** hello capability: storageGrow raises a held snapshot's storage limit (embedded driver only). */
+export const STORAGE_GROW_CAPABILITY = 'storage-grow';
 
 const Empty = z.strictObject({});
 const Device = z.strictObject({ device: DeviceRefSchema });
@@ -62,6 +64,8 @@ export const HelloResultSchema = z.strictObject({
   capabilities: z.array(z.string()),
   /** The kernel module found at start (absent from older helpers). */
   kernelModule: ModuleHealthSchema.optional(),
+  /** The smallest chunk copied on first write (2^chunk_minimum_shift bytes), where the helper knows it. */
+  chunkMinimumBytes: z.number().int().positive().optional(),
 });
 
 export const methods = {
@@ -89,6 +93,8 @@ export const methods = {
        * difference storage, as with the module's images). Default false: read-only.
        */
       writableImages: z.boolean().optional(),
+      /** A name for people (kept by the helper, shown by snapshots.list). */
+      name: noControlChars(z.string().trim().min(1).max(64)).optional(),
     }),
     result: z.strictObject({ id: SnapshotIdSchema }),
   },
@@ -102,6 +108,11 @@ export const methods = {
   snapshotAdd: { params: z.strictObject({ id: SnapshotIdSchema, device: DeviceRefSchema }), result: Ok },
   snapshotInfo: { params: Device, result: SnapshotInfoSchema },
   storageInfo: { params: SnapshotRef, result: StorageInfoSchema },
+  /** Raises a held snapshot's difference-storage limit by `sectors` (STORAGE_GROW_CAPABILITY). */
+  storageGrow: {
+    params: z.strictObject({ id: SnapshotIdSchema, sectors: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER) }),
+    result: Ok,
+  },
   'snapshots.list': { params: Empty, result: z.strictObject({ snapshots: z.array(SnapshotSummarySchema) }) },
   attach: { params: Device, result: Ok },
   detach: { params: Device, result: Ok },
@@ -177,7 +188,7 @@ export const notifications = {
   /** Snapshot lifecycle: created, a device added, taken, destroyed. */
   snapshot: z.strictObject({
     id: SnapshotIdSchema,
-    state: z.enum(['created', 'device-added', 'taken', 'destroyed']),
+    state: z.enum(['created', 'device-added', 'taken', 'storage-grown', 'destroyed']),
     device: z.string().optional(),
   }),
   /** The device or image list changed. */

@@ -181,6 +181,11 @@ export const SnapshotSummarySchema = z.strictObject({
    * the take.
    */
   writableImages: z.boolean(),
+  /** The name the user gave at snapshotCreate (helper metadata, kept across restarts). */
+  name: z.string().max(64).nullable().optional(),
+  /** When the snapshot was created and taken (ms since the epoch; helper metadata). */
+  createdMs: UintSchema.optional(),
+  takenMs: UintSchema.nullable().optional(),
 });
 export type SnapshotSummary = z.infer<typeof SnapshotSummarySchema>;
 

@@ -57,6 +57,7 @@ export function App() {
     void s.refreshSnapshots();
     void s.refreshFilesystems();
     void s.refreshJobs();
+    void s.loadAllocation();
   }, [store]);
 
   // A link inside a screen opened another one: the focus follows, to its top.

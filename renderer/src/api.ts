@@ -57,3 +57,26 @@ export function getApiMode(): ApiMode {
   connection ??= connect();
   return connection.mode;
 }
+
+const SELECTION_KEY = 'blksnap-manager.selected-devices';
+
+/** The Devices selection in sessionStorage: it survives a reload of this tab (not shared with other tabs). */
+export function sessionSelectionMemory(): { load(): string[]; save(ids: string[]): void } {
+  return {
+    load() {
+      try {
+        const parsed: unknown = JSON.parse(window.sessionStorage.getItem(SELECTION_KEY) ?? '[]');
+        return Array.isArray(parsed) ? parsed.filter((x): x is string => typeof x === 'string') : [];
+      } catch {
+        return [];
+      }
+    },
+    save(ids) {
+      try {
+        window.sessionStorage.setItem(SELECTION_KEY, JSON.stringify(ids));
+      } catch {
+        // storage refused (private mode, quota): the selection lasts until the reload
+      }
+    },
+  };
+}

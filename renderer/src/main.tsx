@@ -1,7 +1,7 @@
 /** Entry point: the store and its event subscriptions are module-level, created once per page. */
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
-import { getApi } from './api.js';
+import { getApi, sessionSelectionMemory } from './api.js';
 import { App } from './App.js';
 import { createAppStore } from './store/app-store.js';
 import { StoreProvider } from './store/context.js';
@@ -9,7 +9,7 @@ import { wireEvents } from './store/wire-events.js';
 import './styles.css';
 
 const api = getApi();
-const store = createAppStore(api);
+const store = createAppStore(api, { selectionMemory: sessionSelectionMemory() });
 wireEvents(api, store);
 
 const container = document.getElementById('root');

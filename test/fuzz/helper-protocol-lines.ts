@@ -37,6 +37,7 @@ export function templates(ctx: FuzzContext, n: number): Record<MethodName, Recor
     snapshotAdd: { id: UNKNOWN_SNAPSHOT, device: ctx.device },
     snapshotInfo: { device: ctx.device },
     storageInfo: { id: UNKNOWN_SNAPSHOT },
+    storageGrow: { id: UNKNOWN_SNAPSHOT, sectors: 8 },
     'snapshots.list': {},
     attach: { device: ctx.device },
     detach: { device: 'no-such-disk' },

@@ -58,3 +58,18 @@ describe('api.ts', () => {
     expect(created).toEqual([`ws://${window.location.host}/ws?token=kept`]);
   });
 });
+
+describe('sessionSelectionMemory', () => {
+  it('keeps the selection in sessionStorage and ignores what is not a list of names', async () => {
+    const { sessionSelectionMemory } = await import('../../renderer/src/api.js');
+    window.sessionStorage.clear();
+    const memory = sessionSelectionMemory();
+    expect(memory.load()).toEqual([]);
+    memory.save(['disk1', 'disk2']);
+    expect(sessionSelectionMemory().load()).toEqual(['disk1', 'disk2']);
+    window.sessionStorage.setItem('blksnap-manager.selected-devices', '{broken');
+    expect(memory.load()).toEqual([]);
+    window.sessionStorage.setItem('blksnap-manager.selected-devices', '["a", 3, null]');
+    expect(memory.load()).toEqual(['a']);
+  });
+});

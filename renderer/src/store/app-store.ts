@@ -15,13 +15,21 @@ import { createWorkloadSlice } from './workload-slice.js';
 
 export type AppStore = StoreApi<AppState>;
 
+/** Where the page keeps what survives its reload (sessionStorage in the app; api.ts makes it). */
+export interface SelectionMemory {
+  load(): string[];
+  save(ids: string[]): void;
+}
+
 export interface StoreOptions {
   now?: () => number;
+  /** The Devices selection survives a reload through it. */
+  selectionMemory?: SelectionMemory;
 }
 
 export function createAppStore(api: BlksnapApi, options: StoreOptions = {}): AppStore {
   const now = options.now ?? Date.now;
-  return createStore<AppState>()((set, get) => ({
+  const store = createStore<AppState>()((set, get) => ({
     ...createUiSlice(api, set, get),
     ...createDevicesSlice(api, set, get),
     ...createWorkloadSlice(api, set, get),
@@ -32,4 +40,13 @@ export function createAppStore(api: BlksnapApi, options: StoreOptions = {}): App
     ...createJobsSlice(api, set, get),
     ...createBackupSlice(api, set, get),
   }));
+  const memory = options.selectionMemory;
+  if (memory) {
+    const remembered = memory.load();
+    if (remembered.length > 0) store.getState().setSelectedDevices(remembered);
+    store.subscribe((state, previous) => {
+      if (state.selectedDevices !== previous.selectedDevices) memory.save(state.selectedDevices);
+    });
+  }
+  return store;
 }

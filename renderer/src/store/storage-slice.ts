@@ -22,9 +22,11 @@ export interface StorageSlice {
   setStorageLimit(bytes: number | null): void;
   /** Fixes the allocation used by snapshot create. EINVAL for an empty/relative directory or a limit <= 0. */
   allocate(directory: string, limitBytes: number): ActionError;
+  /** Reads the allocation the helper keeps (a reload, a second window see the same). */
+  loadAllocation(): Promise<void>;
 }
 
-export function createStorageSlice(api: BlksnapApi, set: SetState, _get: GetState): StorageSlice {
+export function createStorageSlice(api: BlksnapApi, set: SetState, get: GetState): StorageSlice {
   return {
     filesystems: [],
     filesystemsError: null,
@@ -54,7 +56,15 @@ export function createStorageSlice(api: BlksnapApi, set: SetState, _get: GetStat
         allocation: { directory, limitBytes: limit },
         notice: { kind: 'info', text: `Difference storage allocated in ${directory}.` },
       });
+      void api.setStorageAllocation({ directory, limitBytes: limit }).then((r) => {
+        if (!r.ok) set({ notice: { kind: 'error', text: `The helper did not keep the allocation (${r.error.code}: ${r.error.message}); it lasts until this page is reloaded.` } });
+      });
       return null;
+    },
+    async loadAllocation() {
+      const r = await api.getStorageAllocation();
+      // an allocation made in this page meanwhile is newer than the helper's answer
+      if (r.ok && r.value !== null && get().allocation === null) set({ allocation: r.value });
     },
   };
 }

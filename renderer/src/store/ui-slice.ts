@@ -72,8 +72,9 @@ export function createUiSlice(api: BlksnapApi, set: SetState, get: GetState): Ui
     setLabDiskForm: (patch) => set((s) => ({ labDiskForm: { ...s.labDiskForm, ...patch } })),
     setWorkloadForm: (patch) => set((s) => ({ workloadForm: { ...s.workloadForm, ...patch } })),
     setModalOpen: (modalOpen) => set({ modalOpen }),
-    setScreen: (screen) => set({ screen }),
-    openScreen: (screen) => set((s) => ({ screen, focusRequest: s.focusRequest + 1 })),
+    // the status line speaks of the last action: on another screen it would be stale
+    setScreen: (screen) => set((s) => (s.screen === screen ? {} : { screen, notice: null })),
+    openScreen: (screen) => set((s) => ({ screen, focusRequest: s.focusRequest + 1, ...(s.screen === screen ? {} : { notice: null }) })),
     setNotice: (notice) => set({ notice }),
     setHelperState: (helper) => set({ helper }),
     async refreshStatus() {

@@ -78,6 +78,10 @@ describe('bridge over a real helper', () => {
     expect(active).toMatchObject({ table: 'active', activeNumber: 1, blockCount: info.blockCount });
     expect(decodeBase64(active.data).length).toBe(info.blockCount);
 
+    // the allocation is kept by the helper (its settings): another page reads it back
+    expect(value(await bridge.api.getStorageAllocation())).toBeNull();
+    expect(value(await bridge.api.setStorageAllocation({ directory: dirs.root, limitBytes: 3 * 1024 * 1024 + 7 }))).toEqual({ directory: dirs.root, limitBytes: 3 * 1024 * 1024 });
+    expect(value(await bridge.api.getStorageAllocation())).toEqual({ directory: dirs.root, limitBytes: 3 * 1024 * 1024 });
     const storagePath = join(dirs.root, 'diff.store');
     const created = value(await bridge.api.snapshotCreate({ devices: ['disk1'], storagePath, limitBytes: 64 * 1024 * 1024 }));
     let snaps = value(await bridge.api.listSnapshots());
@@ -89,6 +93,11 @@ describe('bridge over a real helper', () => {
     expect(snaps[0]?.state).toBe('taken');
     expect(snaps[0]?.devices[0]?.image).toMatch(/^blksnap-image/);
     expect(snaps[0]?.storage?.limitBytes).toBe(64 * 1024 * 1024);
+    // grow: the limit the listing shows rises by the bytes asked (rounded down to sectors)
+    expect(value(await bridge.api.getStatus()).capabilities).toContain('storage-grow');
+    expect(value(await bridge.api.getStatus()).chunkBytes).toBe(256 * 1024); // the default chunk_minimum_shift 18
+    value(await bridge.api.snapshotGrowStorage({ snapshotId: created.snapshotId, addBytes: 32 * 1024 * 1024 + 100 }));
+    expect(value(await bridge.api.listSnapshots())[0]?.storage?.limitBytes).toBe(96 * 1024 * 1024);
 
     const busy = await bridge.api.removeImage({ device: 'disk1' });
     expect(busy.ok).toBe(false);
@@ -97,7 +106,11 @@ describe('bridge over a real helper', () => {
     value(await bridge.api.snapshotDestroy({ snapshotId: created.snapshotId }));
     expect(value(await bridge.api.listSnapshots())).toEqual([]);
     // asked for, the images are writable, and the listing says so
-    const writable = value(await bridge.api.snapshotCreate({ devices: ['disk1'], storagePath: join(dirs.root, 'diff2.store'), limitBytes: 64 * 1024 * 1024, writableImages: true }));
+    const before = Date.now();
+    const writable = value(await bridge.api.snapshotCreate({ devices: ['disk1'], storagePath: join(dirs.root, 'diff2.store'), limitBytes: 64 * 1024 * 1024, writableImages: true, name: 'nightly' }));
+    const [named] = value(await bridge.api.listSnapshots());
+    expect(named).toMatchObject({ id: writable.snapshotId, name: 'nightly', takenMs: null });
+    expect(named?.createdMs).toBeGreaterThanOrEqual(before);
     expect(value(await bridge.api.listSnapshots())).toEqual([expect.objectContaining({ id: writable.snapshotId, writableImages: true })]);
     value(await bridge.api.snapshotDestroy({ snapshotId: writable.snapshotId }));
     value(await bridge.api.removeImage({ device: 'disk1' }));

@@ -123,6 +123,20 @@ describe('blksnap-manager against a helper, as an administrator', () => {
     expect(existsSync(join(d.dir, 'diffs', 'rel0'))).toBe(false);
   });
 
+  it('storage_grow raises a held snapshot\'s limit by a size with a suffix; a bad size is refused', async () => {
+    const r = await run(['snapshot_create', '-d', 'a', '-f', join(d.dir, 'diffs', 'grow0'), '-l', '1M', ...sock]);
+    expect(r.code).toBe(0);
+    const id = r.out.trim();
+    const grown = await run(['storage_grow', '-i', id, '--by', '512K', ...sock]);
+    expect(grown.err).toBe('');
+    expect(grown.out).toBe('limit_sectors=3072\n'); // 2048 + 1024 sectors
+    const bad = await run(['storage_grow', '-i', id, '--by', '100', ...sock]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toMatch(/at least one sector/);
+    expect(JSON.parse((await run(['storage_info', '-i', id, '--json', ...sock])).out)).toMatchObject({ limitSectors: 3072 });
+    expect((await run(['snapshot_destroy', '-i', id, ...sock])).code).toBe(0);
+  });
+
   it('says what is wrong with a storage path: a directory, a missing directory, an existing file', async () => {
     const dir = await run(['snapshot_create', '-d', 'a', '-f', join(d.dir, 'diffs'), '-l', '1M', ...sock]);
     expect(dir.code).toBe(21);

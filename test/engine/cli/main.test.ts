@@ -90,7 +90,7 @@ describe('blksnap-manager with a helper', () => {
   it('snapshot_create --writable-images: exports and snapshots say rw for that snapshot only', async () => {
     for (const name of ['w1', 'w2']) expect((await run(['image', 'create', '--path', join(d.dir, `${name}.img`), '--size', '1M', ...sock])).code).toBe(0);
     const plain = (await run(['snapshot_create', '-d', 'w1', '-f', join(d.dir, 'diff-w1'), '-l', '1M', ...sock])).out.trim();
-    const writable = await run(['snapshot_create', '-d', 'w2', '-f', join(d.dir, 'diff-w2'), '-l', '1M', '--writable-images', ...sock]);
+    const writable = await run(['snapshot_create', '-d', 'w2', '-f', join(d.dir, 'diff-w2'), '-l', '1M', '--writable-images', '--name', 'nightly run', ...sock]);
     expect(writable.err).toBe('');
     const rw = writable.out.trim();
     for (const id of [plain, rw]) expect((await run(['snapshot_take', '-i', id, ...sock])).code).toBe(0);
@@ -100,9 +100,12 @@ describe('blksnap-manager with a helper', () => {
       expect.stringMatching(/^snapshot-image\s+blksnap-image\d+\s+rw\s/),
     ]);
     const snapshots = (await run(['snapshots', ...sock])).out;
-    expect(snapshots).toMatch(new RegExp(`^${plain}\\s+taken\\s+ro\\s+w1\\s`, 'm'));
-    expect(snapshots).toMatch(new RegExp(`^${rw}\\s+taken\\s+rw\\s+w2\\s`, 'm'));
-    const json = JSON.parse((await run(['snapshots', '--json', ...sock])).out) as { snapshots: { id: string; writableImages: boolean }[] };
+    const when = '\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d';
+    expect(snapshots).toMatch(new RegExp(`^${plain}\\s+-\\s+taken\\s+${when}\\s+${when}\\s+ro\\s+w1\\s`, 'm'));
+    expect(snapshots).toMatch(new RegExp(`^${rw}\\s+nightly run\\s+taken\\s+${when}\\s+${when}\\s+rw\\s+w2\\s`, 'm'));
+    const json = JSON.parse((await run(['snapshots', '--json', ...sock])).out) as { snapshots: { id: string; writableImages: boolean; name: string | null; takenMs: number }[] };
+    expect(json.snapshots.find((s) => s.id === rw)?.name).toBe('nightly run');
+    expect(json.snapshots.find((s) => s.id === rw)?.takenMs).toBeGreaterThan(Date.now() - 600_000);
     expect(json.snapshots.map((s) => [s.id, s.writableImages])).toEqual(expect.arrayContaining([[plain, false], [rw, true]]));
     for (const id of [plain, rw]) expect((await run(['snapshot_destroy', '-i', id, ...sock])).code).toBe(0);
     for (const name of ['w1', 'w2']) expect((await run(['image', 'remove', name, ...sock])).code).toBe(0);

@@ -69,6 +69,7 @@ export async function startMockServer(distDir: string, token: string): Promise<M
     for (const c of clients) c.send(frame);
   }
 
+  let allocation: { directory: string; limitBytes: number } | null = null;
   function handle(method: RequestName, params: unknown): Result<unknown> {
     const checked = validateParams(method, params);
     if (!checked.ok) return checked;
@@ -92,6 +93,12 @@ export async function startMockServer(distDir: string, token: string): Promise<M
         const d = lab(name, Number(p?.['sizeBytes']));
         devices.push(d);
         return ok(d);
+      }
+      case 'getStorageAllocation':
+        return ok(allocation);
+      case 'setStorageAllocation': {
+        allocation = { directory: String(p?.['directory']), limitBytes: Number(p?.['limitBytes']) };
+        return ok(allocation);
       }
       case 'listFilesystems':
         return ok([
@@ -179,6 +186,7 @@ export async function startMockServer(distDir: string, token: string): Promise<M
       case 'backupUnexport':
       case 'jobsCancel':
       case 'jobsWait':
+      case 'snapshotGrowStorage':
         return err('EOPNOTSUPP', `${method} is not in the mock.`);
     }
   }

@@ -82,3 +82,19 @@ describe('devices slice', () => {
     expect(store.getState().selectedDevices).toEqual(['b']);
   });
 });
+
+describe('the Devices selection across a reload', () => {
+  it('is saved on change and restored by a new store, then pruned to the devices that exist', async () => {
+    let saved: string[] = [];
+    const memory = { load: () => saved, save: (ids: string[]) => (saved = ids) };
+    const { api } = createFakeApi({ listDevices: () => ok([device('disk1'), device('disk2')]) });
+    const first = createAppStore(api, { selectionMemory: memory });
+    first.getState().setSelectedDevices(['disk1', 'gone']);
+    expect(saved).toEqual(['disk1', 'gone']);
+    const reloaded = createAppStore(api, { selectionMemory: memory });
+    expect(reloaded.getState().selectedDevices).toEqual(['disk1', 'gone']);
+    await reloaded.getState().refreshDevices();
+    expect(reloaded.getState().selectedDevices).toEqual(['disk1']);
+    expect(saved).toEqual(['disk1']);
+  });
+});

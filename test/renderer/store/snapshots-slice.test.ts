@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { err, ok } from '../../../app/shared/result.js';
 import type { Result } from '../../../app/shared/result.js';
 import type { SnapshotEntry } from '../../../app/shared/types.js';
@@ -36,12 +36,14 @@ describe('storage and snapshots slices', () => {
       snapshotCreate: () => ok({ snapshotId: 's1' }),
       listSnapshots: () => ok([snapshot('s1', ['a', 'b'])]),
       listDevices: () => ok([device('a'), device('b')]),
+      setStorageAllocation: (p) => ok(p),
     });
     const store = createAppStore(fake.api, { now: () => 1234 });
     store.getState().setSelectedDevices(['a', 'b']);
     store.getState().allocate('/var/tmp', 256 * MiB);
     expect(await store.getState().createSnapshot()).toBeNull();
-    expect(fake.calls[0]).toEqual({
+    expect(fake.calls[0]).toEqual({ method: 'setStorageAllocation', params: { directory: '/var/tmp', limitBytes: 256 * MiB } });
+    expect(fake.calls[1]).toEqual({
       method: 'snapshotCreate',
       params: { devices: ['a', 'b'], storagePath: '/var/tmp/blksnap-diff-1234.img', limitBytes: 256 * MiB, writableImages: false },
     });
@@ -97,5 +99,68 @@ describe('storage and snapshots slices', () => {
     await older;
     expect(store.getState().snapshotsError).toBeNull();
     expect(store.getState().snapshots.map((s) => s.id)).toEqual(['s2']);
+  });
+
+  it('samples each held snapshot\'s used storage on refresh, for the forecast; a destroyed one is dropped', async () => {
+    let t = 0;
+    let used = 4 * MiB;
+    let list = [snapshot('s1', ['a'])];
+    const fake = createFakeApi({
+      listSnapshots: () => ok(list.map((s) => ({ ...s, storage: s.storage && { ...s.storage, usedBytes: used } }))),
+    });
+    const store = createAppStore(fake.api, { now: () => t });
+    await store.getState().refreshSnapshots();
+    t = 2000;
+    used = 10 * MiB;
+    await store.getState().refreshSnapshots();
+    expect(store.getState().storageSamples.s1).toEqual([
+      { timeMs: 0, bytes: 4 * MiB },
+      { timeMs: 2000, bytes: 10 * MiB },
+    ]);
+    list = [];
+    t = 3000;
+    await store.getState().refreshSnapshots();
+    expect(store.getState().storageSamples).toEqual({});
+  });
+
+  it('createSnapshot passes a trimmed name, none when blank, and refuses one over 64 characters', async () => {
+    const fake = createFakeApi({ snapshotCreate: () => ok({ snapshotId: 's1' }), listSnapshots: () => ok([]), listDevices: () => ok([device('a')]) });
+    const store = createAppStore(fake.api, { now: () => 1 });
+    store.getState().setSelectedDevices(['a']);
+    store.getState().allocate('/var/tmp', MiB);
+    expect(await store.getState().createSnapshot({ name: '  before upgrade ' })).toBeNull();
+    expect(await store.getState().createSnapshot({ name: '   ' })).toBeNull();
+    const long = await store.getState().createSnapshot({ name: 'x'.repeat(65) });
+    expect(long?.code).toBe('EINVAL');
+    expect(long?.message).toMatch(/at most 64 characters \(this one has 65\)/);
+    const params = fake.paramsOf('snapshotCreate');
+    expect(params).toHaveLength(2);
+    expect(params[0]?.name).toBe('before upgrade');
+    expect(params[1]).not.toHaveProperty('name');
+  });
+
+  it('the allocation lives in the helper: allocate records it there, a new page loads it back', async () => {
+    let kept: { directory: string; limitBytes: number } | null = null;
+    const handlers = {
+      getStorageAllocation: () => ok(kept),
+      setStorageAllocation: (p: { directory: string; limitBytes: number }) => {
+        kept = p;
+        return ok(p);
+      },
+    };
+    const first = createAppStore(createFakeApi(handlers).api);
+    expect(first.getState().allocate('/var/tmp', 3 * MiB + 100)).toBeNull();
+    await vi.waitFor(() => expect(kept).toEqual({ directory: '/var/tmp', limitBytes: 3 * MiB }));
+    const reloaded = createAppStore(createFakeApi(handlers).api);
+    expect(reloaded.getState().allocation).toBeNull();
+    await reloaded.getState().loadAllocation();
+    expect(reloaded.getState().allocation).toEqual({ directory: '/var/tmp', limitBytes: 3 * MiB });
+  });
+
+  it('says when the helper did not keep the allocation', async () => {
+    const store = createAppStore(createFakeApi({ setStorageAllocation: () => err('EACCES', 'no') }).api);
+    expect(store.getState().allocate('/var/tmp', MiB)).toBeNull();
+    await vi.waitFor(() => expect(store.getState().notice?.text).toMatch(/did not keep the allocation \(EACCES: no\)/));
+    expect(store.getState().allocation).toEqual({ directory: '/var/tmp', limitBytes: MiB });
   });
 });

@@ -78,3 +78,17 @@ describe('ui slice', () => {
     expect(fake.calls.filter((c) => c.method === 'reconnect')).toHaveLength(1);
   });
 });
+
+describe('the status line is never stale', () => {
+  it('a notice is cleared when another screen opens, kept on the same screen', () => {
+    const store = createAppStore(createFakeApi().api);
+    store.getState().setNotice({ kind: 'info', text: 'Snapshot s1 created.' });
+    store.getState().setScreen('snapshots');
+    expect(store.getState().notice).toBeNull();
+    store.getState().setNotice({ kind: 'error', text: 'EBUSY: busy' });
+    store.getState().setScreen('snapshots');
+    expect(store.getState().notice?.text).toBe('EBUSY: busy');
+    store.getState().openScreen('storage');
+    expect(store.getState().notice).toBeNull();
+  });
+});

@@ -25,7 +25,7 @@ function details(event: EventRecord): string {
     case 'no_space':
       return `The storage reached its limit; ${formatBytes(event.requestedSectors * 512)} more were needed.`;
     case 'low_free_space':
-      return `The storage grew by ${formatBytes(event.requestedSectors * 512)} towards its limit.`;
+      return `Less than half a portion was left; the driver requested ${formatBytes(event.requestedSectors * 512)} more (granted only while under the limit).`;
   }
 }
 
@@ -80,7 +80,7 @@ export function EventsScreen() {
       </p>
       <dl className="facts event-legend">
         <dt>Low free space</dt>
-        <dd>The difference storage grew; normal while a snapshot is held.</dd>
+        <dd>The difference storage asked for its next portion; normal while a snapshot is held, until the limit is reached.</dd>
         <dt>No space</dt>
         <dd>The storage reached its limit: the next copy fails the snapshot.</dd>
         <dt>Corrupted</dt>

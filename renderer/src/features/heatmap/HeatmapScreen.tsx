@@ -6,6 +6,7 @@ import { ErrorText } from '../../components/ErrorText.js';
 import { useDarkMode } from '../../hooks/use-dark-mode.js';
 import { usePolling } from '../../hooks/use-polling.js';
 import { useApp, useAppStoreApi } from '../../store/context.js';
+import { parseSinceN, presentNumbers } from './present-numbers.js';
 import { MAX_ZOOM, effectiveSinceN, effectiveView, liveSupported, newestNumber } from '../../store/heatmap-slice.js';
 import { countChangedSince, predictedIncrementBytes, viewWindow } from './aggregate.js';
 import { HeatmapCanvas } from './HeatmapCanvas.js';
@@ -52,6 +53,8 @@ export function HeatmapScreen() {
   const sinceN = effectiveSinceN(sinceNChoice, heatmap);
   const live = heatmap?.table === 'active';
   const newest = heatmap ? newestNumber(heatmap) : 0;
+  const present = useMemo(() => (heatmap ? presentNumbers(heatmap.map) : []), [heatmap]);
+  const [sinceError, setSinceError] = useState<string | null>(null);
   const blockCount = heatmap?.map.length ?? 0;
   const win = viewWindow(blockCount, zoom, viewStart);
   const visible = win.end - win.start;
@@ -147,13 +150,28 @@ export function HeatmapScreen() {
             min="0"
             max="255"
             value={typed !== null && typed.choice === sinceNChoice ? typed.text : String(sinceN)}
+            aria-invalid={sinceError !== null || undefined}
+            aria-describedby={sinceError !== null ? 'heatmap-since-n-error' : undefined}
             onChange={(e) => {
               const text = e.target.value;
-              setSinceN(text === '' ? null : Number(text));
+              const parsed = text === '' ? null : parseSinceN(text, present);
+              if (parsed !== null && 'error' in parsed) {
+                setSinceError(parsed.error);
+              } else {
+                setSinceError(null);
+                setSinceN(parsed === null ? null : parsed.value);
+              }
               setTyped({ text, choice: store.getState().sinceN });
             }}
-            onBlur={() => setTyped(null)}
+            onBlur={() => {
+              if (sinceError === null) setTyped(null);
+            }}
           />
+          {sinceError !== null ? (
+            <p id="heatmap-since-n-error" className="error-text small-text" data-testid="heatmap-since-n-error" role="alert">
+              {sinceError}
+            </p>
+          ) : null}
         </div>
         <div className="button-row" role="group" aria-label="Zoom">
           <button type="button" onClick={() => zoomTo(zoom * 2)} disabled={zoom >= MAX_ZOOM} data-testid="zoom-in">
@@ -229,7 +247,7 @@ export function HeatmapScreen() {
             dark={dark}
             onKey={onKey}
           />
-          <Legend newest={newest} live={live} sinceN={sinceMode ? sinceN : null} dark={dark} />
+          <Legend newest={newest} live={live} sinceN={sinceMode ? sinceN : null} dark={dark} present={present} />
         </>
       )}
     </section>

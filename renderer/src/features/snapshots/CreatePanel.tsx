@@ -17,6 +17,7 @@ export function CreatePanel() {
   const createSnapshot = useApp((s) => s.createSnapshot);
   const [error, setError] = useState<ContractError | null>(null);
   const [writableImages, setWritableImages] = useState(false);
+  const [name, setName] = useState('');
   const ready = selected.length > 0 && allocation !== null;
   return (
     <div className="panel" role="group" aria-labelledby="create-title">
@@ -52,6 +53,21 @@ export function CreatePanel() {
       <p className="muted small-text">
         Create adds the devices to a new snapshot; Take then freezes their contents as images you can read.
       </p>
+      <div className="field">
+        <label htmlFor="create-name">Name (optional)</label>
+        <input
+          id="create-name"
+          data-testid="create-name"
+          value={name}
+          maxLength={64}
+          placeholder="before upgrade"
+          aria-describedby="create-name-hint"
+          onChange={(e) => setName(e.target.value)}
+        />
+        <p id="create-name-hint" className="muted small-text hint">
+          Up to 64 characters; the helper keeps it, so the CLI and other windows show it too.
+        </p>
+      </div>
       <div className="field checkbox-field">
         <input
           type="checkbox"
@@ -73,7 +89,12 @@ export function CreatePanel() {
         data-testid="create-snapshot"
         disabled={!ready || busy}
         aria-busy={busy || undefined}
-        onClick={() => void createSnapshot({ writableImages }).then(setError)}
+        onClick={() =>
+          void createSnapshot({ writableImages, name }).then((e) => {
+            setError(e);
+            if (e === null) setName('');
+          })
+        }
       >
         {busy ? 'Creating snapshot…' : 'Create snapshot'}
       </button>

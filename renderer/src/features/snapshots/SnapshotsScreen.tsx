@@ -1,5 +1,6 @@
 import { useCallback, useState } from 'react';
 import { escapeControlChars } from '../../../../app/shared/control-chars.js';
+import { formatDateTime } from '../../../../app/shared/format.js';
 import type { ContractError } from '../../../../app/shared/result.js';
 import type { SnapshotEntry } from '../../../../app/shared/types.js';
 import { ConfirmDialog } from '../../components/ConfirmDialog.js';
@@ -26,12 +27,33 @@ function SnapshotCard({ snapshot, onDestroy }: { snapshot: SnapshotEntry; onDest
     <article className="card" data-testid="snapshot-row" data-snapshot-id={snapshot.id} aria-labelledby={titleId}>
       <header className="card-header">
         <h3 id={titleId}>
-          Snapshot <code>{snapshot.id}</code>
+          {snapshot.name ? (
+            <>
+              <span data-testid="snapshot-name">{escapeControlChars(snapshot.name)}</span> <code className="muted">{snapshot.id}</code>
+            </>
+          ) : (
+            <>
+              Snapshot <code>{snapshot.id}</code>
+            </>
+          )}
         </h3>
         <span className={`state state-${snapshot.state}`} data-testid="snapshot-state">
           {STATE_LABELS[snapshot.state]}
         </span>
       </header>
+      {snapshot.createdMs !== undefined ? (
+        <p className="muted small-text" data-testid="snapshot-times">
+          Created <time dateTime={new Date(snapshot.createdMs).toISOString()}>{formatDateTime(snapshot.createdMs)}</time>
+          {snapshot.takenMs != null ? (
+            <>
+              {' '}
+              · taken <time dateTime={new Date(snapshot.takenMs).toISOString()}>{formatDateTime(snapshot.takenMs)}</time>
+            </>
+          ) : (
+            ' · not taken yet'
+          )}
+        </p>
+      ) : null}
       <table>
         <caption className="visually-hidden">Devices of snapshot {snapshot.id}</caption>
         <thead>

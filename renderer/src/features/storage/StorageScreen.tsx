@@ -9,6 +9,7 @@ import { ScreenLink } from '../../components/ScreenLink.js';
 import { useApp } from '../../store/context.js';
 import { StorageGauges } from './StorageGauges.js';
 import { storageWarnings, suggestedLimitBytes } from './storage-advice.js';
+import { DEFAULT_CHUNK_BYTES, PLANNED_HOLD_SECONDS, expectedCopiedBytes, workloadPlan } from './cow-estimate.js';
 
 const MiB = 1024 * 1024;
 
@@ -52,7 +53,13 @@ function FilesystemsTable() {
                 <td>{fs.fstype}</td>
                 <td className="num">
                   {formatBytes(fs.freeBytes)}{' '}
-                  <meter min={0} max={fs.totalBytes || 1} value={fs.freeBytes} aria-label={`Free space on ${escapeControlChars(fs.mountpoint)}`} />
+                  <meter
+                    min={0}
+                    max={fs.totalBytes || 1}
+                    value={Math.max(0, fs.totalBytes - fs.freeBytes)}
+                    aria-label={`Used space on ${escapeControlChars(fs.mountpoint)}`}
+                    title={`${formatBytes(Math.max(0, fs.totalBytes - fs.freeBytes))} used`}
+                  />
                 </td>
                 <td className="num">{formatBytes(fs.totalBytes)}</td>
               </tr>
@@ -91,7 +98,13 @@ export function StorageScreen() {
   usePolling(useCallback(() => refreshSnapshots(), [refreshSnapshots]), 1000);
 
   const selected = useMemo(() => devices.filter((d) => selectedIds.includes(d.id)), [devices, selectedIds]);
-  const suggested = suggestedLimitBytes(selected.map((d) => d.sizeBytes));
+  const workloadRate = useApp((s) => s.workloadForm.rate);
+  const rate = Number(workloadRate);
+  const chunkBytes = useApp((s) => s.status?.chunkBytes ?? DEFAULT_CHUNK_BYTES);
+  const plan = workloadPlan(workloadRate.trim() !== '' && Number.isFinite(rate) && rate > 0 ? rate : 0, chunkBytes);
+  const sizes = selected.map((d) => d.sizeBytes);
+  const suggested = suggestedLimitBytes(sizes, plan);
+  const copied = expectedCopiedBytes(sizes, plan);
   const limitBytes = typedLimit ?? suggested;
   const warnings = storageWarnings(dir, limitBytes, filesystems, selected);
   const shownLimit = limitText ?? (limitBytes > 0 ? String(Math.round((limitBytes / MiB) * 100) / 100) : '');
@@ -144,7 +157,7 @@ export function StorageScreen() {
           />
           <p id="storage-limit-hint" className="muted small-text" data-testid="suggested-limit">
             {selected.length > 0
-              ? `Suggested: ${formatBytes(suggested)} (15% of the ${selected.length} selected device${selected.length > 1 ? 's' : ''}, ${formatBytes(selected.reduce((a, d) => a + d.sizeBytes, 0))}).`
+              ? `Suggested: ${formatBytes(suggested)} for the ${selected.length} selected device${selected.length > 1 ? 's' : ''} (${formatBytes(selected.reduce((a, d) => a + d.sizeBytes, 0))}): at least 15% of them, and room for ${formatBytes(copied)} of copies — the first write into each ${formatBytes(chunkBytes)} chunk copies the whole chunk, and a workload at ${plan.writtenBytes > 0 ? rate : 0} MiB/s held ${PLANNED_HOLD_SECONDS / 60} min is expected to touch that much.`
               : 'Select devices on the Devices screen for a suggested limit.'}
             {typedLimit !== null && suggested > 0 ? (
               <>

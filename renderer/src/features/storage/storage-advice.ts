@@ -1,5 +1,7 @@
 /** Difference-storage advice: the suggested limit and the warnings (pure). */
 import type { DeviceEntry, FilesystemEntry, StorageGauge } from '../../../../app/shared/types.js';
+import { COW_HEADROOM, chunkCount, expectedCopiedBytes } from './cow-estimate.js';
+import type { WritePlan } from './cow-estimate.js';
 
 const MiB = 1024 * 1024;
 /** The suggested limit is this share of the selected devices' total size. */
@@ -9,12 +11,23 @@ export const MIN_SUGGESTED_BYTES = 64 * MiB;
 /** A filesystem with less than this share free after the limit is "low". */
 export const LOW_FREE_SHARE = 0.1;
 
-/** 15% of the selected devices' total size, rounded up to a MiB, at least 64 MiB (0 with no device). */
-export function suggestedLimitBytes(sizes: number[]): number {
+/**
+ * 15% of the selected devices' total size, rounded up to a MiB, at least 64 MiB (0
+ * with no device). With a write plan, at least the chunks those writes are expected
+ * to copy (copy-on-write amplification) with headroom, but never more than the
+ * devices' chunks can hold: each chunk is copied at most once.
+ */
+export function suggestedLimitBytes(sizes: number[], plan?: WritePlan): number {
   const total = sizes.reduce((a, b) => a + b, 0);
   if (total <= 0) return 0;
   const share = Math.ceil((total * SUGGESTED_SHARE) / MiB) * MiB;
-  return Math.max(MIN_SUGGESTED_BYTES, share);
+  let wanted = share;
+  if (plan !== undefined) {
+    const copied = Math.ceil((expectedCopiedBytes(sizes, plan) * COW_HEADROOM) / MiB) * MiB;
+    const ceiling = Math.ceil((chunkCount(sizes, plan.chunkBytes) * plan.chunkBytes) / MiB) * MiB;
+    wanted = Math.max(share, Math.min(copied, ceiling));
+  }
+  return Math.max(MIN_SUGGESTED_BYTES, wanted);
 }
 
 function isUnder(dir: string, mountpoint: string): boolean {

@@ -1,5 +1,5 @@
 // @vitest-environment jsdom
-import { act, cleanup, fireEvent, screen } from '@testing-library/react';
+import { act, cleanup, fireEvent, screen, within } from '@testing-library/react';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { encodeBase64 } from '../../../../app/shared/base64.js';
 import { ok } from '../../../../app/shared/result.js';
@@ -19,6 +19,7 @@ describe('Heatmap screen', () => {
   it('lets the user clear the N field and type a new number (it does not snap back to the default meanwhile)', async () => {
     const map = new Uint8Array(100);
     map[5] = 3;
+    map[6] = 2;
     const { store } = renderApp({
       listDevices: () => ok([device('disk1', { tracked: true })]),
       cbtMap: () =>
@@ -57,11 +58,21 @@ describe('Heatmap screen', () => {
     fireEvent.change(field, { target: { value: '' } });
     fireEvent.blur(field);
     expect(field.value).toBe('3');
-    // Out of range: clamped, and shown clamped once left.
+    // A number no block holds, or out of range: an error next to the field naming the numbers
+    // that exist, never a silent clamp; the N in use stays.
     field.focus();
+    fireEvent.change(field, { target: { value: '2' } });
     fireEvent.change(field, { target: { value: '999' } });
-    expect(store.getState().sinceN).toBe(255);
+    expect(store.getState().sinceN).toBe(2);
+    expect(screen.getByTestId('heatmap-since-n-error').textContent).toBe('No block has change number 999; N is 0 or one of the change numbers in the map: 2, 3.');
+    fireEvent.change(field, { target: { value: '1' } });
+    expect(screen.getByTestId('heatmap-since-n-error').textContent).toMatch(/No block has change number 1;/);
     fireEvent.blur(field);
-    expect(field.value).toBe('255');
+    expect(field.value).toBe('1');
+    fireEvent.change(field, { target: { value: '3' } });
+    expect(screen.queryByTestId('heatmap-since-n-error')).toBeNull();
+    expect(store.getState().sinceN).toBe(3);
+    // The legend lists only numbers present above N: none above 3 here, so just "0: not written" and the cut
+    expect(within(screen.getByTestId('heatmap-legend')).queryByText(/^4/)).toBeNull();
   });
 });

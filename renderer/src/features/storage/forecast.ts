@@ -1,0 +1,60 @@
+/**
+ * The live forecast of a held snapshot's difference storage (pure): from samples of
+ * its used bytes over time, the fill rate and the time left until the limit at that
+ * rate. It warns while there is still time to act, not once the storage is full.
+ */
+
+export interface StorageSample {
+  timeMs: number;
+  bytes: number;
+}
+
+/** Samples older than this (against the newest) are dropped: the rate follows the current load. */
+export const FORECAST_WINDOW_MS = 20_000;
+/** Warn when the limit is this close at the current rate. */
+export const FORECAST_WARN_SECONDS = 120;
+/** At most this many samples are kept per snapshot. */
+export const MAX_SAMPLES = 64;
+
+/** `samples` plus `next`, newest last, limited to the window (a shrink restarts the series). */
+export function addSample(samples: readonly StorageSample[], next: StorageSample): StorageSample[] {
+  const last = samples[samples.length - 1];
+  if (last !== undefined && (next.timeMs <= last.timeMs || next.bytes < last.bytes)) {
+    return next.timeMs <= last.timeMs ? [...samples] : [next];
+  }
+  const kept = samples.filter((s) => next.timeMs - s.timeMs <= FORECAST_WINDOW_MS);
+  kept.push(next);
+  return kept.slice(-MAX_SAMPLES);
+}
+
+export type ForecastLevel = 'idle' | 'ok' | 'warn' | 'full';
+
+export interface StorageForecast {
+  /** Bytes per second over the window; null until two samples exist. */
+  rateBytesPerS: number | null;
+  /** Seconds until the limit at that rate; null when not growing. */
+  secondsToLimit: number | null;
+  level: ForecastLevel;
+}
+
+export function forecast(samples: readonly StorageSample[], limitBytes: number): StorageForecast {
+  const first = samples[0];
+  const last = samples[samples.length - 1];
+  if (first === undefined || last === undefined) return { rateBytesPerS: null, secondsToLimit: null, level: 'idle' };
+  if (limitBytes > 0 && last.bytes >= limitBytes) return { rateBytesPerS: null, secondsToLimit: 0, level: 'full' };
+  const span = (last.timeMs - first.timeMs) / 1000;
+  if (span <= 0) return { rateBytesPerS: null, secondsToLimit: null, level: 'idle' };
+  const rate = Math.max(0, (last.bytes - first.bytes) / span);
+  if (rate === 0 || limitBytes <= 0) return { rateBytesPerS: rate, secondsToLimit: null, level: 'idle' };
+  const seconds = (limitBytes - last.bytes) / rate;
+  return { rateBytesPerS: rate, secondsToLimit: seconds, level: seconds <= FORECAST_WARN_SECONDS ? 'warn' : 'ok' };
+}
+
+/** "45 s", "12 min", "3 h 5 min". */
+export function durationText(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds));
+  if (s < 120) return `${s} s`;
+  const min = Math.floor(s / 60);
+  if (min < 120) return `${min} min`;
+  return `${Math.floor(min / 60)} h ${min % 60} min`;
+}

@@ -46,11 +46,13 @@ export interface BackupPointRequest extends JobOptions {
   compress?: 'zlib';
   clusterSize?: number;
   /**
-   * Compute the SHA-256 of the whole image during the backup. Default: true for a full,
-   * false for an incremental or differential. True makes an incremental read the whole
-   * image (and copy blocks the CBT missed, found by their hash); false reads only the
-   * changed blocks, carries the other block hashes over from the parent and records
-   * sha256 null (the point's first verify computes it).
+   * Compute the SHA-256 of the whole image during the backup. Default false for every
+   * kind: the manifest records sha256 null and the point's first verify computes it
+   * from the backup (the per-block hashes, taken from the source, are the independent
+   * check). True hashes the source during the backup (reading its holes' zeroes too),
+   * and makes an incremental read the whole image (and copy blocks the CBT missed,
+   * found by their hash); false lets an incremental read only the changed blocks and
+   * carry the other block hashes over from the parent.
    */
   sha256?: boolean;
   /** Clock for the point's times and id (tests). */
@@ -67,18 +69,33 @@ export interface BackupPointResult {
 
 const CHUNK = 4 * 1024 * 1024;
 
-/** The read function of an ImageReader. */
+/**
+ * The read function of an ImageReader. A BlockDevice with extents() is asked for its
+ * holes first: they are filled with zeroes instead of read (the backup then hashes
+ * them from the cached zero-block hash and leaves their clusters unallocated).
+ */
 export function readerOf(source: ImageReader): (offset: number, length: number) => Promise<Buffer> {
   if (typeof source === 'function') return source;
   const readTo = source.readTo?.bind(source);
   // into a buffer of our own where the device can, so it is never memory the device keeps
-  return readTo
-    ? async (offset, length) => {
-        const buf = Buffer.allocUnsafe(length);
-        await readTo(offset, length, buf, 0);
-        return buf;
-      }
-    : (offset, length) => source.read(offset, length);
+  const readData = readTo
+    ? async (offset: number, length: number, target: Buffer, at: number): Promise<void> => readTo(offset, length, target, at)
+    : async (offset: number, length: number, target: Buffer, at: number): Promise<void> => {
+        (await source.read(offset, length)).copy(target, at);
+      };
+  const extents = source.extents?.bind(source);
+  return async (offset, length) => {
+    const buf = Buffer.allocUnsafe(length);
+    const runs = extents ? await extents(offset, length) : [{ offset, length, hole: false }];
+    const reads: Promise<void>[] = [];
+    for (const e of runs) {
+      if (e.length <= 0) continue;
+      if (e.hole) buf.fill(0, e.offset - offset, e.offset - offset + e.length);
+      else reads.push(readData(e.offset, e.length, buf, e.offset - offset));
+    }
+    await Promise.all(reads);
+    return buf;
+  };
 }
 
 function pointId(sequence: number, kind: PointKind, at: Date): string {
@@ -126,7 +143,7 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
     const leftoversRemoved = await removeLeftovers(req.dir);
     const plan = await planPoint({ dir: req.dir, kind: req.kind, device: req.device, cbt: req.cbt, allowFull: req.allowFull });
     const parent = plan.parent;
-    const wantSha = req.sha256 ?? parent === null;
+    const wantSha = req.sha256 ?? false;
     if (format === 'raw' && parent) throw new BlksnapError('EINVAL', 'a raw image can only hold a full backup; use qcow2 for incremental and differential points');
     const started = now();
     const sequence = (plan.points[plan.points.length - 1]?.sequence ?? 0) + 1;

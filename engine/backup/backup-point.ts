@@ -82,7 +82,7 @@ interface Span {
  * first and only its data runs are read, into a buffer of our own (never memory the
  * device keeps: the backup hands it to the SHA-256 stream).
  */
-function spanReaderOf(source: ImageReader): (offset: number, length: number) => Promise<Span> {
+function spanReaderOf(source: ImageReader, alloc: (length: number) => Buffer = (n) => Buffer.allocUnsafe(n)): (offset: number, length: number) => Promise<Span> {
   if (typeof source === 'function') return async (offset, length) => ({ data: await source(offset, length), holes: [] });
   const readTo = source.readTo?.bind(source);
   const readData = readTo
@@ -92,7 +92,7 @@ function spanReaderOf(source: ImageReader): (offset: number, length: number) => 
       };
   const extents = source.extents?.bind(source);
   return async (offset, length) => {
-    const data = Buffer.allocUnsafe(length);
+    const data = alloc(length);
     const runs = extents ? await extents(offset, length) : [{ offset, length, hole: false }];
     const reads: Promise<void>[] = [];
     const holes: BlockExtent[] = [];
@@ -223,7 +223,15 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
       return false;
     };
 
-    const read = spanReaderOf(req.source);
+    // A full without the SHA-256 neither fills, hashes nor writes the whole units of the
+    // source's holes: their blocks take the zero-block hash, their clusters stay unallocated.
+    // Nothing keeps its buffers after the write (no SHA-256 stream), so they are reused.
+    const skipHoles = !parent && !wantSha;
+    const spare: Buffer[] = [];
+    const read = spanReaderOf(
+      req.source,
+      skipHoles ? (n) => (spare.length > 0 && spare[spare.length - 1]!.length >= n ? spare.pop()!.subarray(0, n) : Buffer.allocUnsafe(n)) : undefined,
+    );
     const hashes: string[] = new Array<string>(blockCount);
     sha = wantSha ? createSha256() : null;
     // Read in units of whole clusters and whole tracking blocks.
@@ -237,9 +245,6 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
     let cbtMissedBlocks = 0;
     req.onProgress?.({ done, total });
 
-    // A full without the SHA-256 neither fills, hashes nor writes the whole units of the
-    // source's holes: their blocks take the zero-block hash, their clusters stay unallocated.
-    const skipHoles = !parent && !wantSha;
     let pending: Promise<Span> | null = ranges.length > 0 ? read(ranges[0]![0], ranges[0]![1] - ranges[0]![0]) : null;
     try {
       for (let r = 0; r < ranges.length; r++) {
@@ -272,6 +277,7 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
             at = Math.max(at, he);
           }
           copiedBytes += data.length;
+          if (skipHoles) spare.push(data);
         } else {
           const write = (c: number): boolean => {
             if (clusterChanged(c)) return true;

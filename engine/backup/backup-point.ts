@@ -6,8 +6,8 @@
 import { mkdir, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlksnapError } from '../abi/errno.js';
-import type { BlockDevice } from '../core/block-device.js';
-import { imageBlockHash } from './block-hash.js';
+import type { BlockDevice, BlockExtent } from '../core/block-device.js';
+import { imageBlockHash, zeroBlockHash } from './block-hash.js';
 import { planPoint } from './chain.js';
 import type { ChainCbt } from './chain.js';
 import type { ImageWriter } from './image-writer.js';
@@ -46,11 +46,13 @@ export interface BackupPointRequest extends JobOptions {
   compress?: 'zlib';
   clusterSize?: number;
   /**
-   * Compute the SHA-256 of the whole image during the backup. Default: true for a full,
-   * false for an incremental or differential. True makes an incremental read the whole
-   * image (and copy blocks the CBT missed, found by their hash); false reads only the
-   * changed blocks, carries the other block hashes over from the parent and records
-   * sha256 null (the point's first verify computes it).
+   * Compute the SHA-256 of the whole image during the backup. Default false for every
+   * kind: the manifest records sha256 null and the point's first verify computes it
+   * from the backup (the per-block hashes, taken from the source, are the independent
+   * check). True hashes the source during the backup (reading its holes' zeroes too),
+   * and makes an incremental read the whole image (and copy blocks the CBT missed,
+   * found by their hash); false lets an incremental read only the changed blocks and
+   * carry the other block hashes over from the parent.
    */
   sha256?: boolean;
   /** Clock for the point's times and id (tests). */
@@ -67,18 +69,80 @@ export interface BackupPointResult {
 
 const CHUNK = 4 * 1024 * 1024;
 
-/** The read function of an ImageReader. */
-export function readerOf(source: ImageReader): (offset: number, length: number) => Promise<Buffer> {
-  if (typeof source === 'function') return source;
+/** A range read from an ImageReader: its bytes, and the runs the source calls holes. */
+interface Span {
+  /** The range's bytes; the bytes of the holes are NOT filled in (fillHoles does that). */
+  data: Buffer;
+  /** Absolute offsets, in order; empty for a source without extents(). */
+  holes: BlockExtent[];
+}
+
+/**
+ * Reads ranges of an ImageReader. A BlockDevice with extents() is asked for its holes
+ * first and only its data runs are read, into a buffer of our own (never memory the
+ * device keeps: the backup hands it to the SHA-256 stream).
+ */
+function spanReaderOf(source: ImageReader, alloc: (length: number) => Buffer = (n) => Buffer.allocUnsafe(n)): (offset: number, length: number) => Promise<Span> {
+  if (typeof source === 'function') return async (offset, length) => ({ data: await source(offset, length), holes: [] });
   const readTo = source.readTo?.bind(source);
-  // into a buffer of our own where the device can, so it is never memory the device keeps
-  return readTo
-    ? async (offset, length) => {
-        const buf = Buffer.allocUnsafe(length);
-        await readTo(offset, length, buf, 0);
-        return buf;
-      }
-    : (offset, length) => source.read(offset, length);
+  const readData = readTo
+    ? (offset: number, length: number, target: Buffer, at: number): Promise<void> => readTo(offset, length, target, at)
+    : async (offset: number, length: number, target: Buffer, at: number): Promise<void> => {
+        (await source.read(offset, length)).copy(target, at);
+      };
+  const extents = source.extents?.bind(source);
+  return async (offset, length) => {
+    const data = alloc(length);
+    const runs = extents ? await extents(offset, length) : [{ offset, length, hole: false }];
+    const reads: Promise<void>[] = [];
+    const holes: BlockExtent[] = [];
+    for (const e of runs) {
+      if (e.length <= 0) continue;
+      if (e.hole) holes.push(e);
+      else reads.push(readData(e.offset, e.length, data, e.offset - offset));
+    }
+    await Promise.all(reads);
+    return { data, holes };
+  };
+}
+
+/** Writes zeroes into span.data over its holes, except over [skip[0], skip[1]) pairs (absolute). */
+function fillHoles(span: Span, start: number, skip: [number, number][] = []): void {
+  for (const h of span.holes) {
+    let at = h.offset;
+    const end = h.offset + h.length;
+    for (const [s, e] of skip) {
+      if (e <= at || s >= end) continue;
+      if (s > at) span.data.fill(0, at - start, s - start);
+      at = Math.max(at, e);
+    }
+    if (at < end) span.data.fill(0, at - start, end - start);
+  }
+}
+
+/** The read function of an ImageReader: whole bytes, holes read as zeroes (without reading them). */
+export function readerOf(source: ImageReader): (offset: number, length: number) => Promise<Buffer> {
+  const spans = spanReaderOf(source);
+  return async (offset, length) => {
+    const span = await spans(offset, length);
+    fillHoles(span, offset);
+    return span.data;
+  };
+}
+
+/**
+ * The parts of the holes made of whole units (a unit: whole clusters and whole tracking
+ * blocks; the image's last, shorter unit counts as whole), absolute and in order.
+ */
+function wholeHoleUnits(holes: BlockExtent[], unit: number, size: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (const h of holes) {
+    const s = Math.ceil(h.offset / unit) * unit;
+    const end = h.offset + h.length;
+    const e = end === size ? end : Math.floor(end / unit) * unit;
+    if (e > s) out.push([s, e]);
+  }
+  return out;
 }
 
 function pointId(sequence: number, kind: PointKind, at: Date): string {
@@ -126,7 +190,7 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
     const leftoversRemoved = await removeLeftovers(req.dir);
     const plan = await planPoint({ dir: req.dir, kind: req.kind, device: req.device, cbt: req.cbt, allowFull: req.allowFull });
     const parent = plan.parent;
-    const wantSha = req.sha256 ?? parent === null;
+    const wantSha = req.sha256 ?? false;
     if (format === 'raw' && parent) throw new BlksnapError('EINVAL', 'a raw image can only hold a full backup; use qcow2 for incremental and differential points');
     const started = now();
     const sequence = (plan.points[plan.points.length - 1]?.sequence ?? 0) + 1;
@@ -159,7 +223,15 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
       return false;
     };
 
-    const read = readerOf(req.source);
+    // A full without the SHA-256 neither fills, hashes nor writes the whole units of the
+    // source's holes: their blocks take the zero-block hash, their clusters stay unallocated.
+    // Nothing keeps its buffers after the write (no SHA-256 stream), so they are reused.
+    const skipHoles = !parent && !wantSha;
+    const spare: Buffer[] = [];
+    const read = spanReaderOf(
+      req.source,
+      skipHoles ? (n) => (spare.length > 0 && spare[spare.length - 1]!.length >= n ? spare.pop()!.subarray(0, n) : Buffer.allocUnsafe(n)) : undefined,
+    );
     const hashes: string[] = new Array<string>(blockCount);
     sha = wantSha ? createSha256() : null;
     // Read in units of whole clusters and whole tracking blocks.
@@ -173,29 +245,39 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
     let cbtMissedBlocks = 0;
     req.onProgress?.({ done, total });
 
-    let pending: Promise<Buffer> | null = ranges.length > 0 ? read(ranges[0]![0], ranges[0]![1] - ranges[0]![0]) : null;
+    let pending: Promise<Span> | null = ranges.length > 0 ? read(ranges[0]![0], ranges[0]![1] - ranges[0]![0]) : null;
     try {
       for (let r = 0; r < ranges.length; r++) {
         const [start, end] = ranges[r]!;
-        const data = await pending!;
+        const span = await pending!;
+        const data = span.data;
         pending = r + 1 < ranges.length ? read(ranges[r + 1]![0], ranges[r + 1]![1] - ranges[r + 1]![0]) : null;
         checkCancelled(req.signal, 'backup');
         if (data.length !== end - start) throw new BlksnapError('EIO', `the snapshot image returned ${data.length} bytes at ${start}, not ${end - start}`);
+        const skipped = skipHoles ? wholeHoleUnits(span.holes, unit, size) : [];
+        fillHoles(span, start, skipped);
+        const isSkipped = (s: number, e: number): boolean => skipped.some(([hs, he]) => s >= hs && e <= he);
         // Block hashes of the whole blocks inside this range; blocks the CBT calls unchanged
         // but whose content differs from the parent's are copied too.
         const missed = new Set<number>();
         for (let b = Math.ceil(start / blockSize); b * blockSize < end; b++) {
           const bEnd = Math.min((b + 1) * blockSize, size);
           if (bEnd > end) break;
-          hashes[b] = imageBlockHash(data.subarray(b * blockSize - start, bEnd - start));
+          hashes[b] = isSkipped(b * blockSize, bEnd) ? zeroBlockHash(bEnd - b * blockSize) : imageBlockHash(data.subarray(b * blockSize - start, bEnd - start));
           if (parent && !changed[b] && hashes[b] !== manifestBlockHash(parent, b)) {
             missed.add(b);
             cbtMissedBlocks++;
           }
         }
         if (!parent) {
-          await writer.write(start, data);
+          // the range minus its skipped hole units (unit-aligned, so cluster-aligned)
+          let at = start;
+          for (const [hs, he] of [...skipped, [end, end] as [number, number]]) {
+            if (hs > at) await writer.write(at, data.subarray(at - start, hs - start));
+            at = Math.max(at, he);
+          }
           copiedBytes += data.length;
+          if (skipHoles) spare.push(data);
         } else {
           const write = (c: number): boolean => {
             if (clusterChanged(c)) return true;

@@ -75,11 +75,15 @@ const zeroHashes = new Map<number, string>();
  * instead of hashed: the same value, much faster on sparse images.
  */
 export function imageBlockHash(data: Buffer): string {
-  if (!isZeroRange(data, 0, data.length)) return blockHash(data);
-  let h = zeroHashes.get(data.length);
+  return isZeroRange(data, 0, data.length) ? zeroBlockHash(data.length) : blockHash(data);
+}
+
+/** bsm64 of `length` zero bytes (cached). */
+export function zeroBlockHash(length: number): string {
+  let h = zeroHashes.get(length);
   if (h === undefined) {
-    h = blockHash(new Uint8Array(data.length));
-    zeroHashes.set(data.length, h);
+    h = blockHash(new Uint8Array(length));
+    zeroHashes.set(length, h);
   }
   return h;
 }

@@ -5,7 +5,8 @@
 import { open as openCb } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { BlksnapError } from '../abi/errno.js';
-import type { BlockDevice } from '../core/block-device.js';
+import type { BlockDevice, BlockExtent } from '../core/block-device.js';
+import { fileExtents } from '../core/file-extents.js';
 import { closeFd, readFull } from '../core/file-io.js';
 import { checkRange, checkTarget } from '../core/io-range.js';
 
@@ -88,7 +89,7 @@ export abstract class ReadOnlyImage implements BlockDevice, ImageSource {
   }
 }
 
-/** A raw image file; bytes past the end of the file read as zeroes. */
+/** A raw image file; bytes past the end of the file read as zeroes; extents() reports its holes. */
 export class RawImage extends ReadOnlyImage {
   readonly physicalBlockSize = 4096;
 
@@ -115,6 +116,13 @@ export class RawImage extends ReadOnlyImage {
     checkImageRange(this, offset, length);
     if (this.fd === null) throw new BlksnapError('EBADF', `${this.path} is closed`);
     await readFull(this.fd, target, targetOffset, length, offset);
+  }
+
+  /** Data and holes of the range, from the file's holes (SEEK_DATA/SEEK_HOLE). */
+  async extents(offset: number, length: number): Promise<BlockExtent[]> {
+    checkRange(this.name, this.capacity, offset, length);
+    if (this.fd === null) throw new BlksnapError('EBADF', `${this.path} is closed`);
+    return length === 0 ? [] : fileExtents(this.fd, offset, length, this.path);
   }
 
   async close(): Promise<void> {

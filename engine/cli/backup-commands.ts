@@ -41,7 +41,7 @@ export const backupCommands: CommandSpec[] = [
       'blksnap-manager backup -i 34c88ecd-cacf-45e4-a00d-f2ffa0f87e23 -o /srv/backup',
       'blksnap-manager backup -i 34c88ecd-cacf-45e4-a00d-f2ffa0f87e23 -o /srv/backup --kind incremental',
     ],
-    prints: 'a table: DEVICE, POINT, KIND, WRITTEN (bytes of the image file) and CHANGED; with --json, JobState lines and the final one with the result',
+    prints: 'a table: DEVICE, POINT, KIND, WRITTEN (bytes of the image file) and CHANGED, then (on stderr) the verify command that seals the new points; with --json, JobState lines and the final one with the result',
     options: {
       id: { type: 'string', short: 'i' },
       output: { type: 'string', short: 'o' },
@@ -71,6 +71,10 @@ export const backupCommands: CommandSpec[] = [
       if (!json && job.result?.kind === 'backup') {
         for (const p of job.result.points) if (p.fullBecause) io.stderr(`${p.device}: a new full backup, because ${p.fullBecause}\n`);
         printTable(io, ['DEVICE', 'POINT', 'KIND', 'WRITTEN', 'CHANGED'], job.result.points.map((p) => [p.device, p.pointId, p.pointKind, formatBytes(p.bytesWritten), formatBytes(p.changedBytes)]), 'no points');
+        if (job.result.points.length > 0) {
+          const dir = resolve(needString(values, 'output', '--output DIR'));
+          io.stderr(`next: run "blksnap-manager verify ${dir}" to check the new points and seal them (it records each image's SHA-256, which restores then check)\n`);
+        }
       }
       return 0;
     },

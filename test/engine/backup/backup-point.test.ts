@@ -1,9 +1,10 @@
-import { createHash } from 'node:crypto';
-import { readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash, randomFillSync } from 'node:crypto';
+import { open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { backupPoint } from '../../../engine/backup/backup-point.js';
 import type { BackupPointRequest } from '../../../engine/backup/backup-point.js';
+import type { BlockDevice } from '../../../engine/core/block-device.js';
 import { loadPoints, readVerifyRecord } from '../../../engine/backup/chain.js';
 import { RawImage } from '../../../engine/backup/image-source.js';
 import { manifestSchema } from '../../../engine/backup/manifest.js';
@@ -55,8 +56,8 @@ describe('backup points: full, incremental, differential', () => {
       const { manifest } = await backupPoint(request(disk, take, kind, { now, compress: i === 3 ? 'zlib' : undefined }));
       ids.push(manifest.id);
       expect(manifest.kind).toBe(kind);
-      // a full hashes the whole image during the backup; an incremental/differential leaves it to its first verify
-      expect(manifest.hashes.sha256).toBe(kind === 'full' ? take.sha256 : null);
+      // by default every kind leaves the whole-image SHA-256 to the point's first verify
+      expect(manifest.hashes.sha256).toBeNull();
       expect(manifest.hashes.blocks).toHaveLength(take.cbtMap.length * 16);
       expect(manifest.cbt).toEqual({ ...take.cbt, blockCount: take.cbtMap.length });
       expect(manifest.device).toEqual(disk.device);
@@ -163,11 +164,71 @@ describe('backup points: full, incremental, differential', () => {
     const take = disk.take();
     const image = await RawImage.open(await saveRaw(join(dir, 'image.raw'), take.image));
     try {
-      const { manifest } = await backupPoint({ ...request(disk, take, 'full'), source: image });
+      // sha256: true hashes the image during the backup (take.sha256 is node's createHash of the take)
+      const { manifest } = await backupPoint({ ...request(disk, take, 'full'), source: image, sha256: true });
       expect(manifest.hashes.sha256).toBe(take.sha256);
       await expect(backupPoint({ ...request(disk, take, 'full'), dir: join(dir, 'other'), source: image, device: { ...disk.device, size: 8 * MiB } })).rejects.toThrow(
         `EINVAL: the snapshot image ${join(dir, 'image.raw')} has ${6 * MiB} bytes, the device /dev/vdb ${8 * MiB}`,
       );
+    } finally {
+      await image.close();
+    }
+  });
+
+  it.skipIf(noQemu)('[qemu-img] a full does not read the holes the source reports (extents), and still equals the source', async () => {
+    const size = 8 * MiB;
+    // the middle run fills 4 KiB of a 64 KiB cluster: the rest of that cluster is hole but must read as zeroes
+    const dataRuns: [number, number][] = [[0, MiB], [3 * MiB + 4 * KiB, 3 * MiB + 8 * KiB], [5 * MiB, 6 * MiB]];
+    const take = Buffer.alloc(size);
+    const path = join(dir, 'sparse.raw');
+    const fh = await open(path, 'w');
+    await fh.truncate(size);
+    for (const [s, e] of dataRuns) {
+      randomFillSync(take, s, e - s);
+      await fh.write(take, s, e - s, s);
+    }
+    await fh.close();
+    const image = await RawImage.open(path);
+    const reads: [number, number][] = [];
+    const counting: BlockDevice = {
+      name: 'counting',
+      capacity: image.capacity,
+      logicalBlockSize: 512,
+      physicalBlockSize: 4096,
+      readOnly: true,
+      read: (offset, length) => {
+        reads.push([offset, offset + length]);
+        return image.read(offset, length);
+      },
+      readTo: (offset, length, target, at) => {
+        reads.push([offset, offset + length]);
+        return image.readTo(offset, length, target, at);
+      },
+      extents: (offset, length) => image.extents(offset, length),
+      write: () => Promise.reject(new Error('read-only')),
+      flush: () => Promise.resolve(),
+      discard: () => Promise.reject(new Error('read-only')),
+      writeZeroes: () => Promise.reject(new Error('read-only')),
+    };
+    const device = { path: '/dev/vdc', size };
+    const cbt = { generationId: 'g', changeNumber: 1, blockSize: 64 * KiB };
+    const cbtMap = new Uint8Array(size / (64 * KiB)).fill(1);
+    try {
+      const { manifest } = await backupPoint({ dir: join(dir, 'holes'), source: counting, device, cbt, cbtMap, kind: 'full' });
+      // only the data runs were read, nothing of the holes
+      expect(reads.length).toBeGreaterThan(0);
+      for (const [s, e] of reads) expect(dataRuns.some(([ds, de]) => s >= ds && e <= de), `read ${s}-${e}`).toBe(true);
+      expect(reads.reduce((n, [s, e]) => n + e - s, 0)).toBe(2 * MiB + 4 * KiB);
+      // the holes stay unallocated clusters, the image equals the source
+      expect(manifest.sizes.copiedBytes).toBe(2 * MiB + 64 * KiB);
+      const file = join(dir, 'holes', manifest.image.file);
+      expect((await qemuCompare(path, 'raw', file, 'qcow2')).equal).toBe(true);
+      // the same block hashes as a backup that reads every byte of the same take
+      const all = await backupPoint({ dir: join(dir, 'all'), source: readerOf(take), device, cbt, cbtMap, kind: 'full' });
+      expect(manifest.hashes.blocks).toBe(all.manifest.hashes.blocks);
+      // the first verify computes the SHA-256 from the backup: node's hash of the source
+      expect((await verifyPoint(join(dir, 'holes'), manifest.id)).ok).toBe(true);
+      expect((await readVerifyRecord(join(dir, 'holes'), manifest.id))?.sha256).toBe(sha256(take));
     } finally {
       await image.close();
     }
@@ -308,7 +369,8 @@ describe('chain refusals say why in words', () => {
     const v = await verifyPoint(join(dir, 'chain'), full!.id);
     expect(v.ok).toBe(false);
     expect(v.problems[0]).toMatch(/^tracking block \d+ \(bytes \d+-\d+\) differs from the image at take$/);
-    expect(v.problems.some((p) => p.startsWith('the SHA-256 of the image is '))).toBe(true);
+    // the full left its SHA-256 to the first verify, which failed: no SHA-256 is sealed from the damaged image
+    expect((await readVerifyRecord(join(dir, 'chain'), full!.id))?.sha256).toBeNull();
     await expect(backupPoint(request(disk, disk.take(), 'incremental', { now }))).rejects.toThrow(
       `EIO: the backup chain cannot continue: the previous backup 2026-12-01 14:02 UTC failed verification (${v.problems[0]!})`,
     );
@@ -417,6 +479,7 @@ describe('interrupted backups leave nothing that looks valid', () => {
     while (!(await stat(join(dir, 'chain', '.lock')).then(() => true, () => false))) await new Promise((r) => setTimeout(r, 10));
     await expect(backupPoint(request(disk, take, 'full', { dir: join(dir, 'chain') }))).rejects.toThrow(`EBUSY: another backup job (process ${process.pid}) is working in ${join(dir, 'chain')}`);
     release();
-    expect((await first).manifest.hashes.sha256).toBe(take.sha256);
+    const done = await first;
+    expect((await restorePoint(join(dir, 'chain'), done.manifest.id, join(dir, 'r.raw'))).sha256).toBe(take.sha256);
   });
 });

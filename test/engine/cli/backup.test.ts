@@ -55,6 +55,8 @@ describe.skipIf(!tools)('[qemu] blksnap-manager backup, catalog, verify, restore
     expect(r.err).toMatch(/\r\[#{30}\] 100% 16M\/16M/);
     expect(r.code, r.err).toBe(0);
     expect(r.out).toMatch(/^DEVICE +POINT +KIND +WRITTEN +CHANGED\ndisk1 +0001-\d{8}-\d{6}-full +full /);
+    // the full leaves its SHA-256 to the first verify: the CLI says which command seals it
+    expect(r.err).toContain(`next: run "blksnap-manager verify ${set}"`);
     await client.call('snapshotDestroy', { id });
   });
 
@@ -106,6 +108,8 @@ describe.skipIf(!tools)('[qemu] blksnap-manager backup, catalog, verify, restore
   });
 
   it('Ctrl+C cancels the running backup: exit 130, the job cancelled, no point left', async () => {
+    // data, not holes: a full skips holes, and the job must still be running at the Ctrl+C
+    qemuWrite(await deviceUri(client, 'big'), 0x62, '0', '512M');
     const bigId = await takeSnapshot(client, d.dir, ['big'], 'sigint');
     const bigSet = join(d.dir, 'bigset');
     mkdirSync(bigSet);

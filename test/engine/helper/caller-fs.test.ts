@@ -10,6 +10,7 @@ import { SettingsStore } from '../../../engine/helper/settings-store.js';
 import type { Topic } from '../../../engine/protocol/schemas.js';
 import type { CreatedFile } from '../../../engine/helper/caller-fs.js';
 import { canUseLoop, isRoot } from '../../helpers/env.js';
+import { embeddedBackends } from './kernel-backends.js';
 
 const self = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
 const noRecord = async (): Promise<void> => undefined;
@@ -248,7 +249,7 @@ describe.skipIf(!isRoot)('[root] the RENAME_EXCHANGE race', () => {
     const engine = await createEmbeddedDriver();
     const settings = new SettingsStore(base);
     const service = new HelperService(
-      { driver: engine, engine, images: null, listBlockDevices: async () => [], nbd: null, driverVersion: '1.0.0.0', owner: { uid: A, gid: A, groups: [A] } },
+      embeddedBackends(engine, { owner: { uid: A, gid: A, groups: [A] } }),
       settings,
       () => undefined,
     );

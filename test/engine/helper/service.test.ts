@@ -11,7 +11,7 @@ import type { ClientContext } from '../../../engine/helper/service.js';
 import { SettingsStore } from '../../../engine/helper/settings-store.js';
 import { StorageLedger } from '../../../engine/helper/storage-ledger.js';
 import type { Topic } from '../../../engine/protocol/schemas.js';
-import { kernelBackends } from './kernel-backends.js';
+import { embeddedBackends, kernelBackends } from './kernel-backends.js';
 
 const ID = '0b7c1a52-8d7e-4c36-9a57-2f0f3bd0e0a1';
 
@@ -235,15 +235,7 @@ describe('HelperService shutdown and destroy', () => {
     await settings.load();
     const notes: [string, unknown][] = [];
     const service = new HelperService(
-      {
-        driver: engine,
-        engine,
-        images: null,
-        listBlockDevices: async () => [],
-        nbd: null,
-        driverVersion: '1.0.0.0',
-        owner: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 },
-      },
+      embeddedBackends(engine),
       settings,
       (topic, params) => notes.push([topic, params]),
       () => undefined,

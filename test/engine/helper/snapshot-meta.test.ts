@@ -11,6 +11,7 @@ import { SettingsStore } from '../../../engine/helper/settings-store.js';
 import { SNAPSHOT_META_FILE, SnapshotMetaStore } from '../../../engine/helper/snapshot-meta.js';
 import { StorageLedger } from '../../../engine/helper/storage-ledger.js';
 import { makeImage } from '../core/helpers.js';
+import { embeddedBackends } from './kernel-backends.js';
 
 describe('snapshot metadata through the helper', () => {
   let dir: string;
@@ -27,8 +28,7 @@ describe('snapshot metadata through the helper', () => {
     await settings.load();
     const meta = new SnapshotMetaStore(dir, () => clock);
     await meta.load();
-    const backends = { driver: engine, engine, images: null, listBlockDevices: async () => [], nbd: null, driverVersion: '1.0.0.0', owner: { uid: 0, gid: 0 } };
-    service = new HelperService(backends, settings, () => undefined, () => undefined, new StorageLedger(dir), meta);
+    service = new HelperService(embeddedBackends(engine, { owner: { uid: 0, gid: 0 } }), settings, () => undefined, () => undefined, new StorageLedger(dir), meta);
   });
 
   afterEach(async () => {

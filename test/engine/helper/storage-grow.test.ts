@@ -12,6 +12,7 @@ import { SettingsStore } from '../../../engine/helper/settings-store.js';
 import { StorageLedger } from '../../../engine/helper/storage-ledger.js';
 import { SnapshotBook } from '../../../engine/helper/snapshot-book.js';
 import { growStorage } from '../../../engine/helper/storage-grow.js';
+import { embeddedBackends } from './kernel-backends.js';
 
 describe('storageGrow', () => {
   let dir: string;
@@ -26,15 +27,7 @@ describe('storageGrow', () => {
     const settings = new SettingsStore(dir);
     await settings.load();
     service = new HelperService(
-      {
-        driver: engine,
-        engine,
-        images: null,
-        listBlockDevices: async () => [],
-        nbd: null,
-        driverVersion: '1.0.0.0',
-        owner: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 },
-      },
+      embeddedBackends(engine),
       settings,
       (topic, params) => notes.push([topic, params]),
       () => undefined,

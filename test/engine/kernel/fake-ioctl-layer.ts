@@ -619,15 +619,6 @@ export class FakeIoctlLayer implements IoctlLayer {
 
   private deviceIoctl(device: FakeDevice, request: number, arg: Buffer, call: FakeIoctlCall): number {
     switch (request) {
-      case BLKGETSIZE64:
-        arg.writeBigUInt64LE(BigInt(device.capacity), 0);
-        return 0;
-      case BLKSSZGET:
-        arg.writeInt32LE(device.logicalBlockSize ?? SECTOR_SIZE, 0);
-        return 0;
-      case BLKPBSZGET:
-        arg.writeUInt32LE(device.physicalBlockSize ?? device.logicalBlockSize ?? SECTOR_SIZE, 0);
-        return 0;
       case BLKFILTER_ATTACH: {
         if (decodeBlkfilterName(arg) !== BLKSNAP_FILTER_NAME) fail('ENOENT');
         if (device.tracker) fail('EALREADY');
@@ -649,7 +640,7 @@ export class FakeIoctlLayer implements IoctlLayer {
         return this.filterCtl(device, device.tracker, ctl.cmd, ctl.opt, ctl.optlen);
       }
       default:
-        fail('ENOTTY');
+        return this.blockIoctl(device, request, arg);
     }
   }
 

@@ -1,55 +1,16 @@
-import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { createBridge } from '../../../app/bridge/bridge.js';
-import type { Bridge } from '../../../app/bridge/bridge.js';
-import type { Result } from '../../../app/shared/result.js';
 import type { JobEntry } from '../../../app/shared/types.js';
-import { fixtureLaunch, tempDirs } from './helper-fixture.js';
-import type { TempDirs } from './helper-fixture.js';
+import { cleanUpBridges, setupBridge, value } from './bridge-fixture.js';
 
 const MiB = 1024 * 1024;
 
-function value<T>(result: Result<T>): T {
-  if (!result.ok) throw new Error(`expected ok, got ${result.error.code}: ${result.error.message} ${result.error.detail ?? ''}`);
-  return result.value;
-}
-
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
-
-function setup(): { bridge: Bridge; dirs: TempDirs } {
-  const dirs = tempDirs();
-  const bridge = createBridge({
-    socketPath: dirs.socketPath,
-    launch: fixtureLaunch(dirs),
-    logPath: dirs.logPath,
-    appVersion: '1.0.0',
-    labDir: join(dirs.root, 'lab'),
-    startTimeoutMs: 30_000,
-  });
-  cleanups.push(() => dirs.cleanup());
-  cleanups.push(async () => {
-    bridge.close();
-    const pid = bridge.link.startedPid;
-    if (pid !== null) {
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch {
-        // already gone
-      }
-      for (let i = 0; i < 50 && existsSync(dirs.socketPath); i++) await new Promise((r) => setTimeout(r, 100));
-    }
-  });
-  return { bridge, dirs };
-}
+cleanUpBridges();
 
 describe('bridge: backups over a real helper', () => {
   it('plans, runs a full backup job with onJob progress, waits for it, and lists the point in the catalog', async () => {
-    const { bridge, dirs } = setup();
+    const { bridge, dirs } = setupBridge();
     await bridge.start();
     const events: JobEntry[] = [];
     bridge.api.onJob((job) => events.push(job));

@@ -1,54 +1,16 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { createBridge } from '../../../app/bridge/bridge.js';
-import type { Bridge } from '../../../app/bridge/bridge.js';
+import { describe, expect, it } from 'vitest';
 import { decodeBase64 } from '../../../app/shared/base64.js';
-import type { Result } from '../../../app/shared/result.js';
 import type { HelperState, WorkloadProgress } from '../../../app/shared/types.js';
-import { fixtureLaunch, spawnHelper, stopHelper, tempDirs } from './helper-fixture.js';
-import type { TempDirs } from './helper-fixture.js';
+import { spawnHelper, stopHelper } from './helper-fixture.js';
+import { afterThisTest, cleanUpBridges, setupBridge, value } from './bridge-fixture.js';
 
-function value<T>(result: Result<T>): T {
-  if (!result.ok) throw new Error(`expected ok, got ${result.error.code}: ${result.error.message} ${result.error.detail ?? ''}`);
-  return result.value;
-}
-
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
-
-function setup(launch: 'fixture' | null, extra: Partial<Parameters<typeof createBridge>[0]> = {}): { bridge: Bridge; dirs: TempDirs } {
-  const dirs = tempDirs();
-  const bridge = createBridge({
-    socketPath: dirs.socketPath,
-    launch: launch === 'fixture' ? fixtureLaunch(dirs) : null,
-    logPath: dirs.logPath,
-    appVersion: '9.8.7',
-    labDir: join(dirs.root, 'lab'),
-    startTimeoutMs: 30_000,
-    ...extra,
-  });
-  cleanups.push(() => dirs.cleanup());
-  cleanups.push(async () => {
-    bridge.close();
-    const pid = bridge.link.startedPid;
-    if (pid !== null) {
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch {
-        // already gone
-      }
-      for (let i = 0; i < 50 && existsSync(dirs.socketPath); i++) await new Promise((r) => setTimeout(r, 100));
-    }
-  });
-  return { bridge, dirs };
-}
+cleanUpBridges();
 
 describe('bridge over a real helper', () => {
   it('starts a helper when none answers, then serves the whole device/snapshot/CBT flow', async () => {
-    const { bridge, dirs } = setup('fixture');
+    const { bridge, dirs } = setupBridge('fixture');
     const states: HelperState[] = [];
     bridge.api.onHelperState((s) => states.push(s));
     await bridge.start();
@@ -118,7 +80,7 @@ describe('bridge over a real helper', () => {
   });
 
   it('maps helper errors to contract codes', async () => {
-    const { bridge } = setup('fixture');
+    const { bridge } = setupBridge('fixture');
     await bridge.start();
     const missing = await bridge.api.cbtInfo({ device: 'nope' });
     expect(missing.ok).toBe(false);
@@ -132,7 +94,7 @@ describe('bridge over a real helper', () => {
   });
 
   it('reports HELPER_UNAVAILABLE when no helper runs and none may be started', async () => {
-    const { bridge } = setup(null);
+    const { bridge } = setupBridge(null);
     await bridge.start();
     const result = await bridge.api.listDevices();
     expect(result.ok).toBe(false);
@@ -143,7 +105,7 @@ describe('bridge over a real helper', () => {
   });
 
   it('explains a helper that exits at start (code and log tail)', async () => {
-    const { bridge } = setup(null, {
+    const { bridge } = setupBridge(null, {
       launch: { command: process.execPath, args: ['-e', 'console.error("boom: no driver"); process.exit(3)'], env: {} },
     });
     await bridge.start();
@@ -157,9 +119,9 @@ describe('bridge over a real helper', () => {
   });
 
   it('turns a helper that disappears into HELPER_LOST, and reconnect brings it back', async () => {
-    const { bridge, dirs } = setup(null);
+    const { bridge, dirs } = setupBridge(null);
     let helper = await spawnHelper(dirs);
-    cleanups.push(() => stopHelper(helper));
+    afterThisTest(() => stopHelper(helper));
     await bridge.start();
     expect(value(await bridge.api.listDevices())).toBeInstanceOf(Array);
     const states: HelperState[] = [];
@@ -178,7 +140,7 @@ describe('bridge over a real helper', () => {
   });
 
   it('lists mounted filesystems with sizes', async () => {
-    const { bridge } = setup(null);
+    const { bridge } = setupBridge(null);
     const list = value(await bridge.api.listFilesystems());
     expect(list.length).toBeGreaterThan(0);
     for (const fs of list) {
@@ -189,7 +151,7 @@ describe('bridge over a real helper', () => {
   });
 
   it('runs a write workload on a lab disk: progress events, EALREADY, stop, and the writes in the CBT map', async () => {
-    const { bridge, dirs } = setup('fixture');
+    const { bridge, dirs } = setupBridge('fixture');
     await bridge.start();
     value(await bridge.api.createLabDisk({ name: 'wl', sizeBytes: 16 * 1024 * 1024 }));
     const before = decodeBase64(value(await bridge.api.cbtMap({ device: 'wl' })).data);

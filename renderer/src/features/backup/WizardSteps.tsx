@@ -11,6 +11,8 @@ import { selectability } from '../devices/selectable.js';
 import { storageWarnings } from '../storage/storage-advice.js';
 import { outcomeText, progressText, rateText } from './job-text.js';
 import { KIND_HINTS, KIND_LABELS, allowedKinds, blockedDevices, chainSentence, reasonText, shortTime } from './plan-text.js';
+import { DEFAULT_CHUNK_BYTES } from '../storage/cow-estimate.js';
+import { MIN_SUGGESTED_BYTES } from '../storage/storage-advice.js';
 
 const MiB = 1024 * 1024;
 
@@ -108,7 +110,7 @@ export function StorageStep({ next }: StepProps) {
       <p data-testid="wizard-estimate">
         {estimate === null
           ? 'Reading the change maps…'
-          : `Predicted change: ${estimate.estimate.changedBlocks} tracking blocks (${estimate.basis}). Each may copy a whole ${formatBytes(256 * 1024)} chunk: ${formatBytes(estimate.estimate.predictedBytes)}; with room for twice that (at least ${formatBytes(64 * MiB)}, at most the devices' size), the suggested limit is ${formatBytes(estimate.estimate.limitBytes)}.`}
+          : `Predicted change: ${estimate.estimate.changedBlocks} tracking blocks (${estimate.basis}). Each may copy a whole ${formatBytes(DEFAULT_CHUNK_BYTES)} chunk: ${formatBytes(estimate.estimate.predictedBytes)}; with room for twice that (at least ${formatBytes(MIN_SUGGESTED_BYTES)}, at most the devices' size), the suggested limit is ${formatBytes(estimate.estimate.limitBytes)}.`}
       </p>
       <ErrorText error={estimateError} testId="wizard-estimate-error" />
       <div className="field">

@@ -8,11 +8,10 @@
  * amplification), and the estimate leaves room for twice that. Never less than the
  * Storage screen's minimum, never more than the devices hold.
  */
+import { DEFAULT_CHUNK_BYTES } from '../storage/cow-estimate.js';
 import { MIN_SUGGESTED_BYTES } from '../storage/storage-advice.js';
 
 const MiB = 1024 * 1024;
-/** blksnap's default chunk size (chunk_minimum_shift 18): the unit copied on write. */
-export const DEFAULT_CHUNK_BYTES = 256 * 1024;
 /** Room for a burst of writes beyond the prediction. */
 export const ESTIMATE_HEADROOM = 2;
 

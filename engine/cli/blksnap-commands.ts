@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { BlksnapError, errnoName } from '../abi/errno.js';
 import { decodeCbtMap } from '../protocol/cbt-encoding.js';
 import { MAX_CBT_MAP_LENGTH } from '../protocol/limits.js';
+import { StorageFormSchema } from '../protocol/schemas.js';
 import type { CommandSpec } from './command.js';
 import { needSnapshotId, needString, optList, printFields, printJson, toJson } from './command.js';
 import { formatEvent } from './event-format.js';
@@ -171,11 +172,16 @@ export const blksnapCommands: CommandSpec[] = [
   },
   {
     name: 'snapshot_create',
-    summary: 'create a snapshot with a difference-storage file and add devices; prints the id',
-    usage: '-d DEV [-d DEV...] -f DIFF_FILE -l LIMIT [--writable-images] [--name NAME]',
+    summary: 'create a snapshot with a difference storage and add devices; prints the id',
+    usage: '-d DEV [-d DEV...] -f DIFF_STORAGE [--storage-form FORM] -l LIMIT [--writable-images] [--name NAME]',
     help: [
       ['-d, --device DEV', 'device to add (repeatable)'],
-      ['-f, --file DIFF_FILE', 'difference-storage file to create (must not exist; its directory must); removed with the snapshot'],
+      ['-f, --file DIFF_STORAGE', 'the difference storage, as --storage-form says (default: a new file to create; it must not exist, its directory must; removed with the snapshot)'],
+      [
+        '--storage-form FORM',
+        'what -f names: new-file (default), existing-file (a regular file you prepared: its size is the starting capacity; kept, never truncated or removed), ' +
+          'directory (an unnamed temporary file in it: nothing is left behind), block-device (a whole unused device under /dev, opened exclusively: its contents are overwritten)',
+      ],
       ['-l, --limit LIMIT', 'maximum storage size: bytes, or with a K/M/G/T suffix (e.g. 512M, 1.5G)'],
       ['-n, --name NAME', 'a name for people (up to 64 characters), shown by `snapshots` and the application'],
       ['-w, --writable-images', 'export the images read-write (writes land in the difference storage; a backup then warns that an image may differ from the take); default read-only'],
@@ -186,11 +192,14 @@ export const blksnapCommands: CommandSpec[] = [
       'id=$(blksnap-manager snapshot_create -d disk1 -f /var/tmp/diff2 -l 512M) && blksnap-manager snapshot_take -i "$id"',
       'blksnap-manager snapshot_create -d disk1 -f /var/tmp/diff3 -l 512M --writable-images',
       'blksnap-manager snapshot_create -d disk1 -f /var/tmp/diff4 -l 512M --name "before upgrade"',
+      'blksnap-manager snapshot_create -d disk1 -f /var/tmp --storage-form directory -l 1G',
+      'blksnap-manager snapshot_create -d /dev/sdb -f /dev/sdc --storage-form block-device -l 8G',
     ],
     prints: 'the new snapshot id (with --json: {"id": ...})',
     options: {
       device: { type: 'string', short: 'd', multiple: true },
       file: { type: 'string', short: 'f' },
+      'storage-form': { type: 'string' },
       limit: { type: 'string', short: 'l' },
       'writable-images': { type: 'boolean', short: 'w' },
       name: { type: 'string', short: 'n' },
@@ -200,8 +209,13 @@ export const blksnapCommands: CommandSpec[] = [
       const devices = optList(values, 'device');
       const limitBytes = parseSize(needString(values, 'limit', '--limit LIMIT'), 'limit');
       if (limitBytes < 512) throw new BlksnapError('EINVAL', 'limit must be at least one sector (512 bytes)');
+      const form = values['storage-form'] === undefined ? 'new-file' : StorageFormSchema.safeParse(values['storage-form']);
+      if (typeof form !== 'string' && !form.success) {
+        throw new BlksnapError('EINVAL', `--storage-form must be one of ${StorageFormSchema.options.join(', ')}, not ${JSON.stringify(values['storage-form'])}`);
+      }
       const r = await client.call('snapshotCreate', {
-        diffStoragePath: resolve(needString(values, 'file', '--file DIFF_FILE')),
+        diffStoragePath: resolve(needString(values, 'file', '--file DIFF_STORAGE')),
+        diffStorageForm: typeof form === 'string' ? form : form.data,
         limitSectors: bytesToSectors(limitBytes),
         devices,
         writableImages: values['writable-images'] === true,

@@ -1,7 +1,10 @@
 /**
  * The difference storage of one snapshot (seed 001 diff_storage.c, with the v6
- * file-backed growth): one file, created by the engine with O_EXCL, grown in
- * portions of diff_storage_minimum sectors up to the limit. Regions are handed out
+ * file-backed growth): one file, created by the engine with O_EXCL or given by the
+ * caller as a descriptor, grown in portions of diff_storage_minimum sectors up to
+ * the limit. A given descriptor may be, as the module's forms allow, a new empty
+ * file, an existing regular file (its size is the initial capacity; growing only
+ * ever extends it) or a block device (its size is the whole, fixed capacity). Regions are handed out
  * sequentially; when less than half a portion is left a low_free_space event is
  * queued and the next portion is requested; when a region no longer fits, the
  * storage overflows (no_space event, ENOSPC for every later request).
@@ -19,6 +22,7 @@ import { formatSize } from '../devices/size.js';
 import { fromNodeError } from './errors.js';
 import type { EventQueue } from './event-queue.js';
 import { reserveFileSpace } from './fallocate.js';
+import { blockDeviceCapacity } from './file-block-device.js';
 import { closeFd, ftruncate, readFull, writevFull } from './file-io.js';
 import type { ModuleParams } from './params.js';
 
@@ -42,6 +46,8 @@ export class DiffStorage {
   filled = 0;
   /** False once the file system answered that it cannot reserve space: the file grows sparse. */
   private reserving = true;
+  /** A block device: its capacity is fixed (it cannot grow). */
+  private fixed = false;
   /** The growth in flight (portions are reserved one after the other). */
   private growth: Promise<boolean> = Promise.resolve(true);
   private lowSpaceFlag = 0;
@@ -93,9 +99,11 @@ export class DiffStorage {
 
   /**
    * Creates the storage file (O_CREAT | O_EXCL: EEXIST if anything exists at the
-   * path), or takes the caller's descriptor `givenFd`, and reserves the first
-   * portion (diff_storage_set_diff_storage()); ENOSPC when the file system cannot
-   * hold it.
+   * path), or takes the caller's descriptor `givenFd` (closed also when this
+   * fails), and sets its initial capacity as the module's diff_storage_set() does:
+   * a block device's size (fixed), or the regular file's current size, grown by a
+   * first portion when at most half a portion is there (ENOSPC when the file system
+   * cannot hold it, or when an existing file is already larger than the limit).
    */
   static async create(
     path: string,
@@ -120,15 +128,40 @@ export class DiffStorage {
       }
     }
     const ds = new DiffStorage(path, limitSectors, fd, params, events, ops, givenFd === undefined);
-    if (ds.isHalffull(0) && ds.limit > 0) {
-      ds.requested = Math.min(params.diffStorageMinimum, ds.limit);
-      const failure = await ds.growTo(ds.requested);
-      if (failure) {
-        await ds.close();
-        throw failure;
-      }
+    let failure: BlksnapError | null;
+    try {
+      failure = await ds.setInitialCapacity();
+    } catch (err) {
+      failure = fromNodeError(err, `cannot use the difference storage ${path}`);
+    }
+    if (failure) {
+      await ds.close();
+      throw failure;
     }
     return ds;
+  }
+
+  /** The capacity the descriptor has now, and the first portion where it is (nearly) empty. */
+  private async setInitialCapacity(): Promise<BlksnapError | null> {
+    const st = fs.fstatSync(this.fd);
+    if (st.isBlockDevice()) {
+      this.fixed = true;
+      this.capacity = this.requested = Math.floor(blockDeviceCapacity(st.rdev, this.path) / SECTOR_SIZE);
+      if (this.capacity === 0) return new BlksnapError('EINVAL', `the block device ${this.path} is empty (0 bytes)`);
+      return null;
+    }
+    if (!st.isFile()) return new BlksnapError('EINVAL', `the difference storage ${this.path} is not a regular file or a block device`);
+    this.capacity = this.requested = Math.floor(st.size / SECTOR_SIZE);
+    if (!this.isHalffull(this.capacity) || this.limit === 0) return null;
+    if (this.capacity === this.limit) return null;
+    if (this.capacity > this.limit) {
+      return new BlksnapError(
+        'ENOSPC',
+        `the difference storage ${this.path} already holds ${sizeText(this.capacity)}, more than the limit of ${sizeText(this.limit)}: give a limit of at least its size`,
+      );
+    }
+    this.requested += Math.min(this.params.diffStorageMinimum, this.limit - this.capacity);
+    return this.growTo(this.requested);
   }
 
   private isHalffull(sectorsLeft: number): boolean {
@@ -146,7 +179,7 @@ export class DiffStorage {
     this.lowSpaceFlag++;
     if (this.lowSpaceFlag !== 1) return;
     this.events.push({ code: 'low_free_space', requestedSectors: this.params.diffStorageMinimum });
-    if (this.requested >= this.limit) return; // the limit has been reached
+    if (this.fixed || this.requested >= this.limit) return; // a block device, or the limit has been reached
     this.requested += Math.min(this.params.diffStorageMinimum, this.limit - this.requested);
     this.lowSpaceFlag = 0;
     void this.growTo(this.requested);
@@ -241,6 +274,7 @@ export class DiffStorage {
       if (g === this.growth) break; // no reservation was started meanwhile
     }
     if (this.closed) return 0;
+    if (this.fixed) return this.capacity; // a block device: all of it
     const st = await new Promise<fs.Stats>((resolve, reject) => fs.fstat(this.fd, (err, s) => (err ? reject(err) : resolve(s))));
     return Math.min(this.capacity, st.blocks * (512 / SECTOR_SIZE));
   }

@@ -22,7 +22,7 @@ export const PHYSICAL_BLOCK_SIZE = 4096;
 export { splitDevT };
 
 /** Capacity of a block device in bytes: /sys/dev/block/MAJ:MIN/size (in 512-byte sectors). */
-function blockDeviceCapacity(rdev: number, path: string): number {
+export function blockDeviceCapacity(rdev: number, path: string): number {
   const { major, minor } = splitDevT(rdev);
   try {
     const sectors = Number(readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8').trim());

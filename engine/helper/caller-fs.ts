@@ -259,6 +259,34 @@ export class CallerFs {
     }
   }
 
+  /**
+   * An unnamed temporary file (O_TMPFILE | O_EXCL: it can never be given a name) in
+   * the directory `dir`, created with the owner's rights (mode 0600, the owner's);
+   * it vanishes with its last descriptor, so nothing is left behind. The caller
+   * closes the descriptor.
+   */
+  createUnnamed(dir: string, what: string): OpenedFile {
+    const full = checkedAbsolute(dir, what);
+    const d = this.openDir(full, what);
+    try {
+      const { O_TMPFILE } = archFlags();
+      let fd: number;
+      try {
+        fd = this.asOwner(() => openat2(d.fd, '.', O_TMPFILE | O_EXCL | O_RDWR | O_CLOEXEC, 0o600, RESOLVE));
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code === 'EOPNOTSUPP' || code === 'EISDIR' || code === 'EINVAL') {
+          throw new BlksnapError('EOPNOTSUPP', `${what}: the file system of ${full} cannot hold an unnamed temporary file; name a new file there instead`);
+        }
+        throw toBlksnap(err, `${what}: cannot create an unnamed file in ${full}`);
+      }
+      const st = fstatSync(fd);
+      return { fd, path: full, dev: st.dev, ino: st.ino, isBlockDevice: false, rdev: 0, size: 0 };
+    } finally {
+      closeQuietly(d.fd);
+    }
+  }
+
   /** A create that failed: says what is in the way when something exists at the name. */
   private explainExisting(err: unknown, dirFd: number, full: string, what: string): BlksnapError {
     if ((err as { code?: string }).code === 'EEXIST') {

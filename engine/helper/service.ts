@@ -12,7 +12,7 @@ import { CBT_MAP_ENCODING, encodeCbtMap } from '../protocol/cbt-encoding.js';
 import { PROTOCOL_VERSION } from '../protocol/limits.js';
 import { CBT_ACTIVE_TABLE_CAPABILITY, STORAGE_GROW_CAPABILITY } from '../protocol/methods.js';
 import type { MethodName, MethodResult, MethodTable, NotificationName, NotificationParams } from '../protocol/methods.js';
-import type { DeviceEntry, ExportEntry, ImageEntry, Topic } from '../protocol/schemas.js';
+import type { DeviceEntry, ExportEntry, ImageEntry, StorageForm, Topic } from '../protocol/schemas.js';
 import type { HelperBackends, ImageRecord } from './backends.js';
 import { backupHandlers } from './backup-handlers.js';
 import { CallerFs } from './caller-fs.js';
@@ -21,6 +21,7 @@ import { resolveBlockDevice, resolveEngineDevice } from './device-resolver.js';
 import { EventPump } from './event-pump.js';
 import { SnapshotBook } from './snapshot-book.js';
 import { growStorage } from './storage-grow.js';
+import { openStorage } from './storage-forms.js';
 import { SnapshotMetaStore, withMeta } from './snapshot-meta.js';
 import type { SettingsStore } from './settings-store.js';
 import type { StorageIdentity, StorageLedger } from './storage-ledger.js';
@@ -260,7 +261,7 @@ export class HelperService {
         if (driver.kind !== 'kernel' || !module?.dialect || !module.filter) return version;
         return { ...version, dialect: module.dialect, filter: module.filter };
       },
-      snapshotCreate: async ({ diffStoragePath, limitSectors, devices, writableImages = false, name }) => {
+      snapshotCreate: async ({ diffStoragePath, diffStorageForm = 'new-file', limitSectors, devices, writableImages = false, name }) => {
         const resolved: string[] = [];
         for (const ref of devices ?? []) {
           const device = await this.device(ref);
@@ -268,8 +269,8 @@ export class HelperService {
           if (resolved.includes(device)) throw new BlksnapError('EINVAL', `device ${device} is listed twice`);
           resolved.push(device);
         }
-        const { id, path, storageIdentity } = await this.createWithStorage(diffStoragePath, limitSectors);
-        this.book.add({ id, devices: [], taken: false, storagePath: path, limitSectors, storageIdentity, writableImages });
+        const { id, path, storageIdentity } = await this.createWithStorage(diffStorageForm, diffStoragePath, limitSectors);
+        this.book.add({ id, devices: [], taken: false, storagePath: path, limitSectors, storageIdentity, writableImages, storageForm: diffStorageForm });
         await this.recordMeta(() => this.meta.created(id, name ?? null));
         this.ensurePump(id);
         this.broadcast('snapshot', { id, state: 'created' });
@@ -530,7 +531,8 @@ export class HelperService {
     await pump?.stop();
     const rec = this.book.delete(id);
     await this.recordMeta(() => this.meta.forget(id));
-    if (rec?.storagePath) await this.releaseStorage(rec.storagePath, rec.storageIdentity ?? null);
+    // only a file the helper created is removed: an existing file, a device or an unnamed file never
+    if (rec?.storagePath && (rec.storageForm ?? 'new-file') === 'new-file') await this.releaseStorage(rec.storagePath, rec.storageIdentity ?? null);
     this.broadcast('snapshot', { id, state: 'destroyed' });
   }
 
@@ -568,35 +570,47 @@ export class HelperService {
   }
 
   /**
-   * Creates the difference storage with the caller's rights (recorded in the ledger
-   * before it has its name) and the snapshot over it; on failure nothing is left.
+   * Opens or creates the difference storage in its form with the caller's rights (a
+   * new file is recorded in the ledger before it has its name) and the snapshot over
+   * it; on failure nothing the helper created is left.
    */
-  private async createWithStorage(diffStoragePath: string, limitSectors: number): Promise<{ id: SnapshotId; path: string; storageIdentity: StorageIdentity }> {
+  private async createWithStorage(
+    form: StorageForm,
+    diffStoragePath: string,
+    limitSectors: number,
+  ): Promise<{ id: SnapshotId; path: string; storageIdentity: StorageIdentity | null }> {
     const uid = this.backends.owner.uid;
-    const created = await this.files.createFile(
-      diffStoragePath,
-      'difference storage',
-      (pending) => (this.ledger ? this.ledger.recordPending(pending, 'storage', PENDING_SNAPSHOT, uid) : Promise.resolve()),
-      { keepDir: true },
-    );
-    const storageIdentity: StorageIdentity = { dev: created.dev, ino: created.ino, dirDev: created.dirDev, dirIno: created.dirIno, uid };
-    if (created.dirFd !== undefined) storageIdentity.dirFd = created.dirFd;
+    const storage = await openStorage(this.files, form, diffStoragePath, {
+      holdExclusive: this.backends.engine !== null,
+      beforeLink: (pending) => (this.ledger ? this.ledger.recordPending(pending, 'storage', PENDING_SNAPSHOT, uid) : Promise.resolve()),
+    });
+    const created = storage.created;
+    let storageIdentity: StorageIdentity | null = null;
+    if (created) {
+      storageIdentity = { dev: created.dev, ino: created.ino, dirDev: created.dirDev, dirIno: created.dirIno, uid };
+      if (created.dirFd !== undefined) storageIdentity.dirFd = created.dirFd;
+    }
     let id: SnapshotId;
     try {
-      await this.ledger?.settle(created.path, created);
+      if (created) await this.ledger?.settle(created.path, created);
       // the driver takes the descriptor over (and closes it, also on failure)
-      id = await this.backends.driver.snapshotCreate({ diffStoragePath: created.path, limitSectors, diffStorageFd: created.fd });
+      id = await this.backends.driver.snapshotCreate({ diffStoragePath: storage.path, limitSectors, diffStorageFd: storage.fd });
     } catch (err) {
-      this.removeCreated(created.path, storageIdentity);
-      await this.ledger?.forget(created.path).catch(() => undefined);
+      if (created && storageIdentity) {
+        this.removeCreated(created.path, storageIdentity);
+        await this.ledger?.forget(created.path).catch(() => undefined);
+      }
       throw err;
     }
-    try {
-      await this.ledger?.relabel(created.path, id);
-    } catch (err) {
-      this.log(`cannot record the difference storage ${created.path}: ${(err as Error).message}`);
+    if (created) {
+      try {
+        await this.ledger?.relabel(created.path, id);
+      } catch (err) {
+        this.log(`cannot record the difference storage ${created.path}: ${(err as Error).message}`);
+      }
     }
-    return { id, path: created.path, storageIdentity };
+    this.log(`snapshot ${id}: difference storage ${form === 'directory' ? `an unnamed file in ${storage.path}` : storage.path} (${form})`);
+    return { id, path: storage.path, storageIdentity };
   }
 }
 

@@ -1,6 +1,6 @@
 /** What the helper knows about the snapshots it manages (the driver is the truth for the rest). */
 import type { SnapshotId } from '../abi/types.js';
-import type { SnapshotSummary } from '../protocol/schemas.js';
+import type { SnapshotSummary, StorageForm } from '../protocol/schemas.js';
 import type { StorageIdentity } from './storage-ledger.js';
 
 export interface SnapshotRecord {
@@ -12,6 +12,8 @@ export interface SnapshotRecord {
   limitSectors: number | null;
   /** Device and inode of the storage file the helper created (removed only while it is still that file). */
   storageIdentity?: StorageIdentity | null;
+  /** The form of the difference storage (default `new-file`, the only form the helper removes). */
+  storageForm?: StorageForm;
   /** Created with writable images (snapshotCreate writableImages): its image exports accept writes. */
   writableImages?: boolean;
 }

@@ -29,6 +29,7 @@ import {
   SnapshotIdSchema,
   SnapshotInfoSchema,
   SnapshotSummarySchema,
+  StorageFormSchema,
   StorageInfoSchema,
   TopicSchema,
   UintSchema,
@@ -85,6 +86,8 @@ export const methods = {
   snapshotCreate: {
     params: z.strictObject({
       diffStoragePath: AbsolutePathSchema,
+      /** What diffStoragePath names (default `new-file`): see StorageFormSchema. */
+      diffStorageForm: StorageFormSchema.optional(),
       limitSectors: UintSchema.min(1),
       /** Devices added right after creation (each as snapshotAdd). */
       devices: z.array(DeviceRefSchema).max(256).optional(),

@@ -48,6 +48,19 @@ export const AbsolutePathSchema = noControlChars(
     .refine((p) => p.startsWith('/'), 'expected an absolute path'),
 );
 
+/**
+ * The form of a snapshot's difference storage (the forms the blksnap module accepts):
+ * - `new-file`: a file created at the path (must not exist), removed at destroy;
+ * - `existing-file`: a regular file that exists; its size is the initial capacity;
+ *   it is used as it is and never truncated or removed;
+ * - `directory`: an unnamed temporary file (O_TMPFILE) in that directory, never
+ *   given a name, so nothing is left behind;
+ * - `block-device`: a whole block device, opened exclusively; its size is the
+ *   capacity and its contents are overwritten.
+ */
+export const StorageFormSchema = z.enum(['new-file', 'existing-file', 'directory', 'block-device']);
+export type StorageForm = z.infer<typeof StorageFormSchema>;
+
 export const DriverKindSchema = z.enum(['kernel', 'embedded']);
 export type DriverKind = z.infer<typeof DriverKindSchema>;
 

@@ -11,7 +11,7 @@
  * (the difference-storage file).
  */
 import { randomUUID } from 'node:crypto';
-import { close as fsClose, closeSync, fstatSync, open as fsOpen, openSync, constants as fsConstants } from 'node:fs';
+import { close as fsClose, closeSync, fstatSync, open as fsOpen, openSync, statSync, constants as fsConstants } from 'node:fs';
 import { BlksnapError, ERRNO } from '../../../engine/abi/errno.js';
 import type { ErrnoName } from '../../../engine/abi/errno.js';
 import type { BlksnapVersion } from '../../../engine/abi/types.js';
@@ -40,6 +40,7 @@ import {
   encodeUuid,
   encodeVersion,
 } from '../../../engine/kernel/abi-structs.js';
+import { archFlags } from '../../../engine/helper/native-fs.js';
 import type { IoctlLayer, NativeMemory } from '../../../engine/kernel/ioctl-layer.js';
 import { fsError, ioctlError } from '../../../engine/kernel/ioctl-layer.js';
 import {
@@ -298,7 +299,7 @@ export class FakeIoctlLayer implements IoctlLayer {
   }
 
   async close(fd: number): Promise<void> {
-    const file = this.files.get(fd);
+    const file = this.files.get(fd) ?? this.handedOver(fd);
     if (!file) throw new BlksnapError('EBADF', `fd ${fd} is not open`);
     this.files.delete(fd);
     if (file.kind === 'file') {
@@ -346,6 +347,22 @@ export class FakeIoctlLayer implements IoctlLayer {
 
   // ---- simulation ----------------------------------------------------------
 
+  /**
+   * A real descriptor the caller opened itself (the helper's checked storage, handed
+   * over as diffStorageFd), as the koffi layer would see it: a file of this process.
+   */
+  private handedOver(fd: number): OpenFile | undefined {
+    if (fd >= FAKE_FD_BASE) return undefined;
+    try {
+      fstatSync(fd);
+    } catch {
+      return undefined;
+    }
+    const file: OpenFile = { kind: 'file', path: `/proc/self/fd/${fd}` };
+    this.files.set(fd, file);
+    return file;
+  }
+
   private fakeFd(file: OpenFile): number {
     const fd = this.nextFd++;
     this.files.set(fd, file);
@@ -382,7 +399,7 @@ export class FakeIoctlLayer implements IoctlLayer {
       case IOCTL_BLKSNAP_SNAPSHOT_CREATE: {
         if (this.dialect !== 'v6') return this.createByPath(arg);
         const req = decodeSnapshotCreate(arg);
-        const file = this.files.get(req.diffStorageFd);
+        const file = this.files.get(req.diffStorageFd) ?? this.handedOver(req.diffStorageFd);
         if (!file || file.kind !== 'file') fail('EBADF');
         const st = fstatSync(req.diffStorageFd);
         if (!st.isFile() && !st.isBlockDevice()) fail('EINVAL');
@@ -499,9 +516,13 @@ export class FakeIoctlLayer implements IoctlLayer {
   private createByPath(arg: Buffer): number {
     const limitSectors = Number(arg.readBigUInt64LE(0));
     const path = this.userString(arg.readBigUInt64LE(8));
+    // diff_storage_set(): what the path names decides how it is opened
     let fd: number;
     try {
-      fd = openSync(path, fsConstants.O_RDWR);
+      const kind = statSync(path);
+      if (kind.isBlockDevice()) fd = openSync(path, fsConstants.O_RDWR | fsConstants.O_EXCL); // exclusively
+      else if (kind.isDirectory()) fd = openSync(path, fsConstants.O_RDWR | archFlags().O_TMPFILE, 0o600); // an unnamed file in it
+      else fd = openSync(path, fsConstants.O_RDWR);
     } catch (err) {
       fail(((err as NodeJS.ErrnoException).code as ErrnoName | undefined) ?? 'EIO');
     }

@@ -17,6 +17,14 @@ import type {
  */
 export interface BlksnapDriver {
   readonly kind: 'kernel' | 'embedded';
+  /**
+   * True when the module opens the difference storage itself, by the path
+   * /proc/self/fd/N of the descriptor it is given (VAL-7.0, lk6.15), and so claims a
+   * block device exclusively on its own: the caller must then hand over a
+   * descriptor that is not O_EXCL. Otherwise the driver keeps the given descriptor
+   * (the engine, or the v6 module's fget): an O_EXCL one claims a block device.
+   */
+  readonly storageByPath?: boolean;
 
   /** IOCTL_BLKSNAP_VERSION */
   version(): Promise<BlksnapVersion>;

@@ -61,11 +61,18 @@ export interface SnapshotCreateParams {
   /** Maximum size the difference storage may grow to, in sectors. */
   limitSectors: number;
   /**
-   * A descriptor of the storage file, already created (empty) by the caller, who
-   * checked it with the user's rights (engine/helper/caller-fs.ts). The driver uses
-   * it instead of creating a file at diffStoragePath (then only its name), takes it
-   * over (closes it, also when the call fails) and never removes the file: its
-   * creator does.
+   * A descriptor of the difference storage, opened by the caller, who checked it
+   * with the user's rights (engine/helper/storage-forms.ts). The object it refers
+   * to is the storage form (the driver asks fstat, nothing else is passed):
+   * - a regular file: new and empty, or existing (its size is the initial capacity,
+   *   grown by fallocate up to the limit, never truncated), or an unnamed O_TMPFILE
+   *   file (the directory form);
+   * - a block device: its size is the whole capacity (O_EXCL for the embedded engine
+   *   and v6; not O_EXCL where `driver.storageByPath`, whose module opens it
+   *   exclusively itself).
+   * The driver uses it instead of creating a file at diffStoragePath (then only its
+   * name, for messages), takes it over (closes it, also when the call fails) and
+   * never removes anything: the caller does, for a file it created.
    */
   diffStorageFd?: number;
 }

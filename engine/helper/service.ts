@@ -581,7 +581,7 @@ export class HelperService {
   ): Promise<{ id: SnapshotId; path: string; storageIdentity: StorageIdentity | null }> {
     const uid = this.backends.owner.uid;
     const storage = await openStorage(this.files, form, diffStoragePath, {
-      holdExclusive: this.backends.engine !== null,
+      holdExclusive: this.backends.driver.storageByPath !== true,
       beforeLink: (pending) => (this.ledger ? this.ledger.recordPending(pending, 'storage', PENDING_SNAPSHOT, uid) : Promise.resolve()),
     });
     const created = storage.created;

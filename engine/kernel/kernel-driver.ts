@@ -146,6 +146,11 @@ export class KernelDriver implements BlksnapDriver {
     this.nowMs = options.nowMs ?? (() => Date.now());
   }
 
+  /** The module opens the storage by path (/proc/self/fd/N), claiming a block device itself. */
+  get storageByPath(): boolean {
+    return this.dialect.storage !== 'fd';
+  }
+
   /** The image's block device path from snapshotinfo, or null before take. */
   imageDevicePath(info: SnapshotInfo): string | null {
     return info.image ? `${this.devDir}/${info.image}` : null;

@@ -206,6 +206,8 @@ export class FakeIoctlLayer implements IoctlLayer {
 
   private readonly devices = new Map<string, FakeDevice>();
   private readonly files = new Map<number, OpenFile>();
+  /** v6 storage descriptors the caller closed while a snapshot still holds them (closed at destroy). */
+  private readonly closedByCaller = new Set<number>();
   private nextFd = FAKE_FD_BASE;
   private readonly memory = new Map<bigint, Buffer>();
   private nextAddress = FAKE_ADDRESS_BASE;
@@ -302,6 +304,11 @@ export class FakeIoctlLayer implements IoctlLayer {
     const file = this.files.get(fd) ?? this.handedOver(fd);
     if (!file) throw new BlksnapError('EBADF', `fd ${fd} is not open`);
     this.files.delete(fd);
+    // a v6 snapshot holds its storage file (fget): it stays open until destroy
+    if (this.snapshots.some((s) => s.storagePath === null && s.storageFd === fd)) {
+      this.closedByCaller.add(fd);
+      return;
+    }
     if (file.kind === 'file') {
       await new Promise<void>((resolve, reject) => {
         fsClose(fd, (err) => (err ? reject(fsError(err, `cannot close fd ${fd}`)) : resolve()));
@@ -425,6 +432,7 @@ export class FakeIoctlLayer implements IoctlLayer {
         if (index < 0) fail('ENODEV');
         const [snapshot] = this.snapshots.splice(index, 1);
         if (snapshot?.storagePath !== null && snapshot !== undefined) closeSync(snapshot.storageFd);
+        else if (snapshot && this.closedByCaller.delete(snapshot.storageFd)) closeSync(snapshot.storageFd);
         for (const device of snapshot?.devices ?? []) {
           if (device.tracker) {
             device.tracker.snapshotId = null;

@@ -240,15 +240,25 @@ export const blksnapCommands: CommandSpec[] = [
   },
   {
     name: 'snapshot_take',
-    summary: 'take the snapshot (all its devices at the same moment)',
-    usage: '-i ID',
-    help: [ID],
-    example: `blksnap-manager snapshot_take -i ${EXAMPLE_ID}`,
-    options: id,
+    summary: 'take the snapshot (all its devices at the same moment), freezing their mounted file systems',
+    usage: '-i ID [--freeze MOUNTPOINT...]',
+    help: [
+      ID,
+      [
+        '--freeze MOUNTPOINT',
+        'also freeze this file system around the take (repeatable; you must be able to open it). ' +
+          'Engine devices mounted here through nbdfuse and a loop device are found and frozen without it',
+      ],
+    ],
+    example: [`blksnap-manager snapshot_take -i ${EXAMPLE_ID}`, `blksnap-manager snapshot_take -i ${EXAMPLE_ID} --freeze /mnt/data`],
+    prints: 'nothing; on stderr, each file system frozen and how long writers waited (with --json: {"ok": true, "frozen": [...]})',
+    options: { ...id, freeze: { type: 'string', multiple: true } },
     needsHelper: true,
     async run({ client, io, json, values }) {
-      const r = await client.call('snapshotTake', { id: needSnapshotId(values) });
+      const freeze = optList(values, 'freeze').map((p) => resolve(p));
+      const r = await client.call('snapshotTake', { id: needSnapshotId(values), ...(freeze.length > 0 ? { freeze } : {}) });
       if (json) printJson(io, r);
+      else for (const f of r.frozen ?? []) io.stderr(`froze ${f.mountPoint} (${f.how}): writers waited ${f.frozenMs} ms\n`);
     },
   },
   {

@@ -287,6 +287,22 @@ export class CallerFs {
     }
   }
 
+  /**
+   * A readable descriptor of the directory `dir` (for an ioctl such as FIFREEZE),
+   * opened with the owner's rights and without symlinks; the caller closes it.
+   */
+  openDirectory(dir: string, what: string): { fd: number; kernelPath: string } {
+    const full = checkedAbsolute(dir, what);
+    const { O_DIRECTORY } = archFlags();
+    let fd: number;
+    try {
+      fd = this.asOwner(() => openat2(AT_FDCWD, full, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE));
+    } catch (err) {
+      throw toBlksnap(err, `${what}: cannot open ${full}`);
+    }
+    return { fd, kernelPath: kernelPath(fd) };
+  }
+
   /** A create that failed: says what is in the way when something exists at the name. */
   private explainExisting(err: unknown, dirFd: number, full: string, what: string): BlksnapError {
     if ((err as { code?: string }).code === 'EEXIST') {

@@ -22,6 +22,9 @@ import { EventPump } from './event-pump.js';
 import { SnapshotBook } from './snapshot-book.js';
 import { growStorage } from './storage-grow.js';
 import { openStorage } from './storage-forms.js';
+import { mountsOfEngineDevices, openFreezeTargets } from './freeze-detect.js';
+import type { DetectedMount } from './freeze-detect.js';
+import { freezeAround } from './fs-freeze.js';
 import { SnapshotMetaStore, withMeta } from './snapshot-meta.js';
 import type { SettingsStore } from './settings-store.js';
 import type { StorageIdentity, StorageLedger } from './storage-ledger.js';
@@ -193,6 +196,19 @@ export class HelperService {
     }
   }
 
+  /** Embedded engine: where the snapshot's devices are mounted on this machine through their NBD exports. */
+  private async detectedMounts(id: SnapshotId): Promise<DetectedMount[]> {
+    const { engine, nbd } = this.backends;
+    if (!engine || !nbd) return [];
+    const devices = this.book.get(id)?.devices ?? engine.listDevices().filter((d) => d.snapshotId === id).map((d) => d.name);
+    try {
+      return await mountsOfEngineDevices(devices, nbd.socketPath);
+    } catch (err) {
+      this.log(`cannot look for mounts of ${devices.join(', ')}: ${(err as Error).message}`);
+      return [];
+    }
+  }
+
   private checkNotInSnapshot(device: string): void {
     const holder = this.book.holderOf(device);
     if (holder) throw new BlksnapError('EBUSY', `device ${device} is already in snapshot ${holder.id}`);
@@ -286,12 +302,17 @@ export class HelperService {
         await this.destroy(id);
         return OK;
       },
-      snapshotTake: async ({ id }) => {
-        await driver.snapshotTake(id);
+      snapshotTake: async ({ id, freeze = [] }) => {
+        const targets = await openFreezeTargets(this.files, freeze, () => this.detectedMounts(id));
+        const { frozen } = await freezeAround(targets, () => driver.snapshotTake(id), this.log);
+        for (const f of frozen) {
+          const via = targets.find((t) => t.mountPoint === f.mountPoint)?.via;
+          this.log(`snapshot ${id}: froze ${f.mountPoint} (${via ?? 'asked'}) around the take: writers waited ${f.frozenMs} ms, writing out took ${f.freezeMs} ms`);
+        }
         this.book.ensure(id).taken = true;
         await this.recordMeta(() => this.meta.taken(id));
         this.broadcast('snapshot', { id, state: 'taken' });
-        return OK;
+        return frozen.length > 0 ? { ok: true as const, frozen } : OK;
       },
       snapshotCollect: async () => {
         const ids = await driver.snapshotCollect();

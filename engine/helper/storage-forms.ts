@@ -113,20 +113,13 @@ function openExistingFile(files: CallerFs, path: string): number {
 async function openBlockDevice(files: CallerFs, path: string, holdExclusive: boolean): Promise<number> {
   if (!path.startsWith('/dev/')) throw new BlksnapError('EINVAL', `${WHAT}: ${path} is not a block device (block devices are under /dev)`);
   const opened = openAs(files, path, 'block-device');
-  let exclusive: number | null = null;
+  let exclusive: number;
   try {
     if (!opened.isBlockDevice) throw new BlksnapError('EINVAL', `${WHAT}: ${path} is not a block device`);
     const { major, minor } = splitDevT(opened.rdev);
     const uses = await whatHolds(major, minor);
     if (uses.length > 0) throw new BlksnapError('EBUSY', `${WHAT}: ${path} is in use: ${uses.join('; ')}; only a device nothing else uses can hold it`);
-    try {
-      // the same inode as checked, now claimed: the kernel refuses mount, swapon, mkfs meanwhile
-      exclusive = openSync(`/proc/self/fd/${opened.fd}`, fsConstants.O_RDWR | fsConstants.O_EXCL);
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code === 'EBUSY') throw new BlksnapError('EBUSY', `${WHAT}: ${path} is in use: it is opened exclusively by another program`);
-      throw new BlksnapError('EIO', `${WHAT}: cannot open ${path} exclusively: ${code ?? String(err)}`);
-    }
+    exclusive = claim(opened.fd, path);
   } catch (err) {
     closeQuietly(opened.fd);
     throw err;
@@ -137,4 +130,15 @@ async function openBlockDevice(files: CallerFs, path: string, holdExclusive: boo
   }
   closeQuietly(exclusive);
   return opened.fd;
+}
+
+/** The same inode opened again with O_EXCL: the kernel then refuses mount, swapon, mkfs (EBUSY while held elsewhere). */
+function claim(fd: number, path: string): number {
+  try {
+    return openSync(`/proc/self/fd/${fd}`, fsConstants.O_RDWR | fsConstants.O_EXCL);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'EBUSY') throw new BlksnapError('EBUSY', `${WHAT}: ${path} is in use: it is opened exclusively by another program`);
+    throw new BlksnapError('EIO', `${WHAT}: cannot open ${path} exclusively: ${code ?? String(err)}`);
+  }
 }

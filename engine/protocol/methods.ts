@@ -102,7 +102,19 @@ export const methods = {
     result: z.strictObject({ id: SnapshotIdSchema }),
   },
   snapshotDestroy: { params: SnapshotRef, result: Ok },
-  snapshotTake: { params: SnapshotRef, result: Ok },
+  snapshotTake: {
+    params: SnapshotRef.extend({
+      /** Mount points to freeze around the take (FIFREEZE/FITHAW), beside those the helper detects. */
+      freeze: z.array(AbsolutePathSchema).max(64).optional(),
+    }),
+    result: z.strictObject({
+      ok: z.literal(true),
+      /** The file systems frozen around the take, and for how long writers waited. */
+      frozen: z
+        .array(z.strictObject({ mountPoint: z.string(), how: z.enum(['detected', 'asked']), frozenMs: UintSchema, freezeMs: UintSchema }))
+        .optional(),
+    }),
+  },
   snapshotCollect: { params: Empty, result: z.strictObject({ ids: z.array(SnapshotIdSchema) }) },
   snapshotWaitEvent: {
     params: z.strictObject({ id: SnapshotIdSchema, timeoutMs: UintSchema.max(MAX_WAIT_EVENT_TIMEOUT_MS) }),

@@ -338,7 +338,9 @@ export class KernelDriver implements BlksnapDriver {
           device: this.resolveDevice(body.devIdMj, body.devIdMn),
           devMajor: body.devIdMj,
           devMinor: body.devIdMn,
-          errCode: body.errCode,
+          // the modules put abs(error) in the event (diff_area.c: `.err_code = abs(...)`,
+          // measured +28 on VAL-7.0); CorruptedEvent carries the negative errno
+          errCode: -Math.abs(body.errCode),
         };
       }
       case BLKSNAP_EVENT_CODE.no_space:

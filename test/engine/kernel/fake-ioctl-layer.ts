@@ -265,7 +265,7 @@ export class FakeIoctlLayer implements IoctlLayer {
 
   /**
    * The difference storage ran out: a no_space event for the request, then each
-   * device's image is marked corrupted (-ENOSPC) with a corrupted event.
+   * device's image is marked corrupted (-ENOSPC) with a corrupted event (err_code +ENOSPC, as the modules send it).
    */
   overflow(id: string, requestedSectors: number): void {
     this.queueEvent(id, BLKSNAP_EVENT_CODE.no_space, encodeEventNoSpace(requestedSectors));
@@ -275,7 +275,8 @@ export class FakeIoctlLayer implements IoctlLayer {
       this.queueEvent(
         id,
         BLKSNAP_EVENT_CODE.corrupted,
-        encodeEventCorrupted({ devIdMj: device.major, devIdMn: device.minor, errCode: -ERRNO.ENOSPC }),
+        // diff_area.c sends abs(error): +ENOSPC in the event, -ENOSPC in snapshotinfo
+        encodeEventCorrupted({ devIdMj: device.major, devIdMn: device.minor, errCode: ERRNO.ENOSPC }),
       );
     }
   }

@@ -34,12 +34,17 @@ const EXPECTED_STEPS = [
   'cbtinfo and cbtmap after attach',
   'storage form "new file": create, take, write, image equals the take, destroy',
   'storage form "file the caller created (descriptor)": create, take, write, image equals the take, destroy',
+  'append_storage: a snapshot without storage asks for space and runs on ranges of the spare disk',
   'markdirtyblock marks the read map at once',
   'overflow of a 1 MiB storage: corrupted event, error -28, original intact',
   'cbt after the overflow snapshot',
   'full backup from the image device; qemu-img compare in the guest',
   'incremental backup of known writes; qemu-img compare in the guest',
   'detach, then cbtinfo and detach fail: ENOENT',
+  'helper starts with the kernel driver',
+  'CLI version prints the module version sysfs reports',
+  'CLI attach and cbtinfo: capacity from sysfs, 64 KiB blocks, changes_number 0',
+  'CLI snapshot_create, take, snapshot_info, readcbtmap bytes, destroy, detach',
 ];
 
 interface GuestResult {

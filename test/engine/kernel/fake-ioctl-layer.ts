@@ -136,6 +136,9 @@ interface FakeEvent {
   data: Buffer;
 }
 
+/** VAL-7.0 main.c: diff_storage_minimum, in sectors (1 GiB). */
+const VAL7_DIFF_STORAGE_MINIMUM = 2097152;
+
 interface FakeSnapshot {
   id: string;
   storageFd: number;
@@ -408,7 +411,7 @@ export class FakeIoctlLayer implements IoctlLayer {
         const index = this.snapshots.findIndex((s) => s.id === id);
         if (index < 0) fail('ENODEV');
         const [snapshot] = this.snapshots.splice(index, 1);
-        if (snapshot?.storagePath !== null && snapshot !== undefined) closeSync(snapshot.storageFd);
+        if (snapshot?.storagePath !== null && snapshot !== undefined && snapshot.storageFd >= 0) closeSync(snapshot.storageFd);
         for (const device of snapshot?.devices ?? []) {
           if (device.tracker) {
             device.tracker.snapshotId = null;
@@ -499,6 +502,9 @@ export class FakeIoctlLayer implements IoctlLayer {
    */
   private createByPath(arg: Buffer): number {
     const limitSectors = Number(arg.readBigUInt64LE(0));
+    // VAL-7.0 (BLKSNAP_MODIFICATION): a NULL path creates a snapshot without storage,
+    // which asks for min(diff_storage_minimum, limit) sectors at once (diff_storage_set)
+    if (arg.readBigUInt64LE(8) === 0n && this.dialect === 'val7') return this.createAppendable(arg, limitSectors);
     const path = this.userString(arg.readBigUInt64LE(8));
     let fd: number;
     try {
@@ -528,10 +534,30 @@ export class FakeIoctlLayer implements IoctlLayer {
     return 0;
   }
 
+  private createAppendable(arg: Buffer, limitSectors: number): number {
+    const id = randomUUID();
+    this.snapshots.push({
+      id,
+      storageFd: -1,
+      storagePath: null,
+      storageIno: 0,
+      appended: [],
+      limitSectors,
+      devices: [],
+      taken: false,
+      events: [],
+      waiters: new Set(),
+    });
+    encodeUuid(id).copy(arg, DIALECT_SPEC[this.dialect].createIdOffset);
+    this.queueEvent(id, BLKSNAP_EVENT_CODE.no_space, encodeEventNoSpace(Math.min(VAL7_DIFF_STORAGE_MINIMUM, limitSectors)));
+    return 0;
+  }
+
   /** VAL-7.0 append_storage (spec section 3): id 0, devpath u64 16, count u32 24, ranges u64 32. */
   private appendStorage(arg: Buffer): number {
     const snapshot = this.snapshotById(decodeUuid(arg, 0));
-    if (!snapshot) fail('ENOENT');
+    // snapshot_append_storage: an unknown id is -ESRCH (measured in the VM test)
+    if (!snapshot) fail('ESRCH');
     const devpath = this.userString(arg.readBigUInt64LE(16));
     const count = arg.readUInt32LE(24);
     const ranges: { offset: number; count: number }[] = [];

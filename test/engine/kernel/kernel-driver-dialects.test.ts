@@ -154,6 +154,40 @@ describe('VAL-7.0: append_storage and the stock-kernel block device', () => {
     expect(fake.liveAllocations).toBe(0);
   });
 
+  it('append mode: create with a NULL storage path, the low_free_space request answered with appendStorage', async () => {
+    const { fake, driver } = setup('val7');
+    const id = await driver.snapshotCreateAppendable(32768);
+    const create = fake.calls.at(-1);
+    expect(create?.request).toBe(0xc0205601);
+    expect(fake.storageOf(id).path).toBeNull();
+    // the module asks for min(diff_storage_minimum, limit) at create
+    const event = await driver.snapshotWaitEvent(id, 1000);
+    expect(event).toMatchObject({ code: 'low_free_space', snapshotId: id, requestedSectors: 32768 });
+    await driver.appendStorage(id, '/dev/fake-spare', [{ offset: 0, count: 32768 }]);
+    expect(fake.storageOf(id).appended).toEqual([{ devpath: '/dev/fake-spare', ranges: [{ offset: 0, count: 32768 }] }]);
+    await expect(driver.snapshotCreateAppendable(0)).rejects.toThrow(/EINVAL: .*positive number of sectors/);
+    await driver.snapshotDestroy(id);
+    await driver.close();
+    expect(fake.liveAllocations).toBe(0);
+  });
+
+  it('append mode is EOPNOTSUPP without sending anything in v6 and lk6.15', async () => {
+    for (const dialect of ['v6', 'lk6.15'] as const) {
+      const { fake, driver } = setup(dialect);
+      await expect(driver.snapshotCreateAppendable(32768)).rejects.toThrow(/EOPNOTSUPP: .*needs a difference storage/);
+      expect(fake.calls).toHaveLength(0);
+      await driver.close();
+    }
+  });
+
+  it('appendStorage to an unknown snapshot is ESRCH, as the module answers', async () => {
+    const { driver } = setup('val7');
+    await expect(driver.appendStorage('8d5c5b2e-0c61-4d8b-9a3c-7d0f5d3c1a11', '/dev/fake-spare', [{ offset: 0, count: 8 }])).rejects.toThrow(
+      /ESRCH/,
+    );
+    await driver.close();
+  });
+
   it('appendStorage is EOPNOTSUPP without sending anything in v6 and lk6.15', async () => {
     for (const dialect of ['v6', 'lk6.15'] as const) {
       const { fake, driver } = setup(dialect);

@@ -18,6 +18,7 @@ import { CbtModel, mapDifferences } from './cbt-model.js';
 import { MiB, deviceBytes, deviceNumber, readRange, sha256Of, writeRandom } from './block-io.js';
 import { Steps } from './steps.js';
 import { backupScenario } from './backup-scenario.js';
+import { helperCliScenario } from './helper-cli-scenario.js';
 
 const ORIGINAL = '/dev/vda';
 const WORK = '/work';
@@ -150,6 +151,37 @@ async function overflowChecks(ctx: ScenarioContext, id: SnapshotId, hashAtTake: 
   return { event: { ...event, timeMs: undefined }, hashAtTake };
 }
 
+/**
+ * VAL-7.0's append mode: create with no storage; the module asks for the limit with a
+ * low_free_space event; append_storage gives it that many sectors of the spare disk;
+ * the taken image then holds the device's data at take while the original changes.
+ */
+async function appendStorageScenario(ctx: ScenarioContext): Promise<unknown> {
+  const { driver } = ctx;
+  await rejects(driver.appendStorage('8d5c5b2e-0c61-4d8b-9a3c-7d0f5d3c1a11', SPARE, [{ offset: 0, count: 8 }]), errno('ESRCH'));
+  const hashAtTake = await sha256Of(ORIGINAL, ctx.deviceSize);
+  const limit = (16 * MiB) / 512;
+  const id = await driver.snapshotCreateAppendable(limit);
+  try {
+    const request = await driver.snapshotWaitEvent(id, 5000);
+    ok(request?.code === 'low_free_space', `a low_free_space event, got ${JSON.stringify(request)}`);
+    equal(request.requestedSectors, limit, 'the module asks for the limit (less than diff_storage_minimum)');
+    await driver.appendStorage(id, SPARE, [{ offset: 0, count: limit }]);
+    await driver.snapshotAdd(id, ORIGINAL);
+    await driver.snapshotTake(id);
+    ctx.model.taken();
+    const data = await writeRandom(ORIGINAL, 6 * MiB, MiB);
+    ctx.model.written(6 * MiB, MiB);
+    ok((await readRange(ORIGINAL, 6 * MiB, MiB)).equals(data), 'the original holds the new data');
+    equal(await sha256Of(`/dev/${ctx.imageName}`, ctx.deviceSize), hashAtTake, 'the image equals the device at take');
+    equal(await driver.snapshotWaitEvent(id, 200), null, 'no corrupted event');
+    deepStrictEqual(await driver.snapshotInfo(ORIGINAL), { errorCode: 0, image: ctx.imageName });
+    return { requestedSectors: request.requestedSectors };
+  } finally {
+    await driver.snapshotDestroy(id);
+  }
+}
+
 async function main(): Promise<void> {
   const steps = new Steps();
   const started = Date.now();
@@ -193,6 +225,9 @@ async function main(): Promise<void> {
         storageFormCycle(ctx, form, i),
       );
     }
+    await steps.run('append_storage: a snapshot without storage asks for space and runs on ranges of the spare disk', () =>
+      appendStorageScenario(ctx),
+    );
     await steps.run('markdirtyblock marks the read map at once', async () => {
       const offset = 12 * MiB + 3 * 512;
       await driver.cbtDirty(ORIGINAL, [{ offset: offset / 512, count: 8 }, { offset: (14 * MiB) / 512, count: 256 }]);
@@ -209,6 +244,7 @@ async function main(): Promise<void> {
       await rejects(driver.detach(ORIGINAL), errno('ENOENT'));
     });
     await driver.close();
+    await helperCliScenario(ctx, ORIGINAL, WORK);
   } catch (err) {
     result.aborted = err instanceof Error ? err.message : String(err);
   }

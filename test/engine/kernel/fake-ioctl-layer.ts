@@ -137,6 +137,9 @@ interface FakeEvent {
   data: Buffer;
 }
 
+/** VAL-7.0 main.c: diff_storage_minimum, in sectors (1 GiB). */
+const VAL7_DIFF_STORAGE_MINIMUM = 2097152;
+
 interface FakeSnapshot {
   id: string;
   storageFd: number;
@@ -268,7 +271,7 @@ export class FakeIoctlLayer implements IoctlLayer {
 
   /**
    * The difference storage ran out: a no_space event for the request, then each
-   * device's image is marked corrupted (-ENOSPC) with a corrupted event.
+   * device's image is marked corrupted (-ENOSPC) with a corrupted event (err_code +ENOSPC, as the modules send it).
    */
   overflow(id: string, requestedSectors: number): void {
     this.queueEvent(id, BLKSNAP_EVENT_CODE.no_space, encodeEventNoSpace(requestedSectors));
@@ -278,7 +281,8 @@ export class FakeIoctlLayer implements IoctlLayer {
       this.queueEvent(
         id,
         BLKSNAP_EVENT_CODE.corrupted,
-        encodeEventCorrupted({ devIdMj: device.major, devIdMn: device.minor, errCode: -ERRNO.ENOSPC }),
+        // diff_area.c sends abs(error): +ENOSPC in the event, -ENOSPC in snapshotinfo
+        encodeEventCorrupted({ devIdMj: device.major, devIdMn: device.minor, errCode: ERRNO.ENOSPC }),
       );
     }
   }
@@ -431,8 +435,10 @@ export class FakeIoctlLayer implements IoctlLayer {
         const index = this.snapshots.findIndex((s) => s.id === id);
         if (index < 0) fail('ENODEV');
         const [snapshot] = this.snapshots.splice(index, 1);
-        if (snapshot?.storagePath !== null && snapshot !== undefined) closeSync(snapshot.storageFd);
-        else if (snapshot && this.closedByCaller.delete(snapshot.storageFd)) closeSync(snapshot.storageFd);
+        if (snapshot !== undefined && snapshot.storageFd >= 0) {
+          if (snapshot.storagePath !== null) closeSync(snapshot.storageFd);
+          else if (this.closedByCaller.delete(snapshot.storageFd)) closeSync(snapshot.storageFd);
+        }
         for (const device of snapshot?.devices ?? []) {
           if (device.tracker) {
             device.tracker.snapshotId = null;
@@ -523,6 +529,9 @@ export class FakeIoctlLayer implements IoctlLayer {
    */
   private createByPath(arg: Buffer): number {
     const limitSectors = Number(arg.readBigUInt64LE(0));
+    // VAL-7.0 (BLKSNAP_MODIFICATION): a NULL path creates a snapshot without storage,
+    // which asks for min(diff_storage_minimum, limit) sectors at once (diff_storage_set)
+    if (arg.readBigUInt64LE(8) === 0n && this.dialect === 'val7') return this.createAppendable(arg, limitSectors);
     const path = this.userString(arg.readBigUInt64LE(8));
     // diff_storage_set(): what the path names decides how it is opened
     let fd: number;
@@ -556,10 +565,30 @@ export class FakeIoctlLayer implements IoctlLayer {
     return 0;
   }
 
+  private createAppendable(arg: Buffer, limitSectors: number): number {
+    const id = randomUUID();
+    this.snapshots.push({
+      id,
+      storageFd: -1,
+      storagePath: null,
+      storageIno: 0,
+      appended: [],
+      limitSectors,
+      devices: [],
+      taken: false,
+      events: [],
+      waiters: new Set(),
+    });
+    encodeUuid(id).copy(arg, DIALECT_SPEC[this.dialect].createIdOffset);
+    this.queueEvent(id, BLKSNAP_EVENT_CODE.no_space, encodeEventNoSpace(Math.min(VAL7_DIFF_STORAGE_MINIMUM, limitSectors)));
+    return 0;
+  }
+
   /** VAL-7.0 append_storage (spec section 3): id 0, devpath u64 16, count u32 24, ranges u64 32. */
   private appendStorage(arg: Buffer): number {
     const snapshot = this.snapshotById(decodeUuid(arg, 0));
-    if (!snapshot) fail('ENOENT');
+    // snapshot_append_storage: an unknown id is -ESRCH (measured in the VM test)
+    if (!snapshot) fail('ESRCH');
     const devpath = this.userString(arg.readBigUInt64LE(16));
     const count = arg.readUInt32LE(24);
     const ranges: { offset: number; count: number }[] = [];

@@ -123,9 +123,14 @@ describe.each(['v6', 'val7', 'lk6.15'] as const)('KernelDriver in the %s dialect
     const corrupted = Buffer.alloc(12);
     corrupted.writeUInt32LE(8, 0);
     corrupted.writeUInt32LE(16, 4);
-    corrupted.writeInt32LE(-28, 8);
+    // the modules send abs(error) (diff_area.c; +28 measured on VAL-7.0 in the VM test)
+    corrupted.writeInt32LE(28, 8);
     fake.queueEvent(id, 0, corrupted);
     expect(await driver.snapshotWaitEvent(id, 1000)).toMatchObject({ code: 'corrupted', devMajor: 8, devMinor: 16, errCode: -28 });
+    // a module that sends the negative errno is reported the same way
+    corrupted.writeInt32LE(-28, 8);
+    fake.queueEvent(id, 0, corrupted);
+    expect(await driver.snapshotWaitEvent(id, 1000)).toMatchObject({ code: 'corrupted', errCode: -28 });
     await driver.snapshotDestroy(id);
     await driver.close();
   });
@@ -147,6 +152,40 @@ describe('VAL-7.0: append_storage and the stock-kernel block device', () => {
     await driver.snapshotDestroy(id);
     await driver.close();
     expect(fake.liveAllocations).toBe(0);
+  });
+
+  it('append mode: create with a NULL storage path, the low_free_space request answered with appendStorage', async () => {
+    const { fake, driver } = setup('val7');
+    const id = await driver.snapshotCreateAppendable(32768);
+    const create = fake.calls.at(-1);
+    expect(create?.request).toBe(0xc0205601);
+    expect(fake.storageOf(id).path).toBeNull();
+    // the module asks for min(diff_storage_minimum, limit) at create
+    const event = await driver.snapshotWaitEvent(id, 1000);
+    expect(event).toMatchObject({ code: 'low_free_space', snapshotId: id, requestedSectors: 32768 });
+    await driver.appendStorage(id, '/dev/fake-spare', [{ offset: 0, count: 32768 }]);
+    expect(fake.storageOf(id).appended).toEqual([{ devpath: '/dev/fake-spare', ranges: [{ offset: 0, count: 32768 }] }]);
+    await expect(driver.snapshotCreateAppendable(0)).rejects.toThrow(/EINVAL: .*positive number of sectors/);
+    await driver.snapshotDestroy(id);
+    await driver.close();
+    expect(fake.liveAllocations).toBe(0);
+  });
+
+  it('append mode is EOPNOTSUPP without sending anything in v6 and lk6.15', async () => {
+    for (const dialect of ['v6', 'lk6.15'] as const) {
+      const { fake, driver } = setup(dialect);
+      await expect(driver.snapshotCreateAppendable(32768)).rejects.toThrow(/EOPNOTSUPP: .*needs a difference storage/);
+      expect(fake.calls).toHaveLength(0);
+      await driver.close();
+    }
+  });
+
+  it('appendStorage to an unknown snapshot is ESRCH, as the module answers', async () => {
+    const { driver } = setup('val7');
+    await expect(driver.appendStorage('8d5c5b2e-0c61-4d8b-9a3c-7d0f5d3c1a11', '/dev/fake-spare', [{ offset: 0, count: 8 }])).rejects.toThrow(
+      /ESRCH/,
+    );
+    await driver.close();
   });
 
   it('appendStorage is EOPNOTSUPP without sending anything in v6 and lk6.15', async () => {

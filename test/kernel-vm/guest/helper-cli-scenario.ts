@@ -1,0 +1,110 @@
+/**
+ * The helper (kernel driver, in this process) and the CLI (its main(), in this
+ * process too: each node start costs seconds under TCG) on the real VAL-7.0 module.
+ * What the CLI prints is checked against the module's own reporting: its version in
+ * sysfs, the device size in sysfs, the image device node the module created, and
+ * the CBT map predicted from the writes made (CbtModel).
+ */
+import { deepStrictEqual, equal, ok } from 'node:assert/strict';
+import { readFile, stat } from 'node:fs/promises';
+import { main as cliMain } from '../../../engine/cli/main.js';
+import { startDaemon } from '../../../engine/helper/index.js';
+import type { DaemonHandle } from '../../../engine/helper/index.js';
+import { CbtModel, mapDifferences } from './cbt-model.js';
+import { MiB, writeRandom } from './block-io.js';
+import type { ScenarioContext } from './scenario.js';
+
+const SOCKET = '/tmp/helper.sock';
+
+interface CliRun {
+  status: number;
+  out: string;
+  err: string;
+}
+
+async function cli(...argv: string[]): Promise<CliRun> {
+  let out = '';
+  let err = '';
+  const status = await cliMain([...argv, '--socket', SOCKET], {
+    stdout: (t) => void (out += t),
+    stderr: (t) => void (err += t),
+    isTty: false,
+  });
+  return { status, out, err };
+}
+
+/** Runs a CLI command that must succeed; its KEY=VALUE lines as an object. */
+async function cliOk(...argv: string[]): Promise<{ text: string; values: Record<string, string> }> {
+  const r = await cli(...argv);
+  equal(r.status, 0, `blksnap-manager ${argv.join(' ')} failed: ${r.err}`);
+  const values: Record<string, string> = {};
+  for (const line of r.out.split('\n')) {
+    const at = line.indexOf('=');
+    if (at > 0) values[line.slice(0, at)] = line.slice(at + 1);
+  }
+  return { text: r.out, values };
+}
+
+export async function helperCliScenario(ctx: ScenarioContext, original: string, work: string): Promise<void> {
+  const { steps } = ctx;
+  const log: string[] = [];
+  const daemon = await steps.run('helper starts with the kernel driver', async () => {
+    const d = await startDaemon({ socketPath: SOCKET, stateDir: `${work}/state`, driver: 'kernel', log: (m) => log.push(m) });
+    equal(d.driver, 'kernel');
+    return d;
+  });
+  if (!daemon) return;
+  try {
+    await runCli(ctx, daemon, original, work);
+  } finally {
+    await daemon.close();
+  }
+}
+
+async function runCli(ctx: ScenarioContext, _daemon: DaemonHandle, original: string, work: string): Promise<void> {
+  const { steps } = ctx;
+  const sysVersion = (await readFile('/sys/module/veeamblksnap/version', 'utf8')).trim();
+  const sysBytes = Number((await readFile('/sys/class/block/vda/size', 'utf8')).trim()) * 512;
+
+  await steps.run('CLI version prints the module version sysfs reports', async () => {
+    const { text } = await cliOk('version');
+    equal(text.trim(), sysVersion);
+    return text.trim();
+  });
+
+  // a new attach starts a new CBT map: numbers from 1 again
+  const model = new CbtModel(64 * 1024, sysBytes / (64 * 1024));
+  await steps.run('CLI attach and cbtinfo: capacity from sysfs, 64 KiB blocks, changes_number 0', async () => {
+    await cliOk('attach', '-d', original);
+    const { values } = await cliOk('cbtinfo', '-d', original);
+    equal(Number(values.device_capacity), sysBytes);
+    equal(Number(values.block_size), model.blockSize);
+    equal(Number(values.block_count), model.blockCount);
+    equal(Number(values.changes_number), 0);
+    ok(/^[0-9a-f-]{36}$/.test(values.generation_id ?? ''));
+    return values;
+  });
+
+  await steps.run('CLI snapshot_create, take, snapshot_info, readcbtmap bytes, destroy, detach', async () => {
+    await writeRandom(original, 5 * MiB, 512 * 1024);
+    model.written(5 * MiB, 512 * 1024);
+    const created = await cliOk('snapshot_create', '-d', original, '-f', `${work}/diff-cli`, '-l', '16M');
+    const id = created.text.trim().split('\n').at(-1) ?? '';
+    ok(/^[0-9a-f-]{36}$/.test(id), `snapshot_create printed an id: ${created.text}`);
+    await cliOk('snapshot_take', '-i', id);
+    model.taken();
+    const info = await cliOk('snapshot_info', '-d', original);
+    equal(info.values.error_code, '0');
+    equal(info.values.image, ctx.imageName);
+    equal(info.values.snapshot, id);
+    ok((await stat(`/dev/${ctx.imageName}`)).isBlockDevice(), 'the module made the image device the CLI names');
+    const cbt = await cliOk('readcbtmap', '-d', original, '-f', `${work}/cli.cbt`);
+    equal(Number(cbt.values.length), model.blockCount);
+    equal(Number(cbt.values.changes_number), 1);
+    const bytes = new Uint8Array(await readFile(`${work}/cli.cbt`));
+    deepStrictEqual(mapDifferences(bytes, model.read), [], 'the map file holds the module map the writes predict');
+    await cliOk('snapshot_destroy', '-i', id);
+    await cliOk('detach', '-d', original);
+    return { id, info: info.values, cbt: cbt.values, marked: bytes.filter((b) => b !== 0).length };
+  });
+}

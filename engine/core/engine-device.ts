@@ -91,6 +91,45 @@ export class EngineDevice implements BlockDevice {
     if (length > 0) await this.counted(() => this.raw.readInto(target, targetOffset, length, offset));
   }
 
+  /** From the page cache without waiting (FileBlockDevice.readToNow), else false. */
+  readToNow(offset: number, length: number, target: Buffer, targetOffset: number): boolean {
+    this.checkOpen();
+    checkRange(this.name, this.capacity, offset, length);
+    checkTarget(this.name, target, targetOffset, length);
+    return length === 0 || this.raw.readNowUnchecked(target, targetOffset, length, offset);
+  }
+
+  /**
+   * The write path of write() done synchronously, when nothing in it has to
+   * wait: the gate is open, no chunk it touches needs copy-on-write first, and
+   * the raw device's policy allows an inline write of this size. Else false,
+   * with nothing done. Tracking and the gate are as in submitWrite().
+   */
+  writeNow(offset: number, data: Buffer): boolean {
+    this.checkOpen();
+    checkRange(this.name, this.capacity, offset, data.length);
+    const length = data.length;
+    if (length === 0) return true;
+    if (this.gate.frozen || !this.raw.inlineWrites.allows(length)) return false;
+    const tracker = this.tracker;
+    const da = tracker?.diffArea;
+    if (da && da.needsCow(offset, length)) return false;
+    this.gate.enterNow();
+    try {
+      if (tracker) {
+        try {
+          tracker.cbt.set(offset / SECTOR_SIZE, length / SECTOR_SIZE);
+        } catch {
+          // a corrupted CBT map: the write goes on (the module does the same)
+        }
+      }
+      this.raw.writeNowUnchecked(offset, data);
+    } finally {
+      this.gate.leave();
+    }
+    return true;
+  }
+
   /** The image file's holes (a write may land between this answer and its use, as on any live device). */
   async extents(offset: number, length: number): Promise<BlockExtent[]> {
     this.checkOpen();

@@ -15,6 +15,7 @@ import { asBuffer, checkRange, checkTarget, zeroBuffer, ZERO_BUFFER_SIZE } from 
 import { splitDevT } from '../devices/dev-t.js';
 import { loopDevicesOver, whatHolds } from '../devices/device-holders.js';
 import { lockImage } from './image-lock.js';
+import { InlineWritePolicy, readNoWait } from './nowait-io.js';
 
 export const LOGICAL_BLOCK_SIZE = 512;
 export const PHYSICAL_BLOCK_SIZE = 4096;
@@ -46,6 +47,8 @@ export class FileBlockDevice implements BlockDevice {
   readonly physicalBlockSize = PHYSICAL_BLOCK_SIZE;
   readonly readOnly = false;
   private closed = false;
+  /** When small writes may be done on the calling thread (nowait-io.ts). */
+  readonly inlineWrites = new InlineWritePolicy();
 
   private constructor(
     readonly name: string,
@@ -132,6 +135,18 @@ export class FileBlockDevice implements BlockDevice {
     await this.readInto(target, targetOffset, length, offset);
   }
 
+  readToNow(offset: number, length: number, target: Buffer, targetOffset: number): boolean {
+    this.checkOpen();
+    checkRange(this.name, this.capacity, offset, length);
+    checkTarget(this.name, target, targetOffset, length);
+    return readNoWait(this.fd, target, targetOffset, length, offset);
+  }
+
+  /** readToNow() without the checks (the caller checked; the device is open). */
+  readNowUnchecked(buf: Buffer, off: number, len: number, pos: number): boolean {
+    return readNoWait(this.fd, buf, off, len, pos);
+  }
+
   /** Reads into buf[off, off+len) from device offset `pos` (already checked). */
   async readInto(buf: Buffer, off: number, len: number, pos: number): Promise<void> {
     try {
@@ -165,6 +180,23 @@ export class FileBlockDevice implements BlockDevice {
     this.checkOpen();
     checkRange(this.name, this.capacity, offset, data.byteLength);
     await this.writeUnchecked(offset, asBuffer(data), options?.fua === true);
+  }
+
+  writeNow(offset: number, data: Buffer): boolean {
+    this.checkOpen();
+    checkRange(this.name, this.capacity, offset, data.length);
+    if (!this.inlineWrites.allows(data.length)) return false;
+    this.writeNowUnchecked(offset, data);
+    return true;
+  }
+
+  /** An inline write the caller checked and the policy allowed (inlineWrites.allows). */
+  writeNowUnchecked(offset: number, buf: Buffer): void {
+    try {
+      this.inlineWrites.write(this.fd, buf, offset);
+    } catch (err) {
+      throw fromNodeError(err, `${this.name}: write failed`);
+    }
   }
 
   /** Writes without the range check (the caller checked). */

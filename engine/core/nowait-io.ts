@@ -12,7 +12,11 @@
  *   (ext4 answers RWF_NOWAIT with EOPNOTSUPP), so a small write done inline may
  *   wait when the kernel throttles dirty pages or the journal is busy. The policy
  *   allows inline writes only while they stay fast: one that took longer than
- *   `slowMs` turns them off for `backoffMs`, and the thread pool takes them.
+ *   `slowMs` and slept in the kernel (the thread's voluntary context switches,
+ *   getrusage(RUSAGE_THREAD), went up during it) turns them off for
+ *   `backoffMs`, and the thread pool takes them. A write that was only
+ *   preempted (a busy machine) does not count: that would turn inline writes
+ *   off exactly when the CPU is scarcest.
  */
 import { writeSync } from 'node:fs';
 import koffi from 'koffi';
@@ -80,10 +84,34 @@ export function readNoWait(fd: number, buf: Buffer, off: number, len: number, po
   return false;
 }
 
+const RUSAGE_THREAD = 1;
+/** Offset of ru_nvcsw in struct rusage (x86_64 and arm64: two timevals, then 12 longs). */
+const RU_NVCSW = 128;
+type GetrusageFn = (who: number, buf: Buffer) => number;
+let getrusage: GetrusageFn | null | undefined;
+const RUSAGE = Buffer.alloc(144);
+
+/**
+ * The calling thread's voluntary context switches so far (it slept in the
+ * kernel that many times), or -1 where getrusage cannot be called.
+ */
+export function voluntarySwitches(): number {
+  if (getrusage === undefined) {
+    try {
+      getrusage = koffi.load('libc.so.6').func('int getrusage(int who, void *buf)') as unknown as GetrusageFn;
+    } catch {
+      getrusage = null;
+    }
+  }
+  if (getrusage === null || getrusage(RUSAGE_THREAD, RUSAGE) !== 0) return -1;
+  // The low 32 bits are enough to see a change.
+  return RUSAGE.readUInt32LE(RU_NVCSW);
+}
+
 export interface InlineWriteOptions {
   /** Largest write done inline (bytes). */
   maxBytes: number;
-  /** An inline write that took longer than this (ms) turns inline writes off... */
+  /** An inline write that took longer than this (ms) and slept turns inline writes off... */
   slowMs: number;
   /** ...for this long (ms). */
   backoffMs: number;
@@ -100,6 +128,8 @@ export class InlineWritePolicy {
   constructor(
     private readonly options: InlineWriteOptions = INLINE_WRITE_DEFAULTS,
     private readonly now: () => number = () => performance.now(),
+    /** The thread's voluntary context switches (-1: unknown, then every slow write counts). */
+    private readonly switches: () => number = voluntarySwitches,
   ) {}
 
   /** True when a write of `length` bytes may be done inline now. */
@@ -112,6 +142,7 @@ export class InlineWritePolicy {
    * writes) and records how long it took. Throws what the system call threw.
    */
   write(fd: number, buf: Buffer, pos: number): void {
+    const slept = this.switches();
     const start = this.now();
     let done = 0;
     while (done < buf.length) {
@@ -120,7 +151,7 @@ export class InlineWritePolicy {
       done += n;
     }
     const took = this.now() - start;
-    if (took > this.options.slowMs) {
+    if (took > this.options.slowMs && (slept < 0 || this.switches() !== slept)) {
       this.slowWrites++;
       this.offUntil = this.now() + this.options.backoffMs;
     } else if (this.offUntil !== 0) {

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { InlineWritePolicy, readNoWait } from '../../../engine/core/nowait-io.js';
+import { InlineWritePolicy, readNoWait, voluntarySwitches } from '../../../engine/core/nowait-io.js';
 import { tempDir } from './helpers.js';
 
 let dir: string;
@@ -74,10 +74,15 @@ describe('InlineWritePolicy', () => {
     expect(policy.allows(65_536 + 512)).toBe(false);
   });
 
-  it('a slow inline write turns inline writes off for backoffMs, then they come back', () => {
+  it('a slow inline write that slept turns inline writes off for backoffMs, then they come back', () => {
     let now = 0;
     const ticks: number[] = [];
-    const policy = new InlineWritePolicy({ maxBytes: 65_536, slowMs: 20, backoffMs: 1000 }, () => ticks.shift() ?? now);
+    let switches = 10;
+    const policy = new InlineWritePolicy(
+      { maxBytes: 65_536, slowMs: 20, backoffMs: 1000 },
+      () => ticks.shift() ?? now,
+      () => switches++, // every call sees one more: the write slept
+    );
     ticks.push(100, 105); // a 5 ms write: fast
     policy.write(fd, Buffer.alloc(512), 0);
     expect(policy.slowWrites).toBe(0);
@@ -92,6 +97,26 @@ describe('InlineWritePolicy', () => {
     expect(policy.allows(512)).toBe(false);
     now = 1230;
     expect(policy.allows(512)).toBe(true);
+  });
+
+  it('a slow write that did not sleep (only preempted) leaves inline writes on', () => {
+    const ticks = [0, 50, 50];
+    const policy = new InlineWritePolicy(
+      { maxBytes: 65_536, slowMs: 20, backoffMs: 1000 },
+      () => ticks.shift() ?? 60,
+      () => 7, // no voluntary switch during the write
+    );
+    policy.write(fd, Buffer.alloc(512), 0);
+    expect(policy.slowWrites).toBe(0);
+    expect(policy.allows(512)).toBe(true);
+  });
+
+  it('voluntarySwitches() counts this thread sleeping in the kernel', () => {
+    const before = voluntarySwitches();
+    expect(before).toBeGreaterThanOrEqual(0);
+    // A synchronous sleep in the kernel: Atomics.wait blocks this thread on a futex.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    expect(voluntarySwitches()).toBeGreaterThan(before);
   });
 
   it('a failing write throws the system error (EBADF)', () => {

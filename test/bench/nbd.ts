@@ -23,7 +23,7 @@
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -62,6 +62,32 @@ interface Row {
   ratio: number;
   /** The issue's target for `ratio`, where it sets one. */
   goal?: number;
+  /** CPU time the server spent per request (user + system, all its threads), median; steadier than rates on a loaded machine. */
+  cpuUsPerOp?: number;
+  /** The same for nbdkit file. */
+  nbdkitCpuUsPerOp?: number;
+}
+
+/** CPU time (µs, user + system, every thread) a server process has used so far. */
+type CpuClock = () => number;
+const benchCpu: CpuClock = () => {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+};
+/** Clock ticks per second of /proc/PID/stat (sysconf(_SC_CLK_TCK); 100 on Linux). */
+const CLK_TCK = 100;
+function processCpu(pid: number): CpuClock {
+  return () => {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLK_TCK; // utime, stime
+  };
+}
+
+/** A measured rate and the server's CPU per request meanwhile. */
+interface Measured {
+  rate: number;
+  cpuUsPerOp: number;
 }
 
 /** Targets (issue 11): plain operations at least 0.9x nbdkit, COW sequential write at least 0.5x our plain write, sparse copies at least as fast as nbdkit. */
@@ -82,8 +108,16 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return Number(process.hrtime.bigint() - start) / 1e9;
 }
 
+/** Runs one operation against `uri` (served by the process `cpu` watches). */
+async function measure(op: Op, uri: string, source: string, cpu: CpuClock): Promise<Measured> {
+  const before = cpu();
+  const rate = await measureRate(op, uri, source);
+  const requests = op.startsWith('seq') ? IMAGE_SIZE / requestBytes(op) : RANDOM_OPS;
+  return { rate, cpuUsPerOp: (cpu() - before) / requests };
+}
+
 /** Runs one operation against `uri`; returns MiB/s or IOPS. */
-async function measure(op: Op, uri: string, source: string): Promise<number> {
+async function measureRate(op: Op, uri: string, source: string): Promise<number> {
   switch (op) {
     case 'seq-read-1M': {
       const s = await timed(() => run('nbdcopy', ['--request-size=1048576', uri, 'null:']));
@@ -154,6 +188,7 @@ async function main(): Promise<void> {
   await plain.start();
   const nbdkitSocket = join(dir, 'nbdkit.sock');
   const nbdkit = await startNbdkit(nbdkitSocket, image);
+  const nbdkitCpu = processCpu(nbdkit.pid ?? -1);
   const nbdkitUri = `nbd+unix:///?socket=${nbdkitSocket}`;
 
   const targets: [string, string][] = [
@@ -164,18 +199,33 @@ async function main(): Promise<void> {
   const started = Date.now();
   try {
     for (const op of OPS) {
-      const results = new Map<string, number[]>([['nbdkit', []], ...targets.map(([t]) => [t, []] as [string, number[]])]);
+      const results = new Map<string, Measured[]>([['nbdkit', []], ...targets.map(([t]) => [t, []] as [string, Measured[]])]);
       for (let i = 0; i < REPEATS; i++) {
-        results.get('nbdkit')?.push(await measure(op, nbdkitUri, source));
-        for (const [target, uri] of targets) results.get(target)?.push(await measure(op, uri, source));
+        results.get('nbdkit')?.push(await measure(op, nbdkitUri, source, nbdkitCpu));
+        for (const [target, uri] of targets) results.get(target)?.push(await measure(op, uri, source, benchCpu));
       }
-      const base = median(results.get('nbdkit') ?? []);
+      const rateOf = (t: string): number => median((results.get(t) ?? []).map((m) => m.rate));
+      const cpuOf = (t: string): number => median((results.get(t) ?? []).map((m) => m.cpuUsPerOp));
+      const base = rateOf('nbdkit');
+      const nbdkitCpuUsPerOp = cpuOf('nbdkit');
       const unit = op.startsWith('seq') ? 'MiB/s' : 'IOPS';
-      rows.push({ op, target: 'nbdkit file', unit, value: base, nbdkit: base, against: 'nbdkit file', base, ratio: 1 });
+      rows.push({ op, target: 'nbdkit file', unit, value: base, nbdkit: base, against: 'nbdkit file', base, ratio: 1, cpuUsPerOp: nbdkitCpuUsPerOp, nbdkitCpuUsPerOp });
       for (const [target] of targets) {
-        const value = median(results.get(target) ?? []);
+        const value = rateOf(target);
         const goal = target === 'engine device' ? PLAIN_GOAL : undefined;
-        rows.push({ op, target, unit, value, nbdkit: base, against: 'nbdkit file', base, ratio: value / base, ...(goal === undefined ? {} : { goal }) });
+        rows.push({
+          op,
+          target,
+          unit,
+          value,
+          nbdkit: base,
+          against: 'nbdkit file',
+          base,
+          ratio: value / base,
+          ...(goal === undefined ? {} : { goal }),
+          cpuUsPerOp: cpuOf(target),
+          nbdkitCpuUsPerOp,
+        });
       }
     }
 
@@ -186,25 +236,28 @@ async function main(): Promise<void> {
     const valueOf = (op: Op, target: string): number => rows.find((r) => r.op === op && r.target === target)?.value ?? NaN;
     let n = 0;
     const withSnapshot = async (op: Op, exportOf: (image: string) => string, label: string): Promise<void> => {
-      const values: number[] = [];
+      const values: Measured[] = [];
       for (let i = 0; i < SNAPSHOT_REPEATS; i++) {
         const id = await engine.snapshotCreate({ diffStoragePath: join(storageDir, `diff${n++}`), limitSectors: (4 * IMAGE_SIZE) / 512 });
         await engine.snapshotAdd(id, 'disk1');
         await engine.snapshotTake(id);
         const imageName = engine.listImages()[0]?.name ?? '';
-        values.push(await measure(op, ours.uriFor(exportOf(imageName)), source));
+        values.push(await measure(op, ours.uriFor(exportOf(imageName)), source, benchCpu));
         await engine.snapshotDestroy(id);
       }
-      const value = median(values);
+      const value = median(values.map((m) => m.rate));
+      const cpuUsPerOp = median(values.map((m) => m.cpuUsPerOp));
+      const nbdkitCpuUsPerOp = rows.find((r) => r.op === op && r.target === 'nbdkit file')?.cpuUsPerOp;
+      const cpuFields = { cpuUsPerOp, ...(nbdkitCpuUsPerOp === undefined ? {} : { nbdkitCpuUsPerOp }) };
       const nbdkit = valueOf(op, 'nbdkit file');
       const unit = op.startsWith('seq') ? 'MiB/s' : 'IOPS';
       if (op.includes('write')) {
         // Copy-on-write costs a chunk read and a store per first write: compared with our own plain write.
         const base = valueOf(op, 'engine device');
         const goal = op === 'seq-write-1M' ? COW_SEQ_GOAL : undefined;
-        rows.push({ op, target: label, unit, value, nbdkit, against: 'engine device, no snapshot', base, ratio: value / base, ...(goal === undefined ? {} : { goal }) });
+        rows.push({ op, target: label, unit, value, nbdkit, against: 'engine device, no snapshot', base, ratio: value / base, ...(goal === undefined ? {} : { goal }), ...cpuFields });
       } else {
-        rows.push({ op, target: label, unit, value, nbdkit, against: 'nbdkit file', base: nbdkit, ratio: value / nbdkit });
+        rows.push({ op, target: label, unit, value, nbdkit, against: 'nbdkit file', base: nbdkit, ratio: value / nbdkit, ...cpuFields });
       }
     };
     await withSnapshot('seq-write-1M', () => 'disk1', 'engine device, snapshot held (COW)');
@@ -243,7 +296,7 @@ async function main(): Promise<void> {
   // Every row in both units: MiB/s and IOPS (requests per second).
   const mibs = (r: Row, v: number): number => (r.unit === 'MiB/s' ? v : (v * requestBytes(r.op)) / MiB);
   const iops = (r: Row, v: number): number => (r.unit === 'IOPS' ? v : (v * MiB) / requestBytes(r.op));
-  const header = ['operation', 'target', 'MiB/s', 'IOPS', 'nbdkit MiB/s', 'ratio', 'against', 'goal', 'met'];
+  const header = ['operation', 'target', 'MiB/s', 'IOPS', 'nbdkit MiB/s', 'ratio', 'against', 'goal', 'met', 'CPU µs/req'];
   const lines = rows.map((r) => [
     r.op,
     r.target,
@@ -254,6 +307,7 @@ async function main(): Promise<void> {
     r.target === 'nbdkit file' ? '' : r.against === 'nbdkit file' ? 'nbdkit' : 'our plain write',
     r.goal === undefined ? '' : `>=${r.goal}x`,
     r.goal === undefined ? '' : r.ratio >= r.goal ? 'yes' : 'NO',
+    r.cpuUsPerOp === undefined ? '' : r.cpuUsPerOp.toFixed(r.cpuUsPerOp < 100 ? 1 : 0),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? '').length)));
   const left = new Set([0, 1, 6]);
@@ -266,6 +320,7 @@ async function main(): Promise<void> {
     `sequential: nbdcopy --request-size=1M; scattered 4 KiB: qemu-img bench -c ${RANDOM_OPS} -d ${DEPTH} -S ${STRIDE}; ` +
       `median of ${REPEATS} (snapshot rows: median of ${SNAPSHOT_REPEATS}, each on a fresh snapshot)`,
   );
+  console.log('CPU µs/req: the server process\'s CPU time (user + system, all threads) per request, median (ours: the bench process, which runs our servers)');
   console.log(fmt(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const l of lines) console.log(fmt(l));

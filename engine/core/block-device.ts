@@ -28,12 +28,18 @@ export interface BlockDevice extends BlockDeviceMaps {
    */
   readToNow?(offset: number, length: number, target: Buffer, targetOffset: number): boolean;
   /**
-   * Optional fast path: writes like write() without FUA, synchronously, when the
-   * device can take the write at once (no copy-on-write to do first, a small
-   * write the page cache absorbs quickly). Returns false, having written nothing,
-   * when it cannot: the caller uses write(). Range and I/O errors throw.
+   * Optional fast path: writes like write() without FUA (the buffers back to
+   * back), synchronously, when the device can take the write at once (no
+   * copy-on-write to do first, a small write the page cache absorbs quickly).
+   * Returns false, having written nothing, when it cannot: the caller uses
+   * write(). Range and I/O errors throw.
    */
-  writeNow?(offset: number, data: Buffer): boolean;
+  writeNow?(offset: number, data: readonly Buffer[]): boolean;
+  /**
+   * Optional: like write() of the buffers back to back (one pwritev, no joining
+   * copy). Same checks and errors as write().
+   */
+  writev?(offset: number, data: readonly Buffer[], options?: { fua?: boolean }): Promise<void>;
   /** fua: the data is durable when the promise resolves. */
   write(offset: number, data: Uint8Array, options?: { fua?: boolean }): Promise<void>;
   flush(): Promise<void>;

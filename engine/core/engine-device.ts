@@ -10,6 +10,7 @@ import { SECTOR_SIZE } from '../abi/types.js';
 import { IoGate } from './async-lock.js';
 import type { BlockDevice, BlockExtent, ChangeMap } from './block-device.js';
 import type { FileBlockDevice } from './file-block-device.js';
+import { total } from './file-io.js';
 import { asBuffer, checkRange, checkTarget } from './io-range.js';
 import type { Tracker } from './tracker.js';
 
@@ -105,10 +106,10 @@ export class EngineDevice implements BlockDevice {
    * the raw device's policy allows an inline write of this size. Else false,
    * with nothing done. Tracking and the gate are as in submitWrite().
    */
-  writeNow(offset: number, data: Buffer): boolean {
+  writeNow(offset: number, data: readonly Buffer[]): boolean {
     this.checkOpen();
-    checkRange(this.name, this.capacity, offset, data.length);
-    const length = data.length;
+    const length = total(data);
+    checkRange(this.name, this.capacity, offset, length);
     if (length === 0) return true;
     if (this.gate.frozen || !this.raw.inlineWrites.allows(length)) return false;
     const tracker = this.tracker;
@@ -154,6 +155,15 @@ export class EngineDevice implements BlockDevice {
     const buf = asBuffer(data);
     const fua = options?.fua === true;
     await this.submitWrite(offset, buf.length, () => this.raw.writeUnchecked(offset, buf, fua));
+  }
+
+  /** write() of the buffers back to back, with one pwritev (no joining copy). */
+  async writev(offset: number, data: readonly Buffer[], options?: { fua?: boolean }): Promise<void> {
+    this.checkOpen();
+    const length = total(data);
+    checkRange(this.name, this.capacity, offset, length);
+    const fua = options?.fua === true;
+    await this.submitWrite(offset, length, () => this.raw.writevUnchecked(offset, data, fua));
   }
 
   async flush(): Promise<void> {

@@ -10,7 +10,7 @@ import { SECTOR_SIZE } from '../abi/types.js';
 import type { BlockDevice, BlockExtent } from './block-device.js';
 import { fileExtents } from './file-extents.js';
 import { fromNodeError } from './errors.js';
-import { closeFd, fdatasync, readFull, readvFull, writeFull } from './file-io.js';
+import { closeFd, fdatasync, readFull, readvFull, total, writeFull, writevFull } from './file-io.js';
 import { asBuffer, checkRange, checkTarget, zeroBuffer, ZERO_BUFFER_SIZE } from './io-range.js';
 import { splitDevT } from '../devices/dev-t.js';
 import { loopDevicesOver, whatHolds } from '../devices/device-holders.js';
@@ -182,18 +182,35 @@ export class FileBlockDevice implements BlockDevice {
     await this.writeUnchecked(offset, asBuffer(data), options?.fua === true);
   }
 
-  writeNow(offset: number, data: Buffer): boolean {
+  writeNow(offset: number, data: readonly Buffer[]): boolean {
     this.checkOpen();
-    checkRange(this.name, this.capacity, offset, data.length);
-    if (!this.inlineWrites.allows(data.length)) return false;
+    const length = total(data);
+    checkRange(this.name, this.capacity, offset, length);
+    if (!this.inlineWrites.allows(length)) return false;
     this.writeNowUnchecked(offset, data);
     return true;
   }
 
   /** An inline write the caller checked and the policy allowed (inlineWrites.allows). */
-  writeNowUnchecked(offset: number, buf: Buffer): void {
+  writeNowUnchecked(offset: number, bufs: readonly Buffer[]): void {
     try {
-      this.inlineWrites.write(this.fd, buf, offset);
+      this.inlineWrites.write(this.fd, bufs, offset);
+    } catch (err) {
+      throw fromNodeError(err, `${this.name}: write failed`);
+    }
+  }
+
+  async writev(offset: number, data: readonly Buffer[], options?: { fua?: boolean }): Promise<void> {
+    this.checkOpen();
+    checkRange(this.name, this.capacity, offset, total(data));
+    await this.writevUnchecked(offset, data, options?.fua === true);
+  }
+
+  /** writev() without the range check (the caller checked). */
+  async writevUnchecked(offset: number, bufs: readonly Buffer[], fua: boolean): Promise<void> {
+    try {
+      await writevFull(this.fd, bufs, offset);
+      if (fua) await fdatasync(this.fd);
     } catch (err) {
       throw fromNodeError(err, `${this.name}: write failed`);
     }

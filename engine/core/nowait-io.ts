@@ -18,8 +18,9 @@
  *   preempted (a busy machine) does not count: that would turn inline writes
  *   off exactly when the CPU is scarcest.
  */
-import { writeSync } from 'node:fs';
+import { writevSync } from 'node:fs';
 import koffi from 'koffi';
+import { advance, total } from './file-io.js';
 
 const RWF_NOWAIT = 0x00000008;
 const EOPNOTSUPP = 95;
@@ -138,17 +139,22 @@ export class InlineWritePolicy {
   }
 
   /**
-   * Writes buf to `pos` of `fd` on this thread (pwrite, looping over short
-   * writes) and records how long it took. Throws what the system call threw.
+   * Writes the buffers back to back at `pos` of `fd` on this thread (pwritev,
+   * looping over short writes) and records how long it took. Throws what the
+   * system call threw.
    */
-  write(fd: number, buf: Buffer, pos: number): void {
+  write(fd: number, bufs: readonly Buffer[], pos: number): void {
     const slept = this.switches();
     const start = this.now();
-    let done = 0;
-    while (done < buf.length) {
-      const n = writeSync(fd, buf, done, buf.length - done, pos + done);
+    let rest = bufs;
+    let at = pos;
+    let left = total(bufs);
+    while (left > 0) {
+      const n = writevSync(fd, rest as Buffer[], at);
       if (n <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
-      done += n;
+      left -= n;
+      at += n;
+      rest = advance(rest, n);
     }
     const took = this.now() - start;
     if (took > this.options.slowMs && (slept < 0 || this.switches() !== slept)) {

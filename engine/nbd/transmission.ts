@@ -96,7 +96,8 @@ interface Request {
   cookieLow: number;
   offset: number;
   length: number;
-  payload: Buffer | null;
+  /** A WRITE's data as it arrived from the socket (views of the received pieces, not joined). */
+  payload: Buffer[] | null;
 }
 
 /** A data request on the asynchronous path, for ordering overlapping requests. */
@@ -259,7 +260,7 @@ export class Transmission {
       const charge = this.tryAdmit(cost) ?? (await this.admit(cost));
       if (request.type === NBD_CMD_WRITE) {
         try {
-          request.payload = this.reader.tryRead(request.length) ?? (await this.reader.read(request.length));
+          request.payload = this.reader.tryReadParts(request.length) ?? (await this.reader.readParts(request.length));
         } catch (err) {
           this.release(charge);
           throw err;
@@ -318,7 +319,7 @@ export class Transmission {
       if (this.overlapsRunning(request, true)) return false;
       let error = 0;
       try {
-        if (!device.writeNow(request.offset, request.payload ?? EMPTY)) return false;
+        if (!device.writeNow(request.offset, request.payload ?? [])) return false;
       } catch (err) {
         error = nbdErrorFor(err);
       }
@@ -706,7 +707,7 @@ export class Transmission {
       case NBD_CMD_READ:
         return device.read(request.offset, request.length);
       case NBD_CMD_WRITE:
-        await device.write(request.offset, request.payload ?? EMPTY, fua ? { fua: true } : undefined);
+        await this.write(request.offset, request.payload ?? [], fua);
         return undefined;
       case NBD_CMD_FLUSH:
         await device.flush();
@@ -723,6 +724,13 @@ export class Transmission {
       default:
         throw new NbdProtocolError(`unexpected command ${request.type}`);
     }
+  }
+
+  /** The pieces go to the device with one pwritev where it can (no joining copy), else joined. */
+  private write(offset: number, parts: Buffer[], fua: boolean): Promise<void> {
+    const options = fua ? { fua: true } : undefined;
+    if (this.device.writev !== undefined) return this.device.writev(offset, parts, options);
+    return this.device.write(offset, parts.length === 1 ? parts[0]! : Buffer.concat(parts), options);
   }
 
   private writeHeader(target: Buffer, request: Request, error: number): void {

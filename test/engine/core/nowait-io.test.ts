@@ -60,12 +60,22 @@ describe('InlineWritePolicy', () => {
   it('writes the bytes at the position, looping to the end', () => {
     const policy = new InlineWritePolicy();
     const data = Buffer.alloc(8192, 0x5a);
-    policy.write(fd, data, 4096);
+    policy.write(fd, [data], 4096);
     const back = Buffer.alloc(8192 + 1024);
     fs.readSync(fd, back, 0, back.length, 4096 - 512);
     expect(back.subarray(0, 512).equals(content.subarray(4096 - 512, 4096))).toBe(true);
     expect(back.subarray(512, 512 + 8192).every((b) => b === 0x5a)).toBe(true);
     expect(back.subarray(512 + 8192).equals(content.subarray(4096 + 8192, 4096 + 8192 + 512))).toBe(true);
+  });
+
+  it('writes several buffers back to back (one pwritev)', () => {
+    const policy = new InlineWritePolicy();
+    policy.write(fd, [Buffer.alloc(512, 1), Buffer.alloc(1024, 2), Buffer.alloc(512, 3)], 8192);
+    const back = Buffer.alloc(2048);
+    fs.readSync(fd, back, 0, 2048, 8192);
+    expect(back.subarray(0, 512).every((b) => b === 1)).toBe(true);
+    expect(back.subarray(512, 1536).every((b) => b === 2)).toBe(true);
+    expect(back.subarray(1536).every((b) => b === 3)).toBe(true);
   });
 
   it('allows writes up to maxBytes only', () => {
@@ -84,12 +94,12 @@ describe('InlineWritePolicy', () => {
       () => switches++, // every call sees one more: the write slept
     );
     ticks.push(100, 105); // a 5 ms write: fast
-    policy.write(fd, Buffer.alloc(512), 0);
+    policy.write(fd, [Buffer.alloc(512)], 0);
     expect(policy.slowWrites).toBe(0);
     now = 200;
     expect(policy.allows(512)).toBe(true);
     ticks.push(200, 230, 230); // a 30 ms write: slow (start, end, and the time the backoff counts from)
-    policy.write(fd, Buffer.alloc(512), 0);
+    policy.write(fd, [Buffer.alloc(512)], 0);
     expect(policy.slowWrites).toBe(1);
     now = 1000;
     expect(policy.allows(512)).toBe(false);
@@ -106,7 +116,7 @@ describe('InlineWritePolicy', () => {
       () => ticks.shift() ?? 60,
       () => 7, // no voluntary switch during the write
     );
-    policy.write(fd, Buffer.alloc(512), 0);
+    policy.write(fd, [Buffer.alloc(512)], 0);
     expect(policy.slowWrites).toBe(0);
     expect(policy.allows(512)).toBe(true);
   });
@@ -122,7 +132,7 @@ describe('InlineWritePolicy', () => {
   it('a failing write throws the system error (EBADF)', () => {
     const other = fs.openSync(file, 'r');
     const policy = new InlineWritePolicy();
-    expect(() => policy.write(other, Buffer.alloc(512), 0)).toThrow(/EBADF/);
+    expect(() => policy.write(other, [Buffer.alloc(512)], 0)).toThrow(/EBADF/);
     fs.closeSync(other);
   });
 });

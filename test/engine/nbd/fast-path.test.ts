@@ -32,10 +32,14 @@ class FastMemoryDevice extends MemoryDevice {
     return true;
   }
 
-  writeNow(offset: number, data: Buffer): boolean {
+  writeNow(offset: number, data: readonly Buffer[]): boolean {
     if (!this.acceptNow) return false;
     this.wroteNow++;
-    this.data.set(data, offset);
+    let at = offset;
+    for (const part of data) {
+      this.data.set(part, at);
+      at += part.length;
+    }
     return true;
   }
 }

@@ -51,13 +51,13 @@ export class KeyedMutex {
 
 export class IoGate {
   private inflight = 0;
-  private frozen = 0;
+  private frozenCount = 0;
   private readonly entryWaiters: (() => void)[] = [];
   private drainWaiters: (() => void)[] = [];
 
   /** Enter the gate (waits while frozen). Returns a promise only when it has to wait. */
   enter(): Promise<void> | undefined {
-    if (this.frozen === 0) {
+    if (this.frozenCount === 0) {
       this.inflight++;
       return undefined;
     }
@@ -67,6 +67,17 @@ export class IoGate {
         resolve();
       });
     });
+  }
+
+  /** True while frozen: enter() would wait. */
+  get frozen(): boolean {
+    return this.frozenCount > 0;
+  }
+
+  /** Enters an open gate (check `frozen` first); for callers that cannot wait. */
+  enterNow(): void {
+    if (this.frozenCount > 0) throw new Error('IoGate.enterNow on a frozen gate');
+    this.inflight++;
   }
 
   leave(): void {
@@ -80,15 +91,15 @@ export class IoGate {
 
   /** Stop new entries and wait until every entered operation has left. */
   async freeze(): Promise<void> {
-    this.frozen++;
+    this.frozenCount++;
     if (this.inflight === 0) return;
     await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
   }
 
   unfreeze(): void {
-    if (this.frozen === 0) return;
-    this.frozen--;
-    if (this.frozen > 0) return;
+    if (this.frozenCount === 0) return;
+    this.frozenCount--;
+    if (this.frozenCount > 0) return;
     const w = this.entryWaiters.splice(0);
     for (const f of w) f();
   }

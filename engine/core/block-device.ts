@@ -20,6 +20,26 @@ export interface BlockDevice extends BlockDeviceMaps {
    * errors as read().
    */
   readTo?(offset: number, length: number, target: Buffer, targetOffset: number): Promise<void>;
+  /**
+   * Optional fast path: reads like readTo(), synchronously, when the data can be
+   * had without waiting for the disk (from the page cache). Returns false when it
+   * cannot (nothing promised about `target` then): the caller uses readTo().
+   * Range errors throw as in read().
+   */
+  readToNow?(offset: number, length: number, target: Buffer, targetOffset: number): boolean;
+  /**
+   * Optional fast path: writes like write() without FUA (the buffers back to
+   * back), synchronously, when the device can take the write at once (no
+   * copy-on-write to do first, a small write the page cache absorbs quickly).
+   * Returns false, having written nothing, when it cannot: the caller uses
+   * write(). Range and I/O errors throw.
+   */
+  writeNow?(offset: number, data: readonly Buffer[]): boolean;
+  /**
+   * Optional: like write() of the buffers back to back (one pwritev, no joining
+   * copy). Same checks and errors as write().
+   */
+  writev?(offset: number, data: readonly Buffer[], options?: { fua?: boolean }): Promise<void>;
   /** fua: the data is durable when the promise resolves. */
   write(offset: number, data: Uint8Array, options?: { fua?: boolean }): Promise<void>;
   flush(): Promise<void>;

@@ -219,23 +219,28 @@ export class DiffArea {
   }
 
   /**
+   * True when a write of [offset, offset+length) must wait for cow(): some chunk
+   * it touches still holds the content at take only in the original (NEW, or
+   * being loaded: a chunk stays NEW until its old data is held).
+   */
+  needsCow(offset: number, length: number): boolean {
+    if (this.corrupted || this.released || length <= 0) return false;
+    const first = Math.floor(offset / this.chunkBytes);
+    const last = Math.floor((offset + length - 1) / this.chunkBytes);
+    for (let nr = first; nr <= last; nr++) if (this.states[nr] === CHUNK_NEW) return true;
+    return false;
+  }
+
+  /**
    * diff_area_cow(): before an original write of [offset, offset+length) lands,
    * the old data of every NEW chunk it touches is read into memory (and queued for
    * storing). Resolves when all of it is held; failures mark the area corrupted and
    * let the write proceed (the original never loses a write).
    */
   async cow(offset: number, length: number): Promise<void> {
-    if (this.corrupted || this.released || length <= 0) return;
+    if (!this.needsCow(offset, length)) return;
     const first = Math.floor(offset / this.chunkBytes);
     const last = Math.floor((offset + length - 1) / this.chunkBytes);
-    let anyNew = false;
-    for (let nr = first; nr <= last; nr++) {
-      if (this.states[nr] === CHUNK_NEW) {
-        anyNew = true;
-        break;
-      }
-    }
-    if (!anyNew) return;
     let nr = first;
     while (nr <= last) {
       if (this.states[nr] !== CHUNK_NEW) {

@@ -10,6 +10,7 @@ import { SECTOR_SIZE } from '../abi/types.js';
 import { IoGate } from './async-lock.js';
 import type { BlockDevice, BlockExtent, ChangeMap } from './block-device.js';
 import type { FileBlockDevice } from './file-block-device.js';
+import { total } from './file-io.js';
 import { asBuffer, checkRange, checkTarget } from './io-range.js';
 import type { Tracker } from './tracker.js';
 
@@ -91,6 +92,45 @@ export class EngineDevice implements BlockDevice {
     if (length > 0) await this.counted(() => this.raw.readInto(target, targetOffset, length, offset));
   }
 
+  /** From the page cache without waiting (FileBlockDevice.readToNow), else false. */
+  readToNow(offset: number, length: number, target: Buffer, targetOffset: number): boolean {
+    this.checkOpen();
+    checkRange(this.name, this.capacity, offset, length);
+    checkTarget(this.name, target, targetOffset, length);
+    return length === 0 || this.raw.readNowUnchecked(target, targetOffset, length, offset);
+  }
+
+  /**
+   * The write path of write() done synchronously, when nothing in it has to
+   * wait: the gate is open, no chunk it touches needs copy-on-write first, and
+   * the raw device's policy allows an inline write of this size. Else false,
+   * with nothing done. Tracking and the gate are as in submitWrite().
+   */
+  writeNow(offset: number, data: readonly Buffer[]): boolean {
+    this.checkOpen();
+    const length = total(data);
+    checkRange(this.name, this.capacity, offset, length);
+    if (length === 0) return true;
+    if (this.gate.frozen || !this.raw.inlineWrites.allows(length)) return false;
+    const tracker = this.tracker;
+    const da = tracker?.diffArea;
+    if (da && da.needsCow(offset, length)) return false;
+    this.gate.enterNow();
+    try {
+      if (tracker) {
+        try {
+          tracker.cbt.set(offset / SECTOR_SIZE, length / SECTOR_SIZE);
+        } catch {
+          // a corrupted CBT map: the write goes on (the module does the same)
+        }
+      }
+      this.raw.writeNowUnchecked(offset, data);
+    } finally {
+      this.gate.leave();
+    }
+    return true;
+  }
+
   /** The image file's holes (a write may land between this answer and its use, as on any live device). */
   async extents(offset: number, length: number): Promise<BlockExtent[]> {
     this.checkOpen();
@@ -115,6 +155,15 @@ export class EngineDevice implements BlockDevice {
     const buf = asBuffer(data);
     const fua = options?.fua === true;
     await this.submitWrite(offset, buf.length, () => this.raw.writeUnchecked(offset, buf, fua));
+  }
+
+  /** write() of the buffers back to back, with one pwritev (no joining copy). */
+  async writev(offset: number, data: readonly Buffer[], options?: { fua?: boolean }): Promise<void> {
+    this.checkOpen();
+    const length = total(data);
+    checkRange(this.name, this.capacity, offset, length);
+    const fua = options?.fua === true;
+    await this.submitWrite(offset, length, () => this.raw.writevUnchecked(offset, data, fua));
   }
 
   async flush(): Promise<void> {

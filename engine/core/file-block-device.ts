@@ -10,11 +10,12 @@ import { SECTOR_SIZE } from '../abi/types.js';
 import type { BlockDevice, BlockExtent } from './block-device.js';
 import { fileExtents } from './file-extents.js';
 import { fromNodeError } from './errors.js';
-import { closeFd, fdatasync, readFull, readvFull, writeFull } from './file-io.js';
+import { closeFd, fdatasync, readFull, readvFull, total, writeFull, writevFull } from './file-io.js';
 import { asBuffer, checkRange, checkTarget, zeroBuffer, ZERO_BUFFER_SIZE } from './io-range.js';
 import { splitDevT } from '../devices/dev-t.js';
 import { loopDevicesOver, whatHolds } from '../devices/device-holders.js';
 import { lockImage } from './image-lock.js';
+import { InlineWritePolicy, readNoWait } from './nowait-io.js';
 
 export const LOGICAL_BLOCK_SIZE = 512;
 export const PHYSICAL_BLOCK_SIZE = 4096;
@@ -46,6 +47,8 @@ export class FileBlockDevice implements BlockDevice {
   readonly physicalBlockSize = PHYSICAL_BLOCK_SIZE;
   readonly readOnly = false;
   private closed = false;
+  /** When small writes may be done on the calling thread (nowait-io.ts). */
+  readonly inlineWrites = new InlineWritePolicy();
 
   private constructor(
     readonly name: string,
@@ -132,6 +135,18 @@ export class FileBlockDevice implements BlockDevice {
     await this.readInto(target, targetOffset, length, offset);
   }
 
+  readToNow(offset: number, length: number, target: Buffer, targetOffset: number): boolean {
+    this.checkOpen();
+    checkRange(this.name, this.capacity, offset, length);
+    checkTarget(this.name, target, targetOffset, length);
+    return readNoWait(this.fd, target, targetOffset, length, offset);
+  }
+
+  /** readToNow() without the checks (the caller checked; the device is open). */
+  readNowUnchecked(buf: Buffer, off: number, len: number, pos: number): boolean {
+    return readNoWait(this.fd, buf, off, len, pos);
+  }
+
   /** Reads into buf[off, off+len) from device offset `pos` (already checked). */
   async readInto(buf: Buffer, off: number, len: number, pos: number): Promise<void> {
     try {
@@ -165,6 +180,40 @@ export class FileBlockDevice implements BlockDevice {
     this.checkOpen();
     checkRange(this.name, this.capacity, offset, data.byteLength);
     await this.writeUnchecked(offset, asBuffer(data), options?.fua === true);
+  }
+
+  writeNow(offset: number, data: readonly Buffer[]): boolean {
+    this.checkOpen();
+    const length = total(data);
+    checkRange(this.name, this.capacity, offset, length);
+    if (!this.inlineWrites.allows(length)) return false;
+    this.writeNowUnchecked(offset, data);
+    return true;
+  }
+
+  /** An inline write the caller checked and the policy allowed (inlineWrites.allows). */
+  writeNowUnchecked(offset: number, bufs: readonly Buffer[]): void {
+    try {
+      this.inlineWrites.write(this.fd, bufs, offset);
+    } catch (err) {
+      throw fromNodeError(err, `${this.name}: write failed`);
+    }
+  }
+
+  async writev(offset: number, data: readonly Buffer[], options?: { fua?: boolean }): Promise<void> {
+    this.checkOpen();
+    checkRange(this.name, this.capacity, offset, total(data));
+    await this.writevUnchecked(offset, data, options?.fua === true);
+  }
+
+  /** writev() without the range check (the caller checked). */
+  async writevUnchecked(offset: number, bufs: readonly Buffer[], fua: boolean): Promise<void> {
+    try {
+      await writevFull(this.fd, bufs, offset);
+      if (fua) await fdatasync(this.fd);
+    } catch (err) {
+      throw fromNodeError(err, `${this.name}: write failed`);
+    }
   }
 
   /** Writes without the range check (the caller checked). */

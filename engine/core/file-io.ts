@@ -22,7 +22,7 @@ function preadv(fd: number, bufs: Buffer[], pos: number): Promise<number> {
   });
 }
 
-function pwritev(fd: number, bufs: Buffer[], pos: number): Promise<number> {
+function pwritev(fd: number, bufs: readonly Buffer[], pos: number): Promise<number> {
   return new Promise((resolve, reject) => {
     fs.writev(fd, bufs, pos, (err, n) => (err ? reject(err) : resolve(n)));
   });
@@ -50,14 +50,14 @@ export async function writeFull(fd: number, buf: Buffer, off: number, len: numbe
   }
 }
 
-function total(bufs: Buffer[]): number {
+export function total(bufs: readonly Buffer[]): number {
   let n = 0;
   for (const b of bufs) n += b.length;
   return n;
 }
 
 /** Skips `n` bytes of a buffer list (after a short vectored transfer). */
-function advance(bufs: Buffer[], n: number): Buffer[] {
+export function advance(bufs: readonly Buffer[], n: number): Buffer[] {
   const out: Buffer[] = [];
   let skip = n;
   for (const b of bufs) {
@@ -89,8 +89,8 @@ export async function readvFull(fd: number, bufs: Buffer[], pos: number): Promis
 }
 
 /** Vectored write of every buffer in order at `pos`. */
-export async function writevFull(fd: number, bufs: Buffer[], pos: number): Promise<void> {
-  let rest = bufs;
+export async function writevFull(fd: number, bufs: readonly Buffer[], pos: number): Promise<void> {
+  let rest: readonly Buffer[] = bufs;
   let at = pos;
   let left = total(bufs);
   while (left > 0) {

@@ -18,7 +18,7 @@ export class ConnectionClosedError extends Error {
 export class SocketReader {
   private readonly chunks: Buffer[] = [];
   private buffered = 0;
-  private waiting: { n: number; resolve: (b: Buffer) => void; reject: (e: Error) => void } | null = null;
+  private waiting: { n: number; parts: boolean; resolve: (b: Buffer[]) => void; reject: (e: Error) => void } | null = null;
   private ended = false;
   private failure: Error | null = null;
 
@@ -45,11 +45,30 @@ export class SocketReader {
   }
 
   read(n: number): Promise<Buffer> {
+    return this.wait(n, false).then((b) => b[0]!);
+  }
+
+  /**
+   * The next n bytes as the pieces they arrived in (views, no copy), if they are
+   * already here, else null: a WRITE payload goes to the file with one pwritev
+   * instead of being joined first.
+   */
+  tryReadParts(n: number): Buffer[] | null {
+    if (this.waiting !== null || this.buffered < n) return null;
+    return this.takeParts(n);
+  }
+
+  /** readParts(n): like read(n), as the pieces (tryReadParts). */
+  readParts(n: number): Promise<Buffer[]> {
+    return this.wait(n, true);
+  }
+
+  private wait(n: number, parts: boolean): Promise<Buffer[]> {
     if (this.waiting !== null) return Promise.reject(new Error('SocketReader: concurrent read'));
-    if (this.buffered >= n) return Promise.resolve(this.take(n));
+    if (this.buffered >= n) return Promise.resolve(parts ? this.takeParts(n) : [this.take(n)]);
     if (this.ended) return Promise.reject(this.failure ?? new ConnectionClosedError());
-    return new Promise<Buffer>((resolve, reject) => {
-      this.waiting = { n, resolve, reject };
+    return new Promise<Buffer[]>((resolve, reject) => {
+      this.waiting = { n, parts, resolve, reject };
       if (this.socket.isPaused()) this.socket.resume();
     });
   }
@@ -60,7 +79,7 @@ export class SocketReader {
     const w = this.waiting;
     if (w !== null && this.buffered >= w.n) {
       this.waiting = null;
-      w.resolve(this.take(w.n));
+      w.resolve(w.parts ? this.takeParts(w.n) : [this.take(w.n)]);
     }
     if (this.waiting === null && this.buffered >= this.highWater) this.socket.pause();
   }
@@ -74,6 +93,26 @@ export class SocketReader {
       this.waiting = null;
       w.reject(err ?? new ConnectionClosedError());
     }
+  }
+
+  private takeParts(n: number): Buffer[] {
+    this.buffered -= n;
+    const out: Buffer[] = [];
+    let left = n;
+    while (left > 0) {
+      const c = this.chunks[0];
+      if (c === undefined) throw new Error('SocketReader: buffer accounting broken');
+      if (c.length <= left) {
+        out.push(c);
+        left -= c.length;
+        this.chunks.shift();
+      } else {
+        out.push(c.subarray(0, left));
+        this.chunks[0] = c.subarray(left);
+        left = 0;
+      }
+    }
+    return out;
   }
 
   private take(n: number): Buffer {

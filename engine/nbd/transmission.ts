@@ -96,7 +96,20 @@ interface Request {
   cookieLow: number;
   offset: number;
   length: number;
-  payload: Buffer | null;
+  /** A WRITE's data as it arrived from the socket (views of the received pieces, not joined). */
+  payload: Buffer[] | null;
+}
+
+/** A data request on the asynchronous path, for ordering overlapping requests. */
+interface Running {
+  offset: number;
+  end: number;
+  /** WRITE, TRIM or WRITE_ZEROES. */
+  write: boolean;
+  /** Called once it has been answered (requests that wait for it). */
+  waiters: (() => void)[];
+  /** Resolves when the earlier requests it overlaps are answered; null: none. */
+  after: Promise<void> | null;
 }
 
 /** Bytes a request holds, and where they came from. */
@@ -124,6 +137,12 @@ const MAX_STATUS_RUNS = 65536;
  * lost a quarter of their IOPS), and clients find holes with BLOCK_STATUS.
  */
 const HOLE_READ_MINIMUM = 64 * 1024;
+/**
+ * Largest READ tried on the fast path (from the page cache, on the main thread):
+ * above this the copy itself is long enough that a worker thread doing it in
+ * parallel wins.
+ */
+const FAST_READ_MAX = 256 * 1024;
 /** A structured OFFSET_DATA frame: the chunk header and the 8-byte offset before the data. */
 const DATA_CHUNK_HEAD = NBD_STRUCTURED_REPLY_SIZE + 8;
 const COMMAND_NAMES: Readonly<Record<number, string>> = {
@@ -164,6 +183,8 @@ export class Transmission {
     this.socket.uncork();
   };
   private readonly pool: BufferPool;
+  /** Data requests on the asynchronous path, not answered yet (see track()). */
+  private readonly running = new Set<Running>();
 
   constructor(
     private readonly socket: Socket,
@@ -239,14 +260,121 @@ export class Transmission {
       const charge = this.tryAdmit(cost) ?? (await this.admit(cost));
       if (request.type === NBD_CMD_WRITE) {
         try {
-          request.payload = this.reader.tryRead(request.length) ?? (await this.reader.read(request.length));
+          request.payload = this.reader.tryReadParts(request.length) ?? (await this.reader.readParts(request.length));
         } catch (err) {
           this.release(charge);
           throw err;
         }
       }
       this.inFlight++;
-      void this.serve(request, refusal, charge);
+      const servable = refusal === null && !this.shuttingDown && !this.hungUp;
+      if (servable && this.serveNow(request, charge)) {
+        this.finish();
+        continue;
+      }
+      // Refusals (and ESHUTDOWN) are answered at once, waiting for nothing.
+      const order = servable ? this.track(request) : null;
+      if (order === null) void this.serve(request, refusal, charge);
+      else void this.serveInOrder(request, charge, order);
+    }
+  }
+
+  /**
+   * The fast path: a READ from the page cache or a WRITE the device takes at
+   * once, answered synchronously, with no promise and no thread-pool trip.
+   * False when the request must take the asynchronous path (nothing was done).
+   * A request never overtakes a running one it overlaps (see track()).
+   */
+  private serveNow(request: Request, charge: Charge): boolean {
+    const device = this.device;
+    if (request.type === NBD_CMD_READ) {
+      if (device.readToNow === undefined || request.length > FAST_READ_MAX) return false;
+      const structured = this.options.structured === true;
+      // A structured READ that asks for holes goes the asynchronous way.
+      if (structured && device.extents !== undefined && request.length >= HOLE_READ_MINIMUM) return false;
+      if (this.overlapsRunning(request, false)) return false;
+      const head = structured ? DATA_CHUNK_HEAD : NBD_SIMPLE_REPLY_SIZE;
+      const frame = this.pool.take(head + request.length);
+      let done: boolean;
+      try {
+        done = device.readToNow(request.offset, request.length, frame, head);
+      } catch {
+        done = false; // the asynchronous path reports the error
+      }
+      if (!done) {
+        this.pool.release(frame);
+        return false;
+      }
+      if (structured) {
+        this.writeChunkHeader(frame, request, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, 8 + request.length);
+        frame.writeBigUInt64BE(BigInt(request.offset), NBD_STRUCTURED_REPLY_SIZE);
+        this.sendFrame(frame, charge);
+      } else {
+        this.replyFrame(request, frame, charge);
+      }
+      return true;
+    }
+    if (request.type === NBD_CMD_WRITE) {
+      if (device.writeNow === undefined || (request.flags & NBD_CMD_FLAG_FUA) !== 0) return false;
+      if (this.overlapsRunning(request, true)) return false;
+      let error = 0;
+      try {
+        if (!device.writeNow(request.offset, request.payload ?? [])) return false;
+      } catch (err) {
+        error = nbdErrorFor(err);
+      }
+      request.payload = null;
+      this.reply(request, error, EMPTY, charge);
+      return true;
+    }
+    return false;
+  }
+
+  /** True when [offset, offset+length) overlaps a running request it must not overtake. */
+  private overlapsRunning(request: Request, write: boolean): boolean {
+    if (this.running.size === 0) return false;
+    const end = request.offset + request.length;
+    for (const r of this.running) {
+      if ((write || r.write) && request.offset < r.end && r.offset < end) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Registers a data request taking the asynchronous path, so that later
+   * requests overlapping it wait for it (and it for the earlier ones it
+   * overlaps): on one connection, a write and another request on the same bytes
+   * run in the order they arrived. Reads may overlap reads. Null for requests
+   * that touch no data.
+   */
+  private track(request: Request): Running | null {
+    const type = request.type;
+    const write = type === NBD_CMD_WRITE || type === NBD_CMD_TRIM || type === NBD_CMD_WRITE_ZEROES;
+    if (!write && type !== NBD_CMD_READ) return null;
+    const entry: Running = { offset: request.offset, end: request.offset + request.length, write, waiters: [], after: null };
+    let pending = 0;
+    let release: (() => void) | null = null;
+    const one = (): void => {
+      if (--pending === 0) release?.();
+    };
+    for (const r of this.running) {
+      if ((write || r.write) && entry.offset < r.end && r.offset < entry.end) {
+        pending++;
+        r.waiters.push(one);
+      }
+    }
+    if (pending > 0) entry.after = new Promise<void>((resolve) => (release = resolve));
+    this.running.add(entry);
+    return entry;
+  }
+
+  private async serveInOrder(request: Request, charge: Charge, order: Running): Promise<void> {
+    try {
+      if (order.after !== null) await order.after;
+      await this.serve(request, null, charge);
+    } finally {
+      this.running.delete(order);
+      for (const wake of order.waiters) wake();
     }
   }
 
@@ -579,7 +707,7 @@ export class Transmission {
       case NBD_CMD_READ:
         return device.read(request.offset, request.length);
       case NBD_CMD_WRITE:
-        await device.write(request.offset, request.payload ?? EMPTY, fua ? { fua: true } : undefined);
+        await this.write(request.offset, request.payload ?? [], fua);
         return undefined;
       case NBD_CMD_FLUSH:
         await device.flush();
@@ -596,6 +724,13 @@ export class Transmission {
       default:
         throw new NbdProtocolError(`unexpected command ${request.type}`);
     }
+  }
+
+  /** The pieces go to the device with one pwritev where it can (no joining copy), else joined. */
+  private write(offset: number, parts: Buffer[], fua: boolean): Promise<void> {
+    const options = fua ? { fua: true } : undefined;
+    if (this.device.writev !== undefined) return this.device.writev(offset, parts, options);
+    return this.device.write(offset, parts.length === 1 ? parts[0]! : Buffer.concat(parts), options);
   }
 
   private writeHeader(target: Buffer, request: Request, error: number): void {

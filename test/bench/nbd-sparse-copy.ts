@@ -23,7 +23,7 @@ const run = promisify(execFile);
 const MiB = 1024 * 1024;
 export const SPARSE_IMAGE_SIZE = 4096 * MiB;
 const DATA_EVERY = 100 * MiB;
-const REPEATS = 3;
+const REPEATS = 7;
 
 export interface SparseCopyResult {
   client: 'nbdcopy' | 'qemu-img convert';

@@ -7,17 +7,23 @@
  * and, with a snapshot held, first writes after take (copy-on-write) and reads
  * of the snapshot image export.
  *
+ * Ratios: plain operations against nbdkit file (target 0.9x); copy-on-write
+ * writes against our own plain write of the same run (target 0.5x for the
+ * sequential one: chunked copy-on-write reads the chunk and writes it to the
+ * difference storage before the write itself); sparse copies against nbdkit
+ * (target 1x). The table says which targets were met.
+ *
  * Every figure is a median of REPEATS runs; a snapshot row is the median of
  * SNAPSHOT_REPEATS runs, each on a fresh snapshot (copy-on-write only happens on
  * the first write of a chunk after take).
  *
- * Run: npx tsx test/bench/nbd.ts   (about a minute; writes bench-results/nbd.json,
- * with the machine's CPU count and load average at start)
+ * Run: npm run bench:nbd   (about a minute and a half; writes bench-results/nbd.json
+ * and a dated copy, with the machine's CPU count and load average at start and end)
  */
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -46,9 +52,48 @@ interface Row {
   target: string;
   unit: 'MiB/s' | 'IOPS';
   value: number;
+  /** nbdkit file's figure for the same operation (same image, same client, same run). */
   nbdkit: number;
+  /** What `ratio` compares against: nbdkit file, or our own plain write (copy-on-write rows). */
+  against: 'nbdkit file' | 'engine device, no snapshot';
+  /** The figure of `against`. */
+  base: number;
+  /** value / base (higher is better). */
   ratio: number;
+  /** The issue's target for `ratio`, where it sets one. */
+  goal?: number;
+  /** CPU time the server spent per request (user + system, all its threads), median; steadier than rates on a loaded machine. */
+  cpuUsPerOp?: number;
+  /** The same for nbdkit file. */
+  nbdkitCpuUsPerOp?: number;
 }
+
+/** CPU time (µs, user + system, every thread) a server process has used so far. */
+type CpuClock = () => number;
+const benchCpu: CpuClock = () => {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+};
+/** Clock ticks per second of /proc/PID/stat (sysconf(_SC_CLK_TCK); 100 on Linux). */
+const CLK_TCK = 100;
+function processCpu(pid: number): CpuClock {
+  return () => {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLK_TCK; // utime, stime
+  };
+}
+
+/** A measured rate and the server's CPU per request meanwhile. */
+interface Measured {
+  rate: number;
+  cpuUsPerOp: number;
+}
+
+/** Targets (issue 11): plain operations at least 0.9x nbdkit, COW sequential write at least 0.5x our plain write, sparse copies at least as fast as nbdkit. */
+const PLAIN_GOAL = 0.9;
+const COW_SEQ_GOAL = 0.5;
+const SPARSE_GOAL = 1;
 
 /** Bytes moved per request of an operation. */
 function requestBytes(op: string): number {
@@ -63,8 +108,16 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return Number(process.hrtime.bigint() - start) / 1e9;
 }
 
+/** Runs one operation against `uri` (served by the process `cpu` watches). */
+async function measure(op: Op, uri: string, source: string, cpu: CpuClock): Promise<Measured> {
+  const before = cpu();
+  const rate = await measureRate(op, uri, source);
+  const requests = op.startsWith('seq') ? IMAGE_SIZE / requestBytes(op) : RANDOM_OPS;
+  return { rate, cpuUsPerOp: (cpu() - before) / requests };
+}
+
 /** Runs one operation against `uri`; returns MiB/s or IOPS. */
-async function measure(op: Op, uri: string, source: string): Promise<number> {
+async function measureRate(op: Op, uri: string, source: string): Promise<number> {
   switch (op) {
     case 'seq-read-1M': {
       const s = await timed(() => run('nbdcopy', ['--request-size=1048576', uri, 'null:']));
@@ -135,6 +188,7 @@ async function main(): Promise<void> {
   await plain.start();
   const nbdkitSocket = join(dir, 'nbdkit.sock');
   const nbdkit = await startNbdkit(nbdkitSocket, image);
+  const nbdkitCpu = processCpu(nbdkit.pid ?? -1);
   const nbdkitUri = `nbd+unix:///?socket=${nbdkitSocket}`;
 
   const targets: [string, string][] = [
@@ -145,17 +199,33 @@ async function main(): Promise<void> {
   const started = Date.now();
   try {
     for (const op of OPS) {
-      const results = new Map<string, number[]>([['nbdkit', []], ...targets.map(([t]) => [t, []] as [string, number[]])]);
+      const results = new Map<string, Measured[]>([['nbdkit', []], ...targets.map(([t]) => [t, []] as [string, Measured[]])]);
       for (let i = 0; i < REPEATS; i++) {
-        results.get('nbdkit')?.push(await measure(op, nbdkitUri, source));
-        for (const [target, uri] of targets) results.get(target)?.push(await measure(op, uri, source));
+        results.get('nbdkit')?.push(await measure(op, nbdkitUri, source, nbdkitCpu));
+        for (const [target, uri] of targets) results.get(target)?.push(await measure(op, uri, source, benchCpu));
       }
-      const base = median(results.get('nbdkit') ?? []);
+      const rateOf = (t: string): number => median((results.get(t) ?? []).map((m) => m.rate));
+      const cpuOf = (t: string): number => median((results.get(t) ?? []).map((m) => m.cpuUsPerOp));
+      const base = rateOf('nbdkit');
+      const nbdkitCpuUsPerOp = cpuOf('nbdkit');
       const unit = op.startsWith('seq') ? 'MiB/s' : 'IOPS';
-      rows.push({ op, target: 'nbdkit file', unit, value: base, nbdkit: base, ratio: 1 });
+      rows.push({ op, target: 'nbdkit file', unit, value: base, nbdkit: base, against: 'nbdkit file', base, ratio: 1, cpuUsPerOp: nbdkitCpuUsPerOp, nbdkitCpuUsPerOp });
       for (const [target] of targets) {
-        const value = median(results.get(target) ?? []);
-        rows.push({ op, target, unit, value, nbdkit: base, ratio: value / base });
+        const value = rateOf(target);
+        const goal = target === 'engine device' ? PLAIN_GOAL : undefined;
+        rows.push({
+          op,
+          target,
+          unit,
+          value,
+          nbdkit: base,
+          against: 'nbdkit file',
+          base,
+          ratio: value / base,
+          ...(goal === undefined ? {} : { goal }),
+          cpuUsPerOp: cpuOf(target),
+          nbdkitCpuUsPerOp,
+        });
       }
     }
 
@@ -163,21 +233,32 @@ async function main(): Promise<void> {
     // difference storage; the image export reads through the diff area.
     const storageDir = join(dir, 'storage');
     await mkdir(storageDir);
-    const baseOf = (op: Op): number => rows.find((r) => r.op === op && r.target === 'nbdkit file')?.value ?? NaN;
+    const valueOf = (op: Op, target: string): number => rows.find((r) => r.op === op && r.target === target)?.value ?? NaN;
     let n = 0;
     const withSnapshot = async (op: Op, exportOf: (image: string) => string, label: string): Promise<void> => {
-      const values: number[] = [];
+      const values: Measured[] = [];
       for (let i = 0; i < SNAPSHOT_REPEATS; i++) {
         const id = await engine.snapshotCreate({ diffStoragePath: join(storageDir, `diff${n++}`), limitSectors: (4 * IMAGE_SIZE) / 512 });
         await engine.snapshotAdd(id, 'disk1');
         await engine.snapshotTake(id);
         const imageName = engine.listImages()[0]?.name ?? '';
-        values.push(await measure(op, ours.uriFor(exportOf(imageName)), source));
+        values.push(await measure(op, ours.uriFor(exportOf(imageName)), source, benchCpu));
         await engine.snapshotDestroy(id);
       }
-      const value = median(values);
-      const base = baseOf(op);
-      rows.push({ op, target: label, unit: op.startsWith('seq') ? 'MiB/s' : 'IOPS', value, nbdkit: base, ratio: value / base });
+      const value = median(values.map((m) => m.rate));
+      const cpuUsPerOp = median(values.map((m) => m.cpuUsPerOp));
+      const nbdkitCpuUsPerOp = rows.find((r) => r.op === op && r.target === 'nbdkit file')?.cpuUsPerOp;
+      const cpuFields = { cpuUsPerOp, ...(nbdkitCpuUsPerOp === undefined ? {} : { nbdkitCpuUsPerOp }) };
+      const nbdkit = valueOf(op, 'nbdkit file');
+      const unit = op.startsWith('seq') ? 'MiB/s' : 'IOPS';
+      if (op.includes('write')) {
+        // Copy-on-write costs a chunk read and a store per first write: compared with our own plain write.
+        const base = valueOf(op, 'engine device');
+        const goal = op === 'seq-write-1M' ? COW_SEQ_GOAL : undefined;
+        rows.push({ op, target: label, unit, value, nbdkit, against: 'engine device, no snapshot', base, ratio: value / base, ...(goal === undefined ? {} : { goal }), ...cpuFields });
+      } else {
+        rows.push({ op, target: label, unit, value, nbdkit, against: 'nbdkit file', base: nbdkit, ratio: value / nbdkit, ...cpuFields });
+      }
     };
     await withSnapshot('seq-write-1M', () => 'disk1', 'engine device, snapshot held (COW)');
     await withSnapshot('rand-write-4k', () => 'disk1', 'engine device, snapshot held (COW)');
@@ -196,15 +277,26 @@ async function main(): Promise<void> {
   for (const r of await sparseCopyBench()) {
     const mibs = (seconds: number): number => SPARSE_IMAGE_SIZE / MiB / seconds;
     const op = `sparse-copy ${r.client}`;
-    rows.push({ op, target: 'nbdkit file', unit: 'MiB/s', value: mibs(r.nbdkitSeconds), nbdkit: mibs(r.nbdkitSeconds), ratio: 1 });
-    rows.push({ op, target: 'engine device', unit: 'MiB/s', value: mibs(r.oursSeconds), nbdkit: mibs(r.nbdkitSeconds), ratio: r.nbdkitSeconds / r.oursSeconds });
+    const theirs = mibs(r.nbdkitSeconds);
+    rows.push({ op, target: 'nbdkit file', unit: 'MiB/s', value: theirs, nbdkit: theirs, against: 'nbdkit file', base: theirs, ratio: 1 });
+    rows.push({
+      op,
+      target: 'engine device',
+      unit: 'MiB/s',
+      value: mibs(r.oursSeconds),
+      nbdkit: theirs,
+      against: 'nbdkit file',
+      base: theirs,
+      ratio: r.nbdkitSeconds / r.oursSeconds,
+      goal: SPARSE_GOAL,
+    });
   }
 
   machine.loadAverageAtEnd = loadNow();
   // Every row in both units: MiB/s and IOPS (requests per second).
   const mibs = (r: Row, v: number): number => (r.unit === 'MiB/s' ? v : (v * requestBytes(r.op)) / MiB);
   const iops = (r: Row, v: number): number => (r.unit === 'IOPS' ? v : (v * MiB) / requestBytes(r.op));
-  const header = ['operation', 'target', 'MiB/s', 'IOPS', 'nbdkit MiB/s', 'ours/nbdkit'];
+  const header = ['operation', 'target', 'MiB/s', 'IOPS', 'nbdkit MiB/s', 'ratio', 'against', 'goal', 'met', 'CPU µs/req'];
   const lines = rows.map((r) => [
     r.op,
     r.target,
@@ -212,9 +304,14 @@ async function main(): Promise<void> {
     iops(r, r.value).toFixed(0),
     mibs(r, r.nbdkit).toFixed(0),
     r.target === 'nbdkit file' ? '' : `${r.ratio.toFixed(2)}x`,
+    r.target === 'nbdkit file' ? '' : r.against === 'nbdkit file' ? 'nbdkit' : 'our plain write',
+    r.goal === undefined ? '' : `>=${r.goal}x`,
+    r.goal === undefined ? '' : r.ratio >= r.goal ? 'yes' : 'NO',
+    r.cpuUsPerOp === undefined ? '' : r.cpuUsPerOp.toFixed(r.cpuUsPerOp < 100 ? 1 : 0),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? '').length)));
-  const fmt = (cells: string[]): string => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  const left = new Set([0, 1, 6]);
+  const fmt = (cells: string[]): string => cells.map((c, i) => (left.has(i) ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
   console.log(`NBD bench: our server exporting an embedded-engine device (engine/core) vs nbdkit file, same image (${IMAGE_SIZE / MiB} MiB)`);
   console.log(
     `machine: ${machine.cpus} CPU (${machine.cpuModel}), load average at start ${machine.loadAverageAtStart.join(' ')}, at end ${machine.loadAverageAtEnd.join(' ')}`,
@@ -223,16 +320,39 @@ async function main(): Promise<void> {
     `sequential: nbdcopy --request-size=1M; scattered 4 KiB: qemu-img bench -c ${RANDOM_OPS} -d ${DEPTH} -S ${STRIDE}; ` +
       `median of ${REPEATS} (snapshot rows: median of ${SNAPSHOT_REPEATS}, each on a fresh snapshot)`,
   );
+  console.log('CPU µs/req: the server process\'s CPU time (user + system, all threads) per request, median (ours: the bench process, which runs our servers)');
   console.log(fmt(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const l of lines) console.log(fmt(l));
   console.log(`(${((Date.now() - started) / 1000).toFixed(1)} s)`);
 
+  const goals = rows.filter((r) => r.goal !== undefined);
+  const missed = goals.filter((r) => r.ratio < (r.goal ?? 0));
+  console.log(`targets met: ${goals.length - missed.length} of ${goals.length}${missed.length > 0 ? ` (missed: ${missed.map((r) => `${r.op} ${r.target} ${r.ratio.toFixed(2)}x < ${r.goal}x`).join('; ')})` : ''}`);
+
   await mkdir('bench-results', { recursive: true });
-  await writeFile(
-    join('bench-results', 'nbd.json'),
-    `${JSON.stringify({ date: new Date().toISOString(), imageSize: IMAGE_SIZE, randomOps: RANDOM_OPS, depth: DEPTH, stride: STRIDE, repeats: REPEATS, snapshotRepeats: SNAPSHOT_REPEATS, exported: 'embedded engine device (engine/core)', machine, rows }, null, 2)}\n`,
-  );
+  const date = new Date().toISOString();
+  const json = `${JSON.stringify(
+    {
+      date,
+      imageSize: IMAGE_SIZE,
+      randomOps: RANDOM_OPS,
+      depth: DEPTH,
+      stride: STRIDE,
+      repeats: REPEATS,
+      snapshotRepeats: SNAPSHOT_REPEATS,
+      exported: 'embedded engine device (engine/core)',
+      machine,
+      targetsMet: goals.length - missed.length,
+      targets: goals.length,
+      rows,
+    },
+    null,
+    2,
+  )}\n`;
+  // The latest run, and every run under its date (runs on a shared machine are compared side by side).
+  await writeFile(join('bench-results', 'nbd.json'), json);
+  await writeFile(join('bench-results', `nbd-${date.replace(/[:.]/g, '-')}.json`), json);
 }
 
 await main();

@@ -1,0 +1,98 @@
+/**
+ * EngineDevice.writeNow / readToNow: the synchronous path the NBD server uses
+ * keeps every promise of the asynchronous one (tracking, copy-on-write, the gate).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createEmbeddedEngine } from '../../../engine/core/index.js';
+import type { EmbeddedEngine } from '../../../engine/core/index.js';
+import type { EngineDevice } from '../../../engine/core/engine-device.js';
+import { expectErrno, makeImage, SMALL_PARAMS, tempDir } from './helpers.js';
+
+const MiB = 1 << 20;
+let dir: string;
+let engine: EmbeddedEngine;
+let dev: EngineDevice;
+
+beforeEach(async () => {
+  dir = tempDir('fast-path');
+  engine = createEmbeddedEngine({ params: SMALL_PARAMS });
+  await engine.addDevice({ path: makeImage(dir, 'a.img', MiB, 0xaa), name: 'a' });
+  dev = engine.device('a') as EngineDevice;
+});
+
+afterEach(async () => {
+  await engine.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+async function takeSnapshot(): Promise<string> {
+  const id = await engine.snapshotCreate({ diffStoragePath: path.join(dir, 'diff'), limitSectors: 1 << 16 });
+  await engine.snapshotAdd(id, 'a');
+  await engine.snapshotTake(id);
+  return (await engine.snapshotInfo('a')).image;
+}
+
+describe('EngineDevice fast path', () => {
+  it('writeNow writes at once; readToNow reads it back from the page cache', async () => {
+    expect(dev.writeNow(8192, [Buffer.alloc(4096, 1)])).toBe(true);
+    expect((await dev.read(8192, 4096)).every((b) => b === 1)).toBe(true);
+    const target = Buffer.alloc(4096 + 16, 0xff);
+    expect(dev.readToNow(8192 - 512, 4096, target, 16)).toBe(true);
+    expect(target.subarray(16, 16 + 512).every((b) => b === 0xaa)).toBe(true);
+    expect(target.subarray(16 + 512).every((b) => b === 1)).toBe(true);
+    expect(target.subarray(0, 16).every((b) => b === 0xff)).toBe(true);
+  });
+
+  it('refuses (false, nothing written) a write larger than the inline limit', async () => {
+    expect(dev.writeNow(0, [Buffer.alloc(512 * 1024, 2)])).toBe(false);
+    expect((await dev.read(0, 512)).every((b) => b === 0xaa)).toBe(true);
+  });
+
+  it('with a snapshot held: refuses a write whose chunk is not copied yet, takes it once copy-on-write was done', async () => {
+    const image = engine.image(await takeSnapshot());
+    expect(dev.writeNow(0, [Buffer.alloc(4096, 3)])).toBe(false);
+    expect((await dev.read(0, 4096)).every((b) => b === 0xaa)).toBe(true); // untouched
+    await dev.write(0, Buffer.alloc(512, 4)); // copies chunk 0 on write
+    expect(dev.writeNow(0, [Buffer.alloc(4096, 3)])).toBe(true);
+    expect((await dev.read(0, 4096)).every((b) => b === 3)).toBe(true);
+    expect((await image.read(0, 4096)).every((b) => b === 0xaa)).toBe(true); // the image keeps the content at take
+  });
+
+  it('marks the CBT write table like write()', async () => {
+    const id = await engine.snapshotCreate({ diffStoragePath: path.join(dir, 'diff'), limitSectors: 1 << 16 });
+    await engine.snapshotAdd(id, 'a'); // tracked, not taken: no copy-on-write to wait for
+    const blocks = (await engine.cbtInfo('a')).blockCount;
+    expect((await engine.cbtMapActive('a', 0, blocks)).every((n) => n === 0)).toBe(true);
+    expect(dev.writeNow(5 * 4096 + 1024, [Buffer.alloc(512, 6)])).toBe(true);
+    const map = await engine.cbtMapActive('a', 0, blocks);
+    expect(map[5]).toBeGreaterThan(0);
+    expect([...map].filter((n) => n !== 0)).toHaveLength(1);
+  });
+
+  it('refuses while the gate is frozen (a take in progress), writes again after', async () => {
+    await dev.gate.freeze();
+    expect(dev.writeNow(0, [Buffer.alloc(512, 8)])).toBe(false);
+    dev.gate.unfreeze();
+    expect(dev.writeNow(0, [Buffer.alloc(512, 8)])).toBe(true);
+    expect((await dev.read(0, 512)).every((b) => b === 8)).toBe(true);
+  });
+
+  it('writev writes the pieces back to back and copies on write first, like write()', async () => {
+    const image = engine.image(await takeSnapshot());
+    await dev.writev(4096, [Buffer.alloc(1024, 1), Buffer.alloc(3072, 2), Buffer.alloc(4096, 3)]);
+    const back = await dev.read(4096, 8192);
+    expect(back.subarray(0, 1024).every((b) => b === 1)).toBe(true);
+    expect(back.subarray(1024, 4096).every((b) => b === 2)).toBe(true);
+    expect(back.subarray(4096).every((b) => b === 3)).toBe(true);
+    expect((await image.read(4096, 8192)).every((b) => b === 0xaa)).toBe(true); // the content at take
+    await expectErrno(dev.writev(MiB - 512, [Buffer.alloc(1024)]), 'EINVAL');
+  });
+
+  it('range errors throw EINVAL, as write() and read() do', async () => {
+    await expectErrno(() => dev.writeNow(MiB, [Buffer.alloc(512)]), 'EINVAL');
+    await expectErrno(() => dev.writeNow(100, [Buffer.alloc(512)]), 'EINVAL');
+    await expectErrno(() => dev.readToNow(MiB - 512, 1024, Buffer.alloc(1024), 0), 'EINVAL');
+  });
+});

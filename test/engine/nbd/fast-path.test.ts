@@ -1,0 +1,225 @@
+/**
+ * The synchronous fast path of the transmission (BlockDevice.readToNow /
+ * writeNow) and the ordering of overlapping requests on one connection: a
+ * request never overtakes an earlier write it overlaps (nor a write an earlier
+ * read), whichever path each takes.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { NbdServer } from '../../../engine/nbd/server.js';
+import { staticExports } from '../../../engine/nbd/export-source.js';
+import { MemoryDevice } from '../../helpers/memory-device.js';
+import type { MemoryDeviceOptions } from '../../helpers/memory-device.js';
+import { RawNbdClient } from '../../helpers/nbd-raw-client.js';
+
+// Protocol values, written out independently of engine/nbd/constants.ts.
+const CMD = { READ: 0, WRITE: 1, FLUSH: 3 };
+const FLAG_FUA = 1;
+const MiB = 1024 * 1024;
+
+/** A MemoryDevice with the fast-path methods, counting their use. */
+class FastMemoryDevice extends MemoryDevice {
+  readNow = 0;
+  wroteNow = 0;
+  /** When false, writeNow refuses (returns false) and write() must take the request. */
+  acceptNow = true;
+
+  readToNow(offset: number, length: number, target: Buffer, targetOffset: number): boolean {
+    this.readNow++;
+    this.data.copy(target, targetOffset, offset, offset + length);
+    return true;
+  }
+
+  writeNow(offset: number, data: readonly Buffer[]): boolean {
+    if (!this.acceptNow) return false;
+    this.wroteNow++;
+    let at = offset;
+    for (const part of data) {
+      this.data.set(part, at);
+      at += part.length;
+    }
+    return true;
+  }
+}
+
+let dir: string;
+let server: NbdServer | null;
+let clients: RawNbdClient[];
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'nbd-fast-path-test-'));
+  server = null;
+  clients = [];
+});
+
+afterEach(async () => {
+  for (const c of clients) c.close();
+  await server?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Serves `dev` and returns a client past NBD_OPT_GO. */
+async function serveAndConnect(dev: MemoryDevice): Promise<RawNbdClient> {
+  const socketPath = join(dir, 'nbd.sock');
+  server = new NbdServer({ exports: staticExports([dev]), unixSocket: socketPath });
+  await server.start();
+  const c = await RawNbdClient.connect(socketPath);
+  clients.push(c);
+  await c.goTo(dev.name);
+  return c;
+}
+
+/** A device whose first write() waits until release() (the later ones do not). */
+function heldFirstWrite(options: Partial<MemoryDeviceOptions> = {}): { dev: FastMemoryDevice; release: () => void } {
+  let release = (): void => undefined;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let writes = 0;
+  const dev = new FastMemoryDevice({
+    name: 'disk1',
+    capacity: 4 * MiB,
+    gate: (op) => (op === 'write' && writes++ === 0 ? held : undefined),
+    ...options,
+  });
+  return { dev, release: () => release() };
+}
+
+async function untilInside(dev: MemoryDevice): Promise<void> {
+  while (dev.active === 0) await new Promise((r) => setTimeout(r, 2));
+}
+
+describe('NBD fast path', () => {
+  it('answers plain READs and WRITEs through readToNow/writeNow, with the right bytes', async () => {
+    const dev = new FastMemoryDevice({ name: 'disk1', capacity: 4 * MiB });
+    const c = await serveAndConnect(dev);
+    const data = Buffer.alloc(8192);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 7 + 3) & 0xff;
+    c.sendRequest(CMD.WRITE, { cookie: 1n, offset: 4096n, length: data.length, payload: data });
+    expect(await c.readReply()).toMatchObject({ cookie: 1n, error: 0 });
+    c.sendRequest(CMD.READ, { cookie: 2n, offset: 4096n, length: data.length });
+    const reply = await c.readReply(data.length);
+    expect(reply.error).toBe(0);
+    expect(reply.data.equals(data)).toBe(true);
+    expect(dev.data.subarray(4096, 4096 + data.length).equals(data)).toBe(true);
+    expect(dev.wroteNow).toBe(1);
+    expect(dev.readNow).toBe(1);
+    // Neither went through the asynchronous path.
+    expect(dev.log.filter((e) => e.op === 'write' || e.op === 'read')).toEqual([]);
+  });
+
+  it('a FUA write, or one writeNow refuses, is done by write()', async () => {
+    const dev = new FastMemoryDevice({ name: 'disk1', capacity: 4 * MiB });
+    const c = await serveAndConnect(dev);
+    c.sendRequest(CMD.WRITE, { cookie: 1n, flags: FLAG_FUA, offset: 0n, length: 512, payload: Buffer.alloc(512, 1) });
+    expect(await c.readReply()).toMatchObject({ cookie: 1n, error: 0 });
+    dev.acceptNow = false;
+    c.sendRequest(CMD.WRITE, { cookie: 2n, offset: 512n, length: 512, payload: Buffer.alloc(512, 2) });
+    expect(await c.readReply()).toMatchObject({ cookie: 2n, error: 0 });
+    expect(dev.wroteNow).toBe(0);
+    expect(dev.log.map((e) => [e.op, e.offset, e.fua])).toEqual([
+      ['write', 0, true],
+      ['write', 512, false],
+    ]);
+    expect(dev.data[0]).toBe(1);
+    expect(dev.data[512]).toBe(2);
+  });
+});
+
+describe('NBD ordering of overlapping requests on one connection', () => {
+  it('a fast-path WRITE waits for an earlier overlapping WRITE still running (the later data wins)', async () => {
+    const { dev, release } = heldFirstWrite();
+    const c = await serveAndConnect(dev);
+    c.sendRequest(CMD.WRITE, { cookie: 1n, flags: FLAG_FUA, offset: 0n, length: 4096, payload: Buffer.alloc(4096, 1) });
+    await untilInside(dev);
+    c.sendRequest(CMD.WRITE, { cookie: 2n, offset: 2048n, length: 4096, payload: Buffer.alloc(4096, 2) });
+    await new Promise((r) => setTimeout(r, 50)); // time for the second to overtake, were it allowed to
+    expect(dev.data[2048]).toBe(0); // nothing written yet: the first is held, the second waits
+    release();
+    expect((await c.readReply()).cookie).toBe(1n);
+    expect((await c.readReply()).cookie).toBe(2n);
+    expect(dev.data[0]).toBe(1);
+    expect(dev.data.subarray(2048, 6144).every((b) => b === 2)).toBe(true);
+  });
+
+  it('two overlapping asynchronous WRITEs reach the device in arrival order', async () => {
+    const { dev, release } = heldFirstWrite();
+    const c = await serveAndConnect(dev);
+    c.sendRequest(CMD.WRITE, { cookie: 1n, flags: FLAG_FUA, offset: 0n, length: 4096, payload: Buffer.alloc(4096, 1) });
+    await untilInside(dev);
+    c.sendRequest(CMD.WRITE, { cookie: 2n, flags: FLAG_FUA, offset: 0n, length: 4096, payload: Buffer.alloc(4096, 2) });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(dev.log).toEqual([]); // the second did not complete ahead of the held first
+    release();
+    await c.readReply();
+    await c.readReply();
+    expect(dev.log.map((e) => e.op)).toEqual(['write', 'write']);
+    expect(dev.data.subarray(0, 4096).every((b) => b === 2)).toBe(true);
+  });
+
+  it('a READ sent right after an overlapping WRITE returns the written data', async () => {
+    const { dev, release } = heldFirstWrite();
+    const c = await serveAndConnect(dev);
+    c.sendRequest(CMD.WRITE, { cookie: 1n, flags: FLAG_FUA, offset: 0n, length: 4096, payload: Buffer.alloc(4096, 9) });
+    await untilInside(dev);
+    c.sendRequest(CMD.READ, { cookie: 2n, offset: 1024n, length: 1024 });
+    await new Promise((r) => setTimeout(r, 50));
+    release();
+    const first = await c.readReply();
+    expect(first.cookie).toBe(1n);
+    const read = await c.readReply(1024);
+    expect(read.cookie).toBe(2n);
+    expect(read.data.every((b) => b === 9)).toBe(true);
+  });
+
+  it('a WRITE sent right after an overlapping READ does not change what that READ returns', async () => {
+    let release = (): void => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let reads = 0;
+    // No readToNow: the READ takes the asynchronous path and is held.
+    const dev = new MemoryDevice({ name: 'disk1', capacity: 4 * MiB, gate: (op) => (op === 'read' && reads++ === 0 ? held : undefined) });
+    dev.data.fill(5, 0, 4096);
+    const c = await serveAndConnect(dev);
+    c.sendRequest(CMD.READ, { cookie: 1n, offset: 0n, length: 4096 });
+    await untilInside(dev);
+    c.sendRequest(CMD.WRITE, { cookie: 2n, offset: 0n, length: 4096, payload: Buffer.alloc(4096, 6) });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(dev.data[0]).toBe(5);
+    release();
+    const read = await c.readReply(4096);
+    expect(read.cookie).toBe(1n);
+    expect(read.data.every((b) => b === 5)).toBe(true);
+    expect((await c.readReply()).cookie).toBe(2n);
+    expect(dev.data[0]).toBe(6);
+  });
+
+  it('requests that do not overlap a held WRITE are answered at once', async () => {
+    const { dev, release } = heldFirstWrite();
+    dev.data.fill(4, 8192, 12288);
+    const c = await serveAndConnect(dev);
+    c.sendRequest(CMD.WRITE, { cookie: 1n, flags: FLAG_FUA, offset: 0n, length: 4096, payload: Buffer.alloc(4096, 1) });
+    await untilInside(dev);
+    c.sendRequest(CMD.READ, { cookie: 2n, offset: 8192n, length: 4096 });
+    c.sendRequest(CMD.WRITE, { cookie: 3n, offset: 4096n, length: 4096, payload: Buffer.alloc(4096, 3) });
+    const read = await c.readReply((cookie) => (cookie === 2n ? 4096 : 0));
+    expect(read.cookie).toBe(2n);
+    expect(read.data.every((b) => b === 4)).toBe(true);
+    expect((await c.readReply()).cookie).toBe(3n);
+    release();
+    expect((await c.readReply()).cookie).toBe(1n);
+  });
+
+  it('FLUSH after fast-path writes: the writes are in the device and flush() ran before the reply', async () => {
+    const dev = new FastMemoryDevice({ name: 'disk1', capacity: 4 * MiB });
+    const c = await serveAndConnect(dev);
+    for (let i = 0; i < 8; i++) {
+      c.sendRequest(CMD.WRITE, { cookie: BigInt(i + 1), offset: BigInt(i * 4096), length: 4096, payload: Buffer.alloc(4096, i + 1) });
+    }
+    for (let i = 0; i < 8; i++) await c.readReply();
+    c.sendRequest(CMD.FLUSH, { cookie: 100n });
+    expect(await c.readReply()).toMatchObject({ cookie: 100n, error: 0 });
+    expect(dev.flushes).toBe(1);
+    expect(dev.wroteNow).toBe(8);
+    for (let i = 0; i < 8; i++) expect(dev.data[i * 4096]).toBe(i + 1);
+  });
+});

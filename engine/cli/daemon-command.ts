@@ -18,7 +18,7 @@ export const daemonOptions = {
 } as const;
 
 export const daemonHelp: [string, string][] = [
-  ['--socket PATH', 'Unix socket to listen on (its directory is made 0700; default $XDG_RUNTIME_DIR/blksnap-manager/helper.sock, where clients look)'],
+  ['--socket PATH', 'Unix socket to listen on (its directory is made 0700; default: where clients look, $XDG_RUNTIME_DIR/blksnap-manager/helper.sock, else /run/user/UID/..., else /tmp/blksnap-manager-UID/helper.sock)'],
   ['--state-dir DIR', 'registered images and settings, one helper at a time (default /var/lib/blksnap-manager for root, else ~/.local/state/blksnap-manager)'],
   ['--driver auto|kernel|embedded', 'auto: kernel when /dev/blksnap-control exists, else embedded'],
   ['--param NAME=VALUE', 'embedded engine module parameter, e.g. diffStorageMinimum=2048 (repeatable)'],

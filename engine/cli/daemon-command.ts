@@ -2,7 +2,6 @@
 import { BlksnapError } from '../abi/errno.js';
 import { DEFAULT_PARAMS, resolveParams } from '../core/params.js';
 import type { ModuleParams } from '../core/params.js';
-import { runDaemon } from '../helper/daemon.js';
 import type { DriverChoice } from '../helper/driver-select.js';
 import type { OptionValues } from './command.js';
 import { optList, optString } from './command.js';
@@ -58,6 +57,8 @@ export async function runDaemonCommand(values: OptionValues, stderr: (text: stri
           process.stdin.resume();
         })
       : undefined;
+  // loaded here, not at startup: the helper (engines, drivers, koffi) is not what a client command needs
+  const { runDaemon } = await import('../helper/daemon.js');
   await runDaemon({
     socketPath: optString(values, 'socket') ?? defaultSocketPath(),
     stateDir: optString(values, 'state-dir') ?? defaultStateDir(),

@@ -52,7 +52,7 @@ const WINDOW_GLOBALS = ['window', 'globalThis', 'self', 'top', 'parent', 'frames
 }));
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'release/**', 'test-results/**', 'bench-results/**', 'renderer/dist/**'] },
+  { ignores: ['node_modules/**', 'dist/**', 'release/**', 'test-results/**', 'bench-results/**', 'renderer/dist/**', '.tmp/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

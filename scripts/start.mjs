@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm start`: builds, then launches the Electron app when its binary is installed,
 // otherwise serves browser mode (the same UI on 127.0.0.1 with a token) on the
-// embedded engine, starting a helper if none runs, and prints the URL to open.
+// embedded engine, starting a helper if none runs, and prints the URL to open and
+// where the helper is (it keeps running after Ctrl+C) and its lab disks.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -32,6 +33,10 @@ const args = process.argv.slice(2);
 let child;
 if (electron && !args.includes('--browser')) {
   console.log('Starting the Electron app…');
+  // the notes browser mode prints too, from the build just made (one rule for the paths)
+  const { helperNotes } = await import('../dist/app/bridge/helper-notes.js');
+  const { defaultSocketPath, defaultStateDir } = await import('../dist/app/bridge/paths.js');
+  console.log(helperNotes({ socketPath: defaultSocketPath(), stateDir: defaultStateDir(), defaultSocket: true }).join('\n'));
   child = spawn(electron, [root, ...args], { cwd: root, stdio: 'inherit' });
 } else {
   const web = join(root, 'dist/app/web/main.js');

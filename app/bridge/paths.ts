@@ -1,13 +1,14 @@
 /**
- * Default locations the app uses for the helper: its socket (a private directory
- * under $XDG_RUNTIME_DIR, else /run/user/UID, else a per-user directory in the
- * temporary directory) and its state directory ($XDG_STATE_HOME or ~/.local/state).
+ * Default locations the app uses for the helper: its socket (the rule shared with the
+ * CLI, engine/protocol/socket-path.ts) and its state directory ($XDG_STATE_HOME or
+ * ~/.local/state).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { HELPER_DIR_NAME, helperRuntimeDir } from '../../engine/protocol/socket-path.js';
 
-export const APP_DIR_NAME = 'blksnap-manager';
+export const APP_DIR_NAME = HELPER_DIR_NAME;
 
 function selfUid(): number {
   return typeof process.getuid === 'function' ? process.getuid() : 0;
@@ -15,11 +16,7 @@ function selfUid(): number {
 
 /** The directory the helper socket lives in (created 0700 by the helper). */
 export function defaultRuntimeDir(env: NodeJS.ProcessEnv = process.env, uid = selfUid()): string {
-  const xdg = env['XDG_RUNTIME_DIR'];
-  if (xdg !== undefined && xdg.startsWith('/')) return join(xdg, APP_DIR_NAME);
-  const run = `/run/user/${uid}`;
-  if (existsSync(run)) return join(run, APP_DIR_NAME);
-  return join(tmpdir(), `${APP_DIR_NAME}-${uid}`);
+  return helperRuntimeDir({ env, uid, tmpdir: tmpdir(), exists: existsSync });
 }
 
 export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env, uid = selfUid()): string {

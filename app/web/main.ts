@@ -7,7 +7,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { findProjectRoot } from '../bridge/paths.js';
+import { helperNotes } from '../bridge/helper-notes.js';
+import { defaultSocketPath, defaultStateDir, findProjectRoot } from '../bridge/paths.js';
 import { escapeControlChars } from '../shared/control-chars.js';
 import { startWebServer } from './server.js';
 
@@ -42,17 +43,15 @@ async function main(): Promise<void> {
   const log = (line: string): void => {
     if (!quiet) process.stderr.write(`${new Date().toISOString()} ${escapeControlChars(line)}\n`);
   };
-  const server = await startWebServer({
-    port,
-    staticDir,
-    log,
-    ...(values.socket === undefined ? {} : { helperSocket: values.socket }),
-    ...(values['state-dir'] === undefined ? {} : { stateDir: values['state-dir'] }),
-  });
+  const socketPath = values.socket ?? defaultSocketPath();
+  const stateDir = values['state-dir'] ?? defaultStateDir();
+  const server = await startWebServer({ port, staticDir, log, helperSocket: socketPath, stateDir });
+  const notes = helperNotes({ socketPath, stateDir, defaultSocket: socketPath === defaultSocketPath() }).join('\n');
   server.bridge?.link.onState((state) => log(`helper: ${state.state}${state.message === undefined ? '' : ` (${state.message})`}`));
   process.stdout.write(`Blksnap Manager (browser mode) is listening on 127.0.0.1:${server.port}.\nOpen this URL in a browser on this machine:\n\n  ${server.url}\n\n`);
-  process.stdout.write('The URL carries the access token: do not share it. Stop with Ctrl+C.\n');
+  process.stdout.write(`The URL carries the access token: do not share it. Stop with Ctrl+C.\n\n${notes}\n`);
   const stop = (): void => {
+    process.stdout.write(`\nStopped browser mode. ${notes}\n`);
     void server.close().then(() => process.exit(0));
   };
   process.once('SIGINT', stop);

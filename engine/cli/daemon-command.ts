@@ -2,7 +2,6 @@
 import { BlksnapError } from '../abi/errno.js';
 import { DEFAULT_PARAMS, resolveParams } from '../core/params.js';
 import type { ModuleParams } from '../core/params.js';
-import { runDaemon } from '../helper/daemon.js';
 import type { DriverChoice } from '../helper/driver-select.js';
 import type { OptionValues } from './command.js';
 import { optList, optString } from './command.js';
@@ -18,7 +17,7 @@ export const daemonOptions = {
 } as const;
 
 export const daemonHelp: [string, string][] = [
-  ['--socket PATH', 'Unix socket to listen on (its directory is made 0700; default $XDG_RUNTIME_DIR/blksnap-manager/helper.sock, where clients look)'],
+  ['--socket PATH', 'Unix socket to listen on (its directory is made 0700; default: where clients look, $XDG_RUNTIME_DIR/blksnap-manager/helper.sock, else /run/user/UID/..., else /tmp/blksnap-manager-UID/helper.sock)'],
   ['--state-dir DIR', 'registered images and settings, one helper at a time (default /var/lib/blksnap-manager for root, else ~/.local/state/blksnap-manager)'],
   ['--driver auto|kernel|embedded', 'auto: kernel when /dev/blksnap-control exists, else embedded'],
   ['--param NAME=VALUE', 'embedded engine module parameter, e.g. diffStorageMinimum=2048 (repeatable)'],
@@ -58,6 +57,8 @@ export async function runDaemonCommand(values: OptionValues, stderr: (text: stri
           process.stdin.resume();
         })
       : undefined;
+  // loaded here, not at startup: the helper (engines, drivers, koffi) is not what a client command needs
+  const { runDaemon } = await import('../helper/daemon.js');
   await runDaemon({
     socketPath: optString(values, 'socket') ?? defaultSocketPath(),
     stateDir: optString(values, 'state-dir') ?? defaultStateDir(),

@@ -2,7 +2,7 @@
 import type { CommandSpec } from './command.js';
 
 const COMMON: [string, string][] = [
-  ['--socket PATH', 'helper socket (default $XDG_RUNTIME_DIR/blksnap-manager/helper.sock)'],
+  ['--socket PATH', 'helper socket (default $XDG_RUNTIME_DIR/blksnap-manager/helper.sock, else /run/user/UID/..., else /tmp/blksnap-manager-UID/helper.sock)'],
   ['--json', 'print the result as JSON'],
   ['-h, --help', 'show this help'],
 ];

@@ -1,18 +1,13 @@
 /** Default locations of the helper socket and state directory. */
-import { lstatSync, readdirSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { existsSync, lstatSync, readdirSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { helperSocketPath } from '../protocol/socket-path.js';
 
-function uid(env: NodeJS.ProcessEnv): number {
-  const pk = env.PKEXEC_UID;
-  if (pk && /^\d+$/.test(pk)) return Number(pk);
-  return typeof process.getuid === 'function' ? process.getuid() : 0;
-}
-
-/** $XDG_RUNTIME_DIR/blksnap-manager/helper.sock, else /run/user/UID/blksnap-manager/helper.sock. */
+/** The helper socket by the one shared rule (engine/protocol/socket-path.ts), on this machine. */
 export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string {
-  const runtime = env.XDG_RUNTIME_DIR && env.XDG_RUNTIME_DIR.startsWith('/') ? env.XDG_RUNTIME_DIR : `/run/user/${uid(env)}`;
-  return join(runtime, 'blksnap-manager', 'helper.sock');
+  const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
+  return helperSocketPath({ env, uid, tmpdir: tmpdir(), exists: existsSync });
 }
 
 /** /var/lib/blksnap-manager for root, else $XDG_STATE_HOME (~/.local/state)/blksnap-manager. */

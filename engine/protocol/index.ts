@@ -7,3 +7,4 @@ export * from './client.js';
 export * from './errno.js';
 export * from './control-chars.js';
 export * from './backup-schemas.js';
+export * from './socket-path.js';

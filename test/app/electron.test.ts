@@ -20,7 +20,14 @@ function findElectron(): { path: string | null; reason: string } {
   try {
     path = require('electron');
   } catch (error) {
-    return { path: null, reason: `the electron package cannot be loaded (${(error as Error).message.split('\n')[0]})` };
+    // The package throws "Electron failed to install correctly, please delete ..." when
+    // its postinstall download did not happen (no network to GitHub here): that is a
+    // missing binary, not something to repair.
+    const message = (error as Error).message;
+    if (/failed to install correctly/.test(message)) {
+      return { path: null, reason: 'the Electron binary is not installed (npm ci could not download it on this machine)' };
+    }
+    return { path: null, reason: `the electron package cannot be loaded (${message.split('\n')[0]})` };
   }
   if (typeof path !== 'string' || !existsSync(path)) {
     return { path: null, reason: `the Electron binary is not installed (${String(path)} is missing)` };

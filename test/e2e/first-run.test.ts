@@ -19,6 +19,7 @@ import { AxeBuilder } from '@axe-core/playwright';
 import type { Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser } from '../helpers/browser.js';
+import { CLI_BIN } from '../helpers/cli.js';
 import type { BrowserSession } from '../helpers/browser.js';
 import { clearFailureScreenshots, deviceRow, gotoScreen, openApp, publishScreenshots, screenshot } from '../helpers/e2e-page.js';
 import { canUseLoop, hasCommand } from '../helpers/env.js';
@@ -51,7 +52,7 @@ function canConnect(path: string): Promise<boolean> {
 async function startHelper(stack: BrowserMode): Promise<ChildProcess> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(PROJECT_ROOT, 'engine', 'cli', 'main.ts'), 'daemon', '--socket', stack.socketPath, '--state-dir', stack.stateDir, '--driver', 'embedded', '--param', 'diffStorageMinimum=2048'],
+    [CLI_BIN, 'daemon', '--socket', stack.socketPath, '--state-dir', stack.stateDir, '--driver', 'embedded', '--param', 'diffStorageMinimum=2048'],
     { stdio: 'ignore', cwd: PROJECT_ROOT },
   );
   const deadline = Date.now() + 20_000;

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startWebServer } from '../../app/web/server.js';
 import type { WebServer } from '../../app/web/server.js';
+import { CLI_BIN } from './cli.js';
 import { PROJECT_ROOT } from './renderer-build.js';
 
 export interface BrowserModeOptions {
@@ -90,14 +91,11 @@ export async function startBrowserMode(options: BrowserModeOptions): Promise<Bro
   try {
     await mkdir(storageDir, { recursive: true });
     const params = Object.entries(options.engineParams ?? {}).flatMap(([name, value]) => ['--param', `${name}=${value}`]);
-    // The checkout's sources (as test/engine/helper/spawn-daemon.ts), never a dist/ build
-    // that bin/blksnap-manager.mjs would prefer and that may be older than the sources.
+    // bin/blksnap-manager.mjs: dist/ when it is up to date, else the sources (test/helpers/cli.ts)
     child = spawn(
       process.execPath,
       [
-        '--import',
-        'tsx',
-        join(PROJECT_ROOT, 'engine', 'cli', 'main.ts'),
+        CLI_BIN,
         'daemon',
         '--socket',
         socketPath,

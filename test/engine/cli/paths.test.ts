@@ -1,8 +1,9 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { defaultSocketPath as appSocketPath } from '../../../app/bridge/paths.js';
 import { defaultSocketPath, findHelperSockets } from '../../../engine/cli/paths.js';
 
 describe('CLI paths', () => {
@@ -12,9 +13,17 @@ describe('CLI paths', () => {
   });
   afterEach(() => rmSync(base, { recursive: true, force: true }));
 
-  it('defaults the socket to $XDG_RUNTIME_DIR, else /run/user/UID', () => {
+  it('defaults the socket to $XDG_RUNTIME_DIR, else /run/user/UID, else the temporary directory', () => {
     expect(defaultSocketPath({ XDG_RUNTIME_DIR: '/run/user/1000' })).toBe('/run/user/1000/blksnap-manager/helper.sock');
-    expect(defaultSocketPath({ XDG_RUNTIME_DIR: 'relative' })).toBe(`/run/user/${process.getuid?.() ?? 0}/blksnap-manager/helper.sock`);
+    const uid = process.getuid?.() ?? 0;
+    const expected = existsSync(`/run/user/${uid}`) ? `/run/user/${uid}/blksnap-manager/helper.sock` : join(tmpdir(), `blksnap-manager-${uid}`, 'helper.sock');
+    expect(defaultSocketPath({ XDG_RUNTIME_DIR: 'relative' })).toBe(expected);
+  });
+
+  it('agrees with the app (browser mode, Electron) on every environment', () => {
+    for (const env of [{}, { XDG_RUNTIME_DIR: '/run/user/1000' }, { XDG_RUNTIME_DIR: 'relative' }, { XDG_RUNTIME_DIR: base }]) {
+      expect(defaultSocketPath(env)).toBe(appSocketPath(env));
+    }
   });
 
   it('finds the helper sockets of other users and the system service, not other files', async () => {

@@ -1,6 +1,6 @@
 /**
- * Test support: runs the helper as a child process (`node --import tsx
- * engine/cli/main.ts daemon ...`) in a temporary directory, and connects clients.
+ * Test support: runs the helper as a child process (`node bin/blksnap-manager.mjs
+ * daemon ...`, see test/helpers/cli.ts) in a temporary directory, and connects clients.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { HelperClient } from '../../../engine/protocol/client.js';
 import { SocketTransport } from '../../../engine/cli/socket-transport.js';
+import { CLI_BIN } from '../../helpers/cli.js';
 
 export const REPO = resolve(import.meta.dirname, '../../..');
 
@@ -37,7 +38,7 @@ export async function spawnDaemon(
   const stateDir = join(dir, 'state');
   const proc = spawn(
     process.execPath,
-    ['--import', 'tsx', 'engine/cli/main.ts', 'daemon', '--socket', socketPath, '--state-dir', stateDir, '--driver', 'embedded', ...extraArgs],
+    [CLI_BIN, 'daemon', '--socket', socketPath, '--state-dir', stateDir, '--driver', 'embedded', ...extraArgs],
     { cwd: REPO, stdio: [stdin, 'pipe', 'pipe'], env: { ...process.env, ...env } },
   );
   let output = '';

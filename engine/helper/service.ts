@@ -202,7 +202,6 @@ export class HelperService {
     if (!engine || !nbd) return [];
     const devices = this.book.get(id)?.devices ?? engine.listDevices().filter((d) => d.snapshotId === id).map((d) => d.name);
     try {
-      if (devices.length >= 0) return [];
       return await mountsOfEngineDevices(devices, nbd.socketPath);
     } catch (err) {
       this.log(`cannot look for mounts of ${devices.join(', ')}: ${(err as Error).message}`);

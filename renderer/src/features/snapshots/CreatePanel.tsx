@@ -1,6 +1,5 @@
 import { useState } from 'react';
 import { escapeControlChars } from '../../../../app/shared/control-chars.js';
-import { formatBytes } from '../../../../app/shared/format.js';
 import type { ContractError } from '../../../../app/shared/result.js';
 import { Breakable } from '../../components/Breakable.js';
 import { ErrorText } from '../../components/ErrorText.js';

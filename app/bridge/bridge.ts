@@ -156,11 +156,12 @@ export function createBridge(options: BridgeOptions): Bridge {
       return null;
     },
     listFilesystems: () => listFilesystems(options.mountinfoPath),
-    snapshotCreate: async ({ devices: list, storagePath, limitBytes, writableImages = false, name }) => {
+    snapshotCreate: async ({ devices: list, storagePath, storageForm, limitBytes, writableImages = false, name }) => {
       const limitSectors = Math.floor(limitBytes / SECTOR_SIZE);
       if (limitSectors < 1) throw new BridgeError('EINVAL', 'The storage limit must be at least 512 bytes.');
       const { id } = await (await client()).call('snapshotCreate', {
         diffStoragePath: storagePath,
+        ...(storageForm !== undefined ? { diffStorageForm: storageForm } : {}),
         limitSectors,
         devices: list,
         writableImages,

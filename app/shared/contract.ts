@@ -74,11 +74,21 @@ export interface GrowStorageParams {
   addBytes: number;
 }
 
+/**
+ * The form of the difference storage (the helper's diffStorageForm): a new file
+ * (default; removed with the snapshot), an unnamed temporary file in a directory
+ * (nothing left behind), an existing regular file (its size is the starting
+ * capacity; kept), or a whole unused block device (overwritten).
+ */
+export type StorageForm = 'new-file' | 'directory' | 'existing-file' | 'block-device';
+
 export interface SnapshotCreateParams {
   /** DeviceEntry ids to add to the snapshot (at least one). */
   devices: string[];
-  /** Path of the difference-storage file to create (must not exist; O_EXCL). */
+  /** The difference storage: the file to create (must not exist; O_EXCL), or what `storageForm` says. */
   storagePath: string;
+  /** What storagePath names; default `new-file`. */
+  storageForm?: StorageForm;
   /** Limit the storage may grow to, in bytes (rounded down to sectors by main). */
   limitBytes: number;
   /**

@@ -57,6 +57,7 @@ export const PARAM_SCHEMAS: { [K in RequestName]: z.ZodType<RequestParams<K>> } 
   snapshotCreate: z.strictObject({
     devices: z.array(deviceRef).min(1).max(256),
     storagePath: path,
+    storageForm: z.enum(['new-file', 'directory', 'existing-file', 'block-device']).optional(),
     limitBytes: positiveBytes,
     writableImages: z.boolean().optional(),
     name: z.string().trim().min(1).max(64).optional(),

@@ -83,7 +83,9 @@ export function createSnapshotsSlice(
       set({ snapshotBusy: 'new' });
       const r = await api.snapshotCreate({
         devices: selectedDevices,
-        storagePath: storageFilePath(allocation.directory, now()),
+        // a new file gets a fresh name in the directory; the other forms name their object
+        storagePath: allocation.form === undefined ? storageFilePath(allocation.directory, now()) : allocation.directory,
+        ...(allocation.form !== undefined ? { storageForm: allocation.form } : {}),
         limitBytes: allocation.limitBytes,
         writableImages: options.writableImages === true,
         ...(name !== '' ? { name } : {}),

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeBase64 } from '../../../app/shared/base64.js';
@@ -75,6 +75,13 @@ describe('bridge over a real helper', () => {
     expect(named?.createdMs).toBeGreaterThanOrEqual(before);
     expect(value(await bridge.api.listSnapshots())).toEqual([expect.objectContaining({ id: writable.snapshotId, writableImages: true })]);
     value(await bridge.api.snapshotDestroy({ snapshotId: writable.snapshotId }));
+    // the storage form reaches the helper: an unnamed file in a directory leaves nothing there
+    const formDir = join(dirs.root, 'unnamed');
+    mkdirSync(formDir);
+    const unnamed = value(await bridge.api.snapshotCreate({ devices: ['disk1'], storagePath: formDir, storageForm: 'directory', limitBytes: 64 * 1024 * 1024 }));
+    expect(value(await bridge.api.listSnapshots())[0]?.storage?.path).toBe(formDir);
+    expect(readdirSync(formDir)).toEqual([]);
+    value(await bridge.api.snapshotDestroy({ snapshotId: unnamed.snapshotId }));
     value(await bridge.api.removeImage({ device: 'disk1' }));
     expect(value(await bridge.api.listDevices()).map((d) => d.id)).not.toContain('disk1');
   });

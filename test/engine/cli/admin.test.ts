@@ -4,7 +4,7 @@
  * its helper going away.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -148,6 +148,28 @@ describe('blksnap-manager against a helper, as an administrator', () => {
     const bad = await run(['snapshot_create', '-d', 'a', '-f', join(d.dir, 'diffs', 'q'), '-l', '1Q', ...sock]);
     expect(bad).toMatchObject({ code: 22, err: expect.stringContaining('e.g. 512, 64M, 1.5G') });
     expect((await run(['snapshot_collect', ...sock])).out).toBe('');
+  });
+
+  it('--storage-form: a directory leaves nothing, an existing file is kept as it was outside what was written, a bad form says the choices', async () => {
+    mkdirSync(join(d.dir, 'forms'), { recursive: true });
+    const inDir = await run(['snapshot_create', '-d', 'a', '-f', join(d.dir, 'forms'), '--storage-form', 'directory', '-l', '1M', ...sock]);
+    expect(inDir.code).toBe(0);
+    expect(readdirSync(join(d.dir, 'forms'))).toEqual([]);
+    expect(JSON.parse((await run(['storage_info', '-i', inDir.out.trim(), '--json', ...sock])).out)).toMatchObject({ path: join(d.dir, 'forms') });
+    expect((await run(['snapshot_destroy', '-i', inDir.out.trim(), ...sock])).code).toBe(0);
+    expect(readdirSync(join(d.dir, 'forms'))).toEqual([]);
+
+    const prepared = join(d.dir, 'forms', 'prepared.img');
+    writeFileSync(prepared, Buffer.alloc(1024 * 1024, 0x3c));
+    const existing = await run(['snapshot_create', '-d', 'a', '-f', prepared, '--storage-form', 'existing-file', '-l', '1M', ...sock]);
+    expect(existing.code).toBe(0);
+    expect((await run(['snapshot_destroy', '-i', existing.out.trim(), ...sock])).code).toBe(0);
+    expect(readFileSync(prepared).equals(Buffer.alloc(1024 * 1024, 0x3c))).toBe(true);
+
+    const bad = await run(['snapshot_create', '-d', 'a', '-f', prepared, '--storage-form', 'file', '-l', '1M', ...sock]);
+    expect(bad).toMatchObject({ code: 22, err: expect.stringContaining('--storage-form must be one of new-file, existing-file, directory, block-device, not "file"') });
+    const notDevice = await run(['snapshot_create', '-d', 'a', '-f', prepared, '--storage-form', 'block-device', '-l', '1M', ...sock]);
+    expect(notDevice).toMatchObject({ code: 22, err: expect.stringContaining('is not a block device (block devices are under /dev)') });
   });
 
   it('adds a hint to unknown snapshots and devices', async () => {

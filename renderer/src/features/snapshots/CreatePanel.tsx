@@ -1,11 +1,11 @@
 import { useState } from 'react';
 import { escapeControlChars } from '../../../../app/shared/control-chars.js';
-import { formatBytes } from '../../../../app/shared/format.js';
 import type { ContractError } from '../../../../app/shared/result.js';
 import { Breakable } from '../../components/Breakable.js';
 import { ErrorText } from '../../components/ErrorText.js';
 import { ScreenLink } from '../../components/ScreenLink.js';
 import { useApp } from '../../store/context.js';
+import { describeStorage } from '../storage/storage-forms.js';
 
 /** Errors of snapshot create that the storage choice causes (a missing directory, an existing file, no room...). */
 const STORAGE_ERRORS = new Set(['ENOENT', 'EEXIST', 'ENOTDIR', 'EACCES', 'EPERM', 'ENOSPC', 'EROFS', 'EISDIR']);
@@ -38,7 +38,7 @@ export function CreatePanel() {
         Difference storage:{' '}
         {allocation !== null ? (
           <>
-            up to {formatBytes(allocation.limitBytes)} in <Breakable text={allocation.directory} />{' '}
+            <Breakable text={describeStorage(allocation.form, allocation.directory, allocation.limitBytes)} />{' '}
             <ScreenLink screen="storage">change</ScreenLink>
           </>
         ) : (

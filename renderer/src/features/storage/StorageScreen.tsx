@@ -9,6 +9,7 @@ import { ScreenLink } from '../../components/ScreenLink.js';
 import { useApp } from '../../store/context.js';
 import { StorageGauges } from './StorageGauges.js';
 import { storageWarnings, suggestedLimitBytes } from './storage-advice.js';
+import { STORAGE_FORM_CHOICES, describeStorage, formChoice } from './storage-forms.js';
 import { DEFAULT_CHUNK_BYTES, PLANNED_HOLD_SECONDS, expectedCopiedBytes, workloadPlan } from './cow-estimate.js';
 
 const MiB = 1024 * 1024;
@@ -91,6 +92,9 @@ export function StorageScreen() {
   const setLimit = useApp((s) => s.setStorageLimit);
   const allocate = useApp((s) => s.allocate);
   const allocation = useApp((s) => s.allocation);
+  const form = useApp((s) => s.storageForm);
+  const setForm = useApp((s) => s.setStorageForm);
+  const choice = formChoice(form);
   const [error, setError] = useState<ContractError | null>(null);
   const [limitText, setLimitText] = useState<string | null>(null);
 
@@ -111,7 +115,7 @@ export function StorageScreen() {
 
   function submit(e: FormEvent) {
     e.preventDefault();
-    setError(allocate(dir.trim(), limitBytes));
+    setError(allocate(dir.trim(), limitBytes, form));
   }
 
   return (
@@ -125,18 +129,27 @@ export function StorageScreen() {
       <FilesystemsTable />
       <form className="panel" aria-labelledby="allocate-title" onSubmit={submit}>
         <h3 id="allocate-title">Allocate</h3>
+        <fieldset className="field" data-testid="storage-form">
+          <legend>Where the copies go</legend>
+          {STORAGE_FORM_CHOICES.map((c) => (
+            <label key={c.form} className="radio-line">
+              <input type="radio" name="storage-form" value={c.form} checked={form === c.form} onChange={() => setForm(c.form)} /> {c.label}
+            </label>
+          ))}
+        </fieldset>
         <div className="field">
-          <label htmlFor="storage-dir">Storage directory</label>
+          <label htmlFor="storage-dir">{choice.field}</label>
           <input
             id="storage-dir"
             data-testid="storage-dir"
-            placeholder="/var/tmp"
+            placeholder={choice.placeholder}
             aria-describedby="storage-dir-hint"
             value={dir}
             onChange={(e) => setDir(e.target.value)}
           />
-          <p id="storage-dir-hint" className="muted small-text hint">
-            An existing directory, on a filesystem that is not being snapshotted. Pick one in the table above or type it.
+          <p id="storage-dir-hint" className="muted small-text hint" data-testid="storage-form-hint">
+            {choice.hint}
+            {form === 'new-file' || form === 'directory' ? ' Pick one in the table above or type it.' : ''}
           </p>
         </div>
         <div className="field">
@@ -192,7 +205,7 @@ export function StorageScreen() {
         <p data-testid="allocation" aria-live="polite">
           {allocation === null
             ? 'No storage allocated yet.'
-            : `Allocated: up to ${formatBytes(allocation.limitBytes)} in ${allocation.directory}. Used by the next "Create snapshot".`}
+            : `Allocated: ${describeStorage(allocation.form, allocation.directory, allocation.limitBytes)}. Used by the next "Create snapshot".`}
         </p>
         {allocation !== null ? (
           <p>

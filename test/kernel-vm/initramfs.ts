@@ -24,6 +24,10 @@ export const GUEST_KERNEL_MODULES = [
   'kernel/drivers/virtio/virtio_pci_modern_dev.ko',
   'kernel/drivers/virtio/virtio_pci.ko',
   'kernel/drivers/block/virtio_blk.ko',
+  // the network of the UI screenshot's guest (ui-screenshot.ts)
+  'kernel/net/core/failover.ko',
+  'kernel/drivers/net/net_failover.ko',
+  'kernel/drivers/net/virtio_net.ko',
 ];
 
 /** Runtime packages of dist/engine (koffi's prebuilt binary lives in @koromix/koffi-linux-x64). */

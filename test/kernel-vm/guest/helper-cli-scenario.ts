@@ -48,9 +48,15 @@ async function cliOk(...argv: string[]): Promise<{ text: string; values: Record<
 export async function helperCliScenario(ctx: ScenarioContext, original: string, work: string): Promise<void> {
   const { steps } = ctx;
   const log: string[] = [];
-  const daemon = await steps.run('helper starts with the kernel driver', async () => {
+  const daemon = await steps.run('helper starts with the kernel driver and reports the module health', async () => {
     const d = await startDaemon({ socketPath: SOCKET, stateDir: `${work}/state`, driver: 'kernel', log: (m) => log.push(m) });
     equal(d.driver, 'kernel');
+    // the module health line the helper also sends in hello (and the UI shows)
+    const listening = log.find((m) => m.startsWith('helper listening'));
+    ok(
+      /kernel module: veeamblksnap 7\.0\.0\.0 \(VAL-7 dialect\) is loaded; bdevfilter is loaded/.test(listening ?? ''),
+      `the helper's module health line: ${listening}`,
+    );
     return d;
   });
   if (!daemon) return;

@@ -6,18 +6,22 @@
  *
  *   sudo npx tsx test/kernel-vm/ui-screenshot.ts   # writes docs/screenshots/vm-val7-heatmap.png
  */
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import type { AddressInfo, Server } from 'node:net';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { startWebServer } from '../../app/web/server.js';
 import { launchBrowser } from '../helpers/browser.js';
-import { DOCS_SCREENSHOT_DIR, gotoScreen, openApp } from '../helpers/e2e-page.js';
+import { DOCS_SCREENSHOT_DIR, gotoScreen } from '../helpers/e2e-page.js';
 import { PROJECT_ROOT } from '../helpers/renderer-build.js';
 import { prepareGuest } from './guest-image.js';
 import { REPO_ROOT } from './initramfs.js';
 import { bootGuest } from './qemu-run.js';
 import { vmHost } from './vm-prereqs.js';
+
+const run = promisify(execFile);
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -70,10 +74,20 @@ async function main(): Promise<void> {
     });
     bridge = local;
     await new Promise<void>((resolve) => local.listen(socketPath, resolve));
+    // the helper answers through the forward (a hello and a call; slow under TCG)
+    const t = Date.now();
+    // (not spawnSync: the forward runs in this process's event loop)
+    const probe = await run(process.execPath, [join(REPO_ROOT, 'bin', 'blksnap-manager.mjs'), 'version', '--socket', socketPath], {
+      encoding: 'utf8',
+      timeout: 120_000,
+      env: { ...process.env, BLKSNAP_MANAGER_USE_DIST: '1' },
+    });
+    process.stdout.write(`helper in the guest answers "version" in ${Date.now() - t} ms: ${probe.stdout.trim()}\n`);
     const web = await startWebServer({ staticDir, helperSocket: socketPath, stateDir: join(guest.dir, 'state'), launch: null, log: () => {} });
     const session = await launchBrowser({ viewport: { width: 1280, height: 860 } });
     try {
-      await openApp(session.page, web.url);
+      await session.page.goto(web.url);
+      await session.page.getByText('Helper connected').waitFor({ timeout: 180_000 });
       await gotoScreen(session.page, 'heatmap');
       const health = session.page.locator('.module-health');
       await health.waitFor({ timeout: 60_000 });

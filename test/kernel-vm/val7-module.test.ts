@@ -33,7 +33,8 @@ const EXPECTED_STEPS = [
   'detach, then cbtinfo and detach fail: ENOENT',
   'helper starts with the kernel driver and reports the module health',
   'CLI version prints the module version sysfs reports',
-  'CLI attach and cbtinfo: capacity from sysfs, 64 KiB blocks, changes_number 0',
+  'CLI devices (tracked from the module), attach, cbtinfo: capacity from sysfs, 64 KiB blocks',
+  'the installed bin (bin/blksnap-manager.mjs on dist) prints the same cbtinfo',
   'CLI snapshot_create, take, snapshot_info, readcbtmap bytes, destroy, detach',
 ];
 

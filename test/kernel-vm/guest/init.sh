@@ -20,9 +20,9 @@ if grep -q 'vmmode=serve' /proc/cmdline; then
   # the UI screenshot's guest: qemu's user network, the helper reachable on port 7000
   ip link set lo up
   ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
-  /usr/bin/node test/kernel-vm/guest/serve.js
+  /usr/bin/node dist/test/kernel-vm/guest/serve.js
 else
-  /usr/bin/node test/kernel-vm/guest/scenario.js
+  /usr/bin/node dist/test/kernel-vm/guest/scenario.js
 fi
 echo "VMLOG scenario exited with $?"
 umount /work

@@ -6,7 +6,7 @@
 import { closeSync, ftruncateSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { z } from 'zod';
-import { BlksnapError } from '../abi/errno.js';
+import { BlksnapError, isBlksnapError } from '../abi/errno.js';
 import type { SnapshotEvent, SnapshotId } from '../abi/types.js';
 import { CBT_MAP_ENCODING, encodeCbtMap } from '../protocol/cbt-encoding.js';
 import { PROTOCOL_VERSION } from '../protocol/limits.js';
@@ -229,6 +229,20 @@ export class HelperService {
   }
 
   /** Names of the images the helper created (lab disks); none when the registry cannot be read. */
+  /**
+   * Kernel driver: whether the blksnap filter is attached to a block device, asked of
+   * the module (cbtinfo; ENOENT: not attached). Trackers outlive the helper, so its own
+   * records cannot say. null when the module cannot tell (no filter support, no medium).
+   */
+  private async kernelAttached(path: string): Promise<boolean | null> {
+    try {
+      await this.backends.driver.cbtInfo(path);
+      return true;
+    } catch (err) {
+      return isBlksnapError(err) && err.errno === 'ENOENT' ? false : null;
+    }
+  }
+
   private async labDiskNames(): Promise<Set<string>> {
     const records = (await this.backends.images?.list().catch(() => [])) ?? [];
     return new Set(records.filter((r) => r.created).map((r) => r.name));
@@ -412,7 +426,7 @@ export class HelperService {
             readOnly: b.readOnly ?? false,
             // what would make the embedded engine refuse to front it (the kernel module snapshots devices in use)
             ...(this.backends.engine ? { blockedBy: b.blockedBy ?? [] } : {}),
-            attached: null,
+            attached: this.backends.engine ? null : await this.kernelAttached(b.path),
             snapshotId: this.backends.engine ? null : (this.book.holderOf(b.path)?.id ?? null),
             nbdUri: null,
           });

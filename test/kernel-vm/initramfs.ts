@@ -1,7 +1,8 @@
 /**
  * The guest's initramfs: busybox, the virtio and VAL-7.0 modules, this machine's
  * node and qemu-img with the shared libraries ldd names, the built product (dist/)
- * with its runtime packages, the guest scenario (transpiled from guest/*.ts) and
+ * with its runtime packages and bin/blksnap-manager.mjs in the installed package's
+ * layout under /app, the guest scenario (transpiled from guest/*.ts) and
  * guest/init.sh as /init. Written as an uncompressed newc cpio (the kernel unpacks it
  * fastest, and it is built in a few seconds).
  */
@@ -24,6 +25,10 @@ export const GUEST_KERNEL_MODULES = [
   'kernel/drivers/virtio/virtio_pci_modern_dev.ko',
   'kernel/drivers/virtio/virtio_pci.ko',
   'kernel/drivers/block/virtio_blk.ko',
+  // the network of the UI screenshot's guest (ui-screenshot.ts)
+  'kernel/net/core/failover.ko',
+  'kernel/drivers/net/net_failover.ko',
+  'kernel/drivers/net/virtio_net.ko',
 ];
 
 /** Runtime packages of dist/engine (koffi's prebuilt binary lives in @koromix/koffi-linux-x64). */
@@ -59,9 +64,9 @@ async function copyAs(root: string, path: string, from = path): Promise<void> {
   await chmod(target, 0o755);
 }
 
-/** guest/*.ts transpiled to /app/test/kernel-vm/guest/*.js, so their relative imports reach /app/engine (dist). */
+/** guest/*.ts transpiled to /app/dist/test/kernel-vm/guest/*.js, so their relative imports reach /app/dist/engine. */
 async function transpileGuest(appDir: string): Promise<void> {
-  const out = join(appDir, 'test', 'kernel-vm', 'guest');
+  const out = join(appDir, 'dist', 'test', 'kernel-vm', 'guest');
   await mkdir(out, { recursive: true });
   for (const name of await readdir(GUEST_DIR)) {
     if (!name.endsWith('.ts')) continue;
@@ -96,7 +101,9 @@ export async function buildInitramfs(input: InitramfsInput): Promise<void> {
   }
 
   const app = join(root, 'app');
-  await cp(join(REPO_ROOT, 'dist', 'engine'), join(app, 'engine'), { recursive: true });
+  // the installed package's layout: bin/blksnap-manager.mjs runs dist/engine/cli/main.js
+  await cp(join(REPO_ROOT, 'dist', 'engine'), join(app, 'dist', 'engine'), { recursive: true });
+  await copyAs(root, '/app/bin/blksnap-manager.mjs', join(REPO_ROOT, 'bin', 'blksnap-manager.mjs'));
   await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'blksnap-manager-guest', type: 'module', private: true }));
   const modules = await realpath(join(REPO_ROOT, 'node_modules'));
   for (const pkg of RUNTIME_PACKAGES) {

@@ -14,6 +14,12 @@ export interface BootOptions {
   timeoutMs: number;
   /** Called with each serial line as it arrives (progress output). */
   onLine?: (line: string) => void;
+  /** Appended to the kernel command line (the guest's /init reads vmmode=...). */
+  kernelArgs?: string;
+  /** More qemu arguments (e.g. a user-mode network with a forwarded port); default `-nic none`. */
+  extraArgs?: string[];
+  /** Stops the guest (SIGKILL) when aborted. */
+  signal?: AbortSignal;
 }
 
 export interface BootResult {
@@ -33,8 +39,9 @@ export function bootGuest(options: BootOptions): Promise<BootResult> {
     '-no-reboot',
     '-kernel', options.kernel,
     '-initrd', options.initrd,
-    '-append', 'console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init',
+    '-append', `console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init ${options.kernelArgs ?? ''}`.trim(),
     ...options.disks.flatMap((file) => ['-drive', `file=${file},format=raw,if=virtio,cache=unsafe`]),
+    ...(options.extraArgs ?? ['-nic', 'none']),
   ];
   const started = Date.now();
   return new Promise((resolve, reject) => {
@@ -46,6 +53,7 @@ export function bootGuest(options: BootOptions): Promise<BootResult> {
       timedOut = true;
       qemu.kill('SIGKILL');
     }, options.timeoutMs);
+    options.signal?.addEventListener('abort', () => qemu.kill('SIGKILL'), { once: true });
     qemu.stdout.on('data', (chunk: Buffer) => {
       const text = chunk.toString('utf8');
       serial += text;

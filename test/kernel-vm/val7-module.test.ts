@@ -7,21 +7,11 @@
  * append_storage, backups). Each guest step is one test here. docs/kernel-driver.md
  * ("The VM test").
  */
-import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureDist } from './dist-build.js';
-import { buildInitramfs } from './initramfs.js';
-import { buildVal7Modules } from './module-build.js';
+import { prepareGuest } from './guest-image.js';
 import { bootGuest } from './qemu-run.js';
 import type { StepRecord } from './guest/steps.js';
-import { PEERS_VAL7_MODULE, vmHost } from './vm-prereqs.js';
-
-const run = promisify(execFile);
+import { vmHost } from './vm-prereqs.js';
 const { host, reason } = vmHost();
 const skip = host === null;
 const title = (name: string): string => (skip ? `[root][vm] ${name} (skipped: ${reason})` : `[root][vm] ${name}`);
@@ -41,9 +31,10 @@ const EXPECTED_STEPS = [
   'full backup from the image device; qemu-img compare in the guest',
   'incremental backup of known writes; qemu-img compare in the guest',
   'detach, then cbtinfo and detach fail: ENOENT',
-  'helper starts with the kernel driver',
+  'helper starts with the kernel driver and reports the module health',
   'CLI version prints the module version sysfs reports',
-  'CLI attach and cbtinfo: capacity from sysfs, 64 KiB blocks, changes_number 0',
+  'CLI devices (tracked from the module), attach, cbtinfo: capacity from sysfs, 64 KiB blocks',
+  'the installed bin (bin/blksnap-manager.mjs on dist) prints the same cbtinfo',
   'CLI snapshot_create, take, snapshot_info, readcbtmap bytes, destroy, detach',
 ];
 
@@ -57,41 +48,18 @@ interface GuestResult {
 const timings: Record<string, number> = {};
 let result: GuestResult | null = null;
 let serial = '';
-let workDir = '';
+let cleanup: (() => Promise<void>) | undefined;
 
 describe.skipIf(skip)(title('VAL-7.0 module in a qemu guest'), () => {
   beforeAll(async () => {
     if (!host) return;
-    timings.distBuildMs = await ensureDist();
-    const modules = await buildVal7Modules(PEERS_VAL7_MODULE, host.kbuild, host.kernelRelease);
-    timings.moduleBuildMs = modules.ms;
-    timings.moduleCached = modules.cached ? 1 : 0;
-
-    workDir = await mkdtemp(join(tmpdir(), 'val7-vm-'));
-    const t = Date.now();
-    const original = join(workDir, 'original.raw');
-    await writeFile(original, randomBytes(32 * 1024 * 1024));
-    const work = join(workDir, 'work.ext4');
-    await run('truncate', ['-s', '512M', work]);
-    await run('mkfs.ext4', ['-q', '-F', work]);
-    const spare = join(workDir, 'spare.raw');
-    await run('truncate', ['-s', '32M', spare]);
-    const initrd = join(workDir, 'initrd.cpio');
-    await buildInitramfs({
-      stagingDir: join(workDir, 'root'),
-      output: initrd,
-      busybox: host.busybox,
-      modulesDir: host.modulesDir,
-      val7: modules,
-      programs: [process.execPath, '/usr/bin/qemu-img'],
-    });
-    await rm(join(workDir, 'root'), { recursive: true, force: true });
-    timings.initramfsBuildMs = Date.now() - t;
-
+    const guest = await prepareGuest(host);
+    cleanup = guest.cleanup;
+    Object.assign(timings, guest.timings);
     const boot = await bootGuest({
       kernel: host.vmlinuz,
-      initrd,
-      disks: [original, work, spare],
+      initrd: guest.initrd,
+      disks: guest.disks,
       memoryMb: 2048,
       timeoutMs: 12 * 60_000,
       onLine: (line) => {
@@ -111,7 +79,7 @@ describe.skipIf(skip)(title('VAL-7.0 module in a qemu guest'), () => {
   }, 20 * 60_000);
 
   afterAll(async () => {
-    if (workDir) await rm(workDir, { recursive: true, force: true });
+    await cleanup?.();
   });
 
   it(title('the guest boots and reports the scenario'), () => {

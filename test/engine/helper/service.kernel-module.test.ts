@@ -29,9 +29,12 @@ const VAL7: ModuleHealth = {
   advice: null,
 };
 
+const SDB = '/dev/sdb';
+
 describe('HelperService: the kernel module in hello and version', () => {
   let dir: string;
   let driver: KernelDriver;
+  let layer: FakeIoctlLayer;
   let service: HelperService;
   const ctx: ClientContext = { subscriptions: new Set<Topic>() };
   const state = { shuttingDown: false };
@@ -42,11 +45,15 @@ describe('HelperService: the kernel module in hello and version', () => {
     dir = mkdtempSync(join(tmpdir(), 'bm-kmod-'));
     const settings = new SettingsStore(dir);
     await settings.load();
-    driver = new KernelDriver({
-      layer: new FakeIoctlLayer({ dialect: 'val7', version: { major: 7, minor: 0, revision: 0, build: 0 } }),
-      dialect: DIALECTS.val7,
-    });
-    service = new HelperService(kernelBackends(driver, { driverVersion: '7.0.0.0', kernelModule: VAL7 }), settings, () => undefined);
+    layer = new FakeIoctlLayer({ dialect: 'val7', version: { major: 7, minor: 0, revision: 0, build: 0 } });
+    layer.addDevice({ path: SDB, capacity: 64 * 1024 * 1024, major: 8, minor: 16 });
+    driver = new KernelDriver({ layer, dialect: DIALECTS.val7 });
+    const listBlockDevices = async () => [{ path: SDB, name: 'sdb', capacity: 64 * 1024 * 1024 }];
+    service = new HelperService(
+      kernelBackends(driver, { driverVersion: '7.0.0.0', kernelModule: VAL7, listBlockDevices }),
+      settings,
+      () => undefined,
+    );
   });
 
   afterEach(async () => {
@@ -58,6 +65,21 @@ describe('HelperService: the kernel module in hello and version', () => {
   it('hello reports the module health (dialect, version, filter mechanism)', async () => {
     const r = await send({ id: 1, method: 'hello', params: { protocolVersion: 1 } });
     expect(r).toMatchObject({ id: 1, result: { driver: 'kernel', driverVersion: '7.0.0.0', kernelModule: VAL7 } });
+  });
+
+  it('devices.list asks the module whether each block device is tracked (a tracker attached before the helper started counts)', async () => {
+    const attachedOf = async () => {
+      const r = await send({ id: 1, method: 'devices.list', params: {} });
+      const devices = (r.result as { devices: { ref: string; attached: boolean | null }[] }).devices;
+      return Object.fromEntries(devices.map((d) => [d.ref, d.attached]));
+    };
+    // the module answers cbtinfo of an untracked device with ENOENT
+    expect(await attachedOf()).toEqual({ [SDB]: false });
+    // attached by another driver instance (as another process, or a helper run before this one)
+    const other = new KernelDriver({ layer, dialect: DIALECTS.val7 });
+    await other.attach(SDB);
+    await other.close();
+    expect(await attachedOf()).toEqual({ [SDB]: true });
   });
 
   it('version adds the dialect and the filter mechanism to the module version read through the VAL-7 control device', async () => {

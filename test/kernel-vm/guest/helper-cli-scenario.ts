@@ -6,6 +6,7 @@
  * the CBT map predicted from the writes made (CbtModel).
  */
 import { deepStrictEqual, equal, ok } from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
 import { main as cliMain } from '../../../engine/cli/main.js';
 import { startDaemon } from '../../../engine/helper/index.js';
@@ -48,9 +49,15 @@ async function cliOk(...argv: string[]): Promise<{ text: string; values: Record<
 export async function helperCliScenario(ctx: ScenarioContext, original: string, work: string): Promise<void> {
   const { steps } = ctx;
   const log: string[] = [];
-  const daemon = await steps.run('helper starts with the kernel driver', async () => {
+  const daemon = await steps.run('helper starts with the kernel driver and reports the module health', async () => {
     const d = await startDaemon({ socketPath: SOCKET, stateDir: `${work}/state`, driver: 'kernel', log: (m) => log.push(m) });
     equal(d.driver, 'kernel');
+    // the module health line the helper also sends in hello (and the UI shows)
+    const listening = log.find((m) => m.startsWith('helper listening'));
+    ok(
+      /kernel module: veeamblksnap 7\.0\.0\.0 \(VAL-7 dialect\) is loaded; bdevfilter is loaded/.test(listening ?? ''),
+      `the helper's module health line: ${listening}`,
+    );
     return d;
   });
   if (!daemon) return;
@@ -74,8 +81,15 @@ async function runCli(ctx: ScenarioContext, _daemon: DaemonHandle, original: str
 
   // a new attach starts a new CBT map: numbers from 1 again
   const model = new CbtModel(64 * 1024, sysBytes / (64 * 1024));
-  await steps.run('CLI attach and cbtinfo: capacity from sysfs, 64 KiB blocks, changes_number 0', async () => {
+  await steps.run('CLI devices (tracked from the module), attach, cbtinfo: capacity from sysfs, 64 KiB blocks', async () => {
+    const trackedOf = async (): Promise<unknown> => {
+      const { text } = await cliOk('devices', '--json');
+      const devices = (JSON.parse(text) as { devices: { ref: string; attached: boolean | null }[] }).devices;
+      return devices.find((d) => d.ref === original)?.attached;
+    };
+    equal(await trackedOf(), false, 'devices: the module says vda is not tracked (detached above)');
     await cliOk('attach', '-d', original);
+    equal(await trackedOf(), true, 'devices: the module says vda is tracked');
     const { values } = await cliOk('cbtinfo', '-d', original);
     equal(Number(values.device_capacity), sysBytes);
     equal(Number(values.block_size), model.blockSize);
@@ -83,6 +97,17 @@ async function runCli(ctx: ScenarioContext, _daemon: DaemonHandle, original: str
     equal(Number(values.changes_number), 0);
     ok(/^[0-9a-f-]{36}$/.test(values.generation_id ?? ''));
     return values;
+  });
+
+  await steps.run('the installed bin (bin/blksnap-manager.mjs on dist) prints the same cbtinfo', async () => {
+    const r = spawnSync('/usr/bin/node', ['/app/bin/blksnap-manager.mjs', 'cbtinfo', '-d', original, '--socket', SOCKET], {
+      encoding: 'utf8',
+    });
+    equal(r.status, 0, `bin/blksnap-manager.mjs cbtinfo failed: ${r.stderr}`);
+    const inProcess = await cliOk('cbtinfo', '-d', original);
+    equal(r.stdout, inProcess.text);
+    ok(r.stdout.includes(`device_capacity=${sysBytes}\n`), r.stdout);
+    return r.stdout;
   });
 
   await steps.run('CLI snapshot_create, take, snapshot_info, readcbtmap bytes, destroy, detach', async () => {

@@ -31,14 +31,20 @@ function endedText(ms: number): string {
   return `ended ${dateText(d)} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
+/** "1 GiB (2097152 sectors)" */
+function sectorsText(sectors: number): string {
+  return `${formatBytes(sectors * 512)} (${sectors} sector${sectors === 1 ? '' : 's'})`;
+}
+
 function details(event: EventRecord): string {
   switch (event.code) {
     case 'corrupted':
       return `The image of ${escapeControlChars(event.device)} (device ${event.devMajor}:${event.devMinor}) is no longer valid.`;
     case 'no_space':
-      return `The storage reached its limit; ${formatBytes(event.requestedSectors * 512)} more were needed.`;
+      return `The storage reached its limit; ${sectorsText(event.requestedSectors)} more were needed.`;
     case 'low_free_space':
-      return `Less than half a portion was left; the driver requested ${formatBytes(event.requestedSectors * 512)} more (granted only while under the limit).`;
+      // what the event carries is a request: the storage grows only while under its limit
+      return `Less than half a portion was left, so the storage requested its next portion: ${sectorsText(event.requestedSectors)}. A request, not growth: it is given only while the storage is under its limit.`;
   }
 }
 

@@ -57,4 +57,15 @@ describe('Events screen over the helper\'s history', () => {
     expect(fake.paramsOf('dismissEventHistory')).toEqual([{ snapshotId: 'aaaa1111' }]);
     expect(screen.getByTestId('event-group').getAttribute('data-snapshot')).toBe('bbbb2222');
   });
+
+  it('a low-free-space event says what was requested, in sectors, and that it is not growth; no-space says what was needed', async () => {
+    renderApp({ listEventHistory: () => ok(kept) });
+    fireEvent.click(await screen.findByRole('button', { name: /^Events/ }));
+    const rows = await screen.findAllByTestId('event-row');
+    const low = rows.find((r) => r.getAttribute('data-code') === 'low_free_space');
+    expect(low?.lastElementChild?.textContent).toBe(
+      'Less than half a portion was left, so the storage requested its next portion: 1 MiB (2048 sectors). A request, not growth: it is given only while the storage is under its limit.',
+    );
+    expect(low?.textContent).not.toMatch(/grew|grown|added/);
+  });
 });

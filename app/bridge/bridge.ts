@@ -181,6 +181,11 @@ export function createBridge(options: BridgeOptions): Bridge {
       const s = await (await client()).call('settings.set', { diffStorageDir: directory, diffStorageLimitSectors: Math.floor(limitBytes / SECTOR_SIZE) });
       return { directory: s.diffStorageDir ?? directory, limitBytes: s.diffStorageLimitSectors * SECTOR_SIZE };
     },
+    listEventHistory: async () => (await (await client()).call('events.history', {})).snapshots,
+    dismissEventHistory: async ({ snapshotId }) => {
+      await (await client()).call('events.dismiss', { id: snapshotId });
+      return null;
+    },
     snapshotGrowStorage: async ({ snapshotId, addBytes }) => {
       await (await client()).call('storageGrow', { id: snapshotId, sectors: Math.floor(addBytes / SECTOR_SIZE) });
       return null;

@@ -28,6 +28,8 @@ const REQUESTS: { [K in RequestName]: 'params' | 'none' } = {
   snapshotTake: 'params',
   snapshotDestroy: 'params',
   snapshotGrowStorage: 'params',
+  listEventHistory: 'none',
+  dismissEventHistory: 'params',
   listSnapshots: 'none',
   cbtInfo: 'params',
   cbtMap: 'params',

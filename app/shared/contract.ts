@@ -24,6 +24,7 @@ import type {
   CbtMapEntry,
   CbtTable,
   DeviceEntry,
+  EventHistoryEntry,
   FilesystemEntry,
   HelperState,
   SnapshotEntry,
@@ -194,6 +195,13 @@ export interface RequestMap {
   snapshotDestroy: { params: SnapshotIdParams; result: null };
   /** Raises a held snapshot's storage limit by `addBytes` (rounded down to sectors; needs STORAGE_GROW). */
   snapshotGrowStorage: { params: GrowStorageParams; result: null };
+  /**
+   * The events the helper kept per snapshot (held and ended ones, the most recently
+   * active first): what the timeline shows after a reload or in another tab.
+   */
+  listEventHistory: { params: undefined; result: EventHistoryEntry[] };
+  /** Forgets a snapshot's kept events (ESRCH when there are none). */
+  dismissEventHistory: { params: SnapshotIdParams; result: null };
   /** All snapshots (collect) with per-device snapshotinfo and the storage gauge. */
   listSnapshots: { params: undefined; result: SnapshotEntry[] };
   cbtInfo: { params: DeviceParams; result: CbtInfoEntry };
@@ -276,6 +284,8 @@ const REQUEST_HAS_PARAMS: { [K in RequestName]: RequestParams<K> extends undefin
   snapshotTake: true,
   snapshotDestroy: true,
   snapshotGrowStorage: true,
+  listEventHistory: false,
+  dismissEventHistory: true,
   listSnapshots: false,
   cbtInfo: true,
   cbtMap: true,

@@ -234,6 +234,19 @@ export interface NoSpaceEventEntry extends SnapshotEventBase {
 /** A snapshot event (same shape as engine/abi SnapshotEvent, so main passes it through). */
 export type SnapshotEventEntry = CorruptedEventEntry | LowFreeSpaceEventEntry | NoSpaceEventEntry;
 
+/** The events the helper kept for one snapshot, also after it ended, until dismissed. */
+export interface EventHistoryEntry {
+  snapshotId: string;
+  /** The snapshot's name when its first event came (null: none given). */
+  name: string | null;
+  /** When the helper saw the snapshot end (ms since the epoch); null while it is held. */
+  endedMs: number | null;
+  /** Older events the helper left out to keep its bound (low free space ones first). */
+  dropped: number;
+  /** Oldest first. */
+  events: SnapshotEventEntry[];
+}
+
 /* ---- Backups (mirror the helper's backup protocol; see docs/backup.md) ---- */
 
 export type BackupKind = 'full' | 'incremental' | 'differential';

@@ -65,6 +65,8 @@ export const PARAM_SCHEMAS: { [K in RequestName]: z.ZodType<RequestParams<K>> } 
   snapshotTake: snapshot,
   snapshotDestroy: snapshot,
   snapshotGrowStorage: z.strictObject({ snapshotId, addBytes: positiveBytes.min(512, 'grow by at least 512 bytes') }),
+  listEventHistory: noParams,
+  dismissEventHistory: snapshot,
   listSnapshots: noParams,
   cbtInfo: device,
   cbtMap: z.strictObject({ device: deviceRef, table: z.enum(['snapshot', 'active']).optional() }),

@@ -60,13 +60,13 @@ export function needString(values: OptionValues, name: string, flag: string): st
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** --id: a snapshot id as snapshot_create prints it (checked here, so the message names the option). */
-export function needSnapshotId(values: OptionValues): string {
-  const id = needString(values, 'id', '--id ID');
+/** --id (or `flag`): a snapshot id as snapshot_create prints it (checked here, so the message names the option). */
+export function needSnapshotId(values: OptionValues, flag = '--id'): string {
+  const id = needString(values, 'id', `${flag} ID`);
   if (!UUID_RE.test(id)) {
     throw new BlksnapError(
       'EINVAL',
-      `--id must be a snapshot id as printed by snapshot_create (e.g. 34c88ecd-cacf-45e4-a00d-f2ffa0f87e23), got "${id}"; "blksnap-manager snapshot_collect" lists them`,
+      `${flag} must be a snapshot id as printed by snapshot_create (e.g. 34c88ecd-cacf-45e4-a00d-f2ffa0f87e23), got "${id}"; "blksnap-manager snapshot_collect" lists them`,
     );
   }
   return id.toLowerCase();

@@ -16,12 +16,13 @@ import type { CommandSpec, Io, OptionsConfig } from './command.js';
 import { needSnapshotId, optString, toJson } from './command.js';
 import { daemonHelp, daemonOptions, runDaemonCommand } from './daemon-command.js';
 import { commandHelp, daemonUsage, mainHelp } from './help.js';
+import { eventCommands } from './event-commands.js';
 import { managerCommands } from './manager-commands.js';
 import { backupCommands } from './backup-commands.js';
 import { defaultSocketPath } from './paths.js';
 import { SocketTransport } from './socket-transport.js';
 
-export const COMMANDS: CommandSpec[] = [...blksnapCommands, ...managerCommands, ...backupCommands];
+export const COMMANDS: CommandSpec[] = [...blksnapCommands, ...managerCommands, ...eventCommands, ...backupCommands];
 
 const COMMON_OPTIONS: OptionsConfig = {
   socket: { type: 'string' },
@@ -69,7 +70,7 @@ function hint(f: { errno: ErrnoName; message: string; code?: string }, command: 
 
 function findCommand(argv: string[]): { spec: CommandSpec | null; rest: string[]; name: string } {
   const [first, second] = argv;
-  if ((first === 'image' || first === 'workload') && second !== undefined && !second.startsWith('-')) {
+  if ((first === 'image' || first === 'workload' || first === 'events') && second !== undefined && !second.startsWith('-')) {
     const name = `${first} ${second}`;
     return { spec: COMMANDS.find((c) => c.name === name) ?? null, rest: argv.slice(2), name };
   }

@@ -17,6 +17,7 @@ import { listBlockDevices, openImageRegistry } from './devices-wiring.js';
 import { chooseDriverKind, createEmbeddedDriver, createKernelDriver } from './driver-select.js';
 import { detectKernelModule } from '../kernel/detect.js';
 import type { DriverChoice } from './driver-select.js';
+import { EventHistoryStore } from './event-history.js';
 import { eventLogLine } from './event-log.js';
 import { BackupExports } from './backup-exports.js';
 import { startNbdExports } from './nbd-exports.js';
@@ -88,6 +89,8 @@ async function startLocked(
   await settings.load();
   const meta = new SnapshotMetaStore(options.stateDir);
   await meta.load();
+  const history = new EventHistoryStore(options.stateDir);
+  await history.load();
 
   const kernelModule = detectKernelModule();
   const kind = chooseDriverKind(options.driver ?? 'auto', kernelModule);
@@ -152,12 +155,15 @@ async function startLocked(
       if (topic === 'event') log(eventLogLine(params as NotificationParams<'event'>));
       server.broadcast(topic, params);
     };
-    const started = new HelperService(backends, settings, broadcast, log, ledger, meta);
+    const started = new HelperService(backends, settings, broadcast, log, ledger, meta, history);
     service = started;
     server.attach(started);
     await started.adoptExisting();
     // names and times of snapshots that ended while no helper ran are dropped
-    await meta.keepOnly(await driver.snapshotCollect());
+    // their events stay (until dismissed), marked as ended
+    const existing = await driver.snapshotCollect();
+    await meta.keepOnly(existing);
+    await history.endAllBut(existing);
     await server.listen(options.socketPath);
     await handOverSocket(options.socketPath, owner);
     const ownSocket = await socketIdentity(options.socketPath);
@@ -184,6 +190,7 @@ async function startLocked(
         }
         // only our own socket: a helper started meanwhile may already listen at this path
         await removeOwnSocket(options.socketPath, ownSocket).catch(() => undefined);
+        await history.settled();
         await lock.release();
         log('helper stopped');
       })();

@@ -10,7 +10,7 @@ import { BlksnapError, isBlksnapError } from '../abi/errno.js';
 import type { SnapshotEvent, SnapshotId } from '../abi/types.js';
 import { CBT_MAP_ENCODING, encodeCbtMap } from '../protocol/cbt-encoding.js';
 import { PROTOCOL_VERSION } from '../protocol/limits.js';
-import { CBT_ACTIVE_TABLE_CAPABILITY, STORAGE_GROW_CAPABILITY } from '../protocol/methods.js';
+import { CBT_ACTIVE_TABLE_CAPABILITY, EVENT_HISTORY_CAPABILITY, STORAGE_GROW_CAPABILITY } from '../protocol/methods.js';
 import type { MethodName, MethodResult, MethodTable, NotificationName, NotificationParams } from '../protocol/methods.js';
 import type { DeviceEntry, ExportEntry, ImageEntry, StorageForm, Topic } from '../protocol/schemas.js';
 import type { HelperBackends, ImageRecord } from './backends.js';
@@ -18,6 +18,7 @@ import { backupHandlers } from './backup-handlers.js';
 import { CallerFs } from './caller-fs.js';
 import { ownerOf } from './owner.js';
 import { resolveBlockDevice, resolveEngineDevice } from './device-resolver.js';
+import { EventHistoryStore } from './event-history.js';
 import { EventPump } from './event-pump.js';
 import { SnapshotBook } from './snapshot-book.js';
 import { growStorage } from './storage-grow.js';
@@ -71,6 +72,8 @@ export class HelperService {
     private readonly ledger: StorageLedger | null = null,
     /** Names and times of the snapshots, for every client (persisted by the daemon). */
     private readonly meta: SnapshotMetaStore = new SnapshotMetaStore(null),
+    /** The events of each snapshot, kept after it ends until dismissed (persisted by the daemon). */
+    readonly history: EventHistoryStore = new EventHistoryStore(null),
   ) {
     this.workloads = new WorkloadManager((progress) => this.broadcast('workload', progress));
     this.files = new CallerFs(backends.owner);
@@ -93,7 +96,7 @@ export class HelperService {
   }
 
   get capabilities(): string[] {
-    const caps = ['events', 'snapshots.list', `cbtMap.${CBT_MAP_ENCODING}`, 'settings'];
+    const caps = ['events', EVENT_HISTORY_CAPABILITY, 'snapshots.list', `cbtMap.${CBT_MAP_ENCODING}`, 'settings'];
     if (this.backends.engine) caps.push('images', 'storageInfo.used', 'workload', CBT_ACTIVE_TABLE_CAPABILITY, STORAGE_GROW_CAPABILITY);
     if (this.backends.nbd) caps.push('nbd');
     return caps;
@@ -151,14 +154,20 @@ export class HelperService {
     const ids = this.book.all().map((r) => r.id);
     if (ids.length === 0) return;
     this.log(`destroying ${ids.length} snapshot(s) of the embedded engine with the helper: ${ids.join(', ')}`);
-    for (const id of ids) this.broadcast('snapshot', { id, state: 'destroyed' });
+    for (const id of ids) {
+      void this.keep('the event history', () => this.history.ended(id));
+      this.broadcast('snapshot', { id, state: 'destroyed' });
+    }
   }
 
   private ensurePump(id: SnapshotId): EventPump {
     let pump = this.pumps.get(id);
     if (!pump || !pump.running) {
       pump = new EventPump(this.backends.driver, id, () => this.settings.get().eventPollMs, {
-        onEvent: (event: SnapshotEvent) => this.broadcast('event', event),
+        onEvent: (event: SnapshotEvent) => {
+          void this.keep('the event history', () => this.history.record(event, this.meta.get(event.snapshotId)?.name ?? null));
+          this.broadcast('event', event);
+        },
         onGone: (gone) => {
           this.pumps.delete(gone);
           // our own snapshotDestroy: it removes the storage and announces the end itself
@@ -360,6 +369,11 @@ export class HelperService {
         this.broadcast('snapshot', { id, state: 'storage-grown' });
         return OK;
       },
+      'events.history': async ({ id }) => ({ snapshots: this.history.list(id) }),
+      'events.dismiss': async ({ id }) => {
+        await this.history.dismiss(id);
+        return OK;
+      },
       'snapshots.list': async () => {
         const ids = await driver.snapshotCollect();
         return { snapshots: ids.map((id) => withMeta(this.book.summary(id, driver.kind === 'kernel'), this.meta.get(id))) };
@@ -532,16 +546,22 @@ export class HelperService {
 
   /** A snapshot the driver no longer knows, destroyed by someone else (e.g. the blksnap tool). */
   /** Metadata is a convenience: a failure to persist it is logged, never fails the snapshot operation. */
-  private async recordMeta(write: () => Promise<void>): Promise<void> {
+  private recordMeta(write: () => Promise<void>): Promise<void> {
+    return this.keep('the snapshot names and times', write);
+  }
+
+  /** Writes helper state; a failure is logged, never fails the operation that caused it. */
+  private async keep(what: string, write: () => Promise<void>): Promise<void> {
     try {
       await write();
     } catch (err) {
-      this.log(`cannot save the snapshot names and times: ${(err as Error).message}`);
+      this.log(`cannot save ${what}: ${(err as Error).message}`);
     }
   }
 
   private forgetGone(id: SnapshotId): void {
     void this.recordMeta(() => this.meta.forget(id));
+    void this.keep('the event history', () => this.history.ended(id));
     const rec = this.book.delete(id);
     if (!rec) return;
     // its storage file is ours to remove
@@ -566,6 +586,7 @@ export class HelperService {
     await pump?.stop();
     const rec = this.book.delete(id);
     await this.recordMeta(() => this.meta.forget(id));
+    await this.keep('the event history', () => this.history.ended(id));
     // only a file the helper created is removed: an existing file, a device or an unnamed file never
     if (rec?.storagePath && (rec.storageForm ?? 'new-file') === 'new-file') await this.releaseStorage(rec.storagePath, rec.storageIdentity ?? null);
     this.broadcast('snapshot', { id, state: 'destroyed' });

@@ -4,12 +4,11 @@
  * Persisted as JSON in the helper's state directory (written to a temporary file,
  * then renamed), so a restarted UI or helper tells the same story.
  */
-import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { SnapshotId } from '../abi/types.js';
 import type { SnapshotSummary } from '../protocol/schemas.js';
-import { errnoOf } from './fs-errors.js';
+import { JsonStateFile } from './json-state-file.js';
 
 export interface SnapshotMeta {
   name: string | null;
@@ -30,23 +29,18 @@ export const SNAPSHOT_META_FILE = 'snapshots.json';
 
 export class SnapshotMetaStore {
   private readonly entries = new Map<SnapshotId, SnapshotMeta>();
-  private readonly file: string | null;
-  private writing: Promise<void> = Promise.resolve();
+  private readonly file: JsonStateFile | null;
 
   /** `stateDir` null: kept in memory only (tests, or a helper without a state directory). */
   constructor(stateDir: string | null, private readonly now: () => number = Date.now) {
-    this.file = stateDir === null ? null : join(stateDir, SNAPSHOT_META_FILE);
+    this.file = stateDir === null ? null : new JsonStateFile(join(stateDir, SNAPSHOT_META_FILE));
   }
 
   /** Reads the file; a missing or unreadable one starts empty (the metadata is a convenience, not the truth). */
   async load(): Promise<void> {
     if (this.file === null) return;
-    try {
-      const parsed = MetaFileSchema.safeParse(JSON.parse(await readFile(this.file, 'utf8')));
-      if (parsed.success) for (const [id, meta] of Object.entries(parsed.data)) this.entries.set(id, meta);
-    } catch (err) {
-      if (errnoOf(err) !== 'ENOENT' && !(err instanceof SyntaxError)) throw err;
-    }
+    const parsed = MetaFileSchema.safeParse(await this.file.read());
+    if (parsed.success) for (const [id, meta] of Object.entries(parsed.data)) this.entries.set(id, meta);
   }
 
   get(id: SnapshotId): SnapshotMeta | undefined {
@@ -79,18 +73,9 @@ export class SnapshotMetaStore {
     if (changed) await this.save();
   }
 
-  /** Writes one after the other, each the whole map: a temporary file, then an atomic rename. */
+  /** The whole map, written after the writes before it (json-state-file.ts). */
   private save(): Promise<void> {
-    const file = this.file;
-    if (file === null) return Promise.resolve();
-    const text = JSON.stringify(Object.fromEntries(this.entries), null, 2) + '\n';
-    const step = this.writing.then(async () => {
-      const tmp = `${file}.tmp-${process.pid}`;
-      await writeFile(tmp, text, { mode: 0o600 });
-      await rename(tmp, file);
-    });
-    this.writing = step.catch(() => undefined);
-    return step;
+    return this.file === null ? Promise.resolve() : this.file.write(() => Object.fromEntries(this.entries));
   }
 }
 

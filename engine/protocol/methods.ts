@@ -19,6 +19,7 @@ import {
   DeviceEntrySchema,
   DeviceRefSchema,
   DriverKindSchema,
+  EventHistorySchema,
   ModuleHealthSchema,
   ExportEntrySchema,
   ImageEntrySchema,
@@ -45,6 +46,9 @@ export type CbtTable = z.infer<typeof CbtTableSchema>;
 export const CBT_ACTIVE_TABLE_CAPABILITY = 'cbt-active-table';
 /** hello capability: storageGrow raises a held snapshot's storage limit (embedded driver only). */
 export const STORAGE_GROW_CAPABILITY = 'storage-grow';
+
+/** hello capability: events.history and events.dismiss (the helper keeps the events of each snapshot). */
+export const EVENT_HISTORY_CAPABILITY = 'event-history';
 
 const Empty = z.strictObject({});
 const Device = z.strictObject({ device: DeviceRefSchema });
@@ -128,6 +132,16 @@ export const methods = {
     params: z.strictObject({ id: SnapshotIdSchema, sectors: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER) }),
     result: Ok,
   },
+  /**
+   * The event history the helper keeps per snapshot (EVENT_HISTORY_CAPABILITY), held
+   * and ended snapshots alike, the most recently active first; `id`: that snapshot only.
+   */
+  'events.history': {
+    params: z.strictObject({ id: SnapshotIdSchema.optional() }),
+    result: z.strictObject({ snapshots: z.array(EventHistorySchema) }),
+  },
+  /** Forgets a snapshot's event history (a held snapshot's history starts again empty); ESRCH if there is none. */
+  'events.dismiss': { params: SnapshotRef, result: Ok },
   'snapshots.list': { params: Empty, result: z.strictObject({ snapshots: z.array(SnapshotSummarySchema) }) },
   attach: { params: Device, result: Ok },
   detach: { params: Device, result: Ok },

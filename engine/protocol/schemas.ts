@@ -123,6 +123,22 @@ export const SnapshotEventSchema = z.discriminatedUnion('code', [
   z.strictObject({ ...eventBase, code: z.literal('no_space'), requestedSectors: UintSchema }),
 ]);
 
+/**
+ * The events the helper kept for one snapshot (events.history): bounded, newest
+ * last, kept after the snapshot ends until dismissed (events.dismiss).
+ */
+export const EventHistorySchema = z.strictObject({
+  snapshotId: SnapshotIdSchema,
+  /** The snapshot's name when its first event came (helper metadata). */
+  name: z.string().max(64).nullable(),
+  /** When the helper saw the snapshot end (destroyed, or gone while no helper ran); null while it is held. */
+  endedMs: UintSchema.nullable(),
+  /** Older events left out to keep the bound (low free space ones first). */
+  dropped: UintSchema,
+  events: z.array(SnapshotEventSchema),
+});
+export type EventHistory = z.infer<typeof EventHistorySchema>;
+
 export const StorageInfoSchema = z.strictObject({
   snapshotId: SnapshotIdSchema,
   path: z.string(),

@@ -58,6 +58,7 @@ export function App() {
     void s.refreshFilesystems();
     void s.refreshJobs();
     void s.loadAllocation();
+    void s.loadEventHistory();
   }, [store]);
 
   // A link inside a screen opened another one: the focus follows, to its top.

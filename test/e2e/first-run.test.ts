@@ -140,8 +140,8 @@ describe.skipIf(!canRun)('[chromium] browser mode: a first session, errors and a
     await p.getByTestId('lab-disk-name').fill('disk1');
     await p.getByTestId('lab-disk-size').fill('32');
     await p.getByTestId('create-lab-disk').click();
-    const form = p.locator('form', { has: p.getByTestId('create-lab-disk') });
-    await form.getByTestId('form-error').filter({ hasText: 'EEXIST' }).waitFor();
+    // refused next to the name before asking the helper, with the first free name
+    await p.getByTestId('lab-disk-name-error').filter({ hasText: 'A device named disk1 exists already; disk2 is free.' }).waitFor();
     expect(await p.getByTestId('lab-disk-name').inputValue()).toBe('disk1');
     expect(await p.getByTestId('lab-disk-size').inputValue()).toBe('32');
     await p.getByTestId('devices-empty').waitFor({ state: 'detached' });

@@ -38,6 +38,8 @@ export function templates(ctx: FuzzContext, n: number): Record<MethodName, Recor
     snapshotInfo: { device: ctx.device },
     storageInfo: { id: UNKNOWN_SNAPSHOT },
     storageGrow: { id: UNKNOWN_SNAPSHOT, sectors: 8 },
+    'events.history': { id: UNKNOWN_SNAPSHOT },
+    'events.dismiss': { id: UNKNOWN_SNAPSHOT },
     'snapshots.list': {},
     attach: { device: ctx.device },
     detach: { device: 'no-such-disk' },

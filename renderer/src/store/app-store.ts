@@ -35,7 +35,7 @@ export function createAppStore(api: BlksnapApi, options: StoreOptions = {}): App
     ...createWorkloadSlice(api, set, get),
     ...createStorageSlice(api, set, get),
     ...createSnapshotsSlice(api, set, get, now),
-    ...createEventsSlice(set, get),
+    ...createEventsSlice(api, set, get),
     ...createHeatmapSlice(api, set, get, now),
     ...createJobsSlice(api, set, get),
     ...createBackupSlice(api, set, get),

@@ -12,6 +12,8 @@ export interface LabDiskFormValues {
   name: string | null;
   size: string;
   unit: 'MiB' | 'GiB';
+  /** Names the helper refused because their image file exists already (a lab disk removed earlier): never suggested. */
+  fileTaken: string[];
 }
 
 /** The Write workload form's values, kept across screens. */
@@ -22,7 +24,7 @@ export interface WorkloadFormValues {
   pattern: WorkloadPattern;
 }
 
-export const DEFAULT_LAB_DISK_FORM: LabDiskFormValues = { name: null, size: '512', unit: 'MiB' };
+export const DEFAULT_LAB_DISK_FORM: LabDiskFormValues = { name: null, size: '512', unit: 'MiB', fileTaken: [] };
 export const DEFAULT_WORKLOAD_FORM: WorkloadFormValues = { device: '', rate: '4', pattern: 'random' };
 
 export interface Notice {

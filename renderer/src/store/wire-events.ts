@@ -17,6 +17,7 @@ export function wireEvents(api: BlksnapApi, store: AppStore): () => void {
         void s.refreshStatus();
         void s.refreshDevices();
         void s.refreshSnapshots();
+        void s.loadEventHistory();
       }
     }),
     api.onWorkloadProgress((progress) => store.getState().applyWorkloadProgress(progress)),

@@ -86,6 +86,33 @@ describe('bridge over a real helper', () => {
     expect(value(await bridge.api.listDevices()).map((d) => d.id)).not.toContain('disk1');
   });
 
+  it('the helper keeps a snapshot\'s events, a corruption included, after it is destroyed, until they are dismissed', async () => {
+    const { bridge, dirs } = setupBridge('fixture');
+    await bridge.start();
+    value(await bridge.api.createLabDisk({ name: 'small', sizeBytes: 16 * 1024 * 1024 }));
+    expect(value(await bridge.api.listEventHistory())).toEqual([]);
+    const corrupted: string[] = [];
+    bridge.api.onSnapshotEvent((e) => {
+      if (e.code === 'corrupted') corrupted.push(e.snapshotId);
+    });
+    const { snapshotId } = value(await bridge.api.snapshotCreate({ devices: ['small'], storagePath: join(dirs.root, 'tiny.store'), limitBytes: 1024 * 1024, name: 'tiny' }));
+    value(await bridge.api.snapshotTake({ snapshotId }));
+    // sequential first writes at 64 MiB/s overflow a 1 MiB storage within a second
+    value(await bridge.api.workloadStart({ device: 'small', rateMiBps: 64, pattern: 'sequential' }));
+    for (let i = 0; i < 200 && corrupted.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    await bridge.api.workloadStop({ device: 'small' });
+    expect(corrupted).toEqual([snapshotId]);
+    value(await bridge.api.snapshotDestroy({ snapshotId }));
+    const [kept] = value(await bridge.api.listEventHistory());
+    expect(kept).toMatchObject({ snapshotId, name: 'tiny', endedMs: expect.any(Number) as number });
+    expect(kept?.events).toContainEqual(expect.objectContaining({ code: 'corrupted', device: 'small', errCode: -28 }));
+    value(await bridge.api.dismissEventHistory({ snapshotId }));
+    expect(value(await bridge.api.listEventHistory())).toEqual([]);
+    const again = await bridge.api.dismissEventHistory({ snapshotId });
+    expect(again.ok).toBe(false);
+    if (!again.ok) expect(again.error.code).toBe('ESRCH');
+  });
+
   it('maps helper errors to contract codes', async () => {
     const { bridge } = setupBridge('fixture');
     await bridge.start();

@@ -13,7 +13,7 @@ import type { EventMap, EventName, RequestName } from '../../../app/shared/contr
 import { encodeBase64 } from '../../../app/shared/base64.js';
 import { err, ok } from '../../../app/shared/result.js';
 import type { Result } from '../../../app/shared/result.js';
-import type { DeviceEntry, SnapshotEntry } from '../../../app/shared/types.js';
+import type { DeviceEntry, EventHistoryEntry, SnapshotEntry, SnapshotEventEntry } from '../../../app/shared/types.js';
 import { validateParams } from '../../../app/shared/validate.js';
 import { WS_CLOSE_UNAUTHORIZED, encodeEvent, encodeResponse, parseClientMessage } from '../../../app/shared/wire.js';
 
@@ -64,7 +64,16 @@ export async function startMockServer(distDir: string, token: string): Promise<M
   const clients = new Set<WebSocket>();
   let imageNo = 0;
 
+  /** The events kept per snapshot, like the helper's events.history (oldest snapshot first here). */
+  const history = new Map<string, EventHistoryEntry>();
+  function keep(event: SnapshotEventEntry): void {
+    const entry = history.get(event.snapshotId) ?? { snapshotId: event.snapshotId, name: null, endedMs: null, dropped: 0, events: [] };
+    entry.events.push(event);
+    history.set(event.snapshotId, entry);
+  }
+
   function broadcast<K extends EventName>(event: K, payload: EventMap[K]): void {
+    if (event === 'onSnapshotEvent') keep(payload as SnapshotEventEntry);
     const frame = encodeEvent(event, payload);
     for (const c of clients) c.send(frame);
   }
@@ -139,11 +148,17 @@ export async function startMockServer(distDir: string, token: string): Promise<M
         const i = snapshots.findIndex((x) => x.id === p?.['snapshotId']);
         if (i < 0) return err('ESRCH', 'No such snapshot.');
         snapshots.splice(i, 1);
+        const kept = history.get(String(p?.['snapshotId']));
+        if (kept) kept.endedMs = Date.now();
         for (const d of devices) if (d.snapshotId === p?.['snapshotId']) d.snapshotId = null;
         return ok(null);
       }
       case 'listSnapshots':
         return ok(snapshots);
+      case 'listEventHistory':
+        return ok([...history.values()].reverse());
+      case 'dismissEventHistory':
+        return history.delete(String(p?.['snapshotId'])) ? ok(null) : err('ESRCH', 'No event history for that snapshot.');
       case 'cbtInfo':
       case 'cbtMap': {
         const info = {

@@ -24,9 +24,9 @@ function RestoreForm({ point, label, onDone }: { point: PointRef; label: string;
 
   function submit(e: FormEvent) {
     e.preventDefault();
-    const t = target.trim();
-    if (!t.startsWith('/')) {
-      setFieldError('Give the target as an absolute path: a new image file, or an existing file or device.');
+    // used as typed: a space at either end is part of the path, never trimmed away
+    if (!target.startsWith('/')) {
+      setFieldError(`Give the target as an absolute path (starting with /): a new image file, or an existing file or device${target === '' ? '' : `, not "${target}"`}.`);
       return;
     }
     setFieldError(null);
@@ -35,7 +35,7 @@ function RestoreForm({ point, label, onDone }: { point: PointRef; label: string;
 
   async function confirm() {
     setConfirming(false);
-    const problem = await restorePoint(point, target.trim());
+    const problem = await restorePoint(point, target);
     setError(problem);
     if (problem === null) onDone();
   }
@@ -71,13 +71,13 @@ function RestoreForm({ point, label, onDone }: { point: PointRef; label: string;
       {confirming ? (
         <ConfirmDialog
           title="Restore this backup point?"
-          confirmLabel={`Overwrite ${target.trim()}`}
+          confirmLabel={`Overwrite ${target}`}
           confirmTestId="restore-confirm"
           onConfirm={() => void confirm()}
           onCancel={() => setConfirming(false)}
         >
           <p data-testid="restore-dialog-text">
-            {label} will be written to <strong>{target.trim()}</strong>. A new file is created; an existing file or device is overwritten
+            {label} will be written to <strong>{target}</strong>. A new file is created; an existing file or device is overwritten
             completely.
           </p>
         </ConfirmDialog>

@@ -5,6 +5,8 @@ import { formatBytes } from '../../../../app/shared/format.js';
 import type { ContractError } from '../../../../app/shared/result.js';
 import type { BackupKind, JobEntry } from '../../../../app/shared/types.js';
 import { ErrorText } from '../../components/ErrorText.js';
+import { FieldError } from '../../components/FieldError.js';
+import { checkDirectory, parseSize } from '../../components/field-checks.js';
 import { ScreenLink } from '../../components/ScreenLink.js';
 import { useApp, useAppStoreApi } from '../../store/context.js';
 import { selectability } from '../devices/selectable.js';
@@ -18,15 +20,6 @@ const MiB = 1024 * 1024;
 
 export interface StepProps {
   next(): void;
-}
-
-function FieldError({ id, text }: { id: string; text: string | null }) {
-  if (text === null) return null;
-  return (
-    <p id={id} className="field-error" data-testid={id}>
-      {text}
-    </p>
-  );
 }
 
 export function DevicesStep({ next }: StepProps) {
@@ -87,20 +80,17 @@ export function StorageStep({ next }: StepProps) {
 
   const suggestedMiB = estimate === null ? '' : String(estimate.estimate.limitBytes / MiB);
   const shown = limitText ?? suggestedMiB;
-  const limitBytes = Number(shown) * MiB;
+  const limit = parseSize(shown, 'the limit', 'MiB', MiB);
   const chosen = devices.filter((d) => selected.includes(d.id));
-  const warnings = Number.isFinite(limitBytes) ? storageWarnings(dir.trim(), limitBytes, filesystems, chosen) : [];
+  const warnings = 'value' in limit ? storageWarnings(dir, limit.value, filesystems, chosen) : [];
 
   function submit(e: FormEvent) {
     e.preventDefault();
-    const d = dir.trim();
-    const dirProblem = d.startsWith('/') ? null : 'Give a directory as an absolute path (starting with /).';
-    const n = Number(shown);
-    const limitProblem = shown.trim() === '' || !Number.isFinite(n) || n <= 0 ? 'Give the limit as a number of MiB greater than 0.' : null;
-    setDirError(dirProblem);
-    setLimitError(limitProblem);
-    if (dirProblem !== null || limitProblem !== null) return;
-    const error = allocate(d, Math.round(n * MiB));
+    const checkedDir = checkDirectory(dir, 'the storage directory');
+    setDirError('error' in checkedDir ? checkedDir.error : null);
+    setLimitError('error' in limit ? limit.error : null);
+    if ('error' in checkedDir || 'error' in limit) return;
+    const error = allocate(checkedDir.value, limit.value);
     if (error !== null) setDirError(error.message);
     else next();
   }

@@ -4,7 +4,12 @@ import { escapeControlChars } from '../../../../app/shared/control-chars.js';
 import type { ContractError } from '../../../../app/shared/result.js';
 import type { WorkloadPattern } from '../../../../app/shared/types.js';
 import { ErrorText } from '../../components/ErrorText.js';
+import { FieldError } from '../../components/FieldError.js';
+import { parseAmount } from '../../components/field-checks.js';
 import { useApp } from '../../store/context.js';
+
+/** The helper's highest workload rate (workload.start). */
+export const MAX_RATE_MIBPS = 100_000;
 
 const PATTERNS: { value: WorkloadPattern; label: string }[] = [
   { value: 'random', label: 'Random' },
@@ -34,21 +39,20 @@ export function WorkloadPanel() {
   const setForm = useApp((s) => s.setWorkloadForm);
   const { device: chosen, rate, pattern } = form;
   const [error, setError] = useState<ContractError | null>(null);
+  const [rateError, setRateError] = useState<string | null>(null);
   const device = engineDevices.some((d) => d.id === chosen) ? chosen : (engineDevices[0]?.id ?? '');
   const running = useApp((s) => (device ? (s.workloads[device]?.running ?? false) : false));
 
   async function start(e: FormEvent) {
     e.preventDefault();
-    const rateMiBps = Number(rate);
     if (!device) {
       setError({ code: 'EINVAL', message: 'Create a lab disk first.' });
       return;
     }
-    if (!Number.isFinite(rateMiBps) || rateMiBps <= 0) {
-      setError({ code: 'EINVAL', message: 'Enter a rate above 0 MiB/s.' });
-      return;
-    }
-    setError(await startWorkload(device, rateMiBps, pattern));
+    const rateMiBps = parseAmount(rate, 'the rate', 'MiB/s', MAX_RATE_MIBPS);
+    setRateError('error' in rateMiBps ? rateMiBps.error : null);
+    if ('error' in rateMiBps) return;
+    setError(await startWorkload(device, rateMiBps.value, pattern));
   }
 
   async function stop() {
@@ -56,7 +60,7 @@ export function WorkloadPanel() {
   }
 
   return (
-    <form className="panel" aria-labelledby="workload-title" onSubmit={(e) => void start(e)}>
+    <form className="panel" aria-labelledby="workload-title" onSubmit={(e) => void start(e)} noValidate>
       <h3 id="workload-title">Write workload</h3>
       <p className="muted">Writes to a lab disk to watch tracking and copy-on-write at work.</p>
       <p className="warning" data-testid="workload-warning">
@@ -80,12 +84,16 @@ export function WorkloadPanel() {
           <input
             id="workload-rate"
             data-testid="workload-rate"
-            type="number"
-            min="0.1"
-            step="any"
+            inputMode="decimal"
             value={rate}
-            onChange={(e) => setForm({ rate: e.target.value })}
+            aria-invalid={rateError !== null || undefined}
+            aria-describedby={rateError !== null ? 'workload-rate-error' : undefined}
+            onChange={(e) => {
+              setForm({ rate: e.target.value });
+              setRateError(null);
+            }}
           />
+          <FieldError id="workload-rate-error" text={rateError} />
         </div>
         <div className="field">
           <label htmlFor="workload-pattern">Pattern</label>

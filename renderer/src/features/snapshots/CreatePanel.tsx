@@ -3,6 +3,8 @@ import { escapeControlChars } from '../../../../app/shared/control-chars.js';
 import type { ContractError } from '../../../../app/shared/result.js';
 import { Breakable } from '../../components/Breakable.js';
 import { ErrorText } from '../../components/ErrorText.js';
+import { FieldError } from '../../components/FieldError.js';
+import { checkSnapshotName } from '../../components/field-checks.js';
 import { ScreenLink } from '../../components/ScreenLink.js';
 import { useApp } from '../../store/context.js';
 import { describeStorage } from '../storage/storage-forms.js';
@@ -18,6 +20,7 @@ export function CreatePanel() {
   const [error, setError] = useState<ContractError | null>(null);
   const [writableImages, setWritableImages] = useState(false);
   const [name, setName] = useState('');
+  const [nameError, setNameError] = useState<string | null>(null);
   const ready = selected.length > 0 && allocation !== null;
   return (
     <div className="panel" role="group" aria-labelledby="create-title">
@@ -59,11 +62,16 @@ export function CreatePanel() {
           id="create-name"
           data-testid="create-name"
           value={name}
-          maxLength={64}
           placeholder="before upgrade"
-          aria-describedby="create-name-hint"
-          onChange={(e) => setName(e.target.value)}
+          aria-describedby={nameError !== null ? 'create-name-error create-name-hint' : 'create-name-hint'}
+          aria-invalid={nameError !== null || undefined}
+          onChange={(e) => {
+            setName(e.target.value);
+            const checked = checkSnapshotName(e.target.value);
+            setNameError('error' in checked ? checked.error : null);
+          }}
         />
+        <FieldError id="create-name-error" text={nameError} />
         <p id="create-name-hint" className="muted small-text hint">
           Up to 64 characters; the helper keeps it, so the CLI and other windows show it too.
         </p>
@@ -89,12 +97,17 @@ export function CreatePanel() {
         data-testid="create-snapshot"
         disabled={!ready || busy}
         aria-busy={busy || undefined}
-        onClick={() =>
-          void createSnapshot({ writableImages, name }).then((e) => {
+        onClick={() => {
+          const checked = checkSnapshotName(name);
+          if ('error' in checked) {
+            setNameError(checked.error);
+            return;
+          }
+          void createSnapshot({ writableImages, name: checked.value ?? '' }).then((e) => {
             setError(e);
             if (e === null) setName('');
-          })
-        }
+          });
+        }}
       >
         {busy ? 'Creating snapshot…' : 'Create snapshot'}
       </button>

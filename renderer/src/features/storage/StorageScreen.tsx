@@ -4,6 +4,8 @@ import { escapeControlChars } from '../../../../app/shared/control-chars.js';
 import { formatBytes } from '../../../../app/shared/format.js';
 import type { ContractError } from '../../../../app/shared/result.js';
 import { ErrorText } from '../../components/ErrorText.js';
+import { FieldError } from '../../components/FieldError.js';
+import { checkDirectory, parseSize } from '../../components/field-checks.js';
 import { usePolling } from '../../hooks/use-polling.js';
 import { ScreenLink } from '../../components/ScreenLink.js';
 import { useApp } from '../../store/context.js';
@@ -97,6 +99,8 @@ export function StorageScreen() {
   const choice = formChoice(form);
   const [error, setError] = useState<ContractError | null>(null);
   const [limitText, setLimitText] = useState<string | null>(null);
+  const [limitError, setLimitError] = useState<string | null>(null);
+  const [dirError, setDirError] = useState<string | null>(null);
 
   usePolling(useCallback(() => refreshFilesystems(), [refreshFilesystems]), 5000);
   usePolling(useCallback(() => refreshSnapshots(), [refreshSnapshots]), 1000);
@@ -111,11 +115,20 @@ export function StorageScreen() {
   const copied = expectedCopiedBytes(sizes, plan);
   const limitBytes = typedLimit ?? suggested;
   const warnings = storageWarnings(dir, limitBytes, filesystems, selected);
-  const shownLimit = limitText ?? (limitBytes > 0 ? String(Math.round((limitBytes / MiB) * 100) / 100) : '');
+  // exact: a whole number of sectors in MiB has at most 11 decimals
+  const shownLimit = limitText ?? (limitBytes > 0 ? String(limitBytes / MiB) : '');
 
   function submit(e: FormEvent) {
     e.preventDefault();
-    setError(allocate(dir.trim(), limitBytes, form));
+    const checkedDir = checkDirectory(dir, `the ${choice.field.toLowerCase()}`);
+    const limit = parseSize(shownLimit, 'the limit', 'MiB', MiB);
+    setDirError('error' in checkedDir ? checkedDir.error : null);
+    setLimitError('error' in limit ? limit.error : null);
+    if ('error' in checkedDir || 'error' in limit) {
+      setError(null);
+      return;
+    }
+    setError(allocate(checkedDir.value, limit.value, form));
   }
 
   return (
@@ -127,7 +140,7 @@ export function StorageScreen() {
       </p>
       <ErrorText error={filesystemsError} testId="filesystems-error" />
       <FilesystemsTable />
-      <form className="panel" aria-labelledby="allocate-title" onSubmit={submit}>
+      <form className="panel" aria-labelledby="allocate-title" onSubmit={submit} noValidate>
         <h3 id="allocate-title">Allocate</h3>
         <fieldset className="field" data-testid="storage-form">
           <legend>Where the copies go</legend>
@@ -143,10 +156,15 @@ export function StorageScreen() {
             id="storage-dir"
             data-testid="storage-dir"
             placeholder={choice.placeholder}
-            aria-describedby="storage-dir-hint"
+            aria-describedby={dirError !== null ? 'storage-dir-error storage-dir-hint' : 'storage-dir-hint'}
+            aria-invalid={dirError !== null || undefined}
             value={dir}
-            onChange={(e) => setDir(e.target.value)}
+            onChange={(e) => {
+              setDir(e.target.value);
+              setDirError(null);
+            }}
           />
+          <FieldError id="storage-dir-error" text={dirError} />
           <p id="storage-dir-hint" className="muted small-text hint" data-testid="storage-form-hint">
             {choice.hint}
             {form === 'new-file' || form === 'directory' ? ' Pick one in the table above or type it.' : ''}
@@ -157,22 +175,25 @@ export function StorageScreen() {
           <input
             id="storage-limit"
             data-testid="storage-limit"
-            type="number"
-            min="1"
-            step="any"
+            inputMode="decimal"
             value={shownLimit}
-            aria-describedby="storage-limit-hint"
+            aria-describedby={limitError !== null ? 'storage-limit-error storage-limit-hint' : 'storage-limit-hint'}
+            aria-invalid={limitError !== null || undefined}
             onChange={(e) => {
-              setLimitText(e.target.value);
-              const n = Number(e.target.value);
-              setLimit(e.target.value === '' || !Number.isFinite(n) ? null : Math.round(n * MiB));
+              const text = e.target.value;
+              setLimitText(text);
+              const checked = parseSize(text, 'the limit', 'MiB', MiB);
+              // an invalid limit is never replaced by another number: the error stays until it is fixed
+              setLimitError('error' in checked ? checked.error : null);
+              if ('value' in checked) setLimit(checked.value);
             }}
           />
+          <FieldError id="storage-limit-error" text={limitError} />
           <p id="storage-limit-hint" className="muted small-text" data-testid="suggested-limit">
             {selected.length > 0
               ? `Suggested: ${formatBytes(suggested)} for the ${selected.length} selected device${selected.length > 1 ? 's' : ''} (${formatBytes(selected.reduce((a, d) => a + d.sizeBytes, 0))}): at least 15% of them, and room for ${formatBytes(copied)} of copies — the first write into each ${formatBytes(chunkBytes)} chunk copies the whole chunk, and a workload at ${plan.writtenBytes > 0 ? rate : 0} MiB/s held ${PLANNED_HOLD_SECONDS / 60} min is expected to touch that much.`
               : 'Select devices on the Devices screen for a suggested limit.'}
-            {typedLimit !== null && suggested > 0 ? (
+            {(typedLimit !== null || limitText !== null) && suggested > 0 ? (
               <>
                 {' '}
                 <button
@@ -181,6 +202,7 @@ export function StorageScreen() {
                   onClick={() => {
                     setLimit(null);
                     setLimitText(null);
+                    setLimitError(null);
                   }}
                 >
                   Use suggested

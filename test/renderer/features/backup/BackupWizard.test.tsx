@@ -105,7 +105,7 @@ describe('Backup wizard', () => {
     fireEvent.change(screen.getByTestId('wizard-storage-limit'), { target: { value: '12x' } });
     fireEvent.click(screen.getByTestId('wizard-next'));
     expect(screen.getByTestId('wizard-storage-dir-error').textContent).toMatch(/absolute path/);
-    expect(screen.getByTestId('wizard-storage-limit-error').textContent).toMatch(/number of MiB greater than 0/);
+    expect(screen.getByTestId('wizard-storage-limit-error').textContent).toBe('"12x" is not a number: enter the limit in MiB with digits and at most one decimal point (e.g. 64 or 1.5).');
     expect(screen.getByTestId('wizard-storage-dir').getAttribute('aria-describedby')).toBe('wizard-storage-dir-error');
     expect(stepHeading()).toBe('Step 2 of 8: Difference storage');
   });

@@ -62,7 +62,7 @@ describe('Catalog screen', () => {
     fireEvent.click(within(point).getByTestId('point-restore-button'));
     fireEvent.change(within(point).getByTestId('restore-target'), { target: { value: 'restored.img' } });
     fireEvent.click(within(point).getByTestId('restore-submit'));
-    expect(within(point).getByTestId('restore-target-error').textContent).toMatch(/absolute path/);
+    expect(within(point).getByTestId('restore-target-error').textContent).toBe('Give the target as an absolute path (starting with /): a new image file, or an existing file or device, not "restored.img".');
     expect(screen.queryByRole('dialog')).toBeNull();
 
     fireEvent.change(within(point).getByTestId('restore-target'), { target: { value: '/var/tmp/restored.img' } });

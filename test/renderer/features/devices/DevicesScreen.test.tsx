@@ -80,14 +80,27 @@ describe('Devices screen on the embedded engine', () => {
   it('keeps the typed values after a failed lab disk create, and shows the error', async () => {
     const { fake } = renderApp({ listDevices: () => ok([device('disk1')]) });
     await screen.findAllByTestId('device-row');
-    fake.handlers.createLabDisk = () => ({ ok: false, error: { code: 'EEXIST', message: 'disk1.img already exists.' } });
-    fireEvent.change(screen.getByLabelText('Name'), { target: { value: 'disk1' } });
+    fake.handlers.createLabDisk = () => ({ ok: false, error: { code: 'ENOSPC', message: 'No space left on the lab directory\'s filesystem.' } });
+    fireEvent.change(screen.getByLabelText('Name'), { target: { value: 'big' } });
     fireEvent.change(screen.getByLabelText('Size'), { target: { value: '64' } });
     fireEvent.click(screen.getByRole('button', { name: 'Create lab disk' }));
-    expect((await screen.findByTestId('form-error')).textContent).toMatch(/EEXIST/);
-    expect((screen.getByLabelText('Name') as HTMLInputElement).value).toBe('disk1');
+    expect((await screen.findByTestId('form-error')).textContent).toMatch(/ENOSPC/);
+    expect((screen.getByLabelText('Name') as HTMLInputElement).value).toBe('big');
     expect((screen.getByLabelText('Size') as HTMLInputElement).value).toBe('64');
-    expect(fake.calls.find((c) => c.method === 'createLabDisk')?.params).toEqual({ name: 'disk1', sizeBytes: 64 * MiB });
+    expect(fake.calls.find((c) => c.method === 'createLabDisk')?.params).toEqual({ name: 'big', sizeBytes: 64 * MiB });
+  });
+
+  it('a name whose image file exists (EEXIST) is never offered again: the error is next to the name, the next free one filled in', async () => {
+    const { fake } = renderApp({ listDevices: () => ok([device('disk1')]) });
+    await screen.findAllByTestId('device-row');
+    fake.handlers.createLabDisk = (p) => (p.name === 'disk2' ? { ok: false, error: { code: 'EEXIST', message: 'disk2.img already exists.' } } : ok(device(p.name ?? 'x')));
+    expect((screen.getByLabelText('Name') as HTMLInputElement).value).toBe('disk2');
+    fireEvent.click(screen.getByRole('button', { name: 'Create lab disk' }));
+    expect((await screen.findByTestId('lab-disk-name-error')).textContent).toBe(
+      'The image file of disk2 exists already (a lab disk removed earlier?); the first free name, disk3, is filled in.',
+    );
+    expect((screen.getByLabelText('Name') as HTMLInputElement).value).toBe('disk3');
+    expect(screen.getByLabelText('Name').getAttribute('aria-invalid')).toBe('true');
   });
 });
 

@@ -111,7 +111,8 @@ export async function createAndTakeSnapshot(page: Page): Promise<string> {
   const id = await card.getAttribute('data-snapshot-id');
   if (id === null) throw new Error('the snapshot card has no data-snapshot-id');
   await card.getByTestId('take-snapshot').click();
-  await card.getByTestId('snapshot-state').filter({ hasText: 'Taken' }).waitFor();
+  // Exactly: "Created (not taken)" holds "taken", and hasText ignores case.
+  await card.getByTestId('snapshot-state').filter({ hasText: /^Taken$/ }).waitFor();
   return id;
 }
 

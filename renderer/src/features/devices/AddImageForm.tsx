@@ -3,6 +3,7 @@ import type { FormEvent } from 'react';
 import type { ContractError } from '../../../../app/shared/result.js';
 import { ErrorText } from '../../components/ErrorText.js';
 import { useApp } from '../../store/context.js';
+import { ActionButton } from '../../components/ActionButton.js';
 
 export function AddImageForm() {
   const addImage = useApp((s) => s.addImage);
@@ -38,9 +39,9 @@ export function AddImageForm() {
           onChange={(e) => setPath(e.target.value)}
         />
       </div>
-      <button type="submit" data-testid="add-image" disabled={busy}>
+      <ActionButton type="submit" data-testid="add-image" disabled={busy}>
         {busy ? 'Adding…' : 'Add image'}
-      </button>
+      </ActionButton>
       <ErrorText error={error} />
     </form>
   );

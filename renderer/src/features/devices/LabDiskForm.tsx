@@ -5,6 +5,7 @@ import type { ContractError } from '../../../../app/shared/result.js';
 import { ErrorText } from '../../components/ErrorText.js';
 import { useApp } from '../../store/context.js';
 import { nextFreeName } from './next-free-name.js';
+import { ActionButton } from '../../components/ActionButton.js';
 
 const UNITS = { MiB: 1024 * 1024, GiB: 1024 * 1024 * 1024 } as const;
 type Unit = keyof typeof UNITS;
@@ -70,9 +71,9 @@ export function LabDiskForm() {
           </select>
         </div>
       </div>
-      <button type="submit" data-testid="create-lab-disk" disabled={busy}>
+      <ActionButton type="submit" data-testid="create-lab-disk" disabled={busy}>
         {busy ? 'Creating…' : 'Create lab disk'}
-      </button>
+      </ActionButton>
       <ErrorText error={error} />
     </form>
   );

@@ -5,6 +5,7 @@ import type { ContractError } from '../../../../app/shared/result.js';
 import type { WorkloadPattern } from '../../../../app/shared/types.js';
 import { ErrorText } from '../../components/ErrorText.js';
 import { useApp } from '../../store/context.js';
+import { ActionButton } from '../../components/ActionButton.js';
 
 const PATTERNS: { value: WorkloadPattern; label: string }[] = [
   { value: 'random', label: 'Random' },
@@ -104,12 +105,12 @@ export function WorkloadPanel() {
         </div>
       </div>
       <div className="button-row">
-        <button type="submit" data-testid="start-workload" disabled={!device || running}>
+        <ActionButton type="submit" data-testid="start-workload" disabled={!device || running}>
           Start workload
-        </button>
-        <button type="button" data-testid="stop-workload" disabled={!device || !running} onClick={() => void stop()}>
+        </ActionButton>
+        <ActionButton type="button" data-testid="stop-workload" disabled={!device || !running} onClick={() => void stop()}>
           Stop workload
-        </button>
+        </ActionButton>
       </div>
       {device ? <WorkloadProgressLine device={device} /> : null}
       <ErrorText error={error} />

@@ -5,6 +5,7 @@ import { useApp } from '../../store/context.js';
 import type { EventRecord } from '../../store/events-slice.js';
 import { collapseRepeats, eventSummary } from './collapse.js';
 import type { EventLine } from './collapse.js';
+import { ActionButton } from '../../components/ActionButton.js';
 
 const CODE_LABELS: Record<EventRecord['code'], string> = {
   corrupted: 'Corrupted',
@@ -74,9 +75,9 @@ export function EventsScreen() {
       <h2 id="screen-title">Events</h2>
       <p className="muted">
         What the snapshots reported while the application runs, newest first, whichever screen is open.{' '}
-        <button type="button" className="small" onClick={clear} disabled={events.length === 0}>
+        <ActionButton type="button" className="small" onClick={clear} disabled={events.length === 0}>
           Clear the timeline
-        </button>
+        </ActionButton>
       </p>
       <dl className="facts event-legend">
         <dt>Low free space</dt>

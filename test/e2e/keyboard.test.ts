@@ -224,6 +224,8 @@ describe.skipIf(!canRun)('[chromium, qemu-io] keyboard focus after dialogs and p
       expect(await focused(p)).toMatchObject({ testId: 'take-snapshot', within: id });
       // Unavailable now, and Enter on it does nothing.
       expect(await taken.getByTestId('take-snapshot').getAttribute('aria-disabled')).toBe('true');
+      // ... and looks it (faded as a disabled button).
+      expect(await p.evaluate<string>(`getComputedStyle(document.querySelector('[data-snapshot-id="${id}"] [data-testid="take-snapshot"]')).opacity`)).toBe('0.5');
       await p.keyboard.press('Enter');
       expect(await taken.getByTestId('snapshot-state').textContent()).toBe('Taken');
       expect(await focused(p)).toMatchObject({ testId: 'take-snapshot', within: id });

@@ -65,6 +65,12 @@ export function App() {
     if (focusRequest > 0) mainRef.current?.focus();
   }, [focusRequest]);
 
+  // Another screen opens at its top (the main area is the scroll container and would
+  // keep the previous screen's offset).
+  useLayoutEffect(() => {
+    if (mainRef.current !== null) mainRef.current.scrollTop = 0;
+  }, [screen]);
+
   // A dialog closed: the page is no longer inert (this runs after that commit), so the
   // control that opened it can take the focus back; the screen takes it when that
   // control is gone or unavailable.

@@ -173,5 +173,8 @@ describe.skipIf(!canRun)('[chromium, qemu-io] layout of every screen at 1400×90
     expect(view.statusLine.bottom).toBeCloseTo(view.viewport.height, 0);
     expect(view.statusLine.top).toBeGreaterThan(view.viewport.height - 60);
     await screenshot(p, 'layout-1024x700-scrolled-snapshots');
+    // Another screen opens at its top, not at the offset the last one was scrolled to.
+    await gotoScreen(p, 'devices');
+    expect(await p.evaluate<number>(`document.getElementById('main').scrollTop`)).toBe(0);
   });
 });

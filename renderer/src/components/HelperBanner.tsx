@@ -1,5 +1,5 @@
 import { useApp } from '../store/context.js';
-import { ActionButton } from '../components/ActionButton.js';
+import { ActionButton } from './ActionButton.js';
 
 /**
  * Shown on every screen while the helper is lost or stopped: what happened, that

@@ -1,4 +1,4 @@
-import { useEffect, useRef } from 'react';
+import { useEffect, useLayoutEffect, useRef } from 'react';
 import { escapeControlChars } from '../../app/shared/control-chars.js';
 import { HelperBanner } from './components/HelperBanner.js';
 import { HelperStatus } from './components/HelperStatus.js';
@@ -65,6 +65,28 @@ export function App() {
   useEffect(() => {
     if (focusRequest > 0) mainRef.current?.focus();
   }, [focusRequest]);
+
+  // Another screen opens at its top (the main area is the scroll container and would
+  // keep the previous screen's offset).
+  useLayoutEffect(() => {
+    if (mainRef.current !== null) mainRef.current.scrollTop = 0;
+  }, [screen]);
+
+  // A dialog closed: the page is no longer inert (this runs after that commit), so the
+  // control that opened it can take the focus back; the screen takes it when that
+  // control is gone or unavailable.
+  const wasModal = useRef(false);
+  useLayoutEffect(() => {
+    if (modalOpen) {
+      wasModal.current = true;
+      return;
+    }
+    if (!wasModal.current) return;
+    wasModal.current = false;
+    const opener = store.getState().modalOpener;
+    if (opener !== null && opener.isConnected && !(opener instanceof HTMLButtonElement && opener.disabled)) opener.focus();
+    if (document.activeElement === null || document.activeElement === document.body) mainRef.current?.focus();
+  }, [modalOpen, store]);
 
   return (
     <div className="app" aria-hidden={modalOpen || undefined} inert={modalOpen}>

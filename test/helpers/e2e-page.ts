@@ -37,8 +37,8 @@ export async function gotoScreen(page: Page, screen: ScreenName): Promise<void> 
 
 /**
  * A screenshot of the window in test-results/screenshots/<name>.png; returns its path.
- * The window, not the full page: the status line is position: fixed, and a full-page
- * capture would paint it across the middle of a long screen.
+ * The window, as the user sees it: only the main area scrolls (the header, banners,
+ * sidebar and status line stay put), so a full-page capture would show no more.
  */
 export async function screenshot(page: Page, name: string): Promise<string> {
   await mkdir(SCREENSHOT_DIR, { recursive: true });
@@ -111,7 +111,8 @@ export async function createAndTakeSnapshot(page: Page): Promise<string> {
   const id = await card.getAttribute('data-snapshot-id');
   if (id === null) throw new Error('the snapshot card has no data-snapshot-id');
   await card.getByTestId('take-snapshot').click();
-  await card.getByTestId('snapshot-state').filter({ hasText: 'Taken' }).waitFor();
+  // Exactly: "Created (not taken)" holds "taken", and hasText ignores case.
+  await card.getByTestId('snapshot-state').filter({ hasText: /^Taken$/ }).waitFor();
   return id;
 }
 

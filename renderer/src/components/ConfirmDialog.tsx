@@ -1,4 +1,4 @@
-import { useEffect, useRef } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import type { KeyboardEvent, ReactNode } from 'react';
 import { createPortal } from 'react-dom';
 import { useApp } from '../store/context.js';
@@ -14,22 +14,22 @@ interface Props {
 
 /**
  * A modal confirmation: focus starts on Cancel, Escape cancels, Tab stays inside, and
- * the rest of the page is aria-hidden and inert while it is open (see App).
+ * the rest of the page is aria-hidden and inert while it is open. When it closes
+ * (Escape, Cancel or the confirm button) App gives the focus back to the control
+ * that had it when the dialog opened, or to the screen when that control is gone.
  */
 export function ConfirmDialog({ title, children, confirmLabel, confirmTestId, onConfirm, onCancel }: Props) {
   const setModalOpen = useApp((s) => s.setModalOpen);
   const cancelRef = useRef<HTMLButtonElement>(null);
   const dialogRef = useRef<HTMLDivElement>(null);
+  // Read while rendering, before the dialog takes the focus.
+  const [opener] = useState(() => (document.activeElement instanceof HTMLElement && document.activeElement !== document.body ? document.activeElement : null));
 
   useEffect(() => {
-    const opener = document.activeElement instanceof HTMLElement ? document.activeElement : null;
-    setModalOpen(true);
+    setModalOpen(true, opener);
     cancelRef.current?.focus();
-    return () => {
-      setModalOpen(false);
-      opener?.focus();
-    };
-  }, [setModalOpen]);
+    return () => setModalOpen(false);
+  }, [setModalOpen, opener]);
 
   function onKeyDown(e: KeyboardEvent<HTMLDivElement>) {
     if (e.key === 'Escape') {

@@ -1,4 +1,5 @@
 import { useApp } from '../store/context.js';
+import { ActionButton } from './ActionButton.js';
 
 /**
  * Shown on every screen while the helper is lost or stopped: what happened, that
@@ -23,9 +24,9 @@ export function HelperBanner() {
         )}
       </span>
       <span className="actions">
-        <button type="button" className="small" data-testid="reconnect" disabled={reconnecting} onClick={() => void reconnect()}>
+        <ActionButton type="button" className="small" data-testid="reconnect" disabled={reconnecting} onClick={() => void reconnect()}>
           {reconnecting ? 'Reconnecting…' : 'Reconnect'}
-        </button>
+        </ActionButton>
       </span>
     </div>
   );

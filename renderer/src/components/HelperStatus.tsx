@@ -18,14 +18,17 @@ export function HelperStatus() {
         {helper.state === 'connected' ? ` · ${driver}${versionText(status?.driverVersion ?? null)}` : ''}
       </span>
       {helper.state === 'connected' && status?.kernelModule ? (
-        <span
-          className={`module-health ${status.kernelModule.advice ? 'module-health-warn' : ''}`}
-          data-testid="module-health"
-          title={status.kernelModule.advice ?? undefined}
-        >
-          Kernel module: {status.kernelModule.summary}
-          {status.kernelModule.advice ? ` (${status.kernelModule.advice})` : ''}
-        </span>
+        status.kernelModule.advice ? (
+          // The advice is long: one line in the header until opened, so the header stays short.
+          <details className="module-health module-health-warn" data-testid="module-health">
+            <summary>Kernel module: {status.kernelModule.summary}</summary>
+            {` (${status.kernelModule.advice})`}
+          </details>
+        ) : (
+          <span className="module-health" data-testid="module-health">
+            Kernel module: {status.kernelModule.summary}
+          </span>
+        )
       ) : null}
     </div>
   );

@@ -41,6 +41,12 @@ export interface UiSlice {
   notice: Notice | null;
   /** A modal dialog is open: the rest of the page is hidden from assistive technology and inert. */
   modalOpen: boolean;
+  /**
+   * The control that opened the dialog: App gives it the focus back once the page is
+   * no longer inert (focus() on an inert element does nothing, and the focus would
+   * fall to <body>). Null: the dialog was opened without a focused control.
+   */
+  modalOpener: HTMLElement | null;
   /** Bumped by openScreen: App moves the keyboard focus to the new screen. */
   focusRequest: number;
   /** A reconnect asked by the user is under way. */
@@ -49,7 +55,8 @@ export interface UiSlice {
   workloadForm: WorkloadFormValues;
   setLabDiskForm(patch: Partial<LabDiskFormValues>): void;
   setWorkloadForm(patch: Partial<WorkloadFormValues>): void;
-  setModalOpen(open: boolean): void;
+  /** A dialog opens (`opener`: the control to focus again once it closes) or closes. */
+  setModalOpen(open: boolean, opener?: HTMLElement | null): void;
   setScreen(screen: Screen): void;
   /** Opens a screen from a link inside a screen, and moves the focus to it. */
   openScreen(screen: Screen): void;
@@ -67,13 +74,14 @@ export function createUiSlice(api: BlksnapApi, set: SetState, get: GetState): Ui
     helper: { state: 'starting' },
     notice: null,
     modalOpen: false,
+    modalOpener: null,
     focusRequest: 0,
     reconnecting: false,
     labDiskForm: DEFAULT_LAB_DISK_FORM,
     workloadForm: DEFAULT_WORKLOAD_FORM,
     setLabDiskForm: (patch) => set((s) => ({ labDiskForm: { ...s.labDiskForm, ...patch } })),
     setWorkloadForm: (patch) => set((s) => ({ workloadForm: { ...s.workloadForm, ...patch } })),
-    setModalOpen: (modalOpen) => set({ modalOpen }),
+    setModalOpen: (modalOpen, opener) => set(modalOpen ? { modalOpen, modalOpener: opener ?? null } : { modalOpen }),
     // the status line speaks of the last action: on another screen it would be stale
     setScreen: (screen) => set((s) => (s.screen === screen ? {} : { screen, notice: null })),
     openScreen: (screen) => set((s) => ({ screen, focusRequest: s.focusRequest + 1, ...(s.screen === screen ? {} : { notice: null }) })),

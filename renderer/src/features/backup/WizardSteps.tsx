@@ -15,6 +15,7 @@ import { outcomeText, progressText, rateText } from './job-text.js';
 import { KIND_HINTS, KIND_LABELS, allowedKinds, blockedDevices, chainSentence, reasonText, shortTime } from './plan-text.js';
 import { DEFAULT_CHUNK_BYTES } from '../storage/cow-estimate.js';
 import { MIN_SUGGESTED_BYTES } from '../storage/storage-advice.js';
+import { ActionButton } from '../../components/ActionButton.js';
 
 const MiB = 1024 * 1024;
 
@@ -176,9 +177,9 @@ export function SnapshotStep({ next }: StepProps) {
       {wizard.snapshotId !== null && !wizard.released ? (
         <p data-testid="wizard-snapshot">Snapshot {wizard.snapshotId} is taken.</p>
       ) : null}
-      <button type="button" data-testid="wizard-take" disabled={busy} aria-busy={busy || undefined} onClick={() => void run()}>
+      <ActionButton type="button" data-testid="wizard-take" disabled={busy} aria-busy={busy || undefined} onClick={() => void run()}>
         {busy ? 'Taking the snapshot…' : 'Create and take the snapshot'}
-      </button>
+      </ActionButton>
       {wizard.snapshotId !== null && !wizard.released ? (
         <button type="button" data-testid="wizard-next" onClick={next}>
           Next: target folder
@@ -219,9 +220,9 @@ export function TargetStep({ next }: StepProps) {
         </p>
         <ErrorText error={error} testId="wizard-backup-dir-error" />
       </div>
-      <button type="submit" data-testid="wizard-next" disabled={busy} aria-busy={busy || undefined}>
+      <ActionButton type="submit" data-testid="wizard-next" disabled={busy} aria-busy={busy || undefined}>
         {busy ? 'Reading the folder…' : 'Next: kind of backup'}
-      </button>
+      </ActionButton>
     </form>
   );
 }
@@ -365,9 +366,9 @@ export function RunStep({ next }: StepProps) {
         {wizard.compress ? ', compressed' : ''}. The progress stays in the bar at the top while you use other screens.
       </p>
       {job === null || job.state !== 'done' ? (
-        <button type="button" data-testid="wizard-start" disabled={starting || running} onClick={() => void start()}>
+        <ActionButton type="button" data-testid="wizard-start" disabled={starting || running} onClick={() => void start()}>
           {job === null ? 'Start the backup' : running ? 'Backing up…' : 'Start again'}
-        </button>
+        </ActionButton>
       ) : null}
       <ErrorText error={error} testId="wizard-start-error" />
       {job !== null ? <JobProgress job={job} testId="wizard-backup-job" /> : null}
@@ -407,9 +408,9 @@ export function VerifyStep({ next }: StepProps) {
     <>
       <p>Verify re-reads each new point and checks every block against its manifest (the hashes recorded at the take).</p>
       <div className="button-row">
-        <button type="button" data-testid="wizard-verify" disabled={running} onClick={() => void startVerify().then(setError)}>
+        <ActionButton type="button" data-testid="wizard-verify" disabled={running} onClick={() => void startVerify().then(setError)}>
           {verifyJobs.length === 0 ? 'Verify the backup' : 'Verify again'}
-        </button>
+        </ActionButton>
         <button type="button" data-testid="wizard-next" onClick={next}>
           {passed ? 'Next: release the snapshot' : 'Skip: release the snapshot'}
         </button>

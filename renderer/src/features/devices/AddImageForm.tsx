@@ -4,6 +4,7 @@ import type { ContractError } from '../../../../app/shared/result.js';
 import { ErrorText } from '../../components/ErrorText.js';
 import { FieldError } from '../../components/FieldError.js';
 import { useApp } from '../../store/context.js';
+import { ActionButton } from '../../components/ActionButton.js';
 
 export function AddImageForm() {
   const addImage = useApp((s) => s.addImage);
@@ -45,9 +46,9 @@ export function AddImageForm() {
         />
         <FieldError id="add-image-path-error" text={pathError} />
       </div>
-      <button type="submit" data-testid="add-image" disabled={busy}>
+      <ActionButton type="submit" data-testid="add-image" disabled={busy}>
         {busy ? 'Adding…' : 'Add image'}
-      </button>
+      </ActionButton>
       <ErrorText error={error} />
     </form>
   );

@@ -11,6 +11,7 @@ import { useApp } from '../../store/context.js';
 import { GettingStarted } from '../onboarding/GettingStarted.js';
 import { EnginePanel } from './EnginePanel.js';
 import { deviceDetails, selectability, selectableIds, visibleDevices } from './selectable.js';
+import { ActionButton } from '../../components/ActionButton.js';
 
 /** After a row went away: focus the checkbox of the engine device on `path` once rendered, else the screen itself. */
 function focusAfterRowChange(path: string | null): void {
@@ -31,7 +32,7 @@ function OpenWithEngine({ device }: { device: DeviceEntry }) {
   const addImage = useApp((s) => s.addImage);
   const [busy, setBusy] = useState(false);
   return (
-    <button
+    <ActionButton
       type="button"
       className="small"
       data-testid="open-with-engine"
@@ -47,7 +48,7 @@ function OpenWithEngine({ device }: { device: DeviceEntry }) {
       }}
     >
       {busy ? 'Opening…' : 'Open with the engine'}
-    </button>
+    </ActionButton>
   );
 }
 

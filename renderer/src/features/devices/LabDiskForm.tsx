@@ -6,6 +6,7 @@ import { FieldError } from '../../components/FieldError.js';
 import { checkDeviceName, parseSize } from '../../components/field-checks.js';
 import { useApp } from '../../store/context.js';
 import { nextFreeName, takenNames } from './next-free-name.js';
+import { ActionButton } from '../../components/ActionButton.js';
 
 const UNITS = { MiB: 1024 * 1024, GiB: 1024 * 1024 * 1024 } as const;
 type Unit = keyof typeof UNITS;
@@ -91,9 +92,9 @@ export function LabDiskForm() {
           </select>
         </div>
       </div>
-      <button type="submit" data-testid="create-lab-disk" disabled={busy}>
+      <ActionButton type="submit" data-testid="create-lab-disk" disabled={busy}>
         {busy ? 'Creating…' : 'Create lab disk'}
-      </button>
+      </ActionButton>
       <ErrorText error={error} />
     </form>
   );

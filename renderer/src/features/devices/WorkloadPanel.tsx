@@ -7,6 +7,7 @@ import { ErrorText } from '../../components/ErrorText.js';
 import { FieldError } from '../../components/FieldError.js';
 import { parseAmount } from '../../components/field-checks.js';
 import { useApp } from '../../store/context.js';
+import { ActionButton } from '../../components/ActionButton.js';
 
 /** The helper's highest workload rate (workload.start). */
 export const MAX_RATE_MIBPS = 100_000;
@@ -112,12 +113,12 @@ export function WorkloadPanel() {
         </div>
       </div>
       <div className="button-row">
-        <button type="submit" data-testid="start-workload" disabled={!device || running}>
+        <ActionButton type="submit" data-testid="start-workload" disabled={!device || running}>
           Start workload
-        </button>
-        <button type="button" data-testid="stop-workload" disabled={!device || !running} onClick={() => void stop()}>
+        </ActionButton>
+        <ActionButton type="button" data-testid="stop-workload" disabled={!device || !running} onClick={() => void stop()}>
           Stop workload
-        </button>
+        </ActionButton>
       </div>
       {device ? <WorkloadProgressLine device={device} /> : null}
       <ErrorText error={error} />

@@ -14,7 +14,15 @@ export function AlertBanner() {
         <button type="button" className="small" onClick={() => setScreen('events')}>
           Open the timeline
         </button>
-        <button type="button" className="small" onClick={dismiss}>
+        <button
+          type="button"
+          className="small"
+          onClick={() => {
+            dismiss();
+            // The banner and this button go away: the focus goes to the screen, not to <body>.
+            document.getElementById('main')?.focus();
+          }}
+        >
           Dismiss
         </button>
       </span>

@@ -5,6 +5,7 @@ import { useApp } from '../../store/context.js';
 import type { EventRecord } from '../../store/events-slice.js';
 import { collapseRepeats, eventSummary } from './collapse.js';
 import type { EventLine } from './collapse.js';
+import { ActionButton } from '../../components/ActionButton.js';
 
 const CODE_LABELS: Record<EventRecord['code'], string> = {
   corrupted: 'Corrupted',
@@ -106,9 +107,9 @@ export function EventsScreen() {
       <p className="muted">
         What the snapshots reported, newest first. The helper keeps each snapshot's events, also after it is destroyed, until they are
         dismissed: a reload, another window and <code>blksnap-manager events</code> show the same.{' '}
-        <button type="button" className="small" onClick={() => void run(groups.map((g) => g.id))} disabled={groups.length === 0 || busy}>
+        <ActionButton type="button" className="small" onClick={() => void run(groups.map((g) => g.id))} disabled={groups.length === 0 || busy}>
           Dismiss all
-        </button>
+        </ActionButton>
       </p>
       <dl className="facts event-legend">
         <dt>Low free space</dt>

@@ -11,6 +11,7 @@ import { MAX_ZOOM, effectiveSinceN, effectiveView, liveSupported, newestNumber }
 import { countChangedSince, predictedIncrementBytes, viewWindow } from './aggregate.js';
 import { HeatmapCanvas } from './HeatmapCanvas.js';
 import { Legend } from './Legend.js';
+import { ActionButton } from '../../components/ActionButton.js';
 
 export function HeatmapScreen() {
   const devices = useApp((s) => s.devices);
@@ -174,12 +175,12 @@ export function HeatmapScreen() {
           ) : null}
         </div>
         <div className="button-row" role="group" aria-label="Zoom">
-          <button type="button" onClick={() => zoomTo(zoom * 2)} disabled={zoom >= MAX_ZOOM} data-testid="zoom-in">
+          <ActionButton type="button" onClick={() => zoomTo(zoom * 2)} disabled={zoom >= MAX_ZOOM} data-testid="zoom-in">
             Zoom in
-          </button>
-          <button type="button" onClick={() => zoomTo(zoom / 2)} disabled={zoom <= 1} data-testid="zoom-out">
+          </ActionButton>
+          <ActionButton type="button" onClick={() => zoomTo(zoom / 2)} disabled={zoom <= 1} data-testid="zoom-out">
             Zoom out
-          </button>
+          </ActionButton>
           <span className="muted" data-testid="zoom-level">
             ×{zoom}
           </span>

@@ -8,6 +8,7 @@ import { checkSnapshotName } from '../../components/field-checks.js';
 import { ScreenLink } from '../../components/ScreenLink.js';
 import { useApp } from '../../store/context.js';
 import { describeStorage } from '../storage/storage-forms.js';
+import { ActionButton } from '../../components/ActionButton.js';
 
 /** Errors of snapshot create that the storage choice causes (a missing directory, an existing file, no room...). */
 const STORAGE_ERRORS = new Set(['ENOENT', 'EEXIST', 'ENOTDIR', 'EACCES', 'EPERM', 'ENOSPC', 'EROFS', 'EISDIR']);
@@ -92,7 +93,7 @@ export function CreatePanel() {
           ? 'The images will accept writes (they land in the difference storage): an image may then differ from the moment of the take, and a backup of it will say so.'
           : 'The images will be read-only: they keep the contents of the moment of the take.'}
       </p>
-      <button
+      <ActionButton
         type="button"
         data-testid="create-snapshot"
         disabled={!ready || busy}
@@ -110,7 +111,7 @@ export function CreatePanel() {
         }}
       >
         {busy ? 'Creating snapshot…' : 'Create snapshot'}
-      </button>
+      </ActionButton>
       <ErrorText error={error} />
       {error !== null && STORAGE_ERRORS.has(error.code) ? (
         <p className="small-text" data-testid="create-storage-hint">

@@ -11,6 +11,7 @@ import { usePolling } from '../../hooks/use-polling.js';
 import { useApp } from '../../store/context.js';
 import { Gauge } from '../storage/StorageGauges.js';
 import { CreatePanel } from './CreatePanel.js';
+import { ActionButton } from '../../components/ActionButton.js';
 
 const STATE_LABELS: Record<SnapshotEntry['state'], string> = {
   created: 'Created (not taken)',
@@ -21,6 +22,7 @@ const STATE_LABELS: Record<SnapshotEntry['state'], string> = {
 function SnapshotCard({ snapshot, onDestroy }: { snapshot: SnapshotEntry; onDestroy(s: SnapshotEntry): void }) {
   const busy = useApp((s) => s.snapshotBusy === snapshot.id);
   const take = useApp((s) => s.takeSnapshot);
+  const samples = useApp((s) => s.storageSamples[snapshot.id]);
   const [error, setError] = useState<ContractError | null>(null);
   const titleId = `snapshot-${snapshot.id}`;
   return (
@@ -99,9 +101,11 @@ function SnapshotCard({ snapshot, onDestroy }: { snapshot: SnapshotEntry; onDest
           create a new one, with a larger storage limit if the storage was full.
         </p>
       ) : null}
-      {snapshot.storage !== null ? <Gauge snapshotId={snapshot.id} gauge={snapshot.storage} failed={snapshot.state === 'failed'} /> : null}
+      {snapshot.storage !== null ? (
+        <Gauge snapshotId={snapshot.id} gauge={snapshot.storage} failed={snapshot.state === 'failed'} samples={samples} />
+      ) : null}
       <div className="button-row">
-        <button
+        <ActionButton
           type="button"
           data-testid="take-snapshot"
           disabled={busy || snapshot.state !== 'created'}
@@ -109,10 +113,10 @@ function SnapshotCard({ snapshot, onDestroy }: { snapshot: SnapshotEntry; onDest
           onClick={() => void take(snapshot.id).then(setError)}
         >
           {busy && snapshot.state === 'created' ? 'Taking…' : 'Take'}
-        </button>
-        <button type="button" className="danger" data-testid="destroy-snapshot" disabled={busy} onClick={() => onDestroy(snapshot)}>
+        </ActionButton>
+        <ActionButton type="button" className="danger" data-testid="destroy-snapshot" disabled={busy} onClick={() => onDestroy(snapshot)}>
           Destroy
-        </button>
+        </ActionButton>
       </div>
       <ErrorText error={error} />
     </article>

@@ -6,6 +6,7 @@ import { useApp } from '../../store/context.js';
 import { GAUGE_WARN_SHARE, gaugeFill } from './storage-advice.js';
 import { durationText, forecast } from './forecast.js';
 import type { StorageSample } from './forecast.js';
+import { ActionButton } from '../../components/ActionButton.js';
 
 const NO_SAMPLES: StorageSample[] = [];
 
@@ -34,9 +35,9 @@ export function GrowButton({ snapshotId, limitBytes }: { snapshotId: string; lim
   const busy = useApp((s) => s.snapshotBusy !== null);
   if (!canGrow || limitBytes <= 0) return null;
   return (
-    <button type="button" className="small" data-testid="grow-storage" disabled={busy} onClick={() => void grow(snapshotId, limitBytes)}>
+    <ActionButton type="button" className="small" data-testid="grow-storage" disabled={busy} onClick={() => void grow(snapshotId, limitBytes)}>
       Grow by {formatBytes(limitBytes)} (to {formatBytes(2 * limitBytes)})
-    </button>
+    </ActionButton>
   );
 }
 

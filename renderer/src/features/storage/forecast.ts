@@ -42,9 +42,14 @@ export function forecast(samples: readonly StorageSample[], limitBytes: number):
   const last = samples[samples.length - 1];
   if (first === undefined || last === undefined) return { rateBytesPerS: null, secondsToLimit: null, level: 'idle' };
   if (limitBytes > 0 && last.bytes >= limitBytes) return { rateBytesPerS: null, secondsToLimit: 0, level: 'full' };
-  const span = (last.timeMs - first.timeMs) / 1000;
+  // Samples taken before the writes began (still at the first one's level) would dilute
+  // the rate and promise more time than is left: measure from the last of them.
+  let from = 0;
+  while (from + 2 < samples.length && samples[from + 1]?.bytes === first.bytes) from++;
+  const start = samples[from] ?? first;
+  const span = (last.timeMs - start.timeMs) / 1000;
   if (span <= 0) return { rateBytesPerS: null, secondsToLimit: null, level: 'idle' };
-  const rate = Math.max(0, (last.bytes - first.bytes) / span);
+  const rate = Math.max(0, (last.bytes - start.bytes) / span);
   if (rate === 0 || limitBytes <= 0) return { rateBytesPerS: rate, secondsToLimit: null, level: 'idle' };
   const seconds = (limitBytes - last.bytes) / rate;
   return { rateBytesPerS: rate, secondsToLimit: seconds, level: seconds <= FORECAST_WARN_SECONDS ? 'warn' : 'ok' };

@@ -45,14 +45,20 @@ describe('Snapshots screen: the New snapshot panel', () => {
     await screen.findAllByTestId('device-row');
     store.getState().toggleDevice('disk1');
     store.getState().allocate('/var/tmp', 8 * MiB);
+    let calls = 0;
     fake.handlers.snapshotCreate = () =>
       new Promise((resolve) => {
+        calls++;
         release = () => resolve(ok({ snapshotId: 's1' }));
       });
     fireEvent.click(screen.getByRole('button', { name: 'Snapshots' }));
     fireEvent.click(screen.getByRole('button', { name: 'Create snapshot' }));
     const busy = await screen.findByRole('button', { name: 'Creating snapshot…' });
-    expect((busy as HTMLButtonElement).disabled).toBe(true);
+    // Unavailable but still focusable (aria-disabled, not disabled): a second press does nothing.
+    expect(busy.getAttribute('aria-disabled')).toBe('true');
+    expect((busy as HTMLButtonElement).disabled).toBe(false);
+    fireEvent.click(busy);
+    expect(calls).toBe(1);
     release();
     await screen.findByRole('button', { name: 'Create snapshot' });
   });

@@ -42,6 +42,17 @@ describe('storage forecast', () => {
     expect(100 - (firstWarning ?? 100)).toBeGreaterThanOrEqual(30);
   });
 
+  it('measures from where the writes began: idle samples before them do not dilute the rate', () => {
+    // 10 s at 50 MiB with nothing written, then 4 MiB/s for 2 s; 100 MiB limit.
+    let samples = filling(10, 0, 50);
+    for (let t = 11; t <= 12; t++) samples = addSample(samples, { timeMs: t * 1000, bytes: (50 + (t - 10) * 4) * MiB });
+    const f = forecast(samples, 100 * MiB);
+    // From the last idle sample (t = 10 s, 50 MiB) to t = 12 s (58 MiB): 4 MiB/s, 42 MiB left.
+    expect(f.rateBytesPerS).toBe(4 * MiB);
+    expect(f.secondsToLimit).toBe(10.5);
+    expect(f.level).toBe('warn');
+  });
+
   it('is idle until two samples exist, or while nothing is written', () => {
     expect(forecast([], MiB).level).toBe('idle');
     expect(forecast([{ timeMs: 0, bytes: 0 }], MiB).rateBytesPerS).toBeNull();

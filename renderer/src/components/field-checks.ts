@@ -5,6 +5,9 @@
  */
 import { findControlChar } from '../../../app/shared/control-chars.js';
 
+/** The helper's highest write-workload rate (workload.start), in MiB/s. */
+export const MAX_RATE_MIBPS = 100_000;
+
 export type Checked<T> = { value: T } | { error: string };
 
 const SECTOR = 512;

@@ -5,12 +5,9 @@ import type { ContractError } from '../../../../app/shared/result.js';
 import type { WorkloadPattern } from '../../../../app/shared/types.js';
 import { ErrorText } from '../../components/ErrorText.js';
 import { FieldError } from '../../components/FieldError.js';
-import { parseAmount } from '../../components/field-checks.js';
+import { MAX_RATE_MIBPS, parseAmount } from '../../components/field-checks.js';
 import { useApp } from '../../store/context.js';
 import { ActionButton } from '../../components/ActionButton.js';
-
-/** The helper's highest workload rate (workload.start). */
-export const MAX_RATE_MIBPS = 100_000;
 
 const PATTERNS: { value: WorkloadPattern; label: string }[] = [
   { value: 'random', label: 'Random' },

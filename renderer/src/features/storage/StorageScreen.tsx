@@ -5,7 +5,7 @@ import { formatBytes } from '../../../../app/shared/format.js';
 import type { ContractError } from '../../../../app/shared/result.js';
 import { ErrorText } from '../../components/ErrorText.js';
 import { FieldError } from '../../components/FieldError.js';
-import { checkDirectory, parseSize } from '../../components/field-checks.js';
+import { MAX_RATE_MIBPS, checkDirectory, parseAmount, parseSize } from '../../components/field-checks.js';
 import { usePolling } from '../../hooks/use-polling.js';
 import { ScreenLink } from '../../components/ScreenLink.js';
 import { useApp } from '../../store/context.js';
@@ -107,9 +107,11 @@ export function StorageScreen() {
 
   const selected = useMemo(() => devices.filter((d) => selectedIds.includes(d.id)), [devices, selectedIds]);
   const workloadRate = useApp((s) => s.workloadForm.rate);
-  const rate = Number(workloadRate);
+  // the Devices screen's rate as typed there; one it refuses is not taken as another number here
+  const typedRate = parseAmount(workloadRate, 'the rate', 'MiB/s', MAX_RATE_MIBPS);
+  const rate = 'value' in typedRate ? typedRate.value : 0;
   const chunkBytes = useApp((s) => s.status?.chunkBytes ?? DEFAULT_CHUNK_BYTES);
-  const plan = workloadPlan(workloadRate.trim() !== '' && Number.isFinite(rate) && rate > 0 ? rate : 0, chunkBytes);
+  const plan = workloadPlan(rate, chunkBytes);
   const sizes = selected.map((d) => d.sizeBytes);
   const suggested = suggestedLimitBytes(sizes, plan);
   const copied = expectedCopiedBytes(sizes, plan);
@@ -191,7 +193,7 @@ export function StorageScreen() {
           <FieldError id="storage-limit-error" text={limitError} />
           <p id="storage-limit-hint" className="muted small-text" data-testid="suggested-limit">
             {selected.length > 0
-              ? `Suggested: ${formatBytes(suggested)} for the ${selected.length} selected device${selected.length > 1 ? 's' : ''} (${formatBytes(selected.reduce((a, d) => a + d.sizeBytes, 0))}): at least 15% of them, and room for ${formatBytes(copied)} of copies — the first write into each ${formatBytes(chunkBytes)} chunk copies the whole chunk, and a workload at ${plan.writtenBytes > 0 ? rate : 0} MiB/s held ${PLANNED_HOLD_SECONDS / 60} min is expected to touch that much.`
+              ? `Suggested: ${formatBytes(suggested)} for the ${selected.length} selected device${selected.length > 1 ? 's' : ''} (${formatBytes(selected.reduce((a, d) => a + d.sizeBytes, 0))}): at least 15% of them, and room for ${formatBytes(copied)} of copies — the first write into each ${formatBytes(chunkBytes)} chunk copies the whole chunk, and a workload at ${rate} MiB/s held ${PLANNED_HOLD_SECONDS / 60} min is expected to touch that much.${'error' in typedRate ? ` (The workload rate on the Devices screen, "${workloadRate}", is not a rate it accepts, so none is assumed.)` : ''}`
               : 'Select devices on the Devices screen for a suggested limit.'}
             {(typedLimit !== null || limitText !== null) && suggested > 0 ? (
               <>

@@ -2,7 +2,7 @@
  * A helper killed (SIGKILL) at random moments while it creates snapshots and lab
  * disks: the next start must clean everything it left, and leave nothing unrecorded.
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, watch } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../helpers/seeded-random.js';
@@ -27,12 +27,18 @@ describe('a helper killed while it creates files', () => {
       for (let round = 0; round < ROUNDS; round++) {
         const raw = await RawConnection.open(d.socketPath);
         const send = (m: unknown): void => raw.send(`${JSON.stringify(m)}\n`);
+        // the kill lands after the helper has begun creating files (however busy the
+        // machine), at a random moment among the creations
+        const watcher = watch(store);
+        const firstFile = new Promise<void>((resolve) => watcher.once('change', () => resolve()));
         send({ id: 1, method: 'hello', params: { protocolVersion: PROTOCOL_VERSION, client: 'crash-test' } });
         // several creations in flight, the kill lands somewhere among them
         for (let i = 0; i < 4; i++) {
           send({ id: 10 + i, method: 'snapshotCreate', params: { diffStoragePath: join(store, `diff-${round}-${i}`), limitSectors: 8192, devices: ['disk'] } });
           send({ id: 20 + i, method: 'images.create', params: { path: join(store, `lab-${round}-${i}.img`), size: 1 << 20 } });
         }
+        await firstFile;
+        watcher.close();
         const delayMs = Math.floor(random() * 25);
         await new Promise((r) => setTimeout(r, delayMs));
         d.proc.kill('SIGKILL');
@@ -46,12 +52,12 @@ describe('a helper killed while it creates files', () => {
         c2.close();
         const left = readdirSync(store).map((n) => join(store, n));
         expect(snapshots, `round ${round}`).toEqual([]);
-        expect(left.filter((p) => !images.includes(p)), `round ${round} (killed after ${delayMs} ms)`).toEqual([]);
+        expect(left.filter((p) => !images.includes(p)), `round ${round} (killed ${delayMs} ms after the first file)`).toEqual([]);
         expect(readdirSync(d.stateDir).filter((n) => n.includes('.tmp')), `round ${round}`).toEqual([]);
         expect(JSON.parse(readFileSync(join(d.stateDir, 'storage-files.json'), 'utf8'))).toEqual([]);
         const cleaned = (d.log().match(/removed \S+, .* left by a helper that did not shut down cleanly/g) ?? []).length;
         cleanedTotal += cleaned;
-        outcomes.push(`${delayMs} ms: ${cleaned} removed, ${images.length - 1} lab disks registered`);
+        outcomes.push(`+${delayMs} ms: ${cleaned} removed, ${images.length - 1} lab disks registered`);
       }
       console.log(`helper killed ${ROUNDS} times: ${outcomes.join('; ')}`);
       // the kills really landed while files were being created

@@ -12,6 +12,8 @@ const STORAGE_ERRORS = new Set(['ENOENT', 'EEXIST', 'ENOTDIR', 'EACCES', 'EPERM'
 
 export function CreatePanel() {
   const selected = useApp((s) => s.selectedDevices);
+  const devices = useApp((s) => s.devices);
+  const bypassed = devices.filter((d) => selected.includes(d.id) && d.bypass.length > 0);
   const allocation = useApp((s) => s.allocation);
   const busy = useApp((s) => s.snapshotBusy === 'new');
   const createSnapshot = useApp((s) => s.createSnapshot);
@@ -34,6 +36,13 @@ export function CreatePanel() {
           </>
         )}
       </p>
+      {bypassed.length > 0 ? (
+        <div className="warning" data-testid="create-bypass-warning">
+          <strong>Writes may bypass the engine.</strong>{' '}
+          {bypassed.map((d) => `${escapeControlChars(d.name)}: ${escapeControlChars(d.bypass.join('; '))}.`).join(' ')} The snapshot and the change map
+          will not see those writes: unmount that filesystem, or mount the device through its NBD export instead.
+        </div>
+      ) : null}
       <p data-testid="create-storage">
         Difference storage:{' '}
         {allocation !== null ? (

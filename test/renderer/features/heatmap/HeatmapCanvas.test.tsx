@@ -57,3 +57,66 @@ describe('HeatmapCanvas tooltip', () => {
     expect(text).toContain(`Bytes ${3 * BLOCK}–${capacity - 1} (4 KiB)`);
   });
 });
+
+describe('HeatmapCanvas ruler, partitions and selection', () => {
+  // 1024 blocks of 64 KiB (64 MiB): 64 x 16 cells of 16 x 16 pixels, 4 MiB per row
+  const map = new Uint8Array(1024);
+  for (let b = 64; b < 96; b++) map[b] = 2; // row 1, columns 0..31: 2 MiB written in snapshot 2
+  map[100] = 1; // older than N = 1: not counted
+  const partitions = [
+    { number: 1, startBytes: 1024 * 1024, sizeBytes: 31 * 1024 * 1024, name: 'boot' },
+    { number: 2, startBytes: 32 * 1024 * 1024, sizeBytes: 32 * 1024 * 1024, name: 'data' },
+  ];
+  const draw = () =>
+    render(<HeatmapCanvas info={info(1024)} map={map} start={0} end={1024} newest={2} sinceN={null} countSince={1} partitions={partitions} dark={false} onKey={noKey} />);
+
+  it('fills the canvas with cells at zoom 1 (64 x 16 for 1024 blocks)', () => {
+    draw();
+    const el = screen.getByTestId('heatmap-canvas');
+    expect([el.getAttribute('data-cols'), el.getAttribute('data-rows'), el.getAttribute('data-cell-count')]).toEqual(['64', '16', '1024']);
+  });
+
+  it('labels the ruler in bytes at round offsets', () => {
+    draw();
+    const ticks = Array.from(screen.getByTestId('heatmap-ruler').querySelectorAll('[data-byte]'));
+    expect(ticks.map((t) => t.textContent)).toEqual(['0 B', '16 MiB', '32 MiB', '48 MiB']);
+    expect(ticks.map((t) => (t as HTMLElement).style.top)).toEqual(['0%', '25%', '50%', '75%']);
+  });
+
+  it('draws each partition boundary where it lies, and names the partitions', () => {
+    draw();
+    const lines = screen.getAllByTestId('heatmap-partition-line');
+    // 1 MiB: row 0, column 16 (x = 256); 32 MiB: start of row 8; 64 MiB (the end) is not drawn
+    expect(lines.map((l) => [l.getAttribute('data-byte'), l.getAttribute('d')])).toEqual([
+      [String(1024 * 1024), 'M1024 0 H256 V16 H0'],
+      [String(32 * 1024 * 1024), 'M0 128 H1024'],
+      [String(32 * 1024 * 1024), 'M0 128 H1024'],
+    ]);
+    expect(screen.getByTestId('heatmap-partitions').textContent).toBe('Partitions: boot 1 MiB–32 MiB, data 32 MiB–64 MiB');
+  });
+
+  it('a drag over rows 1 and 2 shows the changed bytes of that range since N', () => {
+    draw();
+    const el = canvas();
+    fireEvent.mouseDown(el, { clientX: 1, clientY: 17, button: 0 });
+    fireEvent.mouseMove(el, { clientX: 1023, clientY: 40, buttons: 1 });
+    fireEvent.mouseUp(el, { clientX: 1023, clientY: 40 });
+    const text = screen.getByTestId('heatmap-selection').textContent ?? '';
+    // rows 1-2: blocks 64..191, bytes 4 MiB..12 MiB; 32 blocks changed in snapshot 2 (block 100 is older)
+    expect(text).toMatch(/^Selected bytes 4 MiB–12 MiB \(8 MiB\): 2 MiB changed since snapshot 1 \(32 changed blocks × 64 KiB\)/);
+    expect(screen.getByTestId('heatmap-selection-changed').getAttribute('data-bytes')).toBe(String(2 * 1024 * 1024));
+    const rects = screen.getAllByTestId('heatmap-selection-rect').map((r) => ['x', 'y', 'width', 'height'].map((a) => r.getAttribute(a)).join(' '));
+    expect(rects).toEqual(['0 16 1024 16', '0 32 1024 16']);
+    // Escape clears it
+    fireEvent.keyDown(el, { key: 'Escape' });
+    expect(screen.queryByTestId('heatmap-selection')).toBeNull();
+  });
+
+  it('a selection dragged backwards is the same range', () => {
+    draw();
+    const el = canvas();
+    fireEvent.mouseDown(el, { clientX: 1023, clientY: 40, button: 0 });
+    fireEvent.mouseMove(el, { clientX: 1, clientY: 17, buttons: 1 });
+    expect(screen.getByTestId('heatmap-selection').textContent).toMatch(/^Selected bytes 4 MiB–12 MiB/);
+  });
+});

@@ -86,7 +86,7 @@ export function deviceGroups(devices: DeviceEntry[], driver: DriverKind | null):
   const placed = new Set<string>();
   // A device whose parents are all absent (an engine device fronts them, or the list is flat) is a root.
   const roots = block.filter((d) => !d.parents.some((p) => paths.has(p)));
-  const unusableByType = new Map<string, { rows: TreeRow[]; reasons: string[]; names: string[] }>();
+  const unusableByType = new Map<string, { rows: TreeRow[]; reasons: string[]; names: string[]; each: string[] }>();
   const order: (DeviceGroup | string)[] = [];
   for (const root of roots) {
     const rows = subtree(root, byParent, placed);
@@ -100,8 +100,9 @@ export function deviceGroups(devices: DeviceEntry[], driver: DriverKind | null):
       entry.rows.push(...rows);
       entry.reasons.push(...reasons);
       entry.names.push(root.name);
+      entry.each.push(reasons.join('; '));
     } else {
-      unusableByType.set(root.type, { rows, reasons, names: [root.name] });
+      unusableByType.set(root.type, { rows, reasons, names: [root.name], each: [reasons.join('; ')] });
       order.push(root.type);
     }
   }
@@ -113,10 +114,12 @@ export function deviceGroups(devices: DeviceEntry[], driver: DriverKind | null):
     const g = unusableByType.get(item);
     if (!g) continue;
     const reasons = uniq(g.reasons);
-    const summary =
-      g.names.length === 1
-        ? `${g.names[0] ?? ''}: ${reasons.join('; ') || 'cannot be used'}`
-        : `${plural(g.names.length, item)} that cannot be used: ${reasons.length <= 2 ? reasons.join('; ') : `${reasons.slice(0, 2).join('; ')} and ${reasons.length - 2} more`}`;
+    const sameReason = uniq(g.each).length === 1;
+    let summary: string;
+    if (g.names.length === 1) summary = `${g.names[0] ?? ''}: ${reasons.join('; ') || 'cannot be used'}`;
+    else if (sameReason) summary = `${plural(g.names.length, item)} that cannot be used: ${g.each[0] || 'in use'}`;
+    else if (g.names.length <= 3) summary = `${plural(g.names.length, item)} that cannot be used: ${g.names.map((n, i) => `${n} ${g.each[i] ?? ''}`).join('; ')}`;
+    else summary = `${plural(g.names.length, item)} that cannot be used: ${reasons.slice(0, 2).join('; ')}${reasons.length > 2 ? ` and ${reasons.length - 2} more` : ''}`;
     groups.push({ kind: 'collapsed', key: `unusable-${item}`, summary, rows: g.rows });
   }
   // Devices in a cycle or under a parent that is itself placed elsewhere: never lost.

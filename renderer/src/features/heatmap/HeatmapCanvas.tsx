@@ -33,6 +33,8 @@ interface Props {
 interface Hover {
   x: number;
   y: number;
+  /** The canvas's CSS width (the tooltip opens leftwards in its right third). */
+  width: number;
   canvasX: number;
   canvasY: number;
 }
@@ -83,6 +85,7 @@ export function HeatmapCanvas({ info, map, start, end, newest, sinceN, countSinc
     return {
       x: e.clientX - rect.left,
       y: e.clientY - rect.top,
+      width: rect.width,
       canvasX: ((e.clientX - rect.left) * CANVAS_WIDTH) / rect.width,
       canvasY: ((e.clientY - rect.top) * CANVAS_HEIGHT) / rect.height,
     };
@@ -183,7 +186,7 @@ export function HeatmapCanvas({ info, map, start, end, newest, sinceN, countSinc
             )}
           </svg>
           {hover !== null && detail !== null ? (
-            <div className="tooltip" role="tooltip" data-testid="heatmap-tooltip" style={{ left: hover.x + 12, top: hover.y + 12 }}>
+            <div className="tooltip" role="tooltip" data-testid="heatmap-tooltip" style={hover.x > (hover.width * 2) / 3 ? { right: hover.width - hover.x + 12, top: hover.y + 12 } : { left: hover.x + 12, top: hover.y + 12 }}>
               <div>
                 {detail.firstBlock === detail.lastBlock ? `Block ${detail.firstBlock}` : `Blocks ${detail.firstBlock}–${detail.lastBlock}`}
               </div>

@@ -48,6 +48,9 @@ export function HeatmapScreen() {
   }, [device, devices, setDevice]);
 
   usePolling(useCallback(() => load(), [load]), 1000, device !== null);
+  // The partitions drawn come with the device list: a table written meanwhile shows up.
+  const refreshDevices = useApp((s) => s.refreshDevices);
+  usePolling(useCallback(() => refreshDevices(), [refreshDevices]), 5000);
 
   const info = heatmap?.info ?? null;
   const sinceN = effectiveSinceN(sinceNChoice, heatmap);

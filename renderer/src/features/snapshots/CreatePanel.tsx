@@ -1,10 +1,11 @@
-import { useState } from 'react';
+import { useCallback, useState } from 'react';
 import { escapeControlChars } from '../../../../app/shared/control-chars.js';
 import { formatBytes } from '../../../../app/shared/format.js';
 import type { ContractError } from '../../../../app/shared/result.js';
 import { Breakable } from '../../components/Breakable.js';
 import { ErrorText } from '../../components/ErrorText.js';
 import { ScreenLink } from '../../components/ScreenLink.js';
+import { usePolling } from '../../hooks/use-polling.js';
 import { useApp } from '../../store/context.js';
 
 /** Errors of snapshot create that the storage choice causes (a missing directory, an existing file, no room...). */
@@ -14,6 +15,9 @@ export function CreatePanel() {
   const selected = useApp((s) => s.selectedDevices);
   const devices = useApp((s) => s.devices);
   const bypassed = devices.filter((d) => selected.includes(d.id) && d.bypass.length > 0);
+  // the write-bypass warning follows mounts made or undone while this screen is open
+  const refreshDevices = useApp((s) => s.refreshDevices);
+  usePolling(useCallback(() => refreshDevices(), [refreshDevices]), 5000, selected.length > 0);
   const allocation = useApp((s) => s.allocation);
   const busy = useApp((s) => s.snapshotBusy === 'new');
   const createSnapshot = useApp((s) => s.createSnapshot);

@@ -50,6 +50,12 @@ describe('deviceGroups (the Devices tree)', () => {
     ]);
   });
 
+  it('two or three unusable disks with different reasons: each named with its own', () => {
+    expect(shape([blockDev('zram0', { sizeBytes: 0 }), blockDev('vda', { blockedBy: ['mounted at /'] })])).toEqual([
+      'collapsed 2 disks that cannot be used: zram0 empty (0 B); vda mounted at /: zram0@0 vda@0',
+    ]);
+  });
+
   it('many different reasons are shortened to two and a count', () => {
     const loops = ['/snap/a', '/snap/b', '/snap/c', '/snap/d'].map((m, i) => blockDev(`loop${i}`, { type: 'loop', blockedBy: [`mounted at ${m}`] }));
     expect(shape(loops)).toEqual(['collapsed 4 loop devices that cannot be used: mounted at /snap/a; mounted at /snap/b and 2 more: loop0@0 loop1@0 loop2@0 loop3@0']);

@@ -74,14 +74,16 @@ const NEWEST: Rgb = [214, 40, 40];
 const MIDDLE: Rgb = [240, 200, 40];
 
 /**
- * The canvas pixel at the centre of a cell: cells are squares of the largest size
- * (at most 32 px) with which all of them fit the canvas, laid out row by row.
+ * The canvas pixel at the centre of a cell: the cells fill the canvas, rows x cols of
+ * them as near square as the count allows (64 x 16 cells of 16 px for 1024 blocks on
+ * 1024 x 256), laid out row by row.
  */
 function cellCentre(cell: number, canvas: { width: number; height: number }): { x: number; y: number } {
-  let px = 32;
-  while (px > 1 && Math.ceil(BLOCKS / Math.floor(canvas.width / px)) * px > canvas.height) px--;
-  const cols = Math.floor(canvas.width / px);
-  return { x: (cell % cols) * px + Math.floor(px / 2), y: Math.floor(cell / cols) * px + Math.floor(px / 2) };
+  const rows = Math.round(Math.sqrt((BLOCKS * canvas.height) / canvas.width));
+  const cols = Math.floor(BLOCKS / rows);
+  const col = cell % cols;
+  const row = Math.floor(cell / cols);
+  return { x: Math.floor(((col + 0.5) * canvas.width) / cols), y: Math.floor(((row + 0.5) * canvas.height) / rows) };
 }
 
 const blockOf = (byte: number): number => Math.floor(byte / BLOCK_SIZE);

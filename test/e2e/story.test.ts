@@ -74,16 +74,14 @@ const NEWEST: Rgb = [214, 40, 40];
 const MIDDLE: Rgb = [240, 200, 40];
 
 /**
- * The canvas pixel at the centre of a cell: the cells fill the canvas, rows x cols of
- * them as near square as the count allows (64 x 16 cells of 16 px for 1024 blocks on
- * 1024 x 256), laid out row by row.
+ * The canvas pixel at the centre of a cell: the cells fill the canvas row by row; the
+ * 1024 blocks here are 64 x 16 square cells (16 px on the 1024 x 256 canvas).
  */
+const GRID = { cols: 64, rows: 16 };
 function cellCentre(cell: number, canvas: { width: number; height: number }): { x: number; y: number } {
-  const rows = Math.round(Math.sqrt((BLOCKS * canvas.height) / canvas.width));
-  const cols = Math.floor(BLOCKS / rows);
-  const col = cell % cols;
-  const row = Math.floor(cell / cols);
-  return { x: Math.floor(((col + 0.5) * canvas.width) / cols), y: Math.floor(((row + 0.5) * canvas.height) / rows) };
+  const col = cell % GRID.cols;
+  const row = Math.floor(cell / GRID.cols);
+  return { x: Math.floor(((col + 0.5) * canvas.width) / GRID.cols), y: Math.floor(((row + 0.5) * canvas.height) / GRID.rows) };
 }
 
 const blockOf = (byte: number): number => Math.floor(byte / BLOCK_SIZE);

@@ -64,16 +64,33 @@ export interface GridLayout {
 
 /**
  * The grid that fills a width x height canvas (no blank strip at any zoom): rows x cols
- * cells, at most one per block and one per pixel, as close to square as the count
- * allows. Cell (row, col) spans pixels [col * width / cols, (col + 1) * width / cols)
- * and likewise down.
+ * cells, at most one per block and one per pixel. Among the row counts near the one
+ * that gives square cells, the grid with the most cells whose cells are at most twice
+ * as wide as high (or high as wide) wins, the squarer on a tie: 1024 blocks on
+ * 1024 x 256 give 64 x 16 cells of 16 px, 1000 blocks 50 x 20 (one block each).
+ * Cell (row, col) spans pixels [col * width / cols, (col + 1) * width / cols) and
+ * likewise down.
  */
 export function fillLayout(blocks: number, width: number, height: number): GridLayout {
   const n = Math.max(1, Math.min(Math.floor(blocks), width * height));
   if (n === width * height) return { cols: width, rows: height };
-  const rows = Math.max(1, Math.min(height, Math.round(Math.sqrt((n * height) / width))));
-  const cols = Math.max(1, Math.min(width, Math.floor(n / rows)));
-  return { cols, rows };
+  const ideal = Math.sqrt((n * height) / width);
+  let best: GridLayout | null = null;
+  let bestSkew = Infinity;
+  for (let rows = Math.max(1, Math.floor(ideal / 1.5)); rows <= Math.min(height, Math.ceil(ideal * 1.5)); rows++) {
+    const cols = Math.min(width, Math.floor(n / rows));
+    if (cols < 1) continue;
+    const skew = Math.abs(Math.log(width / cols / (height / rows)));
+    if (skew > Math.log(2) + 1e-9) continue;
+    const more = best === null || rows * cols > best.rows * best.cols;
+    if (more || (best !== null && rows * cols === best.rows * best.cols && skew < bestSkew)) {
+      best = { cols, rows };
+      bestSkew = skew;
+    }
+  }
+  if (best !== null) return best;
+  const rows = Math.max(1, Math.min(height, Math.round(ideal)));
+  return { cols: Math.max(1, Math.min(width, Math.floor(n / rows))), rows };
 }
 
 /** Pixel edge of column (or row) `i` of `count` across `size` pixels. */

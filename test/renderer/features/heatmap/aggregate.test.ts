@@ -100,6 +100,15 @@ describe('fillLayout (no blank strip at any zoom)', () => {
     expect(fillLayout(1024, 1024, 256)).toEqual({ cols: 64, rows: 16 });
   });
 
+  it('1000 blocks: 50 x 20 cells, one block each (cells 20.48 x 12.8 px)', () => {
+    expect(fillLayout(1000, 1024, 256)).toEqual({ cols: 50, rows: 20 });
+  });
+
+  it('a prime number of blocks: one cell short per row at most, still filling the canvas', () => {
+    const g = fillLayout(1009, 1024, 256);
+    expect(g.cols * g.rows).toBeGreaterThan(1009 - g.rows);
+  });
+
   it('640 blocks (the grid that left a blank strip right and below): rows of cells reaching both edges', () => {
     const g = fillLayout(640, 1024, 256);
     expect(g.cols * g.rows).toBeLessThanOrEqual(640);

@@ -3,6 +3,7 @@
  * the state directory) and block-device discovery (lsblk, sysfs fallback), adapted
  * to the interfaces of backends.ts.
  */
+import { realpathSync } from 'node:fs';
 import { ImageRegistry as DevicesImageRegistry, discoverBlockDevices } from '../devices/index.js';
 import { placeDevices } from '../devices/block-device-entry.js';
 import type { BlockDeviceEntry } from '../devices/block-device-entry.js';
@@ -89,10 +90,16 @@ export async function tablePartitions(path: string): Promise<Partition[]> {
 
 /** Mounted filesystems that write the bytes of the engine device on `path` without the engine. */
 export function engineWriteBypass(path: string, block: BlockDeviceRecord[]): string[] {
-  return writeBypass(
-    path,
-    block.map((b) => ({ path: b.path, mountpoints: b.mountpoints ?? [], parents: b.parents ?? [], backingFile: b.backingFile ?? null })),
-  );
+  const devices = block.map((b) => ({ path: b.path, mountpoints: b.mountpoints ?? [], parents: b.parents ?? [], backingFile: b.backingFile ?? null }));
+  // the kernel names a loop device's file by its canonical path; lsblk names /dev/mapper links as such
+  let real = path;
+  try {
+    real = realpathSync(path);
+  } catch {
+    // gone meanwhile: nothing more to match
+  }
+  const found = writeBypass(path, devices);
+  return real === path ? found : [...new Set([...found, ...writeBypass(real, devices)])];
 }
 
 function blockedBy(usage: SystemUsage, majMin: string): string[] {

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -64,6 +64,10 @@ describe('devices.list wiring: partitions, tree and bypass', () => {
         ]);
         expect(records.find((r) => r.path === `${loop}p1`)).toMatchObject({ type: 'part', parents: [loop], mountpoints: [mnt] });
         expect(engineWriteBypass(image, records)).toEqual([`the image is attached to ${loop} and ${loop}p1 is mounted at ${mnt}: writes there bypass the engine`]);
+        // the engine may know the image by another path to the same file (a symbolic link)
+        const link = join(dir, 'link.img');
+        symlinkSync(image, link);
+        expect(engineWriteBypass(link, records)).toEqual([`the image is attached to ${loop} and ${loop}p1 is mounted at ${mnt}: writes there bypass the engine`]);
         // the kernel and the table on the image agree
         expect((await tablePartitions(image)).map((p) => [p.start, p.size])).toEqual(disk?.partitions?.map((p) => [p.start, p.size]));
       } finally {

@@ -56,6 +56,8 @@ export function HeatmapCanvas({ info, map, start, end, newest, sinceN, countSinc
   const [hover, setHover] = useState<Hover | null>(null);
   const [selection, setSelection] = useState<Selection | null>(null);
   const [dragFrom, setDragFrom] = useState<number | null>(null);
+  /** Keyboard selection (Shift + arrow keys): the cell it started from and the cell it reaches. */
+  const [keyCells, setKeyCells] = useState<{ anchor: number; focus: number } | null>(null);
 
   const layout = useMemo(() => fillLayout(Math.max(0, Math.min(map.length, end) - start), CANVAS_WIDTH, CANVAS_HEIGHT), [map.length, start, end]);
   const agg = useMemo(() => {
@@ -116,7 +118,22 @@ export function HeatmapCanvas({ info, map, start, end, newest, sinceN, countSinc
     const cell = h === null ? null : cellOf(h);
     if (cell === null) return;
     setDragFrom(cell);
+    setKeyCells(null);
     setSelection(rangeOf(cell, cell));
+  }
+
+  /** Shift + arrow keys: extend the selection by a cell (left, right) or a row (up, down). */
+  function onSelectKey(e: KeyboardEvent<HTMLCanvasElement>): boolean {
+    const steps: Record<string, number> = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: layout.cols, ArrowUp: -layout.cols };
+    const step = steps[e.key];
+    if (!e.shiftKey || step === undefined || agg.cellCount === 0) return false;
+    // the first press selects the first cell (right, down) or the last (left, up)
+    const edge = step > 0 ? 0 : agg.cellCount - 1;
+    const current = keyCells ?? { anchor: edge, focus: edge };
+    const focus = keyCells === null ? current.focus : Math.max(0, Math.min(agg.cellCount - 1, current.focus + step));
+    setKeyCells({ anchor: current.anchor, focus });
+    setSelection(rangeOf(current.anchor, focus));
+    return true;
   }
 
   // The cell under the pointer in the cells drawn now: a new map (polling) or a zoom
@@ -158,7 +175,7 @@ export function HeatmapCanvas({ info, map, start, end, newest, sinceN, countSinc
             data-blocks-per-cell={agg.blocksPerCell}
             tabIndex={0}
             role="img"
-            aria-label={`CBT heatmap of ${info.device}: blocks ${agg.start} to ${agg.end - 1}, up to ${agg.blocksPerCell} block${aggregated ? 's' : ''} per cell, rows of offsets from the top left. Plus and minus zoom, arrow keys move, drag to select a range.`}
+            aria-label={`CBT heatmap of ${info.device}: blocks ${agg.start} to ${agg.end - 1}, up to ${agg.blocksPerCell} block${aggregated ? 's' : ''} per cell, rows of offsets from the top left. Plus and minus zoom, arrow keys move, drag or Shift and arrow keys select a range, Escape clears it.`}
             onMouseMove={onMove}
             onMouseDown={onDown}
             onMouseUp={() => setDragFrom(null)}
@@ -169,6 +186,11 @@ export function HeatmapCanvas({ info, map, start, end, newest, sinceN, countSinc
             onKeyDown={(e) => {
               if (e.key === 'Escape' && selection !== null) {
                 setSelection(null);
+                setKeyCells(null);
+                e.preventDefault();
+                return;
+              }
+              if (onSelectKey(e)) {
                 e.preventDefault();
                 return;
               }
@@ -203,7 +225,7 @@ export function HeatmapCanvas({ info, map, start, end, newest, sinceN, countSinc
       </div>
       <p className="muted small-text">
         Offsets on the left; each row continues the one above ({formatBytes(((agg.end - agg.start) * info.blockSize) / layout.rows)} per row).
-        {partitions.length > 0 ? ' Lines mark partition boundaries.' : ''} Drag across the map to select a range.
+        {partitions.length > 0 ? ' Lines mark partition boundaries.' : ''} Drag across the map (or Shift + arrow keys) to select a range.
       </p>
       {partitions.length > 0 ? (
         <p className="small-text" data-testid="heatmap-partitions">
@@ -219,7 +241,14 @@ export function HeatmapCanvas({ info, map, start, end, newest, sinceN, countSinc
           </output>{' '}
           changed since snapshot {countSince}{' '}
           <span className="muted">({selBlocks.toLocaleString('en-US')} changed blocks × {formatBytes(info.blockSize)})</span>{' '}
-          <button type="button" className="link" onClick={() => setSelection(null)}>
+          <button
+            type="button"
+            className="link"
+            onClick={() => {
+              setSelection(null);
+              setKeyCells(null);
+            }}
+          >
             Clear selection
           </button>
         </p>

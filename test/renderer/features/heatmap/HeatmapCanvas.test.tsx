@@ -112,6 +112,20 @@ describe('HeatmapCanvas ruler, partitions and selection', () => {
     expect(screen.queryByTestId('heatmap-selection')).toBeNull();
   });
 
+  it('Shift + arrow keys select from the first cell: right by a cell, down by a row', () => {
+    draw();
+    const el = canvas();
+    fireEvent.keyDown(el, { key: 'ArrowRight', shiftKey: true });
+    expect(screen.getByTestId('heatmap-selection').textContent).toMatch(/^Selected bytes 0 B–64 KiB \(64 KiB\)/);
+    fireEvent.keyDown(el, { key: 'ArrowRight', shiftKey: true });
+    expect(screen.getByTestId('heatmap-selection').textContent).toMatch(/^Selected bytes 0 B–128 KiB/);
+    fireEvent.keyDown(el, { key: 'ArrowDown', shiftKey: true });
+    // cells 0..65: blocks 0..65, of which 64 and 65 changed in snapshot 2
+    expect(screen.getByTestId('heatmap-selection').textContent).toMatch(/^Selected bytes 0 B–4\.1 MiB \(4\.1 MiB\): 128 KiB changed since snapshot 1/);
+    fireEvent.keyDown(el, { key: 'Escape' });
+    expect(screen.queryByTestId('heatmap-selection')).toBeNull();
+  });
+
   it('a selection dragged backwards is the same range', () => {
     draw();
     const el = canvas();

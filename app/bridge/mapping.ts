@@ -21,6 +21,11 @@ export function toDeviceEntry(d: HelperDevice): DeviceEntry {
     nbdUri: d.nbdUri,
     blockedBy: d.blockedBy ?? [],
     labDisk: d.labDisk ?? false,
+    type: d.kind === 'image' ? 'engine' : (d.type ?? 'disk'),
+    label: d.label ?? '',
+    parents: d.parents ?? [],
+    partitions: (d.partitions ?? []).map((p) => ({ number: p.number, startBytes: p.start, sizeBytes: p.size, name: p.name })),
+    bypass: d.bypass ?? [],
   };
 }
 
@@ -40,6 +45,11 @@ export function imageToDeviceEntry(image: ImageEntry, labDisk: boolean): DeviceE
     nbdUri: image.nbdUri,
     blockedBy: [],
     labDisk,
+    type: 'engine',
+    label: '',
+    parents: [],
+    partitions: [],
+    bypass: [],
   };
 }
 

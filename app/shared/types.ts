@@ -87,6 +87,28 @@ export interface DeviceEntry {
   blockedBy: string[];
   /** Engine devices: a lab disk the helper created, the only kind the write workload may overwrite. */
   labDisk: boolean;
+  /** Block devices: lsblk TYPE (disk, part, loop, lvm, crypt, raid1, ...); engine devices: "engine". */
+  type: string;
+  /** Filesystem label; "" when none. */
+  label: string;
+  /** Block devices: ids (paths) of the devices it sits on, [] for a disk: the device tree. */
+  parents: string[];
+  /** Its partitions, by start: the kernel's for block devices, the partition table's for engine devices. */
+  partitions: PartitionInfo[];
+  /**
+   * Engine devices: mounted filesystems that write the same bytes without going through the
+   * engine (the image on a loop device, the fronted disk mounted), in plain words; [] when none.
+   */
+  bypass: string[];
+}
+
+/** A partition of a device (bytes). */
+export interface PartitionInfo {
+  number: number;
+  startBytes: number;
+  sizeBytes: number;
+  /** sda1, or the GPT name, or "partition N". */
+  name: string;
 }
 
 /** A mounted filesystem where a difference-storage file may be put. */

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { BlksnapError } from '../abi/errno.js';
 import type { BlockDevice, BlockExtent } from '../core/block-device.js';
 import { imageBlockHash, zeroBlockHash } from './block-hash.js';
+import { changedBlockCount } from './changed-bytes.js';
 import { planPoint } from './chain.js';
 import type { ChainCbt } from './chain.js';
 import type { ImageWriter } from './image-writer.js';
@@ -209,13 +210,11 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
 
     // Which tracking blocks changed since the parent, and which clusters they touch.
     const changed = new Uint8Array(blockCount);
-    let changedBlocks = 0;
     for (let b = 0; b < blockCount; b++) {
-      if (!parent || req.cbtMap[b]! > parent.cbt.changeNumber) {
-        changed[b] = 1;
-        changedBlocks++;
-      }
+      if (!parent || req.cbtMap[b]! > parent.cbt.changeNumber) changed[b] = 1;
     }
+    // The count the manifest records (and the heatmap predicts): changed-bytes.ts
+    const changedBlocks = parent ? changedBlockCount(req.cbtMap, parent.cbt.changeNumber, blockCount) : blockCount;
     const blockOfCluster = (c: number): [number, number] => [Math.floor((c * clusterSize) / blockSize), Math.floor((Math.min((c + 1) * clusterSize, size) - 1) / blockSize)];
     const clusterChanged = (c: number): boolean => {
       const [first, last] = blockOfCluster(c);

@@ -3,6 +3,7 @@
  * backup points in chain folders with manifests, verify and restore. See docs/backup.md.
  */
 export { backupPoint } from './backup-point.js';
+export { changedBlockCount, changedBytes } from './changed-bytes.js';
 export type { BackupPointRequest, BackupPointResult, ImageReader } from './backup-point.js';
 export { ChainBreakError, loadPoints, planPoint, readVerifyRecord } from './chain.js';
 export type { ChainBreak, ChainCbt, Plan, PlanRequest } from './chain.js';

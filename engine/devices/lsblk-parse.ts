@@ -1,6 +1,6 @@
 /**
  * Parsing of `lsblk --json --bytes --output NAME,PATH,MAJ:MIN,SIZE,LOG-SEC,PHY-SEC,
- * MODEL,SERIAL,TYPE,FSTYPE,MOUNTPOINTS,RO`. Pure. Accepts both the typed JSON of
+ * MODEL,SERIAL,TYPE,FSTYPE,LABEL,MOUNTPOINTS,RO`. Pure. Accepts both the typed JSON of
  * util-linux >= 2.37 (numbers, booleans, a "mountpoints" array with nulls) and the
  * all-strings JSON of older versions ("ro": "0", "size": "512", "mountpoint").
  */
@@ -19,6 +19,7 @@ export const LSBLK_COLUMNS = [
   'SERIAL',
   'TYPE',
   'FSTYPE',
+  'LABEL',
   'MOUNTPOINTS',
   'RO',
 ] as const;
@@ -75,6 +76,7 @@ function entry(dev: unknown): BlockDeviceEntry {
     serial: str(dev['serial']),
     type: str(dev['type']) ?? 'disk',
     fstype: str(dev['fstype']),
+    label: str(dev['label']),
     mountpoints: mountpoints(dev),
     readOnly: bool(dev['ro']),
   };

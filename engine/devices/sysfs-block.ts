@@ -78,6 +78,7 @@ function describe(
     serial: isPartition ? null : (read(join(dir, 'serial')) ?? read(join(dir, 'device', 'serial'))),
     type: deviceType(name, isPartition),
     fstype: null,
+    label: null,
     mountpoints: mounts.get(majMin) ?? [],
     readOnly: read(join(dir, 'ro')) === '1',
   };
@@ -110,4 +111,16 @@ export function readSysfsBlockDevices(options: SysfsOptions = {}): BlockDeviceEn
     result.push(disk);
   }
   return result;
+}
+
+/** A partition's first byte on its disk (/sys/class/block/NAME/start, in 512-byte sectors), or null. */
+export function partitionStartBytes(name: string, sysRoot = '/sys'): number | null {
+  const text = read(join(sysRoot, 'class', 'block', name.replace(/\//g, '!'), 'start'));
+  return text !== null && /^\d+$/.test(text) ? Number(text) * SECTOR_SIZE : null;
+}
+
+/** The file a loop device is attached to (/sys/block/loopN/loop/backing_file), or null. */
+export function loopBackingFile(name: string, sysRoot = '/sys'): string | null {
+  const text = read(join(sysRoot, 'block', name, 'loop', 'backing_file'));
+  return text === null ? null : text.replace(/ \(deleted\)$/, '');
 }

@@ -8,6 +8,7 @@ import type { BlksnapDriver } from '../abi/driver.js';
 import type { EmbeddedEngineApi } from '../core/embedded-api.js';
 import type { BackupExports } from './backup-exports.js';
 import type { Owner } from './owner.js';
+import type { Partition } from '../protocol/schemas.js';
 
 export interface ImageRecord {
   name: string;
@@ -36,6 +37,15 @@ export interface BlockDeviceRecord {
   readOnly?: boolean;
   /** Why the embedded engine cannot front it (mounted, swap, holders); [] when it can. */
   blockedBy?: string[];
+  /** lsblk TYPE. */
+  type?: string;
+  label?: string | null;
+  /** Paths of the devices it sits on ([] for a disk). */
+  parents?: string[];
+  /** Loop devices: the file attached, else null. */
+  backingFile?: string | null;
+  /** Its partitions (the kernel's: from lsblk and sysfs). */
+  partitions?: Partition[];
 }
 
 export interface NbdUris {

@@ -9,7 +9,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { BlksnapError } from '../abi/errno.js';
 import type { SnapshotId } from '../abi/types.js';
-import { ChainBreakError, Qcow2Image, backupPoint, loadPoints, openImage, planPoint, readVerifyRecord, verifyPoint } from '../backup/index.js';
+import { ChainBreakError, Qcow2Image, backupPoint, changedBytes, loadPoints, openImage, planPoint, readVerifyRecord, verifyPoint } from '../backup/index.js';
 import type { Manifest } from '../backup/index.js';
 import { compareImages, describeDifferences } from '../backup/compare.js';
 import type { JobOptions } from '../backup/progress.js';
@@ -232,7 +232,7 @@ export class BackupJobs {
                   pointKind: m.kind,
                   fullBecause: r.fullBecause,
                   bytesWritten: m.image.fileBytes,
-                  changedBytes: Math.min(m.sizes.changedBlocks * m.cbt.blockSize, m.device.size),
+                  changedBytes: changedBytes(m.sizes.changedBlocks, m.cbt.blockSize, m.device.size),
                 });
               } catch (err) {
                 throw set.rewrite(err);
@@ -374,7 +374,7 @@ export class BackupJobs {
             time: p.times.startedAt,
             parent: p.parent,
             fileSize: p.image.fileBytes,
-            changedBytes: Math.min(p.sizes.changedBlocks * p.cbt.blockSize, p.device.size),
+            changedBytes: changedBytes(p.sizes.changedBlocks, p.cbt.blockSize, p.device.size),
             verify: record ? (record.ok ? ('ok' as const) : ('failed' as const)) : ('never' as const),
             verifiedAt: record?.at ?? null,
             file: chain.key === null ? join(dir, p.image.file) : join(dir, chain.key, p.image.file),

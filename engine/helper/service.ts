@@ -31,6 +31,7 @@ import type { SettingsStore } from './settings-store.js';
 import type { StorageIdentity, StorageLedger } from './storage-ledger.js';
 import type { JobRunner } from './jobs.js';
 import { WorkloadManager } from './workload.js';
+import { engineWriteBypass, tablePartitions } from './devices-wiring.js';
 
 export type HandlerParams<M extends MethodName> = z.output<MethodTable[M]['params']>;
 
@@ -408,6 +409,12 @@ export class HelperService {
       'devices.list': async () => {
         const devices: DeviceEntry[] = [];
         const labDisks = await this.labDiskNames();
+        let block: Awaited<ReturnType<HelperBackends['listBlockDevices']>> = [];
+        try {
+          block = await this.backends.listBlockDevices();
+        } catch (err) {
+          this.log(`block-device discovery failed: ${(err as Error).message}`);
+        }
         for (const d of this.backends.engine?.listDevices() ?? []) {
           devices.push({
             ref: d.name,
@@ -416,16 +423,12 @@ export class HelperService {
             kind: 'image',
             capacity: d.capacity,
             labDisk: labDisks.has(d.name),
+            partitions: await tablePartitions(d.path),
+            bypass: engineWriteBypass(d.path, block),
             attached: d.attached,
             snapshotId: d.snapshotId,
             nbdUri: this.uri(d.name),
           });
-        }
-        let block: Awaited<ReturnType<HelperBackends['listBlockDevices']>> = [];
-        try {
-          block = await this.backends.listBlockDevices();
-        } catch (err) {
-          this.log(`block-device discovery failed: ${(err as Error).message}`);
         }
         for (const b of block) {
           devices.push({
@@ -438,6 +441,10 @@ export class HelperService {
             fsType: b.fsType ?? null,
             mountpoints: b.mountpoints ?? [],
             readOnly: b.readOnly ?? false,
+            ...(b.type === undefined ? {} : { type: b.type }),
+            label: b.label ?? null,
+            parents: b.parents ?? [],
+            partitions: b.partitions ?? [],
             // what would make the embedded engine refuse to front it (the kernel module snapshots devices in use)
             ...(this.backends.engine ? { blockedBy: b.blockedBy ?? [] } : {}),
             attached: this.backends.engine ? null : await this.kernelAttached(b.path),

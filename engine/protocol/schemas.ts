@@ -147,6 +147,17 @@ export const StorageInfoSchema = z.strictObject({
   usedSectors: UintSchema.nullable(),
 });
 
+/** A partition on a device: from the partition table (images) or the kernel (block devices). */
+export const PartitionSchema = z.strictObject({
+  number: UintSchema,
+  /** Byte offset of its first byte on the device. */
+  start: UintSchema,
+  size: UintSchema,
+  /** The kernel name (sda1) or the GPT partition name, else "partition N". */
+  name: z.string(),
+});
+export type Partition = z.infer<typeof PartitionSchema>;
+
 /** One device the helper can work with. */
 export const DeviceEntrySchema = z.strictObject({
   /** What to pass as `device` in other methods. */
@@ -161,6 +172,19 @@ export const DeviceEntrySchema = z.strictObject({
   fsType: z.string().nullable().optional(),
   mountpoints: z.array(z.string()).optional(),
   readOnly: z.boolean().optional(),
+  /** Block devices: lsblk TYPE (disk, part, loop, lvm, crypt, raid1, ...). */
+  type: z.string().optional(),
+  /** Block devices: the filesystem label. */
+  label: z.string().nullable().optional(),
+  /** Block devices: paths of the devices it sits on ([] for a disk), for the device tree. */
+  parents: z.array(z.string()).optional(),
+  /** Its partitions, in order of their start; [] when none or unknown. */
+  partitions: z.array(PartitionSchema).optional(),
+  /**
+   * Embedded engine devices: mounted filesystems that reach the same bytes without
+   * going through the engine (a loop device on the image, the fronted disk mounted), in plain words.
+   */
+  bypass: z.array(z.string()).optional(),
   /**
    * Embedded engine, block devices: why the engine cannot front it, in plain words
    * ("mounted at /home", "sda2 is used as swap", "held by dm-0 (vg-root)"); [] when it can.

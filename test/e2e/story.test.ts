@@ -74,14 +74,14 @@ const NEWEST: Rgb = [214, 40, 40];
 const MIDDLE: Rgb = [240, 200, 40];
 
 /**
- * The canvas pixel at the centre of a cell: cells are squares of the largest size
- * (at most 32 px) with which all of them fit the canvas, laid out row by row.
+ * The canvas pixel at the centre of a cell: the cells fill the canvas row by row; the
+ * 1024 blocks here are 64 x 16 square cells (16 px on the 1024 x 256 canvas).
  */
+const GRID = { cols: 64, rows: 16 };
 function cellCentre(cell: number, canvas: { width: number; height: number }): { x: number; y: number } {
-  let px = 32;
-  while (px > 1 && Math.ceil(BLOCKS / Math.floor(canvas.width / px)) * px > canvas.height) px--;
-  const cols = Math.floor(canvas.width / px);
-  return { x: (cell % cols) * px + Math.floor(px / 2), y: Math.floor(cell / cols) * px + Math.floor(px / 2) };
+  const col = cell % GRID.cols;
+  const row = Math.floor(cell / GRID.cols);
+  return { x: Math.floor(((col + 0.5) * canvas.width) / GRID.cols), y: Math.floor(((row + 0.5) * canvas.height) / GRID.rows) };
 }
 
 const blockOf = (byte: number): number => Math.floor(byte / BLOCK_SIZE);

@@ -26,6 +26,11 @@ export function device(id: string, overrides: Partial<DeviceEntry> = {}): Device
     nbdUri: `nbd://127.0.0.1:10809/${id}`,
     blockedBy: [],
     labDisk: true,
+    type: 'engine',
+    label: '',
+    parents: [],
+    partitions: [],
+    bypass: [],
     ...overrides,
   };
 }

@@ -5,7 +5,7 @@
  *  - fetch: the contract's cbtMap over the WebSocket (renderer/src/api/ws-client.ts);
  *  - decode: base64 -> bytes (app/shared/base64.ts, as the heatmap slice does);
  *  - predict: countChangedSince + predictedIncrementBytes (what the screen shows);
- *  - draw: aggregateMax + gridLayout + buildPalette + paintCells + putImageData
+ *  - draw: fillLayout + aggregateMax + buildPalette + paintCells + putImageData
  *    (what HeatmapCanvas does on every new map).
  * Exposes window.heatmapBench for the Node side. Typed without the DOM lib (the
  * project's Node tsconfig checks this file): the few DOM parts used are declared here.
@@ -15,7 +15,7 @@ import { wsUrl } from '../../../app/shared/wire.js';
 import { tokenFromUrl } from '../../../renderer/src/api/token.js';
 import { createWsClient } from '../../../renderer/src/api/ws-client.js';
 import type { SocketLike } from '../../../renderer/src/api/ws-client.js';
-import { aggregateMax, countChangedSince, gridLayout, predictedIncrementBytes } from '../../../renderer/src/features/heatmap/aggregate.js';
+import { aggregateMax, countChangedSince, fillLayout, predictedIncrementBytes } from '../../../renderer/src/features/heatmap/aggregate.js';
 import { paintCells } from '../../../renderer/src/features/heatmap/paint.js';
 import { backgroundColor, buildPalette, packRgb } from '../../../renderer/src/features/heatmap/palette.js';
 import { seededRandom } from '../../helpers/seeded-random.js';
@@ -79,9 +79,9 @@ const ctx: Context2D = context;
 let cellsBuffer: Uint8Array | undefined;
 
 function draw(map: Uint8Array, changesNumber: number): { cellCount: number; blocksPerCell: number; probe: number[] } {
-  const agg = aggregateMax(map, 0, map.length, canvas.width * canvas.height, cellsBuffer);
+  const layout = fillLayout(map.length, canvas.width, canvas.height);
+  const agg = aggregateMax(map, 0, map.length, layout.cols * layout.rows, cellsBuffer);
   cellsBuffer = agg.cells;
-  const layout = gridLayout(agg.cellCount, canvas.width, canvas.height);
   const palette = buildPalette({ changesNumber, sinceN: null, dark: false });
   const image = ctx.createImageData(canvas.width, canvas.height);
   const pixels = new Uint32Array(image.data.buffer);

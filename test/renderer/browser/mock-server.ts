@@ -50,6 +50,11 @@ function lab(name: string, size: number): DeviceEntry {
     nbdUri: `nbd://127.0.0.1:10809/${name}`,
     blockedBy: [],
     labDisk: true,
+    type: 'engine',
+    label: '',
+    parents: [],
+    partitions: [],
+    bypass: [],
   };
 }
 

@@ -10,6 +10,8 @@ import { usePolling } from '../../hooks/use-polling.js';
 import { useApp } from '../../store/context.js';
 import { GettingStarted } from '../onboarding/GettingStarted.js';
 import { EnginePanel } from './EnginePanel.js';
+import { deviceGroups } from './device-tree.js';
+import type { TreeRow } from './device-tree.js';
 import { deviceDetails, selectability, selectableIds, visibleDevices } from './selectable.js';
 import { ActionButton } from '../../components/ActionButton.js';
 
@@ -52,7 +54,7 @@ function OpenWithEngine({ device }: { device: DeviceEntry }) {
   );
 }
 
-function DeviceRow({ device, driver }: { device: DeviceEntry; driver: DriverKind | null }) {
+function DeviceRow({ device, driver, depth = 0, alsoOn = [], hidden = false }: { device: DeviceEntry; driver: DriverKind | null; depth?: number; alsoOn?: string[]; hidden?: boolean }) {
   const selected = useApp((s) => s.selectedDevices.includes(device.id));
   const toggle = useApp((s) => s.toggleDevice);
   const removeImage = useApp((s) => s.removeImage);
@@ -67,8 +69,10 @@ function DeviceRow({ device, driver }: { device: DeviceEntry; driver: DriverKind
       data-kind={device.kind}
       data-path={device.path}
       data-selectable={can.selectable}
+      data-depth={depth}
       aria-selected={selected}
       className={can.selectable ? undefined : 'row-unavailable'}
+      hidden={hidden}
     >
       <td>
         <input
@@ -81,8 +85,19 @@ function DeviceRow({ device, driver }: { device: DeviceEntry; driver: DriverKind
           aria-describedby={can.selectable ? undefined : noteId}
         />
       </td>
-      <th scope="row">
+      <th scope="row" className={depth > 0 ? 'tree-child' : undefined} style={depth > 0 ? { paddingLeft: `${0.5 + depth * 1.25}rem` } : undefined}>
+        {depth > 0 ? (
+          <span className="tree-branch" aria-hidden="true">
+            └{' '}
+          </span>
+        ) : null}
         <label htmlFor={checkboxId}>{escapeControlChars(device.name)}</label>
+        {device.label ? (
+          <span className="muted small-text" data-testid="device-label">
+            {' '}
+            “{escapeControlChars(device.label)}”
+          </span>
+        ) : null}
         <div className="muted small-text path">
           <Breakable text={device.path} />
         </div>
@@ -91,11 +106,21 @@ function DeviceRow({ device, driver }: { device: DeviceEntry; driver: DriverKind
             Block device opened with the engine.
           </div>
         ) : null}
+        {alsoOn.length > 0 ? (
+          <div className="muted small-text" data-testid="device-also-on">
+            Also on {escapeControlChars(alsoOn.join(', '))}
+          </div>
+        ) : null}
         {can.selectable ? null : (
           <div id={noteId} className="muted small-text" data-testid="device-note">
             {can.text}
           </div>
         )}
+        {device.bypass.length > 0 ? (
+          <div className="warning small-text" data-testid="device-bypass">
+            Writes that bypass the engine: {escapeControlChars(device.bypass.join('; '))}. A snapshot would miss them.
+          </div>
+        ) : null}
       </th>
       <td className="num">{formatBytes(device.sizeBytes)}</td>
       <td className="small-text">{details || '—'}</td>
@@ -135,6 +160,27 @@ function DeviceRow({ device, driver }: { device: DeviceEntry; driver: DriverKind
   );
 }
 
+/** Disks of which nothing can be used: one line with the reason, expandable to the devices. */
+function CollapsedGroup({ summary, rows, driver }: { summary: string; rows: TreeRow[]; driver: DriverKind | null }) {
+  const [open, setOpen] = useState(false);
+  return (
+    <>
+      <tr data-testid="device-group" className="row-unavailable">
+        <td />
+        <td colSpan={6}>
+          <button type="button" className="link" aria-expanded={open} data-testid="device-group-toggle" onClick={() => setOpen(!open)}>
+            <span aria-hidden="true">{open ? '▾' : '▸'} </span>
+            {escapeControlChars(summary)}
+          </button>
+        </td>
+      </tr>
+      {rows.map((r) => (
+        <DeviceRow key={r.device.id} device={r.device} driver={driver} depth={r.depth + 1} alsoOn={r.alsoOn} hidden={!open} />
+      ))}
+    </>
+  );
+}
+
 /** No engine device yet on the embedded engine: say what to do first. */
 function NoLabDiskYet() {
   return (
@@ -163,7 +209,7 @@ export function DevicesScreen() {
   const allSelected = selectable.length > 0 && selectedCount === selectable.length;
   const showEngine = driver === 'embedded' || devices.some((d) => d.kind === 'engine');
   // A block device the engine fronts is listed once, as its engine device.
-  const shown = useMemo(() => visibleDevices(devices), [devices]);
+  const groups = useMemo(() => deviceGroups(visibleDevices(devices), driver), [devices, driver]);
   const noEngineDevice = loaded && driver === 'embedded' && !devices.some((d) => d.kind === 'engine');
 
   return (
@@ -203,9 +249,13 @@ export function DevicesScreen() {
             </tr>
           </thead>
           <tbody>
-            {shown.map((d) => (
-              <DeviceRow key={d.id} device={d} driver={driver} />
-            ))}
+            {groups.map((g) =>
+              g.kind === 'collapsed' ? (
+                <CollapsedGroup key={g.key} summary={g.summary} rows={g.rows} driver={driver} />
+              ) : (
+                g.rows.map((r) => <DeviceRow key={r.device.id} device={r.device} driver={driver} depth={r.depth} alsoOn={r.alsoOn} />)
+              ),
+            )}
             {loaded && devices.length === 0 ? (
               <tr>
                 <td colSpan={7} className="muted">

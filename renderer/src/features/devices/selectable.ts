@@ -43,6 +43,7 @@ export function selectableIds(devices: DeviceEntry[], driver: DriverKind | null)
 /** Model, filesystem and mount points in one short line ("ext4 · mounted at /"), or "" (control characters escaped). */
 export function deviceDetails(device: DeviceEntry): string {
   const parts: string[] = [];
+  if (device.kind === 'block' && device.type !== 'disk') parts.push(device.type);
   if (device.model) parts.push(device.model);
   if (device.fstype) parts.push(device.fstype);
   if (device.mountpoints.length > 0) parts.push(`mounted at ${device.mountpoints.join(', ')}`);

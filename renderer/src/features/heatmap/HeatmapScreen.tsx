@@ -49,6 +49,9 @@ export function HeatmapScreen() {
   }, [device, devices, setDevice]);
 
   usePolling(useCallback(() => load(), [load]), 1000, device !== null);
+  // The partitions drawn come with the device list: a table written meanwhile shows up.
+  const refreshDevices = useApp((s) => s.refreshDevices);
+  usePolling(useCallback(() => refreshDevices(), [refreshDevices]), 5000);
 
   const info = heatmap?.info ?? null;
   const sinceN = effectiveSinceN(sinceNChoice, heatmap);
@@ -229,13 +232,13 @@ export function HeatmapScreen() {
             </dd>
           </dl>
           <p>
-            {live ? 'Predicted incremental size of a backup taken now, ' : 'Predicted incremental size, '}
-            changed since snapshot {sinceN}:{' '}
+            {live ? 'Predicted size of an incremental backup taken now, ' : 'Predicted size of an incremental backup, '}
+            changed since snapshot {sinceN}, as the backup counts it:{' '}
             <output data-testid="predicted-size" data-bytes={predicted}>
               {formatBytes(predicted)}
             </output>{' '}
             <span className="muted">
-              ({changed.toLocaleString('en-US')} changed blocks × {formatBytes(info.blockSize)})
+              ({changed.toLocaleString('en-US')} changed tracking blocks × {formatBytes(info.blockSize)}, at most the device size)
             </span>
           </p>
           <HeatmapCanvas
@@ -245,6 +248,8 @@ export function HeatmapScreen() {
             end={win.end}
             newest={newest}
             sinceN={sinceMode ? sinceN : null}
+            countSince={sinceN}
+            partitions={devices.find((d) => d.id === device)?.partitions ?? []}
             dark={dark}
             onKey={onKey}
           />

@@ -1,10 +1,13 @@
 /** Drawing of aggregated cells into an RGBA pixel buffer (pure; the canvas puts it). */
+import { cellEdge } from './aggregate.js';
 import type { GridLayout } from './aggregate.js';
 
 /**
  * Fills `pixels` (a Uint32Array view of ImageData, width x height) with the cells laid
- * out row by row, each cellPx x cellPx, coloured through `palette`; the rest is
- * `background`. One pass over the cells.
+ * out row by row over the whole canvas (cellEdge), coloured through `palette`; pixels
+ * of cells past `cellCount` (none when the layout came from fillLayout) are
+ * `background`. Cells at least 6 pixels wide and high keep a 1-pixel gap so they read
+ * as a grid. One pass over the pixels.
  */
 export function paintCells(
   pixels: Uint32Array,
@@ -17,28 +20,23 @@ export function paintCells(
   background: number,
 ): void {
   pixels.fill(background);
-  const { cellPx, cols } = layout;
-  if (cellPx === 1) {
-    // Row-major cells map one-to-one onto pixels when cols === width.
-    for (let c = 0; c < cellCount; c++) {
-      const x = c % cols;
-      const y = (c - x) / cols;
-      if (y >= height) break;
-      pixels[y * width + x] = palette[cells[c] as number] as number;
-    }
+  const { cols, rows } = layout;
+  if (cols === width && rows === height) {
+    for (let c = 0; c < Math.min(cellCount, width * height); c++) pixels[c] = palette[cells[c] as number] as number;
     return;
   }
-  for (let c = 0; c < cellCount; c++) {
-    const col = c % cols;
-    const row = (c - col) / cols;
-    const x0 = col * cellPx;
-    const y0 = row * cellPx;
-    if (y0 >= height) break;
-    const color = palette[cells[c] as number] as number;
-    // Leave a 1-pixel gap between cells when they are large enough to read as a grid.
-    const side = cellPx >= 6 ? cellPx - 1 : cellPx;
-    const yEnd = Math.min(height, y0 + side);
-    const xEnd = Math.min(width, x0 + side);
-    for (let y = y0; y < yEnd; y++) pixels.fill(color, y * width + x0, y * width + xEnd);
+  const gapX = width / cols >= 6 ? 1 : 0;
+  const gapY = height / rows >= 6 ? 1 : 0;
+  for (let row = 0; row < rows; row++) {
+    const y0 = cellEdge(row, rows, height);
+    const y1 = cellEdge(row + 1, rows, height) - gapY;
+    for (let col = 0; col < cols; col++) {
+      const c = row * cols + col;
+      if (c >= cellCount) return;
+      const color = palette[cells[c] as number] as number;
+      const x0 = cellEdge(col, cols, width);
+      const x1 = cellEdge(col + 1, cols, width) - gapX;
+      for (let y = y0; y < y1; y++) pixels.fill(color, y * width + x0, y * width + x1);
+    }
   }
 }

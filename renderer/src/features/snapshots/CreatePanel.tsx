@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { useCallback, useState } from 'react';
 import { escapeControlChars } from '../../../../app/shared/control-chars.js';
 import type { ContractError } from '../../../../app/shared/result.js';
 import { Breakable } from '../../components/Breakable.js';
@@ -6,6 +6,7 @@ import { ErrorText } from '../../components/ErrorText.js';
 import { FieldError } from '../../components/FieldError.js';
 import { checkSnapshotName } from '../../components/field-checks.js';
 import { ScreenLink } from '../../components/ScreenLink.js';
+import { usePolling } from '../../hooks/use-polling.js';
 import { useApp } from '../../store/context.js';
 import { describeStorage } from '../storage/storage-forms.js';
 import { ActionButton } from '../../components/ActionButton.js';
@@ -15,6 +16,11 @@ const STORAGE_ERRORS = new Set(['ENOENT', 'EEXIST', 'ENOTDIR', 'EACCES', 'EPERM'
 
 export function CreatePanel() {
   const selected = useApp((s) => s.selectedDevices);
+  const devices = useApp((s) => s.devices);
+  const bypassed = devices.filter((d) => selected.includes(d.id) && d.bypass.length > 0);
+  // the write-bypass warning follows mounts made or undone while this screen is open
+  const refreshDevices = useApp((s) => s.refreshDevices);
+  usePolling(useCallback(() => refreshDevices(), [refreshDevices]), 5000, selected.length > 0);
   const allocation = useApp((s) => s.allocation);
   const busy = useApp((s) => s.snapshotBusy === 'new');
   const createSnapshot = useApp((s) => s.createSnapshot);
@@ -38,6 +44,13 @@ export function CreatePanel() {
           </>
         )}
       </p>
+      {bypassed.length > 0 ? (
+        <div className="warning" data-testid="create-bypass-warning">
+          <strong>Writes may bypass the engine.</strong>{' '}
+          {bypassed.map((d) => `${escapeControlChars(d.name)}: ${escapeControlChars(d.bypass.join('; '))}.`).join(' ')} The snapshot and the change map
+          will not see those writes: unmount that filesystem, or mount the device through its NBD export instead.
+        </div>
+      ) : null}
       <p data-testid="create-storage">
         Difference storage:{' '}
         {allocation !== null ? (

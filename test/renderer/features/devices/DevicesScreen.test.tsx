@@ -7,7 +7,7 @@ import { GiB, MiB, device, snapshot } from '../../fixtures.js';
 import { renderApp } from '../../render-app.js';
 
 const block = (name: string, sizeBytes: number): DeviceEntry =>
-  device(`/dev/${name}`, { name, path: `/dev/${name}`, kind: 'block', sizeBytes, nbdUri: null, model: '' });
+  device(`/dev/${name}`, { name, path: `/dev/${name}`, kind: 'block', type: 'disk', sizeBytes, nbdUri: null, model: '' });
 
 afterEach(cleanup);
 
@@ -101,6 +101,63 @@ describe('Devices screen on the embedded engine', () => {
     );
     expect((screen.getByLabelText('Name') as HTMLInputElement).value).toBe('disk3');
     expect(screen.getByLabelText('Name').getAttribute('aria-invalid')).toBe('true');
+  });
+});
+
+describe('Devices screen: the lsblk tree', () => {
+  const tree = (): DeviceEntry[] => [
+    device('disk1'),
+    block('sda', 256 * GiB),
+    { ...block('sda1', 255 * GiB), type: 'part', parents: ['/dev/sda'], fstype: 'ext4', label: 'data' },
+    { ...block('vg-home', 100 * GiB), type: 'lvm', parents: ['/dev/sda1'] },
+    { ...block('vda', 16 * GiB), blockedBy: ['held by vda1'] },
+    { ...block('vda1', 16 * GiB), type: 'part', parents: ['/dev/vda'], blockedBy: ['mounted at /'] },
+    ...Array.from({ length: 3 }, (_, i) => ({ ...block(`loop${i}`, 0), type: 'loop' })),
+  ];
+
+  it('draws partitions and volumes under their disk, with labels and types', async () => {
+    renderApp({ listDevices: () => ok(tree()) });
+    await screen.findAllByTestId('device-row');
+    const visible = screen.getAllByTestId('device-row').filter((r) => !r.hidden);
+    expect(visible.map((r) => [r.getAttribute('data-device-id'), r.getAttribute('data-depth')])).toEqual([
+      ['disk1', '0'],
+      ['/dev/sda', '0'],
+      ['/dev/sda1', '1'],
+      ['/dev/vg-home', '2'],
+    ]);
+    const sda1 = visible[2] as HTMLElement;
+    expect(within(sda1).getByTestId('device-label').textContent).toMatch(/“data”/);
+    expect(sda1.textContent).toMatch(/part · ext4/);
+  });
+
+  it('collapses each unusable disk into one line with its reason, and the empty loop devices into one counted line; a click expands it', async () => {
+    renderApp({ listDevices: () => ok(tree()) });
+    await screen.findAllByTestId('device-row');
+    const groups = screen.getAllByTestId('device-group-toggle');
+    expect(groups.map((g) => g.textContent)).toEqual(['▸ vda: held by vda1; mounted at /', '▸ 3 loop devices that cannot be used: empty (0 B)']);
+    const loopRows = () => screen.getAllByTestId('device-row').filter((r) => /loop/.test(r.getAttribute('data-device-id') ?? ''));
+    expect(loopRows().every((r) => r.hidden)).toBe(true);
+    const loops = groups[1] as HTMLElement;
+    expect(loops.getAttribute('aria-expanded')).toBe('false');
+    fireEvent.click(loops);
+    expect(loops.getAttribute('aria-expanded')).toBe('true');
+    expect(loopRows().map((r) => r.hidden)).toEqual([false, false, false]);
+    // the reasons are not repeated on the visible rows of the other groups
+    expect(screen.getAllByTestId('device-note').filter((n) => !n.closest('tr')?.hidden && /Empty device/.test(n.textContent ?? ''))).toHaveLength(3);
+  });
+
+  it('warns on an engine device whose bytes a mounted filesystem writes without the engine, and again when a snapshot is planned', async () => {
+    const warned = device('disk1', { bypass: ['the image is attached to /dev/loop3 and /dev/loop3p1 is mounted at /mnt/lab: writes there bypass the engine'] });
+    const { store } = renderApp({ listDevices: () => ok([warned, device('disk2')]) });
+    await screen.findAllByTestId('device-row');
+    expect(screen.getAllByTestId('device-bypass').map((n) => n.textContent)).toEqual([
+      'Writes that bypass the engine: the image is attached to /dev/loop3 and /dev/loop3p1 is mounted at /mnt/lab: writes there bypass the engine. A snapshot would miss them.',
+    ]);
+    store.getState().toggleDevice('disk2');
+    fireEvent.click(screen.getByRole('button', { name: 'Snapshots' }));
+    expect(screen.queryByTestId('create-bypass-warning')).toBeNull();
+    store.getState().toggleDevice('disk1');
+    expect((await screen.findByTestId('create-bypass-warning')).textContent).toMatch(/disk1: the image is attached to \/dev\/loop3 .* unmount that filesystem, or mount the device through its NBD export instead/);
   });
 });
 

@@ -3,7 +3,7 @@ import { deviceDetails, selectability, selectableIds, visibleDevices } from '../
 import { GiB, device } from '../../fixtures.js';
 
 const block = (name: string, sizeBytes = 10 * GiB) =>
-  device(`/dev/${name}`, { name, path: `/dev/${name}`, kind: 'block', sizeBytes, nbdUri: null, model: '' });
+  device(`/dev/${name}`, { name, path: `/dev/${name}`, kind: 'block', type: 'disk', sizeBytes, nbdUri: null, model: '' });
 
 describe('device selectability', () => {
   it('lets engine devices be ticked on the embedded engine, but not its block devices', () => {
@@ -42,5 +42,7 @@ describe('device selectability', () => {
     expect(deviceDetails({ ...block('sda'), model: 'QEMU disk', fstype: 'ext4', mountpoints: ['/', '/boot'] })).toBe(
       'QEMU disk · ext4 · mounted at /, /boot',
     );
+    // a device that is not a whole disk says what it is
+    expect(deviceDetails({ ...block('vg0-home'), type: 'lvm', fstype: 'xfs' })).toBe('lvm · xfs');
   });
 });

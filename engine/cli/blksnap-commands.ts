@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { BlksnapError, errnoName } from '../abi/errno.js';
 import { decodeCbtMap } from '../protocol/cbt-encoding.js';
 import { MAX_CBT_MAP_LENGTH } from '../protocol/limits.js';
+import { escapeControlChars } from '../protocol/control-chars.js';
 import { StorageFormSchema } from '../protocol/schemas.js';
 import type { CommandSpec } from './command.js';
 import { needSnapshotId, needString, optList, printFields, printJson, toJson } from './command.js';
@@ -258,7 +259,7 @@ export const blksnapCommands: CommandSpec[] = [
       const freeze = optList(values, 'freeze').map((p) => resolve(p));
       const r = await client.call('snapshotTake', { id: needSnapshotId(values), ...(freeze.length > 0 ? { freeze } : {}) });
       if (json) printJson(io, r);
-      else for (const f of r.frozen ?? []) io.stderr(`froze ${f.mountPoint} (${f.how}): writers waited ${f.frozenMs} ms\n`);
+      else for (const f of r.frozen ?? []) io.stderr(`froze ${escapeControlChars(f.mountPoint)} (${f.how}): writers waited ${f.frozenMs} ms\n`);
     },
   },
   {
@@ -341,7 +342,8 @@ export const blksnapCommands: CommandSpec[] = [
       });
       client.on('snapshot', (s) => {
         if (s.id !== snapshot) return;
-        if (s.state === 'destroyed' || s.state === 'taken') io.stdout(json ? toJson({ snapshot: s }) + '\n' : `state=${s.state} snapshot=${s.id}\n`);
+        const frozen = (s.frozen ?? []).map((f) => ` frozen=${escapeControlChars(f.mountPoint)}:${f.frozenMs}ms`).join('');
+        if (s.state === 'destroyed' || s.state === 'taken') io.stdout(json ? toJson({ snapshot: s }) + '\n' : `state=${s.state} snapshot=${s.id}${frozen}\n`);
         if (s.state === 'destroyed') finish();
       });
       client.onClose(() =>

@@ -12,8 +12,8 @@
  * over a regular file). What cannot be recognised (nbd-client, qemu-nbd --connect,
  * a mount on another machine) is named with `snapshot_take --freeze MOUNTPOINT`.
  */
-import { closeSync, constants as fsConstants, openSync, readFileSync, readdirSync, realpathSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, constants as fsConstants, openSync, readFileSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { BlksnapError } from '../abi/errno.js';
 import { parseMountinfoEntries, readSystemUsage, usesOf } from '../devices/device-holders.js';
 import type { CallerFs } from './caller-fs.js';
@@ -91,7 +91,15 @@ export function nbdfuseProcesses(procRoot = '/proc'): NbdfuseProcess[] {
     const argv = cmdline.split('\0');
     if (argv.at(-1) === '') argv.pop(); // the command line ends with a NUL
     const parsed = parseNbdfuseArgs(argv);
-    if (parsed) out.push({ pid: Number(pid), ...parsed });
+    if (!parsed) continue;
+    // a relative mount point or socket is relative to nbdfuse's working directory
+    let cwd = '/';
+    try {
+      cwd = readlinkSync(join(procRoot, pid, 'cwd'));
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+    out.push({ pid: Number(pid), files: parsed.files.map((f) => resolve(cwd, f)), exportName: parsed.exportName, socket: resolve(cwd, parsed.socket) });
   }
   return out;
 }

@@ -9,15 +9,16 @@
  *   process's NBD server, so the ioctl runs on koffi's worker thread, never on the
  *   event loop.
  * - The thaw is guaranteed: in `finally`, whatever the take did, and by a watchdog
- *   thread (its own event loop, its own libc handle) that thaws on its own when the
- *   helper has not thawed within `watchdogMs` (a stuck event loop, a take that
- *   hangs).
+ *   process that thaws on its own when the helper has not thawed within
+ *   `watchdogMs` (a stuck event loop, a take that hangs), or at once when the
+ *   helper is killed meanwhile.
  * - A file system frozen by someone else already (EBUSY) is left alone and never
  *   thawed by us; one that cannot be frozen (EOPNOTSUPP) is reported and skipped.
  */
 import { closeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import koffi from 'koffi';
 import { BlksnapError, errnoName } from '../abi/errno.js';
 import { loadIoctl } from '../kernel/koffi-ioctl-layer.js';
@@ -59,50 +60,67 @@ function ioctlAsync(fd: number, request: number): Promise<string | null> {
   });
 }
 
-/** The watchdog: a thread that thaws `fds` after `ms` unless told to stop. Plain JS so it runs from sources and the build. */
+/**
+ * The watchdog: a small child process (plain JS, so it runs the same from sources and
+ * from the build) that holds the mount points' descriptors (its fds 3, 4, ...) and
+ * thaws them itself after `ms`, or at once when the helper goes away (its stdin
+ * closes: the helper was killed), unless the helper says "stop" first. Being its
+ * own process, it works while the helper's event loop is stuck, and after the
+ * helper is gone.
+ */
 const WATCHDOG_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const koffi = require(workerData.koffiPath);
+const { writeSync } = require('node:fs');
+const koffi = require(process.argv[1]);
 const ioctl = koffi.load('libc.so.6').func('int ioctl(int fd, unsigned long request, void *arg)');
-const timer = setTimeout(() => {
-  const results = workerData.fds.map((fd) => (ioctl(fd, workerData.thaw, Buffer.alloc(4)) < 0 ? koffi.errno() : 0));
-  parentPort.postMessage({ thawed: results });
-  parentPort.close();
-}, workerData.ms);
-parentPort.on('message', () => {
-  clearTimeout(timer);
-  parentPort.close();
-});
+const count = Number(process.argv[2]);
+const thaw = Number(process.argv[4]);
+let over = false;
+function thawAll(why) {
+  if (over) return;
+  over = true;
+  const results = [];
+  for (let i = 0; i < count; i++) results.push(ioctl(3 + i, thaw, Buffer.alloc(4)) < 0 ? koffi.errno() : 0);
+  try { writeSync(1, JSON.stringify({ thawed: results, why }) + '\\n'); } catch {}
+  process.exit(0);
+}
+setTimeout(() => thawAll('timeout'), Number(process.argv[3]));
+process.stdin.on('data', (d) => { if (String(d).includes('stop')) { over = true; process.exit(0); } });
+process.stdin.on('end', () => thawAll('the helper went away'));
+writeSync(1, 'ready\\n');
 `;
 
 class Watchdog {
-  private readonly worker: Worker;
-  fired = false;
-
-  private constructor(worker: Worker) {
-    this.worker = worker;
-  }
+  private constructor(private readonly child: ChildProcess) {}
 
   static async start(fds: number[], ms: number, log: (message: string) => void, mountPoints: string[]): Promise<Watchdog> {
     const koffiPath = fileURLToPath(import.meta.resolve('koffi'));
-    const worker = new Worker(WATCHDOG_SOURCE, { eval: true, workerData: { fds, ms, thaw: FITHAW, koffiPath } });
-    const dog = new Watchdog(worker);
-    worker.on('message', (m: { thawed?: number[] }) => {
-      if (!m.thawed) return;
-      dog.fired = true;
-      log(`watchdog: thawed ${mountPoints.join(', ')} after ${ms} ms: the helper had not thawed them (results ${m.thawed.join(', ')})`);
+    const child = spawn(process.execPath, ['-e', WATCHDOG_SOURCE, koffiPath, String(fds.length), String(ms), String(FITHAW)], {
+      stdio: ['pipe', 'pipe', 'ignore', ...fds],
     });
-    worker.on('error', (err) => log(`watchdog failed: ${err.message}`));
+    let output = '';
     await new Promise<void>((resolve, reject) => {
-      worker.once('online', resolve);
-      worker.once('error', reject);
+      child.stdout?.on('data', (d: Buffer) => {
+        output += d.toString();
+        if (output.includes('ready\n')) resolve();
+        const line = /\{"thawed".*\}/.exec(output);
+        if (line) {
+          log(`watchdog: thawed ${mountPoints.join(', ')} after ${ms} ms: the helper had not thawed them (${line[0]})`);
+          output = '';
+        }
+      });
+      child.once('error', reject);
+      child.once('exit', (code) => reject(new BlksnapError('EIO', `the freeze watchdog did not start (exit ${code})`)));
     });
-    return dog;
+    child.removeAllListeners('exit');
+    child.on('error', (err) => log(`watchdog failed: ${err.message}`));
+    return new Watchdog(child);
   }
 
   async stop(): Promise<void> {
-    this.worker.postMessage('stop');
-    await this.worker.terminate();
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.child.stdin?.end('stop\n');
+    await exited;
   }
 }
 

@@ -335,7 +335,8 @@ export class HelperService {
         }
         this.book.ensure(id).taken = true;
         await this.recordMeta(() => this.meta.taken(id));
-        this.broadcast('snapshot', { id, state: 'taken' });
+        const frozenNote = frozen.map((f) => ({ mountPoint: f.mountPoint, frozenMs: f.frozenMs }));
+        this.broadcast('snapshot', { id, state: 'taken', ...(frozen.length > 0 ? { frozen: frozenNote } : {}) });
         return frozen.length > 0 ? { ok: true as const, frozen } : OK;
       },
       snapshotCollect: async () => {

@@ -219,6 +219,8 @@ export const notifications = {
     id: SnapshotIdSchema,
     state: z.enum(['created', 'device-added', 'taken', 'storage-grown', 'destroyed']),
     device: z.string().optional(),
+    /** With `taken`: the file systems frozen around the take and how long writers waited (ms). */
+    frozen: z.array(z.strictObject({ mountPoint: z.string(), frozenMs: UintSchema })).optional(),
   }),
   /** The device or image list changed. */
   devices: z.strictObject({ reason: z.string() }),

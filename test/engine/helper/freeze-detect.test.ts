@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mountsOfEngineDevices, parseNbdfuseArgs } from '../../../engine/helper/freeze-detect.js';
+import { mountsOfEngineDevices, nbdfuseProcesses, parseNbdfuseArgs } from '../../../engine/helper/freeze-detect.js';
 
 const SOCK = '/run/user/1000/blksnap-manager/nbd.sock';
 
@@ -31,6 +31,26 @@ describe('parseNbdfuseArgs', () => {
     expect(parseNbdfuseArgs(['nbdfuse', '/mnt/f', '[', 'nbdkit', 'memory', '1G', ']'])).toBeNull();
     expect(parseNbdfuseArgs(['nbdfuse', '/mnt/f'])).toBeNull();
     expect(parseNbdfuseArgs(['nbdfuse', '/mnt/f', 'nbd+unix:///disk1'])).toBeNull();
+  });
+});
+
+describe('nbdfuseProcesses', () => {
+  it('finds nbdfuse by its name in /proc and resolves a relative mount point and socket against its working directory', () => {
+    const proc = mkdtempSync(join(tmpdir(), 'bm-proc-'));
+    try {
+      for (const [pid, comm, argv] of [
+        ['41', 'nbdfuse', ['nbdfuse', 'fuse', 'nbd+unix:///disk1?socket=run/nbd.sock']],
+        ['42', 'bash', ['bash', 'fuse', `nbd+unix:///disk1?socket=${SOCK}`]],
+      ] as const) {
+        mkdirSync(join(proc, pid));
+        writeFileSync(join(proc, pid, 'comm'), `${comm}\n`);
+        writeFileSync(join(proc, pid, 'cmdline'), `${argv.join('\0')}\0`);
+        symlinkSync('/srv/x', join(proc, pid, 'cwd'));
+      }
+      expect(nbdfuseProcesses(proc)).toEqual([{ pid: 41, files: ['/srv/x/fuse', '/srv/x/fuse/nbd'], exportName: 'disk1', socket: '/srv/x/run/nbd.sock' }]);
+    } finally {
+      rmSync(proc, { recursive: true, force: true });
+    }
   });
 });
 

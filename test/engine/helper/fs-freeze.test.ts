@@ -2,7 +2,8 @@
  * Freezing file systems around a take (engine/helper/fs-freeze.ts) on real ext4
  * mounts of loop devices: FIFREEZE really holds writers until the thaw, a failing
  * take still thaws, the watchdog thread thaws when the helper's own thread is stuck,
- * and a file system frozen by someone else is left frozen (never thawed by us).
+ * a killed helper's freeze is thawed by the watchdog process, and a file system
+ * frozen by someone else is left frozen (never thawed by us).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { constants, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freezeAround } from '../../../engine/helper/fs-freeze.js';
 import type { FreezeTarget } from '../../../engine/helper/fs-freeze.js';
 import { canUseLoop, hasCommand } from '../../helpers/env.js';
+import { REPO } from './spawn-daemon.js';
 
 const MiB = 1024 * 1024;
 const usable = canUseLoop && hasCommand('mkfs.ext4') && hasCommand('fsfreeze');
@@ -85,7 +87,7 @@ describe.skipIf(!usable)('[root][loop] freezing a mounted file system around a t
     expect(await writeCompletes(mnt, 'after-failure', 10_000)).toBe(true);
   });
 
-  it('the watchdog thread thaws when the helper thread is stuck (here: blocked waiting for a writer)', async () => {
+  it('the watchdog process thaws when the helper thread is stuck (here: blocked waiting for a writer)', async () => {
     const logs: string[] = [];
     const { result } = await freezeAround(
       [target(mnt)],
@@ -100,6 +102,27 @@ describe.skipIf(!usable)('[root][loop] freezing a mounted file system around a t
     expect(result).toBe('done');
     expect(logs.some((l) => /watchdog: thawed .* after 300 ms/.test(l))).toBe(true);
     expect(await writeCompletes(mnt, 'after-watchdog', 10_000)).toBe(true);
+  });
+
+  it('a helper killed while the file system is frozen: the watchdog process thaws it at once', async () => {
+    const script = `
+      const { openSync, constants } = await import('node:fs');
+      const { freezeAround } = await import('./engine/helper/fs-freeze.ts');
+      const mnt = process.argv[1];
+      const fd = openSync(mnt, constants.O_RDONLY | constants.O_DIRECTORY);
+      await freezeAround([{ mountPoint: mnt, fd, how: 'asked' }], async () => {
+        console.log('frozen');
+        await new Promise(() => {}); // a take that never ends
+      }, () => {}, { watchdogMs: 600000 });
+    `;
+    const helper = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, mnt], { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve, reject) => {
+      helper.stdout?.on('data', (d: Buffer) => (d.toString().includes('frozen') ? resolve() : undefined));
+      helper.once('exit', (code) => reject(new Error(`the helper exited early (${code})`)));
+    });
+    expect(await writeCompletes(mnt, 'while-frozen', 500)).toBe(false);
+    helper.kill('SIGKILL');
+    expect(await writeCompletes(mnt, 'after-kill', 10_000)).toBe(true);
   });
 
   it('an asked file system frozen by someone else is refused with EBUSY and stays frozen', async () => {

@@ -15,6 +15,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, wr
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../../engine/cli/main.js';
 import type { HelperClient } from '../../../engine/protocol/client.js';
 import { canUseFuse, canUseLoop, hasCommand } from '../../helpers/env.js';
 import { connectClient, spawnDaemon } from './spawn-daemon.js';
@@ -101,9 +102,12 @@ describe.skipIf(!usable)('[root][loop][fuse] take freezes an engine device mount
     await expect(client.call('snapshotTake', { id, freeze: [join(d.dir, 'missing')] })).rejects.toThrow(/no such file or directory/);
     const { snapshots } = await client.call('snapshots.list', {});
     expect(snapshots.find((s) => s.id === id)?.taken).toBe(false);
-    // asked and detected together: frozen once
-    const taken = await client.call('snapshotTake', { id, freeze: [mnt] });
-    expect(taken.frozen?.map((f) => [f.mountPoint, f.how])).toEqual([[mnt, 'asked']]);
+    // asked and detected together: frozen once; through the CLI, which says so on stderr
+    let out = '';
+    let err = '';
+    const code = await main(['snapshot_take', '-i', id, '--freeze', mnt, '--socket', d.socketPath], { stdout: (t) => (out += t), stderr: (t) => (err += t), isTty: false });
+    expect({ code, out }).toEqual({ code: 0, out: '' });
+    expect(err).toMatch(new RegExp(`^froze ${mnt} \\(asked\\): writers waited \\d+ ms\n$`));
     await client.call('snapshotDestroy', { id });
     expect(readFileSync(join(mnt, 'synced.bin')).equals(synced)).toBe(true);
   }, 60_000);

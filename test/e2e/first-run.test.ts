@@ -190,6 +190,11 @@ describe.skipIf(!canRun)('[chromium] browser mode: a first session, errors and a
       mounted = true;
       const name = loop.replace('/dev/', '');
       const row = deviceRow(p, loop);
+      // a device nothing of which can be used is collapsed into one line that gives the reason
+      const group = p.getByTestId('device-group-toggle').filter({ hasText: `mounted at ${mnt}` });
+      await group.waitFor({ timeout: 10_000 });
+      expect(await row.isHidden()).toBe(true);
+      await group.click();
       await row.getByTestId('device-note').filter({ hasText: `In use, so the engine cannot open it: mounted at ${mnt}.` }).waitFor({ timeout: 10_000 });
       expect(await row.getByLabel(`Select ${name}`).isDisabled()).toBe(true);
       expect(await row.getByRole('button', { name: `Open ${name} with the engine` }).count()).toBe(0);

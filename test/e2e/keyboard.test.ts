@@ -244,7 +244,7 @@ describe.skipIf(!canRun)('[chromium, qemu-io] keyboard focus after dialogs and p
       expect(await focused(p)).toMatchObject({ testId: 'stop-workload' });
     });
 
-    it('Dismiss on the alert (which goes away) moves it to the screen; Clear the timeline keeps it', async () => {
+    it('Dismiss on the alert (which goes away) moves it to the screen; Dismiss all keeps it', async () => {
       const p = page();
       await gotoScreen(p, 'events');
       const alert = p.getByTestId('event-alert');
@@ -253,9 +253,9 @@ describe.skipIf(!canRun)('[chromium, qemu-io] keyboard focus after dialogs and p
       expect(await focused(p)).toMatchObject({ id: 'main' });
 
       await p.getByTestId('event-row').first().waitFor();
-      await pressWithEnter(p.getByRole('button', { name: 'Clear the timeline' }));
+      await pressWithEnter(p.getByRole('button', { name: 'Dismiss all' }));
       await p.getByTestId('event-row').first().waitFor({ state: 'detached' });
-      expect(await focused(p)).toMatchObject({ text: 'Clear the timeline' });
+      expect(await focused(p)).toMatchObject({ text: 'Dismiss all' });
     });
   });
 });

@@ -13,10 +13,11 @@ import type { ChainCbt } from './chain.js';
 import type { ImageWriter } from './image-writer.js';
 import { BLOCK_HASH_ALGORITHM, MANIFEST_FORMAT, MANIFEST_VERSION, manifestBlockHash } from './manifest.js';
 import type { DeviceIdentity, Manifest, PointKind } from './manifest.js';
-import { fsyncPath, lockFolder, partialName, removeLeftovers, writeFileAtomic } from './point-files.js';
+import { lockFolder, partialName, removeLeftovers, writeFileAtomic } from './point-files.js';
 import { checkCancelled } from './progress.js';
 import type { JobOptions } from './progress.js';
 import { DEFAULT_CLUSTER_SIZE, Qcow2Writer } from './qcow2-writer.js';
+import { SerialQueue, readAhead } from './pipeline.js';
 import { RawWriter } from './raw-writer.js';
 import { createSha256 } from './sha256-process.js';
 import type { Sha256Stream } from './sha256-process.js';
@@ -68,6 +69,10 @@ export interface BackupPointResult {
 }
 
 const CHUNK = 4 * 1024 * 1024;
+/** Ranges read ahead of the one being hashed. */
+const READ_AHEAD = 4;
+/** Ranges whose writes may wait behind the hashing. */
+const WRITE_QUEUE = 3;
 
 /** A range read from an ImageReader: its bytes, and the runs the source calls holes. */
 interface Span {
@@ -186,6 +191,7 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
   const unlock = await lockFolder(req.dir);
   let writer: ImageWriter | null = null;
   let sha: Sha256Stream | null = null;
+  let queue: SerialQueue | null = null;
   try {
     const leftoversRemoved = await removeLeftovers(req.dir);
     const plan = await planPoint({ dir: req.dir, kind: req.kind, device: req.device, cbt: req.cbt, allowFull: req.allowFull });
@@ -245,60 +251,66 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
     let cbtMissedBlocks = 0;
     req.onProgress?.({ done, total });
 
-    let pending: Promise<Span> | null = ranges.length > 0 ? read(ranges[0]![0], ranges[0]![1] - ranges[0]![0]) : null;
-    try {
-      for (let r = 0; r < ranges.length; r++) {
-        const [start, end] = ranges[r]!;
-        const span = await pending!;
-        const data = span.data;
-        pending = r + 1 < ranges.length ? read(ranges[r + 1]![0], ranges[r + 1]![1] - ranges[r + 1]![0]) : null;
-        checkCancelled(req.signal, 'backup');
-        if (data.length !== end - start) throw new BlksnapError('EIO', `the snapshot image returned ${data.length} bytes at ${start}, not ${end - start}`);
-        const skipped = skipHoles ? wholeHoleUnits(span.holes, unit, size) : [];
-        fillHoles(span, start, skipped);
-        const isSkipped = (s: number, e: number): boolean => skipped.some(([hs, he]) => s >= hs && e <= he);
-        // Block hashes of the whole blocks inside this range; blocks the CBT calls unchanged
-        // but whose content differs from the parent's are copied too.
-        const missed = new Set<number>();
-        for (let b = Math.ceil(start / blockSize); b * blockSize < end; b++) {
-          const bEnd = Math.min((b + 1) * blockSize, size);
-          if (bEnd > end) break;
-          hashes[b] = isSkipped(b * blockSize, bEnd) ? zeroBlockHash(bEnd - b * blockSize) : imageBlockHash(data.subarray(b * blockSize - start, bEnd - start));
-          if (parent && !changed[b] && hashes[b] !== manifestBlockHash(parent, b)) {
-            missed.add(b);
-            cbtMissedBlocks++;
-          }
+    // Reads run READ_AHEAD ranges ahead of the hashing; the writes of a range (then its
+    // SHA-256 update and the reuse of its buffer) run behind it, one range at a time.
+    const w = writer;
+    queue = new SerialQueue(WRITE_QUEUE);
+    const q = queue;
+    let r = 0;
+    for await (const span of readAhead(ranges.length, READ_AHEAD, (i) => read(ranges[i]![0], ranges[i]![1] - ranges[i]![0]))) {
+      const [start, end] = ranges[r++]!;
+      const data = span.data;
+      checkCancelled(req.signal, 'backup');
+      if (data.length !== end - start) throw new BlksnapError('EIO', `the snapshot image returned ${data.length} bytes at ${start}, not ${end - start}`);
+      const skipped = skipHoles ? wholeHoleUnits(span.holes, unit, size) : [];
+      fillHoles(span, start, skipped);
+      const isSkipped = (s: number, e: number): boolean => skipped.some(([hs, he]) => s >= hs && e <= he);
+      // Block hashes of the whole blocks inside this range; blocks the CBT calls unchanged
+      // but whose content differs from the parent's are copied too.
+      const missed = new Set<number>();
+      for (let b = Math.ceil(start / blockSize); b * blockSize < end; b++) {
+        const bEnd = Math.min((b + 1) * blockSize, size);
+        if (bEnd > end) break;
+        hashes[b] = isSkipped(b * blockSize, bEnd) ? zeroBlockHash(bEnd - b * blockSize) : imageBlockHash(data.subarray(b * blockSize - start, bEnd - start));
+        if (parent && !changed[b] && hashes[b] !== manifestBlockHash(parent, b)) {
+          missed.add(b);
+          cbtMissedBlocks++;
         }
-        if (!parent) {
-          // the range minus its skipped hole units (unit-aligned, so cluster-aligned)
-          let at = start;
-          for (const [hs, he] of [...skipped, [end, end] as [number, number]]) {
-            if (hs > at) await writer.write(at, data.subarray(at - start, hs - start));
-            at = Math.max(at, he);
-          }
-          copiedBytes += data.length;
-          if (skipHoles) spare.push(data);
-        } else {
-          const write = (c: number): boolean => {
-            if (clusterChanged(c)) return true;
-            const [first, last] = blockOfCluster(c);
-            for (let b = first; b <= last; b++) if (missed.has(b)) return true;
-            return false;
-          };
-          const firstCluster = start / clusterSize;
-          for (const [s, e] of readRanges((c) => write(c + firstCluster), Math.ceil((end - start) / clusterSize), clusterSize, end - start)) {
-            await writer.write(start + s, data.subarray(s, e));
-            copiedBytes += e - s;
-          }
+      }
+      // What of this range goes into the image: [guest offset, bytes].
+      const pieces: [number, Buffer][] = [];
+      if (!parent) {
+        // the range minus its skipped hole units (unit-aligned, so cluster-aligned)
+        let at = start;
+        for (const [hs, he] of [...skipped, [end, end] as [number, number]]) {
+          if (hs > at) pieces.push([at, data.subarray(at - start, hs - start)]);
+          at = Math.max(at, he);
         }
-        done += data.length;
+        copiedBytes += data.length;
+      } else {
+        const write = (c: number): boolean => {
+          if (clusterChanged(c)) return true;
+          const [first, last] = blockOfCluster(c);
+          for (let b = first; b <= last; b++) if (missed.has(b)) return true;
+          return false;
+        };
+        const firstCluster = start / clusterSize;
+        for (const [s, e] of readRanges((c) => write(c + firstCluster), Math.ceil((end - start) / clusterSize), clusterSize, end - start)) {
+          pieces.push([start + s, data.subarray(s, e)]);
+          copiedBytes += e - s;
+        }
+      }
+      await q.push(async () => {
+        for (const [at, bytes] of pieces) await w.write(at, bytes);
         // Last use of data: its memory moves to the SHA-256 worker without a copy.
         await sha?.update(data, true);
+        if (skipHoles) spare.push(data);
+        done += end - start;
         req.onProgress?.({ done, total });
-      }
-    } finally {
-      await pending?.catch(() => undefined);
+      });
     }
+    await q.drain();
+    queue = null;
     if (parent) {
       for (let b = 0; b < blockCount; b++) hashes[b] ??= manifestBlockHash(parent, b);
     }
@@ -328,13 +340,13 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
     await writeFileAtomic(req.dir, `${id}.json`, `${JSON.stringify(manifest, null, 1)}\n`);
     return { manifest, fullBecause: plan.fullBecause, leftoversRemoved };
   } catch (err) {
+    await queue?.drain().catch(() => undefined);
     await writer?.abort();
     // An image renamed but without its manifest is removed here (or by the next run).
     await removeLeftovers(req.dir).catch(() => undefined);
     throw err;
   } finally {
     await sha?.close();
-    await fsyncPath(req.dir, true).catch(() => undefined);
     await unlock();
   }
 }

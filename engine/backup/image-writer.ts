@@ -24,7 +24,8 @@ export interface ImageWriter {
   /**
    * Guest data at `offset` (a multiple of clusterSize, not before the end of the previous
    * write); the length is a multiple of clusterSize or ends at the virtual size.
-   * All-zero clusters are not stored as data.
+   * All-zero clusters are not stored as data. One write at a time: call the next
+   * one after the previous one resolved.
    */
   write(offset: number, data: Buffer): Promise<void>;
   /** Completes the file; with sync (the default) it is durable when this resolves. */

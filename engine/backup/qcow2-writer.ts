@@ -2,8 +2,10 @@
  * Streaming qcow2 (version 3) writer. Data clusters are appended in the order they
  * arrive, right after the header cluster; the L2 tables, the L1 table, the refcount
  * blocks and the refcount table are written after the last data cluster, and the
- * header cluster is written last (until then cluster 0 is zeroes, so an interrupted
- * file is not a qcow2 image at all).
+ * header cluster is written last (until then cluster 0 is a hole reading zeroes, so
+ * an interrupted file is not a qcow2 image at all). While data arrives the file is
+ * written back to disk in the background (writeback.ts); finish() ends with one
+ * fdatasync of the whole file, header included.
  *
  * Layout facts (qemu docs/interop/qcow2.txt): big-endian; L2 entry bit 63 "copied"
  * (refcount 1), bit 62 compressed, bit 0 reads-as-zero; a compressed entry holds a
@@ -14,6 +16,7 @@ import { promisify } from 'node:util';
 import { deflateRaw } from 'node:zlib';
 import { BlksnapError } from '../abi/errno.js';
 import { closeFd, fdatasync, writeFull, writevFull } from '../core/file-io.js';
+import { Writeback } from './writeback.js';
 import { createExclusive, isZeroRange } from './image-writer.js';
 import type { ImageWriteSummary, ImageWriter } from './image-writer.js';
 import {
@@ -55,6 +58,7 @@ export class Qcow2Writer implements ImageWriter {
   private readonly compress: boolean;
   private readonly level: number;
   private fd: number | null;
+  private readonly writeback: Writeback;
   /** Next free byte in the file (data area). */
   private cursor: number;
   private nextGuest = 0;
@@ -77,6 +81,7 @@ export class Qcow2Writer implements ImageWriter {
     this.compress = opts.compress === 'zlib';
     this.level = opts.compressionLevel ?? 6;
     this.fd = fd;
+    this.writeback = new Writeback(fd);
     this.cursor = this.clusterSize; // cluster 0 is the header
   }
 
@@ -92,15 +97,8 @@ export class Qcow2Writer implements ImageWriter {
     if (opts.backing && Buffer.byteLength(opts.backing.file) > MAX_BACKING_NAME) {
       throw new BlksnapError('ENAMETOOLONG', `backing file name is longer than ${MAX_BACKING_NAME} bytes`);
     }
-    const fd = await createExclusive(opts.path);
-    try {
-      // Cluster 0 stays zeroes until finish(): an unfinished file has no qcow2 magic.
-      await writeFull(fd, Buffer.alloc(clusterSize), 0, clusterSize, 0);
-    } catch (err) {
-      await closeFd(fd);
-      throw err;
-    }
-    return new Qcow2Writer(opts, clusterBits, fd);
+    // Cluster 0 stays a hole (zeroes) until finish(): an unfinished file has no qcow2 magic.
+    return new Qcow2Writer(opts, clusterBits, await createExclusive(opts.path));
   }
 
   async write(offset: number, data: Buffer): Promise<void> {
@@ -148,6 +146,7 @@ export class Qcow2Writer implements ImageWriter {
       this.dataBytes += cs;
     }
     await writevFull(fd, parts, start);
+    this.writeback.wrote(this.cursor - start);
   }
 
   private placeCompressed(guest: number, z: Buffer): void {
@@ -229,7 +228,7 @@ export class Qcow2Writer implements ImageWriter {
     }
     parts.push(refTable);
     await writevFull(fd, parts, this.cursor);
-    if (options.sync !== false) await fdatasync(fd);
+    await this.writeback.settle();
 
     const cluster0 = Buffer.alloc(cs);
     const exts = this.backing ? [{ type: EXT_BACKING_FORMAT, data: Buffer.from(this.backing.format) }] : [];
@@ -260,6 +259,8 @@ export class Qcow2Writer implements ImageWriter {
       compressionType: 0,
     });
     await writeFull(fd, cluster0, 0, cs, 0);
+    // One sync of everything: until the caller renames the file it is a ".partial-"
+    // one, so a crash before this returns leaves nothing that looks like a point.
     if (options.sync !== false) await fdatasync(fd);
     await this.closeOnce();
     this.finished = true;
@@ -272,6 +273,7 @@ export class Qcow2Writer implements ImageWriter {
   }
 
   async abort(): Promise<void> {
+    await this.writeback.quiet();
     await this.closeOnce();
     if (!this.finished) await unlink(this.path).catch(() => undefined);
   }

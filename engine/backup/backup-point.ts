@@ -3,7 +3,7 @@
  * an overlay of the parent point (incremental: the blocks whose CBT change number is
  * newer than the previous point's; differential: newer than the full's).
  */
-import { mkdir, rename, stat } from 'node:fs/promises';
+import { mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlksnapError } from '../abi/errno.js';
 import type { BlockDevice, BlockExtent } from '../core/block-device.js';
@@ -311,8 +311,14 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
     }
     await q.drain();
     queue = null;
+    // An incremental's list: the parent's, with the hashes of the blocks read written over it.
+    let blockHashes: string;
     if (parent) {
-      for (let b = 0; b < blockCount; b++) hashes[b] ??= manifestBlockHash(parent, b);
+      const list = Buffer.from(parent.hashes.blocks, 'latin1');
+      hashes.forEach((h, b) => list.write(h, b * 16, 'latin1'));
+      blockHashes = list.toString('latin1');
+    } else {
+      blockHashes = hashes.join('');
     }
     checkCancelled(req.signal, 'backup');
     const digest = sha ? await sha.digest() : null;
@@ -320,7 +326,7 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
     await rename(tmpPath, join(req.dir, file));
     writer = null;
     checkCancelled(req.signal, 'backup');
-    const fileBytes = (await stat(join(req.dir, file))).size;
+    const fileBytes = summary.fileBytes;
     const manifest: Manifest = {
       format: MANIFEST_FORMAT,
       formatVersion: MANIFEST_VERSION,
@@ -332,7 +338,7 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
       image: { file, format, clusterSize, compression: req.compress ?? 'none', fileBytes },
       device: req.device,
       cbt: { generationId: req.cbt.generationId, changeNumber: req.cbt.changeNumber, blockSize, blockCount },
-      hashes: { blockAlgorithm: BLOCK_HASH_ALGORITHM, blocks: hashes.join(''), sha256: digest },
+      hashes: { blockAlgorithm: BLOCK_HASH_ALGORITHM, blocks: blockHashes, sha256: digest },
       sizes: { deviceBytes: size, copiedBytes: parent ? copiedBytes : summary.dataBytes, changedBlocks, cbtMissedBlocks },
       times: { startedAt: started.toISOString(), finishedAt: now().toISOString() },
       tool: toolIdentity(),

@@ -36,6 +36,36 @@ export class ChainBreakError extends BlksnapError {
   }
 }
 
+/**
+ * Parsed manifests by path, with the file's identity when parsed. A manifest is never
+ * rewritten in place (it is written once, under a partial name, then renamed), so an
+ * unchanged inode, size and change time mean unchanged content. This keeps the fixed
+ * cost of an incremental (which plans over every point of the folder) from growing
+ * with the chain: only the stat of each manifest remains.
+ */
+const manifestCache = new Map<string, { ino: number; size: number; ctimeMs: number; manifest: Manifest }>();
+const MANIFEST_CACHE_SIZE = 256;
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** A point's manifest (parsed once per version of the file; the result is frozen). */
+async function readManifest(path: string): Promise<Manifest> {
+  const st = await stat(path);
+  const hit = manifestCache.get(path);
+  if (hit && hit.ino === st.ino && hit.size === st.size && hit.ctimeMs === st.ctimeMs) return hit.manifest;
+  const manifest = deepFreeze(parseManifest(await readFile(path, 'utf8'), path));
+  manifestCache.delete(path);
+  manifestCache.set(path, { ino: st.ino, size: st.size, ctimeMs: st.ctimeMs, manifest });
+  if (manifestCache.size > MANIFEST_CACHE_SIZE) manifestCache.delete(manifestCache.keys().next().value!);
+  return manifest;
+}
+
 /** The valid points of a folder, oldest first (by sequence). */
 export async function loadPoints(dir: string): Promise<Manifest[]> {
   const names = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
@@ -46,7 +76,7 @@ export async function loadPoints(dir: string): Promise<Manifest[]> {
   for (const name of names) {
     if (!name.endsWith(MANIFEST_SUFFIX) || name.endsWith(VERIFY_SUFFIX)) continue;
     if (!POINT_ID_RE.test(name.slice(0, -MANIFEST_SUFFIX.length))) continue;
-    out.push(parseManifest(await readFile(join(dir, name), 'utf8'), join(dir, name)));
+    out.push(await readManifest(join(dir, name)));
   }
   return out.sort((a, b) => a.sequence - b.sequence);
 }

@@ -9,7 +9,7 @@
 import { fdatasync } from '../core/file-io.js';
 
 /** Bytes written between two background syncs. */
-export const WRITEBACK_STEP = 32 * 1024 * 1024;
+export const WRITEBACK_STEP = 8 * 1024 * 1024;
 
 export class Writeback {
   private unsynced = 0;

@@ -44,7 +44,7 @@ export interface BackupPointRequest extends JobOptions {
   allowFull?: boolean;
   /** qcow2 (default) or raw; raw only for a full. */
   format?: 'qcow2' | 'raw';
-  compress?: 'zlib';
+  compress?: 'zlib' | 'zstd';
   clusterSize?: number;
   /**
    * Compute the SHA-256 of the whole image during the backup. Default false for every

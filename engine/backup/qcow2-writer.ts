@@ -21,8 +21,9 @@ import { createExclusive, isZeroRange } from './image-writer.js';
 import type { ImageWriteSummary, ImageWriter } from './image-writer.js';
 import {
   EXT_BACKING_FORMAT, L2_COMPRESSED, MAX_BACKING_NAME, MAX_CLUSTER_BITS, MIN_CLUSTER_BITS, REFCOUNT_ORDER,
-  V3_HEADER_LENGTH, compressedShift, encodeExtensions, writeHeader,
+  INCOMPAT_COMPRESSION_TYPE, V3_HEADER_LENGTH, compressedShift, encodeExtensions, writeHeader,
 } from './qcow2-format.js';
+import { loadZstd, zstdCompress } from './zstd.js';
 import type { BackingFormat } from './qcow2-format.js';
 import { unlink } from 'node:fs/promises';
 
@@ -42,9 +43,12 @@ export interface Qcow2WriterOptions {
   clusterSize?: number;
   /** Backing file as stored in the header (relative paths resolve against this file's folder). */
   backing?: { file: string; format: BackingFormat };
-  /** Store data clusters deflate-compressed (when that makes them smaller). */
-  compress?: 'zlib';
-  /** zlib level 1-9; 6 by default. */
+  /**
+   * Store data clusters compressed when that makes them smaller: zlib (raw deflate),
+   * or zstd (compression type 1 in the header, which qemu 5.1 and later read).
+   */
+  compress?: 'zlib' | 'zstd';
+  /** zlib level 1-9 (6 by default), zstd level 1-19 (3 by default). */
   compressionLevel?: number;
 }
 
@@ -55,7 +59,7 @@ export class Qcow2Writer implements ImageWriter {
   private readonly clusterBits: number;
   private readonly l2Entries: number;
   private readonly backing: { file: string; format: BackingFormat } | undefined;
-  private readonly compress: boolean;
+  private readonly compress: 'zlib' | 'zstd' | null;
   private readonly level: number;
   private fd: number | null;
   private readonly writeback: Writeback;
@@ -78,8 +82,8 @@ export class Qcow2Writer implements ImageWriter {
     this.clusterSize = 2 ** clusterBits;
     this.l2Entries = this.clusterSize / 8;
     this.backing = opts.backing;
-    this.compress = opts.compress === 'zlib';
-    this.level = opts.compressionLevel ?? 6;
+    this.compress = opts.compress ?? null;
+    this.level = opts.compressionLevel ?? (opts.compress === 'zstd' ? 3 : 6);
     this.fd = fd;
     this.writeback = new Writeback(fd);
     this.cursor = this.clusterSize; // cluster 0 is the header
@@ -97,6 +101,7 @@ export class Qcow2Writer implements ImageWriter {
     if (opts.backing && Buffer.byteLength(opts.backing.file) > MAX_BACKING_NAME) {
       throw new BlksnapError('ENAMETOOLONG', `backing file name is longer than ${MAX_BACKING_NAME} bytes`);
     }
+    if (opts.compress === 'zstd') await loadZstd();
     // Cluster 0 stays a hole (zeroes) until finish(): an unfinished file has no qcow2 magic.
     return new Qcow2Writer(opts, clusterBits, await createExclusive(opts.path));
   }
@@ -127,9 +132,12 @@ export class Qcow2Writer implements ImageWriter {
       pending.push({ guest, chunk });
     }
     if (pending.length === 0) return;
-    const packed = this.compress
-      ? await Promise.all(pending.map((p) => deflateRawAsync(p.chunk, { level: this.level, windowBits: DEFLATE_WINDOW_BITS })))
-      : null;
+    const packed =
+      this.compress === 'zlib'
+        ? await Promise.all(pending.map((p) => deflateRawAsync(p.chunk, { level: this.level, windowBits: DEFLATE_WINDOW_BITS })))
+        : this.compress === 'zstd'
+          ? pending.map((p) => zstdCompress(p.chunk, this.level))
+          : null;
     for (let i = 0; i < pending.length; i++) {
       const { guest, chunk } = pending[i]!;
       const z = packed?.[i];
@@ -251,12 +259,12 @@ export class Qcow2Writer implements ImageWriter {
       refcountTableClusters: rt,
       nbSnapshots: 0,
       snapshotsOffset: 0,
-      incompatibleFeatures: 0n,
+      incompatibleFeatures: this.compress === 'zstd' ? INCOMPAT_COMPRESSION_TYPE : 0n,
       compatibleFeatures: 0n,
       autoclearFeatures: 0n,
       refcountOrder: REFCOUNT_ORDER,
       headerLength: V3_HEADER_LENGTH,
-      compressionType: 0,
+      compressionType: this.compress === 'zstd' ? 1 : 0,
     });
     await writeFull(fd, cluster0, 0, cs, 0);
     // One sync of everything: until the caller renames the file it is a ".partial-"

@@ -69,9 +69,9 @@ export interface BackupPointResult {
 }
 
 const CHUNK = 4 * 1024 * 1024;
-/** Ranges read ahead of the one being hashed. */
-const READ_AHEAD = 4;
-/** Ranges whose writes may wait behind the hashing. */
+/** Bytes read ahead of the range being hashed (at least 4 ranges, at most 64). */
+const READ_AHEAD_BYTES = 16 * 1024 * 1024;
+/** Batches of writes that may wait behind the hashing; a batch is CHUNK bytes or more of ranges read. */
 const WRITE_QUEUE = 3;
 
 /** A range read from an ImageReader: its bytes, and the runs the source calls holes. */
@@ -251,13 +251,16 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
     let cbtMissedBlocks = 0;
     req.onProgress?.({ done, total });
 
-    // Reads run READ_AHEAD ranges ahead of the hashing; the writes of a range (then its
-    // SHA-256 update and the reuse of its buffer) run behind it, one range at a time.
+    // Reads run READ_AHEAD_BYTES ahead of the hashing; the writes of the ranges (then their
+    // SHA-256 updates and the reuse of their buffers) run behind it, in batches of at
+    // least CHUNK bytes (an incremental's many small ranges: one vectored write per batch).
+    const readAheadRanges = Math.min(64, Math.max(4, Math.floor(READ_AHEAD_BYTES / Math.max(1, total / Math.max(1, ranges.length)))));
+    let batch: { pieces: [number, Buffer][]; data: Buffer[]; bytes: number } = { pieces: [], data: [], bytes: 0 };
     const w = writer;
     queue = new SerialQueue(WRITE_QUEUE);
     const q = queue;
     let r = 0;
-    for await (const span of readAhead(ranges.length, READ_AHEAD, (i) => read(ranges[i]![0], ranges[i]![1] - ranges[i]![0]))) {
+    for await (const span of readAhead(ranges.length, readAheadRanges, (i) => read(ranges[i]![0], ranges[i]![1] - ranges[i]![0]))) {
       const [start, end] = ranges[r++]!;
       const data = span.data;
       checkCancelled(req.signal, 'backup');
@@ -300,13 +303,22 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
           copiedBytes += e - s;
         }
       }
+      batch.pieces.push(...pieces);
+      batch.data.push(data);
+      batch.bytes += end - start;
+      // progress: the bytes read and hashed (their writes follow within WRITE_QUEUE batches)
+      done += end - start;
+      req.onProgress?.({ done, total });
+      if (batch.bytes < CHUNK && r < ranges.length) continue;
+      const { pieces: toWrite, data: buffers } = batch;
+      batch = { pieces: [], data: [], bytes: 0 };
       await q.push(async () => {
-        for (const [at, bytes] of pieces) await w.write(at, bytes);
-        // Last use of data: its memory moves to the SHA-256 worker without a copy.
-        await sha?.update(data, true);
-        if (skipHoles) spare.push(data);
-        done += end - start;
-        req.onProgress?.({ done, total });
+        await w.writeRanges(toWrite);
+        for (const b of buffers) {
+          // Last use of the buffer: its memory moves to the SHA-256 worker without a copy.
+          await sha?.update(b, true);
+          if (skipHoles) spare.push(b);
+        }
       });
     }
     await q.drain();

@@ -72,12 +72,8 @@ export async function loadPoints(dir: string): Promise<Manifest[]> {
     if (err.code === 'ENOENT') return [] as string[];
     throw err;
   });
-  const out: Manifest[] = [];
-  for (const name of names) {
-    if (!name.endsWith(MANIFEST_SUFFIX) || name.endsWith(VERIFY_SUFFIX)) continue;
-    if (!POINT_ID_RE.test(name.slice(0, -MANIFEST_SUFFIX.length))) continue;
-    out.push(await readManifest(join(dir, name)));
-  }
+  const manifests = names.filter((name) => name.endsWith(MANIFEST_SUFFIX) && !name.endsWith(VERIFY_SUFFIX) && POINT_ID_RE.test(name.slice(0, -MANIFEST_SUFFIX.length)));
+  const out = await Promise.all(manifests.map((name) => readManifest(join(dir, name))));
   return out.sort((a, b) => a.sequence - b.sequence);
 }
 
@@ -139,24 +135,29 @@ function deviceMismatch(point: Manifest, device: DeviceIdentity): ChainBreakErro
 
 /** The ancestry of a point, itself first, down to its full; throws when a link is missing. */
 async function ancestry(dir: string, point: Manifest, byId: Map<string, Manifest>): Promise<Manifest[]> {
-  const out: Manifest[] = [];
-  let at: Manifest | undefined = point;
-  let child: Manifest | null = null;
-  while (at) {
-    const exists = await stat(join(dir, at.image.file)).then((s) => s.size === at!.image.fileBytes, () => false);
-    if (!exists) {
-      const which = child === null ? 'the previous backup' : 'the backup';
-      throw new ChainBreakError('ENOENT', 'missing-parent', `${which} ${pointTime(at)} is missing (its image ${at.image.file} is gone or incomplete)`);
+  // the links first (from the manifests), then every image checked at once, reported in chain order
+  const chain: Manifest[] = [];
+  let broken: ChainBreakError | null = null;
+  for (let at: Manifest | undefined = point; at; ) {
+    chain.push(at);
+    if (at.parent === null) break;
+    if (chain.length > byId.size) {
+      broken = new ChainBreakError('EINVAL', 'missing-parent', `the backups of ${dir} name each other as parents in a loop`);
+      break;
     }
-    out.push(at);
-    if (at.parent === null) return out;
-    child = at;
+    const child: Manifest = at;
     at = byId.get(at.parent);
-    if (!at) {
-      throw new ChainBreakError('ENOENT', 'missing-parent', `the backup ${child.parent} that ${pointTime(child)} builds on is missing`);
+    if (!at) broken = new ChainBreakError('ENOENT', 'missing-parent', `the backup ${child.parent} that ${pointTime(child)} builds on is missing`);
+  }
+  const present = await Promise.all(chain.map((m) => stat(join(dir, m.image.file)).then((s) => s.size === m.image.fileBytes, () => false)));
+  for (const [i, m] of chain.entries()) {
+    if (!present[i]) {
+      const which = i === 0 ? 'the previous backup' : 'the backup';
+      throw new ChainBreakError('ENOENT', 'missing-parent', `${which} ${pointTime(m)} is missing (its image ${m.image.file} is gone or incomplete)`);
     }
   }
-  return out;
+  if (broken) throw broken;
+  return chain;
 }
 
 /** Decides the kind and parent of a new point, or refuses with the reason. */
@@ -185,8 +186,9 @@ export async function planPoint(req: PlanRequest): Promise<Plan> {
       throw new ChainBreakError('EINVAL', 'block-size', `the change tracker's block size changed from ${formatSize(parent.cbt.blockSize)} to ${formatSize(req.cbt.blockSize)}`);
     }
     const lineage = await ancestry(req.dir, parent, byId);
-    for (const p of lineage) {
-      const record = await readVerifyRecord(req.dir, p.id);
+    const records = await Promise.all(lineage.map((p) => readVerifyRecord(req.dir, p.id)));
+    for (const [i, p] of lineage.entries()) {
+      const record = records[i];
       if (record && !record.ok) {
         const which = p === parent ? 'the previous backup' : 'the backup';
         throw new ChainBreakError('EIO', 'failed-verification', `${which} ${pointTime(p)} failed verification (${record.problems[0] ?? 'no details'})`);

@@ -28,6 +28,8 @@ export interface ImageWriter {
    * one after the previous one resolved.
    */
   write(offset: number, data: Buffer): Promise<void>;
+  /** write() of several ranges in increasing order, in as few system calls as the format allows. */
+  writeRanges(ranges: readonly (readonly [number, Buffer])[]): Promise<void>;
   /** Completes the file; with sync (the default) it is durable when this resolves. */
   finish(options?: { sync?: boolean }): Promise<ImageWriteSummary>;
   /** Closes and removes the unfinished file. */

@@ -52,6 +52,16 @@ export interface Qcow2WriterOptions {
   compressionLevel?: number;
 }
 
+/** Adds a buffer to a write's list, merged with the previous one when it continues it in memory. */
+function appendPart(parts: Buffer[], chunk: Buffer): void {
+  const last = parts[parts.length - 1];
+  if (last && last.buffer === chunk.buffer && last.byteOffset + last.length === chunk.byteOffset) {
+    parts[parts.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + chunk.length);
+  } else {
+    parts.push(chunk);
+  }
+}
+
 export class Qcow2Writer implements ImageWriter {
   readonly path: string;
   readonly virtualSize: number;
@@ -106,30 +116,37 @@ export class Qcow2Writer implements ImageWriter {
     return new Qcow2Writer(opts, clusterBits, await createExclusive(opts.path));
   }
 
-  async write(offset: number, data: Buffer): Promise<void> {
+  write(offset: number, data: Buffer): Promise<void> {
+    return this.writeRanges([[offset, data]]);
+  }
+
+  /** Several ranges (in increasing order) appended with one vectored write. */
+  async writeRanges(ranges: readonly (readonly [number, Buffer])[]): Promise<void> {
     const fd = this.openFd();
     const cs = this.clusterSize;
-    const end = offset + data.length;
-    if (offset % cs !== 0 || offset < this.nextGuest || end > this.virtualSize || (data.length % cs !== 0 && end !== this.virtualSize)) {
-      throw new BlksnapError('EINVAL', `${this.path}: write of ${data.length} bytes at ${offset} is not cluster-aligned, in order and inside the image`);
-    }
-    this.nextGuest = end;
     const parts: Buffer[] = [];
     const start = this.cursor;
     const pending: { guest: number; chunk: Buffer }[] = [];
-    for (let at = 0; at < data.length; at += cs) {
-      const len = Math.min(cs, data.length - at);
-      const guest = (offset + at) / cs;
-      if (isZeroRange(data, at, at + len)) {
-        if (this.backing) {
-          this.setEntry(guest, 0, 1); // reads as zeroes, whatever the backing file holds
-          this.zeroClusters++;
-        }
-        continue;
+    for (const [offset, data] of ranges) {
+      const end = offset + data.length;
+      if (offset % cs !== 0 || offset < this.nextGuest || end > this.virtualSize || (data.length % cs !== 0 && end !== this.virtualSize)) {
+        throw new BlksnapError('EINVAL', `${this.path}: write of ${data.length} bytes at ${offset} is not cluster-aligned, in order and inside the image`);
       }
-      let chunk = data.subarray(at, at + len);
-      if (len < cs) chunk = Buffer.concat([chunk, Buffer.alloc(cs - len)]);
-      pending.push({ guest, chunk });
+      this.nextGuest = end;
+      for (let at = 0; at < data.length; at += cs) {
+        const len = Math.min(cs, data.length - at);
+        const guest = (offset + at) / cs;
+        if (isZeroRange(data, at, at + len)) {
+          if (this.backing) {
+            this.setEntry(guest, 0, 1); // reads as zeroes, whatever the backing file holds
+            this.zeroClusters++;
+          }
+          continue;
+        }
+        let chunk = data.subarray(at, at + len);
+        if (len < cs) chunk = Buffer.concat([chunk, Buffer.alloc(cs - len)]);
+        pending.push({ guest, chunk });
+      }
     }
     if (pending.length === 0) return;
     const packed =
@@ -149,7 +166,7 @@ export class Qcow2Writer implements ImageWriter {
       const aligned = Math.ceil(this.cursor / cs) * cs;
       if (aligned > this.cursor) parts.push(Buffer.alloc(aligned - this.cursor));
       this.setEntry(guest, aligned, 0, true);
-      parts.push(chunk);
+      appendPart(parts, chunk);
       this.cursor = aligned + cs;
       this.dataBytes += cs;
     }

@@ -69,6 +69,10 @@ export class RawWriter implements ImageWriter {
     }
   }
 
+  async writeRanges(ranges: readonly (readonly [number, Buffer])[]): Promise<void> {
+    for (const [offset, data] of ranges) await this.write(offset, data);
+  }
+
   async finish(options: { sync?: boolean } = {}): Promise<ImageWriteSummary> {
     if (this.fd === null) throw new BlksnapError('EBADF', `${this.path}: the image writer is closed`);
     await ftruncate(this.fd, this.virtualSize);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { BlksnapError } from '../abi/errno.js';
 import type { BlockDevice, BlockExtent } from '../core/block-device.js';
 import { imageBlockHash, zeroBlockHash } from './block-hash.js';
-import { planPoint } from './chain.js';
+import { planPoint, rememberManifest } from './chain.js';
 import type { ChainCbt } from './chain.js';
 import type { ImageWriter } from './image-writer.js';
 import { BLOCK_HASH_ALGORITHM, MANIFEST_FORMAT, MANIFEST_VERSION, manifestBlockHash } from './manifest.js';
@@ -356,6 +356,7 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
       tool: toolIdentity(),
     };
     await writeFileAtomic(req.dir, `${id}.json`, `${JSON.stringify(manifest, null, 1)}\n`);
+    await rememberManifest(join(req.dir, `${id}.json`), manifest);
     return { manifest, fullBecause: plan.fullBecause, leftoversRemoved };
   } catch (err) {
     await queue?.drain().catch(() => undefined);

@@ -54,16 +54,28 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+function cacheManifest(path: string, st: { ino: number; size: number; ctimeMs: number }, manifest: Manifest): Manifest {
+  const frozen = deepFreeze(structuredClone(manifest));
+  manifestCache.delete(path);
+  manifestCache.set(path, { ino: st.ino, size: st.size, ctimeMs: st.ctimeMs, manifest: frozen });
+  if (manifestCache.size > MANIFEST_CACHE_SIZE) manifestCache.delete(manifestCache.keys().next().value!);
+  return frozen;
+}
+
 /** A point's manifest (parsed once per version of the file; the result is frozen). */
 async function readManifest(path: string): Promise<Manifest> {
   const st = await stat(path);
   const hit = manifestCache.get(path);
   if (hit && hit.ino === st.ino && hit.size === st.size && hit.ctimeMs === st.ctimeMs) return hit.manifest;
-  const manifest = deepFreeze(parseManifest(await readFile(path, 'utf8'), path));
-  manifestCache.delete(path);
-  manifestCache.set(path, { ino: st.ino, size: st.size, ctimeMs: st.ctimeMs, manifest });
-  if (manifestCache.size > MANIFEST_CACHE_SIZE) manifestCache.delete(manifestCache.keys().next().value!);
-  return manifest;
+  return cacheManifest(path, st, parseManifest(await readFile(path, 'utf8'), path));
+}
+
+/**
+ * Tells the cache the manifest just written at `path` (so the next point of the chain
+ * does not parse it again); the file's identity is taken now, as readManifest checks it.
+ */
+export async function rememberManifest(path: string, manifest: Manifest): Promise<void> {
+  cacheManifest(path, await stat(path), manifest);
 }
 
 /** The valid points of a folder, oldest first (by sequence). */

@@ -22,7 +22,7 @@ export const LAYERS = [
   { folder: 'engine/kernel', folders: ['engine/abi'], packages: ['koffi'], builtins: true },
   { folder: 'engine/nbd', folders: ['engine/core', 'engine/abi'], packages: [], builtins: true },
   // image backups: formats, points, verify, restore (reads snapshot images as engine/core BlockDevices)
-  { folder: 'engine/backup', folders: ['engine/core', 'engine/devices', 'engine/abi'], packages: ['zod'], builtins: true },
+  { folder: 'engine/backup', folders: ['engine/core', 'engine/devices', 'engine/abi'], packages: ['zod', '@bokuweb/zstd-wasm'], builtins: true },
   {
     folder: 'engine/helper',
     folders: ['engine/protocol', 'engine/abi', 'engine/core', 'engine/devices', 'engine/kernel', 'engine/nbd', 'engine/backup'],

@@ -125,7 +125,7 @@ export interface BackupStartParams {
   devices?: string[];
   kind: BackupKind;
   format?: BackupFormat;
-  compress?: 'zlib';
+  compress?: 'zlib' | 'zstd';
   /** Make a new full backup when the chain cannot continue (else the job fails with the reason). */
   allowFull?: boolean;
 }

@@ -87,7 +87,7 @@ export const PARAM_SCHEMAS: { [K in RequestName]: z.ZodType<RequestParams<K>> } 
     devices: z.array(deviceRef).min(1).max(256).optional(),
     kind: z.enum(['full', 'incremental', 'differential']),
     format: z.enum(['qcow2', 'raw']).optional(),
-    compress: z.literal('zlib').optional(),
+    compress: z.enum(['zlib', 'zstd']).optional(),
     allowFull: z.boolean().optional(),
   }),
   backupVerify: z.strictObject({ dir: absolutePath, point: pointId.optional(), compareWithSnapshot: z.boolean().optional() }),

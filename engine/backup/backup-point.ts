@@ -3,21 +3,22 @@
  * an overlay of the parent point (incremental: the blocks whose CBT change number is
  * newer than the previous point's; differential: newer than the full's).
  */
-import { mkdir, rename, stat } from 'node:fs/promises';
+import { mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlksnapError } from '../abi/errno.js';
 import type { BlockDevice, BlockExtent } from '../core/block-device.js';
 import { imageBlockHash, zeroBlockHash } from './block-hash.js';
 import { changedBlockCount } from './changed-bytes.js';
-import { planPoint } from './chain.js';
+import { planPoint, rememberManifest } from './chain.js';
 import type { ChainCbt } from './chain.js';
 import type { ImageWriter } from './image-writer.js';
 import { BLOCK_HASH_ALGORITHM, MANIFEST_FORMAT, MANIFEST_VERSION, manifestBlockHash } from './manifest.js';
 import type { DeviceIdentity, Manifest, PointKind } from './manifest.js';
-import { fsyncPath, lockFolder, partialName, removeLeftovers, writeFileAtomic } from './point-files.js';
+import { lockFolder, partialName, removeLeftovers, writeFileAtomic } from './point-files.js';
 import { checkCancelled } from './progress.js';
 import type { JobOptions } from './progress.js';
 import { DEFAULT_CLUSTER_SIZE, Qcow2Writer } from './qcow2-writer.js';
+import { SerialQueue, readAhead } from './pipeline.js';
 import { RawWriter } from './raw-writer.js';
 import { createSha256 } from './sha256-process.js';
 import type { Sha256Stream } from './sha256-process.js';
@@ -44,7 +45,7 @@ export interface BackupPointRequest extends JobOptions {
   allowFull?: boolean;
   /** qcow2 (default) or raw; raw only for a full. */
   format?: 'qcow2' | 'raw';
-  compress?: 'zlib';
+  compress?: 'zlib' | 'zstd';
   clusterSize?: number;
   /**
    * Compute the SHA-256 of the whole image during the backup. Default false for every
@@ -69,6 +70,10 @@ export interface BackupPointResult {
 }
 
 const CHUNK = 4 * 1024 * 1024;
+/** Bytes read ahead of the range being hashed (at least 4 ranges, at most 64). */
+const READ_AHEAD_BYTES = 16 * 1024 * 1024;
+/** Batches of writes that may wait behind the hashing; a batch is CHUNK bytes or more of ranges read. */
+const WRITE_QUEUE = 3;
 
 /** A range read from an ImageReader: its bytes, and the runs the source calls holes. */
 interface Span {
@@ -187,6 +192,7 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
   const unlock = await lockFolder(req.dir);
   let writer: ImageWriter | null = null;
   let sha: Sha256Stream | null = null;
+  let queue: SerialQueue | null = null;
   try {
     const leftoversRemoved = await removeLeftovers(req.dir);
     const plan = await planPoint({ dir: req.dir, kind: req.kind, device: req.device, cbt: req.cbt, allowFull: req.allowFull });
@@ -244,62 +250,86 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
     let cbtMissedBlocks = 0;
     req.onProgress?.({ done, total });
 
-    let pending: Promise<Span> | null = ranges.length > 0 ? read(ranges[0]![0], ranges[0]![1] - ranges[0]![0]) : null;
-    try {
-      for (let r = 0; r < ranges.length; r++) {
-        const [start, end] = ranges[r]!;
-        const span = await pending!;
-        const data = span.data;
-        pending = r + 1 < ranges.length ? read(ranges[r + 1]![0], ranges[r + 1]![1] - ranges[r + 1]![0]) : null;
-        checkCancelled(req.signal, 'backup');
-        if (data.length !== end - start) throw new BlksnapError('EIO', `the snapshot image returned ${data.length} bytes at ${start}, not ${end - start}`);
-        const skipped = skipHoles ? wholeHoleUnits(span.holes, unit, size) : [];
-        fillHoles(span, start, skipped);
-        const isSkipped = (s: number, e: number): boolean => skipped.some(([hs, he]) => s >= hs && e <= he);
-        // Block hashes of the whole blocks inside this range; blocks the CBT calls unchanged
-        // but whose content differs from the parent's are copied too.
-        const missed = new Set<number>();
-        for (let b = Math.ceil(start / blockSize); b * blockSize < end; b++) {
-          const bEnd = Math.min((b + 1) * blockSize, size);
-          if (bEnd > end) break;
-          hashes[b] = isSkipped(b * blockSize, bEnd) ? zeroBlockHash(bEnd - b * blockSize) : imageBlockHash(data.subarray(b * blockSize - start, bEnd - start));
-          if (parent && !changed[b] && hashes[b] !== manifestBlockHash(parent, b)) {
-            missed.add(b);
-            cbtMissedBlocks++;
-          }
+    // Reads run READ_AHEAD_BYTES ahead of the hashing; the writes of the ranges (then their
+    // SHA-256 updates and the reuse of their buffers) run behind it, in batches of at
+    // least CHUNK bytes (an incremental's many small ranges: one vectored write per batch).
+    const readAheadRanges = Math.min(64, Math.max(4, Math.floor(READ_AHEAD_BYTES / Math.max(1, total / Math.max(1, ranges.length)))));
+    let batch: { pieces: [number, Buffer][]; data: Buffer[]; bytes: number } = { pieces: [], data: [], bytes: 0 };
+    const w = writer;
+    queue = new SerialQueue(WRITE_QUEUE);
+    const q = queue;
+    let r = 0;
+    for await (const span of readAhead(ranges.length, readAheadRanges, (i) => read(ranges[i]![0], ranges[i]![1] - ranges[i]![0]))) {
+      const [start, end] = ranges[r++]!;
+      const data = span.data;
+      checkCancelled(req.signal, 'backup');
+      if (data.length !== end - start) throw new BlksnapError('EIO', `the snapshot image returned ${data.length} bytes at ${start}, not ${end - start}`);
+      const skipped = skipHoles ? wholeHoleUnits(span.holes, unit, size) : [];
+      fillHoles(span, start, skipped);
+      const isSkipped = (s: number, e: number): boolean => skipped.some(([hs, he]) => s >= hs && e <= he);
+      // Block hashes of the whole blocks inside this range; blocks the CBT calls unchanged
+      // but whose content differs from the parent's are copied too.
+      const missed = new Set<number>();
+      for (let b = Math.ceil(start / blockSize); b * blockSize < end; b++) {
+        const bEnd = Math.min((b + 1) * blockSize, size);
+        if (bEnd > end) break;
+        hashes[b] = isSkipped(b * blockSize, bEnd) ? zeroBlockHash(bEnd - b * blockSize) : imageBlockHash(data.subarray(b * blockSize - start, bEnd - start));
+        if (parent && !changed[b] && hashes[b] !== manifestBlockHash(parent, b)) {
+          missed.add(b);
+          cbtMissedBlocks++;
         }
-        if (!parent) {
-          // the range minus its skipped hole units (unit-aligned, so cluster-aligned)
-          let at = start;
-          for (const [hs, he] of [...skipped, [end, end] as [number, number]]) {
-            if (hs > at) await writer.write(at, data.subarray(at - start, hs - start));
-            at = Math.max(at, he);
-          }
-          copiedBytes += data.length;
-          if (skipHoles) spare.push(data);
-        } else {
-          const write = (c: number): boolean => {
-            if (clusterChanged(c)) return true;
-            const [first, last] = blockOfCluster(c);
-            for (let b = first; b <= last; b++) if (missed.has(b)) return true;
-            return false;
-          };
-          const firstCluster = start / clusterSize;
-          for (const [s, e] of readRanges((c) => write(c + firstCluster), Math.ceil((end - start) / clusterSize), clusterSize, end - start)) {
-            await writer.write(start + s, data.subarray(s, e));
-            copiedBytes += e - s;
-          }
-        }
-        done += data.length;
-        // Last use of data: its memory moves to the SHA-256 worker without a copy.
-        await sha?.update(data, true);
-        req.onProgress?.({ done, total });
       }
-    } finally {
-      await pending?.catch(() => undefined);
+      // What of this range goes into the image: [guest offset, bytes].
+      const pieces: [number, Buffer][] = [];
+      if (!parent) {
+        // the range minus its skipped hole units (unit-aligned, so cluster-aligned)
+        let at = start;
+        for (const [hs, he] of [...skipped, [end, end] as [number, number]]) {
+          if (hs > at) pieces.push([at, data.subarray(at - start, hs - start)]);
+          at = Math.max(at, he);
+        }
+        copiedBytes += data.length;
+      } else {
+        const write = (c: number): boolean => {
+          if (clusterChanged(c)) return true;
+          const [first, last] = blockOfCluster(c);
+          for (let b = first; b <= last; b++) if (missed.has(b)) return true;
+          return false;
+        };
+        const firstCluster = start / clusterSize;
+        for (const [s, e] of readRanges((c) => write(c + firstCluster), Math.ceil((end - start) / clusterSize), clusterSize, end - start)) {
+          pieces.push([start + s, data.subarray(s, e)]);
+          copiedBytes += e - s;
+        }
+      }
+      batch.pieces.push(...pieces);
+      batch.data.push(data);
+      batch.bytes += end - start;
+      // progress: the bytes read and hashed (their writes follow within WRITE_QUEUE batches)
+      done += end - start;
+      req.onProgress?.({ done, total });
+      if (batch.bytes < CHUNK && r < ranges.length) continue;
+      const { pieces: toWrite, data: buffers } = batch;
+      batch = { pieces: [], data: [], bytes: 0 };
+      await q.push(async () => {
+        await w.writeRanges(toWrite);
+        for (const b of buffers) {
+          // Last use of the buffer: its memory moves to the SHA-256 worker without a copy.
+          await sha?.update(b, true);
+          if (skipHoles) spare.push(b);
+        }
+      });
     }
+    await q.drain();
+    queue = null;
+    // An incremental's list: the parent's, with the hashes of the blocks read written over it.
+    let blockHashes: string;
     if (parent) {
-      for (let b = 0; b < blockCount; b++) hashes[b] ??= manifestBlockHash(parent, b);
+      const list = Buffer.from(parent.hashes.blocks, 'latin1');
+      hashes.forEach((h, b) => list.write(h, b * 16, 'latin1'));
+      blockHashes = list.toString('latin1');
+    } else {
+      blockHashes = hashes.join('');
     }
     checkCancelled(req.signal, 'backup');
     const digest = sha ? await sha.digest() : null;
@@ -307,7 +337,7 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
     await rename(tmpPath, join(req.dir, file));
     writer = null;
     checkCancelled(req.signal, 'backup');
-    const fileBytes = (await stat(join(req.dir, file))).size;
+    const fileBytes = summary.fileBytes;
     const manifest: Manifest = {
       format: MANIFEST_FORMAT,
       formatVersion: MANIFEST_VERSION,
@@ -319,21 +349,22 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
       image: { file, format, clusterSize, compression: req.compress ?? 'none', fileBytes },
       device: req.device,
       cbt: { generationId: req.cbt.generationId, changeNumber: req.cbt.changeNumber, blockSize, blockCount },
-      hashes: { blockAlgorithm: BLOCK_HASH_ALGORITHM, blocks: hashes.join(''), sha256: digest },
+      hashes: { blockAlgorithm: BLOCK_HASH_ALGORITHM, blocks: blockHashes, sha256: digest },
       sizes: { deviceBytes: size, copiedBytes: parent ? copiedBytes : summary.dataBytes, changedBlocks, cbtMissedBlocks },
       times: { startedAt: started.toISOString(), finishedAt: now().toISOString() },
       tool: toolIdentity(),
     };
     await writeFileAtomic(req.dir, `${id}.json`, `${JSON.stringify(manifest, null, 1)}\n`);
+    await rememberManifest(join(req.dir, `${id}.json`), manifest);
     return { manifest, fullBecause: plan.fullBecause, leftoversRemoved };
   } catch (err) {
+    await queue?.drain().catch(() => undefined);
     await writer?.abort();
     // An image renamed but without its manifest is removed here (or by the next run).
     await removeLeftovers(req.dir).catch(() => undefined);
     throw err;
   } finally {
     await sha?.close();
-    await fsyncPath(req.dir, true).catch(() => undefined);
     await unlock();
   }
 }

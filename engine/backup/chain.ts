@@ -36,18 +36,56 @@ export class ChainBreakError extends BlksnapError {
   }
 }
 
+/**
+ * Parsed manifests by path, with the file's identity when parsed. A manifest is never
+ * rewritten in place (it is written once, under a partial name, then renamed), so an
+ * unchanged inode, size and change time mean unchanged content. This keeps the fixed
+ * cost of an incremental (which plans over every point of the folder) from growing
+ * with the chain: only the stat of each manifest remains.
+ */
+const manifestCache = new Map<string, { ino: number; size: number; ctimeMs: number; manifest: Manifest }>();
+const MANIFEST_CACHE_SIZE = 256;
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+function cacheManifest(path: string, st: { ino: number; size: number; ctimeMs: number }, manifest: Manifest): Manifest {
+  const frozen = deepFreeze(structuredClone(manifest));
+  manifestCache.delete(path);
+  manifestCache.set(path, { ino: st.ino, size: st.size, ctimeMs: st.ctimeMs, manifest: frozen });
+  if (manifestCache.size > MANIFEST_CACHE_SIZE) manifestCache.delete(manifestCache.keys().next().value!);
+  return frozen;
+}
+
+/** A point's manifest (parsed once per version of the file; the result is frozen). */
+async function readManifest(path: string): Promise<Manifest> {
+  const st = await stat(path);
+  const hit = manifestCache.get(path);
+  if (hit && hit.ino === st.ino && hit.size === st.size && hit.ctimeMs === st.ctimeMs) return hit.manifest;
+  return cacheManifest(path, st, parseManifest(await readFile(path, 'utf8'), path));
+}
+
+/**
+ * Tells the cache the manifest just written at `path` (so the next point of the chain
+ * does not parse it again); the file's identity is taken now, as readManifest checks it.
+ */
+export async function rememberManifest(path: string, manifest: Manifest): Promise<void> {
+  cacheManifest(path, await stat(path), manifest);
+}
+
 /** The valid points of a folder, oldest first (by sequence). */
 export async function loadPoints(dir: string): Promise<Manifest[]> {
   const names = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return [] as string[];
     throw err;
   });
-  const out: Manifest[] = [];
-  for (const name of names) {
-    if (!name.endsWith(MANIFEST_SUFFIX) || name.endsWith(VERIFY_SUFFIX)) continue;
-    if (!POINT_ID_RE.test(name.slice(0, -MANIFEST_SUFFIX.length))) continue;
-    out.push(parseManifest(await readFile(join(dir, name), 'utf8'), join(dir, name)));
-  }
+  const manifests = names.filter((name) => name.endsWith(MANIFEST_SUFFIX) && !name.endsWith(VERIFY_SUFFIX) && POINT_ID_RE.test(name.slice(0, -MANIFEST_SUFFIX.length)));
+  const out = await Promise.all(manifests.map((name) => readManifest(join(dir, name))));
   return out.sort((a, b) => a.sequence - b.sequence);
 }
 
@@ -109,24 +147,29 @@ function deviceMismatch(point: Manifest, device: DeviceIdentity): ChainBreakErro
 
 /** The ancestry of a point, itself first, down to its full; throws when a link is missing. */
 async function ancestry(dir: string, point: Manifest, byId: Map<string, Manifest>): Promise<Manifest[]> {
-  const out: Manifest[] = [];
-  let at: Manifest | undefined = point;
-  let child: Manifest | null = null;
-  while (at) {
-    const exists = await stat(join(dir, at.image.file)).then((s) => s.size === at!.image.fileBytes, () => false);
-    if (!exists) {
-      const which = child === null ? 'the previous backup' : 'the backup';
-      throw new ChainBreakError('ENOENT', 'missing-parent', `${which} ${pointTime(at)} is missing (its image ${at.image.file} is gone or incomplete)`);
+  // the links first (from the manifests), then every image checked at once, reported in chain order
+  const chain: Manifest[] = [];
+  let broken: ChainBreakError | null = null;
+  for (let at: Manifest | undefined = point; at; ) {
+    chain.push(at);
+    if (at.parent === null) break;
+    if (chain.length > byId.size) {
+      broken = new ChainBreakError('EINVAL', 'missing-parent', `the backups of ${dir} name each other as parents in a loop`);
+      break;
     }
-    out.push(at);
-    if (at.parent === null) return out;
-    child = at;
+    const child: Manifest = at;
     at = byId.get(at.parent);
-    if (!at) {
-      throw new ChainBreakError('ENOENT', 'missing-parent', `the backup ${child.parent} that ${pointTime(child)} builds on is missing`);
+    if (!at) broken = new ChainBreakError('ENOENT', 'missing-parent', `the backup ${child.parent} that ${pointTime(child)} builds on is missing`);
+  }
+  const present = await Promise.all(chain.map((m) => stat(join(dir, m.image.file)).then((s) => s.size === m.image.fileBytes, () => false)));
+  for (const [i, m] of chain.entries()) {
+    if (!present[i]) {
+      const which = i === 0 ? 'the previous backup' : 'the backup';
+      throw new ChainBreakError('ENOENT', 'missing-parent', `${which} ${pointTime(m)} is missing (its image ${m.image.file} is gone or incomplete)`);
     }
   }
-  return out;
+  if (broken) throw broken;
+  return chain;
 }
 
 /** Decides the kind and parent of a new point, or refuses with the reason. */
@@ -155,8 +198,9 @@ export async function planPoint(req: PlanRequest): Promise<Plan> {
       throw new ChainBreakError('EINVAL', 'block-size', `the change tracker's block size changed from ${formatSize(parent.cbt.blockSize)} to ${formatSize(req.cbt.blockSize)}`);
     }
     const lineage = await ancestry(req.dir, parent, byId);
-    for (const p of lineage) {
-      const record = await readVerifyRecord(req.dir, p.id);
+    const records = await Promise.all(lineage.map((p) => readVerifyRecord(req.dir, p.id)));
+    for (const [i, p] of lineage.entries()) {
+      const record = records[i];
       if (record && !record.ok) {
         const which = p === parent ? 'the previous backup' : 'the backup';
         throw new ChainBreakError('EIO', 'failed-verification', `${which} ${pointTime(p)} failed verification (${record.problems[0] ?? 'no details'})`);

@@ -24,9 +24,12 @@ export interface ImageWriter {
   /**
    * Guest data at `offset` (a multiple of clusterSize, not before the end of the previous
    * write); the length is a multiple of clusterSize or ends at the virtual size.
-   * All-zero clusters are not stored as data.
+   * All-zero clusters are not stored as data. One write at a time: call the next
+   * one after the previous one resolved.
    */
   write(offset: number, data: Buffer): Promise<void>;
+  /** write() of several ranges in increasing order, in as few system calls as the format allows. */
+  writeRanges(ranges: readonly (readonly [number, Buffer])[]): Promise<void>;
   /** Completes the file; with sync (the default) it is durable when this resolves. */
   finish(options?: { sync?: boolean }): Promise<ImageWriteSummary>;
   /** Closes and removes the unfinished file. */

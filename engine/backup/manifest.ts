@@ -36,7 +36,7 @@ export const manifestSchema = z.object({
     file: z.string(),
     format: z.enum(['qcow2', 'raw']),
     clusterSize: z.number().int().positive(),
-    compression: z.enum(['none', 'zlib']),
+    compression: z.enum(['none', 'zlib', 'zstd']),
     /** Size of the image file. */
     fileBytes: z.number().int().nonnegative(),
   }),

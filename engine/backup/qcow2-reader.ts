@@ -2,7 +2,8 @@
  * qcow2 reader (versions 2 and 3) with its backing chain: reads any byte range of the
  * guest image. Unallocated clusters read from the backing file (zeroes past its end,
  * or with no backing file), zero-flagged clusters as zeroes, compressed clusters are
- * inflated (raw deflate). Read-only; usable as a BlockDevice.
+ * inflated (raw deflate, or zstd with compression type 1). Read-only; usable as a
+ * BlockDevice.
  */
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -16,6 +17,7 @@ import {
   INCOMPAT_EXTERNAL_DATA, QCOW2_MAGIC, compressedShift, parseExtensions, parseHeader,
 } from './qcow2-format.js';
 import type { BackingFormat, Qcow2Header } from './qcow2-format.js';
+import { loadZstd, zstdDecompress } from './zstd.js';
 
 const inflateRawAsync = promisify(inflateRaw);
 const TWO32 = 2 ** 32;
@@ -91,7 +93,8 @@ export class Qcow2Image extends ReadOnlyImage {
       if (unknown & INCOMPAT_EXTERNAL_DATA) throw new BlksnapError('EOPNOTSUPP', `${path} keeps its data in an external file; that is not supported`);
       if (unknown & INCOMPAT_EXTENDED_L2) throw new BlksnapError('EOPNOTSUPP', `${path} uses extended L2 entries (subclusters); that is not supported`);
       if (unknown !== 0n) throw new BlksnapError('EOPNOTSUPP', `${path} uses unknown incompatible qcow2 features (0x${unknown.toString(16)})`);
-      if (h.compressionType !== 0) throw new BlksnapError('EOPNOTSUPP', `${path} uses zstd compression; only zlib (deflate) compressed qcow2 images can be read`);
+      if (h.compressionType > 1) throw new BlksnapError('EOPNOTSUPP', `${path} uses compression type ${h.compressionType}; only zlib (deflate) and zstd compressed qcow2 images can be read`);
+      if (h.compressionType === 1) await loadZstd();
       const cluster0 = Buffer.alloc(cs);
       await readFull(fd, cluster0, 0, cs, 0);
       let backingFormat: BackingFormat | undefined;
@@ -222,7 +225,10 @@ export class Qcow2Image extends ReadOnlyImage {
     await readFull(this.requireFd(), packed, 0, bytes, offset);
     let data: Buffer;
     try {
-      data = await inflateRawAsync(packed, { finishFlush: 2 /* Z_SYNC_FLUSH: the data may end with padding */ });
+      data =
+        this.header.compressionType === 1
+          ? zstdDecompress(packed, this.clusterSize)
+          : await inflateRawAsync(packed, { finishFlush: 2 /* Z_SYNC_FLUSH: the data may end with padding */ });
     } catch (err) {
       throw new BlksnapError('EIO', `${this.path}: a compressed cluster at ${offset} cannot be inflated (${(err as Error).message})`);
     }

@@ -2,8 +2,10 @@
  * Streaming qcow2 (version 3) writer. Data clusters are appended in the order they
  * arrive, right after the header cluster; the L2 tables, the L1 table, the refcount
  * blocks and the refcount table are written after the last data cluster, and the
- * header cluster is written last (until then cluster 0 is zeroes, so an interrupted
- * file is not a qcow2 image at all).
+ * header cluster is written last (until then cluster 0 is a hole reading zeroes, so
+ * an interrupted file is not a qcow2 image at all). While data arrives the file is
+ * written back to disk in the background (writeback.ts); finish() ends with one
+ * fdatasync of the whole file, header included.
  *
  * Layout facts (qemu docs/interop/qcow2.txt): big-endian; L2 entry bit 63 "copied"
  * (refcount 1), bit 62 compressed, bit 0 reads-as-zero; a compressed entry holds a
@@ -14,12 +16,14 @@ import { promisify } from 'node:util';
 import { deflateRaw } from 'node:zlib';
 import { BlksnapError } from '../abi/errno.js';
 import { closeFd, fdatasync, writeFull, writevFull } from '../core/file-io.js';
+import { Writeback } from './writeback.js';
 import { createExclusive, isZeroRange } from './image-writer.js';
 import type { ImageWriteSummary, ImageWriter } from './image-writer.js';
 import {
   EXT_BACKING_FORMAT, L2_COMPRESSED, MAX_BACKING_NAME, MAX_CLUSTER_BITS, MIN_CLUSTER_BITS, REFCOUNT_ORDER,
-  V3_HEADER_LENGTH, compressedShift, encodeExtensions, writeHeader,
+  INCOMPAT_COMPRESSION_TYPE, V3_HEADER_LENGTH, compressedShift, encodeExtensions, writeHeader,
 } from './qcow2-format.js';
+import { loadZstd, zstdCompress } from './zstd.js';
 import type { BackingFormat } from './qcow2-format.js';
 import { unlink } from 'node:fs/promises';
 
@@ -39,10 +43,23 @@ export interface Qcow2WriterOptions {
   clusterSize?: number;
   /** Backing file as stored in the header (relative paths resolve against this file's folder). */
   backing?: { file: string; format: BackingFormat };
-  /** Store data clusters deflate-compressed (when that makes them smaller). */
-  compress?: 'zlib';
-  /** zlib level 1-9; 6 by default. */
+  /**
+   * Store data clusters compressed when that makes them smaller: zlib (raw deflate),
+   * or zstd (compression type 1 in the header, which qemu 5.1 and later read).
+   */
+  compress?: 'zlib' | 'zstd';
+  /** zlib level 1-9 (6 by default), zstd level 1-19 (3 by default). */
   compressionLevel?: number;
+}
+
+/** Adds a buffer to a write's list, merged with the previous one when it continues it in memory. */
+function appendPart(parts: Buffer[], chunk: Buffer): void {
+  const last = parts[parts.length - 1];
+  if (last && last.buffer === chunk.buffer && last.byteOffset + last.length === chunk.byteOffset) {
+    parts[parts.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + chunk.length);
+  } else {
+    parts.push(chunk);
+  }
 }
 
 export class Qcow2Writer implements ImageWriter {
@@ -52,9 +69,10 @@ export class Qcow2Writer implements ImageWriter {
   private readonly clusterBits: number;
   private readonly l2Entries: number;
   private readonly backing: { file: string; format: BackingFormat } | undefined;
-  private readonly compress: boolean;
+  private readonly compress: 'zlib' | 'zstd' | null;
   private readonly level: number;
   private fd: number | null;
+  private readonly writeback: Writeback;
   /** Next free byte in the file (data area). */
   private cursor: number;
   private nextGuest = 0;
@@ -74,9 +92,10 @@ export class Qcow2Writer implements ImageWriter {
     this.clusterSize = 2 ** clusterBits;
     this.l2Entries = this.clusterSize / 8;
     this.backing = opts.backing;
-    this.compress = opts.compress === 'zlib';
-    this.level = opts.compressionLevel ?? 6;
+    this.compress = opts.compress ?? null;
+    this.level = opts.compressionLevel ?? (opts.compress === 'zstd' ? 3 : 6);
     this.fd = fd;
+    this.writeback = new Writeback(fd);
     this.cursor = this.clusterSize; // cluster 0 is the header
   }
 
@@ -92,46 +111,50 @@ export class Qcow2Writer implements ImageWriter {
     if (opts.backing && Buffer.byteLength(opts.backing.file) > MAX_BACKING_NAME) {
       throw new BlksnapError('ENAMETOOLONG', `backing file name is longer than ${MAX_BACKING_NAME} bytes`);
     }
-    const fd = await createExclusive(opts.path);
-    try {
-      // Cluster 0 stays zeroes until finish(): an unfinished file has no qcow2 magic.
-      await writeFull(fd, Buffer.alloc(clusterSize), 0, clusterSize, 0);
-    } catch (err) {
-      await closeFd(fd);
-      throw err;
-    }
-    return new Qcow2Writer(opts, clusterBits, fd);
+    if (opts.compress === 'zstd') await loadZstd();
+    // Cluster 0 stays a hole (zeroes) until finish(): an unfinished file has no qcow2 magic.
+    return new Qcow2Writer(opts, clusterBits, await createExclusive(opts.path));
   }
 
-  async write(offset: number, data: Buffer): Promise<void> {
+  write(offset: number, data: Buffer): Promise<void> {
+    return this.writeRanges([[offset, data]]);
+  }
+
+  /** Several ranges (in increasing order) appended with one vectored write. */
+  async writeRanges(ranges: readonly (readonly [number, Buffer])[]): Promise<void> {
     const fd = this.openFd();
     const cs = this.clusterSize;
-    const end = offset + data.length;
-    if (offset % cs !== 0 || offset < this.nextGuest || end > this.virtualSize || (data.length % cs !== 0 && end !== this.virtualSize)) {
-      throw new BlksnapError('EINVAL', `${this.path}: write of ${data.length} bytes at ${offset} is not cluster-aligned, in order and inside the image`);
-    }
-    this.nextGuest = end;
     const parts: Buffer[] = [];
     const start = this.cursor;
     const pending: { guest: number; chunk: Buffer }[] = [];
-    for (let at = 0; at < data.length; at += cs) {
-      const len = Math.min(cs, data.length - at);
-      const guest = (offset + at) / cs;
-      if (isZeroRange(data, at, at + len)) {
-        if (this.backing) {
-          this.setEntry(guest, 0, 1); // reads as zeroes, whatever the backing file holds
-          this.zeroClusters++;
-        }
-        continue;
+    for (const [offset, data] of ranges) {
+      const end = offset + data.length;
+      if (offset % cs !== 0 || offset < this.nextGuest || end > this.virtualSize || (data.length % cs !== 0 && end !== this.virtualSize)) {
+        throw new BlksnapError('EINVAL', `${this.path}: write of ${data.length} bytes at ${offset} is not cluster-aligned, in order and inside the image`);
       }
-      let chunk = data.subarray(at, at + len);
-      if (len < cs) chunk = Buffer.concat([chunk, Buffer.alloc(cs - len)]);
-      pending.push({ guest, chunk });
+      this.nextGuest = end;
+      for (let at = 0; at < data.length; at += cs) {
+        const len = Math.min(cs, data.length - at);
+        const guest = (offset + at) / cs;
+        if (isZeroRange(data, at, at + len)) {
+          if (this.backing) {
+            this.setEntry(guest, 0, 1); // reads as zeroes, whatever the backing file holds
+            this.zeroClusters++;
+          }
+          continue;
+        }
+        let chunk = data.subarray(at, at + len);
+        if (len < cs) chunk = Buffer.concat([chunk, Buffer.alloc(cs - len)]);
+        pending.push({ guest, chunk });
+      }
     }
     if (pending.length === 0) return;
-    const packed = this.compress
-      ? await Promise.all(pending.map((p) => deflateRawAsync(p.chunk, { level: this.level, windowBits: DEFLATE_WINDOW_BITS })))
-      : null;
+    const packed =
+      this.compress === 'zlib'
+        ? await Promise.all(pending.map((p) => deflateRawAsync(p.chunk, { level: this.level, windowBits: DEFLATE_WINDOW_BITS })))
+        : this.compress === 'zstd'
+          ? pending.map((p) => zstdCompress(p.chunk, this.level))
+          : null;
     for (let i = 0; i < pending.length; i++) {
       const { guest, chunk } = pending[i]!;
       const z = packed?.[i];
@@ -143,11 +166,12 @@ export class Qcow2Writer implements ImageWriter {
       const aligned = Math.ceil(this.cursor / cs) * cs;
       if (aligned > this.cursor) parts.push(Buffer.alloc(aligned - this.cursor));
       this.setEntry(guest, aligned, 0, true);
-      parts.push(chunk);
+      appendPart(parts, chunk);
       this.cursor = aligned + cs;
       this.dataBytes += cs;
     }
     await writevFull(fd, parts, start);
+    this.writeback.wrote(this.cursor - start);
   }
 
   private placeCompressed(guest: number, z: Buffer): void {
@@ -229,7 +253,7 @@ export class Qcow2Writer implements ImageWriter {
     }
     parts.push(refTable);
     await writevFull(fd, parts, this.cursor);
-    if (options.sync !== false) await fdatasync(fd);
+    await this.writeback.settle();
 
     const cluster0 = Buffer.alloc(cs);
     const exts = this.backing ? [{ type: EXT_BACKING_FORMAT, data: Buffer.from(this.backing.format) }] : [];
@@ -252,14 +276,16 @@ export class Qcow2Writer implements ImageWriter {
       refcountTableClusters: rt,
       nbSnapshots: 0,
       snapshotsOffset: 0,
-      incompatibleFeatures: 0n,
+      incompatibleFeatures: this.compress === 'zstd' ? INCOMPAT_COMPRESSION_TYPE : 0n,
       compatibleFeatures: 0n,
       autoclearFeatures: 0n,
       refcountOrder: REFCOUNT_ORDER,
       headerLength: V3_HEADER_LENGTH,
-      compressionType: 0,
+      compressionType: this.compress === 'zstd' ? 1 : 0,
     });
     await writeFull(fd, cluster0, 0, cs, 0);
+    // One sync of everything: until the caller renames the file it is a ".partial-"
+    // one, so a crash before this returns leaves nothing that looks like a point.
     if (options.sync !== false) await fdatasync(fd);
     await this.closeOnce();
     this.finished = true;
@@ -272,6 +298,7 @@ export class Qcow2Writer implements ImageWriter {
   }
 
   async abort(): Promise<void> {
+    await this.writeback.quiet();
     await this.closeOnce();
     if (!this.finished) await unlink(this.path).catch(() => undefined);
   }

@@ -1,11 +1,13 @@
 /**
  * Sparse raw image writer: data in increasing offset order; all-zero clusters are
- * skipped (left as holes) and the file is sized to the image at the end.
+ * skipped (left as holes) and the file is sized to the image at the end. Written
+ * back to disk in the background while data arrives (writeback.ts).
  */
 import { unlink } from 'node:fs/promises';
 import { BlksnapError } from '../abi/errno.js';
 import { closeFd, fdatasync, ftruncate, writevFull } from '../core/file-io.js';
 import { createExclusive, isZeroRange } from './image-writer.js';
+import { Writeback } from './writeback.js';
 import type { ImageWriteSummary, ImageWriter } from './image-writer.js';
 
 export interface RawWriterOptions {
@@ -21,6 +23,7 @@ export class RawWriter implements ImageWriter {
   readonly virtualSize: number;
   readonly clusterSize: number;
   private fd: number | null;
+  private readonly writeback: Writeback;
   private nextGuest = 0;
   private dataBytes = 0;
   private finished = false;
@@ -30,6 +33,7 @@ export class RawWriter implements ImageWriter {
     this.virtualSize = opts.virtualSize;
     this.clusterSize = opts.clusterSize ?? 65536;
     this.fd = fd;
+    this.writeback = new Writeback(fd);
   }
 
   static async create(opts: RawWriterOptions): Promise<RawWriter> {
@@ -61,12 +65,18 @@ export class RawWriter implements ImageWriter {
     for (const [s, e] of runs) {
       await writevFull(this.fd, [data.subarray(s, e)], offset + s);
       this.dataBytes += e - s;
+      this.writeback.wrote(e - s);
     }
+  }
+
+  async writeRanges(ranges: readonly (readonly [number, Buffer])[]): Promise<void> {
+    for (const [offset, data] of ranges) await this.write(offset, data);
   }
 
   async finish(options: { sync?: boolean } = {}): Promise<ImageWriteSummary> {
     if (this.fd === null) throw new BlksnapError('EBADF', `${this.path}: the image writer is closed`);
     await ftruncate(this.fd, this.virtualSize);
+    await this.writeback.settle();
     if (options.sync !== false) await fdatasync(this.fd);
     const fd = this.fd;
     this.fd = null;
@@ -76,6 +86,7 @@ export class RawWriter implements ImageWriter {
   }
 
   async abort(): Promise<void> {
+    await this.writeback.quiet();
     const fd = this.fd;
     this.fd = null;
     if (fd !== null) await closeFd(fd);

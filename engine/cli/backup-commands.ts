@@ -27,14 +27,14 @@ export const backupCommands: CommandSpec[] = [
   {
     name: 'backup',
     summary: 'back up the devices of a taken snapshot into a backup set folder (one point per device); waits for the job',
-    usage: '-i SNAPSHOT_ID -o DIR [-d DEV]... [--kind full|incremental|differential] [--format qcow2|raw] [--compress zlib] [--allow-full]',
+    usage: '-i SNAPSHOT_ID -o DIR [-d DEV]... [--kind full|incremental|differential] [--format qcow2|raw] [--compress zlib|zstd] [--allow-full]',
     help: [
       ['-i, --id ID', 'the snapshot (taken) to back up'],
       ['-o, --output DIR', 'the backup set folder: DIR/<device>/ holds each device\'s chain'],
       ['-d, --device DEV', 'only these devices of the snapshot (repeatable; default: all)'],
       ['--kind KIND', 'full (default), incremental or differential'],
       ['--format FORMAT', 'qcow2 (default) or raw (full only)'],
-      ['--compress zlib', 'compress the qcow2 clusters'],
+      ['--compress zlib|zstd', 'compress the qcow2 clusters (zstd: smaller and faster to read; qemu 5.1 or later reads it)'],
       ['--allow-full', 'make a new full backup when the chain cannot continue (or exists already)'],
     ],
     example: [
@@ -55,7 +55,7 @@ export const backupCommands: CommandSpec[] = [
     async run({ client, io, json, values }) {
       const kind = oneOf(values, 'kind', KINDS) ?? 'full';
       const format = oneOf(values, 'format', ['qcow2', 'raw'] as const);
-      const compress = oneOf(values, 'compress', ['zlib'] as const);
+      const compress = oneOf(values, 'compress', ['zlib', 'zstd'] as const);
       const devices = optList(values, 'device');
       const { jobId } = await client.call('backup.start', {
         snapshotId: needString(values, 'id', '--id ID').toLowerCase(),

@@ -69,4 +69,9 @@ export interface HelperBackends {
   owner: Owner;
   /** Browsed backup points served by the NBD server (null/absent: no NBD server). */
   backupExports?: BackupExports | null;
+  /**
+   * With the kernel driver (no engine, so `nbd` is null): an NBD server of its own that
+   * serves only the browsed backup points (null/absent: none).
+   */
+  browseNbd?: NbdUris | null;
 }

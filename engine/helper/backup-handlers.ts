@@ -46,8 +46,10 @@ export function backupHandlers(deps: BackupHandlerDeps): { handlers: BackupHandl
     'backup.restore': async (params) => ({ jobId: (await restore.start(params)).jobId }),
     'backup.catalog': ({ dir }) => backups.catalog(dir),
     'backup.export': async ({ dir, point }) => {
-      const { nbd, backupExports } = deps.backends;
-      if (!nbd || !backupExports) throw new BlksnapError('EOPNOTSUPP', 'browsing a backup needs the helper\'s NBD server (the embedded engine); with the kernel driver, restore the point to an image file and mount that read-only');
+      const { backupExports } = deps.backends;
+      // the engine's NBD server, or with the kernel driver the one that serves browsed points only
+      const nbd = deps.backends.nbd ?? deps.backends.browseNbd ?? null;
+      if (!nbd || !backupExports) throw new BlksnapError('EOPNOTSUPP', 'browsing a backup needs the helper\'s NBD server, which this helper has not started; restore the point to an image file and mount that read-only');
       const { name } = await backupExports.add(deps.files, dir, point);
       const uri = nbd.uriFor(name);
       return { name, uri, readOnly: true as const, mountHint: mountHint(uri, name) };

@@ -40,7 +40,7 @@ export interface StartBackup {
   devices?: string[];
   kind: PointKindName;
   format?: 'qcow2' | 'raw';
-  compress?: 'zlib';
+  compress?: 'zlib' | 'zstd';
   allowFull?: boolean;
 }
 

@@ -20,7 +20,7 @@ import type { DriverChoice } from './driver-select.js';
 import { EventHistoryStore } from './event-history.js';
 import { eventLogLine } from './event-log.js';
 import { BackupExports } from './backup-exports.js';
-import { startNbdExports } from './nbd-exports.js';
+import { startBrowseExports, startNbdExports } from './nbd-exports.js';
 import type { NbdExports } from './nbd-exports.js';
 import { resolveOwner } from './owner.js';
 import type { Owner } from './owner.js';
@@ -98,6 +98,7 @@ async function startLocked(
   let engine: EmbeddedEngineApi | null = null;
   let images: ImageRegistry | null = null;
   let nbd: NbdExports | null = null;
+  let browse: NbdExports | null = null;
   const ledger = new StorageLedger(options.stateDir, owner.uid);
   if (kind === 'kernel') {
     driver = await createKernelDriver(kernelModule);
@@ -137,6 +138,9 @@ async function startLocked(
         }
       }
       nbd = await startNbdExports(engine, join(socketDir, 'nbd.sock'), owner, log, (id) => service?.book.get(id)?.writableImages === true, backupExports);
+    } else {
+      // the kernel driver's images are block devices the system serves; browsed backup points need a server
+      browse = await startBrowseExports(join(socketDir, 'nbd.sock'), owner, log, backupExports);
     }
     const uris: NbdUris | null = nbd;
     const backends: HelperBackends = {
@@ -148,7 +152,8 @@ async function startLocked(
       driverVersion,
       kernelModule,
       owner,
-      backupExports: nbd ? backupExports : null,
+      backupExports: nbd || browse ? backupExports : null,
+      browseNbd: browse,
     };
     const broadcast = <N extends NotificationName>(topic: N, params: NotificationParams<N>): void => {
       // every snapshot event goes to the log too (the pump of each snapshot sees them all)
@@ -180,6 +185,7 @@ async function startLocked(
         if (engine) started.announceShutdownOfSnapshots();
         await server.close();
         await nbd?.close().catch((err: unknown) => log(`closing NBD exports: ${(err as Error).message}`));
+        await browse?.close().catch((err: unknown) => log(`closing the browse NBD server: ${(err as Error).message}`));
         await backupExports.closeAll();
         if (engine) {
           // the embedded engine's snapshots live in this process: destroy them with it
@@ -202,6 +208,7 @@ async function startLocked(
     await service?.stopPumps().catch(() => undefined);
     await server.close().catch(() => undefined);
     await nbd?.close().catch(() => undefined);
+    await browse?.close().catch(() => undefined);
     await driver.close().catch(() => undefined);
     throw err;
   }

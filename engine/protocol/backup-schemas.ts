@@ -118,7 +118,7 @@ export const backupMethods = {
       devices: z.array(DeviceRefSchema).min(1).max(256).optional(),
       kind: PointKindSchema,
       format: z.enum(['qcow2', 'raw']).optional(),
-      compress: z.literal('zlib').optional(),
+      compress: z.enum(['zlib', 'zstd']).optional(),
       allowFull: z.boolean().optional(),
     }),
     result: z.strictObject({ jobId: z.string() }),

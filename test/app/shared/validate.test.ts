@@ -65,7 +65,8 @@ describe('validateParams', () => {
     expect(validateParams('backupStart', start)).toEqual({ ok: true, value: start });
     expect(validateParams('backupStart', { ...start, kind: 'partial' }).ok).toBe(false);
     expect(validateParams('backupStart', { ...start, dir: 'backup' }).ok).toBe(false);
-    expect(validateParams('backupStart', { ...start, compress: 'zstd' }).ok).toBe(false);
+    expect(validateParams('backupStart', { ...start, compress: 'zstd' }).ok).toBe(true);
+    expect(validateParams('backupStart', { ...start, compress: 'lz4' }).ok).toBe(false);
     expect(validateParams('backupRestore', { dir: '/srv/backup/disk1', point: 'p1', target: '/var/tmp/r.img' }).ok).toBe(true);
     expect(validateParams('backupRestore', { dir: '/srv/backup/disk1', point: 'p1', target: 'r.img' }).ok).toBe(false);
     expect(validateParams('backupRestore', { dir: '/srv/backup/disk1', point: 'p1', target: '/r.img', createSize: 1 }).ok).toBe(false);

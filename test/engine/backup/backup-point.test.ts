@@ -53,7 +53,9 @@ describe('backup points: full, incremental, differential', () => {
       if (i === 2) disk.write(3 * MiB, Buffer.alloc(512 * KiB)); // zeroes where there was data
       const take = disk.take();
       takes.push(take);
-      const { manifest } = await backupPoint(request(disk, take, kind, { now, compress: i === 3 ? 'zlib' : undefined }));
+      const compress = ([undefined, 'zstd', undefined, 'zlib'] as const)[i];
+      const { manifest } = await backupPoint(request(disk, take, kind, { now, compress }));
+      expect(manifest.image.compression).toBe(compress ?? 'none');
       ids.push(manifest.id);
       expect(manifest.kind).toBe(kind);
       // by default every kind leaves the whole-image SHA-256 to the point's first verify

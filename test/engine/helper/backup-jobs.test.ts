@@ -138,6 +138,21 @@ describe.skipIf(!tools)('[qemu] backup jobs through the helper', () => {
     expect(readdirSync(d.dir).filter((n) => n.startsWith('.partial-'))).toEqual([]);
   });
 
+  it('a restore onto an existing file full of stale bytes leaves zeroes where the image has holes', async () => {
+    const cat = await client.call('backup.catalog', { dir: set });
+    const full = cat.chains[0]!.points[0]!.id;
+    const target = join(d.dir, 'stale.img');
+    writeFileSync(target, Buffer.alloc(16 * MiB, 0xaa)); // what a reused disk holds
+    const job = await waitJob(client, (await client.call('backup.restore', { dir: join(set, 'disk1'), point: full, target })).jobId);
+    expect(job.state, JSON.stringify(job.error)).toBe('done');
+    const got = readFileSync(target);
+    // disk1 at take: 0x11 over 0-3 MiB, zeroes (holes of the image) after
+    expect(got.subarray(0, 3 * MiB).every((b) => b === 0x11)).toBe(true);
+    expect(got.indexOf(0xaa)).toBe(-1);
+    expect(got.subarray(3 * MiB).every((b) => b === 0)).toBe(true);
+    expect(sha256OfFile(target)).toBe(firstSha);
+  });
+
   it('refuses restore targets: the source device, too small, in a snapshot', async () => {
     const cat = await client.call('backup.catalog', { dir: set });
     const full = cat.chains[0]!.points[0]!.id;

@@ -4,20 +4,24 @@
  * for /dev/blksnap-image_8:16 here), the device identity from block-device
  * discovery; cancel and the writable-images warning.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KernelDriver } from '../../../engine/kernel/kernel-driver.js';
 import { FakeIoctlLayer } from '../kernel/fake-ioctl-layer.js';
 import type { JobState } from '../../../engine/protocol/backup-schemas.js';
+import { BackupExports } from '../../../engine/helper/backup-exports.js';
 import { backupHandlers } from '../../../engine/helper/backup-handlers.js';
 import type { BackupHandlers } from '../../../engine/helper/backup-handlers.js';
 import { WRITABLE_IMAGES_WARNING } from '../../../engine/helper/backup-jobs.js';
 import { CallerFs } from '../../../engine/helper/caller-fs.js';
 import type { ClientContext } from '../../../engine/helper/service.js';
+import { startBrowseExports } from '../../../engine/helper/nbd-exports.js';
+import type { NbdExports } from '../../../engine/helper/nbd-exports.js';
 import { SnapshotBook } from '../../../engine/helper/snapshot-book.js';
 import { hasCommand } from '../../helpers/env.js';
 import { kernelBackends } from './kernel-backends.js';
@@ -32,11 +36,15 @@ describe.skipIf(!hasCommand('qemu-img'))('[qemu] backup jobs with the kernel dri
   let driver: KernelDriver;
   let book: SnapshotBook;
   let h: BackupHandlers;
+  /** The same, in a helper that started no NBD server at all. */
+  let noNbd: BackupHandlers;
+  let browse: NbdExports;
+  const browsed = new BackupExports();
   let set: string;
   let image: Buffer;
   const reports: JobState[] = [];
 
-  beforeAll(() => {
+  beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'bm-backup-kernel-'));
     set = join(dir, 'set');
     mkdirSync(set);
@@ -45,7 +53,18 @@ describe.skipIf(!hasCommand('qemu-img'))('[qemu] backup jobs with the kernel dri
     driver = new KernelDriver({ layer: fake, resolveDevice: (mj, mn) => (mj === 8 && mn === 16 ? SDB : `${mj}:${mn}`) });
     book = new SnapshotBook();
     const owner = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
-    const backends = kernelBackends(driver, { owner, listBlockDevices: async () => [{ path: SDB, name: 'fake-sdb', capacity: 8 * MiB, model: 'FAKE DISK' }] });
+    const listBlockDevices = async (): Promise<{ path: string; name: string; capacity: number; model: string }[]> => [{ path: SDB, name: 'fake-sdb', capacity: 8 * MiB, model: 'FAKE DISK' }];
+    // as the daemon does with the kernel driver: an NBD server for browsed backup points only
+    browse = await startBrowseExports(join(dir, 'browse.sock'), owner, () => undefined, browsed);
+    const backends = kernelBackends(driver, { owner, listBlockDevices, browseNbd: browse, backupExports: browsed });
+    noNbd = backupHandlers({
+      backends: kernelBackends(driver, { owner, listBlockDevices }),
+      book,
+      files: new CallerFs(owner),
+      resolveDevice: async (ref) => ref,
+      report: () => undefined,
+      log: () => undefined,
+    }).handlers;
     h = backupHandlers({
       backends,
       book,
@@ -59,6 +78,8 @@ describe.skipIf(!hasCommand('qemu-img'))('[qemu] backup jobs with the kernel dri
   });
 
   afterAll(async () => {
+    await browse?.close();
+    await browsed.closeAll();
     await driver.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -123,8 +144,30 @@ describe.skipIf(!hasCommand('qemu-img'))('[qemu] backup jobs with the kernel dri
     expect(job).toMatchObject({ state: 'cancelled', error: { code: 'ECANCELED' }, warnings: [WRITABLE_IMAGES_WARNING] });
     expect(readdirSync(join(set, 'dev-fake-sdb')).sort()).toEqual(before);
     expect(reports.filter((r) => r.jobId === jobId).at(-1)).toMatchObject({ state: 'cancelled' });
-    // browsing needs the NBD server of the embedded engine
-    await expect(h['backup.export']({ dir: set, point: (await h['backup.catalog']({ dir: set }, ctx)).chains[0]!.points[0]!.id }, ctx)).rejects.toMatchObject({ errno: 'EOPNOTSUPP' });
+    // browsing needs an NBD server: a helper without one says so
+    await expect(noNbd['backup.export']({ dir: set, point: (await h['backup.catalog']({ dir: set }, ctx)).chains[0]!.points[0]!.id }, ctx)).rejects.toMatchObject({
+      errno: 'EOPNOTSUPP',
+      message: expect.stringMatching(/needs the helper's NBD server/),
+    });
     await driver.snapshotDestroy(id);
+  });
+
+  it.skipIf(!hasCommand('nbdcopy'))('[nbdcopy] browse with the kernel driver: the point is served read-only on the browse NBD server and reads as the point', async () => {
+    const cat = await h['backup.catalog']({ dir: set }, ctx);
+    const point = cat.chains[0]!.points.find((p) => p.kind === 'incremental')!;
+    const e = await h['backup.export']({ dir: set, point: point.id }, ctx);
+    expect(e.uri).toBe(browse.uriFor(e.name));
+    expect(e.uri).toContain(`socket=${join(dir, 'browse.sock')}`);
+    expect(browse.readOnly(e.name)).toBe(true);
+    const copied = join(dir, 'browsed.raw');
+    const flat = join(dir, 'flat.raw');
+    // asynchronously: the NBD server answering nbdcopy runs in this process
+    await promisify(execFile)('nbdcopy', [e.uri, copied]);
+    execFileSync('qemu-img', ['convert', '-O', 'raw', join(point.file.startsWith('/') ? '' : join(set, 'dev-fake-sdb'), point.file), flat]);
+    const got = readFileSync(copied);
+    expect(got.length).toBe(8 * MiB);
+    expect(got.equals(readFileSync(flat))).toBe(true);
+    await h['backup.unexport']({ name: e.name }, ctx);
+    expect(browse.readOnly(e.name)).toBeNull();
   });
 });

@@ -278,10 +278,15 @@ describe.skipIf(!canRun)('[chromium] browser mode: a first session, errors and a
     await p.getByTestId('reconnect').click();
     await p.getByTestId('status-line').filter({ hasText: 'Reconnect failed' }).waitFor({ timeout: 15_000 });
     await banner.waitFor();
+    // the button pressed keeps the focus while the banner stays
+    expect(await p.evaluate('document.activeElement?.dataset?.testid')).toBe('reconnect');
 
     helper = await startHelper(mode());
-    await p.getByTestId('reconnect').click();
+    await p.getByTestId('reconnect').focus();
+    await p.keyboard.press('Enter');
     await banner.waitFor({ state: 'detached', timeout: 15_000 });
+    // the banner (and its button) went away: the focus goes to the screen, not to the page body
+    await expect.poll(() => p.evaluate('document.activeElement?.id')).toBe('main');
     await p.getByTestId('helper-state').filter({ hasText: 'Helper connected' }).waitFor();
     await p.getByTestId('stale-note').waitFor({ state: 'detached' });
     // The new helper reopened the lab disk; the lists are reloaded.

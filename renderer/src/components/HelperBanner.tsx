@@ -24,10 +24,18 @@ export function HelperBanner() {
         )}
       </span>
       <span className="actions">
-        <ActionButton type="button" className="small" data-testid="reconnect" disabled={reconnecting} onClick={() => void reconnect()}>
+        <ActionButton type="button" className="small" data-testid="reconnect" disabled={reconnecting} onClick={() => void reconnect().then(keepFocusAfterReconnect)}>
           {reconnecting ? 'Reconnecting…' : 'Reconnect'}
         </ActionButton>
       </span>
     </div>
   );
+}
+
+/** A successful reconnect removes the banner and its button: the focus goes to the screen, not to the page body. */
+function keepFocusAfterReconnect(): void {
+  requestAnimationFrame(() => {
+    const active = document.activeElement;
+    if (active === null || active === document.body) document.getElementById('main')?.focus();
+  });
 }

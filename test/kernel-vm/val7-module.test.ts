@@ -28,6 +28,7 @@ const EXPECTED_STEPS = [
   'storage form "directory (helper, as the user): an unnamed file in it, nothing left after destroy": create, take, write, image equals the take, destroy',
   'storage form "block device (helper): claimed exclusively by the module while held": create, take, write, image equals the take, destroy',
   'an existing file or block device larger than the limit: ENOSPC, in words, nothing left held',
+  'freeze at take: a file synced just before the take is whole in the image of the mounted work disk',
   'append_storage: a snapshot without storage asks for space and runs on ranges of the spare disk',
   'markdirtyblock marks the read map at once',
   'overflow of a 1 MiB storage: corrupted event, error -28, original intact',

@@ -18,12 +18,15 @@ import { CbtModel, mapDifferences } from './cbt-model.js';
 import { MiB, deviceBytes, deviceNumber, readRange, sha256Of, writeRandom } from './block-io.js';
 import { Steps } from './steps.js';
 import { backupScenario } from './backup-scenario.js';
+import { freezeAtTake } from './freeze-at-take.js';
 import { helperStorage, helperStorageForms, preparedFile } from './helper-storage-forms.js';
 import type { StorageFormCase } from './helper-storage-forms.js';
 import { helperCliScenario } from './helper-cli-scenario.js';
 
 const ORIGINAL = '/dev/vda';
 const WORK = '/work';
+/** The ext4 work disk mounted at /work. */
+const WORK_DEVICE = '/dev/vdb';
 const SPARE = '/dev/vdc';
 /** A second spare disk: the block-device storage form. */
 const SPARE_STORAGE = '/dev/vdd';
@@ -252,6 +255,9 @@ async function main(): Promise<void> {
     }
     await steps.run('an existing file or block device larger than the limit: ENOSPC, in words, nothing left held', () =>
       tooLargeStorage(ctx),
+    );
+    await steps.run('freeze at take: a file synced just before the take is whole in the image of the mounted work disk', () =>
+      freezeAtTake(driver, WORK, WORK_DEVICE, SPARE_STORAGE),
     );
     await steps.run('append_storage: a snapshot without storage asks for space and runs on ranges of the spare disk', () =>
       appendStorageScenario(ctx),

@@ -207,12 +207,26 @@ export class KernelDriver implements BlksnapDriver {
     } catch (err) {
       await this.layer.close(fd).catch(() => undefined);
       if (!given) await unlink(diffStoragePath).catch(() => undefined);
-      throw err;
+      throw this.explainCreateError(err, params);
     }
     // The module holds its own reference to the file; our descriptor is not needed.
     await this.layer.close(fd).catch(() => undefined);
     this.storage.set(id, { path: diffStoragePath, limitSectors, removable: !given });
     return id;
+  }
+
+  /**
+   * A path-taking module (diff_storage_set) refuses with ENOSPC an existing file or
+   * block device larger than the limit (when it is at most half its
+   * diff_storage_minimum, 512 MiB by default): it would use all of it. Said in words.
+   */
+  private explainCreateError(err: unknown, params: SnapshotCreateParams): unknown {
+    if (this.dialect.storage === 'fd' || !(err instanceof BlksnapError) || err.errno !== 'ENOSPC') return err;
+    const limitMiB = Math.round((params.limitSectors * 512) / (1024 * 1024));
+    return new BlksnapError(
+      'ENOSPC',
+      `the difference storage ${params.diffStoragePath} is larger than the limit of ${limitMiB} MiB: the module uses all of an existing file or block device, so give a limit of at least its size (or choose a directory)`,
+    );
   }
 
   /**

@@ -2,7 +2,8 @@
  * Everything a guest boot needs, shared by the VM test and the UI screenshot: the
  * built product, the VAL-7.0 modules (cached), the initramfs and the three disks
  * (vda: 32 MiB of random data, the original; vdb: an ext4 work disk; vdc: a 32 MiB
- * spare disk for append_storage), in a temporary directory that cleanup() removes.
+ * spare disk for append_storage; vdd: a 32 MiB spare disk for the block-device
+ * storage form), in a temporary directory that cleanup() removes.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -43,6 +44,8 @@ export async function prepareGuest(host: VmHost): Promise<GuestImage> {
     await run('mkfs.ext4', ['-q', '-F', work]);
     const spare = join(dir, 'spare.raw');
     await run('truncate', ['-s', '32M', spare]);
+    const spareStorage = join(dir, 'spare-storage.raw');
+    await run('truncate', ['-s', '32M', spareStorage]);
     const initrd = join(dir, 'initrd.cpio');
     await buildInitramfs({
       stagingDir: join(dir, 'root'),
@@ -54,7 +57,7 @@ export async function prepareGuest(host: VmHost): Promise<GuestImage> {
     });
     await rm(join(dir, 'root'), { recursive: true, force: true });
     timings.initramfsBuildMs = Date.now() - t;
-    return { dir, initrd, disks: [original, work, spare], timings, cleanup: () => rm(dir, { recursive: true, force: true }) };
+    return { dir, initrd, disks: [original, work, spare, spareStorage], timings, cleanup: () => rm(dir, { recursive: true, force: true }) };
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
     throw err;

@@ -224,7 +224,8 @@ describe.each(DRIVERS)('difference storage forms with the %s driver', (driverNam
     const r = await rig(driverName);
     try {
       const rdev = statSync(loop).rdev;
-      const id = await create(r, 'block-device', loop);
+      // the whole 32 MiB device is the storage: the path modules refuse a smaller limit (ENOSPC)
+      const id = await create(r, 'block-device', loop, (32 * MiB) / 512);
       if (r.fakeHeld) expect(r.fakeHeld(id)).toBe(statSync(loop).ino);
       else expect(heldFiles().some((f) => f.rdev === rdev)).toBe(true);
       // whoever holds it (the engine, or the module as the fake does) holds it exclusively
@@ -259,6 +260,23 @@ describe.each(DRIVERS)('difference storage forms with the %s driver', (driverNam
       // nothing was created or changed by the refusals
       expect(readdirSync(place).sort()).toEqual(['fifo', 'link', 'real']);
       expect(statSync(join(place, 'real')).size).toBe(MiB);
+    } finally {
+      await r.close();
+    }
+  });
+});
+
+describe.each(['val7', 'lk6.15'] as const)('an existing file larger than the limit with the %s driver', (driverName) => {
+  it('is ENOSPC from the module, said in words; the file is untouched and nothing is recorded', async () => {
+    const r = await rig(driverName);
+    try {
+      const path = join(dir, 'prepared');
+      const original = Buffer.alloc(8 * MiB, 0xc3);
+      writeFileSync(path, original, { mode: 0o600 });
+      const attempt = r.service.handlers.snapshotCreate({ diffStoragePath: path, diffStorageForm: 'existing-file', limitSectors: (4 * MiB) / 512 }, ctx);
+      await expect(attempt).rejects.toThrow(/larger than the limit of 4 MiB: the module uses all of an existing file or block device/);
+      expect(readFileSync(path).equals(original)).toBe(true);
+      expect(await r.service.handlers.snapshotCollect({}, ctx)).toEqual({ ids: [] });
     } finally {
       await r.close();
     }

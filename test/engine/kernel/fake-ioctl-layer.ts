@@ -11,10 +11,11 @@
  * (the difference-storage file).
  */
 import { randomUUID } from 'node:crypto';
-import { close as fsClose, closeSync, fstatSync, open as fsOpen, openSync, statSync, constants as fsConstants } from 'node:fs';
+import { close as fsClose, closeSync, fstatSync, open as fsOpen, openSync, readFileSync, statSync, constants as fsConstants } from 'node:fs';
 import { BlksnapError, ERRNO } from '../../../engine/abi/errno.js';
 import type { ErrnoName } from '../../../engine/abi/errno.js';
 import type { BlksnapVersion } from '../../../engine/abi/types.js';
+import { splitDevT } from '../../../engine/devices/dev-t.js';
 import { SECTOR_SHIFT, SECTOR_SIZE } from '../../../engine/abi/types.js';
 import {
   BLKFILTER_CTL_BLKSNAP,
@@ -135,6 +136,12 @@ interface FakeEvent {
   code: number;
   timeLabel: bigint;
   data: Buffer;
+}
+
+/** Size in sectors of a block device of this machine, from sysfs. */
+function blockDeviceSectors(rdev: number): number {
+  const { major, minor } = splitDevT(rdev);
+  return Number(readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8').trim());
 }
 
 /** VAL-7.0 main.c: diff_storage_minimum, in sectors (1 GiB). */
@@ -547,6 +554,13 @@ export class FakeIoctlLayer implements IoctlLayer {
     if (!st.isFile() && !st.isBlockDevice()) {
       closeSync(fd);
       fail('EINVAL');
+    }
+    // diff_storage_set(): the existing size is the capacity; up to half of
+    // diff_storage_minimum it may not exceed the limit (-ENOSPC)
+    const capacity = st.isBlockDevice() ? blockDeviceSectors(st.rdev) : Math.floor(st.size / 512);
+    if (capacity <= VAL7_DIFF_STORAGE_MINIMUM / 2 && capacity > limitSectors) {
+      closeSync(fd);
+      fail('ENOSPC');
     }
     const id = randomUUID();
     this.snapshots.push({

@@ -136,6 +136,35 @@ describe.each(['v6', 'val7', 'lk6.15'] as const)('KernelDriver in the %s dialect
   });
 });
 
+describe.each(['val7', 'lk6.15'] as const)('%s: an existing storage larger than the limit', (dialect) => {
+  // measured on the real VAL-7.0 module in the VM test: diff_storage_set() answers -ENOSPC
+  it('is refused with ENOSPC naming the storage, the limit and what to do; nothing stays open or held', async () => {
+    const { fake, driver } = setup(dialect);
+    const path = join(dir, 'prepared');
+    writeFileSync(path, Buffer.alloc(32 * MiB, 0xc3), { mode: 0o600 });
+    const fd = await fake.open(path, constants.O_RDWR);
+    const attempt = driver.snapshotCreate({ diffStoragePath: path, limitSectors: (16 * MiB) / 512, diffStorageFd: fd });
+    await expect(attempt).rejects.toMatchObject({ errno: 'ENOSPC' });
+    await expect(attempt).rejects.toThrow(new RegExp(`${path} is larger than the limit of 16 MiB: .*give a limit of at least its size`));
+    expect(statSync(path).size).toBe(32 * MiB);
+    expect(await driver.snapshotCollect()).toEqual([]);
+    await driver.close();
+    expect(fake.openCount).toBe(0);
+    expect(fake.liveAllocations).toBe(0);
+  });
+
+  it('the same file with a limit of at least its size is accepted', async () => {
+    const { fake, driver } = setup(dialect);
+    const path = join(dir, 'prepared');
+    writeFileSync(path, Buffer.alloc(8 * MiB, 0xc3), { mode: 0o600 });
+    const fd = await fake.open(path, constants.O_RDWR);
+    const id = await driver.snapshotCreate({ diffStoragePath: path, limitSectors: (8 * MiB) / 512, diffStorageFd: fd });
+    expect(fake.storageOf(id).ino).toBe(statSync(path).ino);
+    await driver.snapshotDestroy(id);
+    await driver.close();
+  });
+});
+
 describe('VAL-7.0: append_storage and the stock-kernel block device', () => {
   it('appendStorage passes the id, the device path and the sector ranges (IOCTL 0x40285622)', async () => {
     const { fake, driver } = setup('val7');

@@ -12,7 +12,7 @@ for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_p
   insmod /lib/modules/vm/$m.ko || echo "VMLOG insmod $m failed"
 done
 i=0
-while [ ! -b /dev/vdc ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+while [ ! -b /dev/vdd ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 mount -t ext4 /dev/vdb /work || echo "VMLOG mount of the work disk failed"
 echo "VMLOG guest ready after $(cut -d' ' -f1 /proc/uptime) s"
 cd /app || exit 1

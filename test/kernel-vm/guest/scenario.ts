@@ -5,10 +5,10 @@
  * value comes from the module's documented behaviour or from what this scenario wrote
  * (CbtModel), never from the driver. Devices: /dev/vda the original (32 MiB, random
  * data written by the host), /dev/vdb an ext4 work disk at /work, /dev/vdc a spare
- * disk for append_storage.
+ * disk for append_storage, /dev/vdd a spare disk for the block-device storage form.
  */
 import { deepStrictEqual, equal, ok, rejects } from 'node:assert/strict';
-import { existsSync, openSync, constants as fsc } from 'node:fs';
+import { closeSync, existsSync, openSync, constants as fsc } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { mkdir, stat } from 'node:fs/promises';
 import type { SnapshotCreateParams, SnapshotId } from '../../../engine/abi/types.js';
@@ -18,40 +18,46 @@ import { CbtModel, mapDifferences } from './cbt-model.js';
 import { MiB, deviceBytes, deviceNumber, readRange, sha256Of, writeRandom } from './block-io.js';
 import { Steps } from './steps.js';
 import { backupScenario } from './backup-scenario.js';
+import { freezeAtTake } from './freeze-at-take.js';
+import { helperStorage, helperStorageForms, preparedFile } from './helper-storage-forms.js';
+import type { StorageFormCase } from './helper-storage-forms.js';
 import { helperCliScenario } from './helper-cli-scenario.js';
 
 const ORIGINAL = '/dev/vda';
 const WORK = '/work';
+/** The ext4 work disk mounted at /work. */
+const WORK_DEVICE = '/dev/vdb';
 const SPARE = '/dev/vdc';
+/** A second spare disk: the block-device storage form. */
+const SPARE_STORAGE = '/dev/vdd';
 const errno = (name: string) => (err: unknown) => (err as { errno?: unknown }).errno === name;
 
 /**
  * The difference-storage forms snapshot_create is run with, each through a whole
- * take / write / compare / destroy cycle. Other forms (existing file, directory,
- * block device) are added here as the driver learns them.
+ * take / write / compare / destroy cycle, plus the form's own checks while the
+ * module holds the storage and after destroy. The helper's forms (existing file,
+ * directory, block device) are in helper-storage-forms.ts.
  */
-interface StorageForm {
-  name: string;
-  params(limitSectors: number): SnapshotCreateParams;
-  /** The driver removes the storage on destroy (it created it). */
-  removedOnDestroy: boolean;
-}
-
-const STORAGE_FORMS: StorageForm[] = [
+const STORAGE_FORMS: StorageFormCase[] = [
   {
     name: 'new file',
-    params: (limitSectors) => ({ diffStoragePath: `${WORK}/diff-new`, limitSectors }),
-    removedOnDestroy: true,
+    open: async (limitSectors) => ({ diffStoragePath: `${WORK}/diff-new`, limitSectors }),
+    afterDestroy: async (params) => {
+      ok(!existsSync(params.diffStoragePath), 'the driver removed the file it created');
+    },
   },
   {
     name: 'file the caller created (descriptor)',
-    params: (limitSectors) => {
+    open: async (limitSectors) => {
       const path = `${WORK}/diff-caller`;
       const fd = openSync(path, fsc.O_CREAT | fsc.O_EXCL | fsc.O_RDWR, 0o600);
       return { diffStoragePath: path, limitSectors, diffStorageFd: fd };
     },
-    removedOnDestroy: false,
+    afterDestroy: async (params) => {
+      ok(existsSync(params.diffStoragePath), 'the file the caller created is left in place');
+    },
   },
+  ...helperStorageForms(WORK, SPARE_STORAGE),
 ];
 
 export interface ScenarioContext {
@@ -98,10 +104,13 @@ async function createAndTake(ctx: ScenarioContext, params: SnapshotCreateParams)
   return id;
 }
 
-async function storageFormCycle(ctx: ScenarioContext, form: StorageForm, index: number): Promise<unknown> {
+async function storageFormCycle(ctx: ScenarioContext, form: StorageFormCase, index: number): Promise<unknown> {
   const { driver } = ctx;
   const hashAtTake = await sha256Of(ORIGINAL, ctx.deviceSize);
-  const params = form.params(32 * MiB / 512);
+  const offset = (2 + 2 * index) * MiB;
+  const length = form.writeBytes ?? MiB;
+  const oldData = await readRange(ORIGINAL, offset, length);
+  const params = await form.open(32 * MiB / 512);
   const id = await createAndTake(ctx, params);
   ok((await driver.snapshotCollect()).includes(id), 'collect lists the snapshot');
   const info = await driver.snapshotInfo(ORIGINAL);
@@ -110,18 +119,36 @@ async function storageFormCycle(ctx: ScenarioContext, form: StorageForm, index: 
   ok((await stat(image)).isBlockDevice(), `${image} is a block device`);
   const cbt = await checkCbt(ctx, `after take with ${form.name}`);
 
-  const offset = (2 + 2 * index) * MiB;
-  const data = await writeRandom(ORIGINAL, offset, MiB);
-  ctx.model.written(offset, MiB);
-  ok((await readRange(ORIGINAL, offset, MiB)).equals(data), 'the original holds the new data');
+  const data = await writeRandom(ORIGINAL, offset, length);
+  ctx.model.written(offset, length);
+  ok((await readRange(ORIGINAL, offset, length)).equals(data), 'the original holds the new data');
   equal(await sha256Of(image, ctx.deviceSize), hashAtTake, 'the image equals the device at take');
   equal(await driver.snapshotWaitEvent(id, 200), null, 'no event while the storage suffices');
+  const held = await form.whileHeld?.(params, oldData);
 
   await driver.snapshotDestroy(id);
   ok(!(await driver.snapshotCollect()).includes(id), 'collect no longer lists it');
   ok(!existsSync(image), 'the image device is gone');
-  equal(existsSync(params.diffStoragePath), !form.removedOnDestroy, 'storage file removed only when the driver created it');
-  return { id, cbt, storage: params.diffStoragePath };
+  const after = await form.afterDestroy(params, oldData);
+  return { id, cbt, storage: params.diffStoragePath, held, after };
+}
+
+/** diff_storage_set: an existing storage (up to 512 MiB) larger than the limit is refused with -ENOSPC. */
+async function tooLargeStorage(ctx: ScenarioContext): Promise<unknown> {
+  const refusals: Record<string, string> = {};
+  const limitSectors = (16 * MiB) / 512;
+  const file = preparedFile(WORK, 'diff-too-large', 32 * MiB);
+  for (const [form, path] of [['existing-file', file], ['block-device', SPARE_STORAGE]] as const) {
+    const params = await helperStorage(form, path, limitSectors);
+    await rejects(ctx.driver.snapshotCreate(params), (err: unknown) => {
+      refusals[form] = (err as Error).message;
+      return (err as { errno?: unknown }).errno === 'ENOSPC' && /larger than the limit of 16 MiB/.test((err as Error).message);
+    });
+  }
+  equal((await stat(file)).size, 32 * MiB, 'the file is left as it was');
+  closeSync(openSync(SPARE_STORAGE, fsc.O_RDWR | fsc.O_EXCL)); // the device is not left claimed
+  deepStrictEqual(await ctx.driver.snapshotCollect(), [], 'no snapshot was left behind');
+  return refusals;
 }
 
 async function overflowScenario(ctx: ScenarioContext): Promise<unknown> {
@@ -199,6 +226,7 @@ async function main(): Promise<void> {
     ok(health);
     const driver = createKernelDriver();
     equal(driver.dialect.name, 'val7');
+    equal(driver.storageByPath, true, 'the module opens the storage by path (helper-storage-forms.ts hands it a plain descriptor)');
     await steps.run('version', async () => {
       const v = await driver.version();
       deepStrictEqual(v, { major: 7, minor: 0, revision: 0, build: 0 });
@@ -225,6 +253,12 @@ async function main(): Promise<void> {
         storageFormCycle(ctx, form, i),
       );
     }
+    await steps.run('an existing file or block device larger than the limit: ENOSPC, in words, nothing left held', () =>
+      tooLargeStorage(ctx),
+    );
+    await steps.run('freeze at take: a file synced just before the take is whole in the image of the mounted work disk', () =>
+      freezeAtTake(driver, WORK, WORK_DEVICE, SPARE_STORAGE),
+    );
     await steps.run('append_storage: a snapshot without storage asks for space and runs on ranges of the spare disk', () =>
       appendStorageScenario(ctx),
     );

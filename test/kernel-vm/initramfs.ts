@@ -31,8 +31,19 @@ export const GUEST_KERNEL_MODULES = [
   'kernel/drivers/net/virtio_net.ko',
 ];
 
-/** Runtime packages of dist/engine (koffi's prebuilt binary lives in @koromix/koffi-linux-x64). */
-const RUNTIME_PACKAGES = ['koffi', '@koromix/koffi-linux-x64', 'ws', 'zod'];
+/** Packages bundled into the renderer by vite: dist/engine never imports them. */
+const RENDERER_ONLY = new Set(['react', 'react-dom', 'zustand']);
+
+/**
+ * Runtime packages of dist/engine: the package's dependencies (so a new one reaches the
+ * guest without a second list), less the renderer's; koffi's prebuilt binary lives in
+ * @koromix/koffi-linux-x64.
+ */
+async function runtimePackages(): Promise<string[]> {
+  const manifest = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+  const deps = Object.keys(manifest.dependencies ?? {}).filter((d) => !RENDERER_ONLY.has(d));
+  return [...deps, '@koromix/koffi-linux-x64'];
+}
 
 export interface InitramfsInput {
   stagingDir: string;
@@ -106,7 +117,7 @@ export async function buildInitramfs(input: InitramfsInput): Promise<void> {
   await copyAs(root, '/app/bin/blksnap-manager.mjs', join(REPO_ROOT, 'bin', 'blksnap-manager.mjs'));
   await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'blksnap-manager-guest', type: 'module', private: true }));
   const modules = await realpath(join(REPO_ROOT, 'node_modules'));
-  for (const pkg of RUNTIME_PACKAGES) {
+  for (const pkg of await runtimePackages()) {
     await cp(join(modules, pkg), join(app, 'node_modules', pkg), {
       recursive: true,
       dereference: true,

@@ -6,6 +6,7 @@
  * into memory; a full storage fails the chunks as before. The image always reads
  * as the device did at take.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -15,6 +16,7 @@ import type { StorageFileOps } from '../../../engine/core/diff-storage.js';
 import { createEmbeddedEngine } from '../../../engine/core/index.js';
 import type { EmbeddedEngine } from '../../../engine/core/index.js';
 import type { EngineDevice } from '../../../engine/core/engine-device.js';
+import { canUseLoop } from '../../helpers/env.js';
 import { SMALL_PARAMS, tempDir } from './helpers.js';
 
 const CHUNK = 4096; // SMALL_PARAMS: 4 KiB chunks
@@ -133,6 +135,33 @@ describe('DiffArea copy-on-write by in-kernel copies', () => {
     expect(calls).toHaveLength(1);
     expect((await engine.snapshotInfo('a')).errorCode).toBe(0);
     expect((await engine.image(image).read(0, 64 * CHUNK)).equals(atTake)).toBe(true);
+  });
+
+  it.skipIf(!canUseLoop)('[root] a storage on a block device (loop), where the kernel refuses the copy (EINVAL), keeps the image equal to the take', async () => {
+    const calls: Copy[] = [];
+    engine = createEmbeddedEngine({ params: SMALL_PARAMS, storageFile: recordingOps(calls) });
+    const atTake = pattern(64 * CHUNK, 1);
+    fs.writeFileSync(path.join(dir, 'a.img'), atTake);
+    fs.writeFileSync(path.join(dir, 'storage.img'), Buffer.alloc(1 << 20));
+    const loop = execFileSync('losetup', ['--find', '--show', path.join(dir, 'storage.img')], { encoding: 'utf8' }).trim();
+    try {
+      await engine.addDevice({ path: path.join(dir, 'a.img'), name: 'a' });
+      const fd = fs.openSync(loop, 'r+');
+      const id = await engine.snapshotCreate({ diffStoragePath: loop, limitSectors: 2048, diffStorageFd: fd });
+      await engine.snapshotAdd(id, 'a');
+      await engine.snapshotTake(id);
+      const { image } = await engine.snapshotInfo('a');
+      await engine.device('a').write(0, pattern(5 * CHUNK, 9));
+      await engine.device('a').write(20 * CHUNK, pattern(2 * CHUNK, 10));
+      expect(calls).toHaveLength(1); // tried once, refused, then the buffered path for good
+      expect((await engine.snapshotInfo('a')).errorCode).toBe(0);
+      expect((await engine.image(image).read(0, 64 * CHUNK)).equals(atTake)).toBe(true);
+      await engine.snapshotDestroy(id);
+    } finally {
+      await engine.close(); // closes the storage descriptor before the loop device goes
+      engine = createEmbeddedEngine(); // for afterEach
+      execFileSync('losetup', ['-d', loop]);
+    }
   });
 
   it('a storage too small for the run fails the chunks beyond the limit with ENOSPC, as the buffered path does', async () => {

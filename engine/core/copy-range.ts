@@ -36,11 +36,6 @@ function loadCopyFileRange(): CopyFileRangeFn | null {
   return cached;
 }
 
-/** True where copy_file_range can be called at all (whether a given pair of files allows it shows at the first copy). */
-export function canCopyRanges(): boolean {
-  return loadCopyFileRange() !== null;
-}
-
 function copyError(errno: number, what: string): Error & { code: string } {
   const name = errnoName(errno) ?? 'EIO';
   return Object.assign(new Error(`${what}: ${name} (errno ${errno})`), { code: name });

@@ -19,7 +19,7 @@ import * as fs from 'node:fs';
 import { BlksnapError } from '../abi/errno.js';
 import { SECTOR_SIZE } from '../abi/types.js';
 import { formatSize } from '../devices/size.js';
-import { canCopyRanges, copyRange } from './copy-range.js';
+import { copyRange } from './copy-range.js';
 import { fromNodeError } from './errors.js';
 import type { EventQueue } from './event-queue.js';
 import { reserveFileSpace } from './fallocate.js';
@@ -43,10 +43,12 @@ export interface StorageFileOps {
 /** Chunks copied into memory, then written: every byte is copied twice (tests of the buffered path use these). */
 export const BUFFERED_STORAGE_FILE_OPS: StorageFileOps = { reserve: reserveFileSpace, writev: writevFull };
 
-/** The real file: chunks are copied from the original with copy_file_range where the kernel allows it. */
-export const REAL_STORAGE_FILE_OPS: StorageFileOps = canCopyRanges()
-  ? { ...BUFFERED_STORAGE_FILE_OPS, copyFrom: copyRange }
-  : BUFFERED_STORAGE_FILE_OPS;
+/**
+ * The real file: chunks are copied from the original with copy_file_range where
+ * the kernel allows it (libc is only loaded at the first copy; where it cannot be,
+ * the copy fails with ENOSYS and the chunks take the buffered path).
+ */
+export const REAL_STORAGE_FILE_OPS: StorageFileOps = { ...BUFFERED_STORAGE_FILE_OPS, copyFrom: copyRange };
 
 const sizeText = (sectors: number): string => formatSize(sectors * SECTOR_SIZE);
 

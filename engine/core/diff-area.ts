@@ -49,6 +49,8 @@ export class DiffArea {
   private progressWaiters: (() => void)[] = [];
   private readonly pool: DiffBufferPool;
   private readonly queueBound: number;
+  /** False once an in-kernel copy failed here: copy-on-write then reads chunks into memory. */
+  private copies = true;
   corrupted = false;
   errorCode = 0;
   private released = false;
@@ -267,10 +269,57 @@ export class DiffArea {
         run.push(j);
         j++;
       }
-      if (run.length > 0) await this.loadRun(run);
+      if (run.length > 0 && !(await this.copyRun(run))) await this.loadRun(run);
       nr = run.length > 0 ? j : nr + 1;
       if (this.corrupted) return;
     }
+  }
+
+  /**
+   * Copy-on-write without memory buffers: contiguous locked NEW chunks get
+   * storage regions (allocated back to back, so usually one region for the
+   * run) and their old data is copied from the original straight into them by
+   * the kernel (copy_file_range: one copy of each byte, no user-space buffer);
+   * then they are STORED and unlocked. Returns false, with the chunks still
+   * locked and NEW, when the copy cannot be done this way (a block device, a
+   * storage without in-kernel copies, a region that could not be allocated, a
+   * failed copy): loadRun() then takes them, and reuses the regions already
+   * allocated, so a full storage fails the chunks as the store worker always did.
+   */
+  private async copyRun(run: number[]): Promise<boolean> {
+    const fdIn = this.orig.copySourceFd;
+    if (!this.copies || fdIn === null || !this.storage.canCopyFrom || this.corrupted) return false;
+    const sectors: number[] = [];
+    try {
+      for (const nr of run) {
+        const sector = await this.storage.alloc(this.chunkSectors);
+        sectors.push(sector);
+        this.regions.set(nr, sector);
+      }
+    } catch {
+      return false;
+    }
+    // One copy per group of chunks whose regions follow each other, all in flight at once.
+    const copies: Promise<void>[] = [];
+    let i = 0;
+    while (i < run.length) {
+      let j = i + 1;
+      while (j < run.length && sectors[j] === sectors[j - 1]! + this.chunkSectors) j++;
+      const from = run[i]! * this.chunkBytes;
+      const to = run[j - 1]! * this.chunkBytes + this.chunkLength(run[j - 1]!);
+      copies.push(this.storage.copyFrom(fdIn, from, sectors[i]!, to - from));
+      i = j;
+    }
+    const settled = await Promise.allSettled(copies);
+    if (settled.some((r) => r.status === 'rejected')) {
+      this.copies = false;
+      return false;
+    }
+    for (const nr of run) {
+      this.states[nr] = CHUNK_STORED;
+      this.locks.unlock(nr);
+    }
+    return true;
   }
 
   /** Loads contiguous locked NEW chunks from the original, queues them, unlocks them. */

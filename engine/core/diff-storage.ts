@@ -19,6 +19,7 @@ import * as fs from 'node:fs';
 import { BlksnapError } from '../abi/errno.js';
 import { SECTOR_SIZE } from '../abi/types.js';
 import { formatSize } from '../devices/size.js';
+import { copyRange } from './copy-range.js';
 import { fromNodeError } from './errors.js';
 import type { EventQueue } from './event-queue.js';
 import { reserveFileSpace } from './fallocate.js';
@@ -31,9 +32,23 @@ export interface StorageFileOps {
   /** Reserves [offset, offset+length) and extends the file over it; rejects with code EOPNOTSUPP where the file system cannot. */
   reserve(fd: number, offset: number, length: number): Promise<void>;
   writev(fd: number, bufs: Buffer[], pos: number): Promise<void>;
+  /**
+   * Copies `length` bytes of another file (`fdIn` at `posIn`) into the storage at
+   * `pos` inside the kernel. Optional: without it copy-on-write reads chunks into
+   * memory and writes them out.
+   */
+  copyFrom?(fdIn: number, posIn: number, fd: number, pos: number, length: number): Promise<void>;
 }
 
-export const REAL_STORAGE_FILE_OPS: StorageFileOps = { reserve: reserveFileSpace, writev: writevFull };
+/** Chunks copied into memory, then written: every byte is copied twice (tests of the buffered path use these). */
+export const BUFFERED_STORAGE_FILE_OPS: StorageFileOps = { reserve: reserveFileSpace, writev: writevFull };
+
+/**
+ * The real file: chunks are copied from the original with copy_file_range where
+ * the kernel allows it (libc is only loaded at the first copy; where it cannot be,
+ * the copy fails with ENOSYS and the chunks take the buffered path).
+ */
+export const REAL_STORAGE_FILE_OPS: StorageFileOps = { ...BUFFERED_STORAGE_FILE_OPS, copyFrom: copyRange };
 
 const sizeText = (sectors: number): string => formatSize(sectors * SECTOR_SIZE);
 
@@ -298,6 +313,25 @@ export class DiffStorage {
       }
       throw new BlksnapError('ENOSPC', `the file system holding the difference storage ${this.path} is full`);
     }
+  }
+
+  /** True when copyFrom() may be tried (the file operations can copy inside the kernel). */
+  get canCopyFrom(): boolean {
+    return this.ops.copyFrom !== undefined && !this.closed;
+  }
+
+  /**
+   * Copies `length` bytes of the file `fdIn` from `posIn` to `sector`, inside the
+   * kernel. Rejects (with the errno name as `code`) where the pair of files does
+   * not allow it; the caller then reads and writes the data itself, which also
+   * reports a full file system as writev() does.
+   */
+  async copyFrom(fdIn: number, posIn: number, sector: number, length: number): Promise<void> {
+    const copy = this.ops.copyFrom;
+    if (copy === undefined || this.closed) {
+      throw Object.assign(new Error(`the difference storage ${this.path} cannot copy`), { code: 'EOPNOTSUPP' });
+    }
+    await copy(fdIn, posIn, this.fd, sector * SECTOR_SIZE, length);
   }
 
   async read(sector: number, buf: Buffer, off: number, len: number): Promise<void> {

@@ -142,6 +142,15 @@ export class FileBlockDevice implements BlockDevice {
     return readNoWait(this.fd, target, targetOffset, length, offset);
   }
 
+  /**
+   * The descriptor that in-kernel copies (copy_file_range) read from: the image
+   * file's, or null for a block device (the call copies regular files only) and
+   * once closed.
+   */
+  get copySourceFd(): number | null {
+    return this.info.isBlockDevice || this.closed ? null : this.fd;
+  }
+
   /** readToNow() without the checks (the caller checked; the device is open). */
   readNowUnchecked(buf: Buffer, off: number, len: number, pos: number): boolean {
     return readNoWait(this.fd, buf, off, len, pos);

@@ -15,10 +15,13 @@
  * CPU count and load average at start, so that numbers can be judged).
  *
  *   npx tsx test/bench/engine-core.ts --runs=3   (each scenario: median of 3 runs)
+ *   npx tsx test/bench/engine-core.ts --cow=buffered   (copy-on-write through chunk
+ *     buffers, as where the kernel refuses copy_file_range; default: in-kernel copies)
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { BUFFERED_STORAGE_FILE_OPS } from '../../engine/core/diff-storage.js';
 import { createEmbeddedEngine, DEFAULT_PARAMS } from '../../engine/core/index.js';
 import type { BlockDevice } from '../../engine/core/index.js';
 
@@ -62,6 +65,15 @@ function median(values: number[]): number {
   const m = Math.floor(s.length / 2);
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
+
+/** How copy-on-write copies chunks: `--cow=buffered` reads them into memory; default: in-kernel copies. */
+function cowPathFromArgs(): 'in-kernel copy' | 'buffered' {
+  const arg = process.argv.find((a) => a.startsWith('--cow='));
+  if (arg === undefined || arg === '--cow=copy') return 'in-kernel copy';
+  if (arg === '--cow=buffered') return 'buffered';
+  throw new Error(`--cow must be copy or buffered, got ${arg}`);
+}
+const COW_PATH = cowPathFromArgs();
 
 function runsFromArgs(): number {
   const arg = process.argv.find((a) => a.startsWith('--runs='));
@@ -113,7 +125,7 @@ async function runOnce(): Promise<Pass> {
   const imagePath = path.join(dir, 'disk.img');
   fs.closeSync(fs.openSync(imagePath, 'w'));
   fs.truncateSync(imagePath, DEVICE_BYTES);
-  const engine = createEmbeddedEngine();
+  const engine = createEmbeddedEngine(COW_PATH === 'buffered' ? { storageFile: BUFFERED_STORAGE_FILE_OPS } : {});
   const results: Result[] = [];
   try {
     await engine.addDevice({ path: imagePath, name: 'disk' });
@@ -168,7 +180,7 @@ async function main(): Promise<void> {
   const machine = machineInfo();
   console.log(
     `engine-core bench: ${machine.cpus} CPU (${machine.cpuModel}), load average at start ${machine.loadAverageAtStart.join(' ')}, ` +
-      `${runs === 1 ? '1 run' : `median of ${runs} runs`}`,
+      `${runs === 1 ? '1 run' : `median of ${runs} runs`}, copy-on-write: ${COW_PATH}`,
   );
   const passes: Pass[] = [];
   for (let i = 0; i < runs; i++) {
@@ -214,6 +226,7 @@ async function main(): Promise<void> {
     cpus: machine.cpus,
     machine,
     runs,
+    cowPath: COW_PATH,
     deviceBytes: DEVICE_BYTES,
     queueDepth: QUEUE_DEPTH,
     params: passes[0]!.params,

@@ -11,6 +11,8 @@ import { createEmbeddedEngine } from '../../../engine/core/index.js';
 import type { EmbeddedEngine } from '../../../engine/core/index.js';
 import { MAX_BATCH } from '../../../engine/core/diff-area.js';
 import { DiffBufferPool } from '../../../engine/core/diff-buffer.js';
+import { BUFFERED_STORAGE_FILE_OPS, REAL_STORAGE_FILE_OPS } from '../../../engine/core/diff-storage.js';
+import type { StorageFileOps } from '../../../engine/core/diff-storage.js';
 import type { EngineDevice } from '../../../engine/core/engine-device.js';
 import { expectErrno, makeImage, SMALL_PARAMS, tempDir } from './helpers.js';
 
@@ -27,9 +29,9 @@ function pattern(length: number, seed: number): Buffer {
   return b;
 }
 
-async function takeSnapshot(limitSectors: number, params = {}): Promise<string> {
+async function takeSnapshot(limitSectors: number, params = {}, storageFile?: StorageFileOps): Promise<string> {
   await engine.close();
-  engine = createEmbeddedEngine({ params: { ...SMALL_PARAMS, ...params } });
+  engine = createEmbeddedEngine({ params: { ...SMALL_PARAMS, ...params }, ...(storageFile ? { storageFile } : {}) });
   fs.writeFileSync(path.join(dir, 'a.img'), pattern(DEVICE, 1));
   await engine.addDevice({ path: path.join(dir, 'a.img'), name: 'a' });
   const id = await engine.snapshotCreate({ diffStoragePath: path.join(dir, `diff-${Date.now()}`), limitSectors });
@@ -50,9 +52,12 @@ afterEach(async () => {
 });
 
 describe('DiffArea image reads', () => {
-  it('one read over NEW, IN_MEMORY and STORED chunks (contiguous and scattered regions) gives the content at take', async () => {
-    // A queue of 4: the first chunks copied are stored, the last ones stay in memory.
-    const imageName = await takeSnapshot(1 << 20, { chunkMaximumInQueue: 4 });
+  it.each([
+    ['chunks read into memory', BUFFERED_STORAGE_FILE_OPS],
+    ['chunks copied by the kernel', REAL_STORAGE_FILE_OPS],
+  ] as const)('one read over NEW, IN_MEMORY and STORED chunks (contiguous and scattered regions) gives the content at take (%s)', async (_label, ops) => {
+    // A queue of 4: the first chunks copied are stored, the last ones stay in memory (buffered path).
+    const imageName = await takeSnapshot(1 << 20, { chunkMaximumInQueue: 4 }, ops);
     const atTake = pattern(DEVICE, 1);
     const dev = engine.device('a');
     // Stored regions follow the store order: chunks 9, 3, 4, 5 (3-5 contiguous in storage), 20..30 one by one.
@@ -121,7 +126,8 @@ describe('DiffArea image reads', () => {
 
 describe('DiffArea copy-on-write errors', () => {
   it('no memory for a chunk buffer: the area is corrupted with -ENOMEM, the original write lands, no chunk stays locked', async () => {
-    const imageName = await takeSnapshot(1 << 20);
+    // Chunk buffers are only taken where chunks are read into memory (no in-kernel copy).
+    const imageName = await takeSnapshot(1 << 20, {}, BUFFERED_STORAGE_FILE_OPS);
     const dev = engine.device('a');
     const spy = vi.spyOn(DiffBufferPool.prototype, 'take').mockImplementationOnce(() => {
       throw new RangeError('Array buffer allocation failed');
@@ -149,7 +155,8 @@ describe('DiffArea copy-on-write backpressure', () => {
     const params = { chunkMaximumInQueue: 2, freeDiffBufferPoolSize: 2, diffStorageMinimum: 1 << 16 };
     const size = 16 << 20;
     await engine.close();
-    engine = createEmbeddedEngine({ params: { ...SMALL_PARAMS, ...params } });
+    // The buffered copy-on-write path (the in-kernel copy holds no chunk buffers).
+    engine = createEmbeddedEngine({ params: { ...SMALL_PARAMS, ...params }, storageFile: BUFFERED_STORAGE_FILE_OPS });
     fs.writeFileSync(path.join(dir, 'big.img'), pattern(size, 3));
     await engine.addDevice({ path: path.join(dir, 'big.img'), name: 'big' });
     const id = await engine.snapshotCreate({ diffStoragePath: path.join(dir, 'diff-big'), limitSectors: 1 << 20 });

@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isBlksnapError } from '../../../engine/abi/errno.js';
+import { BUFFERED_STORAGE_FILE_OPS } from '../../../engine/core/diff-storage.js';
 import { createEmbeddedEngine } from '../../../engine/core/index.js';
 import type { EmbeddedEngine } from '../../../engine/core/index.js';
 
@@ -178,11 +179,13 @@ async function expectErrno(p: Promise<unknown>, errno: string): Promise<void> {
 let caseNo = 0;
 const stats = { imageReads: 0, imageReadsEio: 0, cbtChecks: 0, takes: 0, overflowsRequired: 0 };
 
-async function runCase(cmds: Cmd[], queue: number, pool: number): Promise<void> {
+async function runCase(cmds: Cmd[], queue: number, pool: number, buffered: boolean): Promise<void> {
   const dir = path.join(root, `c${caseNo++}`);
   fs.mkdirSync(dir);
+  // Copy-on-write by in-kernel copies (the default) or through chunk buffers.
   const engine: EmbeddedEngine = createEmbeddedEngine({
     params: { ...PARAMS, chunkMaximumInQueue: queue, freeDiffBufferPoolSize: pool },
+    ...(buffered ? { storageFile: BUFFERED_STORAGE_FILE_OPS } : {}),
   });
   const devs: ModelDevice[] = [];
   const snaps: ModelSnapshot[] = [];
@@ -500,9 +503,10 @@ describe('embedded engine against a reference model', () => {
         fc.array(cmdArb, { minLength: 1, maxLength: 24 }),
         fc.constantFrom(0, 1, 3),
         fc.integer({ min: 0, max: 2 }),
-        async (cmds, queue, pool) => {
+        fc.boolean(),
+        async (cmds, queue, pool, buffered) => {
           n++;
-          await runCase(cmds, queue, pool);
+          await runCase(cmds, queue, pool, buffered);
         },
       ),
       { numRuns: NUM_RUNS },

@@ -94,6 +94,9 @@ export class OffsetPicker {
   }
 }
 
+/** How far behind its schedule a workload may catch up after a stall (ms of writes at its rate). */
+export const MAX_CATCH_UP_MS = 250;
+
 export class WorkloadRunner {
   readonly name: string;
   readonly writeSize: number;
@@ -102,6 +105,8 @@ export class WorkloadRunner {
   private bytesWritten = 0;
   private writes = 0;
   private startedAt = 0;
+  /** Where the pacing counts from: moved on after a stall, so the workload never bursts to catch up. */
+  private paceFrom = 0;
   private lastReportAt = 0;
   private lastReportBytes = 0;
   private actualMiBps = 0;
@@ -156,6 +161,7 @@ export class WorkloadRunner {
     if (this.loop !== null) throw new BlksnapError('EALREADY', `the workload on ${this.name} has already started`);
     this.active = true;
     this.startedAt = Date.now();
+    this.paceFrom = this.startedAt;
     this.lastReportAt = this.startedAt;
     this.timer = setInterval(() => this.report(), this.intervalMs);
     this.loop = this.run().finally(() => this.finish());
@@ -213,8 +219,11 @@ export class WorkloadRunner {
     const bytesPerMs = (this.options.rateMiBps * MIB) / 1000;
     while (!this.stopping) {
       // The write after this one is due when the bytes so far match the rate.
-      const dueAt = this.startedAt + (this.bytesWritten + this.writeSize) / bytesPerMs;
+      const dueAt = this.paceFrom + (this.bytesWritten + this.writeSize) / bytesPerMs;
       const wait = dueAt - Date.now();
+      // Behind after a stall (a slow device, a busy machine): what was missed is not made
+      // up in a burst above the rate asked for; at most MAX_CATCH_UP_MS of writes are.
+      if (wait < -MAX_CATCH_UP_MS) this.paceFrom += -wait - MAX_CATCH_UP_MS;
       if (wait > 1) {
         await this.sleep(Math.min(wait, 1000));
         continue;

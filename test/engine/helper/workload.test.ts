@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { BlksnapError } from '../../../engine/abi/errno.js';
-import { OffsetPicker, WorkloadManager, WorkloadRunner, WORKLOAD_WRITE_SIZE } from '../../../engine/helper/workload.js';
+import { MAX_CATCH_UP_MS, OffsetPicker, WorkloadManager, WorkloadRunner, WORKLOAD_WRITE_SIZE } from '../../../engine/helper/workload.js';
 import type { WorkloadProgress } from '../../../engine/helper/workload.js';
 import { MemoryDevice } from '../../helpers/memory-device.js';
 import { seededRandom } from '../../helpers/seeded-random.js';
@@ -41,6 +41,31 @@ describe('OffsetPicker', () => {
 });
 
 describe('WorkloadRunner', () => {
+  it('does not burst above its rate to make up for a stall of the device', async () => {
+    // the 5th write stalls for 1.5 s; a runner that made up the missed 6 MiB would then
+    // write them as fast as the device takes them
+    class StallingDevice extends MemoryDevice {
+      calls = 0;
+      readonly writesAt: number[] = [];
+      override async write(offset: number, data: Uint8Array): Promise<void> {
+        if (++this.calls === 5) await sleep(1500);
+        this.writesAt.push(Date.now());
+        await super.write(offset, data);
+      }
+    }
+    const device = new StallingDevice({ name: 'disk1', capacity: 16 * MIB });
+    const runner = new WorkloadRunner({ device, rateMiBps: 4, pattern: 'sequential' });
+    runner.start();
+    await sleep(2600);
+    await runner.stop();
+    const resumed = device.writesAt[4];
+    if (resumed === undefined) throw new Error('the stalled write never finished');
+    // in the 0.5 s after the stall ends: 2 MiB at 4 MiB/s plus at most MAX_CATCH_UP_MS of catching up
+    const burst = device.writesAt.filter((t) => t > resumed && t <= resumed + 500).length * KIB64;
+    expect(burst).toBeLessThanOrEqual(4 * MIB * ((500 + MAX_CATCH_UP_MS) / 1000) + KIB64);
+    expect(burst).toBeGreaterThan(MIB); // it did resume at its rate
+  });
+
   it('writes 64 KiB blocks of random data at about the requested rate, reporting every 250 ms', async () => {
     const device = new MemoryDevice({ name: 'disk1', capacity: 16 * MIB });
     const reports: { at: number; p: WorkloadProgress }[] = [];

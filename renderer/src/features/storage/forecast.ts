@@ -43,10 +43,14 @@ export function forecast(samples: readonly StorageSample[], limitBytes: number):
   if (first === undefined || last === undefined) return { rateBytesPerS: null, secondsToLimit: null, level: 'idle' };
   if (limitBytes > 0 && last.bytes >= limitBytes) return { rateBytesPerS: null, secondsToLimit: 0, level: 'full' };
   // Samples taken before the writes began (still at the first one's level) would dilute
-  // the rate and promise more time than is left: measure from the last of them.
+  // the rate and promise more time than is left. The writes began somewhere between the
+  // last of them and the first that grew, so measure from the first that grew (the
+  // rate is then that of whole intervals of writing) and say nothing until a second
+  // one follows it.
   let from = 0;
-  while (from + 2 < samples.length && samples[from + 1]?.bytes === first.bytes) from++;
-  const start = samples[from] ?? first;
+  while (from + 1 < samples.length && samples[from + 1]?.bytes === first.bytes) from++;
+  const start = from > 0 ? samples[from + 1] : first;
+  if (start === undefined) return { rateBytesPerS: 0, secondsToLimit: null, level: 'idle' };
   const span = (last.timeMs - start.timeMs) / 1000;
   if (span <= 0) return { rateBytesPerS: null, secondsToLimit: null, level: 'idle' };
   const rate = Math.max(0, (last.bytes - start.bytes) / span);

@@ -53,6 +53,21 @@ describe('storage forecast', () => {
     expect(f.level).toBe('warn');
   });
 
+  it('writes that began between two samples: measured from the first sample that grew, nothing said before a second one', () => {
+    // nothing written up to t = 10 s (50 MiB); 4 MiB/s from t = 10.8 s
+    let samples = filling(10, 0, 50);
+    const at = (t: number): StorageSample => ({ timeMs: t * 1000, bytes: (50 + Math.max(0, t - 10.8) * 4) * MiB });
+    samples = addSample(samples, at(11));
+    const early = forecast(samples, 100 * MiB);
+    expect(early.secondsToLimit).toBeNull();
+    expect(early.level).toBe('idle');
+    samples = addSample(samples, at(12));
+    const f = forecast(samples, 100 * MiB);
+    // 4 MiB/s (the interval 11..12 s is all writing), not (54.8 - 50) / 2 = 2.4 MiB/s
+    expect(f.rateBytesPerS).toBeCloseTo(4 * MiB, 0);
+    expect(f.secondsToLimit).toBeCloseTo((100 - 54.8) / 4, 6);
+  });
+
   it('is idle until two samples exist, or while nothing is written', () => {
     expect(forecast([], MiB).level).toBe('idle');
     expect(forecast([{ timeMs: 0, bytes: 0 }], MiB).rateBytesPerS).toBeNull();

@@ -11,6 +11,12 @@ export interface StorageSample {
 
 /** Samples older than this (against the newest) are dropped: the rate follows the current load. */
 export const FORECAST_WINDOW_MS = 20_000;
+/**
+ * No rate from less than this much writing: samples come every second and also on
+ * every event and action (some a tenth of a second apart), and a rate over so short a
+ * span is mostly the jitter of when the answers arrived.
+ */
+export const MIN_RATE_SPAN_MS = 3000;
 /** Warn when the limit is this close at the current rate. */
 export const FORECAST_WARN_SECONDS = 120;
 /** At most this many samples are kept per snapshot. */
@@ -53,6 +59,10 @@ export function forecast(samples: readonly StorageSample[], limitBytes: number):
   if (start === undefined) return { rateBytesPerS: 0, secondsToLimit: null, level: 'idle' };
   const span = (last.timeMs - start.timeMs) / 1000;
   if (span <= 0) return { rateBytesPerS: null, secondsToLimit: null, level: 'idle' };
+  if (last.timeMs - start.timeMs < MIN_RATE_SPAN_MS) {
+    // growing, but not measured long enough to say how fast
+    return { rateBytesPerS: last.bytes > start.bytes ? null : 0, secondsToLimit: null, level: 'idle' };
+  }
   const rate = Math.max(0, (last.bytes - start.bytes) / span);
   if (rate === 0 || limitBytes <= 0) return { rateBytesPerS: rate, secondsToLimit: null, level: 'idle' };
   const seconds = (limitBytes - last.bytes) / rate;

@@ -43,13 +43,13 @@ describe('storage forecast', () => {
   });
 
   it('measures from where the writes began: idle samples before them do not dilute the rate', () => {
-    // 10 s at 50 MiB with nothing written, then 4 MiB/s for 2 s; 100 MiB limit.
+    // 10 s at 50 MiB with nothing written, then 4 MiB/s for 4 s; 100 MiB limit.
     let samples = filling(10, 0, 50);
-    for (let t = 11; t <= 12; t++) samples = addSample(samples, { timeMs: t * 1000, bytes: (50 + (t - 10) * 4) * MiB });
+    for (let t = 11; t <= 14; t++) samples = addSample(samples, { timeMs: t * 1000, bytes: (50 + (t - 10) * 4) * MiB });
     const f = forecast(samples, 100 * MiB);
-    // From the last idle sample (t = 10 s, 50 MiB) to t = 12 s (58 MiB): 4 MiB/s, 42 MiB left.
+    // From the first sample that grew (t = 11 s, 54 MiB) to t = 14 s (66 MiB): 4 MiB/s, 34 MiB left.
     expect(f.rateBytesPerS).toBe(4 * MiB);
-    expect(f.secondsToLimit).toBe(10.5);
+    expect(f.secondsToLimit).toBe(8.5);
     expect(f.level).toBe('warn');
   });
 
@@ -62,10 +62,20 @@ describe('storage forecast', () => {
     expect(early.secondsToLimit).toBeNull();
     expect(early.level).toBe('idle');
     samples = addSample(samples, at(12));
+    expect(forecast(samples, 100 * MiB).secondsToLimit).toBeNull(); // 1 s of writing: not yet
+    samples = addSample(samples, at(14));
     const f = forecast(samples, 100 * MiB);
-    // 4 MiB/s (the interval 11..12 s is all writing), not (54.8 - 50) / 2 = 2.4 MiB/s
+    // 4 MiB/s (the interval 11..14 s is all writing), not (62.8 - 50) / 4 = 3.2 MiB/s
     expect(f.rateBytesPerS).toBeCloseTo(4 * MiB, 0);
-    expect(f.secondsToLimit).toBeCloseTo((100 - 54.8) / 4, 6);
+    expect(f.secondsToLimit).toBeCloseTo((100 - 62.8) / 4, 6);
+  });
+
+  it('says no rate from samples close together (an event refresh right after a poll)', () => {
+    // idle, then growth seen by two answers 0.1 s apart: the jitter would read as 20 MiB/s
+    let samples = filling(5, 0, 10);
+    samples = addSample(samples, { timeMs: 6000, bytes: 12 * MiB });
+    samples = addSample(samples, { timeMs: 6100, bytes: 14 * MiB });
+    expect(forecast(samples, 100 * MiB)).toMatchObject({ secondsToLimit: null, level: 'idle' });
   });
 
   it('is idle until two samples exist, or while nothing is written', () => {

@@ -113,6 +113,11 @@ class Watchdog {
     });
     child.removeAllListeners('exit');
     child.on('error', (err) => log(`watchdog failed: ${err.message}`));
+    // The watchdog may have thawed and exited just before stop() writes to it: that
+    // write fails with EPIPE, which must not become an uncaught error of the helper.
+    child.stdin?.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') log(`watchdog: ${err.message}`);
+    });
     return new Watchdog(child);
   }
 

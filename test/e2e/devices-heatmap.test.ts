@@ -15,19 +15,14 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser } from '../helpers/browser.js';
-import type { BrowserSession } from '../helpers/browser.js';
-import { clearFailureScreenshots, createLabDisk, deviceRow, gotoScreen, heatmapPixels, openApp, publishScreenshots, screenshot } from '../helpers/e2e-page.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { useE2eApp } from '../helpers/e2e-app.js';
+import { createLabDisk, deviceRow, gotoScreen, heatmapPixels, publishScreenshots, screenshot } from '../helpers/e2e-page.js';
 import type { Rgb } from '../helpers/e2e-page.js';
 import { canUseLoop, hasCommand } from '../helpers/env.js';
-import { buildRenderer } from '../helpers/renderer-build.js';
-import { startBrowserMode } from '../helpers/web-server.js';
-import type { BrowserMode } from '../helpers/web-server.js';
 
 const run = promisify(execFile);
 const canRun = hasCommand('/usr/bin/chromium') && hasCommand('qemu-io');
@@ -54,49 +49,15 @@ function dosTable(): Buffer {
 }
 
 describe.skipIf(!canRun)('[chromium, qemu-io] the device tree and the heatmap with ruler, partitions and selection', () => {
-  let staticDir = '';
-  let stack: BrowserMode | null = null;
-  let session: BrowserSession | null = null;
+  const app = useE2eApp({ name: 'devheat', browser: { viewport: { width: 1280, height: 1000 }, colorScheme: 'light' } });
+  const page = app.page;
+  const mode = app.mode;
   let loop: string | null = null;
   let mountDir: string | null = null;
 
-  const page = () => {
-    if (session === null) throw new Error('no browser session');
-    return session.page;
-  };
-  const mode = () => {
-    if (stack === null) throw new Error('browser mode did not start');
-    return stack;
-  };
-
-  beforeAll(async () => {
-    await clearFailureScreenshots('failed-devheat-');
-    staticDir = await mkdtemp(join(tmpdir(), 'blksnap-e2e-dist-'));
-    await buildRenderer(staticDir);
-    stack = await startBrowserMode({ staticDir });
-    session = await launchBrowser({ viewport: { width: 1280, height: 1000 }, colorScheme: 'light' });
-    await openApp(session.page, stack.url);
-  });
-
-  afterEach(async (context) => {
-    if (context.task.result?.state === 'fail' && session !== null) {
-      const name = context.task.name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60);
-      await screenshot(session.page, `failed-devheat-${name}`).catch(() => undefined);
-    }
-  });
-
   afterAll(async () => {
-    try {
-      if (mountDir !== null) await run('umount', [mountDir]).catch(() => undefined);
-      if (loop !== null) await run('losetup', ['--detach', loop]).catch(() => undefined);
-      await session?.close();
-    } finally {
-      try {
-        await stack?.close();
-      } finally {
-        if (staticDir !== '') await rm(staticDir, { recursive: true, force: true });
-      }
-    }
+    if (mountDir !== null) await run('umount', [mountDir]).catch(() => undefined);
+    if (loop !== null) await run('losetup', ['--detach', loop]).catch(() => undefined);
   });
 
   it('draws a filled map at ×1 with a byte ruler and the partition boundaries of the table on the disk; a drag reports the changed bytes of the range', async () => {

@@ -20,17 +20,10 @@
  * rate alike. Each chunk is copied at most once, so no workload can copy more than
  * 1024 MiB, and the default one writes to disk1 alone: at most 512 MiB.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser } from '../helpers/browser.js';
-import type { BrowserSession } from '../helpers/browser.js';
-import { clearFailureScreenshots, createAndTakeSnapshot, deviceRow, gotoScreen, openApp, screenshot, workloadWrittenMiB } from '../helpers/e2e-page.js';
+import { describe, expect, it } from 'vitest';
+import { useE2eApp } from '../helpers/e2e-app.js';
+import { createAndTakeSnapshot, deviceRow, gotoScreen, screenshot, workloadWrittenMiB } from '../helpers/e2e-page.js';
 import { hasCommand } from '../helpers/env.js';
-import { buildRenderer } from '../helpers/renderer-build.js';
-import { startBrowserMode } from '../helpers/web-server.js';
-import type { BrowserMode } from '../helpers/web-server.js';
 
 const canRun = hasCommand('/usr/bin/chromium');
 const DEFAULT_RATE_MIBPS = 4;
@@ -44,49 +37,15 @@ const SUGGESTED_LIMIT_MIB = 1024;
 const RUN_TIMEOUT_MS = ((2 * TARGET_MIB) / RATE_MIBPS) * 1000 + 60_000;
 
 describe.skipIf(!canRun)('[chromium] the README first session on its defaults survives 10 minutes of the default workload', () => {
-  let staticDir = '';
-  let stack: BrowserMode | null = null;
-  let session: BrowserSession | null = null;
-
-  const page = () => {
-    if (session === null) throw new Error('no browser session');
-    return session.page;
-  };
-
-  beforeAll(async () => {
-    await clearFailureScreenshots('failed-first-session-');
-    staticDir = await mkdtemp(join(tmpdir(), 'blksnap-first-session-dist-'));
-    await buildRenderer(staticDir);
-    // The engine's default module parameters, as `npm start` runs it.
-    stack = await startBrowserMode({ staticDir });
-    session = await launchBrowser({ viewport: { width: 1280, height: 900 } });
-    await openApp(session.page, stack.url);
-  });
-
-  afterEach(async (context) => {
-    if (context.task.result?.state === 'fail' && session !== null) {
-      const name = context.task.name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60);
-      await screenshot(session.page, `failed-first-session-${name}`).catch(() => undefined);
-    }
-  });
-
-  afterAll(async () => {
-    try {
-      await session?.close();
-    } finally {
-      try {
-        await stack?.close();
-      } finally {
-        if (staticDir !== '') await rm(staticDir, { recursive: true, force: true });
-      }
-    }
-  });
+  const app = useE2eApp({ name: 'first-session' });
+  const page = app.page;
+  const mode = app.mode;
 
   it(
     `runs ${TARGET_MIB} MiB of the default workload (10 min at ${DEFAULT_RATE_MIBPS} MiB/s) at ${RATE_MIBPS} MiB/s on the suggested storage without the snapshot failing`,
     async () => {
       const p = page();
-      const storageDir = stack?.storageDir ?? '';
+      const storageDir = mode().storageDir;
 
       // Devices: Create lab disk twice, as offered (name and size untouched), tick both.
       for (const name of ['disk1', 'disk2']) {

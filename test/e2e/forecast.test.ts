@@ -7,27 +7,10 @@
  * left it states when it first warns must match the time that was actually left.
  * Through the UI in browser mode on the embedded engine with its default parameters.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser } from '../helpers/browser.js';
-import type { BrowserSession } from '../helpers/browser.js';
-import {
-  allocateStorage,
-  clearFailureScreenshots,
-  createAndTakeSnapshot,
-  createLabDisk,
-  gotoScreen,
-  openApp,
-  screenshot,
-  startWorkload,
-  stopWorkload,
-} from '../helpers/e2e-page.js';
+import { describe, expect, it } from 'vitest';
+import { useE2eApp } from '../helpers/e2e-app.js';
+import { allocateStorage, createAndTakeSnapshot, createLabDisk, gotoScreen, screenshot, startWorkload, stopWorkload } from '../helpers/e2e-page.js';
 import { hasCommand } from '../helpers/env.js';
-import { buildRenderer } from '../helpers/renderer-build.js';
-import { startBrowserMode } from '../helpers/web-server.js';
-import type { BrowserMode } from '../helpers/web-server.js';
 
 const canRun = hasCommand('/usr/bin/chromium');
 const RATE_MIBPS = 4;
@@ -43,47 +26,15 @@ function statedSeconds(text: string): number {
 }
 
 describe.skipIf(!canRun)('[chromium] the storage forecast warns at least 30 s before an overflow at a known write rate', () => {
-  let staticDir = '';
-  let stack: BrowserMode | null = null;
-  let session: BrowserSession | null = null;
-
-  const page = () => {
-    if (session === null) throw new Error('no browser session');
-    return session.page;
-  };
-
-  beforeAll(async () => {
-    await clearFailureScreenshots('failed-forecast-');
-    staticDir = await mkdtemp(join(tmpdir(), 'blksnap-forecast-dist-'));
-    await buildRenderer(staticDir);
-    stack = await startBrowserMode({ staticDir });
-    session = await launchBrowser({ viewport: { width: 1280, height: 900 } });
-    await openApp(session.page, stack.url);
-  });
-
-  afterEach(async (context) => {
-    if (context.task.result?.state === 'fail' && session !== null) {
-      await screenshot(session.page, 'failed-forecast').catch(() => undefined);
-    }
-  });
-
-  afterAll(async () => {
-    try {
-      await session?.close();
-    } finally {
-      try {
-        await stack?.close();
-      } finally {
-        if (staticDir !== '') await rm(staticDir, { recursive: true, force: true });
-      }
-    }
-  });
+  const app = useE2eApp({ name: 'forecast' });
+  const page = app.page;
+  const mode = app.mode;
 
   it(`sequential writes at ${RATE_MIBPS} MiB/s into a ${LIMIT_MIB} MiB limit: the warning comes ≥ ${WARN_AHEAD_S} s before the overflow and states the time left`, async () => {
     const p = page();
     await createLabDisk(p, 'disk1', DISK_MIB);
     await p.getByLabel('Select disk1').check();
-    await allocateStorage(p, stack?.storageDir ?? '', LIMIT_MIB);
+    await allocateStorage(p, mode().storageDir, LIMIT_MIB);
     await createAndTakeSnapshot(p);
     await startWorkload(p, 'disk1', RATE_MIBPS, 'sequential');
     const started = Date.now();

@@ -9,20 +9,14 @@
  *    action made it unavailable (Create lab disk, Create snapshot, Take, Start and
  *    Stop workload, Clear the timeline), and Dismiss on the alert moves it to the screen.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Locator, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser } from '../helpers/browser.js';
-import type { BrowserSession } from '../helpers/browser.js';
-import { clearFailureScreenshots, deviceRow, gotoScreen, openApp, screenshot } from '../helpers/e2e-page.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { useE2eApp } from '../helpers/e2e-app.js';
+import { deviceRow, gotoScreen } from '../helpers/e2e-page.js';
 import { seedScreens } from '../helpers/e2e-seed.js';
 import type { Seeded } from '../helpers/e2e-seed.js';
 import { hasCommand } from '../helpers/env.js';
-import { buildRenderer } from '../helpers/renderer-build.js';
-import { startBrowserMode } from '../helpers/web-server.js';
-import type { BrowserMode } from '../helpers/web-server.js';
 
 const canRun = hasCommand('/usr/bin/chromium') && hasCommand('qemu-io');
 
@@ -58,49 +52,22 @@ async function pressWithEnter(button: Locator): Promise<void> {
 }
 
 describe.skipIf(!canRun)('[chromium, qemu-io] keyboard focus after dialogs and pressed buttons', () => {
-  let staticDir = '';
-  let stack: BrowserMode | null = null;
-  let session: BrowserSession | null = null;
+  const app = useE2eApp({ name: 'keyboard', start: { engineParams: { diffStorageMinimum: 2048 } } });
+  const page = app.page;
+  const mode = app.mode;
   let seeded: Seeded | null = null;
-
-  const page = () => {
-    if (session === null) throw new Error('no browser session');
-    return session.page;
-  };
   const data = () => {
     if (seeded === null) throw new Error('not seeded');
     return seeded;
   };
 
   beforeAll(async () => {
-    await clearFailureScreenshots('failed-keyboard-');
-    staticDir = await mkdtemp(join(tmpdir(), 'blksnap-keyboard-dist-'));
-    await buildRenderer(staticDir);
-    stack = await startBrowserMode({ staticDir, engineParams: { diffStorageMinimum: 2048 } });
-    session = await launchBrowser({ viewport: { width: 1280, height: 900 } });
-    await openApp(session.page, stack.url);
-    seeded = await seedScreens(session.page, stack);
+    seeded = await seedScreens(page(), mode());
   }, 120_000);
 
-  afterEach(async (context) => {
-    if (context.task.result?.state === 'fail' && session !== null) {
-      const name = context.task.name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60);
-      await screenshot(session.page, `failed-keyboard-${name}`).catch(() => undefined);
-    }
-  });
-
-  afterAll(async () => {
-    const errors = session?.errors ?? [];
+  afterAll(() => {
+    const errors = app.browserErrors();
     if (errors.length > 0) console.log(`browser errors:\n${errors.join('\n')}`);
-    try {
-      await session?.close();
-    } finally {
-      try {
-        await stack?.close();
-      } finally {
-        if (staticDir !== '') await rm(staticDir, { recursive: true, force: true });
-      }
-    }
   });
 
   describe('the destroy-snapshot dialog', () => {
@@ -167,7 +134,7 @@ describe.skipIf(!canRun)('[chromium, qemu-io] keyboard focus after dialogs and p
       await point().waitFor();
       expect(await focused(p)).toMatchObject({ testId: 'catalog-load' });
       await pressWithEnter(point().getByTestId('point-restore-button'));
-      target = join(stack?.dir ?? '', 'restored.img');
+      target = join(mode().dir, 'restored.img');
       await point().getByTestId('restore-target').fill(target);
 
       await open();

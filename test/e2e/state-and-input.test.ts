@@ -9,18 +9,11 @@
  * - every bad value of the forms shows its own error next to its field, in the
  *   field's unit, and nothing is sent with another value.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser } from '../helpers/browser.js';
-import type { BrowserSession } from '../helpers/browser.js';
-import { allocateStorage, clearFailureScreenshots, createLabDisk, deviceRow, gotoScreen, openApp, screenshot, startWorkload } from '../helpers/e2e-page.js';
+import { describe, expect, it } from 'vitest';
+import { useE2eApp } from '../helpers/e2e-app.js';
+import { allocateStorage, createLabDisk, deviceRow, gotoScreen, openApp, screenshot, startWorkload } from '../helpers/e2e-page.js';
 import { hasCommand } from '../helpers/env.js';
-import { buildRenderer } from '../helpers/renderer-build.js';
-import { startBrowserMode } from '../helpers/web-server.js';
-import type { BrowserMode } from '../helpers/web-server.js';
 
 const canRun = hasCommand('/usr/bin/chromium');
 
@@ -46,47 +39,10 @@ async function expectKeptState(p: Page, storageDir: string, snapshotId: string, 
 }
 
 describe.skipIf(!canRun)('[chromium] browser mode: state kept by the helper, and input that never lies', () => {
-  let staticDir = '';
-  let stack: BrowserMode | null = null;
-  let session: BrowserSession | null = null;
+  const app = useE2eApp({ name: 'state' });
+  const page = app.page;
+  const mode = app.mode;
   let snapshotId = '';
-
-  const page = () => {
-    if (session === null) throw new Error('no browser session');
-    return session.page;
-  };
-  const mode = () => {
-    if (stack === null) throw new Error('browser mode did not start');
-    return stack;
-  };
-
-  beforeAll(async () => {
-    await clearFailureScreenshots('failed-state-');
-    staticDir = await mkdtemp(join(tmpdir(), 'blksnap-state-dist-'));
-    await buildRenderer(staticDir);
-    stack = await startBrowserMode({ staticDir });
-    session = await launchBrowser({ viewport: { width: 1280, height: 900 } });
-    await openApp(session.page, stack.url);
-  });
-
-  afterEach(async (context) => {
-    if (context.task.result?.state === 'fail' && session !== null) {
-      const name = context.task.name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60);
-      await screenshot(session.page, `failed-state-${name}`).catch(() => undefined);
-    }
-  });
-
-  afterAll(async () => {
-    try {
-      await session?.close();
-    } finally {
-      try {
-        await stack?.close();
-      } finally {
-        if (staticDir !== '') await rm(staticDir, { recursive: true, force: true });
-      }
-    }
-  });
 
   it('a corruption, the allocation, the name and times survive a reload and show in a second tab', async () => {
     const p = page();

@@ -19,6 +19,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { dosTable } from '../helpers/dos-table.js';
 import { useE2eApp } from '../helpers/e2e-app.js';
 import { createLabDisk, deviceRow, gotoScreen, heatmapPixels, publishScreenshots, screenshot } from '../helpers/e2e-page.js';
 import type { Rgb } from '../helpers/e2e-page.js';
@@ -31,22 +32,6 @@ const canLoop = canUseLoop && hasCommand('partx') && hasCommand('mkfs.ext4') && 
 const MiB = 1024 * 1024;
 /** The light theme's colour of a block never written (the UI's promise, as in story.test.ts). */
 const UNCHANGED: Rgb = [226, 229, 234];
-
-/** A DOS partition table: partition 1 at 1 MiB (15 MiB), partition 2 at 16 MiB (48 MiB). */
-function dosTable(): Buffer {
-  const mbr = Buffer.alloc(512);
-  const entry = (slot: number, firstLba: number, sectors: number): void => {
-    const at = 446 + slot * 16;
-    mbr[at + 4] = 0x83;
-    mbr.writeUInt32LE(firstLba, at + 8);
-    mbr.writeUInt32LE(sectors, at + 12);
-  };
-  entry(0, 2048, 30720);
-  entry(1, 32768, 98304);
-  mbr[510] = 0x55;
-  mbr[511] = 0xaa;
-  return mbr;
-}
 
 describe.skipIf(!canRun)('[chromium, qemu-io] the device tree and the heatmap with ruler, partitions and selection', () => {
   const app = useE2eApp({ name: 'devheat', browser: { viewport: { width: 1280, height: 1000 }, colorScheme: 'light' } });
@@ -65,7 +50,11 @@ describe.skipIf(!canRun)('[chromium, qemu-io] the device tree and the heatmap wi
     await createLabDisk(p, 'disk1', 64);
     const uri = `nbd+unix:///disk1?socket=${mode().nbdSocketPath}`;
     const tableFile = join(mode().dir, 'mbr.bin');
-    await writeFile(tableFile, dosTable());
+    // partition 1 at 1 MiB (15 MiB), partition 2 at 16 MiB (48 MiB)
+    await writeFile(tableFile, dosTable([
+      { firstLba: 2048, sectors: 30720 },
+      { firstLba: 32768, sectors: 98304 },
+    ]));
     await run('qemu-io', ['-f', 'raw', '-c', `write -s ${tableFile} 0 512`, uri]);
     const { stdout } = await run('qemu-io', ['-f', 'raw', '-c', `write -P 0x5a ${20 * MiB} ${4 * MiB}`, uri]);
     expect(stdout).toContain(`wrote ${4 * MiB}/${4 * MiB} bytes`);

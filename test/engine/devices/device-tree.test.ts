@@ -9,6 +9,7 @@ import { listWithLsblk, parseLsblkJson } from '../../../engine/devices/discovery
 import { loopBackingFile, partitionStartBytes } from '../../../engine/devices/sysfs-block.js';
 import { writeBypass } from '../../../engine/devices/write-bypass.js';
 import type { WritePathDevice } from '../../../engine/devices/write-bypass.js';
+import { dosTable } from '../../helpers/dos-table.js';
 import { canUseLoop, hasCommand } from '../../helpers/env.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
@@ -95,16 +96,10 @@ describe('the tree of real loop devices', () => {
       // DOS table: partition 1 at 1 MiB (4 MiB), partition 2 at 8 MiB (16 MiB)
       const image = join(dir, 'lab.img');
       const bytes = Buffer.alloc(32 * MiB);
-      const entry = (slot: number, firstLba: number, sectors: number): void => {
-        const at = 446 + slot * 16;
-        bytes[at + 4] = 0x83;
-        bytes.writeUInt32LE(firstLba, at + 8);
-        bytes.writeUInt32LE(sectors, at + 12);
-      };
-      entry(0, 2048, 8192);
-      entry(1, 16384, 32768);
-      bytes[510] = 0x55;
-      bytes[511] = 0xaa;
+      dosTable([
+        { firstLba: 2048, sectors: 8192 },
+        { firstLba: 16384, sectors: 32768 },
+      ]).copy(bytes, 0);
       writeFileSync(image, bytes);
       const loop = execFileSync('losetup', ['--find', '--show', '--partscan', image], { encoding: 'utf8' }).trim();
       const name = loop.replace('/dev/', '');

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { guidText, readPartitionTable, readPartitionTableOfFile } from '../../../engine/devices/partition-table.js';
 import type { ReadAt } from '../../../engine/devices/partition-table.js';
+import { putMbrEntry, signed } from '../../helpers/dos-table.js';
 import { canUseLoop, hasCommand } from '../../helpers/env.js';
 
 const MiB = 1024 * 1024;
@@ -15,19 +16,6 @@ const readerOf =
     image.subarray(offset, Math.min(image.length, offset + length));
 
 /** An MBR entry written by hand: type, first LBA, sector count (little endian at +8, +12). */
-function putMbrEntry(sector: Buffer, slot: number, type: number, firstLba: number, sectors: number): void {
-  const at = 446 + slot * 16;
-  sector[at + 4] = type;
-  sector.writeUInt32LE(firstLba, at + 8);
-  sector.writeUInt32LE(sectors, at + 12);
-}
-
-function signed(sector: Buffer): Buffer {
-  sector[510] = 0x55;
-  sector[511] = 0xaa;
-  return sector;
-}
-
 /**
  * A 64 MiB image with a DOS table: primary 1 (Linux, 1 MiB + 8 MiB), primary 2
  * extended (at 16 MiB, 32 MiB long) holding logical 5 (4 MiB at 17 MiB) and

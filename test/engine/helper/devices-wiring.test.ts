@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engineWriteBypass, listBlockDevices, tablePartitions } from '../../../engine/helper/devices-wiring.js';
+import { dosTable } from '../../helpers/dos-table.js';
 import { canUseLoop, hasCommand } from '../../helpers/env.js';
 
 const MiB = 1024 * 1024;
@@ -11,16 +12,10 @@ const MiB = 1024 * 1024;
 /** A 32 MiB image with a DOS table: partition 1 at 1 MiB (4 MiB), partition 2 at 8 MiB (16 MiB). */
 function partitionedImage(path: string): void {
   const bytes = Buffer.alloc(32 * MiB);
-  const entry = (slot: number, firstLba: number, sectors: number): void => {
-    const at = 446 + slot * 16;
-    bytes[at + 4] = 0x83;
-    bytes.writeUInt32LE(firstLba, at + 8);
-    bytes.writeUInt32LE(sectors, at + 12);
-  };
-  entry(0, 2048, 8192);
-  entry(1, 16384, 32768);
-  bytes[510] = 0x55;
-  bytes[511] = 0xaa;
+  dosTable([
+    { firstLba: 2048, sectors: 8192 },
+    { firstLba: 16384, sectors: 32768 },
+  ]).copy(bytes, 0);
   writeFileSync(path, bytes);
 }
 

@@ -9,22 +9,15 @@
  *  - while the main area scrolls to its end, the header, the alert, the sidebar and
  *    the status line stay in view and the window itself does not scroll.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { AxeBuilder } from '@axe-core/playwright';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser } from '../helpers/browser.js';
-import type { BrowserSession } from '../helpers/browser.js';
-import { deviceRow, gotoScreen, openApp, screenshot } from '../helpers/e2e-page.js';
+import { useE2eApp } from '../helpers/e2e-app.js';
+import { deviceRow, gotoScreen, screenshot } from '../helpers/e2e-page.js';
 import type { ScreenName } from '../helpers/e2e-page.js';
 import { seedScreens } from '../helpers/e2e-seed.js';
 import type { Seeded } from '../helpers/e2e-seed.js';
 import { hasCommand } from '../helpers/env.js';
 import { horizontalClipping, scrollMainToEnd } from '../helpers/layout-check.js';
-import { buildRenderer } from '../helpers/renderer-build.js';
-import { startBrowserMode } from '../helpers/web-server.js';
-import type { BrowserMode } from '../helpers/web-server.js';
 
 const canRun = hasCommand('/usr/bin/chromium') && hasCommand('qemu-io');
 const SCREENS: ScreenName[] = ['devices', 'storage', 'snapshots', 'events', 'heatmap', 'backup', 'catalog'];
@@ -35,15 +28,13 @@ const VIEWPORTS = [
 const BLOCKING = new Set(['serious', 'critical']);
 
 describe.skipIf(!canRun)('[chromium, qemu-io] layout of every screen at 1400×900 and 1024×700, light and dark', () => {
-  let staticDir = '';
-  let stack: BrowserMode | null = null;
-  let session: BrowserSession | null = null;
+  const app = useE2eApp({
+    name: 'layout',
+    browser: { viewport: VIEWPORTS[0], colorScheme: 'light' },
+    start: { engineParams: { diffStorageMinimum: 2048 } },
+  });
+  const page = app.page;
   let seeded: Seeded | null = null;
-
-  const page = () => {
-    if (session === null) throw new Error('no browser session');
-    return session.page;
-  };
 
   /** Opens a screen and waits for the data seeded for it. */
   async function showScreen(screen: ScreenName): Promise<void> {
@@ -68,26 +59,12 @@ describe.skipIf(!canRun)('[chromium, qemu-io] layout of every screen at 1400×90
   }
 
   beforeAll(async () => {
-    staticDir = await mkdtemp(join(tmpdir(), 'blksnap-layout-dist-'));
-    await buildRenderer(staticDir);
-    stack = await startBrowserMode({ staticDir, engineParams: { diffStorageMinimum: 2048 } });
-    session = await launchBrowser({ viewport: VIEWPORTS[0], colorScheme: 'light' });
-    await openApp(session.page, stack.url);
-    seeded = await seedScreens(session.page, stack);
+    seeded = await seedScreens(page(), app.mode());
   }, 120_000);
 
-  afterAll(async () => {
-    const errors = session?.errors ?? [];
+  afterAll(() => {
+    const errors = app.browserErrors();
     if (errors.length > 0) console.log(`browser errors:\n${errors.join('\n')}`);
-    try {
-      await session?.close();
-    } finally {
-      try {
-        await stack?.close();
-      } finally {
-        if (staticDir !== '') await rm(staticDir, { recursive: true, force: true });
-      }
-    }
   });
 
   for (const viewport of VIEWPORTS) {

@@ -376,8 +376,8 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
     checkCancelled(req.signal, 'backup');
     await rename(tmpPath, join(req.dir, file));
     await rename(written.partial, join(req.dir, manifestName));
-    await fsyncPath(req.dir, true);
-    await rememberManifest(join(req.dir, manifestName), written.manifest);
+    // the manifest's identity for the cache (a stat) needs no wait for the folder's fsync
+    await Promise.all([fsyncPath(req.dir, true), rememberManifest(join(req.dir, manifestName), written.manifest)]);
     return { manifest: written.manifest, fullBecause: plan.fullBecause, leftoversRemoved };
   } catch (err) {
     await queue?.drain().catch(() => undefined);

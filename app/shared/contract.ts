@@ -16,6 +16,7 @@ import type {
   AppStatus,
   BackupCatalog,
   BackupExport,
+  BackupCompression,
   BackupFormat,
   BackupKind,
   BackupPlan,
@@ -125,7 +126,7 @@ export interface BackupStartParams {
   devices?: string[];
   kind: BackupKind;
   format?: BackupFormat;
-  compress?: 'zlib' | 'zstd';
+  compress?: BackupCompression;
   /** Make a new full backup when the chain cannot continue (else the job fails with the reason). */
   allowFull?: boolean;
 }

@@ -273,6 +273,8 @@ export interface EventHistoryEntry {
 
 export type BackupKind = 'full' | 'incremental' | 'differential';
 export type BackupFormat = 'qcow2' | 'raw';
+/** Compressed qcow2 clusters: zlib (deflate; every qemu reads it) or zstd (qemu 5.1 and later). */
+export type BackupCompression = 'zlib' | 'zstd';
 
 /** What a chain folder allows for one device (backup.plan). */
 export interface BackupPlanEntry {

@@ -11,10 +11,10 @@ import { imageBlockHash, zeroBlockHash } from './block-hash.js';
 import { changedBlockCount } from './changed-bytes.js';
 import { planPoint, rememberManifest } from './chain.js';
 import type { ChainCbt } from './chain.js';
-import type { ImageWriter } from './image-writer.js';
+import type { ImageWriteSummary, ImageWriter } from './image-writer.js';
 import { BLOCK_HASH_ALGORITHM, MANIFEST_FORMAT, MANIFEST_VERSION, manifestBlockHash } from './manifest.js';
 import type { DeviceIdentity, Manifest, PointKind } from './manifest.js';
-import { lockFolder, partialName, removeLeftovers, writeFileAtomic } from './point-files.js';
+import { MANIFEST_SUFFIX, fsyncPath, lockFolder, partialName, removeLeftovers, writePartialFile } from './point-files.js';
 import { checkCancelled } from './progress.js';
 import type { JobOptions } from './progress.js';
 import { DEFAULT_CLUSTER_SIZE, Qcow2Writer } from './qcow2-writer.js';
@@ -85,10 +85,14 @@ interface Span {
 
 /**
  * Reads ranges of an ImageReader. A BlockDevice with extents() is asked for its holes
- * first and only its data runs are read, into a buffer of our own (never memory the
- * device keeps: the backup hands it to the SHA-256 stream).
+ * first (unless `holes` is false) and only its data runs are read, into a buffer of our
+ * own (never memory the device keeps: the backup hands it to the SHA-256 stream).
  */
-function spanReaderOf(source: ImageReader, alloc: (length: number) => Buffer = (n) => Buffer.allocUnsafe(n)): (offset: number, length: number) => Promise<Span> {
+function spanReaderOf(
+  source: ImageReader,
+  alloc: (length: number) => Buffer = (n) => Buffer.allocUnsafe(n),
+  holes = true,
+): (offset: number, length: number) => Promise<Span> {
   if (typeof source === 'function') return async (offset, length) => ({ data: await source(offset, length), holes: [] });
   const readTo = source.readTo?.bind(source);
   const readData = readTo
@@ -96,7 +100,7 @@ function spanReaderOf(source: ImageReader, alloc: (length: number) => Buffer = (
     : async (offset: number, length: number, target: Buffer, at: number): Promise<void> => {
         (await source.read(offset, length)).copy(target, at);
       };
-  const extents = source.extents?.bind(source);
+  const extents = holes ? source.extents?.bind(source) : undefined;
   return async (offset, length) => {
     const data = alloc(length);
     const runs = extents ? await extents(offset, length) : [{ offset, length, hole: false }];
@@ -233,9 +237,13 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
     // Nothing keeps its buffers after the write (no SHA-256 stream), so they are reused.
     const skipHoles = !parent && !wantSha;
     const spare: Buffer[] = [];
+    // An overlay reads only the changed blocks (without the SHA-256): those were written
+    // since the parent, so they are data, and asking the source where its holes are
+    // first would cost one more call per range for nothing (a hole reads as zeroes anyway).
     const read = spanReaderOf(
       req.source,
       skipHoles ? (n) => (spare.length > 0 && spare[spare.length - 1]!.length >= n ? spare.pop()!.subarray(0, n) : Buffer.allocUnsafe(n)) : undefined,
+      !parent || wantSha,
     );
     const hashes: string[] = new Array<string>(blockCount);
     sha = wantSha ? createSha256() : null;
@@ -333,12 +341,8 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
     }
     checkCancelled(req.signal, 'backup');
     const digest = sha ? await sha.digest() : null;
-    const summary = await writer.finish();
-    await rename(tmpPath, join(req.dir, file));
-    writer = null;
-    checkCancelled(req.signal, 'backup');
-    const fileBytes = summary.fileBytes;
-    const manifest: Manifest = {
+    const manifestName = `${id}${MANIFEST_SUFFIX}`;
+    const manifestOf = (summary: ImageWriteSummary): Manifest => ({
       format: MANIFEST_FORMAT,
       formatVersion: MANIFEST_VERSION,
       id,
@@ -346,17 +350,35 @@ export async function backupPoint(req: BackupPointRequest): Promise<BackupPointR
       kind: plan.kind,
       parent: parent?.id ?? null,
       full: plan.full?.id ?? id,
-      image: { file, format, clusterSize, compression: req.compress ?? 'none', fileBytes },
+      image: { file, format, clusterSize, compression: req.compress ?? 'none', fileBytes: summary.fileBytes },
       device: req.device,
       cbt: { generationId: req.cbt.generationId, changeNumber: req.cbt.changeNumber, blockSize, blockCount },
       hashes: { blockAlgorithm: BLOCK_HASH_ALGORITHM, blocks: blockHashes, sha256: digest },
       sizes: { deviceBytes: size, copiedBytes: parent ? copiedBytes : summary.dataBytes, changedBlocks, cbtMissedBlocks },
       times: { startedAt: started.toISOString(), finishedAt: now().toISOString() },
       tool: toolIdentity(),
-    };
-    await writeFileAtomic(req.dir, `${id}.json`, `${JSON.stringify(manifest, null, 1)}\n`);
-    await rememberManifest(join(req.dir, `${id}.json`), manifest);
-    return { manifest, fullBecause: plan.fullBecause, leftoversRemoved };
+    });
+    // The image's final fdatasync and the manifest's partial file (written and fsynced)
+    // run side by side: both are ".partial-" files until the renames below. Then the
+    // image is renamed, the manifest last, and one fsync of the folder makes both
+    // renames durable (in that order: the file systems this runs on journal the
+    // operations of one folder in order, so a crash never keeps the manifest's rename
+    // without the image's).
+    let written: { manifest: Manifest; partial: string } | undefined;
+    await writer.finish({
+      whileSyncing: async (summary) => {
+        const m = manifestOf(summary);
+        written = { manifest: m, partial: await writePartialFile(req.dir, manifestName, `${JSON.stringify(m, null, 1)}\n`) };
+      },
+    });
+    writer = null;
+    if (!written) throw new BlksnapError('EIO', `the manifest of ${id} was not written`);
+    checkCancelled(req.signal, 'backup');
+    await rename(tmpPath, join(req.dir, file));
+    await rename(written.partial, join(req.dir, manifestName));
+    // the manifest's identity for the cache (a stat) needs no wait for the folder's fsync
+    await Promise.all([fsyncPath(req.dir, true), rememberManifest(join(req.dir, manifestName), written.manifest)]);
+    return { manifest: written.manifest, fullBecause: plan.fullBecause, leftoversRemoved };
   } catch (err) {
     await queue?.drain().catch(() => undefined);
     await writer?.abort();

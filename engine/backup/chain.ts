@@ -145,9 +145,8 @@ function deviceMismatch(point: Manifest, device: DeviceIdentity): ChainBreakErro
   return null;
 }
 
-/** The ancestry of a point, itself first, down to its full; throws when a link is missing. */
-async function ancestry(dir: string, point: Manifest, byId: Map<string, Manifest>): Promise<Manifest[]> {
-  // the links first (from the manifests), then every image checked at once, reported in chain order
+/** The links of a point's ancestry from the manifests, itself first, down to its full (or to a broken link). */
+function links(dir: string, point: Manifest, byId: Map<string, Manifest>): { chain: Manifest[]; broken: ChainBreakError | null } {
   const chain: Manifest[] = [];
   let broken: ChainBreakError | null = null;
   for (let at: Manifest | undefined = point; at; ) {
@@ -161,7 +160,21 @@ async function ancestry(dir: string, point: Manifest, byId: Map<string, Manifest
     at = byId.get(at.parent);
     if (!at) broken = new ChainBreakError('ENOENT', 'missing-parent', `the backup ${child.parent} that ${pointTime(child)} builds on is missing`);
   }
-  const present = await Promise.all(chain.map((m) => stat(join(dir, m.image.file)).then((s) => s.size === m.image.fileBytes, () => false)));
+  return { chain, broken };
+}
+
+/**
+ * The ancestry of a point, itself first, down to its full, with each point's verify
+ * record; throws when a link or an image is missing. The images and the records are
+ * read at once (one round of file system calls), the images' problems reported first,
+ * in chain order.
+ */
+async function ancestry(dir: string, point: Manifest, byId: Map<string, Manifest>): Promise<{ lineage: Manifest[]; records: (VerifyRecord | null)[] }> {
+  const { chain, broken } = links(dir, point, byId);
+  const [present, records] = await Promise.all([
+    Promise.all(chain.map((m) => stat(join(dir, m.image.file)).then((s) => s.size === m.image.fileBytes, () => false))),
+    Promise.all(chain.map((p) => readVerifyRecord(dir, p.id))),
+  ]);
   for (const [i, m] of chain.entries()) {
     if (!present[i]) {
       const which = i === 0 ? 'the previous backup' : 'the backup';
@@ -169,7 +182,7 @@ async function ancestry(dir: string, point: Manifest, byId: Map<string, Manifest
     }
   }
   if (broken) throw broken;
-  return chain;
+  return { lineage: chain, records };
 }
 
 /** Decides the kind and parent of a new point, or refuses with the reason. */
@@ -197,8 +210,7 @@ export async function planPoint(req: PlanRequest): Promise<Plan> {
     if (parent.cbt.blockSize !== req.cbt.blockSize) {
       throw new ChainBreakError('EINVAL', 'block-size', `the change tracker's block size changed from ${formatSize(parent.cbt.blockSize)} to ${formatSize(req.cbt.blockSize)}`);
     }
-    const lineage = await ancestry(req.dir, parent, byId);
-    const records = await Promise.all(lineage.map((p) => readVerifyRecord(req.dir, p.id)));
+    const { lineage, records } = await ancestry(req.dir, parent, byId);
     for (const [i, p] of lineage.entries()) {
       const record = records[i];
       if (record && !record.ok) {

@@ -4,6 +4,7 @@
  * qcow2 without backing) or from the backing file (qcow2 overlay).
  */
 import { open } from 'node:fs';
+import { fdatasync } from '../core/file-io.js';
 
 export interface ImageWriteSummary {
   /** Size of the image file on completion. */
@@ -14,6 +15,10 @@ export interface ImageWriteSummary {
   compressedClusters: number;
   /** Clusters marked as reading zeroes over a backing file (qcow2 overlays only). */
   zeroClusters: number;
+}
+
+export interface FinishOptions {
+  whileSyncing?: (summary: ImageWriteSummary) => Promise<void>;
 }
 
 export interface ImageWriter {
@@ -30,8 +35,13 @@ export interface ImageWriter {
   write(offset: number, data: Buffer): Promise<void>;
   /** write() of several ranges in increasing order, in as few system calls as the format allows. */
   writeRanges(ranges: readonly (readonly [number, Buffer])[]): Promise<void>;
-  /** Completes the file; with sync (the default) it is durable when this resolves. */
-  finish(options?: { sync?: boolean }): Promise<ImageWriteSummary>;
+  /**
+   * Completes the file and makes it durable (one fdatasync) before it resolves.
+   * `whileSyncing` runs alongside that fdatasync, given the summary (a backup writes
+   * and fsyncs its manifest's partial file meanwhile, so the two syncs overlap); finish
+   * waits for both and rejects when either failed.
+   */
+  finish(options?: FinishOptions): Promise<ImageWriteSummary>;
   /** Closes and removes the unfinished file. */
   abort(): Promise<void>;
 }
@@ -50,4 +60,10 @@ export function createExclusive(path: string): Promise<number> {
   return new Promise((resolve, reject) => {
     open(path, 'wx', 0o644, (err, fd) => (err ? reject(err) : resolve(fd)));
   });
+}
+
+/** fdatasync(fd) with options.whileSyncing(summary) alongside; waits for both, then throws the first failure. */
+export async function syncAlongside(fd: number, summary: ImageWriteSummary, options: FinishOptions): Promise<void> {
+  const results = await Promise.allSettled([fdatasync(fd), options.whileSyncing?.(summary)]);
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
 }

@@ -28,8 +28,11 @@ export async function fsyncPath(path: string, directory = false): Promise<void> 
   }
 }
 
-/** Writes `name` in dir durably: a partial file, fsync, rename, fsync of the folder. */
-export async function writeFileAtomic(dir: string, name: string, data: string | Buffer): Promise<void> {
+/**
+ * Writes `.partial-<name>` in dir and fsyncs it; returns its path. The caller renames
+ * it to `name` and then fsyncs the folder (writeFileAtomic does both).
+ */
+export async function writePartialFile(dir: string, name: string, data: string | Buffer): Promise<string> {
   const tmp = join(dir, partialName(name));
   // never through whatever is at the partial name (the folder may be a user's: a
   // symlink planted there must not redirect the helper's write): remove it, create anew
@@ -41,6 +44,12 @@ export async function writeFileAtomic(dir: string, name: string, data: string | 
   } finally {
     await fh.close();
   }
+  return tmp;
+}
+
+/** Writes `name` in dir durably: a partial file, fsync, rename, fsync of the folder. */
+export async function writeFileAtomic(dir: string, name: string, data: string | Buffer): Promise<void> {
+  const tmp = await writePartialFile(dir, name, data);
   await rename(tmp, join(dir, name));
   await fsyncPath(dir, true);
 }

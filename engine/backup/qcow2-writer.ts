@@ -15,10 +15,10 @@
 import { promisify } from 'node:util';
 import { deflateRaw } from 'node:zlib';
 import { BlksnapError } from '../abi/errno.js';
-import { closeFd, fdatasync, writeFull, writevFull } from '../core/file-io.js';
+import { closeFd, writeFull, writevFull } from '../core/file-io.js';
 import { Writeback } from './writeback.js';
-import { createExclusive, isZeroRange } from './image-writer.js';
-import type { ImageWriteSummary, ImageWriter } from './image-writer.js';
+import { createExclusive, isZeroRange, syncAlongside } from './image-writer.js';
+import type { FinishOptions, ImageWriteSummary, ImageWriter } from './image-writer.js';
 import {
   EXT_BACKING_FORMAT, L2_COMPRESSED, MAX_BACKING_NAME, MAX_CLUSTER_BITS, MIN_CLUSTER_BITS, REFCOUNT_ORDER,
   INCOMPAT_COMPRESSION_TYPE, V3_HEADER_LENGTH, compressedShift, encodeExtensions, writeHeader,
@@ -208,7 +208,7 @@ export class Qcow2Writer implements ImageWriter {
     t.writeUInt32BE(((hostOffset % TWO32) + lowBits) >>> 0, at + 4);
   }
 
-  async finish(options: { sync?: boolean } = {}): Promise<ImageWriteSummary> {
+  async finish(options: FinishOptions = {}): Promise<ImageWriteSummary> {
     const fd = this.openFd();
     const cs = this.clusterSize;
     const dataEnd = Math.ceil(this.cursor / cs); // in clusters
@@ -284,17 +284,18 @@ export class Qcow2Writer implements ImageWriter {
       compressionType: this.compress === 'zstd' ? 1 : 0,
     });
     await writeFull(fd, cluster0, 0, cs, 0);
-    // One sync of everything: until the caller renames the file it is a ".partial-"
-    // one, so a crash before this returns leaves nothing that looks like a point.
-    if (options.sync !== false) await fdatasync(fd);
-    await this.closeOnce();
-    this.finished = true;
-    return {
+    const summary: ImageWriteSummary = {
       fileBytes: total * cs,
       dataBytes: this.dataBytes,
       compressedClusters: this.compressedClusters,
       zeroClusters: this.zeroClusters,
     };
+    // One sync of everything: until the caller renames the file it is a ".partial-"
+    // one, so a crash before this returns leaves nothing that looks like a point.
+    await syncAlongside(fd, summary, options);
+    await this.closeOnce();
+    this.finished = true;
+    return summary;
   }
 
   async abort(): Promise<void> {

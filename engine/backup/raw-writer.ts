@@ -5,10 +5,10 @@
  */
 import { unlink } from 'node:fs/promises';
 import { BlksnapError } from '../abi/errno.js';
-import { closeFd, fdatasync, ftruncate, writevFull } from '../core/file-io.js';
-import { createExclusive, isZeroRange } from './image-writer.js';
+import { closeFd, ftruncate, writevFull } from '../core/file-io.js';
+import { createExclusive, isZeroRange, syncAlongside } from './image-writer.js';
 import { Writeback } from './writeback.js';
-import type { ImageWriteSummary, ImageWriter } from './image-writer.js';
+import type { FinishOptions, ImageWriteSummary, ImageWriter } from './image-writer.js';
 
 export interface RawWriterOptions {
   /** The file to create; it must not exist. */
@@ -73,16 +73,17 @@ export class RawWriter implements ImageWriter {
     for (const [offset, data] of ranges) await this.write(offset, data);
   }
 
-  async finish(options: { sync?: boolean } = {}): Promise<ImageWriteSummary> {
+  async finish(options: FinishOptions = {}): Promise<ImageWriteSummary> {
     if (this.fd === null) throw new BlksnapError('EBADF', `${this.path}: the image writer is closed`);
     await ftruncate(this.fd, this.virtualSize);
     await this.writeback.settle();
-    if (options.sync !== false) await fdatasync(this.fd);
+    const summary: ImageWriteSummary = { fileBytes: this.virtualSize, dataBytes: this.dataBytes, compressedClusters: 0, zeroClusters: 0 };
+    await syncAlongside(this.fd, summary, options);
     const fd = this.fd;
     this.fd = null;
     await closeFd(fd);
     this.finished = true;
-    return { fileBytes: this.virtualSize, dataBytes: this.dataBytes, compressedClusters: 0, zeroClusters: 0 };
+    return summary;
   }
 
   async abort(): Promise<void> {

@@ -1,7 +1,7 @@
 /** The Backup wizard's state and the Catalog (backup folder, chains, browse exports). */
 import type { BlksnapApi } from '../../../app/shared/contract.js';
 import type { ContractError } from '../../../app/shared/result.js';
-import type { BackupCatalog, BackupExport, BackupFormat, BackupKind, BackupPlan } from '../../../app/shared/types.js';
+import type { BackupCatalog, BackupCompression, BackupExport, BackupFormat, BackupKind, BackupPlan } from '../../../app/shared/types.js';
 import { decodeBase64 } from '../../../app/shared/base64.js';
 import { CBT_ACTIVE_TABLE } from '../../../app/shared/cbt.js';
 import { defaultKind } from '../features/backup/plan-text.js';
@@ -21,7 +21,8 @@ export interface WizardState {
   /** Make a new full backup where a chain cannot continue. */
   allowFull: boolean;
   format: BackupFormat;
-  compress: boolean;
+  /** Compressed qcow2 clusters, or null for none. */
+  compress: BackupCompression | null;
   backupJobId: string | null;
   /** One verify job per point the backup wrote. */
   verifyJobIds: string[];
@@ -35,7 +36,7 @@ export const INITIAL_WIZARD: WizardState = {
   kind: 'full',
   allowFull: false,
   format: 'qcow2',
-  compress: false,
+  compress: null,
   backupJobId: null,
   verifyJobIds: [],
   released: false,
@@ -168,7 +169,7 @@ export function createBackupSlice(api: BlksnapApi, set: SetState, get: GetState)
         ...(selectedDevices.length > 0 ? { devices: selectedDevices } : {}),
         kind: wizard.kind,
         format: wizard.format,
-        ...(wizard.compress ? { compress: 'zlib' as const } : {}),
+        ...(wizard.compress !== null ? { compress: wizard.compress } : {}),
         ...(wizard.allowFull ? { allowFull: true } : {}),
       });
       if (!r.ok) return failed('The backup did not start', r.error);

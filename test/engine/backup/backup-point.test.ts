@@ -41,6 +41,36 @@ function request(disk: CbtDisk, take: Take, kind: BackupPointRequest['kind'], ex
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
+/** A read-only BlockDevice over `image` that records the ranges read and the extents() calls. */
+function countingDevice(image: RawImage): { device: BlockDevice; reads: [number, number][]; extentCalls: [number, number][] } {
+  const reads: [number, number][] = [];
+  const extentCalls: [number, number][] = [];
+  const device: BlockDevice = {
+    name: 'counting',
+    capacity: image.capacity,
+    logicalBlockSize: 512,
+    physicalBlockSize: 4096,
+    readOnly: true,
+    read: (offset, length) => {
+      reads.push([offset, offset + length]);
+      return image.read(offset, length);
+    },
+    readTo: (offset, length, target, at) => {
+      reads.push([offset, offset + length]);
+      return image.readTo(offset, length, target, at);
+    },
+    extents: (offset, length) => {
+      extentCalls.push([offset, offset + length]);
+      return image.extents(offset, length);
+    },
+    write: () => Promise.reject(new Error('read-only')),
+    flush: () => Promise.resolve(),
+    discard: () => Promise.reject(new Error('read-only')),
+    writeZeroes: () => Promise.reject(new Error('read-only')),
+  };
+  return { device, reads, extentCalls };
+}
+
 describe('backup points: full, incremental, differential', () => {
   it.skipIf(noQemu)('[qemu-img] a chain of points: each checks, equals its take, shows its chain, verifies and restores to the take', async () => {
     const disk = new CbtDisk(256 * KiB, 24 * MiB + 512 * 3, 1);
@@ -191,27 +221,7 @@ describe('backup points: full, incremental, differential', () => {
     }
     await fh.close();
     const image = await RawImage.open(path);
-    const reads: [number, number][] = [];
-    const counting: BlockDevice = {
-      name: 'counting',
-      capacity: image.capacity,
-      logicalBlockSize: 512,
-      physicalBlockSize: 4096,
-      readOnly: true,
-      read: (offset, length) => {
-        reads.push([offset, offset + length]);
-        return image.read(offset, length);
-      },
-      readTo: (offset, length, target, at) => {
-        reads.push([offset, offset + length]);
-        return image.readTo(offset, length, target, at);
-      },
-      extents: (offset, length) => image.extents(offset, length),
-      write: () => Promise.reject(new Error('read-only')),
-      flush: () => Promise.resolve(),
-      discard: () => Promise.reject(new Error('read-only')),
-      writeZeroes: () => Promise.reject(new Error('read-only')),
-    };
+    const { device: counting, reads } = countingDevice(image);
     const device = { path: '/dev/vdc', size };
     const cbt = { generationId: 'g', changeNumber: 1, blockSize: 64 * KiB };
     const cbtMap = new Uint8Array(size / (64 * KiB)).fill(1);
@@ -247,6 +257,35 @@ describe('backup points: full, incremental, differential', () => {
     const r = await restorePoint(join(dir, 'chain'), manifest.id, join(dir, 'flat.qcow2'), { format: 'qcow2' });
     expect(r.sha256).toBe(take.sha256);
     await expect(restorePoint(join(dir, 'chain'), manifest.id, join(dir, 'flat.qcow2'))).rejects.toThrow(/EEXIST: the restore target .*flat\.qcow2 exists/);
+  });
+
+  it('an incremental from a BlockDevice reads each changed block with one call, without asking for holes', async () => {
+    const disk = new CbtDisk(64 * KiB, 16 * MiB, 12);
+    const open = async (take: Take, name: string): Promise<RawImage> => RawImage.open(await saveRaw(join(dir, name), take.image));
+    const fullTake = disk.take();
+    const fullImage = await open(fullTake, 'full.raw');
+    const full = countingDevice(fullImage);
+    disk.changeBlocks(0.05, 4);
+    const incTake = disk.take();
+    const incImage = await open(incTake, 'inc.raw');
+    const inc = countingDevice(incImage);
+    try {
+      await backupPoint({ ...request(disk, fullTake, 'full'), source: full.device });
+      expect(full.extentCalls.length).toBeGreaterThan(0); // a full skips the holes it is told of
+      const { manifest } = await backupPoint({ ...request(disk, incTake, 'incremental'), source: inc.device });
+      const changed = [...incTake.cbtMap.keys()].filter((b) => incTake.cbtMap[b]! > fullTake.cbt.changeNumber);
+      expect(changed.length).toBeGreaterThan(0);
+      expect(inc.extentCalls).toEqual([]);
+      // one read per run of adjacent changed blocks, covering exactly the changed blocks
+      const readBlocks = inc.reads.flatMap(([s, e]) => Array.from({ length: (e - s) / (64 * KiB) }, (_, i) => s / (64 * KiB) + i));
+      expect(readBlocks).toEqual(changed);
+      const runs = changed.filter((b, i) => i === 0 || changed[i - 1] !== b - 1).length;
+      expect(inc.reads.length).toBe(runs);
+      expect(await restorePoint(join(dir, 'chain'), manifest.id, join(dir, 'r.raw')).then((r) => r.sha256)).toBe(incTake.sha256);
+    } finally {
+      await fullImage.close();
+      await incImage.close();
+    }
   });
 
   it('an incremental reports as total only the bytes of the changed blocks it reads', async () => {

@@ -3,7 +3,7 @@ import { useEffect, useState } from 'react';
 import type { FormEvent } from 'react';
 import { formatBytes } from '../../../../app/shared/format.js';
 import type { ContractError } from '../../../../app/shared/result.js';
-import type { BackupKind, JobEntry } from '../../../../app/shared/types.js';
+import type { BackupCompression, BackupKind, JobEntry } from '../../../../app/shared/types.js';
 import { ErrorText } from '../../components/ErrorText.js';
 import { FieldError } from '../../components/FieldError.js';
 import { checkDirectory, parseSize } from '../../components/field-checks.js';
@@ -18,6 +18,11 @@ import { MIN_SUGGESTED_BYTES } from '../storage/storage-advice.js';
 import { ActionButton } from '../../components/ActionButton.js';
 
 const MiB = 1024 * 1024;
+
+/** The compression select's value as the wizard keeps it (null: none). */
+function compressionOf(value: string): BackupCompression | null {
+  return value === 'zlib' || value === 'zstd' ? value : null;
+}
 
 export interface StepProps {
   next(): void;
@@ -314,16 +319,26 @@ export function KindStep({ next }: StepProps) {
             id="wizard-format"
             data-testid="wizard-format"
             value={wizard.format}
-            onChange={(e) => setWizard({ format: e.target.value === 'raw' ? 'raw' : 'qcow2', compress: false })}
+            onChange={(e) => setWizard(e.target.value === 'raw' ? { format: 'raw', compress: null } : { format: 'qcow2' })}
           >
             <option value="qcow2">qcow2 (incremental chains)</option>
             <option value="raw">raw (sparse, full only)</option>
           </select>
         </div>
-        <label className="field checkbox-field">
-          <input type="checkbox" checked={wizard.compress} disabled={wizard.format !== 'qcow2'} onChange={(e) => setWizard({ compress: e.target.checked })} />
-          Compress (zlib)
-        </label>
+        <div className="field">
+          <label htmlFor="wizard-compress">Compression</label>
+          <select
+            id="wizard-compress"
+            data-testid="wizard-compress"
+            value={wizard.compress ?? 'none'}
+            disabled={wizard.format !== 'qcow2'}
+            onChange={(e) => setWizard({ compress: compressionOf(e.target.value) })}
+          >
+            <option value="none">none</option>
+            <option value="zlib">zlib (every qemu reads it)</option>
+            <option value="zstd">zstd (qemu 5.1 or later)</option>
+          </select>
+        </div>
       </div>
       <FieldError id="wizard-kind-error" text={error} />
       <button type="button" data-testid="wizard-next" onClick={go}>
@@ -363,7 +378,7 @@ export function RunStep({ next }: StepProps) {
     <>
       <p>
         {KIND_LABELS[wizard.kind]} backup{wizard.allowFull ? ' (a new full where a chain cannot continue)' : ''}, {wizard.format}
-        {wizard.compress ? ', compressed' : ''}. The progress stays in the bar at the top while you use other screens.
+        {wizard.compress !== null ? `, compressed (${wizard.compress})` : ''}. The progress stays in the bar at the top while you use other screens.
       </p>
       {job === null || job.state !== 'done' ? (
         <ActionButton type="button" data-testid="wizard-start" disabled={starting || running} onClick={() => void start()}>

@@ -166,6 +166,29 @@ describe('Backup wizard', () => {
     await waitFor(() => expect(fake.paramsOf('backupStart')[0]).toMatchObject({ kind: 'full', format: 'raw' }));
   });
 
+  it('offers zlib and zstd compression for qcow2, none for raw, and sends the choice', async () => {
+    const continuing = planEntry('disk1', { ...brokenChain, allowed: ['full', 'incremental', 'differential'], reason: null });
+    const { fake } = await openWizard({ backupPlan: () => ok({ devices: [continuing] }) });
+    await throughTarget();
+    const compress = (): HTMLSelectElement => screen.getByTestId('wizard-compress') as HTMLSelectElement;
+    expect(compress().value).toBe('none');
+    expect([...compress().options].map((o) => o.value)).toEqual(['none', 'zlib', 'zstd']);
+    expect(screen.getByLabelText('Compression')).toBe(compress());
+    fireEvent.change(compress(), { target: { value: 'zstd' } });
+    // raw has no compressed clusters: choosing it disables the choice and drops it
+    fireEvent.change(screen.getByTestId('wizard-format'), { target: { value: 'raw' } });
+    expect(compress().disabled).toBe(true);
+    expect(compress().value).toBe('none');
+    fireEvent.change(screen.getByTestId('wizard-format'), { target: { value: 'qcow2' } });
+    expect(compress().disabled).toBe(false);
+    fireEvent.change(compress(), { target: { value: 'zstd' } });
+    fireEvent.click(screen.getByTestId('wizard-next'));
+    expect(await screen.findByText(/Incremental backup, qcow2, compressed \(zstd\)\./)).toBeTruthy();
+    fireEvent.click(screen.getByTestId('wizard-start'));
+    await waitFor(() => expect(fake.paramsOf('backupStart')).toHaveLength(1));
+    expect(fake.paramsOf('backupStart')[0]).toMatchObject({ kind: 'incremental', format: 'qcow2', compress: 'zstd' });
+  });
+
   it('runs, follows the job, verifies each point in its chain folder and releases the snapshot', async () => {
     const { fake } = await openWizard();
     await throughTarget();

@@ -49,6 +49,13 @@ export interface BlksnapDriver {
    * the kernel driver of another dialect answers EOPNOTSUPP.
    */
   appendStorage?(id: SnapshotId, device: DeviceRef, ranges: SectorRange[]): Promise<void>;
+  /** True where storageGrowFile can grow a held snapshot's storage (the kernel driver on VAL-7.0). */
+  readonly canGrowStorage?: boolean;
+  /**
+   * Grows held snapshot `id` by `sectors` with a new, empty file the caller created
+   * next to its storage (`fd`, taken over). The caller removes the file after destroy.
+   */
+  storageGrowFile?(id: SnapshotId, fd: number, path: string, sectors: number): Promise<void>;
 
   /** BLKFILTER_ATTACH "blksnap": start tracking (EALREADY if attached). */
   attach(device: DeviceRef): Promise<void>;

@@ -21,7 +21,7 @@ import { resolveBlockDevice, resolveEngineDevice } from './device-resolver.js';
 import { EventHistoryStore } from './event-history.js';
 import { EventPump } from './event-pump.js';
 import { SnapshotBook } from './snapshot-book.js';
-import { growStorage } from './storage-grow.js';
+import { canGrow, growStorage } from './storage-grow.js';
 import { openStorage } from './storage-forms.js';
 import { mountsOfEngineDevices, openFreezeTargets } from './freeze-detect.js';
 import type { DetectedMount } from './freeze-detect.js';
@@ -98,7 +98,8 @@ export class HelperService {
 
   get capabilities(): string[] {
     const caps = ['events', EVENT_HISTORY_CAPABILITY, 'snapshots.list', `cbtMap.${CBT_MAP_ENCODING}`, 'settings'];
-    if (this.backends.engine) caps.push('images', 'storageInfo.used', 'workload', CBT_ACTIVE_TABLE_CAPABILITY, STORAGE_GROW_CAPABILITY);
+    if (this.backends.engine) caps.push('images', 'storageInfo.used', 'workload', CBT_ACTIVE_TABLE_CAPABILITY);
+    if (canGrow(this.backends.engine, this.backends.driver)) caps.push(STORAGE_GROW_CAPABILITY);
     if (this.backends.nbd) caps.push('nbd');
     return caps;
   }
@@ -117,8 +118,13 @@ export class HelperService {
       try {
         for (const rec of await this.ledger.reconcile(new Set(ids), this.log)) {
           const book = this.book.ensure(rec.owner);
+          const identity = rec.dev !== undefined && rec.ino !== undefined ? { dev: rec.dev, ino: rec.ino, dirDev: rec.dirDev, dirIno: rec.dirIno, uid: rec.uid } : null;
+          if (rec.kind === 'storage-grow') {
+            book.growFiles = [...(book.growFiles ?? []), { path: rec.path, identity }];
+            continue;
+          }
           book.storagePath = rec.path;
-          book.storageIdentity = rec.dev !== undefined && rec.ino !== undefined ? { dev: rec.dev, ino: rec.ino, dirDev: rec.dirDev, dirIno: rec.dirIno, uid: rec.uid } : null;
+          book.storageIdentity = identity;
         }
       } catch (err) {
         this.log(`cannot read the difference-storage records: ${(err as Error).message}`);
@@ -367,7 +373,19 @@ export class HelperService {
       },
       storageInfo: ({ id }) => driver.storageInfo(id),
       storageGrow: async ({ id, sectors }) => {
-        await growStorage(this.backends.engine, this.book, id, sectors);
+        await growStorage(
+          {
+            engine: this.backends.engine,
+            driver,
+            book: this.book,
+            files: this.files,
+            ledger: this.ledger,
+            uid: this.backends.owner.uid,
+            remove: (path, identity) => void this.removeCreated(path, identity),
+          },
+          id,
+          sectors,
+        );
         this.broadcast('snapshot', { id, state: 'storage-grown' });
         return OK;
       },
@@ -574,6 +592,7 @@ export class HelperService {
     if (!rec) return;
     // its storage file is ours to remove
     if (rec.storagePath) void this.releaseStorage(rec.storagePath, rec.storageIdentity ?? null);
+    for (const grown of rec.growFiles ?? []) void this.releaseStorage(grown.path, grown.identity);
     this.broadcast('snapshot', { id, state: 'destroyed' });
   }
 
@@ -597,6 +616,7 @@ export class HelperService {
     await this.keep('the event history', () => this.history.ended(id));
     // only a file the helper created is removed: an existing file, a device or an unnamed file never
     if (rec?.storagePath && (rec.storageForm ?? 'new-file') === 'new-file') await this.releaseStorage(rec.storagePath, rec.storageIdentity ?? null);
+    for (const grown of rec?.growFiles ?? []) await this.releaseStorage(grown.path, grown.identity);
     this.broadcast('snapshot', { id, state: 'destroyed' });
   }
 
@@ -658,7 +678,8 @@ export class HelperService {
     try {
       if (created) await this.ledger?.settle(created.path, created);
       // the driver takes the descriptor over (and closes it, also on failure)
-      id = await this.backends.driver.snapshotCreate({ diffStoragePath: storage.path, limitSectors, diffStorageFd: storage.fd });
+      // a new file can grow later where the driver allows it (VAL-7.0: mapped, append mode)
+      id = await this.backends.driver.snapshotCreate({ diffStoragePath: storage.path, limitSectors, diffStorageFd: storage.fd, growable: form === 'new-file' });
     } catch (err) {
       if (created && storageIdentity) {
         this.removeCreated(created.path, storageIdentity);

@@ -379,25 +379,31 @@ export class KernelDriver implements BlksnapDriver {
   /**
    * IOCTL_BLKSNAP_SNAPSHOT_APPEND_STORAGE (VAL-7.0 only): adds the sector ranges of
    * a block device to a snapshot's difference storage. The module answers the
-   * low_free_space event of a snapshot created in its stretch mode with it.
+   * low_free_space event of a snapshot created in its stretch mode with it. No
+   * ranges: the module only compares what was appended with what it requested and,
+   * when that covers it, clears its low-space flag so that it asks again.
    */
   async appendStorage(id: SnapshotId, device: DeviceRef, ranges: SectorRange[]): Promise<void> {
     const request = this.dialect.appendStorageRequest;
     if (request === null) {
       throw new BlksnapError('EOPNOTSUPP', `the ${this.dialect.title} module cannot append difference storage`);
     }
-    if (ranges.length === 0 || ranges.length > MAX_APPEND_RANGES) {
-      throw new BlksnapError('EINVAL', `append_storage takes 1 to ${MAX_APPEND_RANGES} ranges, got ${ranges.length}`);
+    if (ranges.length > MAX_APPEND_RANGES) {
+      throw new BlksnapError('EINVAL', `append_storage takes at most ${MAX_APPEND_RANGES} ranges, got ${ranges.length}`);
     }
     checkRanges(ranges);
     const path = this.devicePath(device);
     const size = LAYOUT.blksnap_sectors.size;
-    await this.withCString(path, (devpath) =>
-      withMemory(this.layer, ranges.length * size, async (mem) => {
+    await this.withCString(path, async (devpath) => {
+      if (ranges.length === 0) {
+        await this.controlIoctl(request, encodeAppendStorage(id, devpath, 0, 0n));
+        return;
+      }
+      await withMemory(this.layer, ranges.length * size, async (mem) => {
         ranges.forEach((r, i) => mem.buffer.set(encodeSectors(r), i * size));
         await this.controlIoctl(request, encodeAppendStorage(id, devpath, ranges.length, mem.address));
-      }),
-    );
+      });
+    });
   }
 
   async snapshotDestroy(id: SnapshotId): Promise<void> {
@@ -502,10 +508,9 @@ export class KernelDriver implements BlksnapDriver {
    * appended space left (diff_storage.c, diff_storage_alloc).
    */
   private async answerLowFreeSpace(id: SnapshotId): Promise<void> {
-    const request = this.dialect.appendStorageRequest;
     const file = this.storage.get(id)?.mapped[0];
-    if (request === null || !file) return;
-    await this.withCString(file.device, (devpath) => this.controlIoctl(request, encodeAppendStorage(id, devpath, 0, 0n))).catch(() => undefined);
+    // best effort: the event is reported either way, and the next one asks again
+    if (file) await this.appendStorage(id, file.device, []).catch(() => undefined);
   }
 
   // ---- block-device filter commands ----------------------------------------

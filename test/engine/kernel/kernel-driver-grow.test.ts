@@ -95,6 +95,19 @@ describe('VAL-7.0 growable storage', () => {
     expect(fake.openCount).toBe(0);
   });
 
+  it('appendStorage with no ranges is sent (count 0), more than 4096 are refused before the module', async () => {
+    const { fake, driver } = setup();
+    const id = await driver.snapshotCreateAppendable(8192);
+    await driver.appendStorage(id, SDB, []);
+    expect(fake.storageOf(id).appended).toEqual([{ devpath: SDB, ranges: [] }]);
+    const many = Array.from({ length: 4097 }, (_, i) => ({ offset: i * 8, count: 8 }));
+    await expect(driver.appendStorage(id, SDB, many)).rejects.toThrow(/EINVAL: append_storage takes at most 4096 ranges, got 4097/);
+    expect(fake.storageOf(id).appended).toHaveLength(1);
+    await driver.snapshotDestroy(id);
+    await driver.close();
+    expect(fake.liveAllocations).toBe(0);
+  });
+
   it('more than 4096 extents go in several append_storage calls', async () => {
     const { fake, driver } = setup();
     fake.fiemapAnswer = (size) =>

@@ -160,6 +160,9 @@ async function mappedOverflow(original: string, work: string, imageName: string)
   const created = await cliOk('snapshot_create', '-d', original, '-f', `${work}/diff-mapped`, '-l', '2M');
   const id = created.text.trim().split('\n').at(-1) ?? '';
   try {
+    let pinned = '';
+    await unlink(`${work}/diff-mapped`).catch((err: { code?: string }) => (pinned = err.code ?? ''));
+    equal(pinned, 'EPERM', 'the storage file is mapped: immutable while the module writes into it');
     await cliOk('snapshot_take', '-i', id);
     await writeRandom(original, 8 * MiB, 6 * MiB);
     equal(await errorCodeBecomes(original, '-28'), '-28', 'snapshot_info error_code: the 2 MiB storage overflowed (-ENOSPC)');

@@ -458,8 +458,23 @@ export class KernelDriver implements BlksnapDriver {
     throw new BlksnapError('EAGAIN', 'the set of snapshots kept changing while it was collected');
   }
 
+  /**
+   * The next event. A mapped snapshot's low_free_space requests (VAL-7.0 append mode)
+   * are the module asking this driver, not news for the user: answered here
+   * (answerLowFreeSpace) and not reported; the wait goes on for the rest of `timeoutMs`.
+   */
   async snapshotWaitEvent(id: SnapshotId, timeoutMs: number): Promise<SnapshotEvent | null> {
     if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new BlksnapError('EINVAL', `invalid timeout ${timeoutMs}`);
+    const deadline = this.nowMs() + timeoutMs;
+    for (;;) {
+      const event = await this.waitEventOnce(id, Math.max(0, deadline - this.nowMs()));
+      if (event?.code !== 'low_free_space' || !this.storage.get(id)?.mapped.length) return event;
+      await this.answerLowFreeSpace(id);
+      if (this.nowMs() >= deadline) return null;
+    }
+  }
+
+  private async waitEventOnce(id: SnapshotId, timeoutMs: number): Promise<SnapshotEvent | null> {
     const request = encodeSnapshotEvent({
       id,
       timeoutMs: Math.min(Math.floor(timeoutMs), MAX_TIMEOUT_MS),
@@ -492,7 +507,6 @@ export class KernelDriver implements BlksnapDriver {
         };
       }
       case BLKSNAP_EVENT_CODE.no_space:
-        await this.answerLowFreeSpace(id);
         // code 1: no_space (lk6.15) or low_free_space (VAL-7.0), the same u64 body
         return { ...base, code: this.dialect.eventCode1, requestedSectors: decodeEventNoSpace(event.data) };
       default:
@@ -718,6 +732,10 @@ export class KernelDriver implements BlksnapDriver {
     const record = this.storage.get(id);
     if (!record) throw new BlksnapError('ESRCH', `snapshot ${id} was not created by this driver`);
     let sectors: number;
+    if (record.mapped.length > 0) {
+      // reserved in full when mapped: the storage file and every grow file
+      return { snapshotId: id, path: record.path, limitSectors: record.limitSectors, allocatedSectors: record.mapped.reduce((n, f) => n + f.sectors, 0), usedSectors: null };
+    }
     try {
       // the space the file really holds: its blocks (512 bytes each), at most its size
       const st = await stat(record.path);

@@ -20,6 +20,10 @@ export const FS_IOC_GETFLAGS = ior('f'.charCodeAt(0), 1, 8);
 export const FS_IOC_SETFLAGS = iow('f'.charCodeAt(0), 2, 8);
 /** FS_IMMUTABLE_FL: no write open, truncate, fallocate, unlink, rename or extent move. */
 export const FS_IMMUTABLE_FL = 0x10;
+/** _IOR('X', 31, struct fsxattr[28]): fsx_xflags u32 at 0. */
+export const FS_IOC_FSGETXATTR = ior('X'.charCodeAt(0), 31, 28);
+/** FS_XFLAG_REALTIME: the data is on XFS's realtime device, not on st_dev. */
+export const FS_XFLAG_REALTIME = 0x1;
 
 /** Reserves bytes [offset, offset + length) of an open file (fallocate mode 0). */
 export type ReserveSpace = (fd: number, offset: number, length: number) => Promise<void>;
@@ -73,9 +77,23 @@ export async function mapNewFile(deps: MapDeps, fd: number, path: string, sector
     throw new BlksnapError('EOPNOTSUPP', `${what}: its file system cannot reserve space (${code ?? String(err)})`);
   }
   await deps.fsync(fd);
+  await refuseRealtime(deps.layer, fd, what);
   const ranges = extentsToRanges(await fileExtents(deps.layer, fd, bytes, what), bytes, what);
   await setImmutable(deps.layer, fd, true, what);
   return { fd, path, device, major, minor, ranges, sectors };
+}
+
+/** An XFS realtime file's extents are on the realtime device, which st_dev does not name. */
+async function refuseRealtime(layer: IoctlLayer, fd: number, what: string): Promise<void> {
+  const attr = Buffer.alloc(28);
+  try {
+    await layer.ioctl(fd, FS_IOC_FSGETXATTR, attr);
+  } catch {
+    return; // no extended attributes of this kind: no realtime device either
+  }
+  if ((attr.readUInt32LE(0) & FS_XFLAG_REALTIME) !== 0) {
+    throw new BlksnapError('EOPNOTSUPP', `${what}: it is on the realtime device of its XFS file system, which the mapping cannot name`);
+  }
 }
 
 /** Sets or clears FS_IMMUTABLE_FL on an open file (needs CAP_LINUX_IMMUTABLE). */

@@ -46,7 +46,7 @@ import type { IoctlLayer, NativeMemory } from '../../../engine/kernel/ioctl-laye
 import { fsError, ioctlError } from '../../../engine/kernel/ioctl-layer.js';
 import { FIEMAP_EXTENT, FIEMAP_EXTENT_SIZE, FIEMAP_HEADER_SIZE, FS_IOC_FIEMAP } from '../../../engine/kernel/fiemap.js';
 import type { FileExtent } from '../../../engine/kernel/fiemap.js';
-import { FS_IMMUTABLE_FL, FS_IOC_GETFLAGS, FS_IOC_SETFLAGS } from '../../../engine/kernel/mapped-storage.js';
+import { FS_IMMUTABLE_FL, FS_IOC_FSGETXATTR, FS_IOC_GETFLAGS, FS_IOC_SETFLAGS } from '../../../engine/kernel/mapped-storage.js';
 import {
   BLKFILTER_ATTACH,
   BLKFILTER_CTL,
@@ -238,6 +238,8 @@ export class FakeIoctlLayer implements IoctlLayer {
   ];
   /** An errno FS_IOC_SETFLAGS fails with (no CAP_LINUX_IMMUTABLE: EPERM), or null. */
   setFlagsErrno: ErrnoName | null = null;
+  /** fsx_xflags FS_IOC_FSGETXATTR answers (FS_XFLAG_REALTIME 0x1: an XFS realtime file). */
+  xflags = 0;
 
   constructor(options: FakeIoctlLayerOptions = {}) {
     this.dialect = options.dialect ?? 'v6';
@@ -407,6 +409,9 @@ export class FakeIoctlLayer implements IoctlLayer {
       }
       case FS_IOC_GETFLAGS:
         arg.writeUInt32LE(this.inodeFlags.get(st.ino) ?? 0, 0);
+        return 0;
+      case FS_IOC_FSGETXATTR:
+        arg.writeUInt32LE(this.xflags, 0);
         return 0;
       case FS_IOC_SETFLAGS:
         if (this.setFlagsErrno) fail(this.setFlagsErrno);

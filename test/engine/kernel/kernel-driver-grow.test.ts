@@ -11,7 +11,7 @@ import { reserveFileSpace } from '../../../engine/core/fallocate.js';
 import { DIALECTS } from '../../../engine/kernel/dialects.js';
 import type { DialectName } from '../../../engine/kernel/dialects.js';
 import { FIEMAP_EXTENT } from '../../../engine/kernel/fiemap.js';
-import { APPEND_MODE_LIMIT_SECTORS, KernelDriver } from '../../../engine/kernel/kernel-driver.js';
+import { KernelDriver } from '../../../engine/kernel/kernel-driver.js';
 import { FakeIoctlLayer } from './fake-ioctl-layer.js';
 
 const MiB = 1024 * 1024;
@@ -65,11 +65,15 @@ describe('VAL-7.0 growable storage', () => {
     expect(fake.storageOf(id).path).toBeNull();
     expect(fake.storageOf(id).appended).toEqual([{ devpath: STORE_DEV, ranges: rangesOf(path) }]);
     expect(fake.isImmutable(fd)).toBe(true);
-    const event = await driver.snapshotWaitEvent(id, 1000);
-    // min(diff_storage_minimum, the ceiling): the module's first request
-    expect(event).toMatchObject({ code: 'low_free_space', requestedSectors: Math.min(2097152, APPEND_MODE_LIMIT_SECTORS) });
-    // answered by an append of no ranges, which lets the module ask again
+    // the module's first request (min(diff_storage_minimum, the ceiling)) is the driver's
+    // business: answered by an append of no ranges, which lets the module ask again, and not reported
+    expect(await driver.snapshotWaitEvent(id, 50)).toBeNull();
     expect(fake.storageOf(id).appended.at(-1)).toEqual({ devpath: STORE_DEV, ranges: [] });
+    // a corrupted event behind a request is reported
+    await driver.snapshotAdd(id, SDB);
+    fake.overflow(id, 512);
+    expect(await driver.snapshotWaitEvent(id, 1000)).toMatchObject({ code: 'corrupted', errCode: -28 });
+    expect(fake.storageOf(id).appended.filter((a) => a.ranges.length === 0)).toHaveLength(2);
     expect((await driver.storageInfo(id)).limitSectors).toBe(LIMIT);
     await driver.snapshotDestroy(id);
     await driver.close();
@@ -83,7 +87,7 @@ describe('VAL-7.0 growable storage', () => {
     await driver.storageGrowFile(id, grow.fd, grow.path, LIMIT);
     expect(statSync(grow.path).size).toBe(4 * MiB);
     expect(fake.storageOf(id).appended.at(-1)).toEqual({ devpath: STORE_DEV, ranges: rangesOf(grow.path) });
-    expect((await driver.storageInfo(id)).limitSectors).toBe(2 * LIMIT);
+    expect(await driver.storageInfo(id)).toMatchObject({ limitSectors: 2 * LIMIT, allocatedSectors: 2 * LIMIT, usedSectors: null });
     expect(fake.isImmutable(grow.fd)).toBe(true);
     await driver.snapshotDestroy(id);
     // the fake's flags live on after the descriptors: reopen to look
@@ -152,6 +156,17 @@ describe('VAL-7.0 growable storage', () => {
     expect(fake.storageOf(id).path).not.toBeNull();
     const grow = await newFile(fake, 'g');
     await expect(driver.storageGrowFile(id, grow.fd, grow.path, 8)).rejects.toThrow(/CAP_LINUX_IMMUTABLE/);
+    await driver.snapshotDestroy(id);
+    await driver.close();
+  });
+
+  it('an XFS realtime file is not mapped (its extents are on the realtime device)', async () => {
+    const { fake, driver } = setup();
+    fake.xflags = 0x1;
+    const { id } = await createGrowable(fake, driver);
+    expect(fake.storageOf(id).path).not.toBeNull();
+    const grow = await newFile(fake, 'g');
+    await expect(driver.storageGrowFile(id, grow.fd, grow.path, 8)).rejects.toThrow(/realtime device/);
     await driver.snapshotDestroy(id);
     await driver.close();
   });

@@ -56,6 +56,12 @@ export interface BlksnapDriver {
    * next to its storage (`fd`, taken over). The caller removes the file after destroy.
    */
   storageGrowFile?(id: SnapshotId, fd: number, path: string, sectors: number): Promise<void>;
+  /**
+   * After a restart of the caller: the storage files of held snapshot `id` (storage
+   * first, then grow files), taken over; true when the driver had mapped them and
+   * holds them again (they can then grow and are released at destroy).
+   */
+  adoptStorage?(id: SnapshotId, files: { fd: number; path: string }[]): Promise<boolean>;
 
   /** BLKFILTER_ATTACH "blksnap": start tracking (EALREADY if attached). */
   attach(device: DeviceRef): Promise<void>;

@@ -129,8 +129,39 @@ export class HelperService {
       } catch (err) {
         this.log(`cannot read the difference-storage records: ${(err as Error).message}`);
       }
+      for (const id of ids) await this.adoptStorage(id);
     }
     for (const id of ids) this.ensurePump(id);
+  }
+
+  /**
+   * A kernel snapshot from before this helper: hands the driver its recorded storage
+   * files (still the files created, opened with the rights of their user), so a
+   * storage the driver had mapped (VAL-7) is held, can grow and is released at destroy.
+   */
+  private async adoptStorage(id: SnapshotId): Promise<void> {
+    const rec = this.book.get(id);
+    const adopt = this.backends.driver.adoptStorage?.bind(this.backends.driver);
+    if (!adopt || !rec?.storagePath || !rec.storageIdentity) return;
+    const wanted = [{ path: rec.storagePath, identity: rec.storageIdentity }, ...(rec.growFiles ?? [])];
+    const opened: { fd: number; path: string }[] = [];
+    try {
+      for (const { path, identity } of wanted) {
+        const files = identity?.uid === undefined || identity.uid === this.backends.owner.uid ? this.files : new CallerFs(ownerOf(identity.uid));
+        const file = files.openExisting(path, 'difference storage', { write: false });
+        opened.push({ fd: file.fd, path });
+        if (!identity || file.dev !== identity.dev || file.ino !== identity.ino) throw new BlksnapError('EEXIST', `${path} is no longer the file the helper created`);
+      }
+    } catch (err) {
+      for (const f of opened) closeFd(f.fd);
+      this.log(`snapshot ${id}: its difference storage was not taken back: ${(err as Error).message}`);
+      return;
+    }
+    try {
+      if (await adopt(id, opened)) this.log(`snapshot ${id}: took back its mapped difference storage (${opened.length} file${opened.length === 1 ? '' : 's'})`);
+    } catch (err) {
+      this.log(`snapshot ${id}: its difference storage was not taken back: ${(err as Error).message}`);
+    }
   }
 
   /** Stops every event pump (shutdown). */

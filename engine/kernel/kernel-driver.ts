@@ -4,7 +4,7 @@
  * (dialects.ts: v6, VAL-7.0, lk6.15), through an IoctlLayer (koffi in production, a
  * simulation of the module in tests).
  */
-import { fsync as fsFsync, readlinkSync } from 'node:fs';
+import { fstatSync, fsync as fsFsync, readlinkSync } from 'node:fs';
 import { stat, unlink } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { BlksnapDriver } from '../abi/driver.js';
@@ -51,7 +51,8 @@ import type { KernelDialect } from './dialects.js';
 import { DIALECTS } from './dialects.js';
 import { encodeAppendStorage, encodeSnapshotCreatePath } from './dialect-structs.js';
 import type { MapDeps, MappedFile, ReserveSpace } from './mapped-storage.js';
-import { mapNewFile, setImmutable, sharesDisk } from './mapped-storage.js';
+import { FS_IMMUTABLE_FL, FS_IOC_GETFLAGS, mapNewFile, setImmutable, sharesDisk } from './mapped-storage.js';
+import { splitDevT } from '../abi/dev-t.js';
 import {
   IOCTL_BLKSNAP_SNAPSHOT_COLLECT,
   IOCTL_BLKSNAP_SNAPSHOT_DESTROY,
@@ -752,7 +753,52 @@ export class KernelDriver implements BlksnapDriver {
     };
   }
 
+  /**
+   * After a restart of its caller: the storage files of held snapshot `id` (the
+   * storage first, then its grow files), opened by the caller (read-only will do) and
+   * taken over. Files a driver mapped are immutable: those are held again until
+   * destroy (which clears the flag), the module's requests answered, and the storage
+   * may grow. Returns false (descriptors closed) when the storage is the module's own file.
+   */
+  async adoptStorage(id: SnapshotId, files: { fd: number; path: string }[]): Promise<boolean> {
+    const closeAll = async (): Promise<void> => {
+      for (const f of files) await this.layer.close(f.fd).catch(() => undefined);
+    };
+    const first = files[0];
+    if (!first || this.storage.has(id)) {
+      await closeAll();
+      return false;
+    }
+    try {
+      const flags = Buffer.alloc(8);
+      await this.layer.ioctl(first.fd, FS_IOC_GETFLAGS, flags);
+      if ((flags.readUInt32LE(0) & FS_IMMUTABLE_FL) === 0) {
+        await closeAll();
+        return false;
+      }
+      const mapped: MappedFile[] = files.map(({ fd, path }) => {
+        const st = fstatSync(fd);
+        const { major, minor } = splitDevT(st.dev);
+        const sectors = Math.floor(st.size / SECTOR_SIZE);
+        // the ranges were appended before; only the device matters from here on (snapshotAdd)
+        return { fd, path, device: this.resolveDevice(major, minor), major, minor, ranges: [], sectors };
+      });
+      const limitSectors = mapped.reduce((n, f) => n + f.sectors, 0);
+      this.storage.set(id, { path: first.path, limitSectors, removable: false, mapped, growRefusal: null });
+      return true;
+    } catch (err) {
+      await closeAll();
+      throw err;
+    }
+  }
+
   async close(): Promise<void> {
+    // mapped files stay immutable: the module still writes there after this driver is gone
+    for (const record of this.storage.values()) {
+      for (const file of record.mapped) await this.layer.close(file.fd).catch(() => undefined);
+      record.mapped = [];
+      record.growRefusal = 'this driver was closed';
+    }
     const pending = this.controlFd;
     this.controlFd = undefined;
     if (!pending) return;

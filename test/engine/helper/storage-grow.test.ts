@@ -13,6 +13,7 @@ import { StorageLedger } from '../../../engine/helper/storage-ledger.js';
 import { reserveFileSpace } from '../../../engine/core/fallocate.js';
 import { DIALECTS } from '../../../engine/kernel/dialects.js';
 import { FIEMAP_EXTENT } from '../../../engine/kernel/fiemap.js';
+import { FS_IOC_SETFLAGS } from '../../../engine/kernel/mapped-storage.js';
 import { KernelDriver } from '../../../engine/kernel/kernel-driver.js';
 import { FakeIoctlLayer } from '../kernel/fake-ioctl-layer.js';
 import { embeddedBackends, kernelBackends } from './kernel-backends.js';
@@ -139,6 +140,33 @@ describe('storageGrow with the kernel driver', () => {
     expect(existsSync(`${storage}.grow-2`)).toBe(true);
     await service.handlers.snapshotDestroy({ id }, ctx);
     expect([existsSync(storage), existsSync(grown), existsSync(`${storage}.grow-2`)]).toEqual([false, false, false]);
+    expect(ledger.paths).toEqual([]);
+  });
+
+  it('VAL-7: a restarted helper takes the mapped storage back: it grows again, and destroy clears the flags and removes every file', async () => {
+    await start('val7');
+    const storage = join(dir, 'diff');
+    const { id } = await service.handlers.snapshotCreate({ diffStoragePath: storage, limitSectors: 2048 }, ctx);
+    await service.handlers.storageGrow({ id, sectors: 2048 }, ctx);
+    // the helper stops; the module keeps the snapshot (same fake module, a new driver and helper)
+    await service.stopPumps();
+    await driver.close();
+    const logs: string[] = [];
+    driver = new KernelDriver({ layer, dialect: DIALECTS.val7, resolveDevice: () => STORE_DEV, reserveSpace: reserveFileSpace });
+    const settings = new SettingsStore(dir);
+    await settings.load();
+    ledger = new StorageLedger(dir);
+    service = new HelperService(kernelBackends(driver), settings, () => undefined, (m) => logs.push(m), ledger);
+    await service.adoptExisting();
+    expect(logs).toContain(`snapshot ${id}: took back its mapped difference storage (2 files)`);
+    expect((await service.handlers.storageInfo({ id }, ctx)).limitSectors).toBe(4096);
+    await service.handlers.storageGrow({ id, sectors: 1024 }, ctx);
+    expect(statSync(`${storage}.grow-2`).size).toBe(1024 * 512);
+    const clearedBefore = layer.calls.filter((c) => c.request === FS_IOC_SETFLAGS).length;
+    await service.handlers.snapshotDestroy({ id }, ctx);
+    // the immutable flag of each of the three files cleared, then each removed
+    expect(layer.calls.filter((c) => c.request === FS_IOC_SETFLAGS).length - clearedBefore).toBe(3);
+    expect([storage, `${storage}.grow-1`, `${storage}.grow-2`].map((p) => existsSync(p))).toEqual([false, false, false]);
     expect(ledger.paths).toEqual([]);
   });
 

@@ -64,11 +64,55 @@ export async function helperCliScenario(ctx: ScenarioContext, original: string, 
     return d;
   });
   if (!daemon) return;
+  let current = daemon;
   try {
     await runCli(ctx, daemon, original, work);
+    await steps.run('helper restarted while a grown snapshot is held: it takes the mapped files back, grows again, and destroy removes all three', async () => {
+      const restarted = await restartedGrow(original, work, ctx.imageName, daemon, log, (d) => (current = d));
+      return restarted;
+    });
   } finally {
-    await daemon.close();
+    await current.close();
   }
+}
+
+/**
+ * A snapshot grown by one helper, the helper stopped (the module keeps the snapshot,
+ * the files stay pinned), a new helper on the same state: grown again, written past
+ * what the first grow gave, compared and destroyed.
+ */
+async function restartedGrow(
+  original: string,
+  work: string,
+  imageName: string,
+  first: DaemonHandle,
+  log: string[],
+  setCurrent: (d: DaemonHandle) => void,
+): Promise<unknown> {
+  const size = await deviceBytes(original.replace('/dev/', ''));
+  const storage = `${work}/diff-restart`;
+  const created = await cliOk('snapshot_create', '-d', original, '-f', storage, '-l', '2M');
+  const id = created.text.trim().split('\n').at(-1) ?? '';
+  const hashAtTake = await sha256Of(original, size);
+  await cliOk('snapshot_take', '-i', id);
+  await cliOk('storage_grow', '-i', id, '--by', '4M');
+  await first.close();
+  log.length = 0;
+  const second = await startDaemon({ socketPath: SOCKET, stateDir: `${work}/state`, driver: 'kernel', log: (m) => log.push(m) });
+  setCurrent(second);
+  ok(log.includes(`snapshot ${id}: took back its mapped difference storage (2 files)`), `the new helper's log: ${log.join(' | ')}`);
+  const grow = await cliOk('storage_grow', '-i', id, '--by', '4M');
+  equal(Number(grow.values.limit_sectors), (10 * MiB) / 512, 'the limit after both grows: 2 + 4 + 4 MiB');
+  // 8 MiB of chunks: more than the 6 MiB before the second grow
+  const data = await writeRandom(original, 4 * MiB, 8 * MiB);
+  equal(await sha256Of(`/dev/${imageName}`, size), hashAtTake, 'the image equals the device at take');
+  equal((await cliOk('snapshot_info', '-d', original)).values.error_code, '0', 'no overflow');
+  ok((await readRange(original, 4 * MiB, 8 * MiB)).equals(data), 'the original holds the 8 MiB written');
+  await cliOk('snapshot_destroy', '-i', id);
+  const left = [storage, `${storage}.grow-1`, `${storage}.grow-2`].filter((p) => existsSync(p));
+  deepStrictEqual(left, [], 'destroy cleared the immutable flags and removed the storage and both grow files');
+  await cliOk('detach', '-d', original);
+  return { id };
 }
 
 async function runCli(ctx: ScenarioContext, _daemon: DaemonHandle, original: string, work: string): Promise<void> {

@@ -15,7 +15,7 @@ import { close as fsClose, closeSync, fstatSync, open as fsOpen, openSync, readF
 import { BlksnapError, ERRNO } from '../../../engine/abi/errno.js';
 import type { ErrnoName } from '../../../engine/abi/errno.js';
 import type { BlksnapVersion } from '../../../engine/abi/types.js';
-import { splitDevT } from '../../../engine/devices/dev-t.js';
+import { splitDevT } from '../../../engine/abi/dev-t.js';
 import { SECTOR_SHIFT, SECTOR_SIZE } from '../../../engine/abi/types.js';
 import {
   BLKFILTER_CTL_BLKSNAP,

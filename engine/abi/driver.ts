@@ -62,6 +62,8 @@ export interface BlksnapDriver {
    * holds them again (they can then grow and are released at destroy).
    */
   adoptStorage?(id: SnapshotId, files: { fd: number; path: string }[]): Promise<boolean>;
+  /** Snapshot `id` was destroyed by another program: release the storage files the driver holds (EBUSY while it still exists). */
+  releaseGone?(id: SnapshotId): Promise<void>;
 
   /** BLKFILTER_ATTACH "blksnap": start tracking (EALREADY if attached). */
   attach(device: DeviceRef): Promise<void>;

@@ -21,6 +21,7 @@ import { resolveBlockDevice, resolveEngineDevice } from './device-resolver.js';
 import { EventHistoryStore } from './event-history.js';
 import { EventPump } from './event-pump.js';
 import { SnapshotBook } from './snapshot-book.js';
+import type { SnapshotRecord } from './snapshot-book.js';
 import { canGrow, growStorage } from './storage-grow.js';
 import { openStorage } from './storage-forms.js';
 import { mountsOfEngineDevices, openFreezeTargets } from './freeze-detect.js';
@@ -621,10 +622,20 @@ export class HelperService {
     void this.keep('the event history', () => this.history.ended(id));
     const rec = this.book.delete(id);
     if (!rec) return;
-    // its storage file is ours to remove
-    if (rec.storagePath) void this.releaseStorage(rec.storagePath, rec.storageIdentity ?? null);
-    for (const grown of rec.growFiles ?? []) void this.releaseStorage(grown.path, grown.identity);
+    void this.releaseAfterGone(id, rec);
     this.broadcast('snapshot', { id, state: 'destroyed' });
+  }
+
+  /** The files of a snapshot another program destroyed: the driver lets go of them first (mapped storage, VAL-7), then they are ours to remove. */
+  private async releaseAfterGone(id: SnapshotId, rec: SnapshotRecord): Promise<void> {
+    try {
+      await this.backends.driver.releaseGone?.(id);
+    } catch (err) {
+      this.log(`snapshot ${id}: its difference storage stays held: ${(err as Error).message}`);
+      return;
+    }
+    if (rec.storagePath) await this.releaseStorage(rec.storagePath, rec.storageIdentity ?? null);
+    for (const grown of rec.growFiles ?? []) await this.releaseStorage(grown.path, grown.identity);
   }
 
   private async destroy(id: SnapshotId): Promise<void> {

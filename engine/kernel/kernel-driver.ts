@@ -413,12 +413,7 @@ export class KernelDriver implements BlksnapDriver {
     const record = this.storage.get(id);
     this.storage.delete(id);
     // the module no longer writes there: the files may be removed again
-    const failures: unknown[] = [];
-    for (const file of record?.mapped ?? []) {
-      await setImmutable(this.layer, file.fd, false, file.path).catch((err: unknown) => failures.push(err));
-      await this.layer.close(file.fd).catch(() => undefined);
-    }
-    if (failures.length > 0) throw failures[0];
+    if (record) await this.releaseMapped(record);
     if (record?.removable) {
       await unlink(record.path).catch((err: unknown) => {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, `cannot remove ${record.path}`);
@@ -751,6 +746,31 @@ export class KernelDriver implements BlksnapDriver {
       allocatedSectors: sectors,
       usedSectors: null,
     };
+  }
+
+  /**
+   * Snapshot `id` ended without snapshotDestroy here (another program destroyed it):
+   * once the module no longer lists it, its mapped files are released (immutable
+   * flag cleared, closed) so that the caller can remove them.
+   */
+  async releaseGone(id: SnapshotId): Promise<void> {
+    const record = this.storage.get(id);
+    if (!record) return;
+    if ((await this.snapshotCollect()).includes(id)) throw new BlksnapError('EBUSY', `snapshot ${id} still exists: its storage stays held`);
+    this.storage.delete(id);
+    this.members.delete(id);
+    await this.releaseMapped(record);
+  }
+
+  /** Clears the immutable flag of each mapped file and closes it; the first failure is thrown after all were tried. */
+  private async releaseMapped(record: StorageRecord): Promise<void> {
+    const failures: unknown[] = [];
+    for (const file of record.mapped) {
+      await setImmutable(this.layer, file.fd, false, file.path).catch((err: unknown) => failures.push(err));
+      await this.layer.close(file.fd).catch(() => undefined);
+    }
+    record.mapped = [];
+    if (failures.length > 0) throw failures[0];
   }
 
   /**

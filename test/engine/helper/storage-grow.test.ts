@@ -2,7 +2,7 @@
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { EmbeddedEngineApi } from '../../../engine/core/embedded-api.js';
 import { createEmbeddedDriver } from '../../../engine/helper/driver-select.js';
 import { dispatchLine } from '../../../engine/helper/dispatch.js';
@@ -168,6 +168,25 @@ describe('storageGrow with the kernel driver', () => {
     expect(layer.calls.filter((c) => c.request === FS_IOC_SETFLAGS).length - clearedBefore).toBe(3);
     expect([storage, `${storage}.grow-1`, `${storage}.grow-2`].map((p) => existsSync(p))).toEqual([false, false, false]);
     expect(ledger.paths).toEqual([]);
+  });
+
+  it('VAL-7: a grown snapshot destroyed by another program: its files are released by the driver, then removed', async () => {
+    await start('val7');
+    const storage = join(dir, 'diff');
+    const { id } = await service.handlers.snapshotCreate({ diffStoragePath: storage, limitSectors: 2048 }, ctx);
+    await service.handlers.storageGrow({ id, sectors: 2048 }, ctx);
+    // e.g. the blksnap tool: the module forgets the snapshot, this helper's driver does not know
+    const setFlags = () => layer.calls.filter((c) => c.request === FS_IOC_SETFLAGS).length;
+    const pinned = setFlags();
+    const other = new KernelDriver({ layer, dialect: DIALECTS.val7 });
+    await other.snapshotDestroy(id);
+    await other.close();
+    await vi.waitFor(() => expect(notes).toContainEqual(['snapshot', { id, state: 'destroyed' }]), { timeout: 5000 });
+    await vi.waitFor(() => expect([existsSync(storage), existsSync(`${storage}.grow-1`)]).toEqual([false, false]), { timeout: 5000 });
+    expect(ledger.paths).toEqual([]);
+    // both files unpinned and closed by this helper's driver: only its control device is open
+    expect(setFlags() - pinned).toBe(2);
+    expect(layer.openCount).toBe(1);
   });
 
   it('VAL-7: a grow the driver refuses leaves no file, no record and the limit as it was, and says why', async () => {

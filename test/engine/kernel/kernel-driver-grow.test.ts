@@ -99,6 +99,23 @@ describe('VAL-7.0 growable storage', () => {
     expect(fake.openCount).toBe(0);
   });
 
+  it('releaseGone keeps the files of a snapshot the module still has, and lets go of them once another program destroyed it', async () => {
+    const { fake, driver } = setup();
+    const { id, fd } = await createGrowable(fake, driver);
+    await expect(driver.releaseGone(id)).rejects.toThrow(/EBUSY: .*still exists/);
+    expect(fake.isImmutable(fd)).toBe(true);
+    const other = new KernelDriver({ layer: fake, dialect: DIALECTS.val7 });
+    await other.snapshotDestroy(id);
+    await other.close();
+    expect(fake.isImmutable(fd)).toBe(true);
+    await driver.releaseGone(id);
+    await driver.close();
+    expect(fake.openCount).toBe(0);
+    const again = await fake.open(join(dir, 'diff'), constants.O_RDONLY);
+    expect(fake.isImmutable(again)).toBe(false);
+    await fake.close(again);
+  });
+
   it('appendStorage with no ranges is sent (count 0), more than 4096 are refused before the module', async () => {
     const { fake, driver } = setup();
     const id = await driver.snapshotCreateAppendable(8192);

@@ -232,22 +232,26 @@ export class KernelDriver implements BlksnapDriver {
     let growRefusal: string | null = params.growable ? this.cannotGrowWhy() : 'it was not created growable (only a new file the helper creates can grow)';
     let mapped: MappedFile | null = null;
     let id: SnapshotId;
+    let asked = false;
     try {
       if (growRefusal === null) {
         try {
           mapped = await mapNewFile(this.mapDeps(), fd, diffStoragePath, limitSectors);
         } catch (err) {
-          // not mappable here (tmpfs, btrfs, no FIEMAP...): the module's own file mode, without grow
-          if (!(isBlksnapError(err) && err.errno === 'EOPNOTSUPP')) throw err;
-          growRefusal = plainMessage(err);
+          // a full file system is refused as the module would; anything else (tmpfs, btrfs,
+          // no FIEMAP, no immutable flag...) leaves the module's own file mode, without grow
+          if (isBlksnapError(err) && err.errno === 'ENOSPC') throw err;
+          growRefusal = isBlksnapError(err) ? plainMessage(err) : String(err);
         }
       }
+      asked = true;
       id = mapped ? await this.createMapped(mapped) : await this.createIoctl(limitSectors, fd);
     } catch (err) {
       if (mapped) await setImmutable(this.layer, fd, false, diffStoragePath).catch(() => undefined);
       await this.layer.close(fd).catch(() => undefined);
       if (!given) await unlink(diffStoragePath).catch(() => undefined);
-      throw this.explainCreateError(err, params);
+      // the module's answer explained; the mapping's own refusals are in words already
+      throw asked ? this.explainCreateError(err, params) : err;
     }
     // The module holds its own reference to a file it opened; a mapped file stays open here until destroy.
     if (!mapped) await this.layer.close(fd).catch(() => undefined);

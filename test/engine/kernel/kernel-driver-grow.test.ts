@@ -188,6 +188,25 @@ describe('VAL-7.0 growable storage', () => {
     await driver.close();
   });
 
+  it('a full file system refuses the create in words; any other mapping failure (here FIEMAP EIO) leaves the module\'s own file', async () => {
+    const fake = new FakeIoctlLayer({ dialect: 'val7' });
+    const full = Object.assign(new Error('no space'), { code: 'ENOSPC' });
+    const driver = new KernelDriver({ layer: fake, dialect: DIALECTS.val7, resolveDevice: () => STORE_DEV, reserveSpace: () => Promise.reject(full) });
+    const f = await newFile(fake, 'diff');
+    await expect(driver.snapshotCreate({ diffStoragePath: f.path, limitSectors: LIMIT, diffStorageFd: f.fd, growable: true })).rejects.toThrow(
+      /ENOSPC: difference storage .*diff: the file system has no 4194304 bytes free/,
+    );
+    expect(await driver.snapshotCollect()).toEqual([]);
+    await driver.close();
+    expect(fake.openCount).toBe(0);
+    const other = setup();
+    other.fake.fiemapAnswer = () => 'EIO';
+    const { id } = await createGrowable(other.fake, other.driver);
+    expect(other.fake.storageOf(id).path).not.toBeNull();
+    await other.driver.snapshotDestroy(id);
+    await other.driver.close();
+  });
+
   it('a file system without a block device (device 0:N) is not mapped', async () => {
     const { fake, driver } = setup('val7', () => '0:45');
     const { id } = await createGrowable(fake, driver);

@@ -7,6 +7,7 @@
 import { fstatSync, fsync as fsFsync, readlinkSync } from 'node:fs';
 import { stat, unlink } from 'node:fs/promises';
 import { basename } from 'node:path';
+import { splitDevT } from '../abi/dev-t.js';
 import type { BlksnapDriver } from '../abi/driver.js';
 import { BlksnapError, isBlksnapError } from '../abi/errno.js';
 import type {
@@ -52,7 +53,6 @@ import { DIALECTS } from './dialects.js';
 import { encodeAppendStorage, encodeSnapshotCreatePath } from './dialect-structs.js';
 import type { MapDeps, MappedFile, ReserveSpace } from './mapped-storage.js';
 import { FS_IMMUTABLE_FL, FS_IOC_GETFLAGS, mapNewFile, setImmutable, sharesDisk } from './mapped-storage.js';
-import { splitDevT } from '../abi/dev-t.js';
 import {
   IOCTL_BLKSNAP_SNAPSHOT_COLLECT,
   IOCTL_BLKSNAP_SNAPSHOT_DESTROY,
@@ -416,8 +416,10 @@ export class KernelDriver implements BlksnapDriver {
     this.members.delete(id);
     const record = this.storage.get(id);
     this.storage.delete(id);
-    // the module no longer writes there: the files may be removed again
-    if (record) await this.releaseMapped(record);
+    // the module no longer writes there: the files may be removed again (a flag that
+    // cannot be cleared, on a file system gone read-only, leaves the file in place:
+    // the caller's removal reports it)
+    if (record) await this.releaseMapped(record).catch(() => undefined);
     if (record?.removable) {
       await unlink(record.path).catch((err: unknown) => {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, `cannot remove ${record.path}`);

@@ -49,6 +49,21 @@ export interface BlksnapDriver {
    * the kernel driver of another dialect answers EOPNOTSUPP.
    */
   appendStorage?(id: SnapshotId, device: DeviceRef, ranges: SectorRange[]): Promise<void>;
+  /** True where storageGrowFile can grow a held snapshot's storage (the kernel driver on VAL-7.0). */
+  readonly canGrowStorage?: boolean;
+  /**
+   * Grows held snapshot `id` by `sectors` with a new, empty file the caller created
+   * next to its storage (`fd`, taken over). The caller removes the file after destroy.
+   */
+  storageGrowFile?(id: SnapshotId, fd: number, path: string, sectors: number): Promise<void>;
+  /**
+   * After a restart of the caller: the storage files of held snapshot `id` (storage
+   * first, then grow files), taken over; true when the driver had mapped them and
+   * holds them again (they can then grow and are released at destroy).
+   */
+  adoptStorage?(id: SnapshotId, files: { fd: number; path: string }[]): Promise<boolean>;
+  /** Snapshot `id` was destroyed by another program: release the storage files the driver holds (EBUSY while it still exists). */
+  releaseGone?(id: SnapshotId): Promise<void>;
 
   /** BLKFILTER_ATTACH "blksnap": start tracking (EALREADY if attached). */
   attach(device: DeviceRef): Promise<void>;

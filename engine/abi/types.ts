@@ -75,6 +75,14 @@ export interface SnapshotCreateParams {
    * never removes anything: the caller does, for a file it created.
    */
   diffStorageFd?: number;
+  /**
+   * Ask for storage that can grow while the snapshot is held: a new, empty file is
+   * reserved to the limit and handed to the module as sector ranges (VAL-7.0's
+   * append mode), so more files can be appended later. Where that is impossible
+   * (another module, a file system without a block device or FIEMAP) the storage is
+   * the module's own file, which cannot grow.
+   */
+  growable?: boolean;
 }
 
 /**

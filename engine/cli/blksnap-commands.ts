@@ -387,7 +387,7 @@ export const blksnapCommands: CommandSpec[] = [
   },
   {
     name: 'storage_grow',
-    summary: "raise a held snapshot's difference-storage limit (embedded engine)",
+    summary: "raise a held snapshot's difference-storage limit (embedded engine; VAL-7 module)",
     usage: '-i ID --by SIZE',
     help: [ID, ['-b, --by SIZE', 'how much more the storage may hold: bytes, or with a K/M/G/T suffix (e.g. 256M)']],
     example: `blksnap-manager storage_grow -i ${EXAMPLE_ID} --by 256M`,

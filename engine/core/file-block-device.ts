@@ -12,7 +12,7 @@ import { fileExtents } from './file-extents.js';
 import { fromNodeError } from './errors.js';
 import { closeFd, fdatasync, readFull, readvFull, total, writeFull, writevFull } from './file-io.js';
 import { asBuffer, checkRange, checkTarget, zeroBuffer, ZERO_BUFFER_SIZE } from './io-range.js';
-import { splitDevT } from '../devices/dev-t.js';
+import { splitDevT } from '../abi/dev-t.js';
 import { loopDevicesOver, whatHolds } from '../devices/device-holders.js';
 import { lockImage } from './image-lock.js';
 import { InlineWritePolicy, readNoWait } from './nowait-io.js';

@@ -13,7 +13,7 @@
 import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { splitDevT } from './dev-t.js';
+import { splitDevT } from '../abi/dev-t.js';
 
 /** Octal escapes of mountinfo and /proc/swaps fields (\040 space, \011 tab, \012 newline, \134 backslash). */
 export function unescapeProcField(field: string): string {

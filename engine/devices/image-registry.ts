@@ -10,7 +10,7 @@ import { chmod, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/prom
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { BlksnapError, isBlksnapError, isErrnoName } from '../abi/errno.js';
 import { SECTOR_SIZE } from '../abi/types.js';
-import { splitDevT } from './dev-t.js';
+import { splitDevT } from '../abi/dev-t.js';
 import { parseSize } from './size.js';
 
 export const IMAGE_NAME_MAX = 64;

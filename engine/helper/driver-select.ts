@@ -32,11 +32,12 @@ export async function createKernelDriver(health: ModuleHealth = detectKernelModu
       `${health.summary}: ${health.advice ?? INSTALL_HINT} (or run the helper with --driver embedded)`,
     );
   }
-  const [{ KernelDriver }, { KoffiIoctlLayer }] = await Promise.all([
+  const [{ KernelDriver }, { KoffiIoctlLayer }, { reserveFileSpace }] = await Promise.all([
     import('../kernel/kernel-driver.js'),
     import('../kernel/koffi-ioctl-layer.js'),
+    import('../core/fallocate.js'),
   ]);
-  return new KernelDriver({ layer: new KoffiIoctlLayer(), dialect: DIALECTS[health.dialect] });
+  return new KernelDriver({ layer: new KoffiIoctlLayer(), dialect: DIALECTS[health.dialect], reserveSpace: reserveFileSpace });
 }
 
 const INSTALL_HINT = 'install a blksnap module';

@@ -21,7 +21,8 @@ import { resolveBlockDevice, resolveEngineDevice } from './device-resolver.js';
 import { EventHistoryStore } from './event-history.js';
 import { EventPump } from './event-pump.js';
 import { SnapshotBook } from './snapshot-book.js';
-import { growStorage } from './storage-grow.js';
+import type { SnapshotRecord } from './snapshot-book.js';
+import { canGrow, growStorage } from './storage-grow.js';
 import { openStorage } from './storage-forms.js';
 import { mountsOfEngineDevices, openFreezeTargets } from './freeze-detect.js';
 import type { DetectedMount } from './freeze-detect.js';
@@ -98,7 +99,8 @@ export class HelperService {
 
   get capabilities(): string[] {
     const caps = ['events', EVENT_HISTORY_CAPABILITY, 'snapshots.list', `cbtMap.${CBT_MAP_ENCODING}`, 'settings'];
-    if (this.backends.engine) caps.push('images', 'storageInfo.used', 'workload', CBT_ACTIVE_TABLE_CAPABILITY, STORAGE_GROW_CAPABILITY);
+    if (this.backends.engine) caps.push('images', 'storageInfo.used', 'workload', CBT_ACTIVE_TABLE_CAPABILITY);
+    if (canGrow(this.backends.engine, this.backends.driver)) caps.push(STORAGE_GROW_CAPABILITY);
     if (this.backends.nbd) caps.push('nbd');
     return caps;
   }
@@ -117,14 +119,50 @@ export class HelperService {
       try {
         for (const rec of await this.ledger.reconcile(new Set(ids), this.log)) {
           const book = this.book.ensure(rec.owner);
+          const identity = rec.dev !== undefined && rec.ino !== undefined ? { dev: rec.dev, ino: rec.ino, dirDev: rec.dirDev, dirIno: rec.dirIno, uid: rec.uid } : null;
+          if (rec.kind === 'storage-grow') {
+            book.growFiles = [...(book.growFiles ?? []), { path: rec.path, identity }];
+            continue;
+          }
           book.storagePath = rec.path;
-          book.storageIdentity = rec.dev !== undefined && rec.ino !== undefined ? { dev: rec.dev, ino: rec.ino, dirDev: rec.dirDev, dirIno: rec.dirIno, uid: rec.uid } : null;
+          book.storageIdentity = identity;
         }
       } catch (err) {
         this.log(`cannot read the difference-storage records: ${(err as Error).message}`);
       }
+      for (const id of ids) await this.adoptStorage(id);
     }
     for (const id of ids) this.ensurePump(id);
+  }
+
+  /**
+   * A kernel snapshot from before this helper: hands the driver its recorded storage
+   * files (still the files created, opened with the rights of their user), so a
+   * storage the driver had mapped (VAL-7) is held, can grow and is released at destroy.
+   */
+  private async adoptStorage(id: SnapshotId): Promise<void> {
+    const rec = this.book.get(id);
+    const adopt = this.backends.driver.adoptStorage?.bind(this.backends.driver);
+    if (!adopt || !rec?.storagePath || !rec.storageIdentity) return;
+    const wanted = [{ path: rec.storagePath, identity: rec.storageIdentity }, ...(rec.growFiles ?? [])];
+    const opened: { fd: number; path: string }[] = [];
+    try {
+      for (const { path, identity } of wanted) {
+        const files = identity?.uid === undefined || identity.uid === this.backends.owner.uid ? this.files : new CallerFs(ownerOf(identity.uid));
+        const file = files.openExisting(path, 'difference storage', { write: false });
+        opened.push({ fd: file.fd, path });
+        if (!identity || file.dev !== identity.dev || file.ino !== identity.ino) throw new BlksnapError('EEXIST', `${path} is no longer the file the helper created`);
+      }
+    } catch (err) {
+      for (const f of opened) closeFd(f.fd);
+      this.log(`snapshot ${id}: its difference storage was not taken back: ${(err as Error).message}`);
+      return;
+    }
+    try {
+      if (await adopt(id, opened)) this.log(`snapshot ${id}: took back its mapped difference storage (${opened.length} file${opened.length === 1 ? '' : 's'})`);
+    } catch (err) {
+      this.log(`snapshot ${id}: its difference storage was not taken back: ${(err as Error).message}`);
+    }
   }
 
   /** Stops every event pump (shutdown). */
@@ -367,7 +405,19 @@ export class HelperService {
       },
       storageInfo: ({ id }) => driver.storageInfo(id),
       storageGrow: async ({ id, sectors }) => {
-        await growStorage(this.backends.engine, this.book, id, sectors);
+        await growStorage(
+          {
+            engine: this.backends.engine,
+            driver,
+            book: this.book,
+            files: this.files,
+            ledger: this.ledger,
+            uid: this.backends.owner.uid,
+            remove: (path, identity) => void this.removeCreated(path, identity),
+          },
+          id,
+          sectors,
+        );
         this.broadcast('snapshot', { id, state: 'storage-grown' });
         return OK;
       },
@@ -572,9 +622,20 @@ export class HelperService {
     void this.keep('the event history', () => this.history.ended(id));
     const rec = this.book.delete(id);
     if (!rec) return;
-    // its storage file is ours to remove
-    if (rec.storagePath) void this.releaseStorage(rec.storagePath, rec.storageIdentity ?? null);
+    void this.releaseAfterGone(id, rec);
     this.broadcast('snapshot', { id, state: 'destroyed' });
+  }
+
+  /** The files of a snapshot another program destroyed: the driver lets go of them first (mapped storage, VAL-7), then they are ours to remove. */
+  private async releaseAfterGone(id: SnapshotId, rec: SnapshotRecord): Promise<void> {
+    try {
+      await this.backends.driver.releaseGone?.(id);
+    } catch (err) {
+      this.log(`snapshot ${id}: its difference storage stays held: ${(err as Error).message}`);
+      return;
+    }
+    if (rec.storagePath) await this.releaseStorage(rec.storagePath, rec.storageIdentity ?? null);
+    for (const grown of rec.growFiles ?? []) await this.releaseStorage(grown.path, grown.identity);
   }
 
   private async destroy(id: SnapshotId): Promise<void> {
@@ -597,6 +658,7 @@ export class HelperService {
     await this.keep('the event history', () => this.history.ended(id));
     // only a file the helper created is removed: an existing file, a device or an unnamed file never
     if (rec?.storagePath && (rec.storageForm ?? 'new-file') === 'new-file') await this.releaseStorage(rec.storagePath, rec.storageIdentity ?? null);
+    for (const grown of rec?.growFiles ?? []) await this.releaseStorage(grown.path, grown.identity);
     this.broadcast('snapshot', { id, state: 'destroyed' });
   }
 
@@ -658,7 +720,8 @@ export class HelperService {
     try {
       if (created) await this.ledger?.settle(created.path, created);
       // the driver takes the descriptor over (and closes it, also on failure)
-      id = await this.backends.driver.snapshotCreate({ diffStoragePath: storage.path, limitSectors, diffStorageFd: storage.fd });
+      // a new file can grow later where the driver allows it (VAL-7.0: mapped, append mode)
+      id = await this.backends.driver.snapshotCreate({ diffStoragePath: storage.path, limitSectors, diffStorageFd: storage.fd, growable: form === 'new-file' });
     } catch (err) {
       if (created && storageIdentity) {
         this.removeCreated(created.path, storageIdentity);

@@ -14,6 +14,8 @@ export interface SnapshotRecord {
   storageIdentity?: StorageIdentity | null;
   /** The form of the difference storage (default `new-file`, the only form the helper removes). */
   storageForm?: StorageForm;
+  /** Files storageGrow added to its storage (kernel driver), removed with it at destroy. */
+  growFiles?: { path: string; identity: StorageIdentity | null }[];
   /** Created with writable images (snapshotCreate writableImages): its image exports accept writes. */
   writableImages?: boolean;
 }

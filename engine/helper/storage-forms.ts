@@ -22,7 +22,7 @@
 import { closeSync, constants as fsConstants, openSync } from 'node:fs';
 import { BlksnapError } from '../abi/errno.js';
 import { lockImage } from '../core/image-lock.js';
-import { splitDevT } from '../devices/dev-t.js';
+import { splitDevT } from '../abi/dev-t.js';
 import { loopDevicesOver, whatHolds } from '../devices/device-holders.js';
 import type { StorageForm } from '../protocol/schemas.js';
 import type { CallerFs, CreatedFile, OpenedFile, PendingFile } from './caller-fs.js';

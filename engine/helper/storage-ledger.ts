@@ -34,7 +34,8 @@ export interface StorageIdentity {
 
 export interface CreatedFileRecord {
   path: string;
-  kind: 'storage' | 'image';
+  /** `storage-grow`: a file storageGrow added to a held snapshot's storage (kernel driver, VAL-7.0). */
+  kind: 'storage' | 'storage-grow' | 'image';
   /** The snapshot a storage file belongs to, or the name an image is being registered under. */
   owner: string;
   /** The user it was created for (removal uses that user's rights). */
@@ -63,7 +64,7 @@ function parseRecord(value: unknown, fallbackUid: number): CreatedFileRecord | n
   const r = value as Record<string, unknown>;
   if (typeof r.path !== 'string' || !r.path.startsWith('/')) return null;
   if (!optionalNumber(r.dev) || !optionalNumber(r.ino) || !optionalNumber(r.dirDev) || !optionalNumber(r.dirIno)) return null;
-  if ((r.kind === 'storage' || r.kind === 'image') && typeof r.owner === 'string' && typeof r.uid === 'number') {
+  if ((r.kind === 'storage' || r.kind === 'storage-grow' || r.kind === 'image') && typeof r.owner === 'string' && typeof r.uid === 'number') {
     if (typeof r.dirDev !== 'number' || typeof r.dirIno !== 'number') return null;
     return value as CreatedFileRecord;
   }
@@ -155,7 +156,7 @@ export class StorageLedger {
       try {
         if (await this.removeRecorded(rec, log)) {
           removed.push(rec.path);
-          const what = rec.kind === 'storage' ? `the difference storage of snapshot ${rec.owner}` : `the unfinished image ${rec.owner}`;
+          const what = rec.kind !== 'image' ? `the difference storage of snapshot ${rec.owner}` : `the unfinished image ${rec.owner}`;
           log(`removed ${rec.path}, ${what} left by a helper that did not shut down cleanly`);
         }
       } catch (err) {
@@ -200,7 +201,7 @@ export class StorageLedger {
   async reconcile(liveIds: Set<string>, log: (message: string) => void): Promise<CreatedFileRecord[]> {
     const kept: CreatedFileRecord[] = [];
     for (const rec of await this.read()) {
-      if (rec.kind === 'storage' && liveIds.has(rec.owner)) {
+      if (rec.kind !== 'image' && liveIds.has(rec.owner)) {
         kept.push(rec);
         continue;
       }

@@ -4,9 +4,10 @@
  * (dialects.ts: v6, VAL-7.0, lk6.15), through an IoctlLayer (koffi in production, a
  * simulation of the module in tests).
  */
-import { readlinkSync } from 'node:fs';
+import { fstatSync, fsync as fsFsync, readlinkSync } from 'node:fs';
 import { stat, unlink } from 'node:fs/promises';
 import { basename } from 'node:path';
+import { splitDevT } from '../abi/dev-t.js';
 import type { BlksnapDriver } from '../abi/driver.js';
 import { BlksnapError, isBlksnapError } from '../abi/errno.js';
 import type {
@@ -50,6 +51,8 @@ import { O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY, O_RDWR, fsError, withMemory } fr
 import type { KernelDialect } from './dialects.js';
 import { DIALECTS } from './dialects.js';
 import { encodeAppendStorage, encodeSnapshotCreatePath } from './dialect-structs.js';
+import type { MapDeps, MappedFile, ReserveSpace } from './mapped-storage.js';
+import { FS_IMMUTABLE_FL, FS_IOC_GETFLAGS, mapNewFile, setImmutable, sharesDisk } from './mapped-storage.js';
 import {
   IOCTL_BLKSNAP_SNAPSHOT_COLLECT,
   IOCTL_BLKSNAP_SNAPSHOT_DESTROY,
@@ -64,6 +67,11 @@ const MAX_APPEND_RANGES = 4096;
 /** IOCTL_BLKSNAP_SNAPSHOT_COLLECT retries when snapshots appear between its two calls. */
 const COLLECT_ATTEMPTS = 5;
 const MAX_TIMEOUT_MS = 0xffff_ffff;
+/**
+ * The module's limit for a snapshot whose storage the driver maps (VAL-7.0 append
+ * mode): only a ceiling for its requests; the storage is what was appended.
+ */
+export const APPEND_MODE_LIMIT_SECTORS = 2 ** 50;
 
 export interface KernelDriverOptions {
   /** The system-call layer; production passes a KoffiIoctlLayer. */
@@ -80,6 +88,15 @@ export interface KernelDriverOptions {
   monotonicNowNs?: () => bigint;
   /** Wall clock now in ms. */
   nowMs?: () => number;
+  /**
+   * fallocate for storage the driver maps (SnapshotCreateParams.growable, VAL-7.0);
+   * without it every storage is the module's own file and cannot grow.
+   */
+  reserveSpace?: ReserveSpace;
+}
+
+function fsyncFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fsFsync(fd, (err) => (err ? reject(fsError(err, `cannot fsync fd ${fd}`)) : resolve())));
 }
 
 /** /dev/<name> of a device number, from the /sys/dev/block symlink; "major:minor" when unknown. */
@@ -119,6 +136,10 @@ interface StorageRecord {
   limitSectors: number;
   /** False for a file its caller created (diffStorageFd): the caller removes it. */
   removable: boolean;
+  /** Files the module writes by sector ranges (append mode), held open until destroy; empty in the module's file mode. */
+  mapped: MappedFile[];
+  /** Why this snapshot's storage cannot grow (null when it can). */
+  growRefusal: string | null;
 }
 
 export class KernelDriver implements BlksnapDriver {
@@ -130,6 +151,7 @@ export class KernelDriver implements BlksnapDriver {
   private readonly resolveDevice: (major: number, minor: number) => string;
   private readonly monotonicNowNs: () => bigint;
   private readonly nowMs: () => number;
+  private readonly reserveSpace: ReserveSpace | null;
   private controlFd: Promise<number> | undefined;
   /** Storage files this driver created, by snapshot id (removed on destroy). */
   private readonly storage = new Map<SnapshotId, StorageRecord>();
@@ -144,6 +166,12 @@ export class KernelDriver implements BlksnapDriver {
     this.resolveDevice = options.resolveDevice ?? ((mj, mn) => sysfsDevicePath(mj, mn, this.devDir));
     this.monotonicNowNs = options.monotonicNowNs ?? (() => process.hrtime.bigint());
     this.nowMs = options.nowMs ?? (() => Date.now());
+    this.reserveSpace = options.reserveSpace ?? null;
+  }
+
+  /** True when held snapshots can be given more storage (storageGrowFile): VAL-7.0 with space reservation. */
+  get canGrowStorage(): boolean {
+    return this.dialect.appendStorageRequest !== null && this.dialect.storage === 'path' && this.reserveSpace !== null;
   }
 
   /** The module opens the storage by path (/proc/self/fd/N), claiming a block device itself. */
@@ -201,18 +229,92 @@ export class KernelDriver implements BlksnapDriver {
     // A file the caller created and checked, or a new one here: never reuse or
     // overwrite a file, never follow a symlink.
     const fd = given ? diffStorageFd : await this.layer.open(diffStoragePath, O_CREAT | O_EXCL | O_NOFOLLOW | O_RDWR, 0o600);
+    let growRefusal: string | null = params.growable ? this.cannotGrowWhy() : 'it was not created growable (only a new file the helper creates can grow)';
+    let mapped: MappedFile | null = null;
     let id: SnapshotId;
+    let asked = false;
     try {
-      id = await this.createIoctl(limitSectors, fd);
+      if (growRefusal === null) {
+        try {
+          mapped = await mapNewFile(this.mapDeps(), fd, diffStoragePath, limitSectors);
+        } catch (err) {
+          // a full file system is refused as the module would; anything else (tmpfs, btrfs,
+          // no FIEMAP, no immutable flag...) leaves the module's own file mode, without grow
+          if (isBlksnapError(err) && err.errno === 'ENOSPC') throw err;
+          growRefusal = isBlksnapError(err) ? plainMessage(err) : String(err);
+        }
+      }
+      asked = true;
+      id = mapped ? await this.createMapped(mapped) : await this.createIoctl(limitSectors, fd);
     } catch (err) {
+      if (mapped) await setImmutable(this.layer, fd, false, diffStoragePath).catch(() => undefined);
       await this.layer.close(fd).catch(() => undefined);
       if (!given) await unlink(diffStoragePath).catch(() => undefined);
-      throw this.explainCreateError(err, params);
+      // the module's answer explained; the mapping's own refusals are in words already
+      throw asked ? this.explainCreateError(err, params) : err;
     }
-    // The module holds its own reference to the file; our descriptor is not needed.
-    await this.layer.close(fd).catch(() => undefined);
-    this.storage.set(id, { path: diffStoragePath, limitSectors, removable: !given });
+    // The module holds its own reference to a file it opened; a mapped file stays open here until destroy.
+    if (!mapped) await this.layer.close(fd).catch(() => undefined);
+    this.storage.set(id, { path: diffStoragePath, limitSectors, removable: !given, mapped: mapped ? [mapped] : [], growRefusal });
     return id;
+  }
+
+  /** Why no storage of this driver can grow, or null. */
+  private cannotGrowWhy(): string | null {
+    if (this.dialect.appendStorageRequest === null || this.dialect.storage !== 'path') {
+      return `the ${this.dialect.title} module cannot add difference storage to a held snapshot (it has no append_storage)`;
+    }
+    if (!this.reserveSpace) return 'this driver cannot reserve file space (no fallocate)';
+    return null;
+  }
+
+  private mapDeps(): MapDeps {
+    return { layer: this.layer, reserveSpace: this.reserveSpace ?? (() => Promise.reject(new Error('no fallocate'))), resolveDevice: this.resolveDevice, fsync: fsyncFd };
+  }
+
+  /** Append mode with a ceiling for a limit, then the mapped file's ranges; destroyed again if they are refused. */
+  private async createMapped(file: MappedFile): Promise<SnapshotId> {
+    const id = await this.snapshotCreateAppendable(APPEND_MODE_LIMIT_SECTORS);
+    try {
+      await this.appendMapped(id, file);
+    } catch (err) {
+      await this.controlIoctl(IOCTL_BLKSNAP_SNAPSHOT_DESTROY, encodeUuid(id)).catch(() => undefined);
+      throw err;
+    }
+    return id;
+  }
+
+  private async appendMapped(id: SnapshotId, file: MappedFile): Promise<void> {
+    for (let i = 0; i < file.ranges.length; i += MAX_APPEND_RANGES) {
+      await this.appendStorage(id, file.device, file.ranges.slice(i, i + MAX_APPEND_RANGES));
+    }
+  }
+
+  /**
+   * Grows held snapshot `id` by `sectors`: a new empty file the caller created next to
+   * its storage (`fd`, taken over: closed on failure, held open until destroy) is
+   * reserved, mapped, made immutable and appended (VAL-7.0 only; docs/kernel-driver.md
+   * "Grow on VAL-7"). The caller removes the file after destroy, or when this fails.
+   */
+  async storageGrowFile(id: SnapshotId, fd: number, path: string, sectors: number): Promise<void> {
+    let file: MappedFile | null = null;
+    try {
+      if (!Number.isSafeInteger(sectors) || sectors <= 0) throw new BlksnapError('EINVAL', `grow by a positive number of sectors, got ${sectors}`);
+      const record = this.storage.get(id);
+      if (!record) throw new BlksnapError('ESRCH', `snapshot ${id} was not created by this driver (or this helper was restarted since)`);
+      if (record.mapped.length === 0) throw new BlksnapError('EOPNOTSUPP', `the difference storage of snapshot ${id} cannot grow: ${record.growRefusal ?? "it is the module's own file"}`);
+      file = await mapNewFile(this.mapDeps(), fd, path, sectors);
+      const mapped = file;
+      const member = [...(this.members.get(id) ?? [])].find((device) => sharesDisk(mapped, device));
+      if (member) throw new BlksnapError('EINVAL', `${path} is on ${mapped.device}, the disk of ${member}, which is in the snapshot: put the storage on another disk`);
+      await this.appendMapped(id, mapped);
+      record.mapped.push(mapped);
+      record.limitSectors += sectors;
+    } catch (err) {
+      if (file) await setImmutable(this.layer, fd, false, path).catch(() => undefined);
+      await this.layer.close(fd).catch(() => undefined);
+      throw err;
+    }
   }
 
   /**
@@ -282,25 +384,31 @@ export class KernelDriver implements BlksnapDriver {
   /**
    * IOCTL_BLKSNAP_SNAPSHOT_APPEND_STORAGE (VAL-7.0 only): adds the sector ranges of
    * a block device to a snapshot's difference storage. The module answers the
-   * low_free_space event of a snapshot created in its stretch mode with it.
+   * low_free_space event of a snapshot created in its stretch mode with it. No
+   * ranges: the module only compares what was appended with what it requested and,
+   * when that covers it, clears its low-space flag so that it asks again.
    */
   async appendStorage(id: SnapshotId, device: DeviceRef, ranges: SectorRange[]): Promise<void> {
     const request = this.dialect.appendStorageRequest;
     if (request === null) {
       throw new BlksnapError('EOPNOTSUPP', `the ${this.dialect.title} module cannot append difference storage`);
     }
-    if (ranges.length === 0 || ranges.length > MAX_APPEND_RANGES) {
-      throw new BlksnapError('EINVAL', `append_storage takes 1 to ${MAX_APPEND_RANGES} ranges, got ${ranges.length}`);
+    if (ranges.length > MAX_APPEND_RANGES) {
+      throw new BlksnapError('EINVAL', `append_storage takes at most ${MAX_APPEND_RANGES} ranges, got ${ranges.length}`);
     }
     checkRanges(ranges);
     const path = this.devicePath(device);
     const size = LAYOUT.blksnap_sectors.size;
-    await this.withCString(path, (devpath) =>
-      withMemory(this.layer, ranges.length * size, async (mem) => {
+    await this.withCString(path, async (devpath) => {
+      if (ranges.length === 0) {
+        await this.controlIoctl(request, encodeAppendStorage(id, devpath, 0, 0n));
+        return;
+      }
+      await withMemory(this.layer, ranges.length * size, async (mem) => {
         ranges.forEach((r, i) => mem.buffer.set(encodeSectors(r), i * size));
         await this.controlIoctl(request, encodeAppendStorage(id, devpath, ranges.length, mem.address));
-      }),
-    );
+      });
+    });
   }
 
   async snapshotDestroy(id: SnapshotId): Promise<void> {
@@ -308,6 +416,10 @@ export class KernelDriver implements BlksnapDriver {
     this.members.delete(id);
     const record = this.storage.get(id);
     this.storage.delete(id);
+    // the module no longer writes there: the files may be removed again (a flag that
+    // cannot be cleared, on a file system gone read-only, leaves the file in place:
+    // the caller's removal reports it)
+    if (record) await this.releaseMapped(record).catch(() => undefined);
     if (record?.removable) {
       await unlink(record.path).catch((err: unknown) => {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, `cannot remove ${record.path}`);
@@ -348,8 +460,23 @@ export class KernelDriver implements BlksnapDriver {
     throw new BlksnapError('EAGAIN', 'the set of snapshots kept changing while it was collected');
   }
 
+  /**
+   * The next event. A mapped snapshot's low_free_space requests (VAL-7.0 append mode)
+   * are the module asking this driver, not news for the user: answered here
+   * (answerLowFreeSpace) and not reported; the wait goes on for the rest of `timeoutMs`.
+   */
   async snapshotWaitEvent(id: SnapshotId, timeoutMs: number): Promise<SnapshotEvent | null> {
     if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new BlksnapError('EINVAL', `invalid timeout ${timeoutMs}`);
+    const deadline = this.nowMs() + timeoutMs;
+    for (;;) {
+      const event = await this.waitEventOnce(id, Math.max(0, deadline - this.nowMs()));
+      if (event?.code !== 'low_free_space' || !this.storage.get(id)?.mapped.length) return event;
+      await this.answerLowFreeSpace(id);
+      if (this.nowMs() >= deadline) return null;
+    }
+  }
+
+  private async waitEventOnce(id: SnapshotId, timeoutMs: number): Promise<SnapshotEvent | null> {
     const request = encodeSnapshotEvent({
       id,
       timeoutMs: Math.min(Math.floor(timeoutMs), MAX_TIMEOUT_MS),
@@ -387,6 +514,19 @@ export class KernelDriver implements BlksnapDriver {
       default:
         throw new BlksnapError('EOPNOTSUPP', `snapshot ${id}: unknown event code ${event.code} from the module`);
     }
+  }
+
+  /**
+   * A mapped snapshot's answer to low_free_space: an append_storage of no ranges.
+   * The module asks again only after an append finds its capacity at least what it
+   * requested (snapshot_append_storage clears low_space_flag); without that answer
+   * it would stop raising its request and refuse chunks at the request even with
+   * appended space left (diff_storage.c, diff_storage_alloc).
+   */
+  private async answerLowFreeSpace(id: SnapshotId): Promise<void> {
+    const file = this.storage.get(id)?.mapped[0];
+    // best effort: the event is reported either way, and the next one asks again
+    if (file) await this.appendStorage(id, file.device, []).catch(() => undefined);
   }
 
   // ---- block-device filter commands ----------------------------------------
@@ -562,6 +702,12 @@ export class KernelDriver implements BlksnapDriver {
 
   async snapshotAdd(id: SnapshotId, device: DeviceRef): Promise<void> {
     const opt = encodeSnapshotAdd(id);
+    const path = this.devicePath(device);
+    const storage = this.storage.get(id)?.mapped.find((file) => sharesDisk(file, path));
+    if (storage) {
+      // the module's writes to the storage would pass through this device's own filter
+      throw new BlksnapError('EINVAL', `${path}: the difference storage ${storage.path} of snapshot ${id} lies on ${storage.device}, the same disk; a device cannot be in a snapshot whose storage it holds`);
+    }
     await this.withDevice(device, async (target) => {
       try {
         await this.filterIoctl(target, 'attach');
@@ -588,6 +734,10 @@ export class KernelDriver implements BlksnapDriver {
     const record = this.storage.get(id);
     if (!record) throw new BlksnapError('ESRCH', `snapshot ${id} was not created by this driver`);
     let sectors: number;
+    if (record.mapped.length > 0) {
+      // reserved in full when mapped: the storage file and every grow file
+      return { snapshotId: id, path: record.path, limitSectors: record.limitSectors, allocatedSectors: record.mapped.reduce((n, f) => n + f.sectors, 0), usedSectors: null };
+    }
     try {
       // the space the file really holds: its blocks (512 bytes each), at most its size
       const st = await stat(record.path);
@@ -604,7 +754,77 @@ export class KernelDriver implements BlksnapDriver {
     };
   }
 
+  /**
+   * Snapshot `id` ended without snapshotDestroy here (another program destroyed it):
+   * once the module no longer lists it, its mapped files are released (immutable
+   * flag cleared, closed) so that the caller can remove them.
+   */
+  async releaseGone(id: SnapshotId): Promise<void> {
+    const record = this.storage.get(id);
+    if (!record) return;
+    if ((await this.snapshotCollect()).includes(id)) throw new BlksnapError('EBUSY', `snapshot ${id} still exists: its storage stays held`);
+    this.storage.delete(id);
+    this.members.delete(id);
+    await this.releaseMapped(record);
+  }
+
+  /** Clears the immutable flag of each mapped file and closes it; the first failure is thrown after all were tried. */
+  private async releaseMapped(record: StorageRecord): Promise<void> {
+    const failures: unknown[] = [];
+    for (const file of record.mapped) {
+      await setImmutable(this.layer, file.fd, false, file.path).catch((err: unknown) => failures.push(err));
+      await this.layer.close(file.fd).catch(() => undefined);
+    }
+    record.mapped = [];
+    if (failures.length > 0) throw failures[0];
+  }
+
+  /**
+   * After a restart of its caller: the storage files of held snapshot `id` (the
+   * storage first, then its grow files), opened by the caller (read-only will do) and
+   * taken over. Files a driver mapped are immutable: those are held again until
+   * destroy (which clears the flag), the module's requests answered, and the storage
+   * may grow. Returns false (descriptors closed) when the storage is the module's own file.
+   */
+  async adoptStorage(id: SnapshotId, files: { fd: number; path: string }[]): Promise<boolean> {
+    const closeAll = async (): Promise<void> => {
+      for (const f of files) await this.layer.close(f.fd).catch(() => undefined);
+    };
+    const first = files[0];
+    if (!first || this.storage.has(id)) {
+      await closeAll();
+      return false;
+    }
+    try {
+      const flags = Buffer.alloc(8);
+      await this.layer.ioctl(first.fd, FS_IOC_GETFLAGS, flags);
+      if ((flags.readUInt32LE(0) & FS_IMMUTABLE_FL) === 0) {
+        await closeAll();
+        return false;
+      }
+      const mapped: MappedFile[] = files.map(({ fd, path }) => {
+        const st = fstatSync(fd);
+        const { major, minor } = splitDevT(st.dev);
+        const sectors = Math.floor(st.size / SECTOR_SIZE);
+        // the ranges were appended before; only the device matters from here on (snapshotAdd)
+        return { fd, path, device: this.resolveDevice(major, minor), major, minor, ranges: [], sectors };
+      });
+      const limitSectors = mapped.reduce((n, f) => n + f.sectors, 0);
+      this.storage.set(id, { path: first.path, limitSectors, removable: false, mapped, growRefusal: null });
+      return true;
+    } catch (err) {
+      await closeAll();
+      throw err;
+    }
+  }
+
   async close(): Promise<void> {
+    // mapped files stay immutable: the module still writes there after this driver is gone
+    for (const record of this.storage.values()) {
+      for (const file of record.mapped) await this.layer.close(file.fd).catch(() => undefined);
+      record.mapped = [];
+      record.growRefusal = 'this driver was closed';
+    }
     const pending = this.controlFd;
     this.controlFd = undefined;
     if (!pending) return;

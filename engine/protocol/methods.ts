@@ -44,7 +44,7 @@ export type CbtTable = z.infer<typeof CbtTableSchema>;
 
 /** hello capability: cbtMap accepts `table: 'active'` (embedded driver only). */
 export const CBT_ACTIVE_TABLE_CAPABILITY = 'cbt-active-table';
-/** hello capability: storageGrow raises a held snapshot's storage limit (embedded driver only). */
+/** hello capability: storageGrow raises a held snapshot's storage (embedded engine; kernel driver on VAL-7.0, new-file storage). */
 export const STORAGE_GROW_CAPABILITY = 'storage-grow';
 
 /** hello capability: events.history and events.dismiss (the helper keeps the events of each snapshot). */

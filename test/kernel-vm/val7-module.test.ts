@@ -41,6 +41,9 @@ const EXPECTED_STEPS = [
   'CLI devices (tracked from the module), attach, cbtinfo: capacity from sysfs, 64 KiB blocks',
   'the installed bin (bin/blksnap-manager.mjs on dist) prints the same cbtinfo',
   'CLI snapshot_create, take, snapshot_info, readcbtmap bytes, destroy, detach',
+  'CLI snapshot on a 2 MiB new-file storage (mapped, append mode): 6 MiB written after take overflow it',
+  'CLI storage_grow: a held snapshot grown by 8 MiB takes 6 MiB past its 2 MiB limit; image equals the take; destroy removes the grow file',
+  'helper restarted while a grown snapshot is held: it takes the mapped files back, grows again, and destroy removes all three',
 ];
 
 interface GuestResult {

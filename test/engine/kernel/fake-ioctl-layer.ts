@@ -15,7 +15,7 @@ import { close as fsClose, closeSync, fstatSync, open as fsOpen, openSync, readF
 import { BlksnapError, ERRNO } from '../../../engine/abi/errno.js';
 import type { ErrnoName } from '../../../engine/abi/errno.js';
 import type { BlksnapVersion } from '../../../engine/abi/types.js';
-import { splitDevT } from '../../../engine/devices/dev-t.js';
+import { splitDevT } from '../../../engine/abi/dev-t.js';
 import { SECTOR_SHIFT, SECTOR_SIZE } from '../../../engine/abi/types.js';
 import {
   BLKFILTER_CTL_BLKSNAP,
@@ -44,6 +44,9 @@ import {
 import { archFlags } from '../../../engine/helper/native-fs.js';
 import type { IoctlLayer, NativeMemory } from '../../../engine/kernel/ioctl-layer.js';
 import { fsError, ioctlError } from '../../../engine/kernel/ioctl-layer.js';
+import { FIEMAP_EXTENT, FIEMAP_EXTENT_SIZE, FIEMAP_HEADER_SIZE, FS_IOC_FIEMAP } from '../../../engine/kernel/fiemap.js';
+import type { FileExtent } from '../../../engine/kernel/fiemap.js';
+import { FS_IMMUTABLE_FL, FS_IOC_FSGETXATTR, FS_IOC_GETFLAGS, FS_IOC_SETFLAGS } from '../../../engine/kernel/mapped-storage.js';
 import {
   BLKFILTER_ATTACH,
   BLKFILTER_CTL,
@@ -223,6 +226,20 @@ export class FakeIoctlLayer implements IoctlLayer {
   private nextAddress = FAKE_ADDRESS_BASE;
   private readonly snapshots: FakeSnapshot[] = [];
   private readonly maxCbtMapRead: number;
+  /** Inode flags (chattr) by inode number, as FS_IOC_GETFLAGS/SETFLAGS see them. */
+  private readonly inodeFlags = new Map<number, number>();
+  /**
+   * What FS_IOC_FIEMAP answers for a file of `size` bytes (inode `ino`); default: one
+   * unwritten extent (as fallocate leaves it) at 1 MiB x (ino mod 1000 + 1) on the device.
+   * An ErrnoName fails the call with it.
+   */
+  fiemapAnswer: (size: number, ino: number) => FileExtent[] | ErrnoName = (size, ino) => [
+    { logical: 0, physical: (1 + (ino % 1000)) * 1024 * 1024, length: Math.ceil(size / 4096) * 4096, flags: FIEMAP_EXTENT.unwritten | FIEMAP_EXTENT.last },
+  ];
+  /** An errno FS_IOC_SETFLAGS fails with (no CAP_LINUX_IMMUTABLE: EPERM), or null. */
+  setFlagsErrno: ErrnoName | null = null;
+  /** fsx_xflags FS_IOC_FSGETXATTR answers (FS_XFLAG_REALTIME 0x1: an XFS realtime file). */
+  xflags = 0;
 
   constructor(options: FakeIoctlLayerOptions = {}) {
     this.dialect = options.dialect ?? 'v6';
@@ -244,6 +261,11 @@ export class FakeIoctlLayer implements IoctlLayer {
     const s = this.snapshotById(id);
     if (!s) throw new Error(`no fake snapshot ${id}`);
     return { path: s.storagePath, ino: s.storageIno, appended: s.appended };
+  }
+
+  /** True when the file open as `fd` has FS_IMMUTABLE_FL. */
+  isImmutable(fd: number): boolean {
+    return ((this.inodeFlags.get(fstatSync(fd).ino) ?? 0) & FS_IMMUTABLE_FL) !== 0;
   }
 
   /** Number of descriptors open through this layer (leak checks). */
@@ -342,7 +364,7 @@ export class FakeIoctlLayer implements IoctlLayer {
   }
 
   async ioctl(fd: number, request: number, arg: Buffer): Promise<number> {
-    const file = this.files.get(fd);
+    const file = this.files.get(fd) ?? this.handedOver(fd);
     const call: FakeIoctlCall = { fd, request };
     this.calls.push(call);
     try {
@@ -356,7 +378,7 @@ export class FakeIoctlLayer implements IoctlLayer {
         if (this.dialect === 'lk6.15') return this.lk615DeviceIoctl(file.device, request, arg, call);
         return this.deviceIoctl(file.device, request, arg, call);
       }
-      fail('ENOTTY');
+      return this.fileIoctl(fd, request, arg);
     } catch (err) {
       if (err instanceof FakeErrno) throw ioctlError(ERRNO[err.errno], request, `fd ${fd}`);
       throw err;
@@ -364,6 +386,41 @@ export class FakeIoctlLayer implements IoctlLayer {
   }
 
   // ---- simulation ----------------------------------------------------------
+
+  /** A regular file's ioctls: FIEMAP (fiemapAnswer) and the inode flags. */
+  private fileIoctl(fd: number, request: number, arg: Buffer): number {
+    const st = fstatSync(fd);
+    switch (request) {
+      case FS_IOC_FIEMAP: {
+        const answer = this.fiemapAnswer(st.size, st.ino);
+        if (typeof answer === 'string') fail(answer);
+        const start = Number(arg.readBigUInt64LE(0));
+        const room = arg.readUInt32LE(24);
+        const from = answer.filter((e) => e.logical + e.length > start).slice(0, room);
+        arg.writeUInt32LE(from.length, 20);
+        from.forEach((e, i) => {
+          const o = FIEMAP_HEADER_SIZE + i * FIEMAP_EXTENT_SIZE;
+          arg.writeBigUInt64LE(BigInt(e.logical), o);
+          arg.writeBigUInt64LE(BigInt(e.physical), o + 8);
+          arg.writeBigUInt64LE(BigInt(e.length), o + 16);
+          arg.writeUInt32LE(e.flags, o + 40);
+        });
+        return 0;
+      }
+      case FS_IOC_GETFLAGS:
+        arg.writeUInt32LE(this.inodeFlags.get(st.ino) ?? 0, 0);
+        return 0;
+      case FS_IOC_FSGETXATTR:
+        arg.writeUInt32LE(this.xflags, 0);
+        return 0;
+      case FS_IOC_SETFLAGS:
+        if (this.setFlagsErrno) fail(this.setFlagsErrno);
+        this.inodeFlags.set(st.ino, arg.readUInt32LE(0));
+        return 0;
+      default:
+        fail('ENOTTY');
+    }
+  }
 
   /**
    * A real descriptor the caller opened itself (the helper's checked storage, handed

@@ -7,13 +7,14 @@
  */
 import { deepStrictEqual, equal, ok } from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, unlink } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { main as cliMain } from '../../../engine/cli/main.js';
 import { startDaemon } from '../../../engine/helper/index.js';
 import type { DaemonHandle } from '../../../engine/helper/index.js';
 import { CbtModel, mapDifferences } from './cbt-model.js';
-import { MiB, writeRandom } from './block-io.js';
+import { MiB, deviceBytes, readRange, sha256Of, writeRandom } from './block-io.js';
 import type { ScenarioContext } from './scenario.js';
 
 const SOCKET = '/tmp/helper.sock';
@@ -63,11 +64,55 @@ export async function helperCliScenario(ctx: ScenarioContext, original: string, 
     return d;
   });
   if (!daemon) return;
+  let current = daemon;
   try {
     await runCli(ctx, daemon, original, work);
+    await steps.run('helper restarted while a grown snapshot is held: it takes the mapped files back, grows again, and destroy removes all three', async () => {
+      const restarted = await restartedGrow(original, work, ctx.imageName, daemon, log, (d) => (current = d));
+      return restarted;
+    });
   } finally {
-    await daemon.close();
+    await current.close();
   }
+}
+
+/**
+ * A snapshot grown by one helper, the helper stopped (the module keeps the snapshot,
+ * the files stay pinned), a new helper on the same state: grown again, written past
+ * what the first grow gave, compared and destroyed.
+ */
+async function restartedGrow(
+  original: string,
+  work: string,
+  imageName: string,
+  first: DaemonHandle,
+  log: string[],
+  setCurrent: (d: DaemonHandle) => void,
+): Promise<unknown> {
+  const size = await deviceBytes(original.replace('/dev/', ''));
+  const storage = `${work}/diff-restart`;
+  const created = await cliOk('snapshot_create', '-d', original, '-f', storage, '-l', '2M');
+  const id = created.text.trim().split('\n').at(-1) ?? '';
+  const hashAtTake = await sha256Of(original, size);
+  await cliOk('snapshot_take', '-i', id);
+  await cliOk('storage_grow', '-i', id, '--by', '4M');
+  await first.close();
+  log.length = 0;
+  const second = await startDaemon({ socketPath: SOCKET, stateDir: `${work}/state`, driver: 'kernel', log: (m) => log.push(m) });
+  setCurrent(second);
+  ok(log.includes(`snapshot ${id}: took back its mapped difference storage (2 files)`), `the new helper's log: ${log.join(' | ')}`);
+  const grow = await cliOk('storage_grow', '-i', id, '--by', '4M');
+  equal(Number(grow.values.limit_sectors), (10 * MiB) / 512, 'the limit after both grows: 2 + 4 + 4 MiB');
+  // 8 MiB of chunks: more than the 6 MiB before the second grow
+  const data = await writeRandom(original, 4 * MiB, 8 * MiB);
+  equal(await sha256Of(`/dev/${imageName}`, size), hashAtTake, 'the image equals the device at take');
+  equal((await cliOk('snapshot_info', '-d', original)).values.error_code, '0', 'no overflow');
+  ok((await readRange(original, 4 * MiB, 8 * MiB)).equals(data), 'the original holds the 8 MiB written');
+  await cliOk('snapshot_destroy', '-i', id);
+  const left = [storage, `${storage}.grow-1`, `${storage}.grow-2`].filter((p) => existsSync(p));
+  deepStrictEqual(left, [], 'destroy cleared the immutable flags and removed the storage and both grow files');
+  await cliOk('detach', '-d', original);
+  return { id };
 }
 
 async function runCli(ctx: ScenarioContext, _daemon: DaemonHandle, original: string, work: string): Promise<void> {
@@ -134,4 +179,72 @@ async function runCli(ctx: ScenarioContext, _daemon: DaemonHandle, original: str
     await cliOk('detach', '-d', original);
     return { id, info: info.values, cbt: cbt.values, marked: bytes.filter((b) => b !== 0).length };
   });
+
+  await steps.run('CLI snapshot on a 2 MiB new-file storage (mapped, append mode): 6 MiB written after take overflow it', () =>
+    mappedOverflow(original, work, ctx.imageName),
+  );
+  await steps.run('CLI storage_grow: a held snapshot grown by 8 MiB takes 6 MiB past its 2 MiB limit; image equals the take; destroy removes the grow file', () =>
+    grownSnapshot(original, work, ctx.imageName),
+  );
+}
+
+/** snapshot_info's error_code once it is `want`, or the last one after 10 s. */
+async function errorCodeBecomes(original: string, want: string): Promise<string> {
+  let code = '';
+  for (let i = 0; i < 100; i++) {
+    code = (await cliOk('snapshot_info', '-d', original)).values.error_code ?? '';
+    if (code === want) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return code;
+}
+
+/** The control: what the grow below must change. The storage is mapped now, and it still ends at its limit. */
+async function mappedOverflow(original: string, work: string, imageName: string): Promise<unknown> {
+  const created = await cliOk('snapshot_create', '-d', original, '-f', `${work}/diff-mapped`, '-l', '2M');
+  const id = created.text.trim().split('\n').at(-1) ?? '';
+  try {
+    let pinned = '';
+    await unlink(`${work}/diff-mapped`).catch((err: { code?: string }) => (pinned = err.code ?? ''));
+    equal(pinned, 'EPERM', 'the storage file is mapped: immutable while the module writes into it');
+    await cliOk('snapshot_take', '-i', id);
+    await writeRandom(original, 8 * MiB, 6 * MiB);
+    equal(await errorCodeBecomes(original, '-28'), '-28', 'snapshot_info error_code: the 2 MiB storage overflowed (-ENOSPC)');
+    let unreadable = false;
+    await readRange(`/dev/${imageName}`, 8 * MiB, 4096).catch(() => (unreadable = true));
+    ok(unreadable, 'the corrupted image cannot be read');
+  } finally {
+    await cliOk('snapshot_destroy', '-i', id);
+  }
+  ok(!existsSync(`${work}/diff-mapped`), 'destroy removed the storage file');
+  return { id };
+}
+
+async function grownSnapshot(original: string, work: string, imageName: string): Promise<unknown> {
+  const size = await deviceBytes(original.replace('/dev/', ''));
+  const storage = `${work}/diff-grow`;
+  const grown = `${storage}.grow-1`;
+  const created = await cliOk('snapshot_create', '-d', original, '-f', storage, '-l', '2M');
+  const id = created.text.trim().split('\n').at(-1) ?? '';
+  const hashAtTake = await sha256Of(original, size);
+  let data: Buffer;
+  try {
+    await cliOk('snapshot_take', '-i', id);
+    const grow = await cliOk('storage_grow', '-i', id, '--by', '8M');
+    equal(Number(grow.values.limit_sectors), (10 * MiB) / 512, 'storage_grow prints the new limit: 2 MiB + 8 MiB');
+    equal((await stat(grown)).size, 8 * MiB, 'the grow file next to the storage holds 8 MiB');
+    let pinned = '';
+    await unlink(grown).catch((err: { code?: string }) => (pinned = err.code ?? ''));
+    equal(pinned, 'EPERM', 'the grow file cannot be removed while the module writes into it (immutable)');
+    data = await writeRandom(original, 8 * MiB, 6 * MiB);
+    equal(await sha256Of(`/dev/${imageName}`, size), hashAtTake, 'the image equals the device at take');
+    equal((await cliOk('snapshot_info', '-d', original)).values.error_code, '0', 'snapshot_info error_code 0: no overflow');
+    ok((await readRange(original, 8 * MiB, 6 * MiB)).equals(data), 'the original holds the 6 MiB written');
+  } finally {
+    await cliOk('snapshot_destroy', '-i', id);
+  }
+  ok(!existsSync(grown), 'destroy removed the grow file');
+  ok(!existsSync(storage), 'destroy removed the storage file');
+  await cliOk('detach', '-d', original);
+  return { id, hashAtTake };
 }

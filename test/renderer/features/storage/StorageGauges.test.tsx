@@ -2,7 +2,7 @@
 import { cleanup, fireEvent, render, screen, waitFor } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
 import { err, ok } from '../../../../app/shared/result.js';
-import type { SnapshotEntry } from '../../../../app/shared/types.js';
+import type { AppStatus, SnapshotEntry } from '../../../../app/shared/types.js';
 import { StorageGauges } from '../../../../renderer/src/features/storage/StorageGauges.js';
 import { createAppStore } from '../../../../renderer/src/store/app-store.js';
 import { StoreProvider } from '../../../../renderer/src/store/context.js';
@@ -20,13 +20,36 @@ function held(usedMiB: number, limitMiB = 100): SnapshotEntry {
   });
 }
 
-async function setup(capabilities: string[], handlers: Handlers = {}) {
+/** The helper on the kernel driver over VAL-7's module: the storage's used bytes are unknown (the module does not say). */
+const VAL7_STATUS: AppStatus = {
+  ...EMBEDDED_STATUS,
+  driver: 'kernel',
+  driverVersion: { major: 7, minor: 0, revision: 0, build: 0 },
+  kernelModule: {
+    loaded: true,
+    dialect: 'val7',
+    moduleVersion: '7.0.0.0',
+    filter: 'bdevfilter',
+    bdevfilter: true,
+    summary: 'veeamblksnap 7.0.0.0 (VAL-7 dialect) is loaded; bdevfilter is loaded',
+    advice: null,
+  },
+};
+
+function heldOnKernel(limitMiB: number): SnapshotEntry {
+  return snapshot('s1', ['/dev/vdb'], {
+    state: 'taken',
+    storage: { path: '/var/tmp/diff', limitBytes: limitMiB * MiB, allocatedBytes: limitMiB * MiB, usedBytes: null },
+  });
+}
+
+async function setup(capabilities: string[], handlers: Handlers = {}, base: AppStatus = EMBEDDED_STATUS) {
   let t = 0;
   let used = 10;
   let limit = 100;
   const fake = createFakeApi({
-    getStatus: () => ok({ ...EMBEDDED_STATUS, capabilities }),
-    listSnapshots: () => ok([held(used, limit)]),
+    getStatus: () => ok({ ...base, capabilities }),
+    listSnapshots: () => ok([base.driver === 'kernel' ? heldOnKernel(limit) : held(used, limit)]),
     snapshotGrowStorage: (p) => {
       limit += p.addBytes / MiB;
       return ok(null);
@@ -79,5 +102,22 @@ describe('storage gauges', () => {
     await tick(0, 10);
     fireEvent.click(await screen.findByTestId('grow-storage'));
     await waitFor(() => expect(store.getState().notice?.text).toBe('ENOSPC: the storage has overflowed'));
+  });
+
+  it('offers the grow for a snapshot of the VAL-7 kernel module (the helper advertises it there), not for the other modules', async () => {
+    const val7 = await setup(['storage-grow'], {}, VAL7_STATUS);
+    await val7.tick(0, 0);
+    const button = await screen.findByTestId('grow-storage');
+    expect(button.textContent).toBe('Grow by 100 MiB (to 200 MiB)');
+    fireEvent.click(button);
+    await waitFor(() => expect(screen.getByTestId('storage-gauge').textContent).toMatch(/used n\/a \/ allocated 200 MiB \/ limit 200 MiB/));
+    expect(val7.fake.paramsOf('snapshotGrowStorage')).toEqual([{ snapshotId: 's1', addBytes: 100 * MiB }]);
+    cleanup();
+    // v6 / lk6.15: the helper does not advertise storage-grow
+    const lk615: AppStatus = { ...VAL7_STATUS, kernelModule: { ...VAL7_STATUS.kernelModule!, dialect: 'lk6.15' } };
+    const other = await setup([], {}, lk615);
+    await other.tick(0, 0);
+    await screen.findByTestId('storage-gauge');
+    expect(screen.queryByTestId('grow-storage')).toBeNull();
   });
 });

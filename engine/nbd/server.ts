@@ -59,6 +59,9 @@ export const DEFAULT_LIMITS: ServerLimits = {
   maxInFlight: 64,
   maxInFlightBytes: 64 * MiB,
   maxQueuedReplyBytes: 256 * KiB,
+  // Enough to keep the socket busy while the next reads run; few enough that a
+  // reply is sent while its data is still in the CPU's cache (docs/nbd.md).
+  readAheadBytes: 4 * MiB,
   reserveBytes: 1 * MiB,
   readBufferBytes: 1 * MiB,
   sharedBytes: 192 * MiB,

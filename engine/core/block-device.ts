@@ -79,6 +79,12 @@ export interface BlockDeviceMaps {
    * whole range, in order. Same range checks as read().
    */
   extents?(offset: number, length: number): Promise<BlockExtent[]>;
+  /**
+   * Optional fast path: extents() answered synchronously, for a device that finds
+   * its holes without waiting (an image file's lseek(SEEK_DATA/SEEK_HOLE): one
+   * cheap system call that does not touch the data). Same result and errors.
+   */
+  extentsNow?(offset: number, length: number): BlockExtent[];
   /** The change-tracking table, or undefined when the device has none now. */
   changeMap?(): ChangeMap | undefined;
 }

@@ -137,6 +137,12 @@ export class EngineDevice implements BlockDevice {
     return this.counted(() => this.raw.extents(offset, length));
   }
 
+  /** extents(), synchronously (the file's lseek; nothing runs meanwhile, so no count is needed). */
+  extentsNow(offset: number, length: number): BlockExtent[] {
+    this.checkOpen();
+    return this.raw.extentsNow(offset, length);
+  }
+
   /** The live CBT write table (cbt_map->write_map), while the device is tracked. */
   changeMap(): ChangeMap | undefined {
     const cbt = this.tracker?.cbt;

@@ -170,6 +170,11 @@ export class FileBlockDevice implements BlockDevice {
    * (SEEK_DATA/SEEK_HOLE); a block device reports all data.
    */
   async extents(offset: number, length: number): Promise<BlockExtent[]> {
+    return this.extentsNow(offset, length);
+  }
+
+  /** extents(), synchronously (lseek does not wait for the data). */
+  extentsNow(offset: number, length: number): BlockExtent[] {
     this.checkOpen();
     checkRange(this.name, this.capacity, offset, length);
     if (this.info.isBlockDevice || length === 0) return length === 0 ? [] : [{ offset, length, hole: false }];

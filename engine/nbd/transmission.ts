@@ -302,9 +302,10 @@ export class Transmission {
     if (request.type === NBD_CMD_READ) {
       if (device.readToNow === undefined || request.length > FAST_READ_MAX) return false;
       const structured = this.options.structured === true;
-      // A structured READ that asks for holes goes the asynchronous way.
-      if (structured && device.extents !== undefined && request.length >= HOLE_READ_MINIMUM) return false;
       if (this.overlapsRunning(request, false)) return false;
+      // A structured READ that asks for holes: on this path only when the device
+      // finds them at once and there are none (holes go the asynchronous way).
+      if (structured && device.extents !== undefined && request.length >= HOLE_READ_MINIMUM && !this.allDataNow(request)) return false;
       const head = structured ? DATA_CHUNK_HEAD : NBD_SIMPLE_REPLY_SIZE;
       const frame = this.pool.take(head + request.length);
       let done: boolean;
@@ -340,6 +341,18 @@ export class Transmission {
       return true;
     }
     return false;
+  }
+
+  /** True when the device tells at once that the request's range has no hole. */
+  private allDataNow(request: Request): boolean {
+    if (this.device.extentsNow === undefined) return false;
+    let extents: BlockExtent[];
+    try {
+      extents = this.device.extentsNow(request.offset, request.length);
+    } catch {
+      return false; // the asynchronous path reports the error
+    }
+    return extents.length === 1 && !extents[0]!.hole && extents[0]!.length === request.length;
   }
 
   /** True when [offset, offset+length) overlaps a running request it must not overtake. */

@@ -348,7 +348,7 @@ export class Transmission {
     if (this.device.extentsNow === undefined) return false;
     let extents: BlockExtent[];
     try {
-      extents = this.device.extentsNow(request.offset, request.length);
+      extents = this.device.extentsNow(request.offset, request.length, 2);
     } catch {
       return false; // the asynchronous path reports the error
     }

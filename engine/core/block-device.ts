@@ -76,9 +76,18 @@ export interface ChangeMap {
 export interface BlockDeviceMaps {
   /**
    * The allocation of [offset, offset+length): consecutive runs covering the
-   * whole range, in order. Same range checks as read().
+   * whole range, in order. Same range checks as read(). With `maxRuns`, the
+   * answer may stop once it has that many runs (covering only the start of the
+   * range): a caller that needs one run (NBD's REQ_ONE) does not pay for a
+   * walk of the whole range.
    */
-  extents?(offset: number, length: number): Promise<BlockExtent[]>;
+  extents?(offset: number, length: number, maxRuns?: number): Promise<BlockExtent[]>;
+  /**
+   * Optional fast path: extents() answered synchronously, for a device that finds
+   * its holes without waiting (an image file's lseek(SEEK_DATA/SEEK_HOLE): one
+   * cheap system call that does not touch the data). Same result and errors.
+   */
+  extentsNow?(offset: number, length: number, maxRuns?: number): BlockExtent[];
   /** The change-tracking table, or undefined when the device has none now. */
   changeMap?(): ChangeMap | undefined;
 }

@@ -132,9 +132,15 @@ export class EngineDevice implements BlockDevice {
   }
 
   /** The image file's holes (a write may land between this answer and its use, as on any live device). */
-  async extents(offset: number, length: number): Promise<BlockExtent[]> {
+  async extents(offset: number, length: number, maxRuns?: number): Promise<BlockExtent[]> {
     this.checkOpen();
-    return this.counted(() => this.raw.extents(offset, length));
+    return this.counted(() => this.raw.extents(offset, length, maxRuns));
+  }
+
+  /** extents(), synchronously (the file's lseek; nothing runs meanwhile, so no count is needed). */
+  extentsNow(offset: number, length: number, maxRuns?: number): BlockExtent[] {
+    this.checkOpen();
+    return this.raw.extentsNow(offset, length, maxRuns);
   }
 
   /** The live CBT write table (cbt_map->write_map), while the device is tracked. */

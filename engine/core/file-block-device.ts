@@ -169,11 +169,16 @@ export class FileBlockDevice implements BlockDevice {
    * Data and holes of the range: from the file's holes for an image file
    * (SEEK_DATA/SEEK_HOLE); a block device reports all data.
    */
-  async extents(offset: number, length: number): Promise<BlockExtent[]> {
+  async extents(offset: number, length: number, maxRuns?: number): Promise<BlockExtent[]> {
+    return this.extentsNow(offset, length, maxRuns);
+  }
+
+  /** extents(), synchronously (lseek does not wait for the data). */
+  extentsNow(offset: number, length: number, maxRuns?: number): BlockExtent[] {
     this.checkOpen();
     checkRange(this.name, this.capacity, offset, length);
     if (this.info.isBlockDevice || length === 0) return length === 0 ? [] : [{ offset, length, hole: false }];
-    return fileExtents(this.fd, offset, length, this.name);
+    return fileExtents(this.fd, offset, length, this.name, maxRuns);
   }
 
   /** Reads several buffers back to back from `pos` (already checked). */

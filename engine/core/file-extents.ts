@@ -43,12 +43,13 @@ export function pushExtent(out: BlockExtent[], offset: number, length: number, h
  * Data and holes of [offset, offset+length) of the open regular file `fd`
  * (whose size is at least offset+length). Hole edges come from the file system
  * (its block size); a file system without hole support reports all data.
+ * Stops once it has `maxRuns` runs (two lseek calls per data run found).
  */
-export function fileExtents(fd: number, offset: number, length: number, what: string): BlockExtent[] {
+export function fileExtents(fd: number, offset: number, length: number, what: string, maxRuns = Infinity): BlockExtent[] {
   const end = offset + length;
   const out: BlockExtent[] = [];
   let pos = offset;
-  while (pos < end) {
+  while (pos < end && out.length < maxRuns) {
     const data = seek(fd, pos, SEEK_DATA, what);
     if (data === null || data >= end) {
       pushExtent(out, pos, end - pos, true);

@@ -18,6 +18,12 @@ export interface ConnectionLimits {
   maxInFlightBytes: number;
   /** Bytes of other replies (headers, errors) queued on one socket. */
   maxQueuedReplyBytes: number;
+  /**
+   * READ bytes one connection holds (reads running, replies not yet sent) at or
+   * past which it starts no further READ (two may always run): replies leave
+   * while their data is still in the CPU's cache.
+   */
+  readAheadBytes: number;
   /** Bytes a connection may hold without the server-wide budget (so small requests never wait for it). */
   reserveBytes: number;
   /** Received bytes buffered while the server does not read (the socket is paused past this). */
@@ -115,6 +121,7 @@ export class NbdConnection {
         maxInFlight: options.maxInFlight,
         maxInFlightBytes: options.maxInFlightBytes,
         maxQueuedReplyBytes: options.maxQueuedReplyBytes,
+        readAheadBytes: options.readAheadBytes,
         reserveBytes: options.reserveBytes,
         budget: options.budget,
         pool: options.pool,

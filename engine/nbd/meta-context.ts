@@ -82,7 +82,7 @@ export async function statusRuns(
   const out: StatusRun[] = [];
   if (context.since === null) {
     if (device.extents === undefined) return [{ length, flags: 0 }];
-    for (const e of await device.extents(offset, length)) {
+    for (const e of await device.extents(offset, length, maxRuns)) {
       if (out.length >= maxRuns && out[out.length - 1]!.flags !== (e.hole ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0)) break;
       push(out, e.length, e.hole ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0);
     }

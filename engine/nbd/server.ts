@@ -12,6 +12,7 @@ import { NbdConnection } from './connection.js';
 import type { ConnectionLimits } from './connection.js';
 import type { ExportSource } from './export-source.js';
 import { RateLimitedLog } from './rate-limited-log.js';
+import { withReadBuffer } from './socket-read-buffer.js';
 import { tcpUri, unixUri } from './uri.js';
 
 export interface NbdServerOptions {
@@ -46,6 +47,8 @@ export interface ServerLimits extends ConnectionLimits {
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
+/** Most bytes one socket read takes (a buffer of this size per connection; Node's own reads take 64 KiB). */
+const SOCKET_READ_BYTES = 256 * KiB;
 
 /**
  * The defaults bound what clients can make the server hold: per connection
@@ -59,6 +62,9 @@ export const DEFAULT_LIMITS: ServerLimits = {
   maxInFlight: 64,
   maxInFlightBytes: 64 * MiB,
   maxQueuedReplyBytes: 256 * KiB,
+  // Enough to keep the socket busy while the next reads run; few enough that a
+  // reply is sent while its data is still in the CPU's cache (docs/nbd.md).
+  readAheadBytes: 4 * MiB,
   reserveBytes: 1 * MiB,
   readBufferBytes: 1 * MiB,
   sharedBytes: 192 * MiB,
@@ -233,16 +239,18 @@ export class NbdServer {
   }
 
   private makeListener(): Server {
-    const server = createServer({ noDelay: true, pauseOnConnect: false }, (socket) => this.accept(socket));
+    // Paused: accept() moves the socket to large reads (withReadBuffer) before anything is read.
+    const server = createServer({ noDelay: true, pauseOnConnect: true }, (socket) => this.accept(socket));
     server.on('error', (err) => this.log(`nbd: listener error: ${err.message}`));
     return server;
   }
 
-  private accept(socket: Socket): void {
+  private accept(accepted: Socket): void {
     if (this.state !== 'running') {
-      socket.destroy();
+      accepted.destroy();
       return;
     }
+    const socket = withReadBuffer(accepted, SOCKET_READ_BYTES);
     socket.on('error', () => {
       // reported through the connection's reader
     });

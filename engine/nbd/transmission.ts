@@ -73,6 +73,11 @@ export interface TransmissionOptions {
   maxInFlightBytes: number;
   /** Bytes of other replies (headers, errors) queued on the socket before the server stops reading. */
   maxQueuedReplyBytes: number;
+  /**
+   * READ bytes held (reads running and their replies not yet sent) at or past
+   * which no further READ starts; two READs may always run.
+   */
+  readAheadBytes: number;
   /** Bytes the connection may hold without asking the server-wide budget. */
   reserveBytes: number;
   /** The server-wide budget of held bytes. */
@@ -116,6 +121,8 @@ interface Running {
 interface Charge {
   bytes: number;
   shared: boolean;
+  /** A READ's bytes (counted against readAheadBytes too). */
+  read: boolean;
 }
 
 /** Why a request is refused before it reaches the device. */
@@ -126,7 +133,7 @@ interface Refusal {
 
 const TWO_32 = 4294967296;
 const EMPTY = Buffer.alloc(0);
-const NO_CHARGE: Charge = { bytes: 0, shared: false };
+const NO_CHARGE: Charge = { bytes: 0, shared: false, read: false };
 /** Requests dequeued in one go before the loop lets other connections run. */
 const BATCH = 64;
 /** Most status descriptors in one BLOCK_STATUS chunk; the client asks again for the rest. */
@@ -170,6 +177,9 @@ export class Transmission {
   /** READ/WRITE bytes held (running requests and unsent replies). */
   private held = 0;
   private reserveUsed = 0;
+  /** The part of `held` that READs hold, and how many READs hold it. */
+  private readHeld = 0;
+  private readsHeld = 0;
   /** Held bytes written to the socket and not yet sent. */
   private queuedHeld = 0;
   private wake: (() => void) | null = null;
@@ -257,7 +267,9 @@ export class Transmission {
       const refusal = this.check(request);
       // A READ that will be refused holds nothing; a WRITE's payload is read either way.
       const cost = request.type === NBD_CMD_WRITE || (request.type === NBD_CMD_READ && refusal === null) ? request.length : 0;
-      const charge = this.tryAdmit(cost) ?? (await this.admit(cost));
+      // A refused READ holds nothing and waits for nothing.
+      const read = request.type === NBD_CMD_READ && cost > 0;
+      const charge = this.tryAdmit(cost, read) ?? (await this.admit(cost, read));
       if (request.type === NBD_CMD_WRITE) {
         try {
           request.payload = this.reader.tryReadParts(request.length) ?? (await this.reader.readParts(request.length));
@@ -290,9 +302,10 @@ export class Transmission {
     if (request.type === NBD_CMD_READ) {
       if (device.readToNow === undefined || request.length > FAST_READ_MAX) return false;
       const structured = this.options.structured === true;
-      // A structured READ that asks for holes goes the asynchronous way.
-      if (structured && device.extents !== undefined && request.length >= HOLE_READ_MINIMUM) return false;
       if (this.overlapsRunning(request, false)) return false;
+      // A structured READ that asks for holes: on this path only when the device
+      // finds them at once and there are none (holes go the asynchronous way).
+      if (structured && device.extents !== undefined && request.length >= HOLE_READ_MINIMUM && !this.allDataNow(request)) return false;
       const head = structured ? DATA_CHUNK_HEAD : NBD_SIMPLE_REPLY_SIZE;
       const frame = this.pool.take(head + request.length);
       let done: boolean;
@@ -328,6 +341,18 @@ export class Transmission {
       return true;
     }
     return false;
+  }
+
+  /** True when the device tells at once that the request's range has no hole. */
+  private allDataNow(request: Request): boolean {
+    if (this.device.extentsNow === undefined) return false;
+    let extents: BlockExtent[];
+    try {
+      extents = this.device.extentsNow(request.offset, request.length, 2);
+    } catch {
+      return false; // the asynchronous path reports the error
+    }
+    return extents.length === 1 && !extents[0]!.hole && extents[0]!.length === request.length;
   }
 
   /** True when [offset, offset+length) overlaps a running request it must not overtake. */
@@ -411,37 +436,39 @@ export class Transmission {
     return Math.max(0, this.socket.writableLength - this.queuedHeld);
   }
 
-  private hasRoomFor(cost: number): boolean {
+  private hasRoomFor(cost: number, read: boolean): boolean {
     const o = this.options;
     return (
       this.inFlight < o.maxInFlight &&
       (this.held === 0 || this.held + cost <= o.maxInFlightBytes) &&
+      (!read || this.readsHeld < 2 || this.readHeld < o.readAheadBytes) &&
       this.queuedOther <= o.maxQueuedReplyBytes
     );
   }
 
   /** The charge for a request that may start at once on this connection's reserve, else null. */
-  private tryAdmit(cost: number): Charge | null {
-    if (this.hungUp || !this.hasRoomFor(cost)) return null;
+  private tryAdmit(cost: number, read: boolean): Charge | null {
+    if (this.hungUp || !this.hasRoomFor(cost, read)) return null;
     if (cost === 0) return NO_CHARGE;
     if (this.reserveUsed + cost > this.options.reserveBytes) return null;
     this.reserveUsed += cost;
     this.held += cost;
-    return { bytes: cost, shared: false };
+    this.holdRead(read, cost);
+    return { bytes: cost, shared: false, read };
   }
 
   /**
    * Waits until this connection may start one more request of `cost` bytes,
    * and takes them (from the connection's reserve, else from the server budget).
    */
-  private async admit(cost: number): Promise<Charge> {
+  private async admit(cost: number, read: boolean): Promise<Charge> {
     const o = this.options;
     for (;;) {
       if (this.hungUp) throw new ConnectionClosedError();
-      if (this.hasRoomFor(cost)) break;
+      if (this.hasRoomFor(cost, read)) break;
       await this.changed();
     }
-    const own = this.tryAdmit(cost);
+    const own = this.tryAdmit(cost, read);
     if (own !== null) return own;
     const grant = o.budget.acquire(cost);
     this.pendingGrant = grant;
@@ -457,12 +484,23 @@ export class Transmission {
       throw new ConnectionClosedError();
     }
     this.held += cost;
-    return { bytes: cost, shared: true };
+    this.holdRead(read, cost);
+    return { bytes: cost, shared: true, read };
+  }
+
+  private holdRead(read: boolean, cost: number): void {
+    if (!read) return;
+    this.readHeld += cost;
+    this.readsHeld++;
   }
 
   private release(charge: Charge): void {
     if (charge.bytes === 0) return;
     this.held -= charge.bytes;
+    if (charge.read) {
+      this.readHeld -= charge.bytes;
+      this.readsHeld--;
+    }
     if (charge.shared) this.options.budget.release(charge.bytes);
     else this.reserveUsed -= charge.bytes;
     this.notify();

@@ -19,6 +19,15 @@
  *
  * Run: npm run bench:nbd   (about a minute and a half; writes bench-results/nbd.json
  * and a dated copy, with the machine's CPU count and load average at start and end)
+ *
+ * Last figures (2026-12-02, 2 CPUs shared with other work, load average 0.3-2.9,
+ * two runs alternated with the code before this work): seq read 0.87x / 0.74x,
+ * seq write 0.73x / 0.70x, 4 KiB reads 0.94x / 0.84x, 4 KiB writes 0.58x / 0.78x
+ * nbdkit; COW seq write 0.53x / 0.77x our plain write; sparse copies 0.90x / 0.94x
+ * (nbdcopy) and 0.90x / 0.98x (qemu-img convert) nbdkit: 1 target met for certain
+ * (COW), 4 KiB reads at the line. The ratios rise with the load (nbdkit's threads
+ * use idle cores; our event loop cannot). docs/nbd.md "Bench numbers" has the
+ * before/after and the profiles.
  */
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';

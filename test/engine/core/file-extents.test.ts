@@ -56,6 +56,28 @@ describe('FileBlockDevice.extents', () => {
       await dev.close();
     }
   });
+
+  it('stops after maxRuns runs, each exact (NBD REQ_ONE asks for one), and extentsNow answers the same at once', async () => {
+    const path = await sparseFile('b.img', 8 * MiB, [[MiB, 64 * KiB], [4 * MiB, 64 * KiB], [6 * MiB, 4 * KiB]]);
+    const dev = await FileBlockDevice.open(path, 'b');
+    try {
+      const all = await dev.extents(0, 8 * MiB);
+      expect(all).toHaveLength(7);
+      // With maxRuns it stops once it has that many: a prefix of the full answer, every run exact.
+      for (const maxRuns of [1, 2, 3]) {
+        const some = await dev.extents(0, 8 * MiB, maxRuns);
+        expect(some.length).toBeGreaterThanOrEqual(maxRuns);
+        expect(some.length).toBeLessThan(all.length);
+        expect(some).toEqual(all.slice(0, some.length));
+      }
+      // Starting inside a data run: that run alone.
+      expect(await dev.extents(MiB + 4 * KiB, 7 * MiB - 4 * KiB, 1)).toEqual([{ offset: MiB + 4 * KiB, length: 60 * KiB, hole: false }]);
+      expect(dev.extentsNow(0, 8 * MiB)).toEqual(all);
+      expect(() => dev.extentsNow(8 * MiB - 512, 1024)).toThrow(/is beyond the capacity/);
+    } finally {
+      await dev.close();
+    }
+  });
 });
 
 describe('snapshot image extents', () => {

@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { BlockExtent } from '../../../engine/core/block-device.js';
 import { NbdServer } from '../../../engine/nbd/server.js';
 import { staticExports } from '../../../engine/nbd/export-source.js';
 import { MemoryDevice } from '../../helpers/memory-device.js';
@@ -17,7 +18,11 @@ import { RawNbdClient } from '../../helpers/nbd-raw-client.js';
 // Protocol values, written out independently of engine/nbd/constants.ts.
 const CMD = { READ: 0, WRITE: 1, FLUSH: 3 };
 const FLAG_FUA = 1;
-const MiB = 1024 * 1024;
+const OPT = { GO: 7, STRUCTURED_REPLY: 8 };
+const CHUNK = { OFFSET_DATA: 1, OFFSET_HOLE: 2 };
+const DONE = 1;
+const KiB = 1024;
+const MiB = 1024 * KiB;
 
 /** A MemoryDevice with the fast-path methods, counting their use. */
 class FastMemoryDevice extends MemoryDevice {
@@ -89,7 +94,53 @@ async function untilInside(dev: MemoryDevice): Promise<void> {
   while (dev.active === 0) await new Promise((r) => setTimeout(r, 2));
 }
 
+/** A FastMemoryDevice whose first 128 KiB are data and the rest a hole, told at once (extentsNow) and asynchronously. */
+class SparseFastMemoryDevice extends FastMemoryDevice {
+  extentsNow(offset: number, length: number): BlockExtent[] {
+    const end = offset + length;
+    const out: BlockExtent[] = [];
+    if (offset < 128 * KiB) out.push({ offset, length: Math.min(end, 128 * KiB) - offset, hole: false });
+    if (end > 128 * KiB) out.push({ offset: Math.max(offset, 128 * KiB), length: end - Math.max(offset, 128 * KiB), hole: true });
+    return out;
+  }
+
+  extents(offset: number, length: number): Promise<BlockExtent[]> {
+    return Promise.resolve(this.extentsNow(offset, length));
+  }
+}
+
 describe('NBD fast path', () => {
+  it('answers a structured READ of 64 KiB or more without holes through extentsNow + readToNow; one over a hole gets its OFFSET_HOLE chunk', async () => {
+    const dev = new SparseFastMemoryDevice({ name: 'disk1', capacity: 4 * MiB });
+    for (let i = 0; i < 128 * KiB; i++) dev.data[i] = (i * 7 + 1) & 0xff;
+    const socketPath = join(dir, 'nbd.sock');
+    server = new NbdServer({ exports: staticExports([dev]), unixSocket: socketPath });
+    await server.start();
+    const c = await RawNbdClient.connect(socketPath);
+    clients.push(c);
+    await c.greet();
+    c.sendOption(OPT.STRUCTURED_REPLY);
+    await c.readOptionReplies();
+    c.sendOption(OPT.GO, RawNbdClient.infoPayload('disk1'));
+    await c.readOptionReplies();
+
+    c.sendRequest(CMD.READ, { cookie: 1n, offset: 0n, length: 128 * KiB });
+    const [whole, ...more] = await c.readChunks();
+    expect(more).toEqual([]);
+    expect([whole?.type, whole?.flags, Number(whole?.payload.readBigUInt64BE(0))]).toEqual([CHUNK.OFFSET_DATA, DONE, 0]);
+    expect(whole?.payload.subarray(8).equals(dev.data.subarray(0, 128 * KiB))).toBe(true);
+    expect(dev.readNow).toBe(1);
+
+    c.sendRequest(CMD.READ, { cookie: 2n, offset: BigInt(64 * KiB), length: 128 * KiB });
+    const chunks = await c.readChunks();
+    expect(chunks.map((ch) => [ch.type, Number(ch.payload.readBigUInt64BE(0))])).toEqual([
+      [CHUNK.OFFSET_DATA, 64 * KiB],
+      [CHUNK.OFFSET_HOLE, 128 * KiB],
+    ]);
+    expect(chunks[0]?.payload.subarray(8).equals(dev.data.subarray(64 * KiB, 128 * KiB))).toBe(true);
+    expect(dev.readNow).toBe(1); // the range with a hole took the asynchronous path
+  });
+
   it('answers plain READs and WRITEs through readToNow/writeNow, with the right bytes', async () => {
     const dev = new FastMemoryDevice({ name: 'disk1', capacity: 4 * MiB });
     const c = await serveAndConnect(dev);

@@ -94,7 +94,8 @@ describe('NBD server: clients that hang up', () => {
   it('gives up the shared budget wait of a client that hangs up', async () => {
     const g = gate();
     const dev = new MemoryDevice({ name: 'disk1', capacity: 8 * MiB, gate: (op) => (op === 'read' ? g.wait : undefined) });
-    const s = await serve(staticExports([dev]), { sharedBytes: 4 * MiB, reserveBytes: 1 * MiB });
+    // readAheadBytes lifted: one connection's READs reach the shared budget.
+    const s = await serve(staticExports([dev]), { sharedBytes: 4 * MiB, reserveBytes: 1 * MiB, readAheadBytes: 64 * MiB });
     const c = await connect();
     await c.goTo('disk1');
     for (let i = 0; i < 100; i++) c.sendRequest(CMD_READ, { cookie: BigInt(i), offset: BigInt((i % 8) * MiB), length: MiB });
@@ -113,7 +114,7 @@ describe('NBD server: memory bounds and fairness', () => {
   it('holds at most the shared budget of READ replies for a client that does not read them, and sends them all once it reads', async () => {
     const dev = new MemoryDevice({ name: 'disk1', capacity: 16 * MiB });
     for (let i = 0; i < dev.capacity; i += 512) dev.data.writeUInt32BE(i, i);
-    const s = await serve(staticExports([dev]), { sharedBytes: 8 * MiB, reserveBytes: 1 * MiB, maxInFlightBytes: 64 * MiB });
+    const s = await serve(staticExports([dev]), { sharedBytes: 8 * MiB, reserveBytes: 1 * MiB, maxInFlightBytes: 64 * MiB, readAheadBytes: 64 * MiB });
     const slow = await connect();
     await slow.goTo('disk1');
     slow.socket.pause(); // reads nothing for now
@@ -147,10 +148,49 @@ describe('NBD server: memory bounds and fairness', () => {
     expect(s.stats().sharedBytesInUse).toBe(0);
   });
 
+  it('starts no READ while a connection holds readAheadBytes of reads and unsent replies, and serves the rest as they leave', async () => {
+    const g = gate();
+    const dev = new MemoryDevice({ name: 'disk1', capacity: 16 * MiB, gate: (op) => (op === 'read' ? g.wait : undefined) });
+    for (let i = 0; i < dev.capacity; i += 512) dev.data.writeUInt32BE(i, i);
+    const s = await serve(staticExports([dev]), { readAheadBytes: 3 * MiB, sharedBytes: 64 * MiB });
+    const c = await connect();
+    await c.goTo('disk1');
+    for (let i = 0; i < 40; i++) c.sendRequest(CMD_READ, { cookie: BigInt(i), offset: BigInt((i % 16) * MiB), length: MiB });
+    await until(() => dev.active === 3);
+    await sleep(100);
+    // Three 1 MiB reads reach 3 MiB: the fourth waits, though budget and maxInFlight would allow it.
+    expect(dev.active).toBe(3);
+    expect(s.stats().heldBytes).toBe(3 * MiB);
+    g.open();
+    const seen = new Set<bigint>();
+    for (let i = 0; i < 40; i++) {
+      const reply = await c.readReply(MiB);
+      expect(reply.error).toBe(0);
+      expect(reply.data.readUInt32BE(512)).toBe(Number((reply.cookie % 16n) * BigInt(MiB)) + 512);
+      seen.add(reply.cookie);
+    }
+    expect(seen.size).toBe(40);
+    await until(() => s.stats().heldBytes === 0);
+  });
+
+  it('always lets two READs run, however large, so a read is in the device while the previous reply is sent', async () => {
+    const g = gate();
+    const dev = new MemoryDevice({ name: 'disk1', capacity: 32 * MiB, gate: (op) => (op === 'read' ? g.wait : undefined) });
+    await serve(staticExports([dev]), { readAheadBytes: MiB, sharedBytes: 64 * MiB });
+    const c = await connect();
+    await c.goTo('disk1');
+    for (let i = 0; i < 4; i++) c.sendRequest(CMD_READ, { cookie: BigInt(i), offset: BigInt(i * 8 * MiB), length: 8 * MiB });
+    await until(() => dev.active === 2);
+    await sleep(100);
+    expect(dev.active).toBe(2);
+    g.open();
+    for (let i = 0; i < 4; i++) expect((await c.readReply(8 * MiB)).error).toBe(0);
+  });
+
   it('answers a refused huge READ at once, without waiting for the shared budget others hold', async () => {
     const g = gate();
     const dev = new MemoryDevice({ name: 'disk1', capacity: 8 * MiB, gate: (op, _offset, length) => (op === 'read' && length === MiB ? g.wait : undefined) });
-    const s = await serve(staticExports([dev]), { sharedBytes: 4 * MiB, reserveBytes: MiB });
+    const s = await serve(staticExports([dev]), { sharedBytes: 4 * MiB, reserveBytes: MiB, readAheadBytes: 64 * MiB });
     const greedy = await connect();
     await greedy.goTo('disk1');
     for (let i = 0; i < 8; i++) greedy.sendRequest(CMD_READ, { cookie: BigInt(i), offset: BigInt(i * MiB), length: MiB });

@@ -20,6 +20,22 @@ export const EMBEDDED_STATUS: AppStatus = {
   helper: { state: 'connected' },
 };
 
+/** The helper on the kernel driver over VAL-7's module (veeamblksnap 7.0.0.0 with bdevfilter). */
+export const VAL7_STATUS: AppStatus = {
+  ...EMBEDDED_STATUS,
+  driver: 'kernel',
+  driverVersion: { major: 7, minor: 0, revision: 0, build: 0 },
+  kernelModule: {
+    loaded: true,
+    dialect: 'val7',
+    moduleVersion: '7.0.0.0',
+    filter: 'bdevfilter',
+    bdevfilter: true,
+    summary: 'veeamblksnap 7.0.0.0 (VAL-7 dialect) is loaded; bdevfilter is loaded',
+    advice: null,
+  },
+};
+
 export function renderApp(handlers: Handlers = {}): { fake: FakeApi; store: AppStore } {
   const fake = createFakeApi({
     getStatus: () => ok(EMBEDDED_STATUS),

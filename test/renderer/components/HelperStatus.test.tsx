@@ -2,27 +2,14 @@
 import { cleanup, screen, waitFor } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ok } from '../../../app/shared/result.js';
-import { EMBEDDED_STATUS, renderApp } from '../render-app.js';
+import { EMBEDDED_STATUS, VAL7_STATUS, renderApp } from '../render-app.js';
 
 afterEach(cleanup);
 
 describe('kernel module health line in the header', () => {
   it('shows the dialect and version of a usable module', async () => {
     renderApp({
-      getStatus: () =>
-        ok({
-          ...EMBEDDED_STATUS,
-          driver: 'kernel',
-          kernelModule: {
-            loaded: true,
-            dialect: 'val7',
-            moduleVersion: '7.0.0.0',
-            filter: 'bdevfilter',
-            bdevfilter: true,
-            summary: 'veeamblksnap 7.0.0.0 (VAL-7 dialect) is loaded; bdevfilter is loaded',
-            advice: null,
-          },
-        }),
+      getStatus: () => ok(VAL7_STATUS),
     });
     const line = await screen.findByTestId('module-health');
     expect(line.textContent).toBe('Kernel module: veeamblksnap 7.0.0.0 (VAL-7 dialect) is loaded; bdevfilter is loaded');

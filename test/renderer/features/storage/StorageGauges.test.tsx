@@ -8,7 +8,7 @@ import { createAppStore } from '../../../../renderer/src/store/app-store.js';
 import { StoreProvider } from '../../../../renderer/src/store/context.js';
 import { createFakeApi } from '../../fake-api.js';
 import type { Handlers } from '../../fake-api.js';
-import { EMBEDDED_STATUS } from '../../render-app.js';
+import { EMBEDDED_STATUS, VAL7_STATUS } from '../../render-app.js';
 import { MiB, snapshot } from '../../fixtures.js';
 
 afterEach(cleanup);
@@ -20,21 +20,6 @@ function held(usedMiB: number, limitMiB = 100): SnapshotEntry {
   });
 }
 
-/** The helper on the kernel driver over VAL-7's module: the storage's used bytes are unknown (the module does not say). */
-const VAL7_STATUS: AppStatus = {
-  ...EMBEDDED_STATUS,
-  driver: 'kernel',
-  driverVersion: { major: 7, minor: 0, revision: 0, build: 0 },
-  kernelModule: {
-    loaded: true,
-    dialect: 'val7',
-    moduleVersion: '7.0.0.0',
-    filter: 'bdevfilter',
-    bdevfilter: true,
-    summary: 'veeamblksnap 7.0.0.0 (VAL-7 dialect) is loaded; bdevfilter is loaded',
-    advice: null,
-  },
-};
 
 function heldOnKernel(limitMiB: number): SnapshotEntry {
   return snapshot('s1', ['/dev/vdb'], {

@@ -37,7 +37,9 @@ export interface BlockDevice extends BlockDeviceMaps {
   writeNow?(offset: number, data: readonly Buffer[]): boolean;
   /**
    * Optional: like write() of the buffers back to back (one pwritev, no joining
-   * copy). Same checks and errors as write().
+   * copy). Same checks and errors as write(). As for every write, the device
+   * must not keep the buffers once the promise settles: the NBD server reuses
+   * them for the next payloads.
    */
   writev?(offset: number, data: readonly Buffer[], options?: { fua?: boolean }): Promise<void>;
   /** fua: the data is durable when the promise resolves. */

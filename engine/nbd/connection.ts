@@ -7,6 +7,7 @@ import { negotiate, NbdProtocolError } from './negotiation.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 import { ConnectionClosedError, SocketReader } from './socket-reader.js';
 import { Transmission } from './transmission.js';
+import type { WritePayloadScanner } from './write-payload-scanner.js';
 
 /** Per-connection limits (the numbers are in DEFAULT_LIMITS and docs/nbd.md). */
 export interface ConnectionLimits {
@@ -48,6 +49,8 @@ export interface ConnectionOptions extends ConnectionLimits {
   /** Clock of the log's rate limit. */
   clock: () => number;
   isShuttingDown(): boolean;
+  /** Follows the transmission's frames for the socket's direct payload reads, from its start. */
+  payloadScanner?: WritePayloadScanner;
 }
 
 /** One client connection: handshake, then transmission, then the socket closes. */
@@ -116,6 +119,7 @@ export class NbdConnection {
       if (chosen === null) return;
       this.exportName = chosen.name;
       const sizes = blockSizesFor(chosen.device, options.maxPayload);
+      options.payloadScanner?.start(reader.unread());
       this.transmission = new Transmission(socket, reader, chosen.device, {
         maxPayload: options.maxPayload,
         maxInFlight: options.maxInFlight,

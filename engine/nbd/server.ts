@@ -13,6 +13,7 @@ import type { ConnectionLimits } from './connection.js';
 import type { ExportSource } from './export-source.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 import { withReadBuffer } from './socket-read-buffer.js';
+import { WritePayloadScanner } from './write-payload-scanner.js';
 import { tcpUri, unixUri } from './uri.js';
 
 export interface NbdServerOptions {
@@ -250,7 +251,8 @@ export class NbdServer {
       accepted.destroy();
       return;
     }
-    const socket = withReadBuffer(accepted, SOCKET_READ_BYTES);
+    const scanner = new WritePayloadScanner();
+    const socket = withReadBuffer(accepted, SOCKET_READ_BYTES, scanner, this.pool);
     socket.on('error', () => {
       // reported through the connection's reader
     });
@@ -274,6 +276,7 @@ export class NbdServer {
         pool: this.pool,
         clock: this.options.clock ?? Date.now,
         isShuttingDown: () => this.state !== 'running',
+        payloadScanner: scanner,
       },
       id,
     );

@@ -14,9 +14,20 @@
  * copied out of the shared buffer into a buffer of its own (no zero-fill) and
  * emitted as a 'data' event, so readers see an ordinary socket; pause() and
  * resume() stop and restart the handle's reading as for any socket.
+ *
+ * With a `route`, a large WRITE payload still to come is read straight into a
+ * buffer of its own instead (`onread.buffer` as a function: Node asks it for
+ * the buffer of the next read after each read), limited to the payload's
+ * bytes, and emitted without a copy. The shared buffer and its copy are left
+ * for headers, small payloads and whatever follows. With a `pool`, those
+ * buffers come from it (sizes rounded up to a power of two, so that they are
+ * reused: a recently used buffer is mapped and warm, a fresh one costs page
+ * faults and cache misses in the kernel's copy) and go back to it through
+ * recycleReadTargets() once the payload has been written.
  */
 import { Socket } from 'node:net';
 import type { SocketConstructorOpts } from 'node:net';
+import type { BufferPool } from './buffer-pool.js';
 
 /** The internals this relies on (net.js: Socket#_handle, a stream handle with useUserBuffer). */
 interface SocketInternals {
@@ -25,7 +36,44 @@ interface SocketInternals {
 
 interface AdoptOptions extends SocketConstructorOpts {
   handle: object;
-  onread: { buffer: Buffer; callback: (bytes: number, buffer: Buffer) => boolean };
+  onread: { buffer: () => Buffer; callback: (bytes: number, buffer: Buffer) => boolean };
+}
+
+/** Tells the socket where the bytes to come belong (write-payload-scanner.ts). */
+export interface ReadRoute {
+  /** Every byte received, in order, before it is emitted. */
+  received(data: Buffer): void;
+  /** Bytes still to come that belong together in a buffer of their own (a WRITE's payload), else 0. */
+  payloadBytesLeft(): number;
+}
+
+/** Payload remainders shorter than this go through the shared buffer (one read takes what follows too). */
+export const DIRECT_READ_MIN = 64 * 1024;
+/** Largest buffer of its own allocated for one read target (the rest of a larger payload gets another). */
+export const DIRECT_READ_MAX = 2 * 1024 * 1024;
+
+/** The buffers (of a pool) that direct reads went into and that are not back in the pool yet. */
+const pooledTargets = new WeakSet<ArrayBufferLike>();
+
+/**
+ * Gives the pooled buffers behind a WRITE payload's pieces back to `pool`, once
+ * nothing reads them any more (the payload was written or dropped). Pieces of
+ * other buffers are left alone. A buffer of its own holds the bytes of one
+ * payload only, so nothing else still uses it.
+ */
+export function recycleReadTargets(parts: readonly Buffer[], pool: BufferPool): void {
+  for (const part of parts) {
+    const whole = part.buffer;
+    if (!pooledTargets.has(whole)) continue;
+    pooledTargets.delete(whole);
+    pool.release(Buffer.from(whole, 0, whole.byteLength));
+  }
+}
+
+function powerOfTwoAtLeast(n: number): number {
+  let size = DIRECT_READ_MIN;
+  while (size < n) size *= 2;
+  return size;
 }
 
 /**
@@ -33,25 +81,51 @@ interface AdoptOptions extends SocketConstructorOpts {
  * `socket` itself where that cannot be done. `socket` must come from a server
  * with `pauseOnConnect` (nothing read yet); the socket returned reads at once.
  */
-export function withReadBuffer(socket: Socket, size: number): Socket {
+export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, pool?: BufferPool): Socket {
   const internals = socket as unknown as SocketInternals;
   const handle = internals._handle;
   if (handle === null || handle === undefined || typeof handle.useUserBuffer !== 'function' || handle.reading === true) {
     socket.resume();
     return socket;
   }
-  const buffer = Buffer.allocUnsafeSlow(size);
+  const shared = Buffer.allocUnsafeSlow(size);
+  /** A payload's own buffer being filled, and how far. */
+  let target: Buffer | null = null;
+  let filled = 0;
+  const next = (): Buffer => {
+    if (target !== null && filled < target.length) return target.subarray(filled);
+    target = null;
+    const left = route === undefined ? 0 : route.payloadBytesLeft();
+    if (left < DIRECT_READ_MIN) return shared;
+    const want = Math.min(left, DIRECT_READ_MAX);
+    if (pool === undefined) target = Buffer.allocUnsafeSlow(want);
+    else {
+      const whole = pool.take(powerOfTwoAtLeast(want));
+      pooledTargets.add(whole.buffer);
+      target = whole.subarray(0, want);
+    }
+    filled = 0;
+    return target;
+  };
   let adopted: Socket | null = null;
   const options: AdoptOptions = {
     handle,
     readable: true,
     writable: true,
     onread: {
-      buffer,
+      buffer: next,
       callback: (bytes, data) => {
-        const copy = Buffer.allocUnsafe(bytes);
-        data.copy(copy, 0, 0, bytes);
-        adopted?.emit('data', copy);
+        let chunk: Buffer;
+        if (data === shared) {
+          chunk = Buffer.allocUnsafe(bytes);
+          shared.copy(chunk, 0, 0, bytes);
+        } else {
+          // A view of the payload's own buffer (next() returned it): no copy.
+          chunk = data.subarray(0, bytes);
+          filled += bytes;
+        }
+        route?.received(chunk);
+        adopted?.emit('data', chunk);
         return true;
       },
     },

@@ -38,6 +38,11 @@ export class SocketReader {
     return this.buffered;
   }
 
+  /** The bytes received and not yet read, in order (views; do not modify). */
+  unread(): readonly Buffer[] {
+    return this.chunks;
+  }
+
   /** The next n bytes if they are already here (no promise, no wait), else null. */
   tryRead(n: number): Buffer | null {
     if (this.waiting !== null || this.buffered < n) return null;

@@ -60,6 +60,7 @@ import { nbdErrorFor } from './errors.js';
 import { NbdProtocolError } from './negotiation.js';
 import { ConnectionClosedError } from './socket-reader.js';
 import type { SocketReader } from './socket-reader.js';
+import { recycleReadTargets } from './socket-read-buffer.js';
 
 export interface TransmissionOptions {
   /** Largest READ/WRITE payload accepted (bytes). */
@@ -336,7 +337,7 @@ export class Transmission {
       } catch (err) {
         error = nbdErrorFor(err);
       }
-      request.payload = null;
+      this.dropPayload(request);
       this.reply(request, error, EMPTY, charge);
       return true;
     }
@@ -515,7 +516,7 @@ export class Transmission {
   private async serve(request: Request, checked: Refusal | null, charge: Charge): Promise<void> {
     if (this.hungUp) {
       // Nobody to answer: the request is dropped before it reaches the device.
-      request.payload = null;
+      this.dropPayload(request);
       this.release(charge);
       this.finish();
       return;
@@ -577,7 +578,7 @@ export class Transmission {
         error = nbdErrorFor(err);
       }
     }
-    request.payload = null;
+    this.dropPayload(request);
     if (frame !== null) this.replyFrame(request, frame, charge);
     else if (chunked) this.replyChunks(request, [this.errorChunk(request, error, refusal?.reason ?? '', null)], charge);
     else this.reply(request, error, data, charge);
@@ -762,6 +763,12 @@ export class Transmission {
       default:
         throw new NbdProtocolError(`unexpected command ${request.type}`);
     }
+  }
+
+  /** A WRITE's payload is no longer used: buffers the socket read it into go back to the pool. */
+  private dropPayload(request: Request): void {
+    if (request.payload !== null) recycleReadTargets(request.payload, this.pool);
+    request.payload = null;
   }
 
   /** The pieces go to the device with one pwritev where it can (no joining copy), else joined. */

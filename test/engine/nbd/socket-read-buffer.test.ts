@@ -9,7 +9,10 @@ import type { Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { withReadBuffer } from '../../../engine/nbd/socket-read-buffer.js';
+import { NBD_CMD_READ, NBD_CMD_WRITE, NBD_REQUEST_MAGIC, NBD_REQUEST_SIZE } from '../../../engine/nbd/constants.js';
+import { DIRECT_READ_MAX, DIRECT_READ_MIN, withReadBuffer } from '../../../engine/nbd/socket-read-buffer.js';
+import type { ReadRoute } from '../../../engine/nbd/socket-read-buffer.js';
+import { WritePayloadScanner } from '../../../engine/nbd/write-payload-scanner.js';
 
 const KiB = 1024;
 let dir: string;
@@ -28,10 +31,10 @@ afterEach(async () => {
 });
 
 /** A server whose accepted sockets go through withReadBuffer; resolves with the first one and a connected client. */
-async function pair(size: number): Promise<{ ours: Socket; client: Socket }> {
+async function pair(size: number, route?: ReadRoute): Promise<{ ours: Socket; client: Socket }> {
   const path = join(dir, 's.sock');
   const accepted = new Promise<Socket>((resolve) => {
-    server = createServer({ pauseOnConnect: true }, (s) => resolve(withReadBuffer(s, size)));
+    server = createServer({ pauseOnConnect: true }, (s) => resolve(withReadBuffer(s, size, route)));
   });
   await new Promise<void>((resolve) => server?.listen(path, resolve));
   const client = createConnection(path);
@@ -88,5 +91,65 @@ describe('withReadBuffer', () => {
     ours.resume();
     await ended;
     expect(got).toBe(64 * KiB);
+  });
+
+  it('reads a large WRITE payload still to come straight into a buffer of its own, in several reads, and nothing past it', async () => {
+    const scanner = new WritePayloadScanner();
+    scanner.start([]);
+    const { ours, client } = await pair(256 * KiB, scanner);
+    const header = (type: number, length: number): Buffer => {
+      const h = Buffer.alloc(NBD_REQUEST_SIZE);
+      h.writeUInt32BE(NBD_REQUEST_MAGIC, 0);
+      h.writeUInt16BE(type, 6);
+      h.writeUInt32BE(length, 24);
+      return h;
+    };
+    const payloadLength = 3 * 1024 * KiB; // more than DIRECT_READ_MAX: two buffers of its own
+    const payload = Buffer.alloc(payloadLength);
+    for (let i = 0; i < payload.length; i += 4) payload.writeUInt32LE(i, i);
+    const after = Buffer.concat([header(NBD_CMD_READ, 4096), header(NBD_CMD_WRITE, 512), Buffer.alloc(512, 7)]);
+    const sent = Buffer.concat([header(NBD_CMD_WRITE, payloadLength), payload, after]);
+    const pieces: { data: Buffer; at: number }[] = [];
+    let total = 0;
+    const all = new Promise<void>((resolve) =>
+      ours.on('data', (d: Buffer) => {
+        pieces.push({ data: d, at: total });
+        total += d.length;
+        if (total === sent.length) resolve();
+      }),
+    );
+    // The header with a little payload, then the rest in uneven slices with pauses:
+    // a buffer of its own is filled by several reads.
+    let at = 0;
+    for (const n of [NBD_REQUEST_SIZE + 1000, 100 * KiB, 300 * KiB, 7, 900 * KiB, sent.length]) {
+      const end = Math.min(sent.length, at + n);
+      client.write(sent.subarray(at, end));
+      at = end;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await all;
+    expect(Buffer.concat(pieces.map((p) => p.data)).equals(sent)).toBe(true);
+
+    const payloadStart = NBD_REQUEST_SIZE;
+    const payloadEnd = payloadStart + payloadLength;
+    // A piece read into a payload's own buffer is a view of a buffer larger than itself.
+    const direct = pieces.filter((p) => p.data.buffer.byteLength > p.data.length && p.data.length >= 4096);
+    const ownBuffers = new Set(direct.map((p) => p.data.buffer));
+    expect(ownBuffers.size).toBeGreaterThanOrEqual(2);
+    for (const b of ownBuffers) {
+      expect(b.byteLength).toBeGreaterThanOrEqual(DIRECT_READ_MIN);
+      expect(b.byteLength).toBeLessThanOrEqual(DIRECT_READ_MAX);
+    }
+    // Several reads filled one of them, and those pieces lie inside the payload.
+    expect(Math.max(...[...ownBuffers].map((b) => direct.filter((p) => p.data.buffer === b).length))).toBeGreaterThan(1);
+    for (const p of direct) {
+      expect(p.at).toBeGreaterThanOrEqual(payloadStart);
+      expect(p.at + p.data.length).toBeLessThanOrEqual(payloadEnd);
+    }
+    // Most of the payload came that way; what follows it came through the shared buffer.
+    expect(direct.reduce((n, p) => n + p.data.length, 0)).toBeGreaterThan(payloadLength - 256 * KiB);
+    const last = pieces[pieces.length - 1]!;
+    expect(last.at + last.data.length).toBe(sent.length);
+    expect(direct).not.toContain(last);
   });
 });

@@ -1,0 +1,82 @@
+/**
+ * Follows the request frames of a connection's transmission phase as the bytes
+ * arrive (before they are parsed), to tell where a WRITE's payload is still
+ * coming: the socket can then read it straight into a buffer of its own
+ * (withReadBuffer's `route`) instead of into the shared read buffer and a copy.
+ *
+ * It only decides where bytes land, never what they are or in which order
+ * they are read: if it ever lost its place (a malformed frame), reads would
+ * merely take the slower path. On a bad magic it stops for good; the parser
+ * drops such a connection anyway.
+ */
+import { NBD_CMD_WRITE, NBD_REQUEST_MAGIC, NBD_REQUEST_SIZE } from './constants.js';
+import type { ReadRoute } from './socket-read-buffer.js';
+
+export class WritePayloadScanner implements ReadRoute {
+  private active = false;
+  private stopped = false;
+  private readonly header = Buffer.alloc(NBD_REQUEST_SIZE);
+  private headerFill = 0;
+  /** Bytes of the current WRITE's payload not received yet. */
+  private payloadLeft = 0;
+
+  /**
+   * Starts following frames at the transmission phase; `unread` are the bytes
+   * received and not yet parsed (they begin with a request header).
+   */
+  start(unread: readonly Buffer[]): void {
+    if (this.active || this.stopped) return;
+    this.active = true;
+    for (const chunk of unread) this.scan(chunk);
+  }
+
+  received(data: Buffer): void {
+    if (this.active) this.scan(data);
+  }
+
+  /** Payload bytes of the current WRITE still to come (0: none, or not following). */
+  payloadBytesLeft(): number {
+    return this.active ? this.payloadLeft : 0;
+  }
+
+  private scan(data: Buffer): void {
+    let at = 0;
+    while (at < data.length && this.active) {
+      if (this.payloadLeft > 0) {
+        const n = Math.min(this.payloadLeft, data.length - at);
+        this.payloadLeft -= n;
+        at += n;
+        continue;
+      }
+      let header: Buffer;
+      let start: number;
+      if (this.headerFill === 0 && data.length - at >= NBD_REQUEST_SIZE) {
+        // The whole header in this piece (the usual case): read in place.
+        header = data;
+        start = at;
+        at += NBD_REQUEST_SIZE;
+      } else {
+        const n = Math.min(NBD_REQUEST_SIZE - this.headerFill, data.length - at);
+        data.copy(this.header, this.headerFill, at, at + n);
+        this.headerFill += n;
+        at += n;
+        if (this.headerFill < NBD_REQUEST_SIZE) continue;
+        this.headerFill = 0;
+        header = this.header;
+        start = 0;
+      }
+      if (!this.follow(header, start)) return;
+    }
+  }
+
+  /** Takes in the header at header[start..]; false (and stopped) on a bad magic. */
+  private follow(header: Buffer, start: number): boolean {
+    if (header.readUInt32BE(start) !== NBD_REQUEST_MAGIC) {
+      this.active = false;
+      this.stopped = true;
+      return false;
+    }
+    if (header.readUInt16BE(start + 6) === NBD_CMD_WRITE) this.payloadLeft = header.readUInt32BE(start + 24);
+    return true;
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * WritePayloadScanner: follows request frames byte by byte, however the bytes
+ * are cut, and tells how much of the current WRITE's payload is still to come.
+ */
+import { describe, expect, it } from 'vitest';
+import { NBD_CMD_READ, NBD_CMD_WRITE, NBD_REQUEST_MAGIC, NBD_REQUEST_SIZE } from '../../../engine/nbd/constants.js';
+import { WritePayloadScanner } from '../../../engine/nbd/write-payload-scanner.js';
+
+function header(type: number, length: number, magic = NBD_REQUEST_MAGIC): Buffer {
+  const h = Buffer.alloc(NBD_REQUEST_SIZE);
+  h.writeUInt32BE(magic, 0);
+  h.writeUInt16BE(type, 6);
+  h.writeUInt32BE(length, 24);
+  return h;
+}
+
+/** WRITE 3000, READ 4096, WRITE 100: the payload bytes left after each byte of the stream. */
+function stream(): { bytes: Buffer; leftAfter: number[] } {
+  const parts = [header(NBD_CMD_WRITE, 3000), Buffer.alloc(3000, 1), header(NBD_CMD_READ, 4096), header(NBD_CMD_WRITE, 100), Buffer.alloc(100, 2)];
+  const leftAfter: number[] = [];
+  for (let i = 0; i < NBD_REQUEST_SIZE - 1; i++) leftAfter.push(0);
+  leftAfter.push(3000);
+  for (let i = 2999; i >= 0; i--) leftAfter.push(i);
+  for (let i = 0; i < 2 * NBD_REQUEST_SIZE - 1; i++) leftAfter.push(0);
+  leftAfter.push(100);
+  for (let i = 99; i >= 0; i--) leftAfter.push(i);
+  return { bytes: Buffer.concat(parts), leftAfter };
+}
+
+describe('WritePayloadScanner', () => {
+  it('knows the payload left after every byte, fed one byte at a time', () => {
+    const { bytes, leftAfter } = stream();
+    const s = new WritePayloadScanner();
+    s.start([]);
+    for (let i = 0; i < bytes.length; i++) {
+      s.received(bytes.subarray(i, i + 1));
+      expect(s.payloadBytesLeft()).toBe(leftAfter[i]);
+    }
+  });
+
+  it('gives the same answers for any cut of the stream, and starts from the unread bytes', () => {
+    const { bytes, leftAfter } = stream();
+    for (const cut of [1, 5, 27, 28, 29, 1000, 3028, 3055, 3100]) {
+      for (const first of [0, 13, 3084]) {
+        const s = new WritePayloadScanner();
+        // Bytes before start() are not followed; those passed to start() are.
+        s.received(Buffer.from([0xff, 0xff]));
+        s.start([bytes.subarray(0, first)]);
+        let at = first;
+        while (at < bytes.length) {
+          const end = Math.min(bytes.length, at + cut);
+          s.received(bytes.subarray(at, end));
+          at = end;
+          expect(s.payloadBytesLeft(), `cut ${cut}, start ${first}, at ${at}`).toBe(leftAfter[at - 1]);
+        }
+      }
+    }
+  });
+
+  it('follows nothing before start() and stops for good at a bad magic', () => {
+    const s = new WritePayloadScanner();
+    s.received(header(NBD_CMD_WRITE, 1 << 20));
+    expect(s.payloadBytesLeft()).toBe(0);
+    s.start([header(NBD_CMD_READ, 512, 0x12345678)]);
+    s.received(header(NBD_CMD_WRITE, 1 << 20));
+    expect(s.payloadBytesLeft()).toBe(0);
+  });
+});

@@ -52,7 +52,7 @@ import type { KernelDialect } from './dialects.js';
 import { DIALECTS } from './dialects.js';
 import { encodeAppendStorage, encodeSnapshotCreatePath } from './dialect-structs.js';
 import type { MapDeps, MappedFile, ReserveSpace } from './mapped-storage.js';
-import { FS_IMMUTABLE_FL, FS_IOC_GETFLAGS, mapNewFile, setImmutable, sharesDisk } from './mapped-storage.js';
+import { isImmutable, mapNewFile, setImmutable, sharesDisk } from './mapped-storage.js';
 import {
   IOCTL_BLKSNAP_SNAPSHOT_COLLECT,
   IOCTL_BLKSNAP_SNAPSHOT_DESTROY,
@@ -796,9 +796,7 @@ export class KernelDriver implements BlksnapDriver {
       return false;
     }
     try {
-      const flags = Buffer.alloc(8);
-      await this.layer.ioctl(first.fd, FS_IOC_GETFLAGS, flags);
-      if ((flags.readUInt32LE(0) & FS_IMMUTABLE_FL) === 0) {
+      if (!(await isImmutable(this.layer, first.fd))) {
         await closeAll();
         return false;
       }

@@ -96,11 +96,22 @@ async function refuseRealtime(layer: IoctlLayer, fd: number, what: string): Prom
   }
 }
 
+/** The inode flags (chattr) of an open file. */
+async function inodeFlags(layer: IoctlLayer, fd: number): Promise<Buffer> {
+  const flags = Buffer.alloc(8);
+  await layer.ioctl(fd, FS_IOC_GETFLAGS, flags);
+  return flags;
+}
+
+/** True when the open file carries FS_IMMUTABLE_FL (a file a driver mapped, until it is released). */
+export async function isImmutable(layer: IoctlLayer, fd: number): Promise<boolean> {
+  return ((await inodeFlags(layer, fd)).readUInt32LE(0) & FS_IMMUTABLE_FL) !== 0;
+}
+
 /** Sets or clears FS_IMMUTABLE_FL on an open file (needs CAP_LINUX_IMMUTABLE). */
 export async function setImmutable(layer: IoctlLayer, fd: number, on: boolean, what: string): Promise<void> {
-  const flags = Buffer.alloc(8);
   try {
-    await layer.ioctl(fd, FS_IOC_GETFLAGS, flags);
+    const flags = await inodeFlags(layer, fd);
     const now = flags.readUInt32LE(0);
     flags.writeUInt32LE(on ? now | FS_IMMUTABLE_FL : now & ~FS_IMMUTABLE_FL, 0);
     await layer.ioctl(fd, FS_IOC_SETFLAGS, flags);

@@ -268,7 +268,6 @@ export class Transmission {
       const refusal = this.check(request);
       // A READ that will be refused holds nothing; a WRITE's payload is read either way.
       const cost = request.type === NBD_CMD_WRITE || (request.type === NBD_CMD_READ && refusal === null) ? request.length : 0;
-      // A refused READ holds nothing and waits for nothing.
       const read = request.type === NBD_CMD_READ && cost > 0;
       const charge = this.tryAdmit(cost, read) ?? (await this.admit(cost, read));
       if (request.type === NBD_CMD_WRITE) {

@@ -2,7 +2,7 @@
 # Installs the Debian packages the tests use, when we are root and they are missing.
 # Not root: prints what is missing; tests that need those tools skip themselves visibly.
 set -euo pipefail
-pkgs=(qemu-utils nbdkit libnbd-bin chromium fuse3 e2fsprogs util-linux gcc libc6-dev libxml2-utils shellcheck openssl dmsetup
+pkgs=(qemu-utils nbdkit libnbd-bin chromium fuse3 e2fsprogs util-linux fdisk gcc libc6-dev libxml2-utils shellcheck openssl dmsetup
   qemu-system-x86 linux-image-cloud-amd64 linux-headers-cloud-amd64 busybox-static kmod cpio xfsprogs)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -28,6 +28,14 @@ export interface BlockDevice extends BlockDeviceMaps {
    */
   readToNow?(offset: number, length: number, target: Buffer, targetOffset: number): boolean;
   /**
+   * Optional: where [offset, offset+length) lies in a file, when those bytes are
+   * exactly the file's bytes there and are the device's live data (a server may
+   * then send them from the page cache by reference, sendfile(2)). Never for a
+   * snapshot image or anything whose bytes are assembled. Null when this range
+   * cannot be had that way now. Range errors throw as in read().
+   */
+  liveFileRange?(offset: number, length: number): LiveFileRange | null;
+  /**
    * Optional fast path: writes like write() without FUA (the buffers back to
    * back), synchronously, when the device can take the write at once (no
    * copy-on-write to do first, a small write the page cache absorbs quickly).
@@ -48,6 +56,14 @@ export interface BlockDevice extends BlockDeviceMaps {
   /** Discard (TRIM): the range may read back as anything afterwards; the engine writes zeroes. */
   discard(offset: number, length: number): Promise<void>;
   writeZeroes(offset: number, length: number): Promise<void>;
+}
+
+/** Bytes of a device found in a file (BlockDevice.liveFileRange). */
+export interface LiveFileRange {
+  /** The open file's descriptor (the device's own; the caller must not close it). */
+  fd: number;
+  /** Where the range starts in the file. */
+  position: number;
 }
 
 /** A run of a device's address space, as extents() describes it. */

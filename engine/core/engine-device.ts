@@ -8,7 +8,7 @@
 import { BlksnapError } from '../abi/errno.js';
 import { SECTOR_SIZE } from '../abi/types.js';
 import { IoGate } from './async-lock.js';
-import type { BlockDevice, BlockExtent, ChangeMap } from './block-device.js';
+import type { BlockDevice, BlockExtent, ChangeMap, LiveFileRange } from './block-device.js';
 import type { FileBlockDevice } from './file-block-device.js';
 import { total } from './file-io.js';
 import { asBuffer, checkRange, checkTarget } from './io-range.js';
@@ -98,6 +98,13 @@ export class EngineDevice implements BlockDevice {
     checkRange(this.name, this.capacity, offset, length);
     checkTarget(this.name, target, targetOffset, length);
     return length === 0 || this.raw.readNowUnchecked(target, targetOffset, length, offset);
+  }
+
+  /** Reads come straight from the raw device, so its bytes are the file's (FileBlockDevice.liveFileRange). */
+  liveFileRange(offset: number, length: number): LiveFileRange | null {
+    this.checkOpen();
+    checkRange(this.name, this.capacity, offset, length);
+    return this.raw.liveFileRange(offset, length);
   }
 
   /**

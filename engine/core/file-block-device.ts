@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import { readFileSync } from 'node:fs';
 import { BlksnapError } from '../abi/errno.js';
 import { SECTOR_SIZE } from '../abi/types.js';
-import type { BlockDevice, BlockExtent } from './block-device.js';
+import type { BlockDevice, BlockExtent, LiveFileRange } from './block-device.js';
 import { fileExtents } from './file-extents.js';
 import { fromNodeError } from './errors.js';
 import { closeFd, fdatasync, readFull, readvFull, total, writeFull, writevFull } from './file-io.js';
@@ -140,6 +140,13 @@ export class FileBlockDevice implements BlockDevice {
     checkRange(this.name, this.capacity, offset, length);
     checkTarget(this.name, target, targetOffset, length);
     return readNoWait(this.fd, target, targetOffset, length, offset);
+  }
+
+  /** The device's bytes are its file's (an image file or a block device). */
+  liveFileRange(offset: number, length: number): LiveFileRange | null {
+    this.checkOpen();
+    checkRange(this.name, this.capacity, offset, length);
+    return { fd: this.fd, position: offset };
   }
 
   /**

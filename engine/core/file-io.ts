@@ -41,6 +41,19 @@ export async function readFull(fd: number, buf: Buffer, off: number, len: number
   }
 }
 
+/** readFull() on the calling thread (for data known to be in the page cache). */
+export function readFullSync(fd: number, buf: Buffer, off: number, len: number, pos: number): void {
+  let done = 0;
+  while (done < len) {
+    const n = fs.readSync(fd, buf, off + done, len - done, pos + done);
+    if (n === 0) {
+      buf.fill(0, off + done, off + len);
+      return;
+    }
+    done += n;
+  }
+}
+
 export async function writeFull(fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<void> {
   let done = 0;
   while (done < len) {

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type { BufferPool } from './buffer-pool.js';
 import type { ByteBudget } from './byte-budget.js';
 import type { ExportSource } from './export-source.js';
+import type { FileReplyCounts } from './file-reply.js';
 import { blockSizesFor } from './flags.js';
 import { negotiate, NbdProtocolError } from './negotiation.js';
 import { RateLimitedLog } from './rate-limited-log.js';
@@ -25,6 +26,12 @@ export interface ConnectionLimits {
    * while their data is still in the CPU's cache.
    */
   readAheadBytes: number;
+  /**
+   * READs of at least this many bytes of a device's live data, all in the page
+   * cache, are sent from it by reference (sendfile(2), engine/nbd/file-reply.ts).
+   * Infinity: never.
+   */
+  fileReplyMinBytes: number;
   /** Bytes a connection may hold without the server-wide budget (so small requests never wait for it). */
   reserveBytes: number;
   /** Received bytes buffered while the server does not read (the socket is paused past this). */
@@ -46,6 +53,8 @@ export interface ConnectionOptions extends ConnectionLimits {
   log: (message: string) => void;
   budget: ByteBudget;
   pool: BufferPool;
+  /** The server's count of replies sent by reference. */
+  fileReplyCounts: FileReplyCounts;
   /** Clock of the log's rate limit. */
   clock: () => number;
   isShuttingDown(): boolean;
@@ -126,6 +135,8 @@ export class NbdConnection {
         maxInFlightBytes: options.maxInFlightBytes,
         maxQueuedReplyBytes: options.maxQueuedReplyBytes,
         readAheadBytes: options.readAheadBytes,
+        fileReplyMinBytes: options.fileReplyMinBytes,
+        fileReplyCounts: options.fileReplyCounts,
         reserveBytes: options.reserveBytes,
         budget: options.budget,
         pool: options.pool,

@@ -15,6 +15,8 @@ import { RateLimitedLog } from './rate-limited-log.js';
 import { withReadBuffer } from './socket-read-buffer.js';
 import { WritePayloadScanner } from './write-payload-scanner.js';
 import { tcpUri, unixUri } from './uri.js';
+import { noFileReplies } from './file-reply.js';
+import type { FileReplyCounts } from './file-reply.js';
 
 export interface NbdServerOptions {
   exports: ExportSource;
@@ -66,6 +68,8 @@ export const DEFAULT_LIMITS: ServerLimits = {
   // Enough to keep the socket busy while the next reads run; few enough that a
   // reply is sent while its data is still in the CPU's cache (docs/nbd.md).
   readAheadBytes: 4 * MiB,
+  // Below this, the copy a reply saves costs less than the system calls that save it.
+  fileReplyMinBytes: 128 * KiB,
   reserveBytes: 1 * MiB,
   readBufferBytes: 1 * MiB,
   sharedBytes: 192 * MiB,
@@ -93,6 +97,8 @@ export interface NbdServerStats {
   waitingForBytes: number;
   /** Connections refused because maxConnections were open. */
   refusedConnections: number;
+  /** READ replies sent from the page cache by reference since the server started (engine/nbd/file-reply.ts). */
+  fileReplies: FileReplyCounts;
 }
 
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -131,6 +137,7 @@ export class NbdServer {
   private readonly limits: ServerLimits;
   private readonly budget: ByteBudget;
   private readonly pool: BufferPool;
+  private readonly fileReplies: FileReplyCounts = noFileReplies();
   private readonly serverLog: RateLimitedLog;
   private refused = 0;
   private readonly listeners: Server[] = [];
@@ -215,6 +222,7 @@ export class NbdServer {
       sharedBytesInUse: this.budget.inUse,
       waitingForBytes: this.budget.waiting,
       refusedConnections: this.refused,
+      fileReplies: { ...this.fileReplies },
     };
   }
 
@@ -274,6 +282,7 @@ export class NbdServer {
         log: (m) => this.serverLog.log(m),
         budget: this.budget,
         pool: this.pool,
+        fileReplyCounts: this.fileReplies,
         clock: this.options.clock ?? Date.now,
         isShuttingDown: () => this.state !== 'running',
         payloadScanner: scanner,

@@ -61,6 +61,10 @@ import { NbdProtocolError } from './negotiation.js';
 import { ConnectionClosedError } from './socket-reader.js';
 import type { SocketReader } from './socket-reader.js';
 import { recycleReadTargets } from './socket-read-buffer.js';
+import { FileReplySender } from './file-reply.js';
+import type { FileReplyCounts } from './file-reply.js';
+import type { LiveFileRange } from '../core/block-device.js';
+import { readFullSync } from '../core/file-io.js';
 
 export interface TransmissionOptions {
   /** Largest READ/WRITE payload accepted (bytes). */
@@ -79,6 +83,13 @@ export interface TransmissionOptions {
    * which no further READ starts; two READs may always run.
    */
   readAheadBytes: number;
+  /**
+   * READs of at least this many bytes of a device's live file data (liveFileRange),
+   * all cached, are sent by reference (file-reply.ts). Default: never (Infinity).
+   */
+  fileReplyMinBytes?: number;
+  /** Counted into when a reply is sent by reference. */
+  fileReplyCounts?: FileReplyCounts;
   /** Bytes the connection may hold without asking the server-wide budget. */
   reserveBytes: number;
   /** The server-wide budget of held bytes. */
@@ -196,6 +207,17 @@ export class Transmission {
   private readonly pool: BufferPool;
   /** Data requests on the asynchronous path, not answered yet (see track()). */
   private readonly running = new Set<Running>();
+  /** Sends large READs of live file data by reference; null: this socket cannot. */
+  private readonly fileReply: FileReplySender | null;
+  private readonly fileReplyMin: number;
+  /**
+   * Replies waiting behind a reply sent by reference that waits for room in the
+   * socket (its header queued, its data to follow once the header has gone); null
+   * when none waits. Everything written meanwhile waits here, in order.
+   */
+  private backlog: (() => void)[] | null = null;
+  /** Bytes of replies in the backlog that hold no charge (counted like queued ones). */
+  private backlogOther = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -204,6 +226,8 @@ export class Transmission {
     private readonly options: TransmissionOptions,
   ) {
     this.pool = options.pool;
+    this.fileReplyMin = options.fileReplyMinBytes ?? Infinity;
+    this.fileReply = this.fileReplyMin === Infinity || device.liveFileRange === undefined ? null : FileReplySender.for(socket);
     const onGone = (): void => this.onHangUp();
     socket.once('close', onGone);
     socket.once('end', onGone);
@@ -300,6 +324,7 @@ export class Transmission {
   private serveNow(request: Request, charge: Charge): boolean {
     const device = this.device;
     if (request.type === NBD_CMD_READ) {
+      if (this.fileReply !== null && request.length >= this.fileReplyMin && this.replyFromFile(request, charge)) return true;
       if (device.readToNow === undefined || request.length > FAST_READ_MAX) return false;
       const structured = this.options.structured === true;
       if (this.overlapsRunning(request, false)) return false;
@@ -341,6 +366,137 @@ export class Transmission {
       return true;
     }
     return false;
+  }
+
+  /**
+   * A READ of live file data, all cached, answered from the page cache by
+   * reference (file-reply.ts). False, with nothing done, when this path does not
+   * apply now (the request then takes the other paths).
+   */
+  private replyFromFile(request: Request, charge: Charge): boolean {
+    const socket = this.socket;
+    if (this.hungUp || socket.destroyed || !socket.writable || this.overlapsRunning(request, false)) return false;
+    const structured = this.options.structured === true;
+    if (structured && this.device.extents !== undefined && !this.allDataNow(request)) return false;
+    let range: LiveFileRange | null;
+    try {
+      range = this.device.liveFileRange!(request.offset, request.length);
+    } catch {
+      return false; // the asynchronous path reports the error
+    }
+    if (range === null || !this.fileReply!.cached(range.fd, range.position, request.length)) return false;
+    const head = Buffer.allocUnsafe(structured ? DATA_CHUNK_HEAD : NBD_SIMPLE_REPLY_SIZE);
+    if (structured) {
+      this.writeChunkHeader(head, request, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, 8 + request.length);
+      head.writeBigUInt64BE(BigInt(request.offset), NBD_STRUCTURED_REPLY_SIZE);
+    } else {
+      this.writeHeader(head, request, 0);
+    }
+    this.emit(0, () => this.sendFromFile(request, head, range, charge));
+    return true;
+  }
+
+  /**
+   * Sends a reply by reference, its turn come: the header and as much data as
+   * the socket takes now; if the socket is full (or Node's stream still holds
+   * bytes), the header is queued on the stream and everything after it waits in
+   * the backlog until the header has gone, then the data follows. Data the
+   * socket does not take is read and written the usual way, before the backlog
+   * moves on.
+   */
+  private sendFromFile(request: Request, head: Buffer, range: LiveFileRange, charge: Charge): void {
+    const socket = this.socket;
+    if (this.hungUp || socket.destroyed || !socket.writable) {
+      this.release(charge);
+      return;
+    }
+    const sender = this.fileReply!;
+    // Whatever this turn queued must be in the socket first: frames never interleave.
+    if (this.corked) this.uncork();
+    let headLeft = head;
+    if (socket.writableLength === 0) {
+      const sent = sender.send(head, range.fd, range.position, request.length);
+      if (sent.head === head.length) {
+        this.sentFromFile(request, range, sent.data, charge);
+        return;
+      }
+      headLeft = head.subarray(sent.head);
+    }
+    // Wait for room: the header goes through the stream; its callback sends the data.
+    this.backlog = [];
+    this.inFlight++;
+    socket.write(headLeft, (err) => {
+      if (err !== undefined && err !== null) this.release(charge);
+      else if (this.hungUp || socket.destroyed) this.release(charge);
+      else if (!sender.cached(range.fd, range.position, request.length)) this.sentFromFile(request, range, 0, charge);
+      else this.sentFromFile(request, range, sender.sendData(range.fd, range.position, request.length), charge);
+      this.finish();
+      this.resume();
+    });
+  }
+
+  /**
+   * The header of a reply by reference and `sent` bytes of its data are in the
+   * socket: counts it, and writes the rest of the data (read synchronously: it
+   * was cached a moment ago) straight to the stream, ahead of the backlog.
+   */
+  private sentFromFile(request: Request, range: LiveFileRange, sent: number, charge: Charge): void {
+    const counts = this.options.fileReplyCounts;
+    if (counts !== undefined && sent > 0) {
+      counts.replies++;
+      counts.bytes += sent;
+      if (sent < request.length) counts.partial++;
+    }
+    if (sent === request.length) {
+      this.release(charge);
+      return;
+    }
+    const left = request.length - sent;
+    const frame = this.pool.take(left);
+    try {
+      readFullSync(range.fd, frame, 0, left, range.position + sent);
+    } catch {
+      // The header is on the wire and the data cannot be read: the protocol
+      // leaves no way to report that but hanging up.
+      this.pool.release(frame);
+      this.release(charge);
+      this.socket.destroy();
+      return;
+    }
+    this.writeFrame(frame, charge);
+  }
+
+  /**
+   * Writes a reply now, or after the reply by reference that waits for room
+   * (`otherBytes`: its bytes that hold no charge, counted as queued meanwhile).
+   */
+  private emit(otherBytes: number, write: () => void): void {
+    if (this.backlog === null) {
+      write();
+      return;
+    }
+    this.backlogOther += otherBytes;
+    this.backlog.push(otherBytes === 0 ? write : () => {
+      this.backlogOther -= otherBytes;
+      write();
+    });
+  }
+
+  /** The reply by reference that waited has gone: writes the backlog, until another one waits. */
+  private resume(): void {
+    const waiting = this.backlog ?? [];
+    this.backlog = null;
+    let i = 0;
+    while (i < waiting.length) {
+      waiting[i++]!();
+      if (this.backlog !== null) {
+        // Another reply waits for room: the rest stays behind it, still in order.
+        this.backlog = waiting.slice(i);
+        this.notify();
+        return;
+      }
+    }
+    this.notify();
   }
 
   /** True when the device tells at once that the request's range has no hole. */
@@ -433,7 +589,7 @@ export class Transmission {
 
   /** Other replies (not held bytes) queued on the socket. */
   private get queuedOther(): number {
-    return Math.max(0, this.socket.writableLength - this.queuedHeld);
+    return Math.max(0, this.socket.writableLength - this.queuedHeld) + this.backlogOther;
   }
 
   private hasRoomFor(cost: number, read: boolean): boolean {
@@ -805,10 +961,14 @@ export class Transmission {
       return;
     }
     this.writeHeader(frame, request, 0);
+    this.emit(0, () => this.writeFrame(frame, charge));
+  }
+
+  /** Writes a frame that holds a charge; the frame and its bytes go back once the socket is done with it (sent or failed). */
+  private writeFrame(frame: Buffer, charge: Charge): void {
     this.corkForTurn();
     this.queuedHeld += frame.length;
-    // The frame and its bytes go back once the socket is done with it (sent or failed).
-    socket.write(frame, () => {
+    this.socket.write(frame, () => {
       this.queuedHeld -= frame.length;
       this.pool.release(frame);
       this.release(charge);
@@ -823,13 +983,7 @@ export class Transmission {
       this.release(charge);
       return;
     }
-    this.corkForTurn();
-    this.queuedHeld += frame.length;
-    socket.write(frame, () => {
-      this.queuedHeld -= frame.length;
-      this.pool.release(frame);
-      this.release(charge);
-    });
+    this.emit(0, () => this.writeFrame(frame, charge));
   }
 
   /** The chunks of one structured reply, written back to back; the last one carries DONE. */
@@ -841,14 +995,16 @@ export class Transmission {
     }
     const last = chunks[chunks.length - 1]!;
     last.writeUInt16BE(last.readUInt16BE(4) | NBD_REPLY_FLAG_DONE, 4);
-    this.corkForTurn();
     let bytes = 0;
     for (const chunk of chunks) bytes += chunk.length;
-    this.queuedHeld += bytes;
-    for (let i = 0; i < chunks.length - 1; i++) socket.write(chunks[i]!);
-    socket.write(last, () => {
-      this.queuedHeld -= bytes;
-      this.release(charge);
+    this.emit(Math.max(0, bytes - charge.bytes), () => {
+      this.corkForTurn();
+      this.queuedHeld += bytes;
+      for (let i = 0; i < chunks.length - 1; i++) socket.write(chunks[i]!);
+      socket.write(last, () => {
+        this.queuedHeld -= bytes;
+        this.release(charge);
+      });
     });
   }
 
@@ -860,17 +1016,17 @@ export class Transmission {
     }
     const header = Buffer.allocUnsafe(NBD_SIMPLE_REPLY_SIZE);
     this.writeHeader(header, request, error);
-    // A header and its data are written back to back: frames never interleave.
-    this.corkForTurn();
-    socket.write(header);
-    if (data.length === 0) {
-      this.release(charge);
-      return;
-    }
-    this.queuedHeld += data.length;
-    socket.write(data, () => {
-      this.queuedHeld -= data.length;
-      this.release(charge);
+    if (data.length === 0) this.release(charge);
+    this.emit(header.length + (data.length === 0 ? 0 : Math.max(0, data.length - charge.bytes)), () => {
+      // A header and its data are written back to back: frames never interleave.
+      this.corkForTurn();
+      socket.write(header);
+      if (data.length === 0) return;
+      this.queuedHeld += data.length;
+      socket.write(data, () => {
+        this.queuedHeld -= data.length;
+        this.release(charge);
+      });
     });
   }
 }

@@ -1,0 +1,97 @@
+/**
+ * READ replies sent from the page cache by reference (sendfile(2)), for the
+ * transmission's large reads of a device's live bytes (BlockDevice.liveFileRange).
+ * A copying reply costs two copies in the server: the page cache into the reply
+ * frame, the frame into the socket. This one costs none: the socket takes the
+ * cached pages themselves, and the client's read copies them once.
+ *
+ * The reply header goes first with send(2), then the data with sendfile(2),
+ * both on the socket's descriptor, without waiting. So that nothing interleaves,
+ * the caller uses this only when Node's stream holds nothing unsent, and sends
+ * whatever did not fit the usual way right after, in the same turn. The socket
+ * gets a send buffer of 4 MiB (the kernel's default, about 200 KiB, takes a
+ * quarter of a 1 MiB reply per call).
+ *
+ * The reading side: sendFileAvailable() (engine/core/send-file.ts) — Linux on
+ * x86-64 with cachestat(2); elsewhere the transmission copies as before.
+ */
+import type { Socket } from 'node:net';
+import { allCached, raiseSendBuffer, sendFileAvailable, sendFileNow, sendNow } from '../core/send-file.js';
+
+/** The send buffer asked for on each connection that sends by reference. */
+export const FILE_REPLY_SEND_BUFFER = 4 * 1024 * 1024;
+
+/** The internal this relies on (net.js: Socket#_handle, a pipe or TCP handle with its descriptor). */
+interface SocketInternals {
+  _handle?: { fd?: unknown } | null;
+  encrypted?: unknown;
+}
+
+/** READ replies sent by reference so far (a server's, over all its connections). */
+export interface FileReplyCounts {
+  /** Replies whose data went by reference, wholly or in part. */
+  replies: number;
+  /** Data bytes sent by reference. */
+  bytes: number;
+  /** Replies of which the socket took only a part (the rest was copied). */
+  partial: number;
+}
+
+export function noFileReplies(): FileReplyCounts {
+  return { replies: 0, bytes: 0, partial: 0 };
+}
+
+/** What went out of one reply. */
+export interface FileReplySent {
+  /** Bytes of the header sent (0: nothing was sent, the reply is still whole). */
+  head: number;
+  /** Bytes of the data sent (only once the whole header went). */
+  data: number;
+}
+
+export class FileReplySender {
+  private constructor(private readonly fd: number) {}
+
+  /**
+   * A sender for this socket, or null when its bytes cannot be sent by reference
+   * (no descriptor of its own, as for a TLS socket or a socket pair in tests;
+   * the system calls missing).
+   */
+  static for(socket: Socket): FileReplySender | null {
+    const internals = socket as unknown as SocketInternals;
+    const fd = internals._handle?.fd;
+    if (internals.encrypted !== undefined || typeof fd !== 'number' || fd < 0 || !sendFileAvailable()) return null;
+    raiseSendBuffer(fd, FILE_REPLY_SEND_BUFFER);
+    return new FileReplySender(fd);
+  }
+
+  /** True when [position, position+length) of `fileFd` is all cached, so sending it never waits for the disk. */
+  cached(fileFd: number, position: number, length: number): boolean {
+    return allCached(fileFd, position, length);
+  }
+
+  /**
+   * Sends `head` and then `length` bytes of `fileFd` from `position`, as far as
+   * the socket takes them without waiting. Never throws: a failure to send
+   * anything is { head: 0 } (the copying path then reports the error).
+   */
+  send(head: Buffer, fileFd: number, position: number, length: number): FileReplySent {
+    let headSent: number;
+    try {
+      headSent = sendNow(this.fd, head, head.length);
+    } catch {
+      return { head: 0, data: 0 };
+    }
+    if (headSent < head.length) return { head: headSent, data: 0 };
+    return { head: headSent, data: this.sendData(fileFd, position, length) };
+  }
+
+  /** Sends `length` bytes of `fileFd` from `position` as far as the socket takes them now; never throws. */
+  sendData(fileFd: number, position: number, length: number): number {
+    try {
+      return sendFileNow(this.fd, fileFd, position, length);
+    } catch {
+      return 0; // the rest is sent the usual way, where the broken socket is noticed
+    }
+  }
+}

@@ -9,8 +9,11 @@
  * both on the socket's descriptor, without waiting. So that nothing interleaves,
  * the caller uses this only when Node's stream holds nothing unsent, and sends
  * whatever did not fit the usual way right after, in the same turn. The socket
- * gets a send buffer of 4 MiB (the kernel's default, about 200 KiB, takes a
- * quarter of a 1 MiB reply per call).
+ * gets a send buffer of 2 MiB: a Unix socket reports room once a quarter of its
+ * buffer is in use, and then a whole 1 MiB reply fits (the kernel's default,
+ * about 200 KiB, takes a quarter of one per call). What a client that does not
+ * read can make the kernel hold grows with it: 2 MiB a connection (docs/nbd.md,
+ * "The limits and what they bound").
  *
  * The reading side: sendFileAvailable() (engine/core/send-file.ts) — Linux on
  * x86-64 with cachestat(2); elsewhere the transmission copies as before.
@@ -19,7 +22,7 @@ import type { Socket } from 'node:net';
 import { allCached, raiseSendBuffer, sendFileAvailable, sendFileNow, sendNow } from '../core/send-file.js';
 
 /** The send buffer asked for on each connection that sends by reference. */
-export const FILE_REPLY_SEND_BUFFER = 4 * 1024 * 1024;
+export const FILE_REPLY_SEND_BUFFER = 2 * 1024 * 1024;
 
 /** The internal this relies on (net.js: Socket#_handle, a pipe or TCP handle with its descriptor). */
 interface SocketInternals {

@@ -15,9 +15,7 @@ import { mkdtemp, open, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createEmbeddedEngine } from '../../engine/core/index.js';
-import { engineExports } from '../../engine/nbd/engine-exports.js';
-import { NbdServer } from '../../engine/nbd/server.js';
+import { startServerChild } from './nbd-server-child.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -59,10 +57,8 @@ export async function sparseCopyBench(): Promise<SparseCopyResult[]> {
   for (let at = 0; at < SPARSE_IMAGE_SIZE; at += DATA_EVERY) await fh.write(randomBytes(MiB), 0, MiB, at);
   await fh.close();
 
-  const engine = createEmbeddedEngine();
-  await engine.addDevice({ path: image, name: 'sparse' });
-  const ours = new NbdServer({ exports: engineExports(engine), unixSocket: join(dir, 'ours.sock') });
-  await ours.start();
+  // Our server in a process of its own, like nbdkit.
+  const ours = await startServerChild({ image, name: 'sparse', dir, plain: false });
   const nbdkitSocket = join(dir, 'nbdkit.sock');
   const nbdkit = spawn('nbdkit', ['--exit-with-parent', '-f', '-r', '-U', nbdkitSocket, 'file', `file=${image}`], { stdio: 'ignore' });
   const results: SparseCopyResult[] = [];
@@ -85,7 +81,6 @@ export async function sparseCopyBench(): Promise<SparseCopyResult[]> {
   } finally {
     nbdkit.kill('SIGTERM');
     await ours.close();
-    await engine.close();
     await rm(dir, { recursive: true, force: true });
   }
   return results;

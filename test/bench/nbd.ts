@@ -37,11 +37,7 @@ import { mkdir, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createEmbeddedEngine } from '../../engine/core/index.js';
-import { engineExports } from '../../engine/nbd/engine-exports.js';
-import { staticExports } from '../../engine/nbd/export-source.js';
-import { NbdServer } from '../../engine/nbd/server.js';
-import { FileDevice } from '../helpers/file-device.js';
+import { startServerChild } from './nbd-server-child.js';
 import { SPARSE_IMAGE_SIZE, sparseCopyBench } from './nbd-sparse-copy.js';
 
 const run = promisify(execFile);
@@ -79,10 +75,6 @@ interface Row {
 
 /** CPU time (µs, user + system, every thread) a server process has used so far. */
 type CpuClock = () => number;
-const benchCpu: CpuClock = () => {
-  const u = process.cpuUsage();
-  return u.user + u.system;
-};
 /** Clock ticks per second of /proc/PID/stat (sysconf(_SC_CLK_TCK); 100 on Linux). */
 const CLK_TCK = 100;
 function processCpu(pid: number): CpuClock {
@@ -188,13 +180,9 @@ async function main(): Promise<void> {
     totalMemBytes: totalmem(),
     loadAverageAtStart: loadNow(),
   };
-  const engine = createEmbeddedEngine();
-  await engine.addDevice({ path: image, name: 'disk1' });
-  const ours = new NbdServer({ exports: engineExports(engine), unixSocket: join(dir, 'ours.sock') });
-  await ours.start();
-  const fileDevice = await FileDevice.open(image, { name: 'file' });
-  const plain = new NbdServer({ exports: staticExports([fileDevice]), unixSocket: join(dir, 'plain.sock') });
-  await plain.start();
+  // Our servers run in a process of their own, like nbdkit (and like the helper in use).
+  const ours = await startServerChild({ image, name: 'disk1', dir, plain: true });
+  const oursCpu = processCpu(ours.pid);
   const nbdkitSocket = join(dir, 'nbdkit.sock');
   const nbdkit = await startNbdkit(nbdkitSocket, image);
   const nbdkitCpu = processCpu(nbdkit.pid ?? -1);
@@ -202,7 +190,7 @@ async function main(): Promise<void> {
 
   const targets: [string, string][] = [
     ['engine device', ours.uriFor('disk1')],
-    ['file device (server only)', plain.uriFor('file')],
+    ['file device (server only)', ours.plainUri()],
   ];
   const rows: Row[] = [];
   const started = Date.now();
@@ -211,7 +199,7 @@ async function main(): Promise<void> {
       const results = new Map<string, Measured[]>([['nbdkit', []], ...targets.map(([t]) => [t, []] as [string, Measured[]])]);
       for (let i = 0; i < REPEATS; i++) {
         results.get('nbdkit')?.push(await measure(op, nbdkitUri, source, nbdkitCpu));
-        for (const [target, uri] of targets) results.get(target)?.push(await measure(op, uri, source, benchCpu));
+        for (const [target, uri] of targets) results.get(target)?.push(await measure(op, uri, source, oursCpu));
       }
       const rateOf = (t: string): number => median((results.get(t) ?? []).map((m) => m.rate));
       const cpuOf = (t: string): number => median((results.get(t) ?? []).map((m) => m.cpuUsPerOp));
@@ -247,12 +235,9 @@ async function main(): Promise<void> {
     const withSnapshot = async (op: Op, exportOf: (image: string) => string, label: string): Promise<void> => {
       const values: Measured[] = [];
       for (let i = 0; i < SNAPSHOT_REPEATS; i++) {
-        const id = await engine.snapshotCreate({ diffStoragePath: join(storageDir, `diff${n++}`), limitSectors: (4 * IMAGE_SIZE) / 512 });
-        await engine.snapshotAdd(id, 'disk1');
-        await engine.snapshotTake(id);
-        const imageName = engine.listImages()[0]?.name ?? '';
-        values.push(await measure(op, ours.uriFor(exportOf(imageName)), source, benchCpu));
-        await engine.snapshotDestroy(id);
+        const imageName = await ours.takeSnapshot(join(storageDir, `diff${n++}`), (4 * IMAGE_SIZE) / 512);
+        values.push(await measure(op, ours.uriFor(exportOf(imageName)), source, oursCpu));
+        await ours.destroySnapshot();
       }
       const value = median(values.map((m) => m.rate));
       const cpuUsPerOp = median(values.map((m) => m.cpuUsPerOp));
@@ -276,9 +261,6 @@ async function main(): Promise<void> {
   } finally {
     nbdkit.kill('SIGTERM');
     await ours.close();
-    await plain.close();
-    await fileDevice.close();
-    await engine.close();
     await rm(dir, { recursive: true, force: true });
   }
 
@@ -329,7 +311,7 @@ async function main(): Promise<void> {
     `sequential: nbdcopy --request-size=1M; scattered 4 KiB: qemu-img bench -c ${RANDOM_OPS} -d ${DEPTH} -S ${STRIDE}; ` +
       `median of ${REPEATS} (snapshot rows: median of ${SNAPSHOT_REPEATS}, each on a fresh snapshot)`,
   );
-  console.log('CPU µs/req: the server process\'s CPU time (user + system, all threads) per request, median (ours: the bench process, which runs our servers)');
+  console.log("CPU µs/req: the server process's CPU time (user + system, all threads) per request, median (ours: the process of our servers, apart from the bench's)");
   console.log(fmt(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const l of lines) console.log(fmt(l));

@@ -109,6 +109,36 @@ describe('InlineWritePolicy', () => {
     expect(policy.allows(512)).toBe(true);
   });
 
+  it('writes back to back read the sleep count once; after a pause, again', () => {
+    let calls = 0;
+    const ticks = [0, 0.01, 0.05, 0.06, 5, 5.01];
+    const policy = new InlineWritePolicy(
+      { maxBytes: 65_536, slowMs: 20, backoffMs: 1000 },
+      () => ticks.shift() ?? 10,
+      () => (calls++, 7),
+    );
+    policy.write(fd, [Buffer.alloc(512)], 0);
+    policy.write(fd, [Buffer.alloc(512)], 512); // 0.04 ms after the first ended: same burst
+    expect(calls).toBe(1);
+    policy.write(fd, [Buffer.alloc(512)], 1024); // 4.94 ms later: read again
+    expect(calls).toBe(2);
+  });
+
+  it('a slow write in a burst after one that slept turns inline writes off', () => {
+    let switches = 3;
+    const ticks = [0, 1, 1.1, 31, 31];
+    const policy = new InlineWritePolicy(
+      { maxBytes: 65_536, slowMs: 20, backoffMs: 1000 },
+      () => ticks.shift() ?? 40,
+      () => switches,
+    );
+    policy.write(fd, [Buffer.alloc(512)], 0);
+    switches = 4; // the first write slept (fast all the same)
+    policy.write(fd, [Buffer.alloc(512)], 512); // 30 ms, back to back with it
+    expect(policy.slowWrites).toBe(1);
+    expect(policy.allows(512)).toBe(false);
+  });
+
   it('a slow write that did not sleep (only preempted) leaves inline writes on', () => {
     const ticks = [0, 50, 50];
     const policy = new InlineWritePolicy(

@@ -144,6 +144,12 @@ interface Refusal {
 }
 
 const TWO_32 = 4294967296;
+
+/** Writes a safe integer as a big-endian 64-bit number (no BigInt on the hot path). */
+function writeU64(target: Buffer, value: number, at: number): void {
+  target.writeUInt32BE(Math.floor(value / TWO_32), at);
+  target.writeUInt32BE(value >>> 0, at + 4);
+}
 const EMPTY = Buffer.alloc(0);
 const NO_CHARGE: Charge = { bytes: 0, shared: false, read: false };
 /** Requests dequeued in one go before the loop lets other connections run. */
@@ -345,7 +351,7 @@ export class Transmission {
       }
       if (structured) {
         this.writeChunkHeader(frame, request, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, 8 + request.length);
-        frame.writeBigUInt64BE(BigInt(request.offset), NBD_STRUCTURED_REPLY_SIZE);
+        writeU64(frame, request.offset, NBD_STRUCTURED_REPLY_SIZE);
         this.sendFrame(frame, charge);
       } else {
         this.replyFrame(request, frame, charge);
@@ -388,11 +394,12 @@ export class Transmission {
     const head = Buffer.allocUnsafe(structured ? DATA_CHUNK_HEAD : NBD_SIMPLE_REPLY_SIZE);
     if (structured) {
       this.writeChunkHeader(head, request, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, 8 + request.length);
-      head.writeBigUInt64BE(BigInt(request.offset), NBD_STRUCTURED_REPLY_SIZE);
+      writeU64(head, request.offset, NBD_STRUCTURED_REPLY_SIZE);
     } else {
       this.writeHeader(head, request, 0);
     }
-    this.emit(0, () => this.sendFromFile(request, head, range, charge));
+    if (this.backlog === null) this.sendFromFile(request, head, range, charge);
+    else this.afterWaiting(0, () => this.sendFromFile(request, head, range, charge));
     return true;
   }
 
@@ -467,16 +474,14 @@ export class Transmission {
   }
 
   /**
-   * Writes a reply now, or after the reply by reference that waits for room
-   * (`otherBytes`: its bytes that hold no charge, counted as queued meanwhile).
+   * Queues a reply's writing behind the reply by reference that waits for room
+   * (the callers write at once when none waits; `otherBytes`: the reply's bytes
+   * that hold no charge, counted as queued meanwhile).
    */
-  private emit(otherBytes: number, write: () => void): void {
-    if (this.backlog === null) {
-      write();
-      return;
-    }
+  private afterWaiting(otherBytes: number, write: () => void): void {
+    const backlog = this.backlog!;
     this.backlogOther += otherBytes;
-    this.backlog.push(otherBytes === 0 ? write : () => {
+    backlog.push(otherBytes === 0 ? write : () => {
       this.backlogOther -= otherBytes;
       write();
     });
@@ -701,7 +706,7 @@ export class Transmission {
         return;
       }
       this.writeChunkHeader(dataFrame, request, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, 8 + request.length);
-      dataFrame.writeBigUInt64BE(BigInt(request.offset), NBD_STRUCTURED_REPLY_SIZE);
+      writeU64(dataFrame, request.offset, NBD_STRUCTURED_REPLY_SIZE);
       this.sendFrame(dataFrame, charge);
       this.finish();
       return;
@@ -774,7 +779,7 @@ export class Transmission {
         throw new ExtentReadError(request.offset, err);
       }
       this.writeChunkHeader(frame, request, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, 8 + request.length);
-      frame.writeBigUInt64BE(BigInt(request.offset), NBD_STRUCTURED_REPLY_SIZE);
+      writeU64(frame, request.offset, NBD_STRUCTURED_REPLY_SIZE);
       this.sendFrame(frame, charge);
       return true;
     }
@@ -782,7 +787,7 @@ export class Transmission {
       if (e.hole) {
         const chunk = Buffer.allocUnsafe(NBD_STRUCTURED_REPLY_SIZE + 12);
         this.writeChunkHeader(chunk, request, 0, NBD_REPLY_TYPE_OFFSET_HOLE, 12);
-        chunk.writeBigUInt64BE(BigInt(e.offset), NBD_STRUCTURED_REPLY_SIZE);
+        writeU64(chunk, e.offset, NBD_STRUCTURED_REPLY_SIZE);
         chunk.writeUInt32BE(e.length, NBD_STRUCTURED_REPLY_SIZE + 8);
         chunks.push(chunk);
       } else {
@@ -793,7 +798,7 @@ export class Transmission {
           throw new ExtentReadError(e.offset, err);
         }
         this.writeChunkHeader(chunk, request, 0, NBD_REPLY_TYPE_OFFSET_DATA, 8 + e.length);
-        chunk.writeBigUInt64BE(BigInt(e.offset), NBD_STRUCTURED_REPLY_SIZE);
+        writeU64(chunk, e.offset, NBD_STRUCTURED_REPLY_SIZE);
         chunks.push(chunk);
       }
     }
@@ -836,7 +841,7 @@ export class Transmission {
     chunk.writeUInt32BE(error, NBD_STRUCTURED_REPLY_SIZE);
     chunk.writeUInt16BE(text.length, NBD_STRUCTURED_REPLY_SIZE + 4);
     text.copy(chunk, NBD_STRUCTURED_REPLY_SIZE + 6);
-    if (offset !== null) chunk.writeBigUInt64BE(BigInt(offset), NBD_STRUCTURED_REPLY_SIZE + 6 + text.length);
+    if (offset !== null) writeU64(chunk, offset, NBD_STRUCTURED_REPLY_SIZE + 6 + text.length);
     return chunk;
   }
 
@@ -961,7 +966,8 @@ export class Transmission {
       return;
     }
     this.writeHeader(frame, request, 0);
-    this.emit(0, () => this.writeFrame(frame, charge));
+    if (this.backlog === null) this.writeFrame(frame, charge);
+    else this.afterWaiting(0, () => this.writeFrame(frame, charge));
   }
 
   /** Writes a frame that holds a charge; the frame and its bytes go back once the socket is done with it (sent or failed). */
@@ -983,7 +989,8 @@ export class Transmission {
       this.release(charge);
       return;
     }
-    this.emit(0, () => this.writeFrame(frame, charge));
+    if (this.backlog === null) this.writeFrame(frame, charge);
+    else this.afterWaiting(0, () => this.writeFrame(frame, charge));
   }
 
   /** The chunks of one structured reply, written back to back; the last one carries DONE. */
@@ -997,14 +1004,18 @@ export class Transmission {
     last.writeUInt16BE(last.readUInt16BE(4) | NBD_REPLY_FLAG_DONE, 4);
     let bytes = 0;
     for (const chunk of chunks) bytes += chunk.length;
-    this.emit(Math.max(0, bytes - charge.bytes), () => {
-      this.corkForTurn();
-      this.queuedHeld += bytes;
-      for (let i = 0; i < chunks.length - 1; i++) socket.write(chunks[i]!);
-      socket.write(last, () => {
-        this.queuedHeld -= bytes;
-        this.release(charge);
-      });
+    if (this.backlog === null) this.writeChunks(chunks, bytes, charge);
+    else this.afterWaiting(Math.max(0, bytes - charge.bytes), () => this.writeChunks(chunks, bytes, charge));
+  }
+
+  private writeChunks(chunks: Buffer[], bytes: number, charge: Charge): void {
+    const socket = this.socket;
+    this.corkForTurn();
+    this.queuedHeld += bytes;
+    for (let i = 0; i < chunks.length - 1; i++) socket.write(chunks[i]!);
+    socket.write(chunks[chunks.length - 1]!, () => {
+      this.queuedHeld -= bytes;
+      this.release(charge);
     });
   }
 
@@ -1017,16 +1028,20 @@ export class Transmission {
     const header = Buffer.allocUnsafe(NBD_SIMPLE_REPLY_SIZE);
     this.writeHeader(header, request, error);
     if (data.length === 0) this.release(charge);
-    this.emit(header.length + (data.length === 0 ? 0 : Math.max(0, data.length - charge.bytes)), () => {
-      // A header and its data are written back to back: frames never interleave.
-      this.corkForTurn();
-      socket.write(header);
-      if (data.length === 0) return;
-      this.queuedHeld += data.length;
-      socket.write(data, () => {
-        this.queuedHeld -= data.length;
-        this.release(charge);
-      });
+    if (this.backlog === null) this.writeReply(header, data, charge);
+    else this.afterWaiting(header.length + (data.length === 0 ? 0 : Math.max(0, data.length - charge.bytes)), () => this.writeReply(header, data, charge));
+  }
+
+  /** A simple reply's header and data, written back to back: frames never interleave. */
+  private writeReply(header: Buffer, data: Buffer, charge: Charge): void {
+    const socket = this.socket;
+    this.corkForTurn();
+    socket.write(header);
+    if (data.length === 0) return;
+    this.queuedHeld += data.length;
+    socket.write(data, () => {
+      this.queuedHeld -= data.length;
+      this.release(charge);
     });
   }
 }

@@ -47,6 +47,8 @@ const RANDOM_OPS = 40_000;
 const DEPTH = 32;
 const STRIDE = 257 * 4096;
 const REPEATS = 5;
+/** Untimed runs of each operation against every server before the timed ones. */
+const WARMUP_ROUNDS = 3;
 const SNAPSHOT_REPEATS = 3;
 
 type Op = 'seq-read-1M' | 'seq-write-1M' | 'rand-read-4k' | 'rand-write-4k';
@@ -111,6 +113,9 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 
 /** Runs one operation against `uri` (served by the process `cpu` watches). */
 async function measure(op: Op, uri: string, source: string, cpu: CpuClock): Promise<Measured> {
+  // Every timed run starts with no dirty pages: the kernel's writeback of an
+  // earlier run's writes would otherwise land on whichever server runs next.
+  await run('sync', []);
   const before = cpu();
   const rate = await measureRate(op, uri, source);
   const requests = op.startsWith('seq') ? IMAGE_SIZE / requestBytes(op) : RANDOM_OPS;
@@ -197,6 +202,13 @@ async function main(): Promise<void> {
   try {
     for (const op of OPS) {
       const results = new Map<string, Measured[]>([['nbdkit', []], ...targets.map(([t]) => [t, []] as [string, Measured[]])]);
+      // Untimed rounds first, for every server alike: our servers' first requests
+      // of a kind run slower (the process starts cold; about 3 runs of 256 MiB to
+      // settle, docs/nbd.md), and the helper serves for hours.
+      for (let i = 0; i < WARMUP_ROUNDS; i++) {
+        await measure(op, nbdkitUri, source, nbdkitCpu);
+        for (const [, uri] of targets) await measure(op, uri, source, oursCpu);
+      }
       for (let i = 0; i < REPEATS; i++) {
         results.get('nbdkit')?.push(await measure(op, nbdkitUri, source, nbdkitCpu));
         for (const [target, uri] of targets) results.get(target)?.push(await measure(op, uri, source, oursCpu));
@@ -309,7 +321,7 @@ async function main(): Promise<void> {
   );
   console.log(
     `sequential: nbdcopy --request-size=1M; scattered 4 KiB: qemu-img bench -c ${RANDOM_OPS} -d ${DEPTH} -S ${STRIDE}; ` +
-      `median of ${REPEATS} (snapshot rows: median of ${SNAPSHOT_REPEATS}, each on a fresh snapshot)`,
+      `median of ${REPEATS} after ${WARMUP_ROUNDS} untimed rounds, each run after a sync (snapshot rows: median of ${SNAPSHOT_REPEATS}, each on a fresh snapshot)`,
   );
   console.log("CPU µs/req: the server process's CPU time (user + system, all threads) per request, median (ours: the process of our servers, apart from the bench's)");
   console.log(fmt(header));

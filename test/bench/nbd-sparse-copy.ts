@@ -22,6 +22,7 @@ const MiB = 1024 * 1024;
 export const SPARSE_IMAGE_SIZE = 4096 * MiB;
 const DATA_EVERY = 100 * MiB;
 const REPEATS = 7;
+const WARMUP = 3;
 
 export interface SparseCopyResult {
   client: 'nbdcopy' | 'qemu-img convert';
@@ -72,6 +73,11 @@ export async function sparseCopyBench(): Promise<SparseCopyResult[]> {
     for (const client of ['nbdcopy', 'qemu-img convert'] as const) {
       const mine: number[] = [];
       const theirs: number[] = [];
+      // Untimed copies first, for both servers alike (our server's process starts cold).
+      for (let i = 0; i < WARMUP; i++) {
+        await copyOnce(client, `nbd+unix:///?socket=${nbdkitSocket}`, out);
+        await copyOnce(client, ours.uriFor('sparse'), out);
+      }
       for (let i = 0; i < REPEATS; i++) {
         theirs.push(await copyOnce(client, `nbd+unix:///?socket=${nbdkitSocket}`, out));
         mine.push(await copyOnce(client, ours.uriFor('sparse'), out));

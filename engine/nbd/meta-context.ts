@@ -9,7 +9,7 @@
  *   contexts use (bit 1 = dirty), for clients written for qemu.
  * N runs from 0 to the table's newest number minus one.
  */
-import type { BlockDevice } from '../core/block-device.js';
+import type { BlockDevice, BlockExtent } from '../core/block-device.js';
 
 export const BASE_ALLOCATION = 'base:allocation';
 export const CHANGED_SINCE_PREFIX = 'blksnap:changed-since:';
@@ -79,24 +79,45 @@ export async function statusRuns(
   length: number,
   maxRuns: number,
 ): Promise<StatusRun[]> {
+  if (context.since !== null) return changeRuns(device, context.since, offset, length, maxRuns);
+  if (device.extents === undefined) return [{ length, flags: 0 }];
+  return allocationRuns(await device.extents(offset, length, maxRuns), maxRuns);
+}
+
+/**
+ * statusRuns() answered synchronously, or null when the device finds its holes
+ * only asynchronously (no extentsNow). Throws what the device throws.
+ */
+export function statusRunsNow(device: BlockDevice, context: MetaContext, offset: number, length: number, maxRuns: number): StatusRun[] | null {
+  if (context.since !== null) return changeRuns(device, context.since, offset, length, maxRuns);
+  if (device.extents === undefined) return [{ length, flags: 0 }];
+  if (device.extentsNow === undefined) return null;
+  return allocationRuns(device.extentsNow(offset, length, maxRuns), maxRuns);
+}
+
+/** base:allocation: holes read as zeroes. */
+function allocationRuns(extents: readonly BlockExtent[], maxRuns: number): StatusRun[] {
   const out: StatusRun[] = [];
-  if (context.since === null) {
-    if (device.extents === undefined) return [{ length, flags: 0 }];
-    for (const e of await device.extents(offset, length, maxRuns)) {
-      if (out.length >= maxRuns && out[out.length - 1]!.flags !== (e.hole ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0)) break;
-      push(out, e.length, e.hole ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0);
-    }
-    return out;
+  for (const e of extents) {
+    const flags = e.hole ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0;
+    if (out.length >= maxRuns && out[out.length - 1]!.flags !== flags) break;
+    push(out, e.length, flags);
   }
+  return out;
+}
+
+/** A change context: blocks whose change number is newer than `since` are dirty. */
+function changeRuns(device: BlockDevice, since: number, offset: number, length: number, maxRuns: number): StatusRun[] {
   const map = device.changeMap?.();
   if (map === undefined) return [{ length, flags: 0 }];
+  const out: StatusRun[] = [];
   const end = offset + length;
   const bs = map.blockBytes;
   let pos = offset;
   while (pos < end) {
     const block = Math.floor(pos / bs);
     const next = Math.min(end, (block + 1) * bs);
-    const flags = (map.numbers[block] ?? 0) > context.since ? NBD_STATE_DIRTY : 0;
+    const flags = (map.numbers[block] ?? 0) > since ? NBD_STATE_DIRTY : 0;
     if (out.length >= maxRuns && out[out.length - 1]!.flags !== flags) break;
     push(out, next - pos, flags);
     pos = next;

@@ -52,8 +52,8 @@ import {
   NBD_STRUCTURED_REPLY_SIZE,
 } from './constants.js';
 import type { BlockExtent } from '../core/block-device.js';
-import { statusRuns } from './meta-context.js';
-import type { MetaContext } from './meta-context.js';
+import { statusRuns, statusRunsNow } from './meta-context.js';
+import type { MetaContext, StatusRun } from './meta-context.js';
 import type { BufferPool } from './buffer-pool.js';
 import type { ByteBudget } from './byte-budget.js';
 import { nbdErrorFor } from './errors.js';
@@ -356,6 +356,14 @@ export class Transmission {
       } else {
         this.replyFrame(request, frame, charge);
       }
+      return true;
+    }
+    if (request.type === NBD_CMD_BLOCK_STATUS) {
+      // Holes from the image file's lseek and change numbers from the live table:
+      // answered at once, no promise (clients like qemu-img ask one run at a time).
+      const chunks = this.blockStatusNow(request);
+      if (chunks === null) return false;
+      this.replyChunks(request, chunks, charge);
       return true;
     }
     if (request.type === NBD_CMD_WRITE) {
@@ -820,17 +828,41 @@ export class Transmission {
   private async blockStatus(request: Request, chunks: Buffer[]): Promise<void> {
     const maxRuns = (request.flags & NBD_CMD_FLAG_REQ_ONE) !== 0 ? 1 : MAX_STATUS_RUNS;
     for (const context of this.options.contexts ?? []) {
-      const runs = await statusRuns(this.device, context, request.offset, request.length, maxRuns);
-      const n = Math.min(runs.length, maxRuns);
-      const chunk = Buffer.allocUnsafe(NBD_STRUCTURED_REPLY_SIZE + 4 + 8 * n);
-      this.writeChunkHeader(chunk, request, 0, NBD_REPLY_TYPE_BLOCK_STATUS, 4 + 8 * n);
-      chunk.writeUInt32BE(context.id, NBD_STRUCTURED_REPLY_SIZE);
-      for (let i = 0; i < n; i++) {
-        chunk.writeUInt32BE(Math.min(runs[i]!.length, request.length), NBD_STRUCTURED_REPLY_SIZE + 4 + 8 * i);
-        chunk.writeUInt32BE(runs[i]!.flags, NBD_STRUCTURED_REPLY_SIZE + 8 + 8 * i);
-      }
-      chunks.push(chunk);
+      chunks.push(this.statusChunk(request, context.id, await statusRuns(this.device, context, request.offset, request.length, maxRuns), maxRuns));
     }
+  }
+
+  /**
+   * BLOCK_STATUS answered synchronously (the fast path): the chunks, or null
+   * when a context's runs can only be had asynchronously or the device threw (the
+   * asynchronous path then answers, and reports the error).
+   */
+  private blockStatusNow(request: Request): Buffer[] | null {
+    const maxRuns = (request.flags & NBD_CMD_FLAG_REQ_ONE) !== 0 ? 1 : MAX_STATUS_RUNS;
+    const chunks: Buffer[] = [];
+    try {
+      for (const context of this.options.contexts ?? []) {
+        const runs = statusRunsNow(this.device, context, request.offset, request.length, maxRuns);
+        if (runs === null) return null;
+        chunks.push(this.statusChunk(request, context.id, runs, maxRuns));
+      }
+    } catch {
+      return null;
+    }
+    return chunks;
+  }
+
+  /** One NBD_REPLY_TYPE_BLOCK_STATUS chunk: the context's id and at most maxRuns descriptors. */
+  private statusChunk(request: Request, contextId: number, runs: readonly StatusRun[], maxRuns: number): Buffer {
+    const n = Math.min(runs.length, maxRuns);
+    const chunk = Buffer.allocUnsafe(NBD_STRUCTURED_REPLY_SIZE + 4 + 8 * n);
+    this.writeChunkHeader(chunk, request, 0, NBD_REPLY_TYPE_BLOCK_STATUS, 4 + 8 * n);
+    chunk.writeUInt32BE(contextId, NBD_STRUCTURED_REPLY_SIZE);
+    for (let i = 0; i < n; i++) {
+      chunk.writeUInt32BE(Math.min(runs[i]!.length, request.length), NBD_STRUCTURED_REPLY_SIZE + 4 + 8 * i);
+      chunk.writeUInt32BE(runs[i]!.flags, NBD_STRUCTURED_REPLY_SIZE + 8 + 8 * i);
+    }
+    return chunk;
   }
 
   private errorChunk(request: Request, error: number, message: string, offset: number | null): Buffer {

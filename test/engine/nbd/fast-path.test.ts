@@ -109,6 +109,36 @@ class SparseFastMemoryDevice extends FastMemoryDevice {
   }
 }
 
+/** 128 KiB of data then a hole; counts the synchronous and asynchronous extent lookups (extentsNow only when `now`). */
+class CountingSparseDevice extends MemoryDevice {
+  now = 0;
+  later = 0;
+  declare extentsNow?: (offset: number, length: number) => BlockExtent[];
+
+  constructor(options: MemoryDeviceOptions, now = true) {
+    super(options);
+    if (now) {
+      this.extentsNow = (offset: number, length: number): BlockExtent[] => {
+        this.now++;
+        return sparseRuns(offset, length);
+      };
+    }
+  }
+
+  extents(offset: number, length: number): Promise<BlockExtent[]> {
+    this.later++;
+    return Promise.resolve(sparseRuns(offset, length));
+  }
+}
+
+function sparseRuns(offset: number, length: number): BlockExtent[] {
+  const end = offset + length;
+  const out: BlockExtent[] = [];
+  if (offset < 128 * KiB) out.push({ offset, length: Math.min(end, 128 * KiB) - offset, hole: false });
+  if (end > 128 * KiB) out.push({ offset: Math.max(offset, 128 * KiB), length: end - Math.max(offset, 128 * KiB), hole: true });
+  return out;
+}
+
 describe('NBD fast path', () => {
   it('answers a structured READ of 64 KiB or more without holes through extentsNow + readToNow; one over a hole gets its OFFSET_HOLE chunk', async () => {
     const dev = new SparseFastMemoryDevice({ name: 'disk1', capacity: 4 * MiB });
@@ -139,6 +169,47 @@ describe('NBD fast path', () => {
     ]);
     expect(chunks[0]?.payload.subarray(8).equals(dev.data.subarray(64 * KiB, 128 * KiB))).toBe(true);
     expect(dev.readNow).toBe(1); // the range with a hole took the asynchronous path
+  });
+
+  it('answers BLOCK_STATUS through extentsNow, at once; a device without it through extents()', async () => {
+    const OPT_SET_META_CONTEXT = 10;
+    const CMD_BLOCK_STATUS = 7;
+    const FLAG_REQ_ONE = 8;
+    const CHUNK_BLOCK_STATUS = 5;
+    const withNow = new CountingSparseDevice({ name: 'disk1', capacity: 4 * MiB });
+    const withoutNow = new CountingSparseDevice({ name: 'disk2', capacity: 4 * MiB }, false);
+    const socketPath = join(dir, 'nbd.sock');
+    server = new NbdServer({ exports: staticExports([withNow, withoutNow]), unixSocket: socketPath });
+    await server.start();
+    const statusOf = async (name: string): Promise<number[][]> => {
+      const c = await RawNbdClient.connect(socketPath);
+      clients.push(c);
+      await c.greet();
+      c.sendOption(OPT.STRUCTURED_REPLY);
+      await c.readOptionReplies();
+      c.sendOption(OPT_SET_META_CONTEXT, RawNbdClient.contextPayload(name, ['base:allocation']));
+      await c.readOptionReplies();
+      c.sendOption(OPT.GO, RawNbdClient.infoPayload(name));
+      await c.readOptionReplies();
+      const answers: number[][] = [];
+      for (const [cookie, offset, flags] of [[1n, 0, 0], [2n, 64 * KiB, FLAG_REQ_ONE], [3n, 200 * KiB, 0]] as const) {
+        c.sendRequest(CMD_BLOCK_STATUS, { cookie, offset: BigInt(offset), length: MiB, flags });
+        const [chunk, ...rest] = await c.readChunks();
+        expect(rest).toEqual([]);
+        expect([chunk?.type, chunk?.flags, chunk?.cookie]).toEqual([CHUNK_BLOCK_STATUS, DONE, cookie]);
+        const p = chunk!.payload;
+        const runs: number[] = [];
+        for (let at = 4; at < p.length; at += 8) runs.push(p.readUInt32BE(at), p.readUInt32BE(at + 4));
+        answers.push(runs);
+      }
+      return answers;
+    };
+    // 128 KiB of data, then a hole (hole|zero = 3); REQ_ONE: one run; a range inside the hole.
+    const expected = [[128 * KiB, 0, MiB - 128 * KiB, 3], [64 * KiB, 0], [MiB, 3]];
+    expect(await statusOf('disk1')).toEqual(expected);
+    expect([withNow.now, withNow.later]).toEqual([3, 0]);
+    expect(await statusOf('disk2')).toEqual(expected);
+    expect([withoutNow.now, withoutNow.later]).toEqual([0, 3]);
   });
 
   it('answers plain READs and WRITEs through readToNow/writeNow, with the right bytes', async () => {

@@ -17,17 +17,19 @@
  * SNAPSHOT_REPEATS runs, each on a fresh snapshot (copy-on-write only happens on
  * the first write of a chunk after take).
  *
- * Run: npm run bench:nbd   (about a minute and a half; writes bench-results/nbd.json
+ * Our servers run in a process of their own (nbd-server-child.ts), like nbdkit.
+ * Each operation runs WARMUP_ROUNDS untimed times against every server first,
+ * and every timed run starts after a sync (no writeback of an earlier run).
+ *
+ * Run: npm run bench:nbd   (about a minute; writes bench-results/nbd.json
  * and a dated copy, with the machine's CPU count and load average at start and end)
  *
- * Last figures (2026-12-02, 2 CPUs shared with other work, load average 0.3-2.9,
- * two runs alternated with the code before this work): seq read 0.87x / 0.74x,
- * seq write 0.73x / 0.70x, 4 KiB reads 0.94x / 0.84x, 4 KiB writes 0.58x / 0.78x
- * nbdkit; COW seq write 0.53x / 0.77x our plain write; sparse copies 0.90x / 0.94x
- * (nbdcopy) and 0.90x / 0.98x (qemu-img convert) nbdkit: 1 target met for certain
- * (COW), 4 KiB reads at the line. The ratios rise with the load (nbdkit's threads
- * use idle cores; our event loop cannot). docs/nbd.md "Bench numbers" has the
- * before/after and the profiles.
+ * Last figures (2026-12-02, 2 CPUs, load average 0.8-1.9, four runs): seq read
+ * 1.03-1.13x, seq write 0.82-0.88x, 4 KiB reads 0.87-0.99x, 4 KiB writes
+ * 0.71-0.85x nbdkit; COW seq write 0.62-0.75x our plain write; sparse copies
+ * 1.01-1.32x (nbdcopy) and 0.88-0.96x (qemu-img convert) nbdkit: 3 targets met
+ * in every run (seq read, COW, nbdcopy sparse copy), 4 KiB reads in two of
+ * four. docs/nbd.md "Bench numbers" has the before/after and the profiles.
  */
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';

@@ -441,13 +441,48 @@ export class Transmission {
     this.backlog = [];
     this.inFlight++;
     socket.write(headLeft, (err) => {
-      if (err !== undefined && err !== null) this.release(charge);
-      else if (this.hungUp || socket.destroyed) this.release(charge);
-      else if (!sender.cached(range.fd, range.position, request.length)) this.sentFromFile(request, range, 0, charge);
-      else this.sentFromFile(request, range, sender.sendData(range.fd, range.position, request.length), charge);
-      this.finish();
-      this.resume();
+      const done = (): void => {
+        this.finish();
+        this.resume();
+      };
+      if ((err !== undefined && err !== null) || this.hungUp || socket.destroyed) {
+        this.release(charge);
+        done();
+        return;
+      }
+      // Asked again, now: the device may have closed meanwhile (and its
+      // descriptor's number been reused), or the pages been evicted.
+      let now: LiveFileRange | null = null;
+      try {
+        now = this.device.liveFileRange!(request.offset, request.length);
+      } catch {
+        now = null;
+      }
+      if (now !== null && sender.cached(now.fd, now.position, request.length)) {
+        this.sentFromFile(request, now, sender.sendData(now.fd, now.position, request.length), charge);
+        done();
+      } else {
+        void this.copyAfterHead(request, charge).then(done);
+      }
     });
+  }
+
+  /**
+   * The data of a reply whose header is on the wire, read the usual way
+   * (through the thread pool: not cached any more), written ahead of the
+   * backlog. A failure can only be answered by hanging up.
+   */
+  private async copyAfterHead(request: Request, charge: Charge): Promise<void> {
+    const frame = this.pool.take(request.length);
+    try {
+      await this.readInto(request.offset, request.length, frame, 0);
+    } catch {
+      this.pool.release(frame);
+      this.release(charge);
+      this.socket.destroy();
+      return;
+    }
+    this.writeFrame(frame, charge);
   }
 
   /**

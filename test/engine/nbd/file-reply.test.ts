@@ -6,7 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -14,6 +14,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createEmbeddedEngine } from '../../../engine/core/index.js';
 import type { EmbeddedEngine } from '../../../engine/core/index.js';
 import { sendFileAvailable } from '../../../engine/core/send-file.js';
+import { FileBlockDevice } from '../../../engine/core/file-block-device.js';
+import { staticExports } from '../../../engine/nbd/export-source.js';
 import { engineExports } from '../../../engine/nbd/engine-exports.js';
 import { NbdServer } from '../../../engine/nbd/server.js';
 import type { ServerLimits } from '../../../engine/nbd/server.js';
@@ -51,6 +53,7 @@ beforeEach(async () => {
   imagePath = join(dir, 'disk1.img');
   content = randomBytes(SIZE);
   await writeFile(imagePath, content);
+  await writeFile(join(dir, 'raw.img'), content);
   await engine.addDevice({ path: imagePath, name: 'disk1' });
 });
 
@@ -183,6 +186,37 @@ describe.skipIf(!sendFileAvailable())('NBD READ replies sent by reference (Linux
     // The device's own READ of the same bytes is live data: by reference, the new bytes.
     expect((await readSimple(dev, 2 * MiB, MiB, 10n)).equals(fresh)).toBe(true);
     expect(fileReplies().replies).toBe(1);
+  });
+
+  it('a reply waiting for room when its device closes never sends another file\'s bytes: the connection is dropped instead', async () => {
+    await start();
+    const raw = await FileBlockDevice.open(join(dir, 'raw.img'), 'raw');
+    await server.close();
+    server = new NbdServer({ exports: staticExports([raw]), unixSocket: join(dir, 'raw.sock') });
+    await server.start();
+    const c = await RawNbdClient.connect(join(dir, 'raw.sock'));
+    clients.push(c);
+    await c.goTo('raw');
+    c.socket.pause();
+    for (let i = 0; i < 12; i++) c.sendRequest(CMD_READ, { cookie: BigInt(i + 1), offset: BigInt(i * MiB), length: MiB });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(fileReplies().replies).toBeGreaterThan(0);
+    expect(fileReplies().replies).toBeLessThan(12); // the rest wait for room
+    await raw.close();
+    // Files opened now are likely to get the closed descriptor's number.
+    const secretPath = join(dir, 'secret');
+    await writeFile(secretPath, Buffer.alloc(16 * MiB, 0xee));
+    const holders = await Promise.all(Array.from({ length: 4 }, () => open(secretPath, 'r')));
+    const received: Buffer[] = [];
+    c.socket.on('data', (d: Buffer) => received.push(d));
+    c.socket.resume();
+    await Promise.race([c.closed, new Promise((r) => setTimeout(r, 5000))]);
+    for (const h of holders) await h.close();
+    const all = Buffer.concat(received);
+    // Whatever arrived is the raw image's bytes, never the secret's.
+    expect(all.includes(Buffer.alloc(4096, 0xee))).toBe(false);
+    expect(c.hasClosed).toBe(true);
+    expect(all.length).toBeLessThan(12 * (MiB + 16));
   });
 
   it.skipIf(!hasCommand('nbdcopy'))('[nbdcopy] a copy of the export in 1 MiB requests over 4 connections is byte-identical, most of it sent by reference', async () => {

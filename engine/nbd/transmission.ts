@@ -452,7 +452,7 @@ export class Transmission {
       }
       // Asked again, now: the device may have closed meanwhile (and its
       // descriptor's number been reused), or the pages been evicted.
-      let now: LiveFileRange | null = null;
+      let now: LiveFileRange | null;
       try {
         now = this.device.liveFileRange!(request.offset, request.length);
       } catch {

@@ -63,7 +63,9 @@ describe.skipIf(!canRun)('[chromium] the storage forecast warns at least 30 s be
       if ((await alert.count()) > 0) overflowAt = Date.now();
       else await p.waitForTimeout(250);
     }
-    expect(await alert.textContent()).toMatch(/no space|ENOSPC|corrupted/i);
+    // The overflow's first alert: the no_space event ("the difference storage is
+    // full") or the corruption it leads to (ENOSPC), whichever the page sees first.
+    expect(await alert.textContent()).toMatch(/difference storage is full|ENOSPC|corrupted/i);
     await gotoScreen(p, 'devices');
     await stopWorkload(p);
 

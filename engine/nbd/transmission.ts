@@ -474,15 +474,28 @@ export class Transmission {
    */
   private async copyAfterHead(request: Request, charge: Charge): Promise<void> {
     const frame = this.pool.take(request.length);
+    let read = true;
     try {
       await this.readInto(request.offset, request.length, frame, 0);
     } catch {
-      this.pool.release(frame);
-      this.release(charge);
-      this.socket.destroy();
+      read = false;
+    }
+    this.writeRest(frame, charge, read);
+  }
+
+  /**
+   * Writes the rest of a reply whose header is on the wire; when that rest
+   * could not be read, hangs up instead: the protocol has no other way to
+   * report an error once the header has gone.
+   */
+  private writeRest(frame: Buffer, charge: Charge, read: boolean): void {
+    if (read) {
+      this.writeFrame(frame, charge);
       return;
     }
-    this.writeFrame(frame, charge);
+    this.pool.release(frame);
+    this.release(charge);
+    this.socket.destroy();
   }
 
   /**
@@ -503,17 +516,13 @@ export class Transmission {
     }
     const left = request.length - sent;
     const frame = this.pool.take(left);
+    let read = true;
     try {
       readFullSync(range.fd, frame, 0, left, range.position + sent);
     } catch {
-      // The header is on the wire and the data cannot be read: the protocol
-      // leaves no way to report that but hanging up.
-      this.pool.release(frame);
-      this.release(charge);
-      this.socket.destroy();
-      return;
+      read = false;
     }
-    this.writeFrame(frame, charge);
+    this.writeRest(frame, charge, read);
   }
 
   /**

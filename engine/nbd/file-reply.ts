@@ -7,16 +7,18 @@
  *
  * The reply header goes first with send(2), then the data with sendfile(2),
  * both on the socket's descriptor, without waiting. So that nothing interleaves,
- * the caller uses this only when Node's stream holds nothing unsent, and sends
- * whatever did not fit the usual way right after, in the same turn. The socket
+ * the caller (transmission.ts) sends directly only when Node's stream holds
+ * nothing unsent, and sends whatever did not fit the usual way right after, in
+ * the same turn; when the socket is full it queues the header on the stream and
+ * sends the data once the header has gone, holding later replies back. The socket
  * gets a send buffer of 2 MiB: a Unix socket reports room once a quarter of its
  * buffer is in use, and then a whole 1 MiB reply fits (the kernel's default,
  * about 200 KiB, takes a quarter of one per call). What a client that does not
  * read can make the kernel hold grows with it: 2 MiB a connection (docs/nbd.md,
  * "The limits and what they bound").
  *
- * The reading side: sendFileAvailable() (engine/core/send-file.ts) — Linux on
- * x86-64 with cachestat(2); elsewhere the transmission copies as before.
+ * Where it works: sendFileAvailable() (engine/core/send-file.ts), Linux on
+ * x86-64 with cachestat(2) (6.5+); elsewhere the transmission copies as before.
  */
 import type { Socket } from 'node:net';
 import { allCached, raiseSendBuffer, sendFileAvailable, sendFileNow, sendNow } from '../core/send-file.js';

@@ -2,8 +2,9 @@
  * The transmission phase of one connection: requests are read one after the
  * other and run concurrently (up to maxInFlight); each reply goes out as one
  * uninterrupted frame (header and data written back to back), in
- * whatever order the device completes them; replies finished in the same
- * event-loop turn are batched into one writev.
+ * whatever order the device completes them; replies of the asynchronous path
+ * finished in the same event-loop turn are batched into one writev, fast-path
+ * replies are written at once.
  *
  * Hot-path economy: a READ of a device that can read into a given buffer
  * (BlockDevice.readTo) is read straight into its reply frame (header and data in
@@ -206,6 +207,14 @@ export class Transmission {
   private shuttingDown = false;
   private hungUp = false;
   private corked = false;
+  /**
+   * True while the fast path answers a request: its reply is written at once,
+   * not corked until the end of the turn. The run loop answers every request
+   * already received before it yields (up to BATCH), and a client kept waiting
+   * for the lot sends its next requests later (measured: 4 KiB reads and writes,
+   * depth 32, 10-25% faster this way; 1 MiB requests unchanged).
+   */
+  private answeringNow = false;
   private readonly uncork = (): void => {
     this.corked = false;
     this.socket.uncork();
@@ -310,7 +319,10 @@ export class Transmission {
       }
       this.inFlight++;
       const servable = refusal === null && !this.shuttingDown && !this.hungUp;
-      if (servable && this.serveNow(request, charge)) {
+      this.answeringNow = true;
+      const answered = servable && this.serveNow(request, charge);
+      this.answeringNow = false;
+      if (answered) {
         this.finish();
         continue;
       }
@@ -1022,10 +1034,12 @@ export class Transmission {
   }
 
   /**
-   * Replies finished in the same event-loop turn (e.g. all the device reads the
-   * poll phase completed) leave in one writev at the check phase.
+   * Replies of the asynchronous path finished in the same event-loop turn (e.g.
+   * all the device reads the poll phase completed) leave in one writev at the
+   * check phase. Fast-path replies are written at once (answeringNow).
    */
   private corkForTurn(): void {
+    if (this.answeringNow) return;
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();

@@ -24,12 +24,12 @@
  * Run: npm run bench:nbd   (about a minute; writes bench-results/nbd.json
  * and a dated copy, with the machine's CPU count and load average at start and end)
  *
- * Last figures (2026-12-02, 2 CPUs, load average 0.8-1.9, four runs): seq read
- * 1.03-1.13x, seq write 0.82-0.88x, 4 KiB reads 0.87-0.99x, 4 KiB writes
- * 0.71-0.85x nbdkit; COW seq write 0.62-0.75x our plain write; sparse copies
- * 1.01-1.32x (nbdcopy) and 0.88-0.96x (qemu-img convert) nbdkit: 3 targets met
- * in every run (seq read, COW, nbdcopy sparse copy), 4 KiB reads in two of
- * four. docs/nbd.md "Bench numbers" has the before/after and the profiles.
+ * Last figures (2026-12-02 evening, 2 CPUs, load average 1.9-2.5, four runs):
+ * seq read 1.00-1.05x, seq write 0.82-0.95x, 4 KiB reads 1.01-1.17x, 4 KiB
+ * writes 0.76-0.86x nbdkit; COW seq write 0.71-1.01x our plain write; sparse
+ * copies 1.11-1.38x (nbdcopy) and 0.92-1.16x (qemu-img convert) nbdkit: 4
+ * targets met in every run (seq read, 4 KiB reads, COW, nbdcopy sparse copy).
+ * docs/nbd.md "Bench numbers" has the before/after and the profiles.
  */
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';

@@ -100,10 +100,9 @@ export class EngineDevice implements BlockDevice {
     return length === 0 || this.raw.readNowUnchecked(target, targetOffset, length, offset);
   }
 
-  /** Reads come straight from the raw device, so its bytes are the file's (FileBlockDevice.liveFileRange). */
+  /** Reads come straight from the raw device, so its bytes are the file's (FileBlockDevice.liveFileRange, which checks the range). */
   liveFileRange(offset: number, length: number): LiveFileRange | null {
     this.checkOpen();
-    checkRange(this.name, this.capacity, offset, length);
     return this.raw.liveFileRange(offset, length);
   }
 

@@ -62,6 +62,12 @@ function load(): Calls | null {
 
 /** False once cachestat answered that it does not exist here (ENOSYS): nothing is sent by reference then. */
 let cachestatWorks = true;
+/** Writes a safe integer as a little-endian 64-bit number (no BigInt per call). */
+function writeU64LE(target: Buffer, value: number, at: number): void {
+  target.writeUInt32LE(value >>> 0, at);
+  target.writeUInt32LE(Math.floor(value / 4294967296), at + 4);
+}
+
 const RANGE = Buffer.alloc(16);
 const STAT = Buffer.alloc(40);
 const OFFSET = Buffer.alloc(8);
@@ -75,8 +81,8 @@ export function sendFileAvailable(): boolean {
 export function allCached(fd: number, pos: number, len: number): boolean {
   const c = load();
   if (c === null || !cachestatWorks || len <= 0) return false;
-  RANGE.writeBigUInt64LE(BigInt(pos), 0);
-  RANGE.writeBigUInt64LE(BigInt(len), 8);
+  writeU64LE(RANGE, pos, 0);
+  writeU64LE(RANGE, len, 8);
   if (Number(c.cachestat(SYS_CACHESTAT, fd, RANGE, STAT, 0)) !== 0) {
     if (koffi.errno() === 38) cachestatWorks = false;
     return false;
@@ -112,7 +118,7 @@ export function sendFileNow(socketFd: number, fileFd: number, pos: number, len: 
   if (c === null) return 0;
   let sent = 0;
   while (sent < len) {
-    OFFSET.writeBigInt64LE(BigInt(pos + sent), 0);
+    writeU64LE(OFFSET, pos + sent, 0);
     const n = Number(c.sendfile(socketFd, fileFd, OFFSET, len - sent));
     if (n > 0) {
       sent += n;

@@ -362,8 +362,7 @@ export class Transmission {
         return false;
       }
       if (structured) {
-        this.writeChunkHeader(frame, request, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, 8 + request.length);
-        writeU64(frame, request.offset, NBD_STRUCTURED_REPLY_SIZE);
+        this.writeDataHead(frame, request);
         this.sendFrame(frame, charge);
       } else {
         this.replyFrame(request, frame, charge);
@@ -413,8 +412,7 @@ export class Transmission {
     if (range === null || !this.fileReply!.cached(range.fd, range.position, request.length)) return false;
     const head = Buffer.allocUnsafe(structured ? DATA_CHUNK_HEAD : NBD_SIMPLE_REPLY_SIZE);
     if (structured) {
-      this.writeChunkHeader(head, request, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, 8 + request.length);
-      writeU64(head, request.offset, NBD_STRUCTURED_REPLY_SIZE);
+      this.writeDataHead(head, request);
     } else {
       this.writeHeader(head, request, 0);
     }
@@ -769,8 +767,7 @@ export class Transmission {
         this.finish();
         return;
       }
-      this.writeChunkHeader(dataFrame, request, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, 8 + request.length);
-      writeU64(dataFrame, request.offset, NBD_STRUCTURED_REPLY_SIZE);
+      this.writeDataHead(dataFrame, request);
       this.sendFrame(dataFrame, charge);
       this.finish();
       return;
@@ -842,8 +839,7 @@ export class Transmission {
         this.pool.release(frame);
         throw new ExtentReadError(request.offset, err);
       }
-      this.writeChunkHeader(frame, request, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, 8 + request.length);
-      writeU64(frame, request.offset, NBD_STRUCTURED_REPLY_SIZE);
+      this.writeDataHead(frame, request);
       this.sendFrame(frame, charge);
       return true;
     }
@@ -931,6 +927,12 @@ export class Transmission {
     text.copy(chunk, NBD_STRUCTURED_REPLY_SIZE + 6);
     if (offset !== null) writeU64(chunk, offset, NBD_STRUCTURED_REPLY_SIZE + 6 + text.length);
     return chunk;
+  }
+
+  /** The head of a structured READ answered by one OFFSET_DATA chunk: its header (DONE) and the offset. */
+  private writeDataHead(target: Buffer, request: Request): void {
+    this.writeChunkHeader(target, request, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, 8 + request.length);
+    writeU64(target, request.offset, NBD_STRUCTURED_REPLY_SIZE);
   }
 
   private writeChunkHeader(target: Buffer, request: Request, flags: number, type: number, length: number): void {

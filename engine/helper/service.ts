@@ -53,6 +53,8 @@ const OK = { ok: true as const };
 export class HelperService {
   readonly book = new SnapshotBook();
   private readonly pumps = new Map<SnapshotId, EventPump>();
+  /** Background work (state writes, releases of a gone snapshot's files) not settled yet. */
+  private readonly background = new Set<Promise<void>>();
   /** After stopPumps (shutdown): requests still in flight start no new pump. */
   private pumpsStopped = false;
   /** Snapshots a snapshotDestroy of ours is destroying: it, not their pump, announces them. */
@@ -165,12 +167,13 @@ export class HelperService {
     }
   }
 
-  /** Stops every event pump (shutdown). */
+  /** Stops every event pump (shutdown), then waits for the state writes and file releases still running. */
   async stopPumps(): Promise<void> {
     this.pumpsStopped = true;
     const pumps = [...this.pumps.values()];
     this.pumps.clear();
     await Promise.all(pumps.map((p) => p.stop()));
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
   }
 
   /** Storage files of snapshots the helper created, still on disk (shutdown cleanup). */
@@ -602,27 +605,42 @@ export class HelperService {
     };
   }
 
-  /** A snapshot the driver no longer knows, destroyed by someone else (e.g. the blksnap tool). */
   /** Metadata is a convenience: a failure to persist it is logged, never fails the snapshot operation. */
   private recordMeta(write: () => Promise<void>): Promise<void> {
     return this.keep('the snapshot names and times', write);
   }
 
-  /** Writes helper state; a failure is logged, never fails the operation that caused it. */
-  private async keep(what: string, write: () => Promise<void>): Promise<void> {
-    try {
-      await write();
-    } catch (err) {
-      this.log(`cannot save ${what}: ${(err as Error).message}`);
-    }
+  /**
+   * Writes helper state; a failure is logged, never fails the operation that caused
+   * it. Tracked until it settles, so that shutdown (stopPumps) waits for it.
+   */
+  private keep(what: string, write: () => Promise<void>): Promise<void> {
+    return this.tracked(
+      (async () => {
+        try {
+          await write();
+        } catch (err) {
+          this.log(`cannot save ${what}: ${(err as Error).message}`);
+        }
+      })(),
+    );
   }
 
+  /** Work started in the background (not awaited by its caller), until it settles. */
+  private tracked(work: Promise<void>): Promise<void> {
+    this.background.add(work);
+    const done = (): void => void this.background.delete(work);
+    work.then(done, done);
+    return work;
+  }
+
+  /** A snapshot the driver no longer knows, destroyed by someone else (e.g. the blksnap tool). */
   private forgetGone(id: SnapshotId): void {
     void this.recordMeta(() => this.meta.forget(id));
     void this.keep('the event history', () => this.history.ended(id));
     const rec = this.book.delete(id);
     if (!rec) return;
-    void this.releaseAfterGone(id, rec);
+    void this.tracked(this.releaseAfterGone(id, rec));
     this.broadcast('snapshot', { id, state: 'destroyed' });
   }
 

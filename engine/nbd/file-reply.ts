@@ -40,10 +40,14 @@ export interface FileReplyCounts {
   bytes: number;
   /** Replies of which the socket took only a part (the rest was copied). */
   partial: number;
+  /** Fast-path replies (copied frames and WRITE replies) written straight to the socket's descriptor, wholly or in part. */
+  direct: number;
+  /** Of those, replies the socket took only a part of (the rest went through the stream). */
+  directPartial: number;
 }
 
 export function noFileReplies(): FileReplyCounts {
-  return { replies: 0, bytes: 0, partial: 0 };
+  return { replies: 0, bytes: 0, partial: 0, direct: 0, directPartial: 0 };
 }
 
 /** What went out of one reply. */
@@ -60,14 +64,28 @@ export class FileReplySender {
   /**
    * A sender for this socket, or null when its bytes cannot be sent by reference
    * (no descriptor of its own, as for a TLS socket or a socket pair in tests;
-   * the system calls missing).
+   * the system calls missing). `fileData`: the socket will carry file data by
+   * reference, and gets the larger send buffer for it (FILE_REPLY_SEND_BUFFER).
    */
-  static for(socket: Socket): FileReplySender | null {
+  static for(socket: Socket, fileData = true): FileReplySender | null {
     const internals = socket as unknown as SocketInternals;
     const fd = internals._handle?.fd;
     if (internals.encrypted !== undefined || typeof fd !== 'number' || fd < 0 || !sendFileAvailable()) return null;
-    raiseSendBuffer(fd, FILE_REPLY_SEND_BUFFER);
+    if (fileData) raiseSendBuffer(fd, FILE_REPLY_SEND_BUFFER);
     return new FileReplySender(fd);
+  }
+
+  /**
+   * Sends `buf` as far as the socket takes it now, without waiting: the bytes
+   * sent (0 when the socket is full or broken; the rest goes the usual way,
+   * where a broken socket is noticed). Never throws.
+   */
+  sendBytes(buf: Buffer): number {
+    try {
+      return sendNow(this.fd, buf, buf.length);
+    } catch {
+      return 0;
+    }
   }
 
   /** True when [position, position+length) of `fileFd` is all cached, so sending it never waits for the disk. */

@@ -224,6 +224,8 @@ export class Transmission {
   private readonly running = new Set<Running>();
   /** Sends large READs of live file data by reference; null: this socket cannot. */
   private readonly fileReply: FileReplySender | null;
+  /** Writes fast-path replies straight to the socket's descriptor (sendNow); null: this socket cannot. */
+  private readonly direct: FileReplySender | null;
   private readonly fileReplyMin: number;
   /**
    * Replies waiting behind a reply sent by reference that waits for room in the
@@ -242,7 +244,9 @@ export class Transmission {
   ) {
     this.pool = options.pool;
     this.fileReplyMin = options.fileReplyMinBytes ?? Infinity;
-    this.fileReply = this.fileReplyMin === Infinity || device.liveFileRange === undefined ? null : FileReplySender.for(socket);
+    const fileData = this.fileReplyMin !== Infinity && device.liveFileRange !== undefined;
+    this.direct = FileReplySender.for(socket, fileData);
+    this.fileReply = fileData ? this.direct : null;
     const onGone = (): void => this.onHangUp();
     socket.once('close', onGone);
     socket.once('end', onGone);
@@ -1049,6 +1053,25 @@ export class Transmission {
     }
   }
 
+  /**
+   * A fast-path reply written straight to the socket's descriptor, bypassing
+   * Node's stream (its write request, callbacks and ticks cost more than the
+   * system call for a small reply): only while nothing is queued before it, so
+   * frames stay in order. Returns the bytes sent; the caller writes the rest the
+   * usual way, at once (a partial frame is never left half-sent).
+   */
+  private sendDirect(buf: Buffer): number {
+    const socket = this.socket;
+    if (!this.answeringNow || this.direct === null || this.backlog !== null || socket.writableLength !== 0 || socket.destroyed) return 0;
+    const sent = this.direct.sendBytes(buf);
+    const counts = this.options.fileReplyCounts;
+    if (counts !== undefined && sent > 0) {
+      counts.direct++;
+      if (sent < buf.length) counts.directPartial++;
+    }
+    return sent;
+  }
+
   /** A successful READ whose data is already in place after the header room. */
   private replyFrame(request: Request, frame: Buffer, charge: Charge): void {
     const socket = this.socket;
@@ -1064,9 +1087,15 @@ export class Transmission {
 
   /** Writes a frame that holds a charge; the frame and its bytes go back once the socket is done with it (sent or failed). */
   private writeFrame(frame: Buffer, charge: Charge): void {
+    const sent = this.sendDirect(frame);
+    if (sent === frame.length) {
+      this.pool.release(frame);
+      this.release(charge);
+      return;
+    }
     this.corkForTurn();
     this.queuedHeld += frame.length;
-    this.socket.write(frame, () => {
+    this.socket.write(sent === 0 ? frame : frame.subarray(sent), () => {
       this.queuedHeld -= frame.length;
       this.pool.release(frame);
       this.release(charge);
@@ -1127,9 +1156,15 @@ export class Transmission {
   /** A simple reply's header and data, written back to back: frames never interleave. */
   private writeReply(header: Buffer, data: Buffer, charge: Charge): void {
     const socket = this.socket;
+    if (data.length === 0) {
+      const sent = this.sendDirect(header);
+      if (sent === header.length) return;
+      this.corkForTurn();
+      socket.write(sent === 0 ? header : header.subarray(sent));
+      return;
+    }
     this.corkForTurn();
     socket.write(header);
-    if (data.length === 0) return;
     this.queuedHeld += data.length;
     socket.write(data, () => {
       this.queuedHeld -= data.length;

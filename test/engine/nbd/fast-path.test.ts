@@ -344,4 +344,55 @@ describe('NBD ordering of overlapping requests on one connection', () => {
     expect(dev.wroteNow).toBe(8);
     for (let i = 0; i < 8; i++) expect(dev.data[i * 4096]).toBe(i + 1);
   });
+  it('fast-path replies go straight to the socket; while the client reads nothing they fill it, one in part, and all arrive whole while more requests come in as they drain', async () => {
+    const dev = new FastMemoryDevice({ name: 'disk1', capacity: 16 * MiB });
+    for (let i = 0; i < dev.data.length; i++) dev.data[i] = (i * 13 + (i >> 12)) & 0xff;
+    const expected = Buffer.from(dev.data);
+    const c = await serveAndConnect(dev);
+    // READs of 200 KiB (several MiB of replies, more than the socket holds) mixed
+    // with 4 KiB WRITEs elsewhere, all answered on the fast path.
+    const readLength = 200 * KiB;
+    const lengths = new Map<bigint, number>();
+    let next = 0;
+    const sendWave = (n: number): void => {
+      for (let k = 0; k < n; k++, next++) {
+        const cookie = BigInt(2 * next + 1);
+        c.sendRequest(CMD.READ, { cookie, offset: BigInt((next % 32) * 256 * KiB), length: readLength });
+        lengths.set(cookie, readLength);
+        const payload = Buffer.alloc(4096, (next % 250) + 1);
+        c.sendRequest(CMD.WRITE, { cookie: cookie + 1n, offset: BigInt(8 * MiB + next * 4096), length: 4096, payload });
+        lengths.set(cookie + 1n, 0);
+        payload.copy(expected, 8 * MiB + next * 4096);
+      }
+    };
+    c.socket.pause();
+    sendWave(40);
+    await new Promise((r) => setTimeout(r, 300));
+    const whilePaused = server!.stats().fileReplies;
+    c.socket.resume();
+    // More requests while the queued replies drain: each reply read is followed
+    // by a new request, whose reply must wait behind the queued ones.
+    const seen = new Set<bigint>();
+    for (let i = 0; i < lengths.size; i++) {
+      if (next < 200) sendWave(1);
+      const reply = await c.readReply((cookie) => lengths.get(cookie) ?? 0);
+      expect(reply.magic, `reply ${i}`).toBe(0x67446698);
+      expect(reply.error).toBe(0);
+      const n = Number(reply.cookie);
+      if (n % 2 === 1) {
+        const offset = (((n - 1) / 2) % 32) * 256 * KiB;
+        expect(reply.data.equals(expected.subarray(offset, offset + readLength)), `READ ${n}`).toBe(true);
+      }
+      seen.add(reply.cookie);
+    }
+    expect(seen.size).toBe(400);
+    expect(dev.data.equals(expected)).toBe(true);
+    expect(dev.readNow).toBe(200);
+    expect(dev.wroteNow).toBe(200);
+    // Replies went straight to the socket until it was full, one of them in part;
+    // the rest waited in the stream.
+    expect(whilePaused.direct).toBeGreaterThan(0);
+    expect(whilePaused.directPartial).toBeGreaterThan(0);
+    expect(whilePaused.direct).toBeLessThan(80);
+  });
 });

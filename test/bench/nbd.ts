@@ -24,11 +24,12 @@
  * Run: npm run bench:nbd   (about a minute; writes bench-results/nbd.json
  * and a dated copy, with the machine's CPU count and load average at start and end)
  *
- * Last figures (2026-12-02 evening, 2 CPUs, load average 1.9-2.5, four runs):
- * seq read 1.00-1.05x, seq write 0.82-0.95x, 4 KiB reads 1.01-1.17x, 4 KiB
- * writes 0.76-0.86x nbdkit; COW seq write 0.71-1.01x our plain write; sparse
- * copies 1.11-1.38x (nbdcopy) and 0.92-1.16x (qemu-img convert) nbdkit: 4
- * targets met in every run (seq read, 4 KiB reads, COW, nbdcopy sparse copy).
+ * Last figures (2026-12-03, 2 CPUs, load average 1.2-2.3, five runs): seq
+ * read 0.90-1.05x, seq write 0.57-0.88x, 4 KiB reads 0.74-1.17x, 4 KiB writes
+ * 0.78-0.83x nbdkit; COW seq write 0.66-0.87x our plain write; sparse copies
+ * 0.97-1.29x (nbdcopy) and 0.94-1.09x (qemu-img convert) nbdkit. Met in every
+ * run: seq read and COW; never: seq write and 4 KiB writes (one event loop
+ * against nbdkit's threads).
  * docs/nbd.md "Bench numbers" has the before/after and the profiles.
  */
 import { execFile, spawn } from 'node:child_process';

@@ -1131,10 +1131,20 @@ export class Transmission {
 
   private writeChunks(chunks: Buffer[], bytes: number, charge: Charge): void {
     const socket = this.socket;
+    let last = chunks[chunks.length - 1]!;
+    if (chunks.length === 1) {
+      // One chunk (a BLOCK_STATUS reply with REQ_ONE, as qemu-img asks): straight to the socket if it takes it.
+      const sent = this.sendDirect(last);
+      if (sent === last.length) {
+        this.release(charge);
+        return;
+      }
+      last = last.subarray(sent);
+    }
     this.corkForTurn();
     this.queuedHeld += bytes;
     for (let i = 0; i < chunks.length - 1; i++) socket.write(chunks[i]!);
-    socket.write(chunks[chunks.length - 1]!, () => {
+    socket.write(last, () => {
       this.queuedHeld -= bytes;
       this.release(charge);
     });

@@ -208,8 +208,12 @@ describe('NBD fast path', () => {
     const expected = [[128 * KiB, 0, MiB - 128 * KiB, 3], [64 * KiB, 0], [MiB, 3]];
     expect(await statusOf('disk1')).toEqual(expected);
     expect([withNow.now, withNow.later]).toEqual([3, 0]);
+    // Answered at once, each reply went straight to the socket (one chunk each).
+    expect(server.stats().fileReplies.direct).toBe(3);
     expect(await statusOf('disk2')).toEqual(expected);
     expect([withoutNow.now, withoutNow.later]).toEqual([0, 3]);
+    // The asynchronous path's replies go through the stream.
+    expect(server.stats().fileReplies.direct).toBe(3);
   });
 
   it('answers plain READs and WRITEs through readToNow/writeNow, with the right bytes', async () => {

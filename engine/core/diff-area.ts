@@ -447,6 +447,56 @@ export class DiffArea {
   }
 
   /**
+   * imageReadInto() done synchronously, for the NBD server's fast path, when
+   * nothing has to wait: no chunk of the range is locked (no copy-on-write, store
+   * or image write of it is running: every change of a chunk's state or bytes
+   * happens under its lock, and nothing else runs until this returns) and every
+   * byte is in memory or in the page cache (RWF_NOWAIT reads of the original and
+   * of the difference storage). False when it cannot, with `out` unspecified: the
+   * caller then uses imageReadInto(), which also reports the errors.
+   */
+  imageReadIntoNow(offset: number, length: number, out: Buffer, outOff: number): boolean {
+    if (this.corrupted || this.released) return false;
+    if (length === 0) return true;
+    const end = offset + length;
+    const cb = this.chunkBytes;
+    const first = Math.floor(offset / cb);
+    const last = Math.floor((end - 1) / cb);
+    for (let nr = first; nr <= last; nr++) {
+      if (this.locks.isLocked(nr) || this.states[nr] === CHUNK_FAILED) return false;
+    }
+    let nr = first;
+    while (nr <= last) {
+      const state = this.states[nr];
+      const chunkStart = nr * cb;
+      let j = nr + 1;
+      const from = Math.max(offset, chunkStart);
+      if (state === CHUNK_NEW) {
+        while (j <= last && this.states[j] === CHUNK_NEW) j++;
+        const to = Math.min(end, j * cb);
+        let done: boolean;
+        try {
+          done = this.orig.readToNow(from, to - from, out, outOff + from - offset);
+        } catch {
+          done = false; // closed: the asynchronous path reports it
+        }
+        if (!done) return false;
+      } else if (state === CHUNK_STORED) {
+        const sector = this.regions.get(nr)!;
+        while (j <= last && this.states[j] === CHUNK_STORED && this.regions.get(j) === sector + (j - nr) * this.chunkSectors) j++;
+        const to = Math.min(end, j * cb);
+        if (!this.storage.readNow(sector + (from - chunkStart) / SECTOR_SIZE, out, outOff + from - offset, to - from)) return false;
+      } else {
+        // IN_MEMORY
+        const to = Math.min(end, chunkStart + cb);
+        this.buffers.get(nr)!.copy(out, outOff + from - offset, from - chunkStart, to - chunkStart);
+      }
+      nr = j;
+    }
+    return true;
+  }
+
+  /**
    * Allocation of image bytes [offset, offset+length): a chunk copied or written
    * into the difference area (in memory or stored) is data; the rest of the image
    * is the original's content, so its holes are the original file's holes.

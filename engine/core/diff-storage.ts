@@ -25,6 +25,7 @@ import type { EventQueue } from './event-queue.js';
 import { reserveFileSpace } from './fallocate.js';
 import { blockDeviceCapacity } from './file-block-device.js';
 import { closeFd, ftruncate, readFull, writevFull } from './file-io.js';
+import { readNoWait } from './nowait-io.js';
 import type { ModuleParams } from './params.js';
 
 /** How the storage file gets its space and its data (tests replace it to simulate a full file system). */
@@ -340,6 +341,16 @@ export class DiffStorage {
     } catch (err) {
       throw fromNodeError(err, `cannot read the difference storage ${this.path}`);
     }
+  }
+
+  /**
+   * read(), synchronously, when every byte is in the page cache (preadv2 with
+   * RWF_NOWAIT: never waits for the disk). False when it cannot, or once closed
+   * (the descriptor may name another file then); `buf` is left unspecified.
+   */
+  readNow(sector: number, buf: Buffer, off: number, len: number): boolean {
+    if (this.closed) return false;
+    return readNoWait(this.fd, buf, off, len, sector * SECTOR_SIZE);
   }
 
   async write(sector: number, buf: Buffer, off: number, len: number): Promise<void> {

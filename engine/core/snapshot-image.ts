@@ -51,6 +51,18 @@ export class SnapshotImage implements BlockDevice {
     await this.run(() => this.diffArea.imageReadInto(offset, length, target, targetOffset));
   }
 
+  /**
+   * readTo(), synchronously, when nothing has to wait (DiffArea.imageReadIntoNow:
+   * no chunk of the range busy, every byte in memory or cached); else false and
+   * the caller uses readTo().
+   */
+  readToNow(offset: number, length: number, target: Buffer, targetOffset: number): boolean {
+    if (this.released) return false;
+    checkRange(this.name, this.capacity, offset, length);
+    checkTarget(this.name, target, targetOffset, length);
+    return this.diffArea.imageReadIntoNow(offset, length, target, targetOffset);
+  }
+
   /** Holes of the original, except the chunks held in the difference storage (data). */
   async extents(offset: number, length: number): Promise<BlockExtent[]> {
     checkRange(this.name, this.capacity, offset, length);

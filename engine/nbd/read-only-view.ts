@@ -6,6 +6,7 @@ export function readOnlyView(device: BlockDevice): BlockDevice {
   if (device.readOnly) return device;
   const refuse = (): Promise<never> => Promise.reject(new BlksnapError('EROFS', `${device.name} is exported read-only`));
   const readTo = device.readTo?.bind(device);
+  const readToNow = device.readToNow?.bind(device);
   return {
     name: device.name,
     capacity: device.capacity,
@@ -14,6 +15,7 @@ export function readOnlyView(device: BlockDevice): BlockDevice {
     readOnly: true,
     read: (offset, length) => device.read(offset, length),
     ...(readTo === undefined ? {} : { readTo }),
+    ...(readToNow === undefined ? {} : { readToNow }),
     ...(device.extents === undefined ? {} : { extents: device.extents.bind(device) }),
     ...(device.changeMap === undefined ? {} : { changeMap: device.changeMap.bind(device) }),
     flush: () => device.flush(),

@@ -14,6 +14,7 @@ import { DiffBufferPool } from '../../../engine/core/diff-buffer.js';
 import { BUFFERED_STORAGE_FILE_OPS, REAL_STORAGE_FILE_OPS } from '../../../engine/core/diff-storage.js';
 import type { StorageFileOps } from '../../../engine/core/diff-storage.js';
 import type { EngineDevice } from '../../../engine/core/engine-device.js';
+import { dropFromPageCache } from '../../helpers/page-cache.js';
 import { expectErrno, makeImage, SMALL_PARAMS, tempDir } from './helpers.js';
 
 const KiB = 1024;
@@ -22,6 +23,8 @@ const DEVICE = 64 * CHUNK;
 
 let dir: string;
 let engine: EmbeddedEngine;
+/** The snapshot takeSnapshot() took last. */
+let lastSnapshot: Awaited<ReturnType<EmbeddedEngine['snapshotCreate']>>;
 
 function pattern(length: number, seed: number): Buffer {
   const b = Buffer.alloc(length);
@@ -35,6 +38,7 @@ async function takeSnapshot(limitSectors: number, params = {}, storageFile?: Sto
   fs.writeFileSync(path.join(dir, 'a.img'), pattern(DEVICE, 1));
   await engine.addDevice({ path: path.join(dir, 'a.img'), name: 'a' });
   const id = await engine.snapshotCreate({ diffStoragePath: path.join(dir, `diff-${Date.now()}`), limitSectors });
+  lastSnapshot = id;
   await engine.snapshotAdd(id, 'a');
   await engine.snapshotTake(id);
   return (await engine.snapshotInfo('a')).image;
@@ -75,6 +79,56 @@ describe('DiffArea image reads', () => {
     }
     // The original has the new data.
     expect((await dev.read(40 * CHUNK, 3 * CHUNK)).equals(pattern(3 * CHUNK, 99))).toBe(true);
+  });
+
+  it.each([
+    ['chunks read into memory', BUFFERED_STORAGE_FILE_OPS],
+    ['chunks copied by the kernel', REAL_STORAGE_FILE_OPS],
+  ] as const)('readToNow (the NBD fast path) gives the content at take over NEW, IN_MEMORY and STORED chunks, at once (%s)', async (_label, ops) => {
+    const imageName = await takeSnapshot(1 << 20, { chunkMaximumInQueue: 4 }, ops);
+    const atTake = pattern(DEVICE, 1);
+    const dev = engine.device('a');
+    for (const c of [9, 3, 4, 5, 20, 22, 21, 24, 23, 26, 25, 30]) await dev.write(c * CHUNK + 512, pattern(1024, c));
+    await dev.write(40 * CHUNK, pattern(3 * CHUNK, 99));
+    const img = engine.image(imageName);
+    for (const [offset, length] of [
+      [0, DEVICE],
+      [2 * CHUNK + 512, 8 * CHUNK],
+      [19 * CHUNK + 3584, 12 * CHUNK + 1024],
+      [41 * CHUNK + 512, 512],
+      [63 * CHUNK, CHUNK],
+    ] as const) {
+      const target = Buffer.alloc(length + 8, 0xee);
+      expect(img.readToNow!(offset, length, target, 4), `readToNow ${offset}+${length}`).toBe(true);
+      expect(target.subarray(4, 4 + length).equals(atTake.subarray(offset, offset + length)), `bytes ${offset}+${length}`).toBe(true);
+      // Nothing outside the asked part was touched.
+      expect([...target.subarray(0, 4), ...target.subarray(4 + length)]).toEqual(new Array(8).fill(0xee));
+    }
+  });
+
+  it('readToNow declines while a chunk of the range is being written, and when its bytes are not cached; readTo then serves them', async () => {
+    const imageName = await takeSnapshot(1 << 20, {}, REAL_STORAGE_FILE_OPS);
+    const dev = engine.device('a');
+    await dev.write(9 * CHUNK, pattern(CHUNK, 7)); // chunk 9 copied to the storage
+    const img = engine.image(imageName);
+    const target = Buffer.alloc(CHUNK);
+    expect(img.readToNow!(9 * CHUNK, CHUNK, target, 0)).toBe(true);
+    expect(target.equals(pattern(DEVICE, 1).subarray(9 * CHUNK, 10 * CHUNK))).toBe(true);
+    // An image write of chunk 9 holds its lock from its first step: the fast path steps aside.
+    const written = img.write(9 * CHUNK, pattern(CHUNK, 55));
+    expect(img.readToNow!(9 * CHUNK, CHUNK, target, 0)).toBe(false);
+    expect(img.readToNow!(10 * CHUNK, CHUNK, target, 0)).toBe(true); // other chunks are free
+    await written;
+    expect(img.readToNow!(9 * CHUNK, CHUNK, target, 0)).toBe(true);
+    expect(target.equals(pattern(CHUNK, 55))).toBe(true);
+    // Not cached (NEW chunk 30 lives in the original): declined, and readTo reads it.
+    dropFromPageCache(path.join(dir, 'a.img'));
+    expect(img.readToNow!(30 * CHUNK, CHUNK, target, 0)).toBe(false);
+    await img.readTo!(30 * CHUNK, CHUNK, target, 0);
+    expect(target.equals(pattern(DEVICE, 1).subarray(30 * CHUNK, 31 * CHUNK))).toBe(true);
+    // A released image answers nothing at once.
+    await engine.snapshotDestroy(lastSnapshot);
+    expect(img.readToNow!(10 * CHUNK, CHUNK, target, 0)).toBe(false);
   });
 
   it('readTo fills only the asked part of the target, for the image and the device', async () => {

@@ -19,6 +19,7 @@ import { staticExports } from '../../../engine/nbd/export-source.js';
 import { engineExports } from '../../../engine/nbd/engine-exports.js';
 import { NbdServer } from '../../../engine/nbd/server.js';
 import type { ServerLimits } from '../../../engine/nbd/server.js';
+import type { FileReplyCounts } from '../../../engine/nbd/file-reply.js';
 import { hasCommand } from '../../helpers/env.js';
 import { RawNbdClient } from '../../helpers/nbd-raw-client.js';
 import { dropFromPageCache } from '../../helpers/page-cache.js';
@@ -88,7 +89,7 @@ async function readSimple(c: RawNbdClient, offset: number, length: number, cooki
   return reply.data;
 }
 
-const fileReplies = (): { replies: number; bytes: number; partial: number } => server.stats().fileReplies;
+const fileReplies = (): FileReplyCounts => server.stats().fileReplies;
 
 describe.skipIf(!sendFileAvailable())('NBD READ replies sent by reference (Linux x86-64 with cachestat)', () => {
   it('pipelined 1.5 MiB READs, simple replies, the client not reading at first: every reply whole, right data, right cookie, all by reference', async () => {
@@ -186,6 +187,38 @@ describe.skipIf(!sendFileAvailable())('NBD READ replies sent by reference (Linux
     // The device's own READ of the same bytes is live data: by reference, the new bytes.
     expect((await readSimple(dev, 2 * MiB, MiB, 10n)).equals(fresh)).toBe(true);
     expect(fileReplies().replies).toBe(1);
+  });
+
+  it('small READs of a snapshot image are answered at once (the fast path, copied), with the data at take, while the device is written', async () => {
+    await start();
+    const id = await engine.snapshotCreate({ diffStoragePath: join(dir, 'diff.storage'), limitSectors: (64 * MiB) / 512 });
+    await engine.snapshotAdd(id, 'disk1');
+    await engine.snapshotTake(id);
+    const image = engine.listImages().find((i) => i.device === 'disk1')!.name;
+    const img = await connect(image, false);
+    const dev = await connect('disk1', false);
+    // Chunks of 64 KiB (the engine's parameters here): every 4th one is overwritten on
+    // the device between the image's reads, so they are read from the original,
+    // from memory or from the difference storage.
+    const offsets = Array.from({ length: 64 }, (_, i) => i * 64 * KiB + (i % 16) * 4 * KiB);
+    const before = fileReplies().direct;
+    for (let i = 0; i < offsets.length; i++) {
+      const at = offsets[i]!;
+      if (i % 4 === 0) {
+        dev.sendRequest(CMD_WRITE, { cookie: BigInt(1000 + i), offset: BigInt(at - (at % (64 * KiB))), length: 64 * KiB, payload: randomBytes(64 * KiB) });
+        expect((await dev.readReply()).error).toBe(0);
+      }
+      const got = await readSimple(img, at, 4 * KiB, BigInt(i + 1));
+      expect(got.equals(content.subarray(at, at + 4 * KiB)), `READ at ${at}`).toBe(true);
+      if (i % 4 === 0) {
+        const again = await readSimple(img, at, 4 * KiB, BigInt(500 + i));
+        expect(again.equals(content.subarray(at, at + 4 * KiB)), `READ at ${at} after the write`).toBe(true);
+      }
+    }
+    expect(fileReplies().replies).toBe(0); // never by reference
+    // Answered on the fast path: its replies are the ones written straight to the socket
+    // (the device's WRITE replies too: one per 4 READs).
+    expect(fileReplies().direct - before).toBeGreaterThanOrEqual(offsets.length);
   });
 
   it('a reply waiting for room when its device closes never sends another file\'s bytes: the connection is dropped instead', async () => {

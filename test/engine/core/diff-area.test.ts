@@ -12,6 +12,7 @@ import type { EmbeddedEngine } from '../../../engine/core/index.js';
 import { MAX_BATCH } from '../../../engine/core/diff-area.js';
 import { DiffBufferPool } from '../../../engine/core/diff-buffer.js';
 import { BUFFERED_STORAGE_FILE_OPS, REAL_STORAGE_FILE_OPS } from '../../../engine/core/diff-storage.js';
+import { allCached } from '../../../engine/core/send-file.js';
 import type { StorageFileOps } from '../../../engine/core/diff-storage.js';
 import type { EngineDevice } from '../../../engine/core/engine-device.js';
 import { dropFromPageCache } from '../../helpers/page-cache.js';
@@ -122,7 +123,18 @@ describe('DiffArea image reads', () => {
     expect(img.readToNow!(9 * CHUNK, CHUNK, target, 0)).toBe(true);
     expect(target.equals(pattern(CHUNK, 55))).toBe(true);
     // Not cached (NEW chunk 30 lives in the original): declined, and readTo reads it.
-    dropFromPageCache(path.join(dir, 'a.img'));
+    // (Read-ahead of the reads above may still be filling pages: drop until the chunk is out.)
+    const image = fs.openSync(path.join(dir, 'a.img'), 'r');
+    try {
+      for (let tries = 0; tries < 50; tries++) {
+        dropFromPageCache(path.join(dir, 'a.img'));
+        await new Promise((r) => setTimeout(r, 10));
+        if (!allCached(image, 30 * CHUNK, CHUNK)) break;
+      }
+      expect(allCached(image, 30 * CHUNK, CHUNK)).toBe(false);
+    } finally {
+      fs.closeSync(image);
+    }
     expect(img.readToNow!(30 * CHUNK, CHUNK, target, 0)).toBe(false);
     await img.readTo!(30 * CHUNK, CHUNK, target, 0);
     expect(target.equals(pattern(DEVICE, 1).subarray(30 * CHUNK, 31 * CHUNK))).toBe(true);

@@ -501,21 +501,31 @@ export class DiffArea {
    * into the difference area (in memory or stored) is data; the rest of the image
    * is the original's content, so its holes are the original file's holes.
    */
-  async imageExtents(offset: number, length: number): Promise<BlockExtent[]> {
+  async imageExtents(offset: number, length: number, maxRuns?: number): Promise<BlockExtent[]> {
+    return this.imageExtentsNow(offset, length, maxRuns);
+  }
+
+  /**
+   * imageExtents(), synchronously: the chunk states and the original's lseek
+   * (FileBlockDevice.extentsNow) never wait. Stops once it has `maxRuns` runs
+   * (the last one may then end early: a prefix of the answer).
+   */
+  imageExtentsNow(offset: number, length: number, maxRuns = Infinity): BlockExtent[] {
     if (this.corrupted || this.released) throw this.imageError();
     const out: BlockExtent[] = [];
     const end = offset + length;
     const cb = this.chunkBytes;
     let pos = offset;
-    while (pos < end) {
+    while (pos < end && out.length < maxRuns) {
       let nr = Math.floor(pos / cb);
       const own = this.states[nr] !== CHUNK_NEW;
       while (nr + 1 < this.chunkCount && (nr + 1) * cb < end && (this.states[nr + 1] !== CHUNK_NEW) === own) nr++;
       const runEnd = Math.min(end, (nr + 1) * cb);
       if (own) pushExtent(out, pos, runEnd - pos, false);
-      else for (const e of await this.orig.extents(pos, runEnd - pos)) pushExtent(out, e.offset, e.length, e.hole);
+      else for (const e of this.orig.extentsNow(pos, runEnd - pos, maxRuns)) pushExtent(out, e.offset, e.length, e.hole);
       pos = runEnd;
     }
+    if (out.length > maxRuns) out.length = maxRuns;
     return out;
   }
 

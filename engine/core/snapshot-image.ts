@@ -64,9 +64,16 @@ export class SnapshotImage implements BlockDevice {
   }
 
   /** Holes of the original, except the chunks held in the difference storage (data). */
-  async extents(offset: number, length: number): Promise<BlockExtent[]> {
+  async extents(offset: number, length: number, maxRuns?: number): Promise<BlockExtent[]> {
     checkRange(this.name, this.capacity, offset, length);
-    return this.run(() => this.diffArea.imageExtents(offset, length));
+    return this.run(() => this.diffArea.imageExtents(offset, length, maxRuns));
+  }
+
+  /** extents(), synchronously (chunk states and the original's lseek; nothing waits). */
+  extentsNow(offset: number, length: number, maxRuns?: number): BlockExtent[] {
+    if (this.released) throw new BlksnapError('ENODEV', `snapshot image ${this.name} was released`);
+    checkRange(this.name, this.capacity, offset, length);
+    return this.diffArea.imageExtentsNow(offset, length, maxRuns);
   }
 
   /** The CBT table frozen at take (cbt_map->read_map), as readcbtmap gives it. */

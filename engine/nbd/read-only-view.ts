@@ -17,6 +17,7 @@ export function readOnlyView(device: BlockDevice): BlockDevice {
     ...(readTo === undefined ? {} : { readTo }),
     ...(readToNow === undefined ? {} : { readToNow }),
     ...(device.extents === undefined ? {} : { extents: device.extents.bind(device) }),
+    ...(device.extentsNow === undefined ? {} : { extentsNow: device.extentsNow.bind(device) }),
     ...(device.changeMap === undefined ? {} : { changeMap: device.changeMap.bind(device) }),
     flush: () => device.flush(),
     write: refuse,

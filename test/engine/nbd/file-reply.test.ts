@@ -219,6 +219,15 @@ describe.skipIf(!sendFileAvailable())('NBD READ replies sent by reference (Linux
     // Answered on the fast path: its replies are the ones written straight to the socket
     // (the device's WRITE replies too: one per 4 READs).
     expect(fileReplies().direct - before).toBeGreaterThanOrEqual(offsets.length);
+    // A structured READ of 128 KiB without holes: the image's holes are found at once
+    // (extentsNow), so it takes the fast path too: one OFFSET_DATA chunk.
+    const structured = await connect(image, true);
+    const directBefore = fileReplies().direct;
+    structured.sendRequest(CMD_READ, { cookie: 77n, offset: BigInt(4 * MiB), length: 128 * KiB });
+    const chunks = await structured.readChunks();
+    expect(chunks.map((c) => c.type)).toEqual([CHUNK_OFFSET_DATA]);
+    expect(chunks[0]!.payload.subarray(8).equals(content.subarray(4 * MiB, 4 * MiB + 128 * KiB))).toBe(true);
+    expect(fileReplies().direct - directBefore).toBe(1);
   });
 
   it('a reply waiting for room when its device closes never sends another file\'s bytes: the connection is dropped instead', async () => {

@@ -24,12 +24,12 @@
  * Run: npm run bench:nbd   (about a minute; writes bench-results/nbd.json
  * and a dated copy, with the machine's CPU count and load average at start and end)
  *
- * Last figures (2026-12-03, 2 CPUs, load average 1.2-2.3, five runs): seq
- * read 0.90-1.05x, seq write 0.57-0.88x, 4 KiB reads 0.74-1.17x, 4 KiB writes
- * 0.78-0.83x nbdkit; COW seq write 0.66-0.87x our plain write; sparse copies
- * 0.97-1.29x (nbdcopy) and 0.94-1.09x (qemu-img convert) nbdkit. Met in every
- * run: seq read and COW; never: seq write and 4 KiB writes (one event loop
- * against nbdkit's threads).
+ * Last figures (2026-12-03, 2 CPUs, load average 1.2-2.8, eight runs): seq
+ * read 0.90-1.07x, seq write 0.57-0.89x, 4 KiB reads 0.74-1.17x, 4 KiB writes
+ * 0.63-0.84x nbdkit; COW seq write 0.66-0.97x our plain write; sparse copies
+ * 0.97-1.29x (nbdcopy) and 0.94-1.33x (qemu-img convert; 1.09-1.33x in every
+ * run since the sparse copies alternate) nbdkit. Never met: seq write and
+ * 4 KiB writes (one event loop against nbdkit's threads).
  * docs/nbd.md "Bench numbers" has the before/after and the profiles.
  */
 import { execFile, spawn } from 'node:child_process';

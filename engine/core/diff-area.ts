@@ -402,36 +402,13 @@ export class DiffArea {
       for (let nr = first; nr <= last; nr++) if (this.states[nr] === CHUNK_FAILED) throw this.imageError();
       if (this.corrupted || this.released) throw this.imageError();
       const io: Promise<void>[] = [];
-      let nr = first;
-      while (nr <= last) {
-        const state = this.states[nr];
-        const chunkStart = nr * cb;
-        let j = nr + 1;
-        if (state === CHUNK_NEW) {
-          while (j <= last && this.states[j] === CHUNK_NEW) j++;
-          const from = Math.max(offset, chunkStart);
-          const to = Math.min(end, j * cb);
-          io.push(this.orig.readInto(out, outOff + from - offset, to - from, from));
-        } else if (state === CHUNK_STORED) {
-          const sector = this.regions.get(nr)!;
-          while (
-            j <= last &&
-            this.states[j] === CHUNK_STORED &&
-            this.regions.get(j) === sector + (j - nr) * this.chunkSectors
-          ) {
-            j++;
-          }
-          const from = Math.max(offset, chunkStart);
-          const to = Math.min(end, j * cb);
-          io.push(this.storage.read(sector + (from - chunkStart) / SECTOR_SIZE, out, outOff + from - offset, to - from));
-        } else {
-          // IN_MEMORY
-          const from = Math.max(offset, chunkStart);
-          const to = Math.min(end, chunkStart + cb);
-          this.buffers.get(nr)!.copy(out, outOff + from - offset, from - chunkStart, to - chunkStart);
-        }
-        nr = j;
-      }
+      this.eachImagePiece(offset, end, (from, to, where, at) => {
+        const o = outOff + from - offset;
+        if (where === 'original') io.push(this.orig.readInto(out, o, to - from, from));
+        else if (where === 'storage') io.push(this.storage.read(at, out, o, to - from));
+        else this.buffers.get(at)!.copy(out, o, from - at * cb, to - at * cb);
+        return true;
+      });
       if (io.length === 1) await io[0];
       else if (io.length > 1) {
         // Every read must be over before the chunks are unlocked, even when one fails.
@@ -465,32 +442,53 @@ export class DiffArea {
     for (let nr = first; nr <= last; nr++) {
       if (this.locks.isLocked(nr) || this.states[nr] === CHUNK_FAILED) return false;
     }
-    let nr = first;
+    return this.eachImagePiece(offset, end, (from, to, where, at) => {
+      const o = outOff + from - offset;
+      if (where === 'original') {
+        try {
+          return this.orig.readToNow(from, to - from, out, o);
+        } catch {
+          return false; // closed: the asynchronous path reports it
+        }
+      }
+      if (where === 'storage') return this.storage.readNow(at, out, o, to - from);
+      this.buffers.get(at)!.copy(out, o, from - at * cb, to - at * cb);
+      return true;
+    });
+  }
+
+  /**
+   * The pieces an image read of [offset, end) is served from, in as few as
+   * possible: a run of NEW chunks is one piece of the original, a run of STORED
+   * chunks whose regions follow each other one piece of the storage (`at`: the
+   * sector of `from`), an IN_MEMORY chunk its buffer (`at`: the chunk number).
+   * Stops, returning false, at the first piece `visit` answers false for.
+   */
+  private eachImagePiece(
+    offset: number,
+    end: number,
+    visit: (from: number, to: number, where: 'original' | 'storage' | 'memory', at: number) => boolean,
+  ): boolean {
+    const cb = this.chunkBytes;
+    const last = Math.floor((end - 1) / cb);
+    let nr = Math.floor(offset / cb);
     while (nr <= last) {
       const state = this.states[nr];
       const chunkStart = nr * cb;
-      let j = nr + 1;
       const from = Math.max(offset, chunkStart);
+      let j = nr + 1;
+      let ok: boolean;
       if (state === CHUNK_NEW) {
         while (j <= last && this.states[j] === CHUNK_NEW) j++;
-        const to = Math.min(end, j * cb);
-        let done: boolean;
-        try {
-          done = this.orig.readToNow(from, to - from, out, outOff + from - offset);
-        } catch {
-          done = false; // closed: the asynchronous path reports it
-        }
-        if (!done) return false;
+        ok = visit(from, Math.min(end, j * cb), 'original', 0);
       } else if (state === CHUNK_STORED) {
         const sector = this.regions.get(nr)!;
         while (j <= last && this.states[j] === CHUNK_STORED && this.regions.get(j) === sector + (j - nr) * this.chunkSectors) j++;
-        const to = Math.min(end, j * cb);
-        if (!this.storage.readNow(sector + (from - chunkStart) / SECTOR_SIZE, out, outOff + from - offset, to - from)) return false;
+        ok = visit(from, Math.min(end, j * cb), 'storage', sector + (from - chunkStart) / SECTOR_SIZE);
       } else {
-        // IN_MEMORY
-        const to = Math.min(end, chunkStart + cb);
-        this.buffers.get(nr)!.copy(out, outOff + from - offset, from - chunkStart, to - chunkStart);
+        ok = visit(from, Math.min(end, chunkStart + cb), 'memory', nr); // IN_MEMORY
       }
+      if (!ok) return false;
       nr = j;
     }
     return true;

@@ -1087,19 +1087,30 @@ export class Transmission {
 
   /** Writes a frame that holds a charge; the frame and its bytes go back once the socket is done with it (sent or failed). */
   private writeFrame(frame: Buffer, charge: Charge): void {
-    const sent = this.sendDirect(frame);
-    if (sent === frame.length) {
-      this.pool.release(frame);
-      this.release(charge);
-      return;
-    }
-    this.corkForTurn();
     this.queuedHeld += frame.length;
-    this.socket.write(sent === 0 ? frame : frame.subarray(sent), () => {
+    this.writeOut(frame, () => {
       this.queuedHeld -= frame.length;
       this.pool.release(frame);
       this.release(charge);
     });
+  }
+
+  /**
+   * Writes `buf` after everything written before it: straight to the socket's
+   * descriptor where sendDirect() may, the rest (or all of it) through the
+   * stream, corked for the turn. `done` runs once the stream is done with it
+   * (sent or failed), at once when the socket took it all.
+   */
+  private writeOut(buf: Buffer, done?: () => void): void {
+    const sent = this.sendDirect(buf);
+    if (sent === buf.length) {
+      done?.();
+      return;
+    }
+    this.corkForTurn();
+    const rest = sent === 0 ? buf : buf.subarray(sent);
+    if (done === undefined) this.socket.write(rest);
+    else this.socket.write(rest, () => done());
   }
 
   /** A complete frame (structured chunk with its data): sent, then its bytes and buffer go back. */
@@ -1130,21 +1141,9 @@ export class Transmission {
   }
 
   private writeChunks(chunks: Buffer[], bytes: number, charge: Charge): void {
-    const socket = this.socket;
-    let last = chunks[chunks.length - 1]!;
-    if (chunks.length === 1) {
-      // One chunk (a BLOCK_STATUS reply with REQ_ONE, as qemu-img asks): straight to the socket if it takes it.
-      const sent = this.sendDirect(last);
-      if (sent === last.length) {
-        this.release(charge);
-        return;
-      }
-      last = last.subarray(sent);
-    }
-    this.corkForTurn();
     this.queuedHeld += bytes;
-    for (let i = 0; i < chunks.length - 1; i++) socket.write(chunks[i]!);
-    socket.write(last, () => {
+    for (let i = 0; i < chunks.length - 1; i++) this.writeOut(chunks[i]!);
+    this.writeOut(chunks[chunks.length - 1]!, () => {
       this.queuedHeld -= bytes;
       this.release(charge);
     });
@@ -1165,18 +1164,10 @@ export class Transmission {
 
   /** A simple reply's header and data, written back to back: frames never interleave. */
   private writeReply(header: Buffer, data: Buffer, charge: Charge): void {
-    const socket = this.socket;
-    if (data.length === 0) {
-      const sent = this.sendDirect(header);
-      if (sent === header.length) return;
-      this.corkForTurn();
-      socket.write(sent === 0 ? header : header.subarray(sent));
-      return;
-    }
-    this.corkForTurn();
-    socket.write(header);
+    this.writeOut(header);
+    if (data.length === 0) return;
     this.queuedHeld += data.length;
-    socket.write(data, () => {
+    this.writeOut(data, () => {
       this.queuedHeld -= data.length;
       this.release(charge);
     });

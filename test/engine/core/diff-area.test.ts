@@ -14,6 +14,7 @@ import { DiffBufferPool } from '../../../engine/core/diff-buffer.js';
 import { BUFFERED_STORAGE_FILE_OPS, REAL_STORAGE_FILE_OPS } from '../../../engine/core/diff-storage.js';
 import type { StorageFileOps } from '../../../engine/core/diff-storage.js';
 import type { EngineDevice } from '../../../engine/core/engine-device.js';
+import type { BlockDevice } from '../../../engine/core/block-device.js';
 import { expectErrno, makeImage, SMALL_PARAMS, tempDir } from './helpers.js';
 
 const KiB = 1024;
@@ -43,6 +44,28 @@ async function takeSnapshot(limitSectors: number, params = {}, storageFile?: Sto
   return (await engine.snapshotInfo('a')).image;
 }
 
+/**
+ * A snapshot whose image has chunks in every state: a queue of 4, so the first
+ * chunks copied are stored and the last ones stay in memory (buffered path).
+ * Stored regions follow the store order: chunks 9, 3, 4, 5 (3-5 contiguous in
+ * storage), 20..30 one by one; chunks 40-42 likely still queued in memory.
+ */
+async function imageInEveryState(ops: StorageFileOps): Promise<{ imageName: string; dev: BlockDevice }> {
+  const imageName = await takeSnapshot(1 << 20, { chunkMaximumInQueue: 4 }, ops);
+  const dev = engine.device('a');
+  for (const c of [9, 3, 4, 5, 20, 22, 21, 24, 23, 26, 25, 30]) await dev.write(c * CHUNK + 512, pattern(1024, c));
+  await dev.write(40 * CHUNK, pattern(3 * CHUNK, 99));
+  return { imageName, dev };
+}
+
+/** Reads over chunks in every state (imageInEveryState). */
+const MIXED_READS = [
+  [0, DEVICE],
+  [2 * CHUNK + 512, 8 * CHUNK],
+  [19 * CHUNK + 3584, 12 * CHUNK + 1024],
+  [41 * CHUNK + 512, 512],
+] as const;
+
 beforeEach(() => {
   dir = tempDir('diff-area');
   makeImage(dir, 'a.img', DEVICE);
@@ -59,20 +82,10 @@ describe('DiffArea image reads', () => {
     ['chunks read into memory', BUFFERED_STORAGE_FILE_OPS],
     ['chunks copied by the kernel', REAL_STORAGE_FILE_OPS],
   ] as const)('one read over NEW, IN_MEMORY and STORED chunks (contiguous and scattered regions) gives the content at take (%s)', async (_label, ops) => {
-    // A queue of 4: the first chunks copied are stored, the last ones stay in memory (buffered path).
-    const imageName = await takeSnapshot(1 << 20, { chunkMaximumInQueue: 4 }, ops);
+    const { imageName, dev } = await imageInEveryState(ops);
     const atTake = pattern(DEVICE, 1);
-    const dev = engine.device('a');
-    // Stored regions follow the store order: chunks 9, 3, 4, 5 (3-5 contiguous in storage), 20..30 one by one.
-    for (const c of [9, 3, 4, 5, 20, 22, 21, 24, 23, 26, 25, 30]) await dev.write(c * CHUNK + 512, pattern(1024, c));
-    await dev.write(40 * CHUNK, pattern(3 * CHUNK, 99)); // chunks 40-42, likely still queued in memory
     const img = engine.image(imageName);
-    for (const [offset, length] of [
-      [0, DEVICE],
-      [2 * CHUNK + 512, 8 * CHUNK],
-      [19 * CHUNK + 3584, 12 * CHUNK + 1024],
-      [41 * CHUNK + 512, 512],
-    ] as const) {
+    for (const [offset, length] of MIXED_READS) {
       const got = await img.read(offset, length);
       expect(got.equals(atTake.subarray(offset, offset + length)), `read ${offset}+${length}`).toBe(true);
     }
@@ -84,21 +97,18 @@ describe('DiffArea image reads', () => {
     ['chunks read into memory', BUFFERED_STORAGE_FILE_OPS],
     ['chunks copied by the kernel', REAL_STORAGE_FILE_OPS],
   ] as const)('readToNow (the NBD fast path) gives the content at take over NEW, IN_MEMORY and STORED chunks, at once (%s)', async (_label, ops) => {
-    const imageName = await takeSnapshot(1 << 20, { chunkMaximumInQueue: 4 }, ops);
+    const { imageName } = await imageInEveryState(ops);
     const atTake = pattern(DEVICE, 1);
-    const dev = engine.device('a');
-    for (const c of [9, 3, 4, 5, 20, 22, 21, 24, 23, 26, 25, 30]) await dev.write(c * CHUNK + 512, pattern(1024, c));
-    await dev.write(40 * CHUNK, pattern(3 * CHUNK, 99));
     const img = engine.image(imageName);
-    for (const [offset, length] of [
-      [0, DEVICE],
-      [2 * CHUNK + 512, 8 * CHUNK],
-      [19 * CHUNK + 3584, 12 * CHUNK + 1024],
-      [41 * CHUNK + 512, 512],
-      [63 * CHUNK, CHUNK],
-    ] as const) {
+    for (const [offset, length] of [...MIXED_READS, [63 * CHUNK, CHUNK] as const]) {
       const target = Buffer.alloc(length + 8, 0xee);
-      expect(img.readToNow!(offset, length, target, 4), `readToNow ${offset}+${length}`).toBe(true);
+      // It declines while the store worker still holds a chunk of the range; it answers once none is held.
+      let answered = false;
+      for (let tries = 0; tries < 200 && !answered; tries++) {
+        answered = img.readToNow!(offset, length, target, 4);
+        if (!answered) await new Promise((r) => setTimeout(r, 5));
+      }
+      expect(answered, `readToNow ${offset}+${length}`).toBe(true);
       expect(target.subarray(4, 4 + length).equals(atTake.subarray(offset, offset + length)), `bytes ${offset}+${length}`).toBe(true);
       // Nothing outside the asked part was touched.
       expect([...target.subarray(0, 4), ...target.subarray(4 + length)]).toEqual(new Array(8).fill(0xee));

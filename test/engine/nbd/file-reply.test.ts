@@ -91,6 +91,14 @@ async function readSimple(c: RawNbdClient, offset: number, length: number, cooki
 
 const fileReplies = (): FileReplyCounts => server.stats().fileReplies;
 
+/** Takes a snapshot of disk1 and returns its image's export name. */
+async function takeImage(): Promise<string> {
+  const id = await engine.snapshotCreate({ diffStoragePath: join(dir, 'diff.storage'), limitSectors: (64 * MiB) / 512 });
+  await engine.snapshotAdd(id, 'disk1');
+  await engine.snapshotTake(id);
+  return engine.listImages().find((i) => i.device === 'disk1')!.name;
+}
+
 describe.skipIf(!sendFileAvailable())('NBD READ replies sent by reference (Linux x86-64 with cachestat)', () => {
   it('pipelined 1.5 MiB READs, simple replies, the client not reading at first: every reply whole, right data, right cookie, all by reference', async () => {
     await start();
@@ -169,10 +177,7 @@ describe.skipIf(!sendFileAvailable())('NBD READ replies sent by reference (Linux
 
   it('a snapshot image is never sent by reference: its reads keep the data at take while the device is written', async () => {
     await start();
-    const id = await engine.snapshotCreate({ diffStoragePath: join(dir, 'diff.storage'), limitSectors: (64 * MiB) / 512 });
-    await engine.snapshotAdd(id, 'disk1');
-    await engine.snapshotTake(id);
-    const image = engine.listImages().find((i) => i.device === 'disk1')!.name;
+    const image = await takeImage();
     const img = await connect(image, false);
     const dev = await connect('disk1', false);
     for (let round = 0; round < 2; round++) {
@@ -191,10 +196,7 @@ describe.skipIf(!sendFileAvailable())('NBD READ replies sent by reference (Linux
 
   it('small READs of a snapshot image are answered at once (the fast path, copied), with the data at take, while the device is written', async () => {
     await start();
-    const id = await engine.snapshotCreate({ diffStoragePath: join(dir, 'diff.storage'), limitSectors: (64 * MiB) / 512 });
-    await engine.snapshotAdd(id, 'disk1');
-    await engine.snapshotTake(id);
-    const image = engine.listImages().find((i) => i.device === 'disk1')!.name;
+    const image = await takeImage();
     const img = await connect(image, false);
     const dev = await connect('disk1', false);
     // Chunks of 64 KiB (the engine's parameters here): every 4th one is overwritten on

@@ -19,6 +19,7 @@
  *   off exactly when the CPU is scarcest.
  */
 import { writevSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import koffi from 'koffi';
 import { advance, total } from './file-io.js';
 
@@ -83,6 +84,57 @@ export function readNoWait(fd: number, buf: Buffer, off: number, len: number, po
   if (n === len) return true;
   if (n < 0 && koffi.errno() === EOPNOTSUPP) noWaitReads = false;
   return false;
+}
+
+type PwritevFn = (fd: number, iov: Buffer, iovcnt: number, offset: number) => number | bigint;
+type PwriteFn = (fd: number, buf: Buffer, count: number, offset: number) => number | bigint;
+let pwritevFn: PwritevFn | null | undefined;
+let pwriteFn: PwriteFn | undefined;
+/** Room for this many iovecs, reused (the calls are synchronous on one thread); longer lists are written in several calls. */
+const IOV_MAX_NOW = 64;
+const IOVS = Buffer.alloc(16 * IOV_MAX_NOW);
+/** errno numbers to their names (EIO, ENOSPC...), as Node's own errors carry them. */
+const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
+
+/**
+ * pwritev(2) of the buffers at `pos`, on this thread: the bytes written (maybe
+ * fewer than all). Through koffi where it loads: Node's writevSync costs about
+ * 0.5 us more a call in its argument checks and request setup, a tenth of a
+ * 4 KiB write's whole cost in the NBD server. Failures throw an Error whose
+ * `code` is the errno's name, like Node's.
+ */
+function writevNow(fd: number, bufs: readonly Buffer[], pos: number): number {
+  if (pwritevFn === undefined) {
+    try {
+      const libc = koffi.load('libc.so.6');
+      pwritevFn = libc.func('int64_t pwritev(int fd, void *iov, int iovcnt, int64_t offset)') as unknown as PwritevFn;
+      pwriteFn = libc.func('int64_t pwrite(int fd, void *buf, size_t count, int64_t offset)') as unknown as PwriteFn;
+    } catch {
+      pwritevFn = null;
+    }
+  }
+  if (pwritevFn === null) return writevSync(fd, bufs as Buffer[], pos);
+  // One buffer (the commonest: a small WRITE's payload in one piece) needs no iovec.
+  if (bufs.length === 1) return checked(pwriteFn!(fd, bufs[0]!, bufs[0]!.length, pos), 'pwrite');
+  const count = Math.min(bufs.length, IOV_MAX_NOW);
+  for (let i = 0; i < count; i++) {
+    const b = bufs[i]!;
+    const addr = addressOf(b);
+    IOVS.writeUInt32LE(addr % 4294967296, i * 16);
+    IOVS.writeUInt32LE(Math.floor(addr / 4294967296), i * 16 + 4);
+    IOVS.writeUInt32LE(b.length, i * 16 + 8);
+    IOVS.writeUInt32LE(0, i * 16 + 12);
+  }
+  return checked(pwritevFn(fd, IOVS, count, pos), 'pwritev');
+}
+
+/** A system call's result, or the error it reported (errno), thrown as Node would. */
+function checked(result: number | bigint, syscall: string): number {
+  const n = Number(result);
+  if (n >= 0) return n;
+  const errno = koffi.errno();
+  const code = ERRNO_NAMES.get(errno) ?? 'EIO';
+  throw Object.assign(new Error(`${code}: ${syscall} failed`), { code, errno: -errno, syscall });
 }
 
 const RUSAGE_THREAD = 1;
@@ -163,7 +215,7 @@ export class InlineWritePolicy {
     let at = pos;
     let left = total(bufs);
     while (left > 0) {
-      const n = writevSync(fd, rest as Buffer[], at);
+      const n = writevNow(fd, rest, at);
       if (n <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
       left -= n;
       at += n;

@@ -10,10 +10,17 @@
  * So the accepted socket's handle is moved into a new `net.Socket` made with
  * `onread`. That uses two Node internals (the socket's `_handle` and the
  * constructor's `handle` option); every precondition is checked, and where one
- * does not hold the socket is used as it is (64 KiB pieces). Each read is
- * copied out of the shared buffer into a buffer of its own (no zero-fill) and
- * emitted as a 'data' event, so readers see an ordinary socket; pause() and
- * resume() stop and restart the handle's reading as for any socket.
+ * does not hold the socket is used as it is (64 KiB pieces). Reads go into a
+ * slab of `size` bytes, one after another, and each is emitted as a 'data'
+ * event holding a view of the bytes read, with no copy, so readers see an
+ * ordinary socket; pause() and resume() stop and restart the handle's reading
+ * as for any socket. Once less than SLAB_ROOM_MIN is left, a new slab takes
+ * the next reads; the old one is freed when no view of it is left. (Until
+ * 2026-12-03 each read was copied out of one shared buffer into a buffer of its
+ * own: for 4 KiB writes, that copy and allocation, and the new buffer's address
+ * looked up for the write, were a tenth of the server's time.) A view pins its
+ * whole slab, so what is kept past the request it came in with is copied first
+ * (ownedParts(): the payload of a WRITE that waits for the thread pool).
  *
  * With a `route`, a large WRITE payload still to come is read straight into a
  * buffer of its own instead (`onread.buffer` as a function: Node asks it for
@@ -52,6 +59,34 @@ export const DIRECT_READ_MIN = 64 * 1024;
 /** Largest buffer of its own allocated for one read target (the rest of a larger payload gets another). */
 export const DIRECT_READ_MAX = 2 * 1024 * 1024;
 
+/** A new slab is started when the current one has less room than this left (or than a quarter of a smaller slab). */
+export const SLAB_ROOM_MIN = 64 * 1024;
+
+/** The slabs of shared reads (views of them must not be kept past their request; ownedParts()). */
+const slabs = new WeakSet<ArrayBufferLike>();
+
+/**
+ * The pieces of a WRITE payload, safe to keep while the write waits: views of a
+ * read slab (which would pin all of it) copied into one buffer of their own,
+ * the rest (buffers a payload was read into directly) as they are.
+ */
+export function ownedParts(parts: Buffer[]): Buffer[] {
+  let shared = 0;
+  let all = 0;
+  for (const part of parts) {
+    all += part.length;
+    if (fromReadSlab(part)) shared += part.length;
+  }
+  if (shared === 0) return parts;
+  if (shared === all) return [Buffer.concat(parts, all)];
+  return parts.map((part) => (fromReadSlab(part) ? Buffer.from(part) : part));
+}
+
+/** True when `piece` is a view of a slab of shared reads (not a buffer a payload was read into directly). */
+export function fromReadSlab(piece: Buffer): boolean {
+  return slabs.has(piece.buffer);
+}
+
 /** The buffers (of a pool) that direct reads went into and that are not back in the pool yet. */
 const pooledTargets = new WeakSet<ArrayBufferLike>();
 
@@ -88,7 +123,15 @@ export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, 
     socket.resume();
     return socket;
   }
-  const shared = Buffer.allocUnsafeSlow(size);
+  const newSlab = (): Buffer => {
+    const buf = Buffer.allocUnsafeSlow(size);
+    slabs.add(buf.buffer);
+    return buf;
+  };
+  let slab = newSlab();
+  let slabUsed = 0;
+  /** The slab's room handed out for the next read (compared by identity in the callback). */
+  let slabRoom: Buffer | null = null;
   /** A payload's own buffer being filled, and how far. */
   let target: Buffer | null = null;
   let filled = 0;
@@ -96,7 +139,14 @@ export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, 
     if (target !== null && filled < target.length) return target.subarray(filled);
     target = null;
     const left = route === undefined ? 0 : route.payloadBytesLeft();
-    if (left < DIRECT_READ_MIN) return shared;
+    if (left < DIRECT_READ_MIN) {
+      if (size - slabUsed < Math.min(SLAB_ROOM_MIN, size / 4)) {
+        slab = newSlab();
+        slabUsed = 0;
+      }
+      slabRoom = slab.subarray(slabUsed);
+      return slabRoom;
+    }
     const want = Math.min(left, DIRECT_READ_MAX);
     if (pool === undefined) target = Buffer.allocUnsafeSlow(want);
     else {
@@ -116,9 +166,9 @@ export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, 
       buffer: next,
       callback: (bytes, data) => {
         let chunk: Buffer;
-        if (data === shared) {
-          chunk = Buffer.allocUnsafe(bytes);
-          shared.copy(chunk, 0, 0, bytes);
+        if (data === slabRoom) {
+          chunk = slab.subarray(slabUsed, slabUsed + bytes);
+          slabUsed += bytes;
         } else {
           // A view of the payload's own buffer (next() returned it): no copy.
           chunk = data.subarray(0, bytes);

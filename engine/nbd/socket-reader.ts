@@ -15,10 +15,15 @@ export class ConnectionClosedError extends Error {
  * while enough is buffered and nobody is waiting, so a fast client cannot make
  * the server buffer without bound.
  */
+type Take = 'one' | 'parts' | 'none';
+
 export class SocketReader {
   private readonly chunks: Buffer[] = [];
+  /** Bytes of chunks[0] already read (kept as an offset: re-slicing it per read cost an allocation). */
+  private head = 0;
   private buffered = 0;
-  private waiting: { n: number; parts: boolean; resolve: (b: Buffer[]) => void; reject: (e: Error) => void } | null = null;
+  /** A read waiting for n bytes: it takes them as one buffer, as pieces, or none (ready()). */
+  private waiting: { n: number; take: Take; resolve: (b: Buffer[]) => void; reject: (e: Error) => void } | null = null;
   private ended = false;
   private failure: Error | null = null;
 
@@ -40,7 +45,42 @@ export class SocketReader {
 
   /** The bytes received and not yet read, in order (views; do not modify). */
   unread(): readonly Buffer[] {
-    return this.chunks;
+    const first = this.chunks[0];
+    if (first === undefined || this.head === 0) return this.chunks;
+    return [first.subarray(this.head), ...this.chunks.slice(1)];
+  }
+
+  /**
+   * The buffer holding the next bytes received and not yet read (do not
+   * modify), or null when none is here or a read is waiting. They start at
+   * frontOffset. With skip(), lets a caller parse what is already here in
+   * place, taking nothing until it decides to.
+   */
+  front(): Buffer | null {
+    if (this.waiting !== null) return null;
+    return this.chunks[0] ?? null;
+  }
+
+  /** Where the next unread byte is in front(). */
+  get frontOffset(): number {
+    return this.head;
+  }
+
+  /** Drops the next n bytes, all within front() (the caller parsed them there). */
+  skip(n: number): void {
+    const first = this.chunks[0];
+    if (first === undefined || first.length - this.head < n) throw new Error('SocketReader: skip past the first buffer');
+    this.buffered -= n;
+    this.advanceHead(first, n);
+  }
+
+  /** Moves past n bytes of chunks[0] (`first`), dropping it once all are read. */
+  private advanceHead(first: Buffer, n: number): void {
+    this.head += n;
+    if (this.head === first.length) {
+      this.chunks.shift();
+      this.head = 0;
+    }
   }
 
   /** The next n bytes if they are already here (no promise, no wait), else null. */
@@ -50,7 +90,7 @@ export class SocketReader {
   }
 
   read(n: number): Promise<Buffer> {
-    return this.wait(n, false).then((b) => b[0]!);
+    return this.wait(n, 'one').then((b) => b[0]!);
   }
 
   /**
@@ -65,15 +105,23 @@ export class SocketReader {
 
   /** readParts(n): like read(n), as the pieces (tryReadParts). */
   readParts(n: number): Promise<Buffer[]> {
-    return this.wait(n, true);
+    return this.wait(n, 'parts');
   }
 
-  private wait(n: number, parts: boolean): Promise<Buffer[]> {
+  /**
+   * Resolves once n bytes are here, taking none of them (they are then read
+   * with tryRead(), or in place with front() and skip()). Rejects like read().
+   */
+  async ready(n: number): Promise<void> {
+    await this.wait(n, 'none');
+  }
+
+  private wait(n: number, take: Take): Promise<Buffer[]> {
     if (this.waiting !== null) return Promise.reject(new Error('SocketReader: concurrent read'));
-    if (this.buffered >= n) return Promise.resolve(parts ? this.takeParts(n) : [this.take(n)]);
+    if (this.buffered >= n) return Promise.resolve(this.taken(n, take));
     if (this.ended) return Promise.reject(this.failure ?? new ConnectionClosedError());
     return new Promise<Buffer[]>((resolve, reject) => {
-      this.waiting = { n, parts, resolve, reject };
+      this.waiting = { n, take, resolve, reject };
       if (this.socket.isPaused()) this.socket.resume();
     });
   }
@@ -84,7 +132,7 @@ export class SocketReader {
     const w = this.waiting;
     if (w !== null && this.buffered >= w.n) {
       this.waiting = null;
-      w.resolve(w.parts ? this.takeParts(w.n) : [this.take(w.n)]);
+      w.resolve(this.taken(w.n, w.take));
     }
     if (this.waiting === null && this.buffered >= this.highWater) this.socket.pause();
   }
@@ -100,6 +148,11 @@ export class SocketReader {
     }
   }
 
+  private taken(n: number, take: Take): Buffer[] {
+    if (take === 'one') return [this.take(n)];
+    return take === 'parts' ? this.takeParts(n) : [];
+  }
+
   private takeParts(n: number): Buffer[] {
     this.buffered -= n;
     const out: Buffer[] = [];
@@ -107,43 +160,32 @@ export class SocketReader {
     while (left > 0) {
       const c = this.chunks[0];
       if (c === undefined) throw new Error('SocketReader: buffer accounting broken');
-      if (c.length <= left) {
-        out.push(c);
-        left -= c.length;
-        this.chunks.shift();
-      } else {
-        out.push(c.subarray(0, left));
-        this.chunks[0] = c.subarray(left);
-        left = 0;
-      }
+      const here = Math.min(c.length - this.head, left);
+      out.push(this.head === 0 && here === c.length ? c : c.subarray(this.head, this.head + here));
+      left -= here;
+      this.advanceHead(c, here);
     }
     return out;
   }
 
   private take(n: number): Buffer {
     this.buffered -= n;
-    const first = this.chunks[0];
     if (n === 0) return Buffer.alloc(0);
-    if (first !== undefined && first.length >= n) {
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-      return first.subarray(0, n);
+    const first = this.chunks[0];
+    if (first !== undefined && first.length - this.head >= n) {
+      const start = this.head;
+      this.advanceHead(first, n);
+      return first.subarray(start, start + n);
     }
     const out = Buffer.allocUnsafe(n);
     let filled = 0;
     while (filled < n) {
       const c = this.chunks[0];
       if (c === undefined) throw new Error('SocketReader: buffer accounting broken');
-      const want = n - filled;
-      if (c.length <= want) {
-        c.copy(out, filled);
-        filled += c.length;
-        this.chunks.shift();
-      } else {
-        c.copy(out, filled, 0, want);
-        filled += want;
-        this.chunks[0] = c.subarray(want);
-      }
+      const here = Math.min(c.length - this.head, n - filled);
+      c.copy(out, filled, this.head, this.head + here);
+      filled += here;
+      this.advanceHead(c, here);
     }
     return out;
   }

@@ -61,7 +61,7 @@ import { nbdErrorFor } from './errors.js';
 import { NbdProtocolError } from './negotiation.js';
 import { ConnectionClosedError } from './socket-reader.js';
 import type { SocketReader } from './socket-reader.js';
-import { recycleReadTargets } from './socket-read-buffer.js';
+import { ownedParts, recycleReadTargets } from './socket-read-buffer.js';
 import { FileReplySender } from './file-reply.js';
 import type { FileReplyCounts } from './file-reply.js';
 import type { LiveFileRange } from '../core/block-device.js';
@@ -169,6 +169,8 @@ const HOLE_READ_MINIMUM = 64 * 1024;
  * parallel wins.
  */
 const FAST_READ_MAX = 256 * 1024;
+/** Largest WRITE tried in place (writeInPlace); the device decides what it takes at once (engine devices: up to 256 KiB). */
+const FAST_WRITE_MAX = 256 * 1024;
 /** A structured OFFSET_DATA frame: the chunk header and the 8-byte offset before the data. */
 const DATA_CHUNK_HEAD = NBD_STRUCTURED_REPLY_SIZE + 8;
 const COMMAND_NAMES: Readonly<Record<number, string>> = {
@@ -215,6 +217,12 @@ export class Transmission {
    * depth 32, 10-25% faster this way; 1 MiB requests unchanged).
    */
   private answeringNow = false;
+  /** The reply of writeInPlace(), reused: it is sent before the next request is read. */
+  private readonly inPlaceReply = Buffer.allocUnsafe(NBD_SIMPLE_REPLY_SIZE);
+  /** What writeInPlace() checks on every request, read once (the device's and the options' never change). */
+  private readonly writesInPlace: boolean;
+  private readonly inPlaceMax: number;
+  private readonly alignment: number;
   private readonly uncork = (): void => {
     this.corked = false;
     this.socket.uncork();
@@ -247,6 +255,9 @@ export class Transmission {
     const fileData = this.fileReplyMin !== Infinity && device.liveFileRange !== undefined;
     this.direct = FileReplySender.for(socket, fileData);
     this.fileReply = fileData ? this.direct : null;
+    this.writesInPlace = device.writeNow !== undefined && !device.readOnly;
+    this.inPlaceMax = Math.min(FAST_WRITE_MAX, options.maxPayload);
+    this.alignment = options.alignment;
     const onGone = (): void => this.onHangUp();
     socket.once('close', onGone);
     socket.once('end', onGone);
@@ -284,7 +295,13 @@ export class Transmission {
         await new Promise<void>((resolve) => setImmediate(resolve));
         if (this.hungUp) throw new ConnectionClosedError();
       }
-      const header = this.reader.tryRead(NBD_REQUEST_SIZE) ?? (await this.reader.read(NBD_REQUEST_SIZE));
+      if (this.writeInPlace()) continue;
+      const header = this.reader.tryRead(NBD_REQUEST_SIZE);
+      if (header === null) {
+        // Waits without taking the header, so that the request may still be answered in place.
+        await this.reader.ready(NBD_REQUEST_SIZE);
+        continue;
+      }
       if (this.hungUp) throw new ConnectionClosedError();
       if (header.readUInt32BE(0) !== NBD_REQUEST_MAGIC) {
         throw new NbdProtocolError(`bad request magic 0x${header.readUInt32BE(0).toString(16)}`);
@@ -330,11 +347,69 @@ export class Transmission {
         this.finish();
         continue;
       }
+      // A payload kept while its write waits must not pin the read slab it lies in.
+      if (request.payload !== null) request.payload = ownedParts(request.payload);
       // Refusals (and ESHUTDOWN) are answered at once, waiting for nothing.
       const order = servable ? this.track(request) : null;
       if (order === null) void this.serve(request, refusal, charge);
       else void this.serveInOrder(request, charge, order);
     }
+  }
+
+  /**
+   * The leanest path, for the commonest small request: a plain WRITE (no flags)
+   * whose header and payload are both in the reader's first buffer, which the
+   * device takes at once (writeNow). Parsed where it lies, written from the
+   * received bytes, answered from the connection's own reply buffer straight to
+   * the socket: no request object, no charge (nothing is held past this call),
+   * no header or reply buffer of its own. Every check of the general path is
+   * made, in the same order of outcomes: whatever does not pass it (another
+   * command, a flag, a refusal, a running request it overlaps, a reply that
+   * would have to queue, writeNow declining) returns false with nothing read,
+   * and the request takes the general path, which answers it the usual way.
+   */
+  private writeInPlace(): boolean {
+    const reader = this.reader;
+    const buf = reader.front();
+    if (buf === null) return false;
+    const at = reader.frontOffset;
+    const room = buf.length - at;
+    if (room < NBD_REQUEST_SIZE) return false;
+    if (buf.readUInt16BE(at + 6) !== NBD_CMD_WRITE || buf.readUInt16BE(at + 4) !== 0 || buf.readUInt32BE(at) !== NBD_REQUEST_MAGIC) return false;
+    const length = buf.readUInt32BE(at + 24);
+    if (length === 0 || length > this.inPlaceMax || room < NBD_REQUEST_SIZE + length) return false;
+    const device = this.device;
+    const socket = this.socket;
+    if (!this.writesInPlace || this.shuttingDown || this.hungUp) return false;
+    if (this.direct === null || this.backlog !== null || socket.writableLength !== 0 || socket.destroyed) return false;
+    const offset = buf.readUInt32BE(at + 16) * TWO_32 + buf.readUInt32BE(at + 20);
+    const a = this.alignment;
+    if (offset + length > device.capacity || offset % a !== 0 || length % a !== 0) return false;
+    if (this.running.size !== 0) {
+      const end = offset + length;
+      for (const r of this.running) if (offset < r.end && r.offset < end) return false;
+    }
+    let error = 0;
+    try {
+      const start = at + NBD_REQUEST_SIZE;
+      if (!device.writeNow!(offset, [buf.subarray(start, start + length)])) return false;
+    } catch (err) {
+      error = nbdErrorFor(err);
+    }
+    const reply = this.inPlaceReply;
+    reply.writeUInt32BE(NBD_SIMPLE_REPLY_MAGIC, 0);
+    reply.writeUInt32BE(error, 4);
+    reply.writeUInt32BE(buf.readUInt32BE(at + 8), 8); // the cookie, as received
+    reply.writeUInt32BE(buf.readUInt32BE(at + 12), 12);
+    reader.skip(NBD_REQUEST_SIZE + length);
+    const counts = this.options.fileReplyCounts;
+    if (counts !== undefined) counts.writesInPlace++;
+    this.answeringNow = true;
+    const sent = this.sendDirect(reply);
+    this.answeringNow = false;
+    // The rest through the stream, from a copy: the reply buffer is reused.
+    if (sent < reply.length) this.writeOut(Buffer.from(reply.subarray(sent)));
+    return true;
   }
 
   /**

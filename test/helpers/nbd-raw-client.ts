@@ -32,6 +32,16 @@ export interface ReplyChunk {
   payload: Buffer;
 }
 
+/** A request's header fields (and payload); unset ones are 0, the magic the right one. */
+export interface RequestFields {
+  flags?: number;
+  cookie?: bigint;
+  offset?: bigint;
+  length?: number;
+  payload?: Buffer;
+  magic?: number;
+}
+
 export class RawNbdClient {
   readonly reader: SocketReader;
   readonly closed: Promise<void>;
@@ -115,17 +125,15 @@ export class RawNbdClient {
     return replies;
   }
 
-  sendRequest(
+  sendRequest(type: number, fields: RequestFields = {}): void {
+    this.socket.write(RawNbdClient.requestFrame(type, fields));
+  }
+
+  /** One request's bytes (header, then payload if any), for sending several in one write. */
+  static requestFrame(
     type: number,
-    { flags = 0, cookie = 1n, offset = 0n, length = 0, payload, magic = REQUEST_MAGIC }: {
-      flags?: number;
-      cookie?: bigint;
-      offset?: bigint;
-      length?: number;
-      payload?: Buffer;
-      magic?: number;
-    } = {},
-  ): void {
+    { flags = 0, cookie = 1n, offset = 0n, length = 0, payload, magic = REQUEST_MAGIC }: RequestFields = {},
+  ): Buffer {
     const header = Buffer.alloc(28);
     header.writeUInt32BE(magic, 0);
     header.writeUInt16BE(flags, 4);
@@ -133,7 +141,7 @@ export class RawNbdClient {
     header.writeBigUInt64BE(cookie, 8);
     header.writeBigUInt64BE(offset, 16);
     header.writeUInt32BE(length, 24);
-    this.socket.write(payload === undefined ? header : Buffer.concat([header, payload]));
+    return payload === undefined ? header : Buffer.concat([header, payload]);
   }
 
   /**

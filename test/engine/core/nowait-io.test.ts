@@ -78,6 +78,39 @@ describe('InlineWritePolicy', () => {
     expect(back.subarray(1536).every((b) => b === 3)).toBe(true);
   });
 
+  it('writes from views that start inside a larger buffer, one or several (each address is the view\'s own)', () => {
+    const policy = new InlineWritePolicy();
+    const big = Buffer.alloc(16_384);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7 + 1) & 0xff;
+    policy.write(fd, [big.subarray(100, 612)], 0);
+    policy.write(fd, [big.subarray(1000, 1512), big.subarray(9000, 10_024)], 512);
+    const back = Buffer.alloc(2048);
+    fs.readSync(fd, back, 0, 2048, 0);
+    expect(back.subarray(0, 512).equals(big.subarray(100, 612))).toBe(true);
+    expect(back.subarray(512, 1024).equals(big.subarray(1000, 1512))).toBe(true);
+    expect(back.subarray(1024, 2048).equals(big.subarray(9000, 10_024))).toBe(true);
+  });
+
+  it('writes more pieces than one call takes (70), all of them in order', () => {
+    const policy = new InlineWritePolicy();
+    const parts = Array.from({ length: 70 }, (_, i) => Buffer.alloc(512, i + 1));
+    policy.write(fd, parts, 65_536);
+    const back = Buffer.alloc(70 * 512);
+    fs.readSync(fd, back, 0, back.length, 65_536);
+    for (let i = 0; i < 70; i++) expect(back.subarray(i * 512, (i + 1) * 512).every((b) => b === i + 1), `piece ${i}`).toBe(true);
+  });
+
+  it('a failed write throws an error named by its errno, as Node\'s own do', () => {
+    const policy = new InlineWritePolicy();
+    const readOnly = fs.openSync(file, 'r');
+    try {
+      expect(() => policy.write(readOnly, [Buffer.alloc(512)], 0)).toThrow(expect.objectContaining({ code: 'EBADF' }));
+      expect(() => policy.write(readOnly, [Buffer.alloc(512), Buffer.alloc(512)], 0)).toThrow(expect.objectContaining({ code: 'EBADF' }));
+    } finally {
+      fs.closeSync(readOnly);
+    }
+  });
+
   it('allows writes up to maxBytes only', () => {
     const policy = new InlineWritePolicy({ maxBytes: 65_536, slowMs: 20, backoffMs: 1000 });
     expect(policy.allows(65_536)).toBe(true);

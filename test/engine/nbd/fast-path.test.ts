@@ -8,8 +8,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { BlockExtent } from '../../../engine/core/block-device.js';
+import { BlksnapError } from '../../../engine/abi/errno.js';
+import type { BlockDevice, BlockExtent } from '../../../engine/core/block-device.js';
 import { NbdServer } from '../../../engine/nbd/server.js';
+import { fromReadSlab } from '../../../engine/nbd/socket-read-buffer.js';
 import { staticExports } from '../../../engine/nbd/export-source.js';
 import { MemoryDevice } from '../../helpers/memory-device.js';
 import type { MemoryDeviceOptions } from '../../helpers/memory-device.js';
@@ -249,6 +251,131 @@ describe('NBD fast path', () => {
     ]);
     expect(dev.data[0]).toBe(1);
     expect(dev.data[512]).toBe(2);
+  });
+});
+
+/** An 8 GiB device that keeps only what writeNow() was given (offsets above 4 GiB need no memory). */
+class FarDevice implements BlockDevice {
+  readonly name = 'far';
+  readonly capacity = 8 * 1024 * MiB;
+  readonly logicalBlockSize = 512;
+  readonly physicalBlockSize = 4096;
+  readonly readOnly = false;
+  readonly wroteNow: { offset: number; data: Buffer }[] = [];
+  writes = 0;
+
+  writeNow(offset: number, data: readonly Buffer[]): boolean {
+    this.wroteNow.push({ offset, data: Buffer.concat(data) });
+    return true;
+  }
+
+  read(_offset: number, length: number): Promise<Buffer> {
+    return Promise.resolve(Buffer.alloc(length));
+  }
+
+  write(): Promise<void> {
+    this.writes++;
+    return Promise.resolve();
+  }
+
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  discard(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  writeZeroes(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+describe('NBD WRITEs answered in place', () => {
+  it('pipelined WRITEs that arrive together are parsed and written where they lie: every payload at its offset (above 4 GiB too), every cookie answered, the request after them served', async () => {
+    const dev = new FarDevice();
+    const c = await serveAndConnect(dev as unknown as MemoryDevice);
+    const frames: Buffer[] = [];
+    const expected = new Map<number, Buffer>();
+    for (let i = 0; i < 60; i++) {
+      const length = 512 * (1 + ((i * 7) % 24)); // 512 B to 12 KiB
+      const offset = (i % 2 === 0 ? 5 * 1024 * MiB : 0) + i * 64 * KiB + 512 * (i % 3);
+      const payload = Buffer.alloc(length, (i * 31 + 1) & 0xff);
+      payload.writeUInt32BE(i, 0);
+      expected.set(offset, payload);
+      frames.push(RawNbdClient.requestFrame(CMD.WRITE, { cookie: 0x1_0000_0000n * BigInt(i + 1) + BigInt(i), offset: BigInt(offset), length, payload }));
+    }
+    frames.push(RawNbdClient.requestFrame(CMD.FLUSH, { cookie: 999n }));
+    c.socket.write(Buffer.concat(frames)); // one write: most requests reach the server in the same read
+    const cookies = new Set<bigint>();
+    for (let i = 0; i < 61; i++) {
+      const reply = await c.readReply();
+      expect(reply.error, `reply ${reply.cookie}`).toBe(0);
+      cookies.add(reply.cookie);
+    }
+    expect([...cookies].sort((a, b) => (a < b ? -1 : 1))).toEqual([999n, ...Array.from({ length: 60 }, (_, i) => 0x1_0000_0000n * BigInt(i + 1) + BigInt(i))].sort((a, b) => (a < b ? -1 : 1)));
+    expect(dev.writes).toBe(0);
+    expect(dev.wroteNow.length).toBe(60);
+    for (const w of dev.wroteNow) expect(w.data.equals(expected.get(w.offset) ?? Buffer.alloc(0)), `write at ${w.offset}`).toBe(true);
+    // Most of them went in place (a request split between two reads takes the general path).
+    expect(server!.stats().fileReplies.writesInPlace).toBeGreaterThan(30);
+  });
+
+  it('a WRITE in place that the device fails is answered with its error and cookie, and the connection goes on', async () => {
+    const dev = new FastMemoryDevice({ name: 'disk1', capacity: 4 * MiB });
+    const writeNow = dev.writeNow.bind(dev);
+    dev.writeNow = (offset: number, data: readonly Buffer[]): boolean => {
+      if (offset === 64 * KiB) throw new BlksnapError('ENOSPC', 'no space left');
+      return writeNow(offset, data);
+    };
+    const c = await serveAndConnect(dev);
+    // One at a time: each request arrives whole in one read, so each is answered in place.
+    const replies = [];
+    for (const [cookie, offset] of [
+      [1n, 0],
+      [2n, 64 * KiB],
+      [3n, 128 * KiB],
+    ] as const) {
+      c.sendRequest(CMD.WRITE, { cookie, offset: BigInt(offset), length: 4096, payload: Buffer.alloc(4096, Number(cookie)) });
+      replies.push(await c.readReply());
+    }
+    expect(replies.map((r) => [r.cookie, r.error])).toEqual([
+      [1n, 0],
+      [2n, 28], // NBD_ENOSPC
+      [3n, 0],
+    ]);
+    expect(dev.data[0]).toBe(1);
+    expect(dev.data[64 * KiB]).toBe(0);
+    expect(dev.data[128 * KiB]).toBe(3);
+    expect(server!.stats().fileReplies.writesInPlace).toBe(3);
+  });
+});
+
+describe('NBD WRITE payloads kept while they wait', () => {
+  it('a WRITE that waits for the device gets a payload of its own, not a view of the read slab it arrived in', async () => {
+    const { dev, release } = heldFirstWrite({ capacity: 4 * MiB });
+    dev.acceptNow = false; // every WRITE takes the asynchronous path
+    const given: Uint8Array[] = [];
+    const write = dev.write.bind(dev);
+    dev.write = (offset: number, data: Uint8Array, options?: { fua?: boolean }): Promise<void> => {
+      given.push(data);
+      return write(offset, data, options);
+    };
+    const c = await serveAndConnect(dev);
+    c.socket.write(
+      Buffer.concat([
+        RawNbdClient.requestFrame(CMD.WRITE, { cookie: 1n, offset: 0n, length: 4096, payload: Buffer.alloc(4096, 1) }),
+        RawNbdClient.requestFrame(CMD.WRITE, { cookie: 2n, offset: 8192n, length: 4096, payload: Buffer.alloc(4096, 2) }),
+      ]),
+    );
+    await untilInside(dev);
+    release();
+    expect((await c.readReply()).error).toBe(0);
+    expect((await c.readReply()).error).toBe(0);
+    expect(given.length).toBe(2);
+    for (const data of given) expect(fromReadSlab(data as Buffer)).toBe(false);
+    expect(dev.data[0]).toBe(1);
+    expect(dev.data[8192]).toBe(2);
   });
 });
 

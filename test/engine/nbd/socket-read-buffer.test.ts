@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NBD_CMD_READ, NBD_CMD_WRITE, NBD_REQUEST_MAGIC, NBD_REQUEST_SIZE } from '../../../engine/nbd/constants.js';
-import { DIRECT_READ_MAX, DIRECT_READ_MIN, withReadBuffer } from '../../../engine/nbd/socket-read-buffer.js';
+import { DIRECT_READ_MAX, DIRECT_READ_MIN, fromReadSlab, ownedParts, withReadBuffer } from '../../../engine/nbd/socket-read-buffer.js';
 import type { ReadRoute } from '../../../engine/nbd/socket-read-buffer.js';
 import { WritePayloadScanner } from '../../../engine/nbd/write-payload-scanner.js';
 
@@ -63,7 +63,8 @@ describe('withReadBuffer', () => {
     expect(Buffer.concat(pieces).equals(sent)).toBe(true);
     expect(Math.max(...pieces.map((p) => p.length))).toBeGreaterThan(64 * KiB);
     expect(Math.max(...pieces.map((p) => p.length))).toBeLessThanOrEqual(256 * KiB);
-    // Each piece is a buffer of its own: the shared read buffer is reused for the next read.
+    // Each full read filled a slab of its own.
+    expect(pieces.every((p) => fromReadSlab(p))).toBe(true);
     expect(new Set(pieces.map((p) => p.buffer)).size).toBe(pieces.length);
 
     const answer = new Promise<Buffer>((resolve) => client.once('data', resolve));
@@ -132,8 +133,8 @@ describe('withReadBuffer', () => {
 
     const payloadStart = NBD_REQUEST_SIZE;
     const payloadEnd = payloadStart + payloadLength;
-    // A piece read into a payload's own buffer is a view of a buffer larger than itself.
-    const direct = pieces.filter((p) => p.data.buffer.byteLength > p.data.length && p.data.length >= 4096);
+    // The pieces read into a payload's own buffer (not a read slab).
+    const direct = pieces.filter((p) => !fromReadSlab(p.data));
     const ownBuffers = new Set(direct.map((p) => p.data.buffer));
     expect(ownBuffers.size).toBeGreaterThanOrEqual(2);
     for (const b of ownBuffers) {
@@ -151,5 +152,57 @@ describe('withReadBuffer', () => {
     const last = pieces[pieces.length - 1]!;
     expect(last.at + last.data.length).toBe(sent.length);
     expect(direct).not.toContain(last);
+  });
+
+  it('small reads share a slab, one after another, and none overwrites an earlier one that is still held', async () => {
+    const { ours, client } = await pair(64 * KiB);
+    const pieces: Buffer[] = [];
+    const sent: Buffer[] = [];
+    let got = 0;
+    let waiter: (() => void) | null = null;
+    ours.on('data', (d: Buffer) => {
+      pieces.push(d);
+      got += d.length;
+      waiter?.();
+    });
+    // 1,500 messages of 100 bytes, each sent once the one before arrived: that is
+    // 150 KiB through slabs of 64 KiB, so the slabs change too.
+    for (let i = 0; i < 1500; i++) {
+      const m = Buffer.alloc(100, i & 0xff);
+      m.writeUInt32BE(i, 0);
+      sent.push(m);
+      const want = (i + 1) * 100;
+      const arrived = new Promise<void>((resolve) => (waiter = () => got >= want && resolve()));
+      client.write(m);
+      await arrived;
+    }
+    expect(Buffer.concat(pieces).equals(Buffer.concat(sent))).toBe(true);
+    const slabsUsed = new Set(pieces.map((p) => p.buffer));
+    expect(pieces.every((p) => fromReadSlab(p))).toBe(true);
+    expect(slabsUsed.size).toBeGreaterThanOrEqual(3);
+    expect(slabsUsed.size).toBeLessThan(pieces.length / 100);
+  });
+});
+
+describe('ownedParts', () => {
+  it('copies the pieces that lie in a read slab (joined when all do) and keeps the others as they are', async () => {
+    const { ours, client } = await pair(64 * KiB);
+    const piece = new Promise<Buffer>((resolve) => ours.once('data', resolve));
+    client.write(Buffer.alloc(1000, 5));
+    const inSlab = await piece;
+    expect(fromReadSlab(inSlab)).toBe(true);
+
+    const [joined, ...none] = ownedParts([inSlab.subarray(0, 300), inSlab.subarray(300)]);
+    expect(none).toEqual([]);
+    expect(fromReadSlab(joined!)).toBe(false);
+    expect(joined!.buffer).not.toBe(inSlab.buffer);
+    expect(joined!.equals(inSlab)).toBe(true);
+
+    const own = Buffer.alloc(64, 9);
+    expect(ownedParts([own])[0]).toBe(own);
+    const mixed = ownedParts([own, inSlab]);
+    expect(mixed[0]).toBe(own);
+    expect(fromReadSlab(mixed[1]!)).toBe(false);
+    expect(mixed[1]!.equals(inSlab)).toBe(true);
   });
 });

@@ -55,3 +55,52 @@ describe('SocketReader parts (WRITE payloads without a joining copy)', () => {
     await expect(pending).rejects.toThrow(ConnectionClosedError);
   });
 });
+
+describe('SocketReader in place (front, skip, ready)', () => {
+  it('front() and frontOffset show the next unread bytes where they lie; skip() moves past them; every other read goes on from there', () => {
+    const socket = fakeSocket();
+    const reader = new SocketReader(socket);
+    const a = bytes(0, 10);
+    socket.emit('data', a);
+    socket.emit('data', bytes(10, 10));
+    expect(reader.tryRead(3)!.equals(bytes(0, 3))).toBe(true);
+    expect(reader.front()).toBe(a);
+    expect(reader.frontOffset).toBe(3);
+    reader.skip(4); // bytes 3-6, parsed in place
+    expect(reader.frontOffset).toBe(7);
+    expect(reader.available).toBe(13);
+    expect(reader.unread().map((p) => [...p])).toEqual([[...bytes(7, 3)], [...bytes(10, 10)]]);
+    // A read across the two buffers, then parts, then the rest.
+    expect(reader.tryRead(5)!.equals(bytes(7, 5))).toBe(true);
+    expect(reader.frontOffset).toBe(2);
+    expect(Buffer.concat(reader.tryReadParts(4)!).equals(bytes(12, 4))).toBe(true);
+    reader.skip(4);
+    expect(reader.front()).toBeNull();
+    expect(reader.available).toBe(0);
+    expect(() => reader.skip(1)).toThrow();
+  });
+
+  it('skip() refuses to go past front()', () => {
+    const socket = fakeSocket();
+    const reader = new SocketReader(socket);
+    socket.emit('data', bytes(0, 4));
+    socket.emit('data', bytes(4, 4));
+    expect(() => reader.skip(5)).toThrow();
+    expect(reader.available).toBe(8);
+  });
+
+  it('ready(n) resolves once n bytes are here and takes none; front() is null while it waits', async () => {
+    const socket = fakeSocket();
+    const reader = new SocketReader(socket);
+    const pending = reader.ready(6);
+    socket.emit('data', bytes(0, 4));
+    expect(reader.front()).toBeNull();
+    socket.emit('data', bytes(4, 4));
+    await pending;
+    expect(reader.available).toBe(8);
+    expect(reader.tryRead(8)!.equals(bytes(0, 8))).toBe(true);
+    const closed = reader.ready(1);
+    socket.emit('end');
+    await expect(closed).rejects.toThrow(ConnectionClosedError);
+  });
+});

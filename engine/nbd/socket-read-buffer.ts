@@ -66,20 +66,22 @@ export const SLAB_ROOM_MIN = 64 * 1024;
 const slabs = new WeakSet<ArrayBufferLike>();
 
 /**
- * The pieces of a WRITE payload, safe to keep while the write waits: views of a
- * read slab (which would pin all of it) copied into one buffer of their own,
- * the rest (buffers a payload was read into directly) as they are.
+ * The pieces of a WRITE payload, safe to keep while the write waits. A view of
+ * a read slab pins all of the slab, so for a payload smaller than the slab its
+ * views are copied into one buffer of their own (joined when all the pieces are
+ * such views); a payload at least as large as the slab keeps them (what it pins
+ * is then at most what it is charged, and the copy saved is the part that came
+ * with the header, up to a quarter of a 1 MiB payload). Pieces of buffers the
+ * payload was read into directly are kept as they are.
  */
 export function ownedParts(parts: Buffer[]): Buffer[] {
-  let shared = 0;
   let all = 0;
-  for (const part of parts) {
-    all += part.length;
-    if (fromReadSlab(part)) shared += part.length;
-  }
-  if (shared === 0) return parts;
-  if (shared === all) return [Buffer.concat(parts, all)];
-  return parts.map((part) => (fromReadSlab(part) ? Buffer.from(part) : part));
+  for (const part of parts) all += part.length;
+  let copied = 0;
+  for (const part of parts) if (fromReadSlab(part) && all < part.buffer.byteLength) copied += part.length;
+  if (copied === 0) return parts;
+  if (copied === all) return [Buffer.concat(parts, all)];
+  return parts.map((part) => (fromReadSlab(part) && all < part.buffer.byteLength ? Buffer.from(part) : part));
 }
 
 /** True when `piece` is a view of a slab of shared reads (not a buffer a payload was read into directly). */

@@ -18,8 +18,9 @@
  * the first write of a chunk after take).
  *
  * Our servers run in a process of their own (nbd-server-child.ts), like nbdkit.
- * Each operation runs WARMUP_ROUNDS untimed times against every server first,
- * and every timed run starts after a sync (no writeback of an earlier run).
+ * Each operation runs WARMUP_ROUNDS untimed times (and at least WARMUP_REQUESTS
+ * requests) against every server first, and every timed run starts after a
+ * sync (no writeback of an earlier run).
  *
  * Run: npm run bench:nbd   (about a minute; writes bench-results/nbd.json
  * and a dated copy, with the machine's CPU count and load average at start and end)
@@ -50,8 +51,20 @@ const RANDOM_OPS = 40_000;
 const DEPTH = 32;
 const STRIDE = 257 * 4096;
 const REPEATS = 5;
-/** Untimed runs of each operation against every server before the timed ones. */
+/** Untimed runs of each operation against every server before the timed ones: at least this many... */
 const WARMUP_ROUNDS = 3;
+/**
+ * ...and at least this many requests. V8 optimizes a function after some
+ * thousand calls, so a server that has served 768 requests of 1 MiB (three
+ * runs) is still compiling its write path (measured: functions optimized for
+ * the first time until about the 12th run); 16 runs of 256 MiB reach a steady state.
+ */
+const WARMUP_REQUESTS = 4096;
+
+/** Requests one run of an operation sends. */
+function requestsPerRun(op: Op): number {
+  return op.startsWith('seq') ? IMAGE_SIZE / MiB : RANDOM_OPS;
+}
 const SNAPSHOT_REPEATS = 3;
 
 type Op = 'seq-read-1M' | 'seq-write-1M' | 'rand-read-4k' | 'rand-write-4k';
@@ -206,9 +219,10 @@ async function main(): Promise<void> {
     for (const op of OPS) {
       const results = new Map<string, Measured[]>([['nbdkit', []], ...targets.map(([t]) => [t, []] as [string, Measured[]])]);
       // Untimed rounds first, for every server alike: our servers' first requests
-      // of a kind run slower (the process starts cold; about 3 runs of 256 MiB to
-      // settle, docs/nbd.md), and the helper serves for hours.
-      for (let i = 0; i < WARMUP_ROUNDS; i++) {
+      // of a kind run slower (the process starts cold and V8 compiles as it goes,
+      // WARMUP_REQUESTS), and the helper serves for hours.
+      const warmups = Math.max(WARMUP_ROUNDS, Math.ceil(WARMUP_REQUESTS / requestsPerRun(op)));
+      for (let i = 0; i < warmups; i++) {
         await measure(op, nbdkitUri, source, nbdkitCpu);
         for (const [, uri] of targets) await measure(op, uri, source, oursCpu);
       }
@@ -326,7 +340,7 @@ async function main(): Promise<void> {
   );
   console.log(
     `sequential: nbdcopy --request-size=1M; scattered 4 KiB: qemu-img bench -c ${RANDOM_OPS} -d ${DEPTH} -S ${STRIDE}; ` +
-      `median of ${REPEATS} after ${WARMUP_ROUNDS} untimed rounds, each run after a sync (snapshot rows: median of ${SNAPSHOT_REPEATS}, each on a fresh snapshot, after one untimed)`,
+      `median of ${REPEATS} after ${WARMUP_ROUNDS} untimed rounds (at least ${WARMUP_REQUESTS} requests), each run after a sync (snapshot rows: median of ${SNAPSHOT_REPEATS}, each on a fresh snapshot, after one untimed)`,
   );
   console.log("CPU µs/req: the server process's CPU time (user + system, all threads) per request, median (ours: the process of our servers, apart from the bench's)");
   console.log(fmt(header));

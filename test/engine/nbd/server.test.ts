@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BlockDevice } from '../../../engine/core/block-device.js';
 import { NbdServer } from '../../../engine/nbd/server.js';
 import { staticExports } from '../../../engine/nbd/export-source.js';
+import { fromReadSlab } from '../../../engine/nbd/socket-read-buffer.js';
 import type { ExportSource } from '../../../engine/nbd/export-source.js';
 import type { ConnectionLimits } from '../../../engine/nbd/connection.js';
 import { hasCommand } from '../../helpers/env.js';
@@ -546,14 +547,14 @@ describe('NbdServer lifecycle', () => {
 
 /** A MemoryDevice with writev that takes the bytes late, as a thread-pool pwritev does, and records the buffers it got. */
 class LateWritevDevice extends MemoryDevice {
-  /** The ArrayBuffers behind each writev's pieces of 64 KiB or more, in call order. */
+  /** The ArrayBuffers behind each writev's pieces of 64 KiB or more read into pooled buffers (not read slabs, which are never reused), in call order. */
   readonly seen: Set<ArrayBufferLike>[] = [];
   /** Large buffers of writes not finished yet: none may be handed to another write meanwhile. */
   private readonly busy = new Set<ArrayBufferLike>();
   sharedWhileBusy = 0;
 
   async writev(offset: number, data: readonly Buffer[]): Promise<void> {
-    const mine = new Set(data.filter((d) => d.length >= 64 * 1024).map((d) => d.buffer));
+    const mine = new Set(data.filter((d) => d.length >= 64 * 1024 && !fromReadSlab(d)).map((d) => d.buffer));
     for (const b of mine) if (this.busy.has(b)) this.sharedWhileBusy++;
     for (const b of mine) this.busy.add(b);
     this.seen.push(mine);

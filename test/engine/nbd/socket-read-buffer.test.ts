@@ -185,7 +185,7 @@ describe('withReadBuffer', () => {
 });
 
 describe('ownedParts', () => {
-  it('copies the pieces that lie in a read slab (joined when all do) and keeps the others as they are', async () => {
+  it('copies the pieces of a payload smaller than the slab that lie in it (joined when all do) and keeps the others as they are', async () => {
     const { ours, client } = await pair(64 * KiB);
     const piece = new Promise<Buffer>((resolve) => ours.once('data', resolve));
     client.write(Buffer.alloc(1000, 5));
@@ -204,5 +204,11 @@ describe('ownedParts', () => {
     expect(mixed[0]).toBe(own);
     expect(fromReadSlab(mixed[1]!)).toBe(false);
     expect(mixed[1]!.equals(inSlab)).toBe(true);
+
+    // A payload at least as large as the slab (64 KiB here) keeps its views: what it pins is no more than it is.
+    const rest = Buffer.alloc(64 * KiB, 3);
+    const large = ownedParts([inSlab, rest]);
+    expect(large[0]).toBe(inSlab);
+    expect(large[1]).toBe(rest);
   });
 });

@@ -44,12 +44,14 @@ export interface FileReplyCounts {
   direct: number;
   /** Of those, replies the socket took only a part of (the rest went through the stream). */
   directPartial: number;
-  /** WRITEs answered in place: parsed and written from the received bytes (transmission.ts, writeInPlace). */
+  /** WRITEs answered in place: parsed and written from the received bytes (transmission.ts, answerInPlace). */
   writesInPlace: number;
+  /** READs answered in place: parsed from the received bytes, read into a reply frame sent at once. */
+  readsInPlace: number;
 }
 
 export function noFileReplies(): FileReplyCounts {
-  return { replies: 0, bytes: 0, partial: 0, direct: 0, directPartial: 0, writesInPlace: 0 };
+  return { replies: 0, bytes: 0, partial: 0, direct: 0, directPartial: 0, writesInPlace: 0, readsInPlace: 0 };
 }
 
 /** What went out of one reply. */

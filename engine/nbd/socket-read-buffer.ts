@@ -20,7 +20,8 @@
  * own: for 4 KiB writes, that copy and allocation, and the new buffer's address
  * looked up for the write, were a tenth of the server's time.) A view pins its
  * whole slab, so what is kept past the request it came in with is copied first
- * (ownedParts(): the payload of a WRITE that waits for the thread pool).
+ * (ownedParts(): the payload, smaller than the slab, of a WRITE that waits for
+ * the thread pool).
  *
  * With a `route`, a large WRITE payload still to come is read straight into a
  * buffer of its own instead (`onread.buffer` as a function: Node asks it for

@@ -8,6 +8,9 @@ export class ConnectionClosedError extends Error {
   }
 }
 
+/** What a waiting read takes once its bytes are here: one buffer, the pieces, or nothing (ready()). */
+type Take = 'one' | 'parts' | 'none';
+
 /**
  * Pull-style reader over a socket: `read(n)` resolves with exactly n bytes.
  * A read that lies inside one received chunk returns a view of it (no copy);
@@ -15,8 +18,6 @@ export class ConnectionClosedError extends Error {
  * while enough is buffered and nobody is waiting, so a fast client cannot make
  * the server buffer without bound.
  */
-type Take = 'one' | 'parts' | 'none';
-
 export class SocketReader {
   private readonly chunks: Buffer[] = [];
   /** Bytes of chunks[0] already read (kept as an offset: re-slicing it per read cost an allocation). */

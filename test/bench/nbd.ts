@@ -22,15 +22,15 @@
  * requests) against every server first, and every timed run starts after a
  * sync (no writeback of an earlier run).
  *
- * Run: npm run bench:nbd   (about a minute; writes bench-results/nbd.json
+ * Run: npm run bench:nbd   (about 90 s; writes bench-results/nbd.json
  * and a dated copy, with the machine's CPU count and load average at start and end)
  *
- * Last figures (2026-12-03, 2 CPUs, load average 1.2-2.8, eight runs): seq
- * read 0.90-1.07x, seq write 0.57-0.89x, 4 KiB reads 0.74-1.17x, 4 KiB writes
- * 0.63-0.84x nbdkit; COW seq write 0.66-0.97x our plain write; sparse copies
- * 0.97-1.29x (nbdcopy) and 0.94-1.33x (qemu-img convert; 1.09-1.33x in every
- * run since the sparse copies alternate) nbdkit. Never met: seq write and
- * 4 KiB writes (one event loop against nbdkit's threads).
+ * Last figures (2026-12-03, after requests answered in place; 2 CPUs, load
+ * average 1.3-3.0, four runs): seq read 1.04-1.12x, seq write 0.75-0.93x,
+ * 4 KiB reads 1.08-1.19x, 4 KiB writes 0.76-0.96x nbdkit; COW seq write
+ * 0.55-0.75x our plain write; sparse copies 1.13-1.26x (nbdcopy) and
+ * 1.05-1.13x (qemu-img convert) nbdkit. The two write rows move with
+ * nbdkit's own rate (a fifth from run to run) and were met in 1 and 2 runs of 4.
  * docs/nbd.md "Bench numbers" has the before/after and the profiles.
  */
 import { execFile, spawn } from 'node:child_process';

@@ -67,14 +67,22 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Serves `dev` and returns a client past NBD_OPT_GO. */
-async function serveAndConnect(dev: MemoryDevice): Promise<RawNbdClient> {
+/** Serves `dev` and returns a client past NBD_OPT_GO (with structured replies negotiated first when asked). */
+async function serveAndConnect(dev: MemoryDevice, { structured = false } = {}): Promise<RawNbdClient> {
   const socketPath = join(dir, 'nbd.sock');
   server = new NbdServer({ exports: staticExports([dev]), unixSocket: socketPath });
   await server.start();
   const c = await RawNbdClient.connect(socketPath);
   clients.push(c);
-  await c.goTo(dev.name);
+  if (!structured) {
+    await c.goTo(dev.name);
+    return c;
+  }
+  await c.greet();
+  c.sendOption(OPT.STRUCTURED_REPLY);
+  await c.readOptionReplies();
+  c.sendOption(OPT.GO, RawNbdClient.infoPayload(dev.name));
+  await c.readOptionReplies();
   return c;
 }
 
@@ -145,16 +153,7 @@ describe('NBD fast path', () => {
   it('answers a structured READ of 64 KiB or more without holes through extentsNow + readToNow; one over a hole gets its OFFSET_HOLE chunk', async () => {
     const dev = new SparseFastMemoryDevice({ name: 'disk1', capacity: 4 * MiB });
     for (let i = 0; i < 128 * KiB; i++) dev.data[i] = (i * 7 + 1) & 0xff;
-    const socketPath = join(dir, 'nbd.sock');
-    server = new NbdServer({ exports: staticExports([dev]), unixSocket: socketPath });
-    await server.start();
-    const c = await RawNbdClient.connect(socketPath);
-    clients.push(c);
-    await c.greet();
-    c.sendOption(OPT.STRUCTURED_REPLY);
-    await c.readOptionReplies();
-    c.sendOption(OPT.GO, RawNbdClient.infoPayload('disk1'));
-    await c.readOptionReplies();
+    const c = await serveAndConnect(dev, { structured: true });
 
     c.sendRequest(CMD.READ, { cookie: 1n, offset: 0n, length: 128 * KiB });
     const [whole, ...more] = await c.readChunks();
@@ -389,16 +388,7 @@ describe('NBD READs answered in place', () => {
 
   it('with structured replies, each comes as one OFFSET_DATA chunk flagged DONE, at its offset', async () => {
     const dev = new FarDevice();
-    const socketPath = join(dir, 'nbd.sock');
-    server = new NbdServer({ exports: staticExports([dev]), unixSocket: socketPath });
-    await server.start();
-    const c = await RawNbdClient.connect(socketPath);
-    clients.push(c);
-    await c.greet();
-    c.sendOption(OPT.STRUCTURED_REPLY);
-    await c.readOptionReplies();
-    c.sendOption(OPT.GO, RawNbdClient.infoPayload('far'));
-    await c.readOptionReplies();
+    const c = await serveAndConnect(dev as unknown as MemoryDevice, { structured: true });
     c.socket.write(Buffer.concat(reads.map((r) => RawNbdClient.requestFrame(CMD.READ, { cookie: r.cookie, offset: BigInt(r.offset), length: r.length }))));
     const byCookie = new Map(reads.map((r) => [r.cookie, r]));
     for (let i = 0; i < reads.length; i++) {
@@ -410,7 +400,7 @@ describe('NBD READs answered in place', () => {
       byCookie.delete(chunk!.cookie);
     }
     expect(byCookie.size).toBe(0);
-    expect(server.stats().fileReplies.readsInPlace).toBeGreaterThan(30);
+    expect(server!.stats().fileReplies.readsInPlace).toBeGreaterThan(30);
   });
 
   it('a READ the device cannot answer at once is read the usual way, with the right bytes', async () => {

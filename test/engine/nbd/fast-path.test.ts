@@ -68,7 +68,7 @@ afterEach(async () => {
 });
 
 /** Serves `dev` and returns a client past NBD_OPT_GO (with structured replies negotiated first when asked). */
-async function serveAndConnect(dev: MemoryDevice, { structured = false } = {}): Promise<RawNbdClient> {
+async function serveAndConnect(dev: BlockDevice, { structured = false } = {}): Promise<RawNbdClient> {
   const socketPath = join(dir, 'nbd.sock');
   server = new NbdServer({ exports: staticExports([dev]), unixSocket: socketPath });
   await server.start();
@@ -299,7 +299,7 @@ class FarDevice implements BlockDevice {
 describe('NBD WRITEs answered in place', () => {
   it('pipelined WRITEs that arrive together are parsed and written where they lie: every payload at its offset (above 4 GiB too), every cookie answered, the request after them served', async () => {
     const dev = new FarDevice();
-    const c = await serveAndConnect(dev as unknown as MemoryDevice);
+    const c = await serveAndConnect(dev);
     const frames: Buffer[] = [];
     const expected = new Map<number, Buffer>();
     for (let i = 0; i < 60; i++) {
@@ -372,7 +372,7 @@ describe('NBD READs answered in place', () => {
 
   it('pipelined READs that arrive together: each answered in place with its cookie and the bytes at its offset (above 4 GiB too)', async () => {
     const dev = new FarDevice();
-    const c = await serveAndConnect(dev as unknown as MemoryDevice);
+    const c = await serveAndConnect(dev);
     c.socket.write(Buffer.concat(reads.map((r) => RawNbdClient.requestFrame(CMD.READ, { cookie: r.cookie, offset: BigInt(r.offset), length: r.length }))));
     const byCookie = new Map(reads.map((r) => [r.cookie, r]));
     for (let i = 0; i < reads.length; i++) {
@@ -388,7 +388,7 @@ describe('NBD READs answered in place', () => {
 
   it('with structured replies, each comes as one OFFSET_DATA chunk flagged DONE, at its offset', async () => {
     const dev = new FarDevice();
-    const c = await serveAndConnect(dev as unknown as MemoryDevice, { structured: true });
+    const c = await serveAndConnect(dev, { structured: true });
     c.socket.write(Buffer.concat(reads.map((r) => RawNbdClient.requestFrame(CMD.READ, { cookie: r.cookie, offset: BigInt(r.offset), length: r.length }))));
     const byCookie = new Map(reads.map((r) => [r.cookie, r]));
     for (let i = 0; i < reads.length; i++) {

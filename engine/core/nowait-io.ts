@@ -219,7 +219,7 @@ export class InlineWritePolicy {
       if (n <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
       left -= n;
       at += n;
-      rest = advance(rest, n);
+      if (left > 0) rest = advance(rest, n); // a short write: the rest again
     }
     const end = this.now();
     this.lastEnd = end;

@@ -326,7 +326,10 @@ export class Transmission {
         await new Promise<void>((resolve) => setImmediate(resolve));
         if (this.hungUp) throw new ConnectionClosedError();
       }
-      if (this.answerInPlace()) continue;
+      this.answeringNow = true;
+      const inPlace = this.answerInPlace();
+      this.answeringNow = false;
+      if (inPlace) continue;
       const header = this.reader.tryRead(NBD_REQUEST_SIZE);
       if (header === null) {
         // Waits without taking the header, so that the request may still be answered in place.
@@ -439,13 +442,13 @@ export class Transmission {
     this.reader.skip(NBD_REQUEST_SIZE + length);
     const counts = this.options.fileReplyCounts;
     if (counts !== undefined) counts.writesInPlace++;
-    const sent = this.sendInPlace(reply);
+    const sent = this.sendDirect(reply);
     // The rest through the stream, from a copy: the reply buffer is reused.
     if (sent < reply.length) this.writeOut(Buffer.from(reply.subarray(sent)));
     return true;
   }
 
-  /** answerInPlace() for a READ: read into a pooled reply frame, sent whole (the pool gets it back once sent). */
+  /** answerInPlace() for a READ: read into a pooled reply frame, written at once (the pool gets it back once sent). */
   private readInPlace(buf: Buffer, at: number, offset: number, length: number): boolean {
     const structured = this.options.structured === true;
     const head = structured ? DATA_CHUNK_HEAD : NBD_SIMPLE_REPLY_SIZE;
@@ -467,18 +470,8 @@ export class Transmission {
     this.reader.skip(NBD_REQUEST_SIZE);
     const counts = this.options.fileReplyCounts;
     if (counts !== undefined) counts.readsInPlace++;
-    const sent = this.sendInPlace(frame);
-    if (sent === frame.length) this.pool.release(frame);
-    else this.writeOut(frame.subarray(sent), () => this.pool.release(frame));
+    this.writeOut(frame, () => this.pool.release(frame));
     return true;
-  }
-
-  /** Sends a reply of answerInPlace() straight to the socket (answerInPlace checked that it may): the bytes the socket took. */
-  private sendInPlace(reply: Buffer): number {
-    this.answeringNow = true;
-    const sent = this.sendDirect(reply);
-    this.answeringNow = false;
-    return sent;
   }
 
   /**

@@ -1,8 +1,8 @@
 // The layering rule of eslint.config.js: each folder has an allow-list of the folders,
 // packages and Node built-ins it may import; every other import is an error. It sees
 // every way of loading a module: import and export ... from (also `import type`),
-// `import x = require()`, `typeof import()`, dynamic import(), require() and
-// require.resolve(), and refuses createRequire() and a module name that is not a
+// `import x = require()`, `typeof import()`, dynamic import(), require(),
+// require.resolve() and import.meta.resolve(), and refuses createRequire() and a module name that is not a
 // literal (neither can be checked). docs/architecture.md has the table.
 import { builtinModules } from 'node:module';
 import { dirname, relative, resolve, sep } from 'node:path';
@@ -106,6 +106,11 @@ const allowedImports = {
         const name = callee.type === 'Identifier' ? callee.name : callee.type === 'MemberExpression' && !callee.computed ? callee.property.name : null;
         if (name === 'createRequire') {
           context.report({ node, messageId: 'createRequire', data: { layer } });
+          return;
+        }
+        // import.meta.resolve('x'): where a module would come from (to hand it to a worker thread)
+        if (callee.type === 'MemberExpression' && callee.object.type === 'MetaProperty' && name === 'resolve') {
+          checkSource(node, node.arguments[0], 'import.meta.resolve()');
           return;
         }
         // require('x'), require.resolve('x'), module.require('x')

@@ -7,6 +7,8 @@ import type { Server, Socket } from 'node:net';
 import { chmod, lstat, unlink } from 'node:fs/promises';
 import { BlksnapError } from '../abi/errno.js';
 import { BufferPool } from './buffer-pool.js';
+import { SocketReceivers } from '../core/socket-receivers.js';
+import type { ReceiverStats } from '../core/socket-receivers.js';
 import { ByteBudget } from './byte-budget.js';
 import { NbdConnection } from './connection.js';
 import type { ConnectionLimits } from './connection.js';
@@ -34,7 +36,16 @@ export interface NbdServerOptions {
   log?: (message: string) => void;
   /** Milliseconds clock of the log's rate limit (default Date.now; tests pass a frozen one). */
   clock?: () => number;
+  /**
+   * Threads that receive large WRITE payloads (at least 256 KiB still to come)
+   * beside the event loop (engine/core/socket-receivers.ts); 0: the event loop
+   * reads everything. Default DEFAULT_RECEIVE_THREADS.
+   */
+  receiveThreads?: number;
 }
+
+/** Four: nbdcopy and qemu-img convert write over four connections at once. */
+export const DEFAULT_RECEIVE_THREADS = 4;
 
 /** Server-wide limits, on top of the per-connection ones. */
 export interface ServerLimits extends ConnectionLimits {
@@ -99,6 +110,8 @@ export interface NbdServerStats {
   refusedConnections: number;
   /** READ replies sent from the page cache by reference since the server started (engine/nbd/file-reply.ts). */
   fileReplies: FileReplyCounts;
+  /** WRITE payloads received on threads beside the event loop (none when receiveThreads is 0). */
+  receivers: ReceiverStats;
 }
 
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -137,6 +150,7 @@ export class NbdServer {
   private readonly limits: ServerLimits;
   private readonly budget: ByteBudget;
   private readonly pool: BufferPool;
+  private readonly receivers: SocketReceivers | undefined;
   private readonly fileReplies: FileReplyCounts = noFileReplies();
   private readonly serverLog: RateLimitedLog;
   private refused = 0;
@@ -154,6 +168,8 @@ export class NbdServer {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.budget = new ByteBudget(this.limits.sharedBytes);
     this.pool = new BufferPool(this.limits.bufferPoolBytes);
+    const threads = this.options.receiveThreads ?? DEFAULT_RECEIVE_THREADS;
+    this.receivers = threads > 0 ? new SocketReceivers(threads) : undefined;
     this.serverLog = new RateLimitedLog((m) => this.options.log?.(m), this.limits.serverLogLinesPerSecond, 'nbd', options.clock);
   }
 
@@ -200,6 +216,15 @@ export class NbdServer {
     return this.options.unixSocket;
   }
 
+  /**
+   * Starts the receive threads now rather than at the first large WRITEs
+   * (which are read by the event loop until they are ready); resolves when
+   * they are ready.
+   */
+  async startReceivers(): Promise<void> {
+    await this.receivers?.start();
+  }
+
   /** Connections open now, with the export each serves (null while negotiating). */
   listConnections(): { id: number; export: string | null }[] {
     return [...this.connections].map((c) => ({ id: c.id, export: c.export }));
@@ -223,6 +248,7 @@ export class NbdServer {
       waitingForBytes: this.budget.waiting,
       refusedConnections: this.refused,
       fileReplies: { ...this.fileReplies },
+      receivers: this.receivers?.stats() ?? { workers: 0, busy: 0, receives: 0, bytes: 0 },
     };
   }
 
@@ -233,6 +259,7 @@ export class NbdServer {
     const closing = this.listeners.map(closeServer);
     await Promise.all([...this.connections].map((c) => c.shutdown(SHUTDOWN_GRACE_MS)));
     await Promise.all(closing);
+    await this.receivers?.close();
     this.listeners.length = 0;
     this.pool.clear();
     this.serverLog.flush();
@@ -260,7 +287,7 @@ export class NbdServer {
       return;
     }
     const scanner = new WritePayloadScanner();
-    const socket = withReadBuffer(accepted, SOCKET_READ_BYTES, scanner, this.pool);
+    const socket = withReadBuffer(accepted, SOCKET_READ_BYTES, scanner, this.pool, this.receivers);
     socket.on('error', () => {
       // reported through the connection's reader
     });

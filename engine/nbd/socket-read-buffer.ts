@@ -32,14 +32,30 @@
  * reused: a recently used buffer is mapped and warm, a fresh one costs page
  * faults and cache misses in the kernel's copy) and go back to it through
  * recycleReadTargets() once the payload has been written.
+ *
+ * With `receivers` too, the rest of a payload of at least WORKER_RECEIVE_MIN
+ * still to come is received by a worker thread straight into such a buffer
+ * (engine/core/socket-receivers.ts), while the handle's own reading stops; it
+ * is then emitted like any read, and the handle reads on. Where no worker is
+ * free the handle reads it as above.
  */
 import { Socket } from 'node:net';
 import type { SocketConstructorOpts } from 'node:net';
+import type { SocketReceivers, ReceiveJob, Received } from '../core/socket-receivers.js';
 import type { BufferPool } from './buffer-pool.js';
 
 /** The internals this relies on (net.js: Socket#_handle, a stream handle with useUserBuffer). */
 interface SocketInternals {
   _handle?: { useUserBuffer?: unknown; reading?: unknown } | null;
+}
+
+/** The stream handle's methods a receive on a worker holds back (libuv's pipe or TCP wrap). */
+interface StreamHandle {
+  fd?: unknown;
+  reading?: unknown;
+  readStart: () => number;
+  readStop: () => number;
+  close: (cb?: () => void) => void;
 }
 
 interface AdoptOptions extends SocketConstructorOpts {
@@ -59,6 +75,8 @@ export interface ReadRoute {
 export const DIRECT_READ_MIN = 64 * 1024;
 /** Largest buffer of its own allocated for one read target (the rest of a larger payload gets another). */
 export const DIRECT_READ_MAX = 2 * 1024 * 1024;
+/** Payload remainders at least this large are received on a worker thread, where one is free (`receivers`). */
+export const WORKER_RECEIVE_MIN = 256 * 1024;
 
 /** A new slab is started when the current one has less room than this left (or than a quarter of a smaller slab). */
 export const SLAB_ROOM_MIN = 64 * 1024;
@@ -119,7 +137,7 @@ function powerOfTwoAtLeast(n: number): number {
  * `socket` itself where that cannot be done. `socket` must come from a server
  * with `pauseOnConnect` (nothing read yet); the socket returned reads at once.
  */
-export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, pool?: BufferPool): Socket {
+export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, pool?: BufferPool, receivers?: SocketReceivers): Socket {
   const internals = socket as unknown as SocketInternals;
   const handle = internals._handle;
   if (handle === null || handle === undefined || typeof handle.useUserBuffer !== 'function' || handle.reading === true) {
@@ -138,10 +156,12 @@ export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, 
   /** A payload's own buffer being filled, and how far. */
   let target: Buffer | null = null;
   let filled = 0;
+  /** True while a worker receives (the read after it goes into the slab, whatever follows). */
+  let onWorker = false;
   const next = (): Buffer => {
     if (target !== null && filled < target.length) return target.subarray(filled);
     target = null;
-    const left = route === undefined ? 0 : route.payloadBytesLeft();
+    const left = route === undefined || onWorker ? 0 : route.payloadBytesLeft();
     if (left < DIRECT_READ_MIN) {
       if (size - slabUsed < Math.min(SLAB_ROOM_MIN, size / 4)) {
         slab = newSlab();
@@ -161,6 +181,39 @@ export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, 
     return target;
   };
   let adopted: Socket | null = null;
+  const worker = receivers === undefined || route === undefined ? null : onWorkers(handle as unknown as StreamHandle, receivers);
+  /** After a read: hands the rest of a large payload to a worker (the socket's own reading stops meanwhile). */
+  const handOff = (): void => {
+    if (worker === null || route === undefined) return;
+    const left = route.payloadBytesLeft();
+    if (left < WORKER_RECEIVE_MIN) return;
+    const want = Math.min(left, DIRECT_READ_MAX);
+    const whole = pool === undefined ? Buffer.allocUnsafeSlow(want) : pool.take(powerOfTwoAtLeast(want));
+    const into = whole.subarray(0, want);
+    const started = worker.receive(into, (received) => {
+      onWorker = false;
+      if (received.lost === true) {
+        adopted?.destroy(new Error('the socket receiver thread failed'));
+        return;
+      }
+      if (received.bytes > 0) {
+        const chunk = into.subarray(0, received.bytes);
+        route.received(chunk);
+        adopted?.emit('data', chunk);
+      }
+    });
+    if (!started) {
+      pool?.release(whole);
+      return;
+    }
+    if (pool !== undefined) pooledTargets.add(whole.buffer);
+    // Node asks next() for the buffer of the read after this one as soon as
+    // this callback returns, and the handle reads into it once the worker is
+    // done: the slab, not what is left of a payload's buffer (the worker takes
+    // that part of the payload).
+    onWorker = true;
+    target = null;
+  };
   const options: AdoptOptions = {
     handle,
     readable: true,
@@ -179,6 +232,7 @@ export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, 
         }
         route?.received(chunk);
         adopted?.emit('data', chunk);
+        handOff();
         return true;
       },
     },
@@ -195,4 +249,59 @@ export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, 
   // listener's count of it.
   socket.destroy();
   return adopted;
+}
+
+/** A socket handle's receives on workers: start one, and hold back the handle's reading and closing meanwhile. */
+interface WorkerReceive {
+  /** Starts receiving into `into` (false: no worker free); `done` runs before the handle reads again. */
+  receive(into: Buffer, done: (received: Received) => void): boolean;
+}
+
+/**
+ * Wraps the handle's readStart, readStop and close: while a worker receives,
+ * the handle must not read (the bytes would be taken out of order) nor close
+ * (the descriptor's number could be reused under the worker). Node's pause()
+ * and resume() keep setting `handle.reading` as usual meanwhile; when the
+ * receive ends, the handle reads again if `reading` still says so, and a close
+ * asked for meanwhile (after an abort of the receive) happens then.
+ */
+function onWorkers(handle: StreamHandle, receivers: SocketReceivers): WorkerReceive | null {
+  if (typeof handle.fd !== 'number' || handle.fd < 0) return null;
+  const fd = handle.fd;
+  const readStart = handle.readStart.bind(handle);
+  const readStop = handle.readStop.bind(handle);
+  const close = handle.close.bind(handle);
+  let job: ReceiveJob | null = null;
+  let closing: (() => void) | null = null;
+  let closed = false;
+  handle.readStart = () => (job === null ? readStart() : 0);
+  handle.readStop = () => (job === null ? readStop() : 0);
+  handle.close = (cb) => {
+    closed = true;
+    if (job === null) {
+      close(cb);
+      return;
+    }
+    job.abort();
+    closing = () => close(cb);
+  };
+  return {
+    receive(into, done) {
+      if (job !== null || closed || handle.reading !== true) return false;
+      const started = receivers.tryReceive(fd, into, (received) => {
+        job = null;
+        if (closing !== null) {
+          closing();
+          return;
+        }
+        done(received);
+        if (closed) return;
+        if (handle.reading === true) readStart();
+      });
+      if (started === null) return false;
+      readStop();
+      job = started;
+      return true;
+    },
+  };
 }

@@ -13,7 +13,11 @@
  * difference storage before the write itself); sparse copies against nbdkit
  * (target 1x). The table says which targets were met.
  *
- * Every figure is a median of REPEATS runs; a snapshot row is the median of
+ * Every rate is a median of repeatsOf(op) rounds, each of which runs every
+ * server once, in an order rotated from round to round; a plain operation's
+ * ratio is the median of the rounds' own ratios (ours over nbdkit's in the
+ * same round), so that a slow stretch of a shared machine weighs on both
+ * sides of a ratio alike. A snapshot row is the median of
  * SNAPSHOT_REPEATS runs, each on a fresh snapshot (copy-on-write only happens on
  * the first write of a chunk after take).
  *
@@ -50,7 +54,10 @@ const IMAGE_SIZE = 256 * MiB;
 const RANDOM_OPS = 40_000;
 const DEPTH = 32;
 const STRIDE = 257 * 4096;
-const REPEATS = 5;
+/** Timed rounds of each plain operation: more of the short sequential runs (a quarter second each, where one slow moment weighs most). */
+function repeatsOf(op: Op): number {
+  return op.startsWith('seq') ? 9 : 7;
+}
 /** Untimed runs of each operation against every server before the timed ones: at least this many... */
 const WARMUP_ROUNDS = 3;
 /**
@@ -81,7 +88,10 @@ interface Row {
   against: 'nbdkit file' | 'engine device, no snapshot';
   /** The figure of `against`. */
   base: number;
-  /** value / base (higher is better). */
+  /**
+   * Higher is better. Plain operations: the median over rounds of our rate
+   * over nbdkit's in the same round. Other rows: value / base.
+   */
   ratio: number;
   /** The issue's target for `ratio`, where it sets one. */
   goal?: number;
@@ -89,6 +99,8 @@ interface Row {
   cpuUsPerOp?: number;
   /** The same for nbdkit file. */
   nbdkitCpuUsPerOp?: number;
+  /** Each round's rate, in the order run (plain operations). */
+  rounds?: number[];
 }
 
 /** CPU time (µs, user + system, every thread) a server process has used so far. */
@@ -226,16 +238,28 @@ async function main(): Promise<void> {
         await measure(op, nbdkitUri, source, nbdkitCpu);
         for (const [, uri] of targets) await measure(op, uri, source, oursCpu);
       }
-      for (let i = 0; i < REPEATS; i++) {
-        results.get('nbdkit')?.push(await measure(op, nbdkitUri, source, nbdkitCpu));
-        for (const [target, uri] of targets) results.get(target)?.push(await measure(op, uri, source, oursCpu));
+      // Rounds: every server once per round, the order rotated from round to
+      // round (no server always runs first, after the sync, or last).
+      const servers: [string, string, CpuClock][] = [['nbdkit', nbdkitUri, nbdkitCpu], ...targets.map(([t, uri]) => [t, uri, oursCpu] as [string, string, CpuClock])];
+      const repeats = repeatsOf(op);
+      for (let i = 0; i < repeats; i++) {
+        for (let j = 0; j < servers.length; j++) {
+          const server = servers[(i + j) % servers.length];
+          if (server !== undefined) results.get(server[0])?.push(await measure(op, server[1], source, server[2]));
+        }
       }
       const rateOf = (t: string): number => median((results.get(t) ?? []).map((m) => m.rate));
+      /** Median over rounds of the target's rate over nbdkit's in the same round (a slow minute of the machine hits both). */
+      const pairedRatio = (t: string): number => {
+        const theirs = results.get('nbdkit') ?? [];
+        return median((results.get(t) ?? []).map((m, i) => m.rate / (theirs[i]?.rate ?? NaN)));
+      };
       const cpuOf = (t: string): number => median((results.get(t) ?? []).map((m) => m.cpuUsPerOp));
       const base = rateOf('nbdkit');
       const nbdkitCpuUsPerOp = cpuOf('nbdkit');
       const unit = op.startsWith('seq') ? 'MiB/s' : 'IOPS';
-      rows.push({ op, target: 'nbdkit file', unit, value: base, nbdkit: base, against: 'nbdkit file', base, ratio: 1, cpuUsPerOp: nbdkitCpuUsPerOp, nbdkitCpuUsPerOp });
+      const roundsOf = (t: string): number[] => (results.get(t) ?? []).map((m) => Math.round(m.rate));
+      rows.push({ op, target: 'nbdkit file', unit, value: base, nbdkit: base, against: 'nbdkit file', base, ratio: 1, cpuUsPerOp: nbdkitCpuUsPerOp, nbdkitCpuUsPerOp, rounds: roundsOf('nbdkit') });
       for (const [target] of targets) {
         const value = rateOf(target);
         const goal = target === 'engine device' ? PLAIN_GOAL : undefined;
@@ -247,10 +271,11 @@ async function main(): Promise<void> {
           nbdkit: base,
           against: 'nbdkit file',
           base,
-          ratio: value / base,
+          ratio: pairedRatio(target),
           ...(goal === undefined ? {} : { goal }),
           cpuUsPerOp: cpuOf(target),
           nbdkitCpuUsPerOp,
+          rounds: roundsOf(target),
         });
       }
     }
@@ -340,7 +365,7 @@ async function main(): Promise<void> {
   );
   console.log(
     `sequential: nbdcopy --request-size=1M; scattered 4 KiB: qemu-img bench -c ${RANDOM_OPS} -d ${DEPTH} -S ${STRIDE}; ` +
-      `median of ${REPEATS} after ${WARMUP_ROUNDS} untimed rounds (at least ${WARMUP_REQUESTS} requests), each run after a sync (snapshot rows: median of ${SNAPSHOT_REPEATS}, each on a fresh snapshot, after one untimed)`,
+      `median of ${repeatsOf('seq-read-1M')} (sequential) or ${repeatsOf('rand-read-4k')} (4 KiB) rounds, every server once per round in rotated order, ratios to nbdkit the median of each round's, after ${WARMUP_ROUNDS} untimed rounds (at least ${WARMUP_REQUESTS} requests), each run after a sync (snapshot rows: median of ${SNAPSHOT_REPEATS}, each on a fresh snapshot, after one untimed)`,
   );
   console.log("CPU µs/req: the server process's CPU time (user + system, all threads) per request, median (ours: the process of our servers, apart from the bench's)");
   console.log(fmt(header));
@@ -361,7 +386,7 @@ async function main(): Promise<void> {
       randomOps: RANDOM_OPS,
       depth: DEPTH,
       stride: STRIDE,
-      repeats: REPEATS,
+      repeats: Object.fromEntries(OPS.map((op) => [op, repeatsOf(op)])),
       snapshotRepeats: SNAPSHOT_REPEATS,
       exported: 'embedded engine device (engine/core)',
       machine,

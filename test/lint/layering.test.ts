@@ -2,7 +2,7 @@
  * The layering of docs/architecture.md, enforced by ESLint as per-folder allow-lists
  * (eslint.config.js, scripts/eslint-layering.js). Each case lints a small source as if
  * it lived in a folder: every rule, and every way of loading a module (static import,
- * export from, import type, import(), require(), require.resolve(), createRequire(),
+ * export from, import type, import(), require(), require.resolve(), import.meta.resolve(), createRequire(),
  * `import x = require()`, `typeof import()`), must be refused where the allow-list
  * does not name the target, and allowed where it does. The real tree must pass.
  */
@@ -81,6 +81,9 @@ const cases: Case[] = [
   { file: 'engine/core/x.ts', code: "declare const require: (id: string) => unknown;\nexport const a = require('../../app/bridge/bridge.js');\n", error: FOLDER },
   { file: 'engine/core/x.ts', code: "declare const require: { resolve(id: string): string };\nexport const a = require.resolve('electron');\n", error: PACKAGE('engine/core', 'electron') },
   { file: 'engine/core/x.ts', code: "declare const require: (id: string) => unknown;\nconst id = 'electron';\nexport const a = require(id);\n", error: /require\(\) with a module name that is not a literal/ },
+  { file: 'engine/protocol/x.ts', code: "export const a = import.meta.resolve('koffi');\n", error: PACKAGE('engine/protocol', 'koffi') },
+  { file: 'engine/core/x.ts', code: "export const a = import.meta.resolve('koffi');\n", error: null },
+  { file: 'engine/core/x.ts', code: "const name = 'electron';\nexport const a = import.meta.resolve(name);\n", error: /^layering\/allowed-imports: engine\/core: import\.meta\.resolve\(\) with a module name that is not a literal/ },
   { file: 'engine/core/x.ts', code: "import { createRequire } from 'node:module';\nexport const a = createRequire(import.meta.url)('electron');\n", error: /^layering\/allowed-imports: engine\/core: createRequire\(\) would load modules around the allow-list/ },
   { file: 'engine/core/x.ts', code: "import { createRequire as cr } from 'node:module';\nexport const a = cr;\n", error: /createRequire\(\) would load modules around the allow-list/ },
   { file: 'engine/core/x.ts', code: "import * as mod from 'node:module';\nexport const a = mod.createRequire(import.meta.url);\n", error: /createRequire\(\) would load modules around the allow-list/ },

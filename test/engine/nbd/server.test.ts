@@ -47,7 +47,7 @@ afterEach(async () => {
 
 async function serve(
   source: ExportSource,
-  extra: { defaultExport?: string; limits?: Partial<ConnectionLimits> } = {},
+  extra: { defaultExport?: string; limits?: Partial<ConnectionLimits>; receiveThreads?: number } = {},
 ): Promise<NbdServer> {
   server = new NbdServer({ exports: source, unixSocket: socketPath, ...extra });
   await server.start();
@@ -565,9 +565,14 @@ class LateWritevDevice extends MemoryDevice {
 }
 
 describe('NBD transmission: WRITE payloads read straight into pooled buffers', () => {
-  it('pipelined 1 MiB writes land intact over rounds that reuse the buffers, none shared by two writes at once', async () => {
+  it.each([
+    ['the event loop', 0],
+    ['receive threads', 4],
+  ])('pipelined 1 MiB writes land intact over rounds that reuse the buffers, none shared by two writes at once (payloads read by %s)', async (_by, receiveThreads) => {
     const dev = new LateWritevDevice({ name: 'disk1', capacity: 16 * MiB });
-    await serve(staticExports([dev]));
+    const s = await serve(staticExports([dev]), { receiveThreads });
+    await s.startReceivers();
+    expect(s.stats().receivers.workers).toBe(receiveThreads);
     const c = await connect();
     await c.goTo('disk1');
     for (let round = 0; round < 4; round++) {
@@ -585,5 +590,13 @@ describe('NBD transmission: WRITE payloads read straight into pooled buffers', (
     const early = new Set(dev.seen.slice(0, 16).flatMap((s) => [...s]));
     const reused = dev.seen.slice(16).filter((s) => [...s].some((b) => early.has(b))).length;
     expect(reused).toBeGreaterThan(8);
+    // Where there are receive threads, they took most of the payload bytes.
+    const { receives, bytes, busy } = s.stats().receivers;
+    if (receiveThreads === 0) expect(receives).toBe(0);
+    else {
+      expect(receives).toBeGreaterThan(32);
+      expect(bytes).toBeGreaterThan(32 * MiB);
+      expect(busy).toBe(0);
+    }
   });
 });

@@ -13,6 +13,7 @@ import { NBD_CMD_READ, NBD_CMD_WRITE, NBD_REQUEST_MAGIC, NBD_REQUEST_SIZE } from
 import { DIRECT_READ_MAX, DIRECT_READ_MIN, fromReadSlab, ownedParts, withReadBuffer } from '../../../engine/nbd/socket-read-buffer.js';
 import type { ReadRoute } from '../../../engine/nbd/socket-read-buffer.js';
 import { WritePayloadScanner } from '../../../engine/nbd/write-payload-scanner.js';
+import { SocketReceivers } from '../../../engine/core/socket-receivers.js';
 
 const KiB = 1024;
 let dir: string;
@@ -31,10 +32,10 @@ afterEach(async () => {
 });
 
 /** A server whose accepted sockets go through withReadBuffer; resolves with the first one and a connected client. */
-async function pair(size: number, route?: ReadRoute): Promise<{ ours: Socket; client: Socket }> {
+async function pair(size: number, route?: ReadRoute, receivers?: SocketReceivers): Promise<{ ours: Socket; client: Socket }> {
   const path = join(dir, 's.sock');
   const accepted = new Promise<Socket>((resolve) => {
-    server = createServer({ pauseOnConnect: true }, (s) => resolve(withReadBuffer(s, size, route)));
+    server = createServer({ pauseOnConnect: true }, (s) => resolve(withReadBuffer(s, size, route, undefined, receivers)));
   });
   await new Promise<void>((resolve) => server?.listen(path, resolve));
   const client = createConnection(path);
@@ -42,6 +43,15 @@ async function pair(size: number, route?: ReadRoute): Promise<{ ours: Socket; cl
   const ours = await accepted;
   sockets.push(ours);
   return { ours, client };
+}
+
+/** An NBD request header (the fields the payload scanner follows). */
+function header(type: number, length: number): Buffer {
+  const h = Buffer.alloc(NBD_REQUEST_SIZE);
+  h.writeUInt32BE(NBD_REQUEST_MAGIC, 0);
+  h.writeUInt16BE(type, 6);
+  h.writeUInt32BE(length, 24);
+  return h;
 }
 
 describe('withReadBuffer', () => {
@@ -98,13 +108,6 @@ describe('withReadBuffer', () => {
     const scanner = new WritePayloadScanner();
     scanner.start([]);
     const { ours, client } = await pair(256 * KiB, scanner);
-    const header = (type: number, length: number): Buffer => {
-      const h = Buffer.alloc(NBD_REQUEST_SIZE);
-      h.writeUInt32BE(NBD_REQUEST_MAGIC, 0);
-      h.writeUInt16BE(type, 6);
-      h.writeUInt32BE(length, 24);
-      return h;
-    };
     const payloadLength = 3 * 1024 * KiB; // more than DIRECT_READ_MAX: two buffers of its own
     const payload = Buffer.alloc(payloadLength);
     for (let i = 0; i < payload.length; i += 4) payload.writeUInt32LE(i, i);
@@ -181,6 +184,118 @@ describe('withReadBuffer', () => {
     expect(pieces.every((p) => fromReadSlab(p))).toBe(true);
     expect(slabsUsed.size).toBeGreaterThanOrEqual(3);
     expect(slabsUsed.size).toBeLessThan(pieces.length / 100);
+  });
+});
+
+describe('withReadBuffer with receive threads', () => {
+  let receivers: SocketReceivers;
+  beforeEach(async () => {
+    receivers = new SocketReceivers(2);
+    await receivers.start();
+    expect(receivers.stats().workers).toBe(2);
+  });
+  afterEach(() => receivers.close());
+
+  /** Collects what `ours` emits, with each piece's offset in the stream. */
+  function collect(ours: Socket): { pieces: { data: Buffer; at: number }[]; total: () => number; until: (n: number) => Promise<void> } {
+    const pieces: { data: Buffer; at: number }[] = [];
+    let total = 0;
+    let waiter: (() => void) | null = null;
+    ours.on('data', (d: Buffer) => {
+      pieces.push({ data: d, at: total });
+      total += d.length;
+      waiter?.();
+    });
+    const until = (n: number): Promise<void> =>
+      new Promise<void>((resolve) => {
+        waiter = () => total >= n && resolve();
+        waiter();
+      });
+    return { pieces, total: () => total, until };
+  }
+
+  const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+  const numbered = (n: number): Buffer => {
+    const b = Buffer.alloc(n);
+    for (let i = 0; i < n; i += 4) b.writeUInt32LE(i, i);
+    return b;
+  };
+
+  it('receives the rest of a large WRITE payload on a worker; every byte arrives in order, and what follows the payload is read by the socket', async () => {
+    const scanner = new WritePayloadScanner();
+    scanner.start([]);
+    const { ours, client } = await pair(256 * KiB, scanner, receivers);
+    const payloadLength = 3 * 1024 * KiB;
+    const after = Buffer.concat([header(NBD_CMD_READ, 4096), header(NBD_CMD_WRITE, 512), Buffer.alloc(512, 7)]);
+    const sent = Buffer.concat([header(NBD_CMD_WRITE, payloadLength), numbered(payloadLength), after]);
+    const { pieces, until } = collect(ours);
+    let at = 0;
+    for (const n of [NBD_REQUEST_SIZE + 1000, 100 * KiB, 300 * KiB, 7, 900 * KiB, sent.length]) {
+      const end = Math.min(sent.length, at + n);
+      client.write(sent.subarray(at, end));
+      at = end;
+      await pause(20);
+    }
+    await until(sent.length);
+    expect(Buffer.concat(pieces.map((p) => p.data)).equals(sent)).toBe(true);
+    const stats = receivers.stats();
+    expect(stats.receives).toBeGreaterThanOrEqual(1);
+    expect(stats.bytes).toBeGreaterThan(payloadLength / 2);
+    // The workers' pieces are buffers of their own, inside the payload.
+    const own = pieces.filter((p) => !fromReadSlab(p.data));
+    expect(own.reduce((n, p) => n + p.data.length, 0)).toBeGreaterThanOrEqual(stats.bytes);
+    for (const p of own) {
+      expect(p.at).toBeGreaterThanOrEqual(NBD_REQUEST_SIZE);
+      expect(p.at + p.data.length).toBeLessThanOrEqual(NBD_REQUEST_SIZE + payloadLength);
+    }
+    expect(fromReadSlab(pieces[pieces.length - 1]!.data)).toBe(true);
+    expect(stats.busy).toBe(0);
+  });
+
+  it('a pause() during a receive holds back what follows the payload until resume()', async () => {
+    const scanner = new WritePayloadScanner();
+    scanner.start([]);
+    const { ours, client } = await pair(256 * KiB, scanner, receivers);
+    const payloadLength = 1024 * KiB;
+    const first = Buffer.concat([header(NBD_CMD_WRITE, payloadLength), numbered(payloadLength)]);
+    const after = Buffer.alloc(64 * KiB, 9);
+    const { pieces, total, until } = collect(ours);
+    // The header and a little of the payload: the rest is left to a worker.
+    client.write(first.subarray(0, NBD_REQUEST_SIZE + 1000));
+    await until(NBD_REQUEST_SIZE + 1000);
+    await pause(20);
+    expect(receivers.stats().busy).toBe(1);
+    ours.pause();
+    client.write(Buffer.concat([first.subarray(NBD_REQUEST_SIZE + 1000), after]));
+    // The worker's bytes are delivered; nothing after them while paused.
+    await until(first.length);
+    await pause(100);
+    expect(total()).toBe(first.length);
+    expect(receivers.stats().busy).toBe(0);
+    ours.resume();
+    await until(first.length + after.length);
+    expect(Buffer.concat(pieces.map((p) => p.data)).equals(Buffer.concat([first, after]))).toBe(true);
+  });
+
+  it('a socket destroyed during a receive closes only once the worker has let go of its descriptor', async () => {
+    const scanner = new WritePayloadScanner();
+    scanner.start([]);
+    const { ours, client } = await pair(256 * KiB, scanner, receivers);
+    const { until } = collect(ours);
+    client.write(Buffer.concat([header(NBD_CMD_WRITE, 1024 * KiB), Buffer.alloc(1000)]));
+    await until(NBD_REQUEST_SIZE + 1000);
+    await pause(20);
+    expect(receivers.stats().busy).toBe(1);
+    const busyAtClose = new Promise<number>((resolve) => ours.once('close', () => resolve(receivers.stats().busy)));
+    ours.destroy();
+    // The close waited for the worker (which saw the abort), not the other way round.
+    expect(await busyAtClose).toBe(0);
+    expect(receivers.stats().receives).toBe(1);
+    // The client sees the hang-up.
+    await new Promise<void>((resolve) => {
+      client.once('close', () => resolve());
+      client.resume();
+    });
   });
 });
 

@@ -1,0 +1,185 @@
+/**
+ * SocketReceivers (engine/core/socket-receivers.ts): worker threads that
+ * receive a run of bytes from a socket's descriptor into a buffer of the main
+ * thread. The bytes must land in order and whole, however the peer sends them;
+ * a hang-up, an abort and busy workers must each be reported as such.
+ */
+import { closeSync, openSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ABORT_POLL_MS, SocketReceivers } from '../../../engine/core/socket-receivers.js';
+import type { Received } from '../../../engine/core/socket-receivers.js';
+
+const KiB = 1024;
+const cleanup: (() => Promise<void> | void)[] = [];
+
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f();
+});
+
+/** Numbered bytes: byte i of the run is distinguishable from its neighbours' positions. */
+function pattern(n: number, seed: number): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i + 4 <= n; i += 4) b.writeUInt32LE((i * 2654435761 + seed) >>> 0, i);
+  return b;
+}
+
+interface Pair {
+  /** The accepted side, not reading (as a caller of tryReceive must leave it). */
+  ours: Socket;
+  fd: number;
+  client: Socket;
+}
+
+async function pair(): Promise<Pair> {
+  let server: Server | null = null;
+  const accepted = new Promise<Socket>((resolve) => {
+    server = createServer({ pauseOnConnect: true }, resolve);
+  });
+  await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
+  const s = server as unknown as Server;
+  const address = s.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  const client = createConnection(address.port, '127.0.0.1');
+  const ours = await accepted;
+  cleanup.push(() => {
+    client.destroy();
+    ours.destroy();
+    return new Promise<void>((resolve) => s.close(() => resolve()));
+  });
+  const fd = (ours as unknown as { _handle: { fd: number } })._handle.fd;
+  expect(fd).toBeGreaterThan(2);
+  return { ours, fd, client };
+}
+
+async function receivers(max: number): Promise<SocketReceivers> {
+  const r = new SocketReceivers(max);
+  cleanup.push(() => r.close());
+  await r.start();
+  expect(r.stats().workers).toBe(max);
+  return r;
+}
+
+function receive(r: SocketReceivers, fd: number, into: Buffer): { done: Promise<Received>; abort: () => void } {
+  let resolve: (v: Received) => void = () => {};
+  const done = new Promise<Received>((res) => (resolve = res));
+  const job = r.tryReceive(fd, into, resolve);
+  if (job === null) throw new Error('no worker free');
+  return { done, abort: () => job.abort() };
+}
+
+const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('SocketReceivers', () => {
+  it('receives 3 MiB sent in uneven pieces with pauses between them, every byte in place, into a view inside a larger buffer', async () => {
+    const r = await receivers(1);
+    const { fd, client } = await pair();
+    const sent = pattern(3 * 1024 * KiB, 7);
+    const whole = Buffer.alloc(sent.length + 8192, 0xee);
+    const into = whole.subarray(4096, 4096 + sent.length);
+    const { done } = receive(r, fd, into);
+    // Uneven pieces, some after pauses long enough for the worker to poll.
+    let at = 0;
+    for (const size of [1, 4095, 70 * KiB, 333, 900 * KiB]) {
+      client.write(sent.subarray(at, at + size));
+      at += size;
+      await pause(ABORT_POLL_MS * 2);
+    }
+    client.write(sent.subarray(at));
+    const result = await done;
+    expect(result).toEqual({ bytes: sent.length, eof: false, errno: 0 });
+    expect(into.equals(sent)).toBe(true);
+    // Nothing written outside the view.
+    expect(whole.subarray(0, 4096).every((b) => b === 0xee)).toBe(true);
+    expect(whole.subarray(4096 + sent.length).every((b) => b === 0xee)).toBe(true);
+    expect(r.stats()).toMatchObject({ busy: 0, receives: 1, bytes: sent.length });
+  });
+
+  it('takes exactly the bytes asked for: what follows stays in the socket for the next reader', async () => {
+    const r = await receivers(1);
+    const { ours, fd, client } = await pair();
+    const sent = pattern(600 * KiB, 3);
+    client.write(sent);
+    const into = Buffer.alloc(512 * KiB);
+    expect((await receive(r, fd, into).done).bytes).toBe(into.length);
+    expect(into.equals(sent.subarray(0, into.length))).toBe(true);
+    // The rest is read by the socket itself, in order.
+    const rest: Buffer[] = [];
+    let got = 0;
+    await new Promise<void>((resolve) => {
+      ours.on('data', (d: Buffer) => {
+        rest.push(d);
+        got += d.length;
+        if (got >= sent.length - into.length) resolve();
+      });
+      ours.resume();
+    });
+    expect(Buffer.concat(rest).equals(sent.subarray(into.length))).toBe(true);
+  });
+
+  it('reports a hang-up with the bytes that came before it', async () => {
+    const r = await receivers(1);
+    const { fd, client } = await pair();
+    const into = Buffer.alloc(256 * KiB);
+    const { done } = receive(r, fd, into);
+    const sent = pattern(100 * KiB, 11);
+    client.end(sent);
+    const result = await done;
+    expect(result).toEqual({ bytes: sent.length, eof: true, errno: 0 });
+    expect(into.subarray(0, sent.length).equals(sent)).toBe(true);
+  });
+
+  it('ends a receive that waits for bytes on abort(), within a few poll intervals, keeping what arrived', async () => {
+    const r = await receivers(1);
+    const { fd, client } = await pair();
+    const into = Buffer.alloc(256 * KiB);
+    const { done, abort } = receive(r, fd, into);
+    client.write(pattern(10 * KiB, 5));
+    await pause(ABORT_POLL_MS * 3);
+    const asked = Date.now();
+    abort();
+    const result = await done;
+    expect(Date.now() - asked).toBeLessThan(ABORT_POLL_MS * 25);
+    expect(result).toEqual({ bytes: 10 * KiB, eof: false, errno: 0 });
+    // The worker is free again and takes the next receive.
+    const next = receive(r, fd, Buffer.alloc(4 * KiB));
+    client.write(pattern(4 * KiB, 6));
+    expect((await next.done).bytes).toBe(4 * KiB);
+  });
+
+  it('declines when every worker is busy, and before any has started', async () => {
+    const cold = new SocketReceivers(1);
+    cleanup.push(() => cold.close());
+    const { fd, client } = await pair();
+    // Not started: declines (and starts one for later).
+    expect(cold.tryReceive(fd, Buffer.alloc(4096), () => {})).toBeNull();
+    await cold.start();
+    const first = receive(cold, fd, Buffer.alloc(4096));
+    expect(cold.tryReceive(fd, Buffer.alloc(4096), () => {})).toBeNull();
+    expect(cold.stats()).toMatchObject({ workers: 1, busy: 1 });
+    client.write(pattern(4096, 1));
+    expect((await first.done).bytes).toBe(4096);
+  });
+
+  it('reports the errno of a descriptor that is not a socket', async () => {
+    const r = await receivers(1);
+    const fd = openSync('/dev/null', 'r');
+    cleanup.push(() => closeSync(fd));
+    const into = Buffer.alloc(4096);
+    const result = await receive(r, fd, into).done;
+    expect(result.bytes).toBe(0);
+    expect(result.errno).toBe(88); // ENOTSOCK
+  });
+
+  it('close() ends a receive under way and the workers', async () => {
+    const r = new SocketReceivers(2);
+    await r.start();
+    const { fd } = await pair();
+    const { done } = receive(r, fd, Buffer.alloc(64 * KiB));
+    await r.close();
+    expect((await done).bytes).toBe(0);
+    expect(r.stats().workers).toBe(0);
+    expect(r.tryReceive(fd, Buffer.alloc(4096), () => {})).toBeNull();
+  });
+});

@@ -26,16 +26,17 @@
  * requests) against every server first, and every timed run starts after a
  * sync (no writeback of an earlier run).
  *
- * Run: npm run bench:nbd   (about 90 s; writes bench-results/nbd.json
+ * Run: npm run bench:nbd   (about 3 minutes; writes bench-results/nbd.json
  * and a dated copy, with the machine's CPU count and load average at start and end)
  *
- * Last figures (2026-12-03, after requests answered in place; 2 CPUs, load
- * average 1.3-3.0, four runs): seq read 1.04-1.12x, seq write 0.75-0.93x,
- * 4 KiB reads 1.08-1.19x, 4 KiB writes 0.76-0.96x nbdkit; COW seq write
- * 0.55-0.75x our plain write; sparse copies 1.13-1.26x (nbdcopy) and
- * 1.05-1.13x (qemu-img convert) nbdkit. The two write rows move with
- * nbdkit's own rate (a fifth from run to run) and were met in 1 and 2 runs of 4.
- * docs/nbd.md "Bench numbers" has the before/after and the profiles.
+ * Last figures (2026-12-03, evening, receive threads; 2 CPUs on a host at its
+ * noisiest, nbdkit's own rates moving by half within a run; two runs): seq
+ * read 1.08-1.18x, seq write 0.63-0.72x, 4 KiB reads 0.90-1.17x, 4 KiB writes
+ * 0.76-0.79x nbdkit; COW seq write 0.79-1.34x our plain write; sparse copies
+ * 1.20-1.21x (nbdcopy) and 1.08-1.33x (qemu-img convert) nbdkit. Standalone
+ * A/B runs of the 1 MiB writes, rounds interleaved: 0.78-0.80x without the
+ * threads, 0.90-0.94x with them. docs/nbd.md "Bench numbers" has the
+ * before/after and the profiles.
  */
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';

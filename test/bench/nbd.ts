@@ -30,10 +30,10 @@
  * and a dated copy, with the machine's CPU count and load average at start and end)
  *
  * Last figures (2026-12-03, evening, receive threads; 2 CPUs on a host at its
- * noisiest, nbdkit's own rates moving by half within a run; two runs): seq
- * read 1.08-1.18x, seq write 0.63-0.72x, 4 KiB reads 0.90-1.17x, 4 KiB writes
- * 0.76-0.79x nbdkit; COW seq write 0.79-1.34x our plain write; sparse copies
- * 1.20-1.21x (nbdcopy) and 1.08-1.33x (qemu-img convert) nbdkit. Standalone
+ * noisiest, nbdkit's own rates moving by half within a run; three runs): seq
+ * read 1.08-1.19x, seq write 0.63-0.72x, 4 KiB reads 0.8997-1.17x, 4 KiB
+ * writes 0.76-0.84x nbdkit; COW seq write 0.75-1.34x our plain write; sparse
+ * copies 1.18-1.21x (nbdcopy) and 1.07-1.33x (qemu-img convert) nbdkit. Standalone
  * A/B runs of the 1 MiB writes, rounds interleaved: 0.78-0.80x without the
  * threads, 0.90-0.94x with them. docs/nbd.md "Bench numbers" has the
  * before/after and the profiles.

@@ -24,6 +24,37 @@ describe('BufferPool', () => {
     expect(again.filter((b) => bufs.includes(b))).toHaveLength(3);
   });
 
+  it('makes room for a buffer of another size by dropping the ones released longest ago', () => {
+    // A pool full of one size (READ reply frames) must still keep the next
+    // size asked for (WRITE payload buffers), or every one of those is fresh.
+    const pool = new BufferPool(4 * 8192);
+    const frames = Array.from({ length: 4 }, () => pool.take(8192));
+    for (const f of frames) pool.release(f);
+    expect(pool.bytes).toBe(4 * 8192);
+    const payload = pool.take(16384);
+    pool.release(payload);
+    expect(pool.bytes).toBe(4 * 8192);
+    expect(pool.take(16384)).toBe(payload);
+    // The two released first made room; the two released last are still there.
+    const kept = [pool.take(8192), pool.take(8192)];
+    expect(kept).toContain(frames[2]);
+    expect(kept).toContain(frames[3]);
+    expect(pool.take(8192)).not.toBe(frames[0]);
+    expect(pool.bytes).toBe(0);
+  });
+
+  it('keeps a buffer released twice once, and none larger than the budget', () => {
+    const pool = new BufferPool(2 * 8192);
+    const a = pool.take(8192);
+    pool.release(a);
+    pool.release(a);
+    expect(pool.bytes).toBe(8192);
+    expect(pool.take(8192)).toBe(a);
+    expect(pool.take(8192)).not.toBe(a);
+    pool.release(pool.take(4 * 8192));
+    expect(pool.bytes).toBe(0);
+  });
+
   it('never keeps small buffers or views of larger memory', () => {
     const pool = new BufferPool(1 << 20, 4096);
     const small = pool.take(512);

@@ -149,6 +149,13 @@ export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, 
     slabs.add(buf.buffer);
     return buf;
   };
+  /** A buffer of its own for `want` bytes of a payload (from the pool, where there is one: recycleReadTargets() gives it back). */
+  const payloadBuffer = (want: number): Buffer => {
+    if (pool === undefined) return Buffer.allocUnsafeSlow(want);
+    const whole = pool.take(powerOfTwoAtLeast(want));
+    pooledTargets.add(whole.buffer);
+    return whole.subarray(0, want);
+  };
   let slab = newSlab();
   let slabUsed = 0;
   /** The slab's room handed out for the next read (compared by identity in the callback). */
@@ -170,13 +177,7 @@ export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, 
       slabRoom = slab.subarray(slabUsed);
       return slabRoom;
     }
-    const want = Math.min(left, DIRECT_READ_MAX);
-    if (pool === undefined) target = Buffer.allocUnsafeSlow(want);
-    else {
-      const whole = pool.take(powerOfTwoAtLeast(want));
-      pooledTargets.add(whole.buffer);
-      target = whole.subarray(0, want);
-    }
+    target = payloadBuffer(Math.min(left, DIRECT_READ_MAX));
     filled = 0;
     return target;
   };
@@ -187,9 +188,7 @@ export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, 
     if (worker === null || route === undefined) return;
     const left = route.payloadBytesLeft();
     if (left < WORKER_RECEIVE_MIN) return;
-    const want = Math.min(left, DIRECT_READ_MAX);
-    const whole = pool === undefined ? Buffer.allocUnsafeSlow(want) : pool.take(powerOfTwoAtLeast(want));
-    const into = whole.subarray(0, want);
+    const into = payloadBuffer(Math.min(left, DIRECT_READ_MAX));
     const started = worker.receive(into, (received) => {
       onWorker = false;
       if (received.lost === true) {
@@ -203,10 +202,9 @@ export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, 
       }
     });
     if (!started) {
-      pool?.release(whole);
+      if (pool !== undefined) recycleReadTargets([into], pool);
       return;
     }
-    if (pool !== undefined) pooledTargets.add(whole.buffer);
     // Node asks next() for the buffer of the read after this one as soon as
     // this callback returns, and the handle reads into it once the worker is
     // done: the slab, not what is left of a payload's buffer (the worker takes

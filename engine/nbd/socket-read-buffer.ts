@@ -69,6 +69,8 @@ export interface ReadRoute {
   received(data: Buffer): void;
   /** Bytes still to come that belong together in a buffer of their own (a WRITE's payload), else 0. */
   payloadBytesLeft(): number;
+  /** Bytes of that payload already received (0 when none is still to come). */
+  payloadBytesReceived(): number;
 }
 
 /** Payload remainders shorter than this go through the shared buffer (one read takes what follows too). */
@@ -166,20 +168,44 @@ export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, 
   /** True while a worker receives (the read after it goes into the slab, whatever follows). */
   let onWorker = false;
   const next = (): Buffer => {
+    if (onWorker) return nextSlabRoom();
     if (target !== null && filled < target.length) return target.subarray(filled);
     target = null;
     const left = route === undefined || onWorker ? 0 : route.payloadBytesLeft();
-    if (left < DIRECT_READ_MIN) {
-      if (size - slabUsed < Math.min(SLAB_ROOM_MIN, size / 4)) {
-        slab = newSlab();
-        slabUsed = 0;
-      }
-      slabRoom = slab.subarray(slabUsed);
-      return slabRoom;
-    }
+    if (left < DIRECT_READ_MIN) return nextSlabRoom();
     target = payloadBuffer(Math.min(left, DIRECT_READ_MAX));
     filled = 0;
     return target;
+  };
+  const nextSlabRoom = (): Buffer => {
+    if (size - slabUsed < Math.min(SLAB_ROOM_MIN, size / 4)) {
+      slab = newSlab();
+      slabUsed = 0;
+    }
+    slabRoom = slab.subarray(slabUsed);
+    return slabRoom;
+  };
+  /**
+   * After a read into the slab that ends inside a large payload begun in it:
+   * that payload's first bytes are copied into a buffer of its own, which the
+   * rest then fills (the socket's reads or a worker's), and their place in the
+   * slab is read into again. Without it, the header's read takes a slab's
+   * worth of the payload (a client has 200 KiB or so in flight), and every
+   * 1 MiB WRITE or two used up a new slab: external memory that V8 answered
+   * with full garbage collections ("external memory pressure"), several per
+   * 256 MiB once its young generation had grown. Returns the head in its new
+   * place, or null when nothing was moved.
+   */
+  const moveHead = (chunk: Buffer): Buffer | null => {
+    if (route === undefined) return null;
+    const left = route.payloadBytesLeft();
+    const head = route.payloadBytesReceived();
+    if (left < DIRECT_READ_MIN || head === 0 || head > chunk.length) return null;
+    const own = payloadBuffer(Math.min(head + left, DIRECT_READ_MAX));
+    chunk.copy(own, 0, chunk.length - head);
+    target = own;
+    filled = head;
+    return own.subarray(0, head);
   };
   let adopted: Socket | null = null;
   const worker = receivers === undefined || route === undefined ? null : onWorkers(handle as unknown as StreamHandle, receivers);
@@ -188,13 +214,16 @@ export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, 
     if (worker === null || route === undefined) return;
     const left = route.payloadBytesLeft();
     if (left < WORKER_RECEIVE_MIN) return;
-    const into = payloadBuffer(Math.min(left, DIRECT_READ_MAX));
+    // The rest of the payload's own buffer where one is being filled, else a new one.
+    const own = target !== null && filled < target.length ? target : null;
+    const into = own === null ? payloadBuffer(Math.min(left, DIRECT_READ_MAX)) : own.subarray(filled, filled + Math.min(left, own.length - filled));
     const started = worker.receive(into, (received) => {
       onWorker = false;
       if (received.lost === true) {
         adopted?.destroy(new Error('the socket receiver thread failed'));
         return;
       }
+      if (own !== null && target === own) filled += received.bytes;
       if (received.bytes > 0) {
         const chunk = into.subarray(0, received.bytes);
         route.received(chunk);
@@ -202,15 +231,15 @@ export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, 
       }
     });
     if (!started) {
-      if (pool !== undefined) recycleReadTargets([into], pool);
+      if (own === null && pool !== undefined) recycleReadTargets([into], pool);
       return;
     }
     // Node asks next() for the buffer of the read after this one as soon as
     // this callback returns, and the handle reads into it once the worker is
-    // done: the slab, not what is left of a payload's buffer (the worker takes
-    // that part of the payload).
+    // done: the slab (next() while onWorker), not what is left of a payload's
+    // buffer (the worker takes that part of the payload; a payload longer
+    // than the worker's buffer goes on in a new buffer after it).
     onWorker = true;
-    target = null;
   };
   const options: AdoptOptions = {
     handle,
@@ -219,17 +248,21 @@ export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, 
     onread: {
       buffer: next,
       callback: (bytes, data) => {
-        let chunk: Buffer;
         if (data === slabRoom) {
-          chunk = slab.subarray(slabUsed, slabUsed + bytes);
-          slabUsed += bytes;
+          const chunk = slab.subarray(slabUsed, slabUsed + bytes);
+          route?.received(chunk);
+          const head = moveHead(chunk);
+          const kept = bytes - (head?.length ?? 0);
+          slabUsed += kept;
+          if (kept > 0) adopted?.emit('data', head === null ? chunk : chunk.subarray(0, kept));
+          if (head !== null) adopted?.emit('data', head);
         } else {
           // A view of the payload's own buffer (next() returned it): no copy.
-          chunk = data.subarray(0, bytes);
+          const chunk = data.subarray(0, bytes);
           filled += bytes;
+          route?.received(chunk);
+          adopted?.emit('data', chunk);
         }
-        route?.received(chunk);
-        adopted?.emit('data', chunk);
         handOff();
         return true;
       },

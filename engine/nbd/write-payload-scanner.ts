@@ -19,6 +19,8 @@ export class WritePayloadScanner implements ReadRoute {
   private headerFill = 0;
   /** Bytes of the current WRITE's payload not received yet. */
   private payloadLeft = 0;
+  /** Length of the current (or last) WRITE's payload. */
+  private payloadLength = 0;
 
   /**
    * Starts following frames at the transmission phase; `unread` are the bytes
@@ -37,6 +39,11 @@ export class WritePayloadScanner implements ReadRoute {
   /** Payload bytes of the current WRITE still to come (0: none, or not following). */
   payloadBytesLeft(): number {
     return this.active ? this.payloadLeft : 0;
+  }
+
+  /** Payload bytes of the current WRITE received so far, while some are still to come (else 0). */
+  payloadBytesReceived(): number {
+    return this.active && this.payloadLeft > 0 ? this.payloadLength - this.payloadLeft : 0;
   }
 
   private scan(data: Buffer): void {
@@ -76,7 +83,10 @@ export class WritePayloadScanner implements ReadRoute {
       this.stopped = true;
       return false;
     }
-    if (header.readUInt16BE(start + 6) === NBD_CMD_WRITE) this.payloadLeft = header.readUInt32BE(start + 24);
+    if (header.readUInt16BE(start + 6) === NBD_CMD_WRITE) {
+      this.payloadLeft = header.readUInt32BE(start + 24);
+      this.payloadLength = this.payloadLeft;
+    }
     return true;
   }
 }

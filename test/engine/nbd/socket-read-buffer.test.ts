@@ -54,6 +54,57 @@ function header(type: number, length: number): Buffer {
   return h;
 }
 
+/**
+ * Sends `count` WRITEs of 1 MiB, each with its header in one client write and
+ * waiting for the one before to arrive, and checks what withReadBuffer made of
+ * them: the payload's first bytes, read with the header into the slab, were
+ * moved into the payload's own buffer (every payload byte is in one buffer of
+ * its own, not in a slab), and so the slab was not used up (one slab for all
+ * the headers).
+ */
+async function checkPayloadHeadsMove(count: number, receivers?: SocketReceivers): Promise<void> {
+  const scanner = new WritePayloadScanner();
+  scanner.start([]);
+  const { ours, client } = await pair(256 * KiB, scanner, receivers);
+  const payloadLength = 1024 * KiB;
+  const pieces: { data: Buffer; at: number }[] = [];
+  let total = 0;
+  let waiter: (() => void) | null = null;
+  ours.on('data', (d: Buffer) => {
+    pieces.push({ data: d, at: total });
+    total += d.length;
+    waiter?.();
+  });
+  const sent: Buffer[] = [];
+  for (let i = 0; i < count; i++) {
+    const payload = Buffer.alloc(payloadLength);
+    for (let j = 0; j < payloadLength; j += 4) payload.writeUInt32LE(i * payloadLength + j, j);
+    const frame = Buffer.concat([header(NBD_CMD_WRITE, payloadLength), payload]);
+    sent.push(frame);
+    const want = total + frame.length;
+    const arrived = new Promise<void>((resolve) => (waiter = () => total >= want && resolve()));
+    client.write(frame);
+    await arrived;
+  }
+  expect(Buffer.concat(pieces.map((p) => p.data)).equals(Buffer.concat(sent))).toBe(true);
+  const frameLength = NBD_REQUEST_SIZE + payloadLength;
+  const headersSlabs = new Set<ArrayBufferLike>();
+  for (let i = 0; i < count; i++) {
+    const start = i * frameLength;
+    const inHeader = pieces.filter((p) => p.at < start + NBD_REQUEST_SIZE && p.at + p.data.length > start);
+    const inPayload = pieces.filter((p) => p.at + p.data.length > start + NBD_REQUEST_SIZE && p.at < start + frameLength);
+    for (const p of inHeader) {
+      expect(fromReadSlab(p.data)).toBe(true);
+      headersSlabs.add(p.data.buffer);
+      // The slab piece ends with the header: the payload's bytes that came with it were moved.
+      expect(p.at + p.data.length, `request ${i}`).toBe(start + NBD_REQUEST_SIZE);
+    }
+    expect(inPayload.every((p) => !fromReadSlab(p.data)), `request ${i}`).toBe(true);
+    expect(new Set(inPayload.map((p) => p.data.buffer)).size, `request ${i}`).toBe(1);
+  }
+  expect(headersSlabs.size).toBe(1);
+}
+
 describe('withReadBuffer', () => {
   it('delivers every byte, in pieces larger than Node\'s 64 KiB reads, and answers through the same socket', async () => {
     const { ours, client } = await pair(256 * KiB);
@@ -157,6 +208,10 @@ describe('withReadBuffer', () => {
     expect(direct).not.toContain(last);
   });
 
+  it('moves the first bytes of a large WRITE payload, read with its header into the slab, into the payload\'s own buffer; 20 such WRITEs use one slab', async () => {
+    await checkPayloadHeadsMove(20);
+  });
+
   it('small reads share a slab, one after another, and none overwrites an earlier one that is still held', async () => {
     const { ours, client } = await pair(64 * KiB);
     const pieces: Buffer[] = [];
@@ -250,6 +305,11 @@ describe('withReadBuffer with receive threads', () => {
     }
     expect(fromReadSlab(pieces[pieces.length - 1]!.data)).toBe(true);
     expect(stats.busy).toBe(0);
+  });
+
+  it('a worker receives the rest of a large WRITE payload after its first bytes, moved out of the slab, in the same buffer; 20 such WRITEs use one slab', async () => {
+    await checkPayloadHeadsMove(20, receivers);
+    expect(receivers.stats().receives).toBeGreaterThanOrEqual(10);
   });
 
   it('a pause() during a receive holds back what follows the payload until resume()', async () => {

@@ -38,6 +38,22 @@ describe('WritePayloadScanner', () => {
     }
   });
 
+  it('knows how much of a payload still coming has arrived, and says 0 once none is still coming', () => {
+    const s = new WritePayloadScanner();
+    s.start([]);
+    const frames = [header(NBD_CMD_WRITE, 3000), Buffer.alloc(1000, 1)];
+    s.received(Buffer.concat(frames));
+    expect(s.payloadBytesReceived()).toBe(1000);
+    s.received(Buffer.alloc(1999, 1));
+    expect(s.payloadBytesReceived()).toBe(2999);
+    s.received(Buffer.alloc(1, 1));
+    expect(s.payloadBytesReceived()).toBe(0);
+    // A READ between WRITEs: nothing is still coming; the next WRITE counts from its own start.
+    s.received(Buffer.concat([header(NBD_CMD_READ, 4096), header(NBD_CMD_WRITE, 100), Buffer.alloc(7, 2)]));
+    expect(s.payloadBytesLeft()).toBe(93);
+    expect(s.payloadBytesReceived()).toBe(7);
+  });
+
   it('gives the same answers for any cut of the stream, and starts from the unread bytes', () => {
     const { bytes, leftAfter } = stream();
     for (const cut of [1, 5, 27, 28, 29, 1000, 3028, 3055, 3100]) {

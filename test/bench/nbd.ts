@@ -29,14 +29,13 @@
  * Run: npm run bench:nbd   (about 3 minutes; writes bench-results/nbd.json
  * and a dated copy, with the machine's CPU count and load average at start and end)
  *
- * Last figures (2026-12-03, evening, receive threads; 2 CPUs on a host at its
- * noisiest, nbdkit's own rates moving by half within a run; three runs): seq
- * read 1.08-1.19x, seq write 0.63-0.72x, 4 KiB reads 0.8997-1.17x, 4 KiB
- * writes 0.76-0.84x nbdkit; COW seq write 0.75-1.34x our plain write; sparse
- * copies 1.18-1.21x (nbdcopy) and 1.07-1.33x (qemu-img convert) nbdkit. Standalone
- * A/B runs of the 1 MiB writes, rounds interleaved: 0.78-0.80x without the
- * threads, 0.90-0.94x with them. docs/nbd.md "Bench numbers" has the
- * before/after and the profiles.
+ * Last figures (2026-12-03, night, payload heads out of the read slab; 2 CPUs,
+ * three runs): seq read 0.96-1.30x, seq write 0.71-0.96x (our CPU per 1 MiB
+ * write 781-859 µs against 1,100-1,300 before; nbdkit 586), 4 KiB reads
+ * 0.99-1.09x, 4 KiB writes 0.74-0.84x nbdkit; COW seq write 0.66-0.75x our
+ * plain write; sparse copies 1.06-1.48x (nbdcopy) and 1.08-1.27x (qemu-img
+ * convert) nbdkit. docs/nbd.md "Bench numbers" has the before/after and the
+ * profiles.
  */
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';

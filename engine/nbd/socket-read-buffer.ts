@@ -171,7 +171,7 @@ export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, 
     if (onWorker) return nextSlabRoom();
     if (target !== null && filled < target.length) return target.subarray(filled);
     target = null;
-    const left = route === undefined || onWorker ? 0 : route.payloadBytesLeft();
+    const left = route === undefined ? 0 : route.payloadBytesLeft();
     if (left < DIRECT_READ_MIN) return nextSlabRoom();
     target = payloadBuffer(Math.min(left, DIRECT_READ_MAX));
     filled = 0;
@@ -200,7 +200,7 @@ export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, 
     if (route === undefined) return null;
     const left = route.payloadBytesLeft();
     const head = route.payloadBytesReceived();
-    if (left < DIRECT_READ_MIN || head === 0 || head > chunk.length) return null;
+    if (left < DIRECT_READ_MIN || head === 0 || head > chunk.length || head >= DIRECT_READ_MAX) return null;
     const own = payloadBuffer(Math.min(head + left, DIRECT_READ_MAX));
     chunk.copy(own, 0, chunk.length - head);
     target = own;

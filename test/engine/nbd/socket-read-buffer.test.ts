@@ -54,6 +54,24 @@ function header(type: number, length: number): Buffer {
   return h;
 }
 
+/** Collects what `ours` emits, with each piece's offset in the stream. */
+function collect(ours: Socket): { pieces: { data: Buffer; at: number }[]; total: () => number; until: (n: number) => Promise<void> } {
+  const pieces: { data: Buffer; at: number }[] = [];
+  let total = 0;
+  let waiter: (() => void) | null = null;
+  ours.on('data', (d: Buffer) => {
+    pieces.push({ data: d, at: total });
+    total += d.length;
+    waiter?.();
+  });
+  const until = (n: number): Promise<void> =>
+    new Promise<void>((resolve) => {
+      waiter = () => total >= n && resolve();
+      waiter();
+    });
+  return { pieces, total: () => total, until };
+}
+
 /**
  * Sends `count` WRITEs of 1 MiB, each with its header in one client write and
  * waiting for the one before to arrive, and checks what withReadBuffer made of
@@ -67,22 +85,14 @@ async function checkPayloadHeadsMove(count: number, receivers?: SocketReceivers)
   scanner.start([]);
   const { ours, client } = await pair(256 * KiB, scanner, receivers);
   const payloadLength = 1024 * KiB;
-  const pieces: { data: Buffer; at: number }[] = [];
-  let total = 0;
-  let waiter: (() => void) | null = null;
-  ours.on('data', (d: Buffer) => {
-    pieces.push({ data: d, at: total });
-    total += d.length;
-    waiter?.();
-  });
+  const { pieces, total, until } = collect(ours);
   const sent: Buffer[] = [];
   for (let i = 0; i < count; i++) {
     const payload = Buffer.alloc(payloadLength);
     for (let j = 0; j < payloadLength; j += 4) payload.writeUInt32LE(i * payloadLength + j, j);
     const frame = Buffer.concat([header(NBD_CMD_WRITE, payloadLength), payload]);
     sent.push(frame);
-    const want = total + frame.length;
-    const arrived = new Promise<void>((resolve) => (waiter = () => total >= want && resolve()));
+    const arrived = until(total() + frame.length);
     client.write(frame);
     await arrived;
   }
@@ -250,24 +260,6 @@ describe('withReadBuffer with receive threads', () => {
     expect(receivers.stats().workers).toBe(2);
   });
   afterEach(() => receivers.close());
-
-  /** Collects what `ours` emits, with each piece's offset in the stream. */
-  function collect(ours: Socket): { pieces: { data: Buffer; at: number }[]; total: () => number; until: (n: number) => Promise<void> } {
-    const pieces: { data: Buffer; at: number }[] = [];
-    let total = 0;
-    let waiter: (() => void) | null = null;
-    ours.on('data', (d: Buffer) => {
-      pieces.push({ data: d, at: total });
-      total += d.length;
-      waiter?.();
-    });
-    const until = (n: number): Promise<void> =>
-      new Promise<void>((resolve) => {
-        waiter = () => total >= n && resolve();
-        waiter();
-      });
-    return { pieces, total: () => total, until };
-  }
 
   const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
   const numbered = (n: number): Buffer => {

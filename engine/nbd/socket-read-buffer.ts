@@ -214,26 +214,29 @@ export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, 
     if (worker === null || route === undefined) return;
     const left = route.payloadBytesLeft();
     if (left < WORKER_RECEIVE_MIN) return;
-    // The rest of the payload's own buffer where one is being filled, else a new one.
-    const own = target !== null && filled < target.length ? target : null;
-    const into = own === null ? payloadBuffer(Math.min(left, DIRECT_READ_MAX)) : own.subarray(filled, filled + Math.min(left, own.length - filled));
+    // The rest of the payload's own buffer, made now where none is being filled.
+    if (target === null || filled === target.length) {
+      target = payloadBuffer(Math.min(left, DIRECT_READ_MAX));
+      filled = 0;
+    }
+    const own = target;
+    const into = own.subarray(filled, filled + Math.min(left, own.length - filled));
     const started = worker.receive(into, (received) => {
       onWorker = false;
       if (received.lost === true) {
         adopted?.destroy(new Error('the socket receiver thread failed'));
         return;
       }
-      if (own !== null && target === own) filled += received.bytes;
+      // Still `target`: nothing else reads or moves a payload's bytes meanwhile.
+      filled += received.bytes;
       if (received.bytes > 0) {
         const chunk = into.subarray(0, received.bytes);
         route.received(chunk);
         adopted?.emit('data', chunk);
       }
     });
-    if (!started) {
-      if (own === null && pool !== undefined) recycleReadTargets([into], pool);
-      return;
-    }
+    // Declined: next() hands the socket the same room.
+    if (!started) return;
     // Node asks next() for the buffer of the read after this one as soon as
     // this callback returns, and the handle reads into it once the worker is
     // done: the slab (next() while onWorker), not what is left of a payload's

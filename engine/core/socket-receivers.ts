@@ -197,6 +197,11 @@ export class SocketReceivers {
     return { workers: this.all.size, busy: this.busy, receives: this.receives, bytes: this.receivedBytes };
   }
 
+  /** Receives under way now. */
+  get busyCount(): number {
+    return this.busy;
+  }
+
   /**
    * Ends the workers. Receives under way are aborted first and reported as
    * usual (their callers then close their sockets); resolves once every

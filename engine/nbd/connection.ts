@@ -3,6 +3,7 @@ import type { BufferPool } from './buffer-pool.js';
 import type { ByteBudget } from './byte-budget.js';
 import type { ExportSource } from './export-source.js';
 import type { FileReplyCounts } from './file-reply.js';
+import type { IdleSpin } from './idle-spin.js';
 import { blockSizesFor } from './flags.js';
 import { negotiate, NbdProtocolError } from './negotiation.js';
 import { RateLimitedLog } from './rate-limited-log.js';
@@ -60,6 +61,8 @@ export interface ConnectionOptions extends ConnectionLimits {
   isShuttingDown(): boolean;
   /** Follows the transmission's frames for the socket's direct payload reads, from its start. */
   payloadScanner?: WritePayloadScanner;
+  /** The server's spin before its event loop sleeps (idle-spin.ts). */
+  spinner?: IdleSpin;
 }
 
 /** One client connection: handshake, then transmission, then the socket closes. */
@@ -81,6 +84,11 @@ export class NbdConnection {
   /** The export served, once negotiated. */
   get export(): string | null {
     return this.exportName;
+  }
+
+  /** Past the handshake: the transmission phase has begun. */
+  get negotiated(): boolean {
+    return this.transmission !== null;
   }
 
   /** Requests running now. */
@@ -144,6 +152,7 @@ export class NbdConnection {
         structured: chosen.structured,
         contexts: chosen.contexts,
         onRefused: (what, reason) => log.log(`nbd[${this.id}] "${chosen.name}": refused ${what}: ${reason}`),
+        ...(options.spinner === undefined ? {} : { spinner: options.spinner }),
       });
       await this.transmission.run();
     } catch (err) {

@@ -20,16 +20,23 @@
  * Where it works: sendFileAvailable() (engine/core/send-file.ts), Linux on
  * x86-64 with cachestat(2) (6.5+); elsewhere the transmission copies as before.
  */
-import type { Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { allCached, raiseSendBuffer, sendFileAvailable, sendFileNow, sendNow } from '../core/send-file.js';
 
 /** The send buffer asked for on each connection that sends by reference. */
 export const FILE_REPLY_SEND_BUFFER = 2 * 1024 * 1024;
 
-/** The internal this relies on (net.js: Socket#_handle, a pipe or TCP handle with its descriptor). */
+/** The internal this relies on (net.js: Socket#_handle and Server#_handle, a pipe or TCP handle with its descriptor). */
 interface SocketInternals {
   _handle?: { fd?: unknown } | null;
   encrypted?: unknown;
+}
+
+/** The descriptor of a socket or a listening server, or null when it has none of its own (a TLS socket, a socket pair in tests, closed). */
+export function descriptorOf(socket: Socket | Server): number | null {
+  const internals = socket as unknown as SocketInternals;
+  const fd = internals._handle?.fd;
+  return internals.encrypted === undefined && typeof fd === 'number' && fd >= 0 ? fd : null;
 }
 
 /** READ replies sent by reference so far (a server's, over all its connections). */
@@ -63,7 +70,10 @@ export interface FileReplySent {
 }
 
 export class FileReplySender {
-  private constructor(private readonly fd: number) {}
+  private constructor(
+    /** The socket's descriptor. */
+    readonly fd: number,
+  ) {}
 
   /**
    * A sender for this socket, or null when its bytes cannot be sent by reference
@@ -72,9 +82,8 @@ export class FileReplySender {
    * reference, and gets the larger send buffer for it (FILE_REPLY_SEND_BUFFER).
    */
   static for(socket: Socket, fileData = true): FileReplySender | null {
-    const internals = socket as unknown as SocketInternals;
-    const fd = internals._handle?.fd;
-    if (internals.encrypted !== undefined || typeof fd !== 'number' || fd < 0 || !sendFileAvailable()) return null;
+    const fd = descriptorOf(socket);
+    if (fd === null || !sendFileAvailable()) return null;
     if (fileData) raiseSendBuffer(fd, FILE_REPLY_SEND_BUFFER);
     return new FileReplySender(fd);
   }

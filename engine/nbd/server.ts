@@ -8,6 +8,8 @@ import { chmod, lstat, unlink } from 'node:fs/promises';
 import { BlksnapError } from '../abi/errno.js';
 import { BufferPool } from './buffer-pool.js';
 import { SocketReceivers } from '../core/socket-receivers.js';
+import { IdleSpin } from './idle-spin.js';
+import type { SpinStats } from './idle-spin.js';
 import type { ReceiverStats } from '../core/socket-receivers.js';
 import { ByteBudget } from './byte-budget.js';
 import { NbdConnection } from './connection.js';
@@ -17,7 +19,7 @@ import { RateLimitedLog } from './rate-limited-log.js';
 import { withReadBuffer } from './socket-read-buffer.js';
 import { WritePayloadScanner } from './write-payload-scanner.js';
 import { tcpUri, unixUri } from './uri.js';
-import { noFileReplies } from './file-reply.js';
+import { descriptorOf, noFileReplies } from './file-reply.js';
 import type { FileReplyCounts } from './file-reply.js';
 
 export interface NbdServerOptions {
@@ -42,7 +44,15 @@ export interface NbdServerOptions {
    * reads everything. Default DEFAULT_RECEIVE_THREADS.
    */
   receiveThreads?: number;
+  /**
+   * Longest busy wait (µs) before the event loop sleeps while a client is in a
+   * quick exchange (engine/nbd/idle-spin.ts); 0: never. Default DEFAULT_SPIN_MICROS.
+   */
+  spinMicros?: number;
 }
+
+/** A tenth of a millisecond: longer than a client's turn-around under load (docs/nbd.md, "The idle spin"). */
+export const DEFAULT_SPIN_MICROS = 100;
 
 /** Four: nbdcopy and qemu-img convert write over four connections at once. */
 export const DEFAULT_RECEIVE_THREADS = 4;
@@ -112,6 +122,8 @@ export interface NbdServerStats {
   fileReplies: FileReplyCounts;
   /** WRITE payloads received on threads beside the event loop (none when receiveThreads is 0). */
   receivers: ReceiverStats;
+  /** Busy waits before the event loop slept (idle-spin.ts). */
+  spin: SpinStats;
 }
 
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -151,6 +163,7 @@ export class NbdServer {
   private readonly budget: ByteBudget;
   private readonly pool: BufferPool;
   private readonly receivers: SocketReceivers | undefined;
+  private readonly spinner: IdleSpin;
   private readonly fileReplies: FileReplyCounts = noFileReplies();
   private readonly serverLog: RateLimitedLog;
   private refused = 0;
@@ -170,6 +183,7 @@ export class NbdServer {
     this.pool = new BufferPool(this.limits.bufferPoolBytes);
     const threads = this.options.receiveThreads ?? DEFAULT_RECEIVE_THREADS;
     this.receivers = threads > 0 ? new SocketReceivers(threads) : undefined;
+    this.spinner = new IdleSpin({ micros: options.spinMicros ?? DEFAULT_SPIN_MICROS, mayBlock: () => this.nothingRunning() });
     this.serverLog = new RateLimitedLog((m) => this.options.log?.(m), this.limits.serverLogLinesPerSecond, 'nbd', options.clock);
   }
 
@@ -183,12 +197,14 @@ export class NbdServer {
         const server = this.makeListener();
         await listen(server, unixSocket);
         this.listeners.push(server);
+        this.spinner.watch(descriptorOf(server));
         if (this.options.unixSocketMode !== undefined) await chmod(unixSocket, this.options.unixSocketMode);
       }
       if (tcpPort !== undefined) {
         const server = this.makeListener();
         await listen(server, tcpPort, '127.0.0.1');
         this.listeners.push(server);
+        this.spinner.watch(descriptorOf(server));
         const address = server.address();
         this.boundTcpPort = typeof address === 'object' && address !== null ? address.port : tcpPort;
       }
@@ -249,13 +265,26 @@ export class NbdServer {
       refusedConnections: this.refused,
       fileReplies: { ...this.fileReplies },
       receivers: this.receivers?.stats() ?? { workers: 0, busy: 0, receives: 0, bytes: 0 },
+      spin: this.spinner.stats(),
     };
+  }
+
+  /**
+   * The idle spin may hold the event loop: no connection is still negotiating
+   * (its handshake may wait on an export being opened), no request runs on any
+   * connection, and no payload is being received on a thread.
+   */
+  private nothingRunning(): boolean {
+    if (this.receivers !== undefined && this.receivers.busyCount !== 0) return false;
+    for (const c of this.connections) if (!c.negotiated || c.pending !== 0) return false;
+    return true;
   }
 
   /** Stops listening, lets running requests finish (briefly), and closes every connection. */
   async close(): Promise<void> {
     if (this.state === 'closed' || this.state === 'closing') return;
     this.state = 'closing';
+    this.spinner.stop();
     const closing = this.listeners.map(closeServer);
     await Promise.all([...this.connections].map((c) => c.shutdown(SHUTDOWN_GRACE_MS)));
     await Promise.all(closing);
@@ -313,6 +342,7 @@ export class NbdServer {
         clock: this.options.clock ?? Date.now,
         isShuttingDown: () => this.state !== 'running',
         payloadScanner: scanner,
+        spinner: this.spinner,
       },
       id,
     );

@@ -64,6 +64,7 @@ import type { SocketReader } from './socket-reader.js';
 import { ownedParts, recycleReadTargets } from './socket-read-buffer.js';
 import { FileReplySender } from './file-reply.js';
 import type { FileReplyCounts } from './file-reply.js';
+import type { IdleSpin, SpinWaiter } from './idle-spin.js';
 import type { LiveFileRange } from '../core/block-device.js';
 import { readFullSync } from '../core/file-io.js';
 
@@ -105,6 +106,8 @@ export interface TransmissionOptions {
   contexts?: readonly MetaContext[];
   /** Told about every request refused before it reached the device. */
   onRefused?: (what: string, reason: string) => void;
+  /** The server's spin before the event loop sleeps (idle-spin.ts), asked for while this connection waits for its client. */
+  spinner?: IdleSpin;
 }
 
 interface Request {
@@ -255,6 +258,8 @@ export class Transmission {
   private readonly fileReply: FileReplySender | null;
   /** Writes fast-path replies straight to the socket's descriptor (sendNow); null: this socket cannot. */
   private readonly direct: FileReplySender | null;
+  /** This connection's part in the server's idle spin (null: it does not spin). */
+  private readonly spinWaiter: SpinWaiter | null;
   private readonly fileReplyMin: number;
   /**
    * Replies waiting behind a reply sent by reference that waits for room in the
@@ -275,6 +280,7 @@ export class Transmission {
     this.fileReplyMin = options.fileReplyMinBytes ?? Infinity;
     const fileData = this.fileReplyMin !== Infinity && device.liveFileRange !== undefined;
     this.direct = FileReplySender.for(socket, fileData);
+    this.spinWaiter = this.direct !== null && options.spinner?.enabled === true ? options.spinner.waiter(this.direct.fd) : null;
     this.fileReply = fileData ? this.direct : null;
     this.writeInPlaceMax = device.writeNow !== undefined && !device.readOnly ? Math.min(FAST_WRITE_MAX, options.maxPayload) : 0;
     // READs the fast path treats otherwise stay there: those sent by reference, and
@@ -333,7 +339,7 @@ export class Transmission {
       const header = this.reader.tryRead(NBD_REQUEST_SIZE);
       if (header === null) {
         // Waits without taking the header, so that the request may still be answered in place.
-        await this.reader.ready(NBD_REQUEST_SIZE);
+        await this.waitForClient();
         continue;
       }
       if (this.hungUp) throw new ConnectionClosedError();
@@ -426,6 +432,19 @@ export class Transmission {
       for (const r of this.running) if ((write || r.write) && offset < r.end && r.offset < end) return false;
     }
     return write ? this.writeInPlace(buf, at, offset, length) : this.readInPlace(buf, at, offset, length);
+  }
+
+  /** Waits for the next request's header, asking the server to spin first (idle-spin.ts) where this connection may. */
+  private async waitForClient(): Promise<void> {
+    const w = this.spinWaiter;
+    if (w === null) return this.reader.ready(NBD_REQUEST_SIZE);
+    const spinner = this.options.spinner!;
+    spinner.willWait(w);
+    try {
+      await this.reader.ready(NBD_REQUEST_SIZE);
+    } finally {
+      spinner.woke(w);
+    }
   }
 
   /** answerInPlace() for a WRITE: the payload written from where it lies, answered from the connection's reply buffer. */

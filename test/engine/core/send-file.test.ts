@@ -5,7 +5,6 @@
  */
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
-import { createServer, createConnection } from 'node:net';
 import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -13,6 +12,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { allCached, raiseSendBuffer, sendFileAvailable, sendFileNow, sendNow } from '../../../engine/core/send-file.js';
 import { dropFromPageCache } from '../../helpers/page-cache.js';
+import { socketPair } from '../../helpers/socket-pair.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -25,27 +25,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-/** A connected pair of Unix sockets: the server end's descriptor and the client socket. */
-async function socketPair(): Promise<{ fd: number; server: Socket; client: Socket; close: () => void }> {
-  const path = join(dir, 'pair.sock');
-  const listener = createServer();
-  const accepted = new Promise<Socket>((resolve) => listener.once('connection', resolve));
-  await new Promise<void>((resolve) => listener.listen(path, resolve));
-  const client = createConnection(path);
-  const server = await accepted;
-  const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
-  return {
-    fd,
-    server,
-    client,
-    close: () => {
-      client.destroy();
-      server.destroy();
-      listener.close();
-    },
-  };
-}
 
 function collect(socket: Socket, bytes: number): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -87,7 +66,7 @@ describe.skipIf(!available)('send-file (Linux x86-64 with cachestat)', () => {
     const path = join(dir, 'f.img');
     const data = randomBytes(2 * MiB);
     await writeFile(path, data);
-    const pair = await socketPair();
+    const pair = await socketPair(dir);
     const fd = openSync(path, 'r');
     try {
       expect(raiseSendBuffer(pair.fd, 4 * MiB)).toBe(true);
@@ -112,7 +91,7 @@ describe.skipIf(!available)('send-file (Linux x86-64 with cachestat)', () => {
   it('sendFileNow never waits: with nobody reading it stops at what the socket holds and says how much', async () => {
     const path = join(dir, 'f.img');
     await writeFile(path, randomBytes(32 * MiB));
-    const pair = await socketPair();
+    const pair = await socketPair(dir);
     pair.client.pause();
     const fd = openSync(path, 'r');
     try {

@@ -3,7 +3,14 @@
  * something to read now, asked without sleeping. The NBD server's idle spin
  * (engine/nbd/idle-spin.ts) calls it in a short loop instead of letting the
  * event loop sleep at once.
+ *
+ * eventLoopFd(): the descriptor of the main thread's event loop itself
+ * (libuv's uv_backend_fd: its epoll instance, which reads as ready whenever
+ * epoll_wait would return an event: a socket, a thread-pool completion, a
+ * message from a worker, a signal). Polling it sees everything the event loop
+ * would wake for except timers.
  */
+import { isMainThread } from 'node:worker_threads';
 import koffi from 'koffi';
 
 /** Bytes of one struct pollfd: int fd, short events, short revents. */
@@ -22,6 +29,28 @@ function load(): PollFn | null {
     }
   }
   return pollFn;
+}
+
+let loopFd: number | null | undefined;
+
+/** The main thread's event loop's own descriptor (see above), or null where it cannot be had (not Linux, a worker thread, the symbols missing). */
+export function eventLoopFd(): number | null {
+  if (loopFd === undefined) {
+    loopFd = null;
+    if (process.platform === 'linux' && isMainThread) {
+      try {
+        // The process's own symbols: Node exports libuv's for addons.
+        const self = koffi.load(null);
+        const defaultLoop = self.func('void *uv_default_loop()') as unknown as () => unknown;
+        const backendFd = self.func('int uv_backend_fd(void *loop)') as unknown as (loop: unknown) => number;
+        const fd = backendFd(defaultLoop());
+        if (fd >= 0) loopFd = fd;
+      } catch {
+        loopFd = null;
+      }
+    }
+  }
+  return loopFd;
 }
 
 /** True where pollNow() can run (Linux with koffi). */

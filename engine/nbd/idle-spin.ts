@@ -19,10 +19,11 @@
  * What it must not do:
  * - Hold back other work. It spins only while no connection is negotiating,
  *   no request of any connection is running and no payload is being received
- *   on a thread (`mayBlock`): their progress reaches the event loop through
- *   descriptors not polled here. The listening sockets are polled too
- *   (watch()), so a new connection ends a spin. Anything else (timers, the
- *   helper's own messages) waits at most `micros`.
+ *   on a thread (`mayBlock`). The listening sockets are polled too (watch()),
+ *   so a new connection ends a spin, and so is the event loop's own
+ *   descriptor where it can be had (engine/core/poll-now.ts, eventLoopFd):
+ *   then anything the loop would wake for ends a spin (the helper's messages,
+ *   a signal, a thread-pool completion). Timers wait at most `micros`.
  * - Burn CPU for clients that are slow to come back. A connection whose spins
  *   ended MAX_MISSES times in a row without input is not spun for again until
  *   one of its waits is over within `micros` (its client is quick again).

@@ -8,6 +8,7 @@ import { chmod, lstat, unlink } from 'node:fs/promises';
 import { BlksnapError } from '../abi/errno.js';
 import { BufferPool } from './buffer-pool.js';
 import { SocketReceivers } from '../core/socket-receivers.js';
+import { eventLoopFd } from '../core/poll-now.js';
 import { IdleSpin } from './idle-spin.js';
 import type { SpinStats } from './idle-spin.js';
 import type { ReceiverStats } from '../core/socket-receivers.js';
@@ -190,6 +191,10 @@ export class NbdServer {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new BlksnapError('EALREADY', 'the NBD server was already started');
     this.state = 'running';
+    // A spin ends on anything the event loop would wake for: a thread-pool
+    // completion, a worker's message, the helper's own sockets and signals.
+    const loopFd = eventLoopFd();
+    if (loopFd !== null) this.spinner.watch(loopFd);
     try {
       const { unixSocket, tcpPort } = this.options;
       if (unixSocket !== undefined) {
@@ -272,7 +277,9 @@ export class NbdServer {
   /**
    * The idle spin may hold the event loop: no connection is still negotiating
    * (its handshake may wait on an export being opened), no request runs on any
-   * connection, and no payload is being received on a thread.
+   * connection, and no payload is being received on a thread. (The spin also
+   * ends on anything the event loop's own descriptor reports, where it has it:
+   * the two guard each other.)
    */
   private nothingRunning(): boolean {
     if (this.receivers !== undefined && this.receivers.busyCount !== 0) return false;

@@ -3,7 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { pollAvailable, pollNow, POLLFD_BYTES, setPollFd } from '../../../engine/core/poll-now.js';
+import { isMainThread } from 'node:worker_threads';
+import { eventLoopFd, pollAvailable, pollNow, POLLFD_BYTES, setPollFd } from '../../../engine/core/poll-now.js';
 import { socketPair } from '../../helpers/socket-pair.js';
 
 let dir: string;
@@ -48,6 +49,24 @@ describe('pollNow', () => {
     } finally {
       a.close();
       b.close();
+    }
+  });
+
+  it.skipIf(!pollAvailable() || !isMainThread)('sees, through the event loop\'s own descriptor, input on a socket the loop reads', async () => {
+    const fd = eventLoopFd();
+    expect(fd).not.toBeNull();
+    const pair = await socketPair(dir);
+    try {
+      const got = new Promise<void>((resolve) => pair.server.once('data', () => resolve()));
+      const fds = Buffer.alloc(POLLFD_BYTES);
+      setPollFd(fds, 0, fd!);
+      // Written (the stream writes at once when nothing is queued) and polled in
+      // the same turn: the loop cannot have read it yet, so its epoll reads as ready.
+      pair.client.write('x');
+      expect(pollNow(fds, 1)).toBe(1);
+      await got;
+    } finally {
+      pair.close();
     }
   });
 });

@@ -4,6 +4,7 @@ import type { ByteBudget } from './byte-budget.js';
 import type { ExportSource } from './export-source.js';
 import type { FileReplyCounts } from './file-reply.js';
 import type { IdleSpin } from './idle-spin.js';
+import type { SlabUse } from './socket-read-buffer.js';
 import { blockSizesFor } from './flags.js';
 import { negotiate, NbdProtocolError } from './negotiation.js';
 import { RateLimitedLog } from './rate-limited-log.js';
@@ -63,6 +64,8 @@ export interface ConnectionOptions extends ConnectionLimits {
   payloadScanner?: WritePayloadScanner;
   /** The server's spin before its event loop sleeps (idle-spin.ts). */
   spinner?: IdleSpin;
+  /** The socket's read buffer asks it whether its slab may be read into again from the start (told once the transmission runs). */
+  slabUse?: SlabUse;
 }
 
 /** One client connection: handshake, then transmission, then the socket closes. */
@@ -154,6 +157,8 @@ export class NbdConnection {
         onRefused: (what, reason) => log.log(`nbd[${this.id}] "${chosen.name}": refused ${what}: ${reason}`),
         ...(options.spinner === undefined ? {} : { spinner: options.spinner }),
       });
+      const transmission = this.transmission;
+      if (options.slabUse !== undefined) options.slabUse.unheldBeyond = (bytes) => transmission.holdsOnlyUnread(bytes);
       await this.transmission.run();
     } catch (err) {
       if (err instanceof NbdProtocolError) log.log(`nbd[${this.id}]: ${err.message}; dropping the connection`);
@@ -164,6 +169,7 @@ export class NbdConnection {
       socket.destroy();
     } finally {
       clearTimeout(timer);
+      if (options.slabUse !== undefined) options.slabUse.unheldBeyond = () => false;
       log.flush();
     }
     // Soft disconnect (NBD_OPT_ABORT, NBD_CMD_DISC): our side is ended; do not

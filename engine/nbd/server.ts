@@ -18,6 +18,7 @@ import type { ConnectionLimits } from './connection.js';
 import type { ExportSource } from './export-source.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 import { withReadBuffer } from './socket-read-buffer.js';
+import type { SlabUse } from './socket-read-buffer.js';
 import { WritePayloadScanner } from './write-payload-scanner.js';
 import { tcpUri, unixUri } from './uri.js';
 import { descriptorOf, noFileReplies } from './file-reply.js';
@@ -323,7 +324,9 @@ export class NbdServer {
       return;
     }
     const scanner = new WritePayloadScanner();
-    const socket = withReadBuffer(accepted, SOCKET_READ_BYTES, scanner, this.pool, this.receivers);
+    // Nothing may read into the slab again from its start until the transmission says so.
+    const slabUse: SlabUse = { unheldBeyond: () => false };
+    const socket = withReadBuffer(accepted, SOCKET_READ_BYTES, scanner, this.pool, this.receivers, slabUse);
     socket.on('error', () => {
       // reported through the connection's reader
     });
@@ -350,6 +353,7 @@ export class NbdServer {
         isShuttingDown: () => this.state !== 'running',
         payloadScanner: scanner,
         spinner: this.spinner,
+        slabUse,
       },
       id,
     );

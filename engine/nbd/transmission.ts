@@ -339,6 +339,8 @@ export class Transmission {
       const header = this.reader.tryRead(NBD_REQUEST_SIZE);
       if (header === null) {
         // Waits without taking the header, so that the request may still be answered in place.
+        // (Waiting yields to the other connections too: the count starts again.)
+        sinceYield = 0;
         await this.waitForClient();
         continue;
       }
@@ -432,6 +434,16 @@ export class Transmission {
       for (const r of this.running) if ((write || r.write) && offset < r.end && r.offset < end) return false;
     }
     return write ? this.writeInPlace(buf, at, offset, length) : this.readInPlace(buf, at, offset, length);
+  }
+
+  /**
+   * Nothing this connection read is held any more but, at most, the last
+   * `bytes` received, unread: no request runs (whose payload may be a view of
+   * what was read) and no more than that is unread. (The socket's read buffer
+   * then reads into the rest of its slab again: socket-read-buffer.ts, SlabUse.)
+   */
+  holdsOnlyUnread(bytes: number): boolean {
+    return this.inFlight === 0 && this.reader.available <= bytes;
   }
 
   /** Waits for the next request's header, asking the server to spin first (idle-spin.ts) where this connection may. */

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NBD_CMD_READ, NBD_CMD_WRITE, NBD_REQUEST_MAGIC, NBD_REQUEST_SIZE } from '../../../engine/nbd/constants.js';
 import { DIRECT_READ_MAX, DIRECT_READ_MIN, fromReadSlab, ownedParts, withReadBuffer } from '../../../engine/nbd/socket-read-buffer.js';
-import type { ReadRoute } from '../../../engine/nbd/socket-read-buffer.js';
+import type { ReadRoute, SlabUse } from '../../../engine/nbd/socket-read-buffer.js';
 import { WritePayloadScanner } from '../../../engine/nbd/write-payload-scanner.js';
 import { SocketReceivers } from '../../../engine/core/socket-receivers.js';
 
@@ -32,10 +32,10 @@ afterEach(async () => {
 });
 
 /** A server whose accepted sockets go through withReadBuffer; resolves with the first one and a connected client. */
-async function pair(size: number, route?: ReadRoute, receivers?: SocketReceivers): Promise<{ ours: Socket; client: Socket }> {
+async function pair(size: number, route?: ReadRoute, receivers?: SocketReceivers, slabUse?: SlabUse): Promise<{ ours: Socket; client: Socket }> {
   const path = join(dir, 's.sock');
   const accepted = new Promise<Socket>((resolve) => {
-    server = createServer({ pauseOnConnect: true }, (s) => resolve(withReadBuffer(s, size, route, undefined, receivers)));
+    server = createServer({ pauseOnConnect: true }, (s) => resolve(withReadBuffer(s, size, route, undefined, receivers, slabUse)));
   });
   await new Promise<void>((resolve) => server?.listen(path, resolve));
   const client = createConnection(path);
@@ -249,6 +249,81 @@ describe('withReadBuffer', () => {
     expect(pieces.every((p) => fromReadSlab(p))).toBe(true);
     expect(slabsUsed.size).toBeGreaterThanOrEqual(3);
     expect(slabsUsed.size).toBeLessThan(pieces.length / 100);
+  });
+});
+
+/**
+ * A consumer like the transmission: it takes each piece in a microtask after
+ * its 'data' event (so the next read's buffer is asked for before it has), and
+ * keeps every `keepEvery`th piece for a few milliseconds (a request running).
+ * Its SlabUse tells the truth about that. Every piece must still hold what
+ * arrived in it when it is taken, and a kept one until it is let go.
+ */
+async function ringConsumer(keepEvery: number): Promise<{ pieces: Buffer[]; taken: Buffer[]; sent: Buffer[]; broken: string[] }> {
+  let unread = 0;
+  const kept = new Set<Buffer>();
+  const slabUse: SlabUse = { unheldBeyond: (bytes) => kept.size === 0 && unread <= bytes };
+  // A slab of 4 KiB: the ring goes round many times while a piece is kept.
+  const { ours, client } = await pair(4 * KiB, undefined, undefined, slabUse);
+  const pieces: Buffer[] = [];
+  /** What each piece held when it was taken (the pieces themselves are read over later). */
+  const taken: Buffer[] = [];
+  const sent: Buffer[] = [];
+  const broken: string[] = [];
+  let got = 0;
+  let waiter: (() => void) | null = null;
+  ours.on('data', (d: Buffer) => {
+    const copy = Buffer.from(d);
+    taken.push(copy);
+    const n = pieces.push(d);
+    unread += d.length;
+    queueMicrotask(() => {
+      if (!d.equals(copy)) broken.push(`piece ${n} changed before it was taken`);
+      unread -= d.length;
+      got += d.length;
+      if (n % keepEvery === 0) {
+        kept.add(d);
+        setTimeout(() => {
+          if (!d.equals(copy)) broken.push(`kept piece ${n} changed while kept`);
+          kept.delete(d);
+        }, 1 + (n % 3));
+      }
+      waiter?.();
+    });
+  });
+  // 1,500 messages of 100 bytes (150 KiB), in bursts of 1-7 sent at once, each
+  // burst once the one before has been taken.
+  for (let i = 0; i < 1500; ) {
+    const burst: Buffer[] = [];
+    for (let j = 0; j < 1 + (i % 7) && i < 1500; j++, i++) {
+      const m = Buffer.alloc(100, i & 0xff);
+      m.writeUInt32BE(i, 0);
+      burst.push(m);
+    }
+    sent.push(...burst);
+    const want = sent.length * 100;
+    const arrived = new Promise<void>((resolve) => (waiter = () => got >= want && resolve()));
+    client.write(Buffer.concat(burst));
+    await arrived;
+  }
+  while (kept.size > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  return { pieces, taken, sent, broken };
+}
+
+describe('withReadBuffer with a SlabUse (the slab as a ring)', () => {
+  it('reads into the room before and after the last read again once nothing else is held: one slab for everything', async () => {
+    const { pieces, taken, sent, broken } = await ringConsumer(Infinity);
+    expect(broken).toEqual([]);
+    expect(Buffer.concat(taken).equals(Buffer.concat(sent))).toBe(true);
+    expect(new Set(pieces.map((p) => p.buffer)).size).toBe(1);
+  });
+
+  it('never reads over a piece not yet taken or still kept', async () => {
+    const { pieces, taken, sent, broken } = await ringConsumer(10);
+    expect(broken).toEqual([]);
+    expect(Buffer.concat(taken).equals(Buffer.concat(sent))).toBe(true);
+    // Kept pieces made it move on to new slabs.
+    expect(new Set(pieces.map((p) => p.buffer)).size).toBeGreaterThan(1);
   });
 });
 

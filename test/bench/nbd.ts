@@ -29,13 +29,13 @@
  * Run: npm run bench:nbd   (about 3 minutes; writes bench-results/nbd.json
  * and a dated copy, with the machine's CPU count and load average at start and end)
  *
- * Last figures (2026-12-03, night, payload heads out of the read slab; 2 CPUs,
- * three runs): seq read 0.96-1.30x, seq write 0.71-0.96x (our CPU per 1 MiB
- * write 781-859 µs against 1,100-1,300 before; nbdkit 586), 4 KiB reads
- * 0.99-1.09x, 4 KiB writes 0.74-0.84x nbdkit; COW seq write 0.66-0.75x our
- * plain write; sparse copies 1.06-1.48x (nbdcopy) and 1.08-1.27x (qemu-img
- * convert) nbdkit. docs/nbd.md "Bench numbers" has the before/after and the
- * profiles.
+ * Last figures (2026-12-03, late evening, the idle spin and the slab ring;
+ * 2 CPUs, two runs): seq read 1.00x, seq write 0.84-0.86x (our CPU per 1 MiB
+ * write 586-664 µs; nbdkit 430-469), 4 KiB reads 1.41-1.45x, 4 KiB writes
+ * 1.11-1.19x nbdkit (11.8-12.8 µs a write against 12.3-12.5); COW seq write
+ * 0.80-0.89x our plain write; sparse copies 1.12-1.13x (nbdcopy) and
+ * 1.13-1.27x (qemu-img convert) nbdkit. docs/nbd.md "Bench numbers" has the
+ * before/after and the profiles.
  */
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';

@@ -13,6 +13,7 @@ import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { unixUri } from '../../engine/nbd/uri.js';
+import type { SpinStats } from '../../engine/nbd/idle-spin.js';
 
 export interface ChildConfig {
   image: string;
@@ -23,8 +24,8 @@ export interface ChildConfig {
   plain: boolean;
 }
 
-type Request = { cmd: 'snapshot'; storage: string; limitSectors: number } | { cmd: 'destroy' } | { cmd: 'close' };
-type Reply = { ok: true; image?: string } | { ok: false; error: string };
+type Request = { cmd: 'snapshot'; storage: string; limitSectors: number } | { cmd: 'destroy' } | { cmd: 'stats' } | { cmd: 'close' };
+type Reply = { ok: true; image?: string; spin?: SpinStats } | { ok: false; error: string };
 
 export interface ServerChild {
   pid: number;
@@ -35,6 +36,8 @@ export interface ServerChild {
   /** Creates a snapshot of the device, takes it; resolves to the image's export name. */
   takeSnapshot(storage: string, limitSectors: number): Promise<string>;
   destroySnapshot(): Promise<void>;
+  /** The engine server's idle-spin counts so far (engine/nbd/idle-spin.ts). */
+  spinStats(): Promise<SpinStats>;
   close(): Promise<void>;
 }
 
@@ -69,6 +72,7 @@ export async function startServerChild(config: ChildConfig): Promise<ServerChild
     plainUri: () => unixUri('file', join(config.dir, 'plain.sock')),
     takeSnapshot: async (storage, limitSectors) => check(await ask({ cmd: 'snapshot', storage, limitSectors })).image ?? '',
     destroySnapshot: async () => void check(await ask({ cmd: 'destroy' })),
+    spinStats: async () => check(await ask({ cmd: 'stats' })).spin ?? { spins: 0, hits: 0 },
     close: async () => {
       child.send({ cmd: 'close' } satisfies Request);
       await exited;
@@ -100,6 +104,8 @@ async function childMain(config: ChildConfig): Promise<void> {
           await engine.snapshotTake(id);
           snapshot = id;
           send({ ok: true, image: engine.listImages()[0]?.name ?? '' });
+        } else if (m.cmd === 'stats') {
+          send({ ok: true, spin: ours.stats().spin });
         } else if (m.cmd === 'destroy') {
           if (snapshot !== null) await engine.snapshotDestroy(snapshot);
           snapshot = null;

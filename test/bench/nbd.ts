@@ -30,11 +30,12 @@
  * and a dated copy, with the machine's CPU count and load average at start and end)
  *
  * Last figures (2026-12-03, late evening, the idle spin and the slab ring;
- * 2 CPUs, two runs): seq read 1.00x, seq write 0.84-0.86x (our CPU per 1 MiB
- * write 586-664 µs; nbdkit 430-469), 4 KiB reads 1.41-1.45x, 4 KiB writes
- * 1.11-1.19x nbdkit (11.8-12.8 µs a write against 12.3-12.5); COW seq write
- * 0.80-0.89x our plain write; sparse copies 1.12-1.13x (nbdcopy) and
- * 1.13-1.27x (qemu-img convert) nbdkit. docs/nbd.md "Bench numbers" has the
+ * 2 CPUs, four runs): seq read 1.00-1.01x, seq write 0.68-0.86x (our CPU per
+ * 1 MiB write 586-820 µs; nbdkit 430-508), 4 KiB reads 1.41-1.59x, 4 KiB
+ * writes 1.07-1.19x nbdkit (11.8-16.0 µs a write against 12.3-16.5); COW seq
+ * write 0.66-0.89x our plain write; sparse copies 1.09-1.15x (nbdcopy) and
+ * 1.13-1.27x (qemu-img convert) nbdkit. It also prints the engine server's
+ * idle spins in the timed rounds. docs/nbd.md "Bench numbers" has the
  * before/after and the profiles.
  */
 import { execFile, spawn } from 'node:child_process';
@@ -101,6 +102,8 @@ interface Row {
   nbdkitCpuUsPerOp?: number;
   /** Each round's rate, in the order run (plain operations). */
   rounds?: number[];
+  /** The engine server's idle spins during the timed rounds, and how many ended with a request arriving (engine device rows). */
+  idleSpin?: { spins: number; hits: number };
 }
 
 /** CPU time (µs, user + system, every thread) a server process has used so far. */
@@ -242,12 +245,15 @@ async function main(): Promise<void> {
       // round (no server always runs first, after the sync, or last).
       const servers: [string, string, CpuClock][] = [['nbdkit', nbdkitUri, nbdkitCpu], ...targets.map(([t, uri]) => [t, uri, oursCpu] as [string, string, CpuClock])];
       const repeats = repeatsOf(op);
+      const spinBefore = await ours.spinStats();
       for (let i = 0; i < repeats; i++) {
         for (let j = 0; j < servers.length; j++) {
           const server = servers[(i + j) % servers.length];
           if (server !== undefined) results.get(server[0])?.push(await measure(op, server[1], source, server[2]));
         }
       }
+      const spinAfter = await ours.spinStats();
+      const idleSpin = { spins: spinAfter.spins - spinBefore.spins, hits: spinAfter.hits - spinBefore.hits };
       const rateOf = (t: string): number => median((results.get(t) ?? []).map((m) => m.rate));
       /** Median over rounds of the target's rate over nbdkit's in the same round (a slow minute of the machine hits both). */
       const pairedRatio = (t: string): number => {
@@ -276,6 +282,7 @@ async function main(): Promise<void> {
           cpuUsPerOp: cpuOf(target),
           nbdkitCpuUsPerOp,
           rounds: roundsOf(target),
+          ...(target === 'engine device' ? { idleSpin } : {}),
         });
       }
     }
@@ -372,6 +379,11 @@ async function main(): Promise<void> {
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const l of lines) console.log(fmt(l));
   console.log(`(${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  const spun = rows.filter((r) => r.idleSpin !== undefined && r.idleSpin.spins > 0);
+  if (spun.length > 0) {
+    const each = spun.map((r) => `${r.op} ${r.idleSpin!.spins} (${Math.round((100 * r.idleSpin!.hits) / r.idleSpin!.spins)}% ended by a request)`);
+    console.log(`idle spins of our engine server in the timed rounds (docs/nbd.md, "The idle spin"): ${each.join(', ')}`);
+  }
 
   const goals = rows.filter((r) => r.goal !== undefined);
   const missed = goals.filter((r) => r.ratio < (r.goal ?? 0));

@@ -17,7 +17,10 @@ export async function socketPair(dir: string, name = 'pair.sock'): Promise<Socke
   const accepted = new Promise<Socket>((resolve) => listener.once('connection', resolve));
   await new Promise<void>((resolve) => listener.listen(path, resolve));
   const client = createConnection(path);
+  // Connected on both ends: a write from the client goes straight to the kernel.
+  const connected = new Promise<void>((resolve) => client.once('connect', () => resolve()));
   const server = await accepted;
+  await connected;
   const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
   return {
     fd,

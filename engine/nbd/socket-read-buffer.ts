@@ -204,28 +204,23 @@ export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, 
     filled = 0;
     return target;
   };
+  /** A slab with less room than this left for the next read is left for a new one. */
+  const roomMin = Math.min(SLAB_ROOM_MIN, size / 4);
   const nextSlabRoom = (): Buffer => {
-    const min = Math.min(SLAB_ROOM_MIN, size / 4);
     // Read into the slab again where nothing is held (warm in the cache, and
     // no new slab: V8 answers a churn of them with full collections).
     const tail = lastSlabBytes;
     lastSlabBytes = 0;
-    if (slabUsed !== 0 && slabUse !== undefined && slabUse.unheldBeyond(tail)) {
-      const heldFrom = slabUsed - tail;
-      if (tail === 0) {
-        slabUsed = 0; // nothing held: all of it
-        slabEnd = size;
-      } else if (size - slabUsed >= min) {
-        slabEnd = size; // on after the last read
-      } else if (heldFrom >= min) {
-        slabUsed = 0; // before it
-        slabEnd = heldFrom;
-      } else {
-        slab = newSlab();
-        slabUsed = 0;
-        slabEnd = size;
-      }
-    } else if (slabEnd - slabUsed < min) {
+    const free = slabUsed !== 0 && slabUse !== undefined && slabUse.unheldBeyond(tail);
+    if (free && tail === 0) {
+      slabUsed = 0; // nothing held: all of it
+      slabEnd = size;
+    } else if (free && size - slabUsed >= roomMin) {
+      slabEnd = size; // on after the last read
+    } else if (free && slabUsed - tail >= roomMin) {
+      slabEnd = slabUsed - tail; // before it
+      slabUsed = 0;
+    } else if (slabEnd - slabUsed < roomMin) {
       slab = newSlab();
       slabUsed = 0;
       slabEnd = size;

@@ -54,6 +54,8 @@ export class IoGate {
   private frozenCount = 0;
   private readonly entryWaiters: (() => void)[] = [];
   private drainWaiters: (() => void)[] = [];
+  /** Entries made with enterNowYielding() that have not been asked to give way yet. */
+  private readonly yielding = new Set<{ onFreeze: () => void }>();
 
   /** Enter the gate (waits while frozen). Returns a promise only when it has to wait. */
   enter(): Promise<void> | undefined {
@@ -80,6 +82,25 @@ export class IoGate {
     this.inflight++;
   }
 
+  /**
+   * Enters an open gate (check `frozen` first) for an operation that can give
+   * way to a freeze: if one begins while it is inside, `onFreeze` is called
+   * (once), and the operation should leave as soon as it can. Returns its
+   * leave() (calls after the first do nothing).
+   */
+  enterNowYielding(onFreeze: () => void): () => void {
+    this.enterNow();
+    const entry = { onFreeze };
+    this.yielding.add(entry);
+    let left = false;
+    return () => {
+      if (left) return;
+      left = true;
+      this.yielding.delete(entry);
+      this.leave();
+    };
+  }
+
   leave(): void {
     this.inflight--;
     if (this.inflight === 0 && this.drainWaiters.length > 0) {
@@ -92,6 +113,10 @@ export class IoGate {
   /** Stop new entries and wait until every entered operation has left. */
   async freeze(): Promise<void> {
     this.frozenCount++;
+    for (const entry of [...this.yielding]) {
+      this.yielding.delete(entry);
+      entry.onFreeze();
+    }
     if (this.inflight === 0) return;
     await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
   }

@@ -44,6 +44,18 @@ export interface BlockDevice extends BlockDeviceMaps {
    */
   writeNow?(offset: number, data: readonly Buffer[]): boolean;
   /**
+   * Optional: lets the caller write [offset, offset+length) itself, straight
+   * into a file (pwrite on another thread, as the bytes arrive), as write()
+   * without FUA would. The device does its part of a write (the I/O gate, the
+   * change map) around it: until end() is called, the device counts the write
+   * as running. `onFreeze` is called if a snapshot is about to be taken
+   * meanwhile: the caller should then not begin writing if it has not yet, and
+   * end as soon as it can. Null when the device cannot take the write that way
+   * now (copy-on-write to do first, the gate frozen, a range it does not hold
+   * in one file): the caller uses write().
+   */
+  fileWriteTarget?(offset: number, length: number, onFreeze: () => void): FileWriteTarget | null;
+  /**
    * Optional: like write() of the buffers back to back (one pwritev, no joining
    * copy). Same checks and errors as write(). As for every write, the device
    * must not keep the buffers once the promise settles: the NBD server reuses
@@ -64,6 +76,19 @@ export interface LiveFileRange {
   fd: number;
   /** Where the range starts in the file. */
   position: number;
+}
+
+/** Where the caller of BlockDevice.fileWriteTarget() writes, and how it says it is done. */
+export interface FileWriteTarget {
+  /** The open file's descriptor (the device's own; the caller must not close it). */
+  fd: number;
+  /** Where the range starts in the file. */
+  position: number;
+  /**
+   * Call exactly once, when the bytes are in the file (`written`) or will not
+   * be written this way (then nothing of the range was written).
+   */
+  end(written: boolean): void;
 }
 
 /** A run of a device's address space, as extents() describes it. */

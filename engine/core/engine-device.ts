@@ -8,7 +8,7 @@
 import { BlksnapError } from '../abi/errno.js';
 import { SECTOR_SIZE } from '../abi/types.js';
 import { IoGate } from './async-lock.js';
-import type { BlockDevice, BlockExtent, ChangeMap, LiveFileRange } from './block-device.js';
+import type { BlockDevice, BlockExtent, ChangeMap, FileWriteTarget, LiveFileRange } from './block-device.js';
 import type { FileBlockDevice } from './file-block-device.js';
 import { total } from './file-io.js';
 import { asBuffer, checkRange, checkTarget } from './io-range.js';
@@ -135,6 +135,40 @@ export class EngineDevice implements BlockDevice {
       this.gate.leave();
     }
     return true;
+  }
+
+  /**
+   * A write the caller makes itself into the image file (BlockDevice.fileWriteTarget):
+   * taken when writeNow() would take it without copy-on-write, whatever its
+   * size. It holds the gate until end(); a freeze asks it to give way (onFreeze),
+   * and waits for its end. The change map records it at end(), once written.
+   */
+  fileWriteTarget(offset: number, length: number, onFreeze: () => void): FileWriteTarget | null {
+    if (this.removed || length === 0 || this.gate.frozen) return null;
+    checkRange(this.name, this.capacity, offset, length);
+    const tracker = this.tracker;
+    const da = tracker?.diffArea;
+    if (da && da.needsCow(offset, length)) return null;
+    const range = this.raw.liveFileRange(offset, length);
+    if (range === null) return null;
+    const leave = this.gate.enterNowYielding(onFreeze);
+    let ended = false;
+    return {
+      fd: range.fd,
+      position: range.position,
+      end: (written) => {
+        if (ended) return;
+        ended = true;
+        if (written && tracker) {
+          try {
+            tracker.cbt.set(offset / SECTOR_SIZE, length / SECTOR_SIZE);
+          } catch {
+            // a corrupted CBT map: the write stands (the module does the same)
+          }
+        }
+        leave();
+      },
+    };
   }
 
   /** The image file's holes (a write may land between this answer and its use, as on any live device). */

@@ -19,12 +19,19 @@
  * free, or none has started yet, tryReceive() says so and the caller reads as
  * it would without them: nothing depends on a worker being there.
  *
+ * A receive may also write what it received into a file (tryReceive's
+ * `write`): once the buffer is full, the worker reports the receive (the
+ * socket can be read again at once) and then writes the bytes with pwrite on
+ * the same thread, while they are in its CPU's cache, instead of a trip through
+ * libuv's thread pool; a second report gives the write's outcome. An abort
+ * before the write begins means no write; one after does not stop it.
+ *
  * A worker waits for its job in a shared control block (Atomics.wait: no
- * message and no garbage per job) and reports with one number, the only way to
- * wake the main thread's event loop. Workers are plain JavaScript evaluated
- * from a string (they run the same from sources and from the build) and
- * import koffi from where this module's import of it resolves; if that fails,
- * no worker is used.
+ * message and no garbage per job) and reports with one number (two with a
+ * write), the only way to wake the main thread's event loop. Workers are plain
+ * JavaScript evaluated from a string (they run the same from sources and from
+ * the build) and import koffi from where this module's import of it resolves;
+ * if that fails, no worker is used.
  */
 import { Worker } from 'node:worker_threads';
 import koffi from 'koffi';
@@ -44,27 +51,59 @@ export interface Received {
   lost?: true;
 }
 
+/** A file range to write a receive's bytes to once they are all in (tryReceive). */
+export interface WriteAfter {
+  fd: number;
+  /** What to write: usually the receive's buffer with the bytes before it (a payload's head). */
+  from: Buffer;
+  position: number;
+  /**
+   * Called once, after the receive's report: -1 when nothing was written (the
+   * receive ended short, or was aborted before the write began), else the
+   * write's outcome: 0, or the errno of a failed pwrite (part of the range may
+   * then be written).
+   */
+  done(wrote: number): void;
+}
+
 /** A receive under way. */
 export interface ReceiveJob {
   /** Ends the receive soon (what arrived so far is reported as usual). */
   abort(): void;
 }
 
-/** Int32 slots of a worker's control block; the buffer's address is a Float64 at ADDRESS_BYTE. */
+/**
+ * Int32 slots of a worker's control block; the buffer's address is a Float64
+ * at ADDRESS_BYTE, and a write's source address and position at WRITE_BYTE.
+ */
 const STATE = 0;
 const FD = 1;
 const LENGTH = 2;
+/** The file to write to after the receive (-1: none), and the write's length. */
+const WRITE_FD = 6;
+const WRITE_LENGTH = 7;
 const ADDRESS_BYTE = 16;
-const CONTROL_BYTES = 24;
+const WRITE_BYTE = 40;
+const CONTROL_BYTES = 56;
 /** STATE values. */
 const IDLE = 0;
 const JOB = 1;
 const ABORT = 2;
 const EXIT = 3;
-/** A report is bytes * REPORT_SCALE + errno * 2 + eof (errno < 4096; bytes well below 2^40). */
-const REPORT_SCALE = 8192;
+/** Receiving is done and the write has begun: an abort no longer stops it. */
+const WRITING = 4;
+/**
+ * A receive's report is bytes * REPORT_SCALE + WRITING_NEXT (when a write
+ * follows) + errno * 2 + eof (errno < 4096; bytes well below 2^38).
+ */
+const REPORT_SCALE = 16384;
+const WRITING_NEXT = 8192;
+/** errno of a write whose worker failed. */
+const EIO = 5;
 /** The worker's first message: koffi loaded, ready for jobs. */
 const READY = -1;
+/** A write's report: WROTE - outcome (0 or errno; below READY). */
+const WROTE = -2;
 
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -73,9 +112,11 @@ function serve(koffi) {
 const libc = koffi.load('libc.so.6');
 const recv = libc.func('long recv(int fd, uintptr_t buf, size_t len, int flags)');
 const poll = libc.func('int poll(void *fds, unsigned long nfds, int timeout)');
-const MSG_DONTWAIT = 0x40, EAGAIN = 11, EINTR = 4, POLLIN = 1;
+const pwrite = libc.func('long pwrite(int fd, uintptr_t buf, size_t len, int64_t pos)');
+const MSG_DONTWAIT = 0x40, EAGAIN = 11, EINTR = 4, EIO = 5, POLLIN = 1;
 const control = new Int32Array(workerData.control);
 const address = new Float64Array(workerData.control, ${ADDRESS_BYTE}, 1);
+const write = new Float64Array(workerData.control, ${WRITE_BYTE}, 2);
 const pollfd = Buffer.alloc(8);
 parentPort.postMessage(${READY});
 for (;;) {
@@ -101,8 +142,25 @@ for (;;) {
       if (p !== EINTR) { errno = p; break; }
     }
   }
+  const wfd = control[${WRITE_FD}];
+  const report = bytes * ${REPORT_SCALE} + (errno % 4096) * 2 + eof;
+  if (wfd >= 0 && bytes === length && Atomics.compareExchange(control, ${STATE}, ${JOB}, ${WRITING}) === ${JOB}) {
+    parentPort.postMessage(report + ${WRITING_NEXT});
+    let from = write[0], left = control[${WRITE_LENGTH}], at = write[1], wrote = 0;
+    while (left > 0) {
+      const n = Number(pwrite(wfd, from, left, at));
+      if (n > 0) { from += n; left -= n; at += n; continue; }
+      const e = n < 0 ? koffi.errno() : EIO;
+      if (e === EINTR) continue;
+      wrote = e;
+      break;
+    }
+    Atomics.store(control, ${STATE}, ${IDLE});
+    parentPort.postMessage(${WROTE} - wrote);
+    continue;
+  }
   Atomics.store(control, ${STATE}, ${IDLE});
-  parentPort.postMessage(bytes * ${REPORT_SCALE} + (errno % 4096) * 2 + eof);
+  parentPort.postMessage(report);
 }
 }
 `;
@@ -112,10 +170,14 @@ interface Receiver {
   /** The job and its state (STATE, FD, LENGTH; the address at ADDRESS_BYTE). */
   control: Int32Array;
   address: Float64Array;
-  /** The current receive's report, or null while idle. */
+  /** A write's source address and file position. */
+  writeAt: Float64Array;
+  /** The current receive's report, or null once reported (or idle). */
   done: ((result: Received) => void) | null;
   /** The buffer received into, kept alive (its memory stays in place) until the report. */
   target: Buffer | null;
+  /** The write after the receive, kept (with its source) until its report; null when none. */
+  write: WriteAfter | null;
 }
 
 /** Counts since the receivers were made. */
@@ -128,6 +190,9 @@ export interface ReceiverStats {
   receives: number;
   /** Bytes they received. */
   bytes: number;
+  /** Receives that wrote what they received to a file (`write`), and the bytes written. */
+  writes: number;
+  writtenBytes: number;
 }
 
 export class SocketReceivers {
@@ -139,6 +204,8 @@ export class SocketReceivers {
   private busy = 0;
   private receives = 0;
   private receivedBytes = 0;
+  private writes = 0;
+  private writtenBytes = 0;
   /** Where koffi's ES module is, for the workers' import(). */
   private readonly koffiUrl: string | null;
   /** Called when a worker becomes ready or fails (start() waits on it). */
@@ -161,9 +228,13 @@ export class SocketReceivers {
    * Starts receiving target.length bytes from the socket `fd` into `target`
    * on a free worker; `done` is called on this thread with the outcome. Null
    * when no worker is ready: read the socket as usual. The first calls start
-   * the workers (up to `max`), which are ready a few milliseconds later.
+   * the workers (up to `max`), which are ready a few milliseconds later. With
+   * `write`, once the buffer is full the worker writes `write.from` at
+   * `write.position` of `write.fd` (after the receive's report, so the socket
+   * may be read again meanwhile), then calls write.done(); the caller keeps the
+   * descriptor open until then (`write.from` is kept alive here).
    */
-  tryReceive(fd: number, target: Buffer, done: (result: Received) => void): ReceiveJob | null {
+  tryReceive(fd: number, target: Buffer, done: (result: Received) => void, write?: WriteAfter): ReceiveJob | null {
     if (this.failed || this.closed || target.length === 0) return null;
     const receiver = this.idle.pop();
     if (receiver === undefined) {
@@ -172,12 +243,19 @@ export class SocketReceivers {
     }
     receiver.done = done;
     receiver.target = target;
+    receiver.write = write ?? null;
     receiver.worker.ref();
     this.busy++;
     const { control, address } = receiver;
     control[FD] = fd;
     control[LENGTH] = target.length;
     address[0] = Number(koffi.address(target));
+    control[WRITE_FD] = write === undefined ? -1 : write.fd;
+    if (write !== undefined) {
+      control[WRITE_LENGTH] = write.from.length;
+      receiver.writeAt[0] = Number(koffi.address(write.from));
+      receiver.writeAt[1] = write.position;
+    }
     Atomics.store(control, STATE, JOB);
     Atomics.notify(control, STATE);
     return { abort: () => void Atomics.compareExchange(control, STATE, JOB, ABORT) };
@@ -194,7 +272,7 @@ export class SocketReceivers {
   }
 
   stats(): ReceiverStats {
-    return { workers: this.all.size, busy: this.busy, receives: this.receives, bytes: this.receivedBytes };
+    return { workers: this.all.size, busy: this.busy, receives: this.receives, bytes: this.receivedBytes, writes: this.writes, writtenBytes: this.writtenBytes };
   }
 
   /** Receives under way now. */
@@ -212,7 +290,7 @@ export class SocketReceivers {
     const workers = [...this.all];
     for (const r of workers) {
       Atomics.compareExchange(r.control, STATE, JOB, ABORT);
-      while (r.done !== null) await new Promise<void>((resolve) => setTimeout(resolve, ABORT_POLL_MS));
+      while (r.done !== null || r.write !== null) await new Promise<void>((resolve) => setTimeout(resolve, ABORT_POLL_MS));
       Atomics.store(r.control, STATE, EXIT);
       Atomics.notify(r.control, STATE);
     }
@@ -226,6 +304,7 @@ export class SocketReceivers {
     const shared = new SharedArrayBuffer(CONTROL_BYTES);
     const control = new Int32Array(shared);
     const address = new Float64Array(shared, ADDRESS_BYTE, 1);
+    const writeAt = new Float64Array(shared, WRITE_BYTE, 2);
     let worker: Worker;
     try {
       worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { koffi: this.koffiUrl, control: shared } });
@@ -235,7 +314,7 @@ export class SocketReceivers {
     }
     this.starting++;
     worker.unref();
-    const receiver: Receiver = { worker, control, address, done: null, target: null };
+    const receiver: Receiver = { worker, control, address, writeAt, done: null, target: null, write: null };
     worker.on('message', (report: number) => {
       if (report === READY) {
         this.starting--;
@@ -248,12 +327,17 @@ export class SocketReceivers {
         this.wake();
         return;
       }
-      this.finish(receiver, {
+      if (report <= WROTE) {
+        this.wrote(receiver, WROTE - report);
+        return;
+      }
+      const writing = report % REPORT_SCALE >= WRITING_NEXT;
+      this.received(receiver, {
         bytes: Math.floor(report / REPORT_SCALE),
         eof: report % 2 === 1,
         errno: Math.floor(report / 2) % 4096,
       });
-      if (!this.closed) this.idle.push(receiver);
+      if (!writing) this.wrote(receiver, -1);
     });
     worker.on('error', () => {
       // A worker that failed (koffi would not load) means none is used again.
@@ -262,7 +346,10 @@ export class SocketReceivers {
       if (!this.all.delete(receiver)) this.starting--;
       const at = this.idle.indexOf(receiver);
       if (at >= 0) this.idle.splice(at, 1);
-      if (receiver.done !== null) this.finish(receiver, { bytes: 0, eof: false, errno: 0, lost: true });
+      const busy = receiver.done !== null || receiver.write !== null;
+      if (receiver.done !== null) this.received(receiver, { bytes: 0, eof: false, errno: 0, lost: true });
+      // A write it was asked for may have been made, in part: reported as failed (EIO), not as not made.
+      if (busy) this.wrote(receiver, receiver.write === null ? -1 : EIO);
       this.wake();
     });
   }
@@ -271,14 +358,27 @@ export class SocketReceivers {
     for (const resolve of this.changed.splice(0)) resolve();
   }
 
-  private finish(receiver: Receiver, result: Received): void {
+  /** A receive's report: its caller learns the outcome (a write may follow). */
+  private received(receiver: Receiver, result: Received): void {
     const done = receiver.done;
     receiver.done = null;
     receiver.target = null;
-    receiver.worker.unref();
-    this.busy--;
     this.receives++;
     this.receivedBytes += result.bytes;
     done?.(result);
+  }
+
+  /** The end of a job: its write's outcome (-1: none made, or none asked for); the worker is free again. */
+  private wrote(receiver: Receiver, wrote: number): void {
+    const write = receiver.write;
+    receiver.write = null;
+    receiver.worker.unref();
+    this.busy--;
+    if (wrote === 0 && write !== null) {
+      this.writes++;
+      this.writtenBytes += write.from.length;
+    }
+    if (!this.closed && this.all.has(receiver)) this.idle.push(receiver);
+    write?.done(wrote);
   }
 }

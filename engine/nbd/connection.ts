@@ -159,6 +159,7 @@ export class NbdConnection {
       });
       const transmission = this.transmission;
       if (options.slabUse !== undefined) options.slabUse.unheldBeyond = (bytes) => transmission.holdsOnlyUnread(bytes);
+      if (options.payloadScanner !== undefined) options.payloadScanner.writer = (header, received) => transmission.payloadWrite(header, received);
       await this.transmission.run();
     } catch (err) {
       if (err instanceof NbdProtocolError) log.log(`nbd[${this.id}]: ${err.message}; dropping the connection`);
@@ -170,6 +171,7 @@ export class NbdConnection {
     } finally {
       clearTimeout(timer);
       if (options.slabUse !== undefined) options.slabUse.unheldBeyond = () => false;
+      if (options.payloadScanner !== undefined) options.payloadScanner.writer = null;
       log.flush();
     }
     // Soft disconnect (NBD_OPT_ABORT, NBD_CMD_DISC): our side is ended; do not

@@ -3,6 +3,7 @@
  * values on the wire (EPERM, EIO, ENOMEM, EINVAL, ENOSPC, EOVERFLOW, ENOTSUP,
  * ESHUTDOWN); everything else becomes the nearest of those, or EIO.
  */
+import { constants as osConstants } from 'node:os';
 import { isBlksnapError } from '../abi/errno.js';
 import {
   NBD_EINVAL,
@@ -47,4 +48,12 @@ export function nbdErrorFor(err: unknown): number {
   const name = errnoNameOf(err);
   if (name === undefined) return NBD_EIO;
   return BY_NAME[name] ?? NBD_EIO;
+}
+
+/** errno names by number (Linux's: EOPNOTSUPP and ENOTSUP share one, as do EAGAIN and EWOULDBLOCK). */
+const ERRNO_NAMES: ReadonlyMap<number, string> = new Map(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
+
+/** nbdErrorFor() of a failed system call's errno number (as a thread reports it). */
+export function nbdErrorForErrno(errno: number): number {
+  return BY_NAME[ERRNO_NAMES.get(errno) ?? ''] ?? NBD_EIO;
 }

@@ -270,7 +270,7 @@ export class NbdServer {
       waitingForBytes: this.budget.waiting,
       refusedConnections: this.refused,
       fileReplies: { ...this.fileReplies },
-      receivers: this.receivers?.stats() ?? { workers: 0, busy: 0, receives: 0, bytes: 0 },
+      receivers: this.receivers?.stats() ?? { workers: 0, busy: 0, receives: 0, bytes: 0, writes: 0, writtenBytes: 0 },
       spin: this.spinner.stats(),
     };
   }

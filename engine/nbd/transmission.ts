@@ -57,15 +57,17 @@ import { statusRuns, statusRunsNow } from './meta-context.js';
 import type { MetaContext, StatusRun } from './meta-context.js';
 import type { BufferPool } from './buffer-pool.js';
 import type { ByteBudget } from './byte-budget.js';
-import { nbdErrorFor } from './errors.js';
+import { nbdErrorFor, nbdErrorForErrno } from './errors.js';
 import { NbdProtocolError } from './negotiation.js';
 import { ConnectionClosedError } from './socket-reader.js';
 import type { SocketReader } from './socket-reader.js';
 import { ownedParts, recycleReadTargets } from './socket-read-buffer.js';
+import type { PayloadWrite } from './socket-read-buffer.js';
+import type { WriteHeader } from './write-payload-scanner.js';
 import { FileReplySender } from './file-reply.js';
 import type { FileReplyCounts } from './file-reply.js';
 import type { IdleSpin, SpinWaiter } from './idle-spin.js';
-import type { LiveFileRange } from '../core/block-device.js';
+import type { FileWriteTarget, LiveFileRange } from '../core/block-device.js';
 import { readFullSync } from '../core/file-io.js';
 
 export interface TransmissionOptions {
@@ -140,6 +142,18 @@ interface Charge {
   /** A READ's bytes (counted against readAheadBytes too). */
   read: boolean;
 }
+
+/** A WRITE whose payload the socket's receiving thread writes (Transmission.payloadWrite). */
+interface WrittenAhead {
+  header: WriteHeader;
+  /** Null until the thread is done: -1 when it did not write, else 0 or the write's errno. */
+  wrote: number | null;
+  /** Called with `wrote` once known, when run() has read the request meanwhile. */
+  then: ((wrote: number) => void) | null;
+}
+
+/** errno of a write said to be made and then not (cannot happen: answered as an I/O error). */
+const EIO_ERRNO = 5;
 
 /** Why a request is refused before it reaches the device. */
 interface Refusal {
@@ -232,6 +246,10 @@ export class Transmission {
   private readonly idleWaiters: (() => void)[] = [];
   private shuttingDown = false;
   private hungUp = false;
+  /** True while run() waits for the next request, every one before it answered or running (waitForClient). */
+  private parked = false;
+  /** A WRITE whose payload the socket's receiving thread writes into the device's file (payloadWrite()), until run() reads it: the next request it reads. */
+  private writtenAhead: WrittenAhead | null = null;
   private corked = false;
   /**
    * True while the fast path answers a request: its reply is written at once,
@@ -341,7 +359,12 @@ export class Transmission {
         // Waits without taking the header, so that the request may still be answered in place.
         // (Waiting yields to the other connections too: the count starts again.)
         sinceYield = 0;
-        await this.waitForClient();
+        this.parked = true;
+        try {
+          await this.waitForClient();
+        } finally {
+          this.parked = false;
+        }
         continue;
       }
       if (this.hungUp) throw new ConnectionClosedError();
@@ -380,6 +403,7 @@ export class Transmission {
           throw err;
         }
       }
+      if (this.writtenAhead !== null && this.answerWrittenAhead(request, charge)) continue;
       this.inFlight++;
       const servable = refusal === null && !this.shuttingDown && !this.hungUp;
       this.answeringNow = true;
@@ -412,6 +436,7 @@ export class Transmission {
    * general path, which answers it the usual way.
    */
   private answerInPlace(): boolean {
+    if (this.writtenAhead !== null) return false;
     const reader = this.reader;
     const buf = reader.front();
     if (buf === null) return false;
@@ -444,6 +469,88 @@ export class Transmission {
    */
   holdsOnlyUnread(bytes: number): boolean {
     return this.inFlight === 0 && this.reader.available <= bytes;
+  }
+
+  /**
+   * For the socket (WritePayloadScanner.writer): a WRITE whose header and first
+   * `received` payload bytes have just arrived, with nothing else unread, may be
+   * written by the thread that receives the rest of it, straight into the
+   * device's file, where this connection would serve it at once as a plain
+   * write: run() waits for it with every request before it answered or
+   * running, none of those overlaps it, it has no flags and passes check(), and
+   * the device takes it (fileWriteTarget). run() then answers it with the
+   * write's outcome once it reads it (answerWrittenAhead). Null otherwise: it is
+   * written the usual way.
+   */
+  payloadWrite(header: WriteHeader, received: number): PayloadWrite | null {
+    const device = this.device;
+    if (device.fileWriteTarget === undefined || !this.parked || this.writtenAhead !== null) return null;
+    if (this.hungUp || this.shuttingDown || header.flags !== 0 || header.length > this.options.maxPayload) return null;
+    if (this.reader.available !== NBD_REQUEST_SIZE + received) return null;
+    const request: Request = { ...header, type: NBD_CMD_WRITE, payload: null };
+    if (this.check(request) !== null || this.overlapsRunning(request, true)) return null;
+    const ahead: WrittenAhead = { header, wrote: null, then: null };
+    let target: FileWriteTarget | null = null;
+    const write: PayloadWrite = {
+      fd: -1,
+      position: 0,
+      length: header.length,
+      cancel: null,
+      settle: (wrote) => {
+        if (ahead.wrote !== null) return;
+        ahead.wrote = wrote;
+        target?.end(wrote !== -1);
+        ahead.then?.(wrote);
+      },
+    };
+    try {
+      target = device.fileWriteTarget(header.offset, header.length, () => write.cancel?.());
+    } catch {
+      return null; // the usual path reports it
+    }
+    if (target === null) return null;
+    write.fd = target.fd;
+    write.position = target.position;
+    this.writtenAhead = ahead;
+    return write;
+  }
+
+  /**
+   * The request run() has just read (its payload received) while a payload was
+   * written ahead (payloadWrite()): that WRITE, answered with the write's
+   * outcome (true), at once or, while the thread still writes, once it is done
+   * (meanwhile it runs like a request on the asynchronous path: later ones that
+   * overlap it wait for it); or false when the thread did not write it (it goes
+   * the usual way). Anything else is a broken invariant: the connection is
+   * dropped.
+   */
+  private answerWrittenAhead(request: Request, charge: Charge): boolean {
+    const ahead = this.writtenAhead!;
+    this.writtenAhead = null;
+    const h = ahead.header;
+    if (request.type !== NBD_CMD_WRITE || request.offset !== h.offset || request.length !== h.length || request.cookieLow !== h.cookieLow || request.cookieHigh !== h.cookieHigh) {
+      this.release(charge);
+      throw new Error('a WRITE written ahead by the socket is not the request read next');
+    }
+    if (ahead.wrote === -1) return false;
+    this.inFlight++;
+    const answer = (wrote: number): void => {
+      // The payload's buffer goes back to the pool only now: the thread wrote from it.
+      this.dropPayload(request);
+      this.reply(request, wrote === 0 ? 0 : nbdErrorForErrno(wrote === -1 ? EIO_ERRNO : wrote), EMPTY, charge);
+      this.finish();
+    };
+    if (ahead.wrote !== null) {
+      answer(ahead.wrote);
+      return true;
+    }
+    const order = this.track(request)!;
+    ahead.then = (wrote) => {
+      this.running.delete(order);
+      for (const wake of order.waiters) wake();
+      answer(wrote);
+    };
+    return true;
   }
 
   /** Waits for the next request's header, asking the server to spin first (idle-spin.ts) where this connection may. */

@@ -10,7 +10,16 @@
  * drops such a connection anyway.
  */
 import { NBD_CMD_WRITE, NBD_REQUEST_MAGIC, NBD_REQUEST_SIZE } from './constants.js';
-import type { ReadRoute } from './socket-read-buffer.js';
+import type { PayloadWrite, ReadRoute } from './socket-read-buffer.js';
+
+/** The header of a WRITE whose payload is being received (WritePayloadScanner.writer). */
+export interface WriteHeader {
+  flags: number;
+  cookieHigh: number;
+  cookieLow: number;
+  offset: number;
+  length: number;
+}
 
 export class WritePayloadScanner implements ReadRoute {
   private active = false;
@@ -21,6 +30,17 @@ export class WritePayloadScanner implements ReadRoute {
   private payloadLeft = 0;
   /** Length of the current (or last) WRITE's payload. */
   private payloadLength = 0;
+  /** The current (or last) WRITE's header fields (an object is made only when asked for). */
+  private writeFlags = 0;
+  private cookieHigh = 0;
+  private cookieLow = 0;
+  private writeOffset = 0;
+  /**
+   * Asked where a payload still to come may be written by the thread receiving
+   * it (ReadRoute.payloadWrite), with its header and the bytes of it received
+   * so far; null: nowhere (the connection's transmission sets it).
+   */
+  writer: ((header: WriteHeader, received: number) => PayloadWrite | null) | null = null;
 
   /**
    * Starts following frames at the transmission phase; `unread` are the bytes
@@ -44,6 +64,12 @@ export class WritePayloadScanner implements ReadRoute {
   /** Payload bytes of the current WRITE received so far, while some are still to come (else 0). */
   payloadBytesReceived(): number {
     return this.active && this.payloadLeft > 0 ? this.payloadLength - this.payloadLeft : 0;
+  }
+
+  payloadWrite(): PayloadWrite | null {
+    if (!this.active || this.payloadLeft === 0 || this.writer === null) return null;
+    const header = { flags: this.writeFlags, cookieHigh: this.cookieHigh, cookieLow: this.cookieLow, offset: this.writeOffset, length: this.payloadLength };
+    return this.writer(header, this.payloadLength - this.payloadLeft);
   }
 
   private scan(data: Buffer): void {
@@ -86,6 +112,11 @@ export class WritePayloadScanner implements ReadRoute {
     if (header.readUInt16BE(start + 6) === NBD_CMD_WRITE) {
       this.payloadLeft = header.readUInt32BE(start + 24);
       this.payloadLength = this.payloadLeft;
+      this.writeFlags = header.readUInt16BE(start + 4);
+      this.cookieHigh = header.readUInt32BE(start + 8);
+      this.cookieLow = header.readUInt32BE(start + 12);
+      // Exact below 2^53, as the transmission reads it.
+      this.writeOffset = header.readUInt32BE(start + 16) * 2 ** 32 + header.readUInt32BE(start + 20);
     }
     return true;
   }

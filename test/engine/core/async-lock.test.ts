@@ -55,4 +55,31 @@ describe('IoGate', () => {
     await g.freeze(); // nothing inside: immediate
     g.unfreeze();
   });
+
+  it('enterNowYielding: a freeze asks the entry to give way once, and waits until it leaves', async () => {
+    const g = new IoGate();
+    const asked: string[] = [];
+    const leaveA = g.enterNowYielding(() => asked.push('a'));
+    const leaveB = g.enterNowYielding(() => asked.push('b'));
+    leaveB(); // left before any freeze: never asked
+    leaveB(); // a second leave does nothing
+    expect(g.inFlight).toBe(1);
+    let frozen = false;
+    const f = g.freeze().then(() => {
+      frozen = true;
+    });
+    expect(asked).toEqual(['a']);
+    await tick();
+    expect(frozen).toBe(false); // asked, not yet left
+    leaveA();
+    await f;
+    expect(frozen).toBe(true);
+    // A second freeze while frozen asks nobody again.
+    void g.freeze();
+    expect(asked).toEqual(['a']);
+    g.unfreeze();
+    g.unfreeze();
+    expect(() => g.enterNowYielding(() => asked.push('c'))).not.toThrow();
+    expect(g.inFlight).toBe(1);
+  });
 });

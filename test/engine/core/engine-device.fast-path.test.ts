@@ -96,3 +96,52 @@ describe('EngineDevice fast path', () => {
     await expectErrno(() => dev.readToNow(MiB - 512, 1024, Buffer.alloc(1024), 0), 'EINVAL');
   });
 });
+
+describe('EngineDevice.fileWriteTarget (a write made by another thread into the image file)', () => {
+  it('gives the image file and position, holds the gate until end(), and marks the CBT only when written', async () => {
+    const id = await engine.snapshotCreate({ diffStoragePath: path.join(dir, 'diff'), limitSectors: 1 << 16 });
+    await engine.snapshotAdd(id, 'a'); // tracked, not taken
+    const blocks = (await engine.cbtInfo('a')).blockCount;
+    let asked = 0;
+    const t = dev.fileWriteTarget(3 * 4096, 8192, () => asked++)!;
+    expect(t.position).toBe(3 * 4096);
+    fs.writeSync(t.fd, Buffer.alloc(8192, 5), 0, 8192, t.position);
+    expect(dev.gate.inFlight).toBe(1);
+    let frozen = false;
+    const freezing = dev.gate.freeze().then(() => {
+      frozen = true;
+    });
+    expect(asked).toBe(1);
+    await new Promise((r) => setTimeout(r, 5));
+    expect(frozen).toBe(false); // the write still counts as running
+    t.end(true);
+    t.end(true); // once only
+    await freezing;
+    dev.gate.unfreeze();
+    expect((await dev.read(3 * 4096, 8192)).every((b) => b === 5)).toBe(true);
+    const map = await engine.cbtMapActive('a', 0, blocks);
+    expect([...map].map((n, i) => (n !== 0 ? i : -1)).filter((i) => i >= 0)).toEqual([3, 4]);
+    // Not written: nothing marked, the gate left all the same.
+    dev.fileWriteTarget(10 * 4096, 4096, () => {})!.end(false);
+    expect(dev.gate.inFlight).toBe(0);
+    expect((await engine.cbtMapActive('a', 0, blocks))[10]).toBe(0);
+  });
+
+  it('is null while the gate is frozen, and where a chunk still needs copy-on-write', async () => {
+    await dev.gate.freeze();
+    expect(dev.fileWriteTarget(0, 4096, () => {})).toBeNull();
+    dev.gate.unfreeze();
+    await takeSnapshot();
+    expect(dev.fileWriteTarget(0, 4096, () => {})).toBeNull();
+    expect(dev.gate.inFlight).toBe(0);
+    await dev.write(0, Buffer.alloc(512, 4)); // copies chunk 0 on write
+    const t = dev.fileWriteTarget(0, 4096, () => {});
+    expect(t).not.toBeNull();
+    t!.end(false);
+  });
+
+  it('checks the range', async () => {
+    await expectErrno(() => dev.fileWriteTarget(MiB - 512, 1024, () => {}), 'EINVAL');
+    expect(dev.gate.inFlight).toBe(0);
+  });
+});

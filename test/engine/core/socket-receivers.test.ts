@@ -4,12 +4,14 @@
  * thread. The bytes must land in order and whole, however the peer sends them;
  * a hang-up, an abort and busy workers must each be reported as such.
  */
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createConnection, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ABORT_POLL_MS, SocketReceivers } from '../../../engine/core/socket-receivers.js';
-import type { Received } from '../../../engine/core/socket-receivers.js';
+import type { Received, WriteAfter } from '../../../engine/core/socket-receivers.js';
 
 const KiB = 1024;
 const cleanup: (() => Promise<void> | void)[] = [];
@@ -181,5 +183,113 @@ describe('SocketReceivers', () => {
     expect((await done).bytes).toBe(0);
     expect(r.stats().workers).toBe(0);
     expect(r.tryReceive(fd, Buffer.alloc(4096), () => {})).toBeNull();
+  });
+});
+
+/** A file of `size` bytes of 0xee, opened with `flags`, removed afterwards. */
+function scratchFile(size: number, flags: string): { path: string; fd: number } {
+  const dir = mkdtempSync(join(tmpdir(), 'receivers-'));
+  const path = join(dir, 'f');
+  writeFileSync(path, Buffer.alloc(size, 0xee));
+  const fd = openSync(path, flags);
+  cleanup.push(() => {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { path, fd };
+}
+
+/** A receive with a write after it; the events in the order they came. */
+function receiveAndWrite(r: SocketReceivers, fd: number, into: Buffer, write: Omit<WriteAfter, 'done'>) {
+  const events: string[] = [];
+  let received: (v: Received) => void = () => {};
+  let wrote: (v: number) => void = () => {};
+  const done = new Promise<Received>((res) => (received = res));
+  const written = new Promise<number>((res) => (wrote = res));
+  const job = r.tryReceive(
+    fd,
+    into,
+    (v) => {
+      events.push('received');
+      received(v);
+    },
+    {
+      ...write,
+      done: (v) => {
+        events.push(`wrote ${v}`);
+        wrote(v);
+      },
+    },
+  );
+  if (job === null) throw new Error('no worker free');
+  return { done, written, events, abort: () => job.abort() };
+}
+
+describe('SocketReceivers: a write after the receive', () => {
+  it('writes the head and the received bytes to the file at the position, reported after the receive', async () => {
+    const r = await receivers(1);
+    const { fd, client } = await pair();
+    const file = scratchFile(4 * 1024 * KiB, 'r+');
+    const payload = pattern(1024 * KiB, 9);
+    const own = Buffer.alloc(1024 * KiB);
+    payload.copy(own, 0, 0, 100 * KiB); // a head the caller already had
+    const into = own.subarray(100 * KiB);
+    const job = receiveAndWrite(r, fd, into, { fd: file.fd, from: own, position: 1024 * KiB });
+    client.write(payload.subarray(100 * KiB));
+    expect(await job.done).toEqual({ bytes: 924 * KiB, eof: false, errno: 0 });
+    expect(await job.written).toBe(0);
+    expect(job.events).toEqual(['received', 'wrote 0']);
+    const content = readFileSync(file.path);
+    expect(content.subarray(1024 * KiB, 2048 * KiB).equals(payload)).toBe(true);
+    expect(content.subarray(0, 1024 * KiB).every((b) => b === 0xee)).toBe(true);
+    expect(content.subarray(2048 * KiB).every((b) => b === 0xee)).toBe(true);
+    expect(r.stats()).toMatchObject({ busy: 0, writes: 1, writtenBytes: 1024 * KiB });
+  });
+
+  it('writes nothing when the receive ends short (hang-up) or is aborted before it is all in', async () => {
+    const r = await receivers(1);
+    const file = scratchFile(256 * KiB, 'r+');
+    const a = await pair();
+    const short = receiveAndWrite(r, a.fd, Buffer.alloc(64 * KiB), { fd: file.fd, from: Buffer.alloc(64 * KiB, 1), position: 0 });
+    a.client.end(pattern(10 * KiB, 1));
+    expect((await short.done).eof).toBe(true);
+    expect(await short.written).toBe(-1);
+    const b = await pair();
+    const aborted = receiveAndWrite(r, b.fd, Buffer.alloc(64 * KiB), { fd: file.fd, from: Buffer.alloc(64 * KiB, 2), position: 0 });
+    b.client.write(pattern(10 * KiB, 2));
+    await pause(ABORT_POLL_MS * 2);
+    aborted.abort();
+    expect((await aborted.done).bytes).toBe(10 * KiB);
+    expect(await aborted.written).toBe(-1);
+    expect(readFileSync(file.path).every((x) => x === 0xee)).toBe(true);
+    expect(r.stats()).toMatchObject({ busy: 0, writes: 0 });
+  });
+
+  it('reports the errno of a write that fails, and the worker goes on', async () => {
+    const r = await receivers(1);
+    const { fd, client } = await pair();
+    const file = scratchFile(64 * KiB, 'r'); // read-only: pwrite fails with EBADF
+    const job = receiveAndWrite(r, fd, Buffer.alloc(8 * KiB), { fd: file.fd, from: Buffer.alloc(8 * KiB), position: 0 });
+    client.write(pattern(8 * KiB, 3));
+    expect((await job.done).bytes).toBe(8 * KiB);
+    expect(await job.written).toBe(9); // EBADF
+    const next = receive(r, fd, Buffer.alloc(4 * KiB));
+    client.write(pattern(4 * KiB, 4));
+    expect((await next.done).bytes).toBe(4 * KiB);
+  });
+
+  it('close() waits for a write under way', async () => {
+    const r = new SocketReceivers(1);
+    await r.start();
+    const { fd, client } = await pair();
+    const size = 32 * 1024 * KiB; // a write of some milliseconds
+    const file = scratchFile(size, 'r+');
+    const job = receiveAndWrite(r, fd, Buffer.alloc(size), { fd: file.fd, from: Buffer.alloc(size, 7), position: 0 });
+    client.write(pattern(size, 5));
+    await job.done;
+    expect(job.events).toEqual(['received']);
+    await r.close();
+    expect(job.events).toEqual(['received', 'wrote 0']);
+    expect(readFileSync(file.path).every((x) => x === 7)).toBe(true);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BlksnapError } from '../../../engine/abi/errno.js';
-import { nbdErrorFor } from '../../../engine/nbd/errors.js';
+import { nbdErrorFor, nbdErrorForErrno } from '../../../engine/nbd/errors.js';
 
 describe('nbdErrorFor', () => {
   it('maps device errnos to the values the NBD protocol allows', () => {
@@ -21,5 +21,17 @@ describe('nbdErrorFor', () => {
     expect(nbdErrorFor(new BlksnapError('ENODEV', 'image released'))).toBe(5);
     expect(nbdErrorFor(new Error('plain'))).toBe(5);
     expect(nbdErrorFor('string')).toBe(5);
+  });
+
+  it('maps errno numbers a thread reports (Linux x86-64 values) the same way', () => {
+    expect(nbdErrorForErrno(28)).toBe(28); // ENOSPC
+    expect(nbdErrorForErrno(122)).toBe(28); // EDQUOT
+    expect(nbdErrorForErrno(27)).toBe(28); // EFBIG
+    expect(nbdErrorForErrno(13)).toBe(1); // EACCES -> EPERM
+    expect(nbdErrorForErrno(30)).toBe(1); // EROFS -> EPERM
+    expect(nbdErrorForErrno(95)).toBe(95); // EOPNOTSUPP
+    expect(nbdErrorForErrno(9)).toBe(5); // EBADF -> EIO
+    expect(nbdErrorForErrno(5)).toBe(5);
+    expect(nbdErrorForErrno(99999)).toBe(5);
   });
 });

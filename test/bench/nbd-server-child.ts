@@ -25,7 +25,15 @@ export interface ChildConfig {
 }
 
 type Request = { cmd: 'snapshot'; storage: string; limitSectors: number } | { cmd: 'destroy' } | { cmd: 'stats' } | { cmd: 'close' };
-type Reply = { ok: true; image?: string; spin?: SpinStats } | { ok: false; error: string };
+/** The engine server's counts the bench reads around its timed rounds. */
+export interface ServerCounts {
+  /** Idle spins (engine/nbd/idle-spin.ts). */
+  spin: SpinStats;
+  /** WRITE payloads written to the image by the threads that received them (docs/nbd.md, "Writing on the receiving thread"). */
+  receiverWrites: number;
+}
+
+type Reply = { ok: true; image?: string; counts?: ServerCounts } | { ok: false; error: string };
 
 export interface ServerChild {
   pid: number;
@@ -36,8 +44,8 @@ export interface ServerChild {
   /** Creates a snapshot of the device, takes it; resolves to the image's export name. */
   takeSnapshot(storage: string, limitSectors: number): Promise<string>;
   destroySnapshot(): Promise<void>;
-  /** The engine server's idle-spin counts so far (engine/nbd/idle-spin.ts). */
-  spinStats(): Promise<SpinStats>;
+  /** The engine server's counts so far. */
+  counts(): Promise<ServerCounts>;
   close(): Promise<void>;
 }
 
@@ -72,7 +80,7 @@ export async function startServerChild(config: ChildConfig): Promise<ServerChild
     plainUri: () => unixUri('file', join(config.dir, 'plain.sock')),
     takeSnapshot: async (storage, limitSectors) => check(await ask({ cmd: 'snapshot', storage, limitSectors })).image ?? '',
     destroySnapshot: async () => void check(await ask({ cmd: 'destroy' })),
-    spinStats: async () => check(await ask({ cmd: 'stats' })).spin ?? { spins: 0, hits: 0 },
+    counts: async () => check(await ask({ cmd: 'stats' })).counts ?? { spin: { spins: 0, hits: 0 }, receiverWrites: 0 },
     close: async () => {
       child.send({ cmd: 'close' } satisfies Request);
       await exited;
@@ -105,7 +113,8 @@ async function childMain(config: ChildConfig): Promise<void> {
           snapshot = id;
           send({ ok: true, image: engine.listImages()[0]?.name ?? '' });
         } else if (m.cmd === 'stats') {
-          send({ ok: true, spin: ours.stats().spin });
+          const stats = ours.stats();
+          send({ ok: true, counts: { spin: stats.spin, receiverWrites: stats.receivers.writes } });
         } else if (m.cmd === 'destroy') {
           if (snapshot !== null) await engine.snapshotDestroy(snapshot);
           snapshot = null;

@@ -104,6 +104,8 @@ interface Row {
   rounds?: number[];
   /** The engine server's idle spins during the timed rounds, and how many ended with a request arriving (engine device rows). */
   idleSpin?: { spins: number; hits: number };
+  /** WRITEs of the timed rounds written to the image by the threads that received them, and all the WRITEs sent (engine device, 1 MiB writes). */
+  writtenOnReceivers?: { writes: number; of: number };
 }
 
 /** CPU time (µs, user + system, every thread) a server process has used so far. */
@@ -245,15 +247,16 @@ async function main(): Promise<void> {
       // round (no server always runs first, after the sync, or last).
       const servers: [string, string, CpuClock][] = [['nbdkit', nbdkitUri, nbdkitCpu], ...targets.map(([t, uri]) => [t, uri, oursCpu] as [string, string, CpuClock])];
       const repeats = repeatsOf(op);
-      const spinBefore = await ours.spinStats();
+      const before = await ours.counts();
       for (let i = 0; i < repeats; i++) {
         for (let j = 0; j < servers.length; j++) {
           const server = servers[(i + j) % servers.length];
           if (server !== undefined) results.get(server[0])?.push(await measure(op, server[1], source, server[2]));
         }
       }
-      const spinAfter = await ours.spinStats();
-      const idleSpin = { spins: spinAfter.spins - spinBefore.spins, hits: spinAfter.hits - spinBefore.hits };
+      const after = await ours.counts();
+      const idleSpin = { spins: after.spin.spins - before.spin.spins, hits: after.spin.hits - before.spin.hits };
+      const writtenOnReceivers = op === 'seq-write-1M' ? { writes: after.receiverWrites - before.receiverWrites, of: repeats * requestsPerRun(op) } : undefined;
       const rateOf = (t: string): number => median((results.get(t) ?? []).map((m) => m.rate));
       /** Median over rounds of the target's rate over nbdkit's in the same round (a slow minute of the machine hits both). */
       const pairedRatio = (t: string): number => {
@@ -283,6 +286,7 @@ async function main(): Promise<void> {
           nbdkitCpuUsPerOp,
           rounds: roundsOf(target),
           ...(target === 'engine device' ? { idleSpin } : {}),
+          ...(target === 'engine device' && writtenOnReceivers !== undefined ? { writtenOnReceivers } : {}),
         });
       }
     }
@@ -383,6 +387,10 @@ async function main(): Promise<void> {
   if (spun.length > 0) {
     const each = spun.map((r) => `${r.op} ${r.idleSpin!.spins} (${Math.round((100 * r.idleSpin!.hits) / r.idleSpin!.spins)}% ended by a request)`);
     console.log(`idle spins of our engine server in the timed rounds (docs/nbd.md, "The idle spin"): ${each.join(', ')}`);
+  }
+  for (const r of rows.filter((row) => row.writtenOnReceivers !== undefined)) {
+    const w = r.writtenOnReceivers!;
+    console.log(`${r.op} ${r.target}: ${w.writes} of ${w.of} WRITEs written to the image by the threads that received them (docs/nbd.md, "Writing on the receiving thread")`);
   }
 
   const goals = rows.filter((r) => r.goal !== undefined);

@@ -29,14 +29,14 @@
  * Run: npm run bench:nbd   (about 3 minutes; writes bench-results/nbd.json
  * and a dated copy, with the machine's CPU count and load average at start and end)
  *
- * Last figures (2026-12-03, late evening, the idle spin and the slab ring;
- * 2 CPUs, four runs): seq read 1.00-1.01x, seq write 0.68-0.86x (our CPU per
- * 1 MiB write 586-820 µs; nbdkit 430-508), 4 KiB reads 1.41-1.59x, 4 KiB
- * writes 1.07-1.19x nbdkit (11.8-16.0 µs a write against 12.3-16.5); COW seq
- * write 0.66-0.89x our plain write; sparse copies 1.09-1.15x (nbdcopy) and
- * 1.13-1.27x (qemu-img convert) nbdkit. It also prints the engine server's
- * idle spins in the timed rounds. docs/nbd.md "Bench numbers" has the
- * before/after and the profiles.
+ * Last figures (2026-12-03, night, large WRITEs written by the receiving
+ * thread; 2 CPUs, three runs): seq read 0.90-1.21x, seq write 0.79-0.86x (our
+ * CPU per 1 MiB write 547-742 µs; nbdkit 469-508), 4 KiB reads 1.30-1.43x,
+ * 4 KiB writes 1.13-1.29x nbdkit; COW seq write 0.70-0.89x our plain write;
+ * sparse copies 1.05-1.12x (nbdcopy) and 1.03-1.15x (qemu-img convert)
+ * nbdkit. It also prints the engine server's idle spins in the timed rounds
+ * and how many 1 MiB WRITEs the receiving threads wrote. docs/nbd.md "Bench
+ * numbers" has the before/after and the profiles.
  */
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';

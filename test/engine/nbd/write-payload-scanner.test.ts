@@ -81,4 +81,32 @@ describe('WritePayloadScanner', () => {
     s.received(header(NBD_CMD_WRITE, 1 << 20));
     expect(s.payloadBytesLeft()).toBe(0);
   });
+
+  it('asks its writer about a payload still coming with that WRITE\'s header (cut anywhere) and the bytes received so far', () => {
+    const s = new WritePayloadScanner();
+    const asked: unknown[] = [];
+    s.writer = (h, received) => {
+      asked.push({ ...h, received });
+      return null;
+    };
+    s.start([]);
+    expect(s.payloadWrite()).toBeNull(); // nothing coming: the writer is not asked
+    const first = header(NBD_CMD_WRITE, 8192);
+    first.writeUInt16BE(1, 4); // FUA
+    first.writeUInt32BE(0xdeadbeef, 8);
+    first.writeUInt32BE(7, 12);
+    first.writeUInt32BE(3, 16); // offset 3 * 2^32 + 4096
+    first.writeUInt32BE(4096, 20);
+    s.received(first.subarray(0, 10));
+    s.received(Buffer.concat([first.subarray(10), Buffer.alloc(1000)]));
+    s.payloadWrite();
+    s.received(Buffer.alloc(7192));
+    expect(s.payloadWrite()).toBeNull(); // all received: nothing coming
+    s.received(Buffer.concat([header(NBD_CMD_WRITE, 512), Buffer.alloc(12)]));
+    s.payloadWrite();
+    expect(asked).toEqual([
+      { flags: 1, cookieHigh: 0xdeadbeef, cookieLow: 7, offset: 3 * 2 ** 32 + 4096, length: 8192, received: 1000 },
+      { flags: 0, cookieHigh: 0, cookieLow: 0, offset: 0, length: 512, received: 12 },
+    ]);
+  });
 });

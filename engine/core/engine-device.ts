@@ -123,13 +123,7 @@ export class EngineDevice implements BlockDevice {
     if (da && da.needsCow(offset, length)) return false;
     this.gate.enterNow();
     try {
-      if (tracker) {
-        try {
-          tracker.cbt.set(offset / SECTOR_SIZE, length / SECTOR_SIZE);
-        } catch {
-          // a corrupted CBT map: the write goes on (the module does the same)
-        }
-      }
+      if (tracker) recordWrite(tracker, offset, length);
       this.raw.writeNowUnchecked(offset, data);
     } finally {
       this.gate.leave();
@@ -159,13 +153,7 @@ export class EngineDevice implements BlockDevice {
       end: (written) => {
         if (ended) return;
         ended = true;
-        if (written && tracker) {
-          try {
-            tracker.cbt.set(offset / SECTOR_SIZE, length / SECTOR_SIZE);
-          } catch {
-            // a corrupted CBT map: the write stands (the module does the same)
-          }
-        }
+        if (written && tracker) recordWrite(tracker, offset, length);
         leave();
       },
     };
@@ -236,12 +224,8 @@ export class EngineDevice implements BlockDevice {
       this.checkOpen();
       const tracker = this.tracker;
       if (tracker) {
-        let tracked = true;
-        try {
-          tracker.cbt.set(offset / SECTOR_SIZE, length / SECTOR_SIZE);
-        } catch {
-          tracked = false; // a corrupted CBT map: the module skips copy-on-write too
-        }
+        // A corrupted CBT map: the module skips copy-on-write too.
+        const tracked = recordWrite(tracker, offset, length);
         const da = tracker.diffArea;
         if (tracked && da && !da.corrupted) await da.cow(offset, length);
       }
@@ -249,5 +233,18 @@ export class EngineDevice implements BlockDevice {
     } finally {
       this.gate.leave();
     }
+  }
+}
+
+/**
+ * Records a write of [offset, offset+length) in the tracker's CBT map; false
+ * when the map is corrupted (the write goes on all the same, as in the module).
+ */
+function recordWrite(tracker: Tracker, offset: number, length: number): boolean {
+  try {
+    tracker.cbt.set(offset / SECTOR_SIZE, length / SECTOR_SIZE);
+    return true;
+  } catch {
+    return false;
   }
 }

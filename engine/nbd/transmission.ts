@@ -152,9 +152,6 @@ interface WrittenAhead {
   then: ((wrote: number) => void) | null;
 }
 
-/** errno of a write said to be made and then not (cannot happen: answered as an I/O error). */
-const EIO_ERRNO = 5;
-
 /** Why a request is refused before it reaches the device. */
 interface Refusal {
   error: number;
@@ -359,12 +356,7 @@ export class Transmission {
         // Waits without taking the header, so that the request may still be answered in place.
         // (Waiting yields to the other connections too: the count starts again.)
         sinceYield = 0;
-        this.parked = true;
-        try {
-          await this.waitForClient();
-        } finally {
-          this.parked = false;
-        }
+        await this.waitForClient();
         continue;
       }
       if (this.hungUp) throw new ConnectionClosedError();
@@ -537,7 +529,8 @@ export class Transmission {
     const answer = (wrote: number): void => {
       // The payload's buffer goes back to the pool only now: the thread wrote from it.
       this.dropPayload(request);
-      this.reply(request, wrote === 0 ? 0 : nbdErrorForErrno(wrote === -1 ? EIO_ERRNO : wrote), EMPTY, charge);
+      // -1 here (not written after all) cannot happen: answered as an I/O error.
+      this.reply(request, wrote === 0 ? 0 : wrote === -1 ? NBD_EIO : nbdErrorForErrno(wrote), EMPTY, charge);
       this.finish();
     };
     if (ahead.wrote !== null) {
@@ -546,23 +539,25 @@ export class Transmission {
     }
     const order = this.track(request)!;
     ahead.then = (wrote) => {
-      this.running.delete(order);
-      for (const wake of order.waiters) wake();
+      this.untrack(order);
       answer(wrote);
     };
     return true;
   }
 
-  /** Waits for the next request's header, asking the server to spin first (idle-spin.ts) where this connection may. */
+  /**
+   * Waits for the next request's header (parked meanwhile), asking the server
+   * to spin first (idle-spin.ts) where this connection may.
+   */
   private async waitForClient(): Promise<void> {
     const w = this.spinWaiter;
-    if (w === null) return this.reader.ready(NBD_REQUEST_SIZE);
-    const spinner = this.options.spinner!;
-    spinner.willWait(w);
+    this.parked = true;
+    if (w !== null) this.options.spinner!.willWait(w);
     try {
       await this.reader.ready(NBD_REQUEST_SIZE);
     } finally {
-      spinner.woke(w);
+      this.parked = false;
+      if (w !== null) this.options.spinner!.woke(w);
     }
   }
 
@@ -900,9 +895,14 @@ export class Transmission {
       if (order.after !== null) await order.after;
       await this.serve(request, null, charge);
     } finally {
-      this.running.delete(order);
-      for (const wake of order.waiters) wake();
+      this.untrack(order);
     }
+  }
+
+  /** A tracked request is done: the later ones that waited for it may run. */
+  private untrack(order: Running): void {
+    this.running.delete(order);
+    for (const wake of order.waiters) wake();
   }
 
   /** Resolves when no request is running. */

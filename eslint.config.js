@@ -20,7 +20,8 @@ export const LAYERS = [
   { folder: 'engine/core', folders: ['engine/abi', 'engine/devices'], packages: ['koffi'], builtins: true },
   { folder: 'engine/devices', folders: ['engine/abi'], packages: [], builtins: true },
   { folder: 'engine/kernel', folders: ['engine/abi'], packages: ['koffi'], builtins: true },
-  { folder: 'engine/nbd', folders: ['engine/core', 'engine/abi'], packages: [], builtins: true },
+  // koffi: the receive threads' recv, send and pwrite, which read and answer NBD requests (socket-receivers.ts)
+  { folder: 'engine/nbd', folders: ['engine/core', 'engine/abi'], packages: ['koffi'], builtins: true },
   // image backups: formats, points, verify, restore (reads snapshot images as engine/core BlockDevices)
   { folder: 'engine/backup', folders: ['engine/core', 'engine/devices', 'engine/abi'], packages: ['zod', '@bokuweb/zstd-wasm'], builtins: true },
   {

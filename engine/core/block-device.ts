@@ -56,6 +56,15 @@ export interface BlockDevice extends BlockDeviceMaps {
    */
   fileWriteTarget?(offset: number, length: number, onFreeze: () => void): FileWriteTarget | null;
   /**
+   * Optional: lets the caller write any number of plain writes into the
+   * device's file itself, from another thread, until end(): what
+   * fileWriteTarget() gives for one write, for a run of them. Only while no
+   * write can need copy-on-write (no snapshot is taken); the caller marks each
+   * write in `marks` before making it. A freeze asks it to give way (onFreeze)
+   * and waits for end(). Null when the device cannot offer it now.
+   */
+  fileWriteStream?(onFreeze: () => void): FileWriteStream | null;
+  /**
    * Optional: like write() of the buffers back to back (one pwritev, no joining
    * copy). Same checks and errors as write(). As for every write, the device
    * must not keep the buffers once the promise settles: the NBD server reuses
@@ -89,6 +98,32 @@ export interface FileWriteTarget {
    * be written this way (then nothing of the range was written).
    */
   end(written: boolean): void;
+}
+
+/** Where the caller of BlockDevice.fileWriteStream() writes, and what it marks. */
+export interface FileWriteStream {
+  /** The open file's descriptor (the device's own; the caller must not close it). */
+  fd: number;
+  /** Where the device's byte 0 is in the file. */
+  base: number;
+  /** The device's size in bytes: no write may pass it. */
+  size: number;
+  /**
+   * The live CBT write table to mark before each write (each byte a block of
+   * 2^shift bytes, raised to `number`), or null when the device is not
+   * tracked. It stays the same table until end().
+   */
+  marks: ChangeMarks | null;
+  /** Call once, when no more writes will be made (the gate is left). */
+  end(): void;
+}
+
+/** A CBT write table marked from another thread (BlockDevice.fileWriteStream). */
+export interface ChangeMarks {
+  /** One byte per tracking block, in shared memory. */
+  table: Uint8Array;
+  shift: number;
+  number: number;
 }
 
 /** A run of a device's address space, as extents() describes it. */

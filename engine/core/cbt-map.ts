@@ -56,7 +56,8 @@ export class CbtMap {
     this.blkCount = count;
     // cbt_map_allocate()
     this.readMap = new Uint8Array(count);
-    this.writeMap = new Uint8Array(count);
+    // Shared memory: the NBD server's receiving threads mark it too (EngineDevice.fileWriteStream).
+    this.writeMap = new Uint8Array(new SharedArrayBuffer(count));
     this.snapNumberPrevious = 0;
     this.snapNumberActive = 1;
     this.generationId = randomUUID();

@@ -8,7 +8,7 @@
 import { BlksnapError } from '../abi/errno.js';
 import { SECTOR_SIZE } from '../abi/types.js';
 import { IoGate } from './async-lock.js';
-import type { BlockDevice, BlockExtent, ChangeMap, FileWriteTarget, LiveFileRange } from './block-device.js';
+import type { BlockDevice, BlockExtent, ChangeMap, ChangeMarks, FileWriteStream, FileWriteTarget, LiveFileRange } from './block-device.js';
 import type { FileBlockDevice } from './file-block-device.js';
 import { total } from './file-io.js';
 import { asBuffer, checkRange, checkTarget } from './io-range.js';
@@ -157,6 +157,28 @@ export class EngineDevice implements BlockDevice {
         leave();
       },
     };
+  }
+
+  /**
+   * A run of plain writes the caller makes itself into the image file
+   * (BlockDevice.fileWriteStream): only while no snapshot of the device is
+   * taken, so that none can need copy-on-write. It holds the gate until end();
+   * a freeze (a take, the tracker's attach or detach, the device's removal:
+   * everything that changes what a write must do) asks it to give way and
+   * waits for its end, so the table and number it marks stay those of the
+   * tracker until then. A corrupted map is not marked (as recordWrite()).
+   */
+  fileWriteStream(onFreeze: () => void): FileWriteStream | null {
+    if (this.removed || this.gate.frozen) return null;
+    const tracker = this.tracker;
+    if (tracker?.diffArea) return null;
+    const range = this.raw.liveFileRange(0, this.capacity);
+    if (range === null) return null;
+    const cbt = tracker?.cbt;
+    const marks: ChangeMarks | null =
+      cbt === undefined || cbt.isCorrupted ? null : { table: cbt.writeMap, shift: cbt.blkSizeShift, number: cbt.snapNumberActive & 0xff };
+    const leave = this.gate.enterNowYielding(onFreeze);
+    return { fd: range.fd, base: range.position, size: this.capacity, marks, end: leave };
   }
 
   /** The image file's holes (a write may land between this answer and its use, as on any live device). */

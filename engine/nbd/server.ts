@@ -7,11 +7,11 @@ import type { Server, Socket } from 'node:net';
 import { chmod, lstat, unlink } from 'node:fs/promises';
 import { BlksnapError } from '../abi/errno.js';
 import { BufferPool } from './buffer-pool.js';
-import { SocketReceivers } from '../core/socket-receivers.js';
+import { SocketReceivers } from './socket-receivers.js';
 import { eventLoopFd } from '../core/poll-now.js';
 import { IdleSpin } from './idle-spin.js';
 import type { SpinStats } from './idle-spin.js';
-import type { ReceiverStats } from '../core/socket-receivers.js';
+import type { ReceiverStats } from './socket-receivers.js';
 import { ByteBudget } from './byte-budget.js';
 import { NbdConnection } from './connection.js';
 import type { ConnectionLimits } from './connection.js';
@@ -42,7 +42,7 @@ export interface NbdServerOptions {
   clock?: () => number;
   /**
    * Threads that receive large WRITE payloads (at least 256 KiB still to come)
-   * beside the event loop (engine/core/socket-receivers.ts); 0: the event loop
+   * beside the event loop (engine/nbd/socket-receivers.ts); 0: the event loop
    * reads everything. Default DEFAULT_RECEIVE_THREADS.
    */
   receiveThreads?: number;
@@ -270,7 +270,7 @@ export class NbdServer {
       waitingForBytes: this.budget.waiting,
       refusedConnections: this.refused,
       fileReplies: { ...this.fileReplies },
-      receivers: this.receivers?.stats() ?? { workers: 0, busy: 0, receives: 0, bytes: 0, writes: 0, writtenBytes: 0 },
+      receivers: this.receivers?.stats() ?? { workers: 0, busy: 0, receives: 0, bytes: 0, writes: 0, writtenBytes: 0, streams: 0, streamedWrites: 0, streamedBytes: 0 },
       spin: this.spinner.stats(),
     };
   }

@@ -45,7 +45,7 @@
  *
  * With `receivers` too, the rest of a payload of at least WORKER_RECEIVE_MIN
  * still to come is received by a worker thread straight into such a buffer
- * (engine/core/socket-receivers.ts), while the handle's own reading stops; it
+ * (engine/nbd/socket-receivers.ts), while the handle's own reading stops; it
  * is then emitted like any read, and the handle reads on. Where no worker is
  * free the handle reads it as above.
  *
@@ -61,7 +61,7 @@
  */
 import { Socket } from 'node:net';
 import type { SocketConstructorOpts } from 'node:net';
-import type { SocketReceivers, ReceiveJob, Received, WriteAfter } from '../core/socket-receivers.js';
+import type { SocketReceivers, ReceiveJob, Received, StreamAfter, StreamEnd, StreamFile, WriteAfter } from './socket-receivers.js';
 import type { BufferPool } from './buffer-pool.js';
 
 /** The internals this relies on (net.js: Socket#_handle, a stream handle with useUserBuffer). */
@@ -113,8 +113,30 @@ export interface PayloadWrite {
    * bytes are emitted, or at once when no thread takes it), else, once the
    * write is done, 0 or the errno of a failed write (that may come after the
    * payload's last bytes are emitted: the write follows the receive).
+   * `answered`: the thread has sent the WRITE's reply (the stream went on).
    */
-  settle(wrote: number): void;
+  settle(wrote: number, answered?: boolean): void;
+  /** Asks the receiving thread to go on as a stream after this write (socket-receivers.ts); null: not. */
+  stream: PayloadStream | null;
+}
+
+/**
+ * The connection's side of a stream (PayloadWrite.stream): the socket sets go
+ * and stop once a thread takes it; the connection calls go() once nothing but
+ * this WRITE runs and no reply is queued, and stop() at a freeze; ended() is
+ * called when the thread gives the socket back, before the bytes it read and
+ * did not serve are emitted.
+ */
+export interface PayloadStream {
+  /** The WRITE's cookie (the thread answers it). */
+  cookieHigh: number;
+  cookieLow: number;
+  /** WRITEs shorter than this, or not aligned to `alignment`, end the stream. */
+  minLength: number;
+  alignment: number;
+  go: ((file: StreamFile | null) => boolean) | null;
+  stop: ((writeDone: () => void) => void) | null;
+  ended(end: StreamEnd): void;
 }
 
 /**
@@ -136,6 +158,9 @@ export const DIRECT_READ_MIN = 64 * 1024;
 export const DIRECT_READ_MAX = 2 * 1024 * 1024;
 /** Payload remainders at least this large are received on a worker thread, where one is free (`receivers`). */
 export const WORKER_RECEIVE_MIN = 256 * 1024;
+
+/** How a stream ended that never began. */
+const NO_STREAM: StreamEnd = { writes: 0, bytes: 0, header: Buffer.alloc(0), payload: 0, eof: false, errno: 0 };
 
 /** A new slab is started when the current one has less room than this left (or than a quarter of a smaller slab). */
 export const SLAB_ROOM_MIN = 64 * 1024;
@@ -310,8 +335,22 @@ export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, 
       write.settle(-1); // not this payload (cannot happen): written the usual way
       write = null;
     }
+    // A stream after the write: its payloads go into a buffer of its own, of this one's size.
+    const asked = write?.stream ?? null;
+    const streamBuffer = asked !== null && write!.length <= DIRECT_READ_MAX ? payloadBuffer(write!.length) : null;
+    const stream: StreamAfter | undefined =
+      asked === null || streamBuffer === null
+        ? undefined
+        : {
+            cookieHigh: asked.cookieHigh,
+            cookieLow: asked.cookieLow,
+            buffer: streamBuffer,
+            minLength: Math.max(asked.minLength, WORKER_RECEIVE_MIN),
+            alignment: asked.alignment,
+            ended: (end) => handBack(end, streamBuffer, asked),
+          };
     const started = worker.receive(into, (received) => {
-      onWorker = false;
+      if (stream === undefined) onWorker = false;
       if (received.lost === true) {
         adopted?.destroy(new Error('the socket receiver thread failed'));
         return;
@@ -323,19 +362,63 @@ export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, 
         route.received(chunk);
         adopted?.emit('data', chunk);
       }
-    }, write === null ? undefined : { fd: write.fd, from: own.subarray(0, write.length), position: write.position, done: write.settle });
+    }, write === null ? undefined : { fd: write.fd, from: own.subarray(0, write.length), position: write.position, done: write.settle, ...(stream === undefined ? {} : { stream }) });
     // Declined: next() hands the socket the same room.
     if (started === null) {
+      if (streamBuffer !== null) release(streamBuffer);
       write?.settle(-1);
       return;
     }
     if (write !== null) write.cancel = started.abort;
+    if (asked !== null && stream !== undefined) {
+      asked.go = started.go;
+      asked.stop = started.stop;
+    } else {
+      if (streamBuffer !== null) release(streamBuffer);
+      asked?.ended(NO_STREAM);
+    }
     // Node asks next() for the buffer of the read after this one as soon as
     // this callback returns, and the handle reads into it once the worker is
     // done: the slab (next() while onWorker), not what is left of a payload's
     // buffer (the worker takes that part of the payload; a payload longer
     // than the worker's buffer goes on in a new buffer after it).
     onWorker = true;
+  };
+  /** A buffer of its own that no payload uses back to the pool. */
+  const release = (buffer: Buffer): void => {
+    if (pool !== undefined) recycleReadTargets([buffer], pool);
+  };
+  /**
+   * A stream gave the socket back (`open`: not closing): the connection learns
+   * it first, then reads the bytes of the request the thread read and did not
+   * serve, as if just received: its header, and the part of its payload that
+   * came, which stays in the stream's buffer (the rest is read into it).
+   */
+  const handBack = (end: StreamEnd, buffer: Buffer, asked: PayloadStream): void => {
+    const open = worker !== null && !worker.closed;
+    onWorker = false;
+    asked.ended(end);
+    let kept = false;
+    if (end.lost === true) adopted?.destroy(new Error('the socket receiver thread failed'));
+    else if (open && route !== undefined && end.header.length > 0) {
+      route.received(end.header);
+      adopted?.emit('data', end.header);
+      const left = route.payloadBytesLeft();
+      if (left >= DIRECT_READ_MIN && left <= buffer.length) {
+        target = buffer.subarray(0, left);
+        filled = 0;
+        targetFromStart = true;
+        kept = true;
+        if (end.payload > 0) {
+          const chunk = target.subarray(0, end.payload);
+          filled = end.payload;
+          route.received(chunk);
+          adopted?.emit('data', chunk);
+        }
+      }
+    }
+    if (!kept) release(buffer);
+    if (open && end.lost !== true) handOff();
   };
   const options: AdoptOptions = {
     handle,
@@ -386,9 +469,13 @@ interface WorkerReceive {
   /**
    * Starts receiving into `into` (null: no worker free); `done` runs before the
    * handle reads again, unless the handle was closed meanwhile (a `write`'s
-   * done() is called in either case).
+   * done() is called in either case). With `write.stream`, the socket stays
+   * with the worker until stream.ended(), which is called in either case too,
+   * before the handle reads again.
    */
   receive(into: Buffer, done: (received: Received) => void, write?: WriteAfter): ReceiveJob | null;
+  /** True once the handle is closed (or closing, after its worker's job). */
+  readonly closed: boolean;
 }
 
 /**
@@ -419,19 +506,43 @@ function onWorkers(handle: StreamHandle, receivers: SocketReceivers): WorkerRece
     job.abort();
     closing = () => close(cb);
   };
+  /** The worker is done with the socket: a close asked for meanwhile happens now, else `then` runs and the handle reads again. */
+  const over = (then: () => void): void => {
+    job = null;
+    if (closing !== null) {
+      closing();
+      return;
+    }
+    then();
+    // `then` may have handed the socket to a worker again.
+    if (closed || job !== null) return;
+    if (handle.reading === true) readStart();
+  };
   return {
+    get closed() {
+      return closed;
+    },
     receive(into, done, write) {
       if (job !== null || closed || handle.reading !== true) return null;
+      const stream = write?.stream;
+      const streaming: WriteAfter | undefined =
+        stream === undefined
+          ? write
+          : {
+              ...write!,
+              stream: {
+                ...stream,
+                ended: (end) => {
+                  // The connection learns the end even when the socket closes meanwhile (its gate entry is left there).
+                  if (closing !== null) stream.ended(end);
+                  over(() => stream.ended(end));
+                },
+              },
+            };
       const started = receivers.tryReceive(fd, into, (received) => {
-        job = null;
-        if (closing !== null) {
-          closing();
-          return;
-        }
-        done(received);
-        if (closed) return;
-        if (handle.reading === true) readStart();
-      }, write);
+        if (stream === undefined) over(() => done(received));
+        else if (closing === null) done(received);
+      }, streaming);
       if (started === null) return null;
       readStop();
       job = started;

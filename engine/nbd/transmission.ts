@@ -62,12 +62,12 @@ import { NbdProtocolError } from './negotiation.js';
 import { ConnectionClosedError } from './socket-reader.js';
 import type { SocketReader } from './socket-reader.js';
 import { ownedParts, recycleReadTargets } from './socket-read-buffer.js';
-import type { PayloadWrite } from './socket-read-buffer.js';
+import type { PayloadStream, PayloadWrite } from './socket-read-buffer.js';
 import type { WriteHeader } from './write-payload-scanner.js';
 import { FileReplySender } from './file-reply.js';
 import type { FileReplyCounts } from './file-reply.js';
 import type { IdleSpin, SpinWaiter } from './idle-spin.js';
-import type { FileWriteTarget, LiveFileRange } from '../core/block-device.js';
+import type { FileWriteStream, FileWriteTarget, LiveFileRange } from '../core/block-device.js';
 import { readFullSync } from '../core/file-io.js';
 
 export interface TransmissionOptions {
@@ -148,8 +148,10 @@ interface WrittenAhead {
   header: WriteHeader;
   /** Null until the thread is done: -1 when it did not write, else 0 or the write's errno. */
   wrote: number | null;
-  /** Called with `wrote` once known, when run() has read the request meanwhile. */
-  then: ((wrote: number) => void) | null;
+  /** The thread answered it too (a stream went on after it). */
+  answered: boolean;
+  /** Called once `wrote` is known, when run() has read the request meanwhile. */
+  then: (() => void) | null;
 }
 
 /** Why a request is refused before it reaches the device. */
@@ -247,6 +249,15 @@ export class Transmission {
   private parked = false;
   /** A WRITE whose payload the socket's receiving thread writes into the device's file (payloadWrite()), until run() reads it: the next request it reads. */
   private writtenAhead: WrittenAhead | null = null;
+  /**
+   * The stream offered with the last WRITE written ahead (payloadWrite()), until
+   * the thread gives the socket back; and, once it went on, the device's
+   * write stream it holds.
+   */
+  private streamOffer: PayloadStream | null = null;
+  private streamFile: FileWriteStream | null = null;
+  /** WRITEs the socket's threads served in streams (for stats). */
+  private streamed = 0;
   private corked = false;
   /**
    * True while the fast path answers a request: its reply is written at once,
@@ -481,30 +492,98 @@ export class Transmission {
     if (this.reader.available !== NBD_REQUEST_SIZE + received) return null;
     const request: Request = { ...header, type: NBD_CMD_WRITE, payload: null };
     if (this.check(request) !== null || this.overlapsRunning(request, true)) return null;
-    const ahead: WrittenAhead = { header, wrote: null, then: null };
+    const ahead: WrittenAhead = { header, wrote: null, answered: false, then: null };
     let target: FileWriteTarget | null = null;
+    const stream = device.fileWriteStream !== undefined && this.streamOffer === null ? this.offerStream(header) : null;
     const write: PayloadWrite = {
       fd: -1,
       position: 0,
       length: header.length,
       cancel: null,
-      settle: (wrote) => {
+      settle: (wrote, answered) => {
         if (ahead.wrote !== null) return;
         ahead.wrote = wrote;
+        ahead.answered = answered === true && wrote === 0;
+        // Not written: no stream follows it either.
+        if (wrote === -1 && stream !== null && this.streamOffer === stream) this.streamOffer = null;
         target?.end(wrote !== -1);
-        ahead.then?.(wrote);
+        ahead.then?.();
       },
+      stream,
     };
     try {
       target = device.fileWriteTarget(header.offset, header.length, () => write.cancel?.());
     } catch {
-      return null; // the usual path reports it
+      target = null; // the usual path reports it
     }
-    if (target === null) return null;
+    if (target === null) {
+      if (stream !== null) this.streamOffer = null;
+      return null;
+    }
     write.fd = target.fd;
     write.position = target.position;
     this.writtenAhead = ahead;
     return write;
+  }
+
+  /**
+   * Asks the thread writing this WRITE to go on as a stream after it
+   * (socket-receivers.ts): it then serves the plain WRITEs that follow itself,
+   * once go() (maybeGo()) says nothing else of this connection runs.
+   */
+  private offerStream(header: WriteHeader): PayloadStream {
+    const offer: PayloadStream = {
+      cookieHigh: header.cookieHigh,
+      cookieLow: header.cookieLow,
+      minLength: 0,
+      alignment: this.options.alignment,
+      go: null,
+      stop: null,
+      ended: (end) => {
+        if (this.streamOffer === offer) this.streamOffer = null;
+        const file = this.streamFile;
+        this.streamFile = null;
+        file?.end();
+        this.streamed += end.writes;
+      },
+    };
+    this.streamOffer = offer;
+    return offer;
+  }
+
+  /**
+   * Lets an offered stream go on once its first WRITE is all that runs: run()
+   * waits for the next request with nothing unread, no reply queued or held
+   * back; from then on the thread is the only writer to the socket. The device
+   * gives its write stream (the gate entered until the stream ends, giving way
+   * to a freeze: stop() ends it before its next write) or none (no go).
+   */
+  private maybeGo(): void {
+    const offer = this.streamOffer;
+    if (offer === null || offer.go === null || this.streamFile !== null) return;
+    if (!this.parked || this.inFlight !== 1 || this.running.size !== 1 || this.reader.available !== 0) return;
+    const socket = this.socket;
+    if (socket.writableLength !== 0 || socket.destroyed || this.corked || this.backlog !== null || this.hungUp || this.shuttingDown) return;
+    const go = offer.go;
+    offer.go = null;
+    let file: FileWriteStream | null = null;
+    try {
+      file = this.device.fileWriteStream!(() => offer.stop?.(() => file?.end()));
+    } catch {
+      file = null;
+    }
+    if (file === null) {
+      go(null);
+      return;
+    }
+    const { fd, base, size, marks } = file;
+    if (go({ fd, base, size, marks })) this.streamFile = file;
+    else file.end();
+  }
+
+  /** WRITEs served by the socket's threads in streams so far. */
+  get streamedWrites(): number {
+    return this.streamed;
   }
 
   /**
@@ -526,21 +605,23 @@ export class Transmission {
     }
     if (ahead.wrote === -1) return false;
     this.inFlight++;
-    const answer = (wrote: number): void => {
+    const answer = (): void => {
       // The payload's buffer goes back to the pool only now: the thread wrote from it.
       this.dropPayload(request);
-      // -1 here (not written after all) cannot happen: answered as an I/O error.
-      this.reply(request, wrote === 0 ? 0 : wrote === -1 ? NBD_EIO : nbdErrorForErrno(wrote), EMPTY, charge);
+      const wrote = ahead.wrote!;
+      // A stream's thread sent the reply; -1 here (not written after all) cannot happen: answered as an I/O error.
+      if (ahead.answered) this.release(charge);
+      else this.reply(request, wrote === 0 ? 0 : wrote === -1 ? NBD_EIO : nbdErrorForErrno(wrote), EMPTY, charge);
       this.finish();
     };
     if (ahead.wrote !== null) {
-      answer(ahead.wrote);
+      answer();
       return true;
     }
     const order = this.track(request)!;
-    ahead.then = (wrote) => {
+    ahead.then = () => {
       this.untrack(order);
-      answer(wrote);
+      answer();
     };
     return true;
   }
@@ -552,6 +633,7 @@ export class Transmission {
   private async waitForClient(): Promise<void> {
     const w = this.spinWaiter;
     this.parked = true;
+    this.maybeGo();
     if (w !== null) this.options.spinner!.willWait(w);
     try {
       await this.reader.ready(NBD_REQUEST_SIZE);
@@ -914,6 +996,9 @@ export class Transmission {
   /** Server shutdown: requests read from now on are answered ESHUTDOWN. */
   beginShutdown(): void {
     this.shuttingDown = true;
+    // A stream ends before its next write: what follows is answered ESHUTDOWN.
+    const file = this.streamFile;
+    if (file !== null) this.streamOffer?.stop?.(() => file.end());
   }
 
   private onHangUp(): void {
@@ -1010,6 +1095,7 @@ export class Transmission {
 
   private finish(): void {
     this.inFlight--;
+    if (this.streamOffer !== null) this.maybeGo();
     this.notify();
     if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }

@@ -13,7 +13,7 @@ import { NBD_CMD_READ, NBD_CMD_WRITE, NBD_REQUEST_MAGIC, NBD_REQUEST_SIZE } from
 import { DIRECT_READ_MAX, DIRECT_READ_MIN, fromReadSlab, ownedParts, withReadBuffer } from '../../../engine/nbd/socket-read-buffer.js';
 import type { ReadRoute, SlabUse } from '../../../engine/nbd/socket-read-buffer.js';
 import { WritePayloadScanner } from '../../../engine/nbd/write-payload-scanner.js';
-import { SocketReceivers } from '../../../engine/core/socket-receivers.js';
+import { SocketReceivers } from '../../../engine/nbd/socket-receivers.js';
 
 const KiB = 1024;
 let dir: string;

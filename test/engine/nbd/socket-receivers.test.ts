@@ -1,5 +1,5 @@
 /**
- * SocketReceivers (engine/core/socket-receivers.ts): worker threads that
+ * SocketReceivers (engine/nbd/socket-receivers.ts): worker threads that
  * receive a run of bytes from a socket's descriptor into a buffer of the main
  * thread. The bytes must land in order and whole, however the peer sends them;
  * a hang-up, an abort and busy workers must each be reported as such.
@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { createConnection, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ABORT_POLL_MS, SocketReceivers } from '../../../engine/core/socket-receivers.js';
-import type { Received, WriteAfter } from '../../../engine/core/socket-receivers.js';
+import { ABORT_POLL_MS, SocketReceivers } from '../../../engine/nbd/socket-receivers.js';
+import type { Received, WriteAfter } from '../../../engine/nbd/socket-receivers.js';
 
 const KiB = 1024;
 const cleanup: (() => Promise<void> | void)[] = [];

@@ -47,6 +47,13 @@ export interface NbdServerOptions {
    */
   receiveThreads?: number;
   /**
+   * How long (ms) a receive thread serving a connection's WRITEs itself (a
+   * stream, socket-receivers.ts) waits for the client's next request before
+   * it gives the connection back to the event loop. Default
+   * DEFAULT_STREAM_IDLE_MS.
+   */
+  streamIdleMs?: number;
+  /**
    * Longest busy wait (µs) before the event loop sleeps while a client is in a
    * quick exchange (engine/nbd/idle-spin.ts); 0: never. Default DEFAULT_SPIN_MICROS.
    */
@@ -58,6 +65,9 @@ export const DEFAULT_SPIN_MICROS = 100;
 
 /** Four: nbdcopy and qemu-img convert write over four connections at once. */
 export const DEFAULT_RECEIVE_THREADS = 4;
+
+/** A fiftieth of a second: a thread is not kept for a client that pauses longer (the event loop waits for it instead). */
+export const DEFAULT_STREAM_IDLE_MS = 20;
 
 /** Server-wide limits, on top of the per-connection ones. */
 export interface ServerLimits extends ConnectionLimits {
@@ -184,7 +194,7 @@ export class NbdServer {
     this.budget = new ByteBudget(this.limits.sharedBytes);
     this.pool = new BufferPool(this.limits.bufferPoolBytes);
     const threads = this.options.receiveThreads ?? DEFAULT_RECEIVE_THREADS;
-    this.receivers = threads > 0 ? new SocketReceivers(threads) : undefined;
+    this.receivers = threads > 0 ? new SocketReceivers(threads, options.streamIdleMs ?? DEFAULT_STREAM_IDLE_MS) : undefined;
     this.spinner = new IdleSpin({ micros: options.spinMicros ?? DEFAULT_SPIN_MICROS, mayBlock: () => this.nothingRunning() });
     this.serverLog = new RateLimitedLog((m) => this.options.log?.(m), this.limits.serverLogLinesPerSecond, 'nbd', options.clock);
   }

@@ -156,6 +156,8 @@ const ADDRESS_BYTE = 16;
 const WRITE_BYTE = 40;
 /** A stream's slots: whether the job may stream, its go (GO_*), its stop (STOP_*), and whether its worker writes now. */
 const STREAM = 3;
+/** How long (ms) a stream waits for a request before it ends. */
+const IDLE_MS = 14;
 const GO = 16;
 const STOP = 17;
 const WRITING_NOW = 18;
@@ -239,7 +241,7 @@ const headerAt = Number(koffi.address(header));
 const reply = Buffer.alloc(16);
 const replyAt = Number(koffi.address(reply));
 reply.writeUInt32BE(${NBD_SIMPLE_REPLY_MAGIC}, 0);
-/** recvAll()'s outcome: bytes received, eof, errno, and whether it stopped for an idle client. */
+/** recvAll()'s outcome: bytes received, eof, errno. */
 let got = 0, eof = 0, errno = 0;
 parentPort.postMessage(${READY});
 /** Waits for fd to be ready for events (ABORT_POLL_MS at most): 1 ready, 0 not yet, or -errno. */
@@ -255,10 +257,11 @@ function wait(fd, events) {
 /**
  * Receives length bytes at address 'at'. Stops early on eof, an error, a stop
  * now, or, with 'boundary' (a request's first byte still to come), on any stop
- * and after a poll that found the client idle.
+ * and once the client has been idle for IDLE_MS.
  */
 function recvAll(fd, at, length, boundary) {
   got = 0; eof = 0; errno = 0;
+  const since = Date.now();
   while (got < length) {
     const n = Number(recv(fd, at + got, length - got, MSG_DONTWAIT));
     if (n > 0) { got += n; continue; }
@@ -270,7 +273,7 @@ function recvAll(fd, at, length, boundary) {
     if (stop === ${STOP_NOW} || (stop !== ${STOP_NONE} && boundary && got === 0)) return;
     const p = wait(fd, POLLIN);
     if (p < 0) { errno = -p; return; }
-    if (p === 0 && boundary && got === 0) return;
+    if (p === 0 && boundary && got === 0 && Date.now() - since >= control[${IDLE_MS}]) return;
   }
 }
 /** Sends the reply buffer: 0, or the errno that stopped it. */
@@ -484,6 +487,8 @@ export class SocketReceivers {
   constructor(
     /** Workers at most (each is a thread with a JavaScript heap of its own). */
     private readonly max: number,
+    /** How long (ms) a stream waits for its client's next request before it gives the socket back. */
+    private readonly streamIdleMs = ABORT_POLL_MS,
   ) {
     let url: string | null = null;
     try {
@@ -532,6 +537,7 @@ export class SocketReceivers {
       receiver.writeAt[1] = write.position;
     }
     control[STREAM] = stream === null ? 0 : 1;
+    control[IDLE_MS] = this.streamIdleMs;
     control[GO] = GO_WAIT;
     control[STOP] = STOP_NONE;
     control[WRITING_NOW] = 0;

@@ -4,13 +4,20 @@
  * the data lands where it belongs, the change map records it, a snapshot taken
  * while a client stalls mid-payload neither waits for the client nor misses the
  * copy-on-write of that write, and a failed write is answered as an error.
+ *
+ * And such a thread going on as a stream (socket-receivers.ts): it serves the
+ * plain WRITEs that follow itself (each answered once, in the file, marked in
+ * the CBT with the number of its time), gives the connection back at any other
+ * request, which is served in order, gives way to a snapshot take between two
+ * writes or while its client stalls mid-payload (that write is then copied on
+ * write first), and leaves nothing running after a hang-up or a server close.
  */
 import { closeSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { FileWriteTarget } from '../../../engine/core/block-device.js';
+import type { FileWriteStream, FileWriteTarget } from '../../../engine/core/block-device.js';
 import { createEmbeddedEngine } from '../../../engine/core/index.js';
 import type { EmbeddedEngine } from '../../../engine/core/index.js';
 import type { EngineDevice } from '../../../engine/core/engine-device.js';
@@ -22,7 +29,9 @@ import { MemoryDevice } from '../../helpers/memory-device.js';
 import { RawNbdClient } from '../../helpers/nbd-raw-client.js';
 
 // Protocol values, written out here independently of engine/nbd/constants.ts.
+const READ = 0;
 const WRITE = 1;
+const FLUSH = 3;
 const FLAG_FUA = 1;
 const EIO = 5;
 const MiB = 1024 * 1024;
@@ -55,8 +64,8 @@ function pattern(length: number, seed: number): Buffer {
   return b;
 }
 
-async function serve(source: ExportSource): Promise<NbdServer> {
-  server = new NbdServer({ exports: source, unixSocket: join(dir, 'nbd.sock'), receiveThreads: 2 });
+async function serve(source: ExportSource, streamIdleMs?: number): Promise<NbdServer> {
+  server = new NbdServer({ exports: source, unixSocket: join(dir, 'nbd.sock'), receiveThreads: 2, ...(streamIdleMs === undefined ? {} : { streamIdleMs }) });
   await server.start();
   await server.startReceivers();
   return server;
@@ -185,6 +194,230 @@ describe('NBD WRITE payloads written by the receiving thread', () => {
       await server?.close();
       server = null;
       closeSync(fd);
+    }
+  });
+});
+
+/** The change numbers of the blocks of [offset, offset+length) in the device's active CBT table. */
+async function numbersOf(e: EmbeddedEngine, offset: number, length: number): Promise<number[]> {
+  const info = await e.cbtInfo('disk1');
+  const blockBytes = IMAGE / info.blockCount;
+  return [...(await e.cbtMapActive('disk1', offset / blockBytes, length / blockBytes))];
+}
+
+/** Sends a 1 MiB WRITE of pattern(seed) at `offset` and waits for its reply (which must be a success). */
+async function writeMiB(c: RawNbdClient, cookie: bigint, offset: number, seed: number): Promise<Buffer> {
+  const payload = pattern(MiB, seed);
+  c.sendRequest(WRITE, { cookie, offset: BigInt(offset), length: MiB, payload });
+  const reply = await c.readReply();
+  expect(reply.cookie).toBe(cookie);
+  expect(reply.error).toBe(0);
+  return payload;
+}
+
+/**
+ * Writes 1 MiB at `offset` until the server's receive thread goes on as a
+ * stream after one (it does unless the event loop is too slow to say go).
+ */
+async function startStream(c: RawNbdClient, s: NbdServer, offset: number, seed: number): Promise<Buffer> {
+  const before = s.stats().receivers.streams;
+  for (let i = 0; i < 40; i++) {
+    const payload = await writeMiB(c, 1000n + BigInt(i), offset, seed);
+    const { streams, busy } = s.stats().receivers;
+    if (streams > before && busy === 1) return payload;
+  }
+  throw new Error('no stream began');
+}
+
+describe('a receive thread that goes on as a stream', () => {
+  it('serves the plain WRITEs that follow: each answered once, in the file, and marked in the CBT', async () => {
+    const { image, e } = await trackedEngineDevice();
+    const s = await serve(engineExports(e), 5000);
+    const c = await connect('disk1');
+    const first = await startStream(c, s, 0, 1);
+    const streamed = s.stats().receivers.streamedWrites;
+    const offsets = [1, 2, 5, 6, 7, 12].map((m) => m * MiB);
+    const sent = offsets.map((_, i) => pattern(MiB, i + 2));
+    c.socket.write(Buffer.concat(offsets.map((offset, i) => RawNbdClient.requestFrame(WRITE, { cookie: BigInt(i), offset: BigInt(offset), length: MiB, payload: sent[i] }))));
+    const cookies: bigint[] = [];
+    for (let i = 0; i < offsets.length; i++) {
+      const reply = await c.readReply();
+      expect(reply.error).toBe(0);
+      cookies.push(reply.cookie);
+    }
+    expect(cookies.sort((a, b) => Number(a - b))).toEqual(offsets.map((_, i) => BigInt(i)));
+    // All six by the stream's thread.
+    expect(s.stats().receivers.streamedWrites - streamed).toBe(offsets.length);
+    const content = readFileSync(image);
+    expect(content.subarray(0, MiB).equals(first)).toBe(true);
+    for (const [i, offset] of offsets.entries()) expect(content.subarray(offset, offset + MiB).equals(sent[i]!), `MiB at ${offset / MiB}`).toBe(true);
+    expect(content.subarray(3 * MiB, 5 * MiB).every((b) => b === 0x11)).toBe(true);
+    expect(content.subarray(8 * MiB, 12 * MiB).every((b) => b === 0x11)).toBe(true);
+    const numbers = await numbersOf(e, 0, IMAGE);
+    const written = new Set([0, ...offsets].map((offset) => offset / MiB));
+    const perMiB = numbers.length / (IMAGE / MiB);
+    numbers.forEach((n, block) => expect(n, `block ${block}`).toBe(written.has(Math.floor(block / perMiB)) ? 1 : 0));
+  });
+
+  it('gives the connection back at a READ: it, a FLUSH and a FUA WRITE are served after the WRITEs before them', async () => {
+    const { image, e } = await trackedEngineDevice();
+    const s = await serve(engineExports(e), 5000);
+    const c = await connect('disk1');
+    await startStream(c, s, 0, 1);
+    const a = pattern(MiB, 2);
+    const b = pattern(MiB, 3);
+    const d = pattern(MiB, 4);
+    c.socket.write(
+      Buffer.concat([
+        RawNbdClient.requestFrame(WRITE, { cookie: 1n, offset: BigInt(2 * MiB), length: MiB, payload: a }),
+        RawNbdClient.requestFrame(READ, { cookie: 2n, offset: BigInt(2 * MiB), length: MiB }),
+        RawNbdClient.requestFrame(FLUSH, { cookie: 3n }),
+        RawNbdClient.requestFrame(WRITE, { cookie: 4n, flags: FLAG_FUA, offset: BigInt(3 * MiB), length: MiB, payload: b }),
+        RawNbdClient.requestFrame(WRITE, { cookie: 5n, offset: BigInt(4 * MiB), length: MiB, payload: d }),
+      ]),
+    );
+    const replies = new Map<bigint, { error: number; data: Buffer }>();
+    for (let i = 0; i < 5; i++) {
+      const reply = await c.readReply((cookie) => (cookie === 2n ? MiB : 0));
+      replies.set(reply.cookie, reply);
+    }
+    expect([...replies.keys()].sort()).toEqual([1n, 2n, 3n, 4n, 5n]);
+    for (const reply of replies.values()) expect(reply.error).toBe(0);
+    expect(replies.get(2n)!.data.equals(a)).toBe(true);
+    const content = readFileSync(image);
+    expect(content.subarray(2 * MiB, 3 * MiB).equals(a)).toBe(true);
+    expect(content.subarray(3 * MiB, 4 * MiB).equals(b)).toBe(true);
+    expect(content.subarray(4 * MiB, 5 * MiB).equals(d)).toBe(true);
+    expect(s.stats().receivers.streamedWrites).toBeGreaterThanOrEqual(1);
+  });
+
+  it('gives way to a snapshot take between two writes: those before keep their number, those after are copied on write', async () => {
+    const { image, dev, snapshot, e } = await trackedEngineDevice();
+    const s = await serve(engineExports(e), 5000);
+    const c = await connect('disk1');
+    await startStream(c, s, 0, 1);
+    const streamedBefore = s.stats().receivers.streamedWrites;
+    const before1 = await writeMiB(c, 1n, MiB, 2);
+    const before5 = await writeMiB(c, 2n, 5 * MiB, 3);
+    expect(s.stats().receivers.streamedWrites - streamedBefore).toBe(2);
+    // The stream waits for the next request: the take does not wait for it.
+    await e.snapshotTake(snapshot);
+    expect(dev.gate.inFlight).toBe(0);
+    const after1 = await writeMiB(c, 3n, MiB, 4);
+    const after2 = await writeMiB(c, 4n, 2 * MiB, 5);
+    const content = readFileSync(image);
+    expect(content.subarray(MiB, 2 * MiB).equals(after1)).toBe(true);
+    expect(content.subarray(2 * MiB, 3 * MiB).equals(after2)).toBe(true);
+    expect(content.subarray(5 * MiB, 6 * MiB).equals(before5)).toBe(true);
+    const snap = e.image((await e.snapshotInfo('disk1')).image);
+    expect((await snap.read(MiB, MiB)).equals(before1)).toBe(true);
+    expect((await snap.read(2 * MiB, MiB)).every((x) => x === 0x11)).toBe(true);
+    expect((await snap.read(5 * MiB, MiB)).equals(before5)).toBe(true);
+    // Marked by the stream before the take (1), by the connection after it (2).
+    expect(new Set(await numbersOf(e, 5 * MiB, MiB))).toEqual(new Set([1]));
+    expect(new Set(await numbersOf(e, MiB, 2 * MiB))).toEqual(new Set([2]));
+  });
+
+  it('gives way to a snapshot take while its client stalls mid-payload: that WRITE is copied on write first', async () => {
+    const { image, dev, snapshot, e } = await trackedEngineDevice();
+    const s = await serve(engineExports(e), 5000);
+    const c = await connect('disk1');
+    await startStream(c, s, 0, 1);
+    const payload = pattern(MiB, 6);
+    const frame = RawNbdClient.requestFrame(WRITE, { cookie: 9n, offset: BigInt(4 * MiB), length: MiB, payload });
+    c.socket.write(frame.subarray(0, 28 + 300 * KiB));
+    await pause(50);
+    expect(s.stats().receivers.busy).toBe(1);
+    await e.snapshotTake(snapshot);
+    expect(dev.gate.inFlight).toBe(0);
+    c.socket.write(frame.subarray(28 + 300 * KiB));
+    const reply = await c.readReply();
+    expect(reply.cookie).toBe(9n);
+    expect(reply.error).toBe(0);
+    expect(readFileSync(image).subarray(4 * MiB, 5 * MiB).equals(payload)).toBe(true);
+    const snap = e.image((await e.snapshotInfo('disk1')).image);
+    expect((await snap.read(4 * MiB, MiB)).every((x) => x === 0x11)).toBe(true);
+  });
+
+  it('leaves nothing running after its client hangs up mid-payload, and writes none of that payload', async () => {
+    const { image, dev, e } = await trackedEngineDevice();
+    const s = await serve(engineExports(e), 5000);
+    const c = await connect('disk1');
+    await startStream(c, s, 0, 1);
+    const frame = RawNbdClient.requestFrame(WRITE, { cookie: 9n, offset: BigInt(6 * MiB), length: MiB, payload: pattern(MiB, 7) });
+    c.socket.write(frame.subarray(0, 28 + 200 * KiB));
+    await pause(30);
+    c.socket.destroy();
+    const deadline = Date.now() + 5000;
+    while ((dev.gate.inFlight !== 0 || s.stats().receivers.busy !== 0) && Date.now() < deadline) await pause(5);
+    expect(dev.gate.inFlight).toBe(0);
+    expect(s.stats().receivers.busy).toBe(0);
+    await dev.gate.freeze();
+    dev.gate.unfreeze();
+    expect(readFileSync(image).subarray(6 * MiB, 7 * MiB).every((b) => b === 0x11)).toBe(true);
+  });
+
+  it('gives an idle client back to the event loop, which serves what it sends later', async () => {
+    const { e } = await trackedEngineDevice();
+    const s = await serve(engineExports(e), 30);
+    const c = await connect('disk1');
+    const written = await startStream(c, s, 0, 1);
+    const deadline = Date.now() + 5000;
+    while (s.stats().receivers.busy !== 0 && Date.now() < deadline) await pause(5);
+    expect(s.stats().receivers.busy).toBe(0);
+    c.sendRequest(READ, { cookie: 3n, offset: 0n, length: MiB });
+    const reply = await c.readReply(MiB);
+    expect(reply.error).toBe(0);
+    expect(reply.data.equals(written)).toBe(true);
+  });
+
+  it('ends when the server closes, with nothing left running', async () => {
+    const { dev, e } = await trackedEngineDevice();
+    const s = await serve(engineExports(e), 5000);
+    const c = await connect('disk1');
+    await startStream(c, s, 0, 1);
+    await s.close();
+    server = null;
+    await c.closed;
+    expect(dev.gate.inFlight).toBe(0);
+  });
+
+  it('answers a streamed write that fails with its error, and goes on', async () => {
+    const good = join(dir, 'good.img');
+    const bad = join(dir, 'bad.img');
+    writeFileSync(good, Buffer.alloc(4 * MiB));
+    writeFileSync(bad, Buffer.alloc(4 * MiB));
+    const goodFd = openSync(good, 'r+');
+    const badFd = openSync(bad, 'r'); // pwrite fails: EBADF, answered as EIO
+    let streamsEnded = 0;
+    class SplitFiles extends MemoryDevice {
+      fileWriteTarget(offset: number): FileWriteTarget {
+        return { fd: goodFd, position: offset, end: () => undefined };
+      }
+      fileWriteStream(): FileWriteStream {
+        return { fd: badFd, base: 0, size: 4 * MiB, marks: null, end: () => void streamsEnded++ };
+      }
+    }
+    const dev = new SplitFiles({ name: 'disk1', capacity: 4 * MiB });
+    try {
+      const s = await serve(staticExports([dev]), 5000);
+      const c = await connect('disk1');
+      await startStream(c, s, 0, 1);
+      c.sendRequest(WRITE, { cookie: 1n, offset: BigInt(MiB), length: MiB, payload: pattern(MiB, 2) });
+      expect((await c.readReply()).error).toBe(EIO);
+      c.sendRequest(WRITE, { cookie: 2n, offset: BigInt(2 * MiB), length: MiB, payload: pattern(MiB, 3) });
+      expect((await c.readReply()).error).toBe(EIO);
+      expect(s.stats().receivers.busy).toBe(1);
+      expect(streamsEnded).toBe(0);
+      c.close();
+      const deadline = Date.now() + 5000;
+      while (streamsEnded === 0 && Date.now() < deadline) await pause(5);
+      expect(streamsEnded).toBe(1);
+    } finally {
+      await server?.close();
+      server = null;
+      closeSync(goodFd);
+      closeSync(badFd);
     }
   });
 });

@@ -31,6 +31,8 @@ export interface ServerCounts {
   spin: SpinStats;
   /** WRITE payloads written to the image by the threads that received them (docs/nbd.md, "Writing on the receiving thread"). */
   receiverWrites: number;
+  /** WRITEs those threads served themselves, going on as streams after one (docs/nbd.md, "Streams of WRITEs"). */
+  streamedWrites: number;
 }
 
 type Reply = { ok: true; image?: string; counts?: ServerCounts } | { ok: false; error: string };
@@ -80,7 +82,7 @@ export async function startServerChild(config: ChildConfig): Promise<ServerChild
     plainUri: () => unixUri('file', join(config.dir, 'plain.sock')),
     takeSnapshot: async (storage, limitSectors) => check(await ask({ cmd: 'snapshot', storage, limitSectors })).image ?? '',
     destroySnapshot: async () => void check(await ask({ cmd: 'destroy' })),
-    counts: async () => check(await ask({ cmd: 'stats' })).counts ?? { spin: { spins: 0, hits: 0 }, receiverWrites: 0 },
+    counts: async () => check(await ask({ cmd: 'stats' })).counts ?? { spin: { spins: 0, hits: 0 }, receiverWrites: 0, streamedWrites: 0 },
     close: async () => {
       child.send({ cmd: 'close' } satisfies Request);
       await exited;
@@ -114,7 +116,7 @@ async function childMain(config: ChildConfig): Promise<void> {
           send({ ok: true, image: engine.listImages()[0]?.name ?? '' });
         } else if (m.cmd === 'stats') {
           const stats = ours.stats();
-          send({ ok: true, counts: { spin: stats.spin, receiverWrites: stats.receivers.writes } });
+          send({ ok: true, counts: { spin: stats.spin, receiverWrites: stats.receivers.writes, streamedWrites: stats.receivers.streamedWrites } });
         } else if (m.cmd === 'destroy') {
           if (snapshot !== null) await engine.snapshotDestroy(snapshot);
           snapshot = null;

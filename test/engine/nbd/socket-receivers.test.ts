@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { createConnection, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ABORT_POLL_MS, SocketReceivers } from '../../../engine/nbd/socket-receivers.js';
-import type { Received, WriteAfter } from '../../../engine/nbd/socket-receivers.js';
+import { ABORT_POLL_MS, GO_WAIT_MS, SocketReceivers } from '../../../engine/nbd/socket-receivers.js';
+import type { Received, StreamEnd, StreamFile, WriteAfter } from '../../../engine/nbd/socket-receivers.js';
 
 const KiB = 1024;
 const cleanup: (() => Promise<void> | void)[] = [];
@@ -291,5 +291,195 @@ describe('SocketReceivers: a write after the receive', () => {
     await r.close();
     expect(job.events).toEqual(['received', 'wrote 0']);
     expect(readFileSync(file.path).every((x) => x === 7)).toBe(true);
+  });
+});
+
+// NBD's values, written out here independently of engine/nbd/constants.ts.
+const REQUEST_MAGIC = 0x25609513;
+const REPLY_MAGIC = 0x67446698;
+const CMD_READ = 0;
+const CMD_WRITE = 1;
+
+/** An NBD request header (and payload). */
+function request(type: number, cookie: number, offset: number, length: number, payload?: Buffer): Buffer {
+  const h = Buffer.alloc(28);
+  h.writeUInt32BE(REQUEST_MAGIC, 0);
+  h.writeUInt16BE(type, 6);
+  h.writeUInt32BE(cookie, 12);
+  h.writeUInt32BE(offset, 20);
+  h.writeUInt32BE(length, 24);
+  return payload === undefined ? h : Buffer.concat([h, payload]);
+}
+
+/** Reads `n` simple replies from the client side: [cookie, error] each. */
+function replies(client: Socket, n: number): Promise<[number, number, number][]> {
+  return new Promise((resolve) => {
+    let got = Buffer.alloc(0);
+    const on = (data: Buffer): void => {
+      got = Buffer.concat([got, data]);
+      if (got.length < 16 * n) return;
+      client.off('data', on);
+      resolve(Array.from({ length: n }, (_, i) => [got.readUInt32BE(16 * i), got.readUInt32BE(16 * i + 12), got.readUInt32BE(16 * i + 4)]));
+    };
+    client.on('data', on);
+  });
+}
+
+/** A receive-and-write of a first WRITE (cookie 1) that may go on as a stream; events in order. */
+function streamJob(r: SocketReceivers, fd: number, into: Buffer, file: { fd: number }, buffer: Buffer) {
+  const events: string[] = [];
+  let ended: (end: StreamEnd) => void = () => {};
+  const end = new Promise<StreamEnd>((res) => (ended = res));
+  let received: () => void = () => {};
+  const done = new Promise<void>((res) => (received = res));
+  const job = r.tryReceive(
+    fd,
+    into,
+    () => {
+      events.push('received');
+      received();
+    },
+    {
+      fd: file.fd,
+      from: into,
+      position: 0,
+      done: (wrote, answered) => void events.push(`wrote ${wrote}${answered ? ' answered' : ''}`),
+      stream: {
+        cookieHigh: 0,
+        cookieLow: 1,
+        buffer,
+        minLength: 64 * KiB,
+        alignment: 512,
+        ended: (e) => {
+          events.push('ended');
+          ended(e);
+        },
+      },
+    },
+  );
+  if (job === null) throw new Error('no worker free');
+  return { job, events, done, end };
+}
+
+describe('SocketReceivers: a stream after a write', () => {
+  it('without a go within GO_WAIT_MS it is declined: the write is reported unanswered and the socket given back unread', async () => {
+    const r = await receivers(1);
+    const { fd, client } = await pair();
+    const file = scratchFile(1024 * KiB, 'r+');
+    const s = streamJob(r, fd, Buffer.alloc(64 * KiB), file, Buffer.alloc(64 * KiB));
+    const next = request(CMD_READ, 2, 0, 4096);
+    client.write(Buffer.concat([pattern(64 * KiB, 1), next]));
+    const end = await s.end;
+    expect(s.events).toEqual(['received', 'wrote 0', 'ended']);
+    expect(end).toMatchObject({ writes: 0, bytes: 0, payload: 0 });
+    expect(end.header.length).toBe(0);
+    expect(s.job.go({ fd: file.fd, base: 0, size: 1024 * KiB, marks: null })).toBe(false);
+    // The next request is still in the socket.
+    const rest = receive(r, fd, Buffer.alloc(28));
+    expect((await rest.done).bytes).toBe(28);
+    expect(r.stats()).toMatchObject({ busy: 0, streams: 0, streamedWrites: 0 });
+    expect(readFileSync(file.path).subarray(0, 64 * KiB).equals(pattern(64 * KiB, 1))).toBe(true);
+    expect(GO_WAIT_MS).toBeLessThan(50);
+  });
+
+  it('with a go it answers the first WRITE, serves the plain WRITEs after it (written, marked, answered) and gives back the first other request', async () => {
+    const r = await receivers(1);
+    const { fd, client } = await pair();
+    const file = scratchFile(1024 * KiB, 'r+');
+    const table = new Uint8Array(new SharedArrayBuffer(16)); // 64 KiB blocks
+    table[15] = 9;
+    const s = streamJob(r, fd, Buffer.alloc(64 * KiB), file, Buffer.alloc(128 * KiB));
+    const answers = replies(client, 4);
+    client.write(pattern(64 * KiB, 1));
+    await s.done;
+    const marks: StreamFile['marks'] = { table, shift: 16, number: 3 };
+    expect(s.job.go({ fd: file.fd, base: 0, size: 1024 * KiB, marks })).toBe(true);
+    const a = pattern(128 * KiB, 2);
+    const b = pattern(64 * KiB, 3);
+    const c = pattern(64 * KiB, 4);
+    client.write(Buffer.concat([request(CMD_WRITE, 2, 256 * KiB, a.length, a), request(CMD_WRITE, 3, 512 * KiB, b.length, b), request(CMD_WRITE, 4, 960 * KiB, c.length, c), request(CMD_READ, 5, 0, 4096)]));
+    expect(await answers).toEqual([
+      [REPLY_MAGIC, 1, 0],
+      [REPLY_MAGIC, 2, 0],
+      [REPLY_MAGIC, 3, 0],
+      [REPLY_MAGIC, 4, 0],
+    ]);
+    const end = await s.end;
+    expect(s.events).toEqual(['received', 'wrote 0 answered', 'ended']);
+    expect(end).toMatchObject({ writes: 3, bytes: 256 * KiB, payload: 0, eof: false, errno: 0 });
+    expect(end.header.equals(request(CMD_READ, 5, 0, 4096))).toBe(true);
+    const content = readFileSync(file.path);
+    expect(content.subarray(256 * KiB, 384 * KiB).equals(a)).toBe(true);
+    expect(content.subarray(512 * KiB, 576 * KiB).equals(b)).toBe(true);
+    expect(content.subarray(960 * KiB).equals(c)).toBe(true);
+    expect(content.subarray(64 * KiB, 256 * KiB).every((x) => x === 0xee)).toBe(true);
+    // Raised to the number, never lowered (block 15 had a newer one); the first WRITE is its caller's to mark.
+    expect([...table]).toEqual([0, 0, 0, 0, 3, 3, 0, 0, 3, 0, 0, 0, 0, 0, 0, 9]);
+    expect(r.stats()).toMatchObject({ busy: 0, streams: 1, streamedWrites: 3, streamedBytes: 256 * KiB });
+  });
+
+  it('gives back a WRITE that is too short, unaligned, too long or past the end, with its header only', async () => {
+    const file = scratchFile(1024 * KiB, 'r+');
+    const cases: [string, Buffer][] = [
+      ['too short', request(CMD_WRITE, 2, 0, 4096)],
+      ['unaligned', request(CMD_WRITE, 2, 100, 64 * KiB)],
+      ['too long for the buffer', request(CMD_WRITE, 2, 0, 256 * KiB)],
+      ['past the end', request(CMD_WRITE, 2, 1000 * KiB, 64 * KiB)],
+    ];
+    for (const [what, header] of cases) {
+      const r = await receivers(1);
+      const { fd, client } = await pair();
+      const s = streamJob(r, fd, Buffer.alloc(64 * KiB), file, Buffer.alloc(128 * KiB));
+      client.write(pattern(64 * KiB, 1));
+      await s.done;
+      expect(s.job.go({ fd: file.fd, base: 0, size: 1024 * KiB, marks: null })).toBe(true);
+      client.write(header);
+      const end = await s.end;
+      expect(end.writes, what).toBe(0);
+      expect(end.header.equals(header), what).toBe(true);
+      expect(end.payload, what).toBe(0);
+    }
+  });
+
+  it('stop() while it receives a payload: the gate is free at once, and that WRITE comes back whole and unwritten', async () => {
+    const r = await receivers(1);
+    const { fd, client } = await pair();
+    const file = scratchFile(1024 * KiB, 'r+');
+    const buffer = Buffer.alloc(128 * KiB);
+    const s = streamJob(r, fd, Buffer.alloc(64 * KiB), file, buffer);
+    client.write(pattern(64 * KiB, 1));
+    await s.done;
+    expect(s.job.go({ fd: file.fd, base: 0, size: 1024 * KiB, marks: null })).toBe(true);
+    const payload = pattern(128 * KiB, 2);
+    const frame = request(CMD_WRITE, 2, 512 * KiB, payload.length, payload);
+    client.write(frame.subarray(0, 28 + 10 * KiB));
+    await pause(ABORT_POLL_MS * 2);
+    let free = false;
+    s.job.stop(() => (free = true));
+    expect(free).toBe(true);
+    client.write(frame.subarray(28 + 10 * KiB));
+    const end = await s.end;
+    expect(end).toMatchObject({ writes: 0, payload: payload.length });
+    expect(end.header.equals(frame.subarray(0, 28))).toBe(true);
+    expect(buffer.equals(payload)).toBe(true);
+    expect(readFileSync(file.path).subarray(512 * KiB, 640 * KiB).every((x) => x === 0xee)).toBe(true);
+  });
+
+  it('abort() ends it at once, mid-payload, with the bytes that came', async () => {
+    const r = await receivers(1);
+    const { fd, client } = await pair();
+    const file = scratchFile(1024 * KiB, 'r+');
+    const s = streamJob(r, fd, Buffer.alloc(64 * KiB), file, Buffer.alloc(128 * KiB));
+    client.write(pattern(64 * KiB, 1));
+    await s.done;
+    expect(s.job.go({ fd: file.fd, base: 0, size: 1024 * KiB, marks: null })).toBe(true);
+    const frame = request(CMD_WRITE, 2, 0, 128 * KiB, pattern(128 * KiB, 2));
+    client.write(frame.subarray(0, 28 + 10 * KiB));
+    await pause(ABORT_POLL_MS * 2);
+    s.job.abort();
+    const end = await s.end;
+    expect(end).toMatchObject({ writes: 0, payload: 10 * KiB });
+    expect(end.header.length).toBe(28);
+    expect(r.stats().busy).toBe(0);
   });
 });

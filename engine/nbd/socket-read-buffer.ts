@@ -58,6 +58,13 @@
  * handle reads on at once) and the write after it (PayloadWrite.settle); the
  * connection answers the WRITE once it has both. Measured on 2026-12-03
  * (nbdcopy, 1 MiB writes): docs/nbd.md, "Writing on the receiving thread".
+ *
+ * Where the connection offers it (PayloadWrite.stream), that worker goes on
+ * as a stream once it has written the payload and the connection says go: it
+ * serves the plain WRITEs that follow itself, and the socket stays with it
+ * (the handle neither reads nor closes) until it gives the socket back with
+ * the bytes of the request it read and did not serve, which are then emitted
+ * as if just read (handBack; docs/nbd.md, "Streams of WRITEs").
  */
 import { Socket } from 'node:net';
 import type { SocketConstructorOpts } from 'node:net';

@@ -54,6 +54,13 @@ export interface NbdServerOptions {
    */
   streamIdleMs?: number;
   /**
+   * How long (ms) a receive thread that has written a WRITE waits for its
+   * connection to let it go on as a stream (socket-receivers.ts) before the
+   * WRITE is answered as usual. Default 0: a reply is never held back for a
+   * stream (tests raise it to make a stream begin for sure).
+   */
+  streamGoWaitMs?: number;
+  /**
    * Longest busy wait (µs) before the event loop sleeps while a client is in a
    * quick exchange (engine/nbd/idle-spin.ts); 0: never. Default DEFAULT_SPIN_MICROS.
    */
@@ -194,7 +201,7 @@ export class NbdServer {
     this.budget = new ByteBudget(this.limits.sharedBytes);
     this.pool = new BufferPool(this.limits.bufferPoolBytes);
     const threads = this.options.receiveThreads ?? DEFAULT_RECEIVE_THREADS;
-    this.receivers = threads > 0 ? new SocketReceivers(threads, options.streamIdleMs ?? DEFAULT_STREAM_IDLE_MS) : undefined;
+    this.receivers = threads > 0 ? new SocketReceivers(threads, { streamIdleMs: options.streamIdleMs ?? DEFAULT_STREAM_IDLE_MS, goWaitMs: options.streamGoWaitMs ?? 0 }) : undefined;
     this.spinner = new IdleSpin({ micros: options.spinMicros ?? DEFAULT_SPIN_MICROS, mayBlock: () => this.nothingRunning() });
     this.serverLog = new RateLimitedLog((m) => this.options.log?.(m), this.limits.serverLogLinesPerSecond, 'nbd', options.clock);
   }

@@ -55,8 +55,18 @@ import { nbdErrorForErrno } from './errors.js';
 /** How often (ms) a worker waiting for bytes looks whether its receive was aborted. */
 export const ABORT_POLL_MS = 20;
 
-/** How long (ms) a stream's worker waits for go() once its first payload is written, before it declines. */
-export const GO_WAIT_MS = 5;
+/** Options of SocketReceivers beyond the number of threads. */
+export interface ReceiverOptions {
+  /** How long (ms) a stream waits for its client's next request before it gives the socket back. Default ABORT_POLL_MS. */
+  streamIdleMs?: number;
+  /**
+   * How long (ms) a worker that has written a stream's first payload waits for
+   * go() before it declines (and its caller answers the WRITE). Default 0: it
+   * goes on only if go() came while it received or wrote, and a WRITE's reply
+   * is never held back for a stream.
+   */
+  goWaitMs?: number;
+}
 
 /** What a receive ended with. */
 export interface Received {
@@ -129,9 +139,9 @@ export interface ReceiveJob {
   /** Ends the receive soon (what arrived so far is reported as usual); ends a stream at once. */
   abort(): void;
   /**
-   * A stream's go (`file`) or no (null), once its first payload is written;
-   * false when it is too late (the worker declined, or was aborted): nothing
-   * of `file` is used then.
+   * A stream's go (`file`) or no (null), before its first payload is written
+   * (or within goWaitMs after); false when it is too late (the worker
+   * declined, or was aborted): nothing of `file` is used then.
    */
   go(file: StreamFile | null): boolean;
   /**
@@ -158,6 +168,8 @@ const WRITE_BYTE = 40;
 const STREAM = 3;
 /** How long (ms) a stream waits for a request before it ends. */
 const IDLE_MS = 14;
+/** How long (ms) the worker waits for the go. */
+const GO_WAIT_MS_SLOT = 15;
 const GO = 16;
 const STOP = 17;
 const WRITING_NOW = 18;
@@ -302,9 +314,9 @@ function writeAll(fd, from, length, at) {
   }
   return 0;
 }
-/** Waits for the connection's go (GO_WAIT_MS at most): true when it came; else the stream is declined. */
+/** Waits for the connection's go (GO_WAIT_MS_SLOT ms at most): true when it came; else the stream is declined. */
 function waitGo() {
-  const until = Date.now() + ${GO_WAIT_MS};
+  const until = Date.now() + control[${GO_WAIT_MS_SLOT}];
   for (;;) {
     const go = Atomics.load(control, ${GO});
     if (go !== ${GO_WAIT}) return go === ${GO_YES};
@@ -487,8 +499,7 @@ export class SocketReceivers {
   constructor(
     /** Workers at most (each is a thread with a JavaScript heap of its own). */
     private readonly max: number,
-    /** How long (ms) a stream waits for its client's next request before it gives the socket back. */
-    private readonly streamIdleMs = ABORT_POLL_MS,
+    private readonly options: ReceiverOptions = {},
   ) {
     let url: string | null = null;
     try {
@@ -537,7 +548,8 @@ export class SocketReceivers {
       receiver.writeAt[1] = write.position;
     }
     control[STREAM] = stream === null ? 0 : 1;
-    control[IDLE_MS] = this.streamIdleMs;
+    control[IDLE_MS] = this.options.streamIdleMs ?? ABORT_POLL_MS;
+    control[GO_WAIT_MS_SLOT] = this.options.goWaitMs ?? 0;
     control[GO] = GO_WAIT;
     control[STOP] = STOP_NONE;
     control[WRITING_NOW] = 0;

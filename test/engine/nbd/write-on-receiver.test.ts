@@ -65,7 +65,9 @@ function pattern(length: number, seed: number): Buffer {
 }
 
 async function serve(source: ExportSource, streamIdleMs?: number): Promise<NbdServer> {
-  server = new NbdServer({ exports: source, unixSocket: join(dir, 'nbd.sock'), receiveThreads: 2, ...(streamIdleMs === undefined ? {} : { streamIdleMs }) });
+  // With a stream's idle time: a stream begins for sure after a lone WRITE (its thread waits for the go).
+  const streams = streamIdleMs === undefined ? {} : { streamIdleMs, streamGoWaitMs: 1000 };
+  server = new NbdServer({ exports: source, unixSocket: join(dir, 'nbd.sock'), receiveThreads: 2, ...streams });
   await server.start();
   await server.startReceivers();
   return server;

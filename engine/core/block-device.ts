@@ -47,12 +47,13 @@ export interface BlockDevice extends BlockDeviceMaps {
    * Optional: lets the caller write [offset, offset+length) itself, straight
    * into a file (pwrite on another thread, as the bytes arrive), as write()
    * without FUA would. The device does its part of a write (the I/O gate, the
-   * change map) around it: until end() is called, the device counts the write
-   * as running. `onFreeze` is called if a snapshot is about to be taken
-   * meanwhile: the caller should then not begin writing if it has not yet, and
-   * end as soon as it can. Null when the device cannot take the write that way
-   * now (copy-on-write to do first, the gate frozen, a range it does not hold
-   * in one file): the caller uses write().
+   * change map, copy-on-write: the copies it gives the caller to make first)
+   * around it: until end() is called, the device counts the write as running.
+   * `onFreeze` is called if a snapshot is about to be taken meanwhile: the
+   * caller should then not begin writing if it has not yet, and end as soon as
+   * it can. Null when the device cannot take the write that way now
+   * (copy-on-write it cannot hand out, the gate frozen, a range it does not
+   * hold in one file): the caller uses write().
    */
   fileWriteTarget?(offset: number, length: number, onFreeze: () => void): FileWriteTarget | null;
   /**
@@ -94,10 +95,30 @@ export interface FileWriteTarget {
   /** Where the range starts in the file. */
   position: number;
   /**
-   * Call exactly once, when the bytes are in the file (`written`) or will not
-   * be written this way (then nothing of the range was written).
+   * In-kernel copies (copy_file_range) the caller must make, all of them,
+   * before it writes: the old data of the range's chunks that still need
+   * copy-on-write, moved to the difference storage. If one fails, the caller
+   * must not write, and ends with written false and copyFailed true. Absent:
+   * none.
    */
-  end(written: boolean): void;
+  copies?: readonly FileCopy[];
+  /** False when the device could not offer fileWriteStream() now (a snapshot is taken): the caller need not ask. */
+  streamable: boolean;
+  /**
+   * Call exactly once, when the bytes are in the file (`written`) or will not
+   * be written this way (then nothing of the range was written; `copyFailed`:
+   * because a copy failed).
+   */
+  end(written: boolean, copyFailed?: boolean): void;
+}
+
+/** One in-kernel copy of FileWriteTarget.copies: `length` bytes from posIn of fdIn to posOut of fdOut. */
+export interface FileCopy {
+  fdIn: number;
+  posIn: number;
+  fdOut: number;
+  posOut: number;
+  length: number;
 }
 
 /** Where the caller of BlockDevice.fileWriteStream() writes, and what it marks. */

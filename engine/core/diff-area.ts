@@ -14,7 +14,7 @@ import { CHUNK_FAILED, CHUNK_IN_MEMORY, CHUNK_NEW, CHUNK_STORED, calculateChunkS
 import { DiffBufferPool } from './diff-buffer.js';
 import type { DiffStorage } from './diff-storage.js';
 import type { EventQueue } from './event-queue.js';
-import type { BlockExtent } from './block-device.js';
+import type { BlockExtent, FileCopy } from './block-device.js';
 import { pushExtent } from './file-extents.js';
 import type { FileBlockDevice } from './file-block-device.js';
 import type { ModuleParams } from './params.js';
@@ -25,6 +25,13 @@ export const MAX_BATCH = 64;
 /** The negative errno a failure is recorded with (-ENOSPC when the storage is full; -EIO when unknown). */
 function errCodeOf(err: unknown): number {
   return -(isBlksnapError(err) ? err.errnoNumber : 5);
+}
+
+/** Copy-on-write handed to the caller (DiffArea.takeCopies). */
+export interface ChunkCopies {
+  copies: FileCopy[];
+  /** Once: `copied` when every copy was made; `failed` when one failed. */
+  end(copied: boolean, failed: boolean): void;
 }
 
 export interface DiffAreaOwner {
@@ -44,6 +51,8 @@ export class DiffArea {
   private readonly buffers = new Map<number, Buffer>();
   private readonly regions = new Map<number, number>();
   private readonly locks = new KeyedMutex();
+  /** Chunks locked by takeCopies(), and how to ask their holder to give way. */
+  private readonly yielders = new Map<number, () => void>();
   private storeQueue: number[] = [];
   private worker: Promise<void> | null = null;
   private progressWaiters: (() => void)[] = [];
@@ -94,7 +103,9 @@ export class DiffArea {
     });
   }
 
+  /** Locks chunk `nr`, first asking a caller that holds it for copies it has not begun (takeCopies) to give way. */
   private async lockChunk(nr: number): Promise<void> {
+    if (this.locks.isLocked(nr)) this.yielders.get(nr)?.();
     const p = this.locks.lock(nr);
     if (p) await p;
   }
@@ -276,6 +287,62 @@ export class DiffArea {
   }
 
   /**
+   * Copy-on-write made by the caller, on another thread, before its own write
+   * of [offset, offset+length) (EngineDevice.fileWriteTarget): every NEW chunk
+   * of the range is locked now and given its region of the storage now, and
+   * the in-kernel copies that move their old data there are handed out, one
+   * per run of chunks whose regions follow each other. The caller makes them
+   * all, and writes only if they all succeeded; then end(): the chunks are
+   * STORED when copied, else stay NEW (a failed copy stops the in-kernel copies
+   * of this area, as in copyRun(); the regions stay theirs, for loadRun()), and
+   * are unlocked. Readers of the image wait for the locks meanwhile, as they do
+   * for copyRun(); since the caller may hold them while its client sends the
+   * payload, whoever waits for one asks it to give way first (`onContention`:
+   * not copying yet, it should end without copying). Null, with nothing done,
+   * where that cannot be done at once:
+   * no in-kernel copies, a chunk of the range locked, a region that would wait
+   * for the storage to grow, or no NEW chunk.
+   */
+  takeCopies(offset: number, length: number, onContention: () => void): ChunkCopies | null {
+    const fdIn = this.orig.copySourceFd;
+    if (!this.copies || fdIn === null || !this.storage.canCopyFrom || this.corrupted || this.released || length <= 0) return null;
+    const first = Math.floor(offset / this.chunkBytes);
+    const last = Math.floor((offset + length - 1) / this.chunkBytes);
+    const run: number[] = [];
+    for (let nr = first; nr <= last; nr++) {
+      if (this.locks.isLocked(nr)) return null;
+      if (this.states[nr] === CHUNK_NEW) run.push(nr);
+    }
+    if (run.length === 0 || !this.storage.canAllocNow(run.length * this.chunkSectors)) return null;
+    const copies: FileCopy[] = [];
+    for (const nr of run) {
+      this.locks.tryLock(nr);
+      this.yielders.set(nr, onContention);
+      const sector = this.storage.allocNow(this.chunkSectors)!;
+      this.regions.set(nr, sector);
+      const posIn = nr * this.chunkBytes;
+      const { fd, position } = this.storage.copyTarget(sector)!;
+      const prev = copies[copies.length - 1];
+      if (prev !== undefined && prev.posIn + prev.length === posIn && prev.posOut + prev.length === position) prev.length += this.chunkLength(nr);
+      else copies.push({ fdIn, posIn, fdOut: fd, posOut: position, length: this.chunkLength(nr) });
+    }
+    let ended = false;
+    return {
+      copies,
+      end: (copied, failed) => {
+        if (ended) return;
+        ended = true;
+        if (failed) this.copies = false;
+        for (const nr of run) {
+          if (copied) this.states[nr] = CHUNK_STORED;
+          this.yielders.delete(nr);
+          this.locks.unlock(nr);
+        }
+      },
+    };
+  }
+
+  /**
    * Copy-on-write without memory buffers: contiguous locked NEW chunks get
    * storage regions (allocated back to back, so usually one region for the
    * run) and their old data is copied from the original straight into them by
@@ -394,10 +461,7 @@ export class DiffArea {
     const cb = this.chunkBytes;
     const first = Math.floor(offset / cb);
     const last = Math.floor((end - 1) / cb);
-    for (let nr = first; nr <= last; nr++) {
-      const p = this.locks.lock(nr);
-      if (p) await p;
-    }
+    for (let nr = first; nr <= last; nr++) await this.lockChunk(nr);
     try {
       for (let nr = first; nr <= last; nr++) if (this.states[nr] === CHUNK_FAILED) throw this.imageError();
       if (this.corrupted || this.released) throw this.imageError();

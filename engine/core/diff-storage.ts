@@ -255,6 +255,33 @@ export class DiffStorage {
   }
 
   /**
+   * alloc() where it need not wait: a region of `count` sectors when the space
+   * reserved already holds it, else null, with nothing done (alloc() then waits
+   * for the growth, or reports the overflow).
+   */
+  allocNow(count: number): number | null {
+    if (this.overflowFlag || this.closed || this.filled + count > this.capacity) return null;
+    const sector = this.filled;
+    this.filled += count;
+    this.checkHalffull(this.requested - this.filled);
+    return sector;
+  }
+
+  /** True when allocNow(count) would give a region. */
+  canAllocNow(count: number): boolean {
+    return !this.overflowFlag && !this.closed && this.filled + count <= this.capacity;
+  }
+
+  /**
+   * Where an in-kernel copy made elsewhere (not through copyFrom(), on another
+   * thread) puts a region's bytes: the file's descriptor and the byte position
+   * of `sector`. Null when copyFrom() could not be tried either (canCopyFrom).
+   */
+  copyTarget(sector: number): { fd: number; position: number } | null {
+    return this.canCopyFrom ? { fd: this.fd, position: sector * SECTOR_SIZE } : null;
+  }
+
+  /**
    * diff_storage_alloc(): a region of `count` sectors; its first sector, or ENOSPC
    * when the limit is reached or the file system cannot hold the region.
    */

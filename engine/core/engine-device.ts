@@ -9,6 +9,7 @@ import { BlksnapError } from '../abi/errno.js';
 import { SECTOR_SIZE } from '../abi/types.js';
 import { IoGate } from './async-lock.js';
 import type { BlockDevice, BlockExtent, ChangeMap, ChangeMarks, FileWriteStream, FileWriteTarget, LiveFileRange } from './block-device.js';
+import type { ChunkCopies } from './diff-area.js';
 import type { FileBlockDevice } from './file-block-device.js';
 import { total } from './file-io.js';
 import { asBuffer, checkRange, checkTarget } from './io-range.js';
@@ -133,26 +134,42 @@ export class EngineDevice implements BlockDevice {
 
   /**
    * A write the caller makes itself into the image file (BlockDevice.fileWriteTarget):
-   * taken when writeNow() would take it without copy-on-write, whatever its
-   * size. It holds the gate until end(); a freeze asks it to give way (onFreeze),
-   * and waits for its end. The change map records it at end(), once written.
+   * taken when writeNow() would take it, whatever its size, and also where
+   * chunks of the range still need copy-on-write, when the difference area
+   * can hand those copies to the caller at once (DiffArea.takeCopies: in-kernel
+   * copies, the chunks locked and their regions given until end()). It holds
+   * the gate until end(); a freeze asks it to give way (onFreeze), and waits
+   * for its end. The change map records it at end(), once written.
    */
   fileWriteTarget(offset: number, length: number, onFreeze: () => void): FileWriteTarget | null {
     if (this.removed || length === 0 || this.gate.frozen) return null;
     checkRange(this.name, this.capacity, offset, length);
     const tracker = this.tracker;
     const da = tracker?.diffArea;
-    if (da && da.needsCow(offset, length)) return null;
+    let cow: ChunkCopies | null = null;
+    if (da && da.needsCow(offset, length)) {
+      // With a corrupted map submitWrite() makes no copy: that odd case goes its way.
+      if (tracker!.cbt.isCorrupted) return null;
+      // A writer or reader that waits for one of its chunks asks it to give way, as a freeze does.
+      cow = da.takeCopies(offset, length, onFreeze);
+      if (cow === null) return null;
+    }
     const range = this.raw.liveFileRange(offset, length);
-    if (range === null) return null;
+    if (range === null) {
+      cow?.end(false, false);
+      return null;
+    }
     const leave = this.gate.enterNowYielding(onFreeze);
     let ended = false;
     return {
       fd: range.fd,
       position: range.position,
-      end: (written) => {
+      ...(cow === null ? {} : { copies: cow.copies }),
+      streamable: !da,
+      end: (written, copyFailed) => {
         if (ended) return;
         ended = true;
+        cow?.end(written, copyFailed === true);
         if (written && tracker) recordWrite(tracker, offset, length);
         leave();
       },

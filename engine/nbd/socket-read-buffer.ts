@@ -68,6 +68,8 @@
  */
 import { Socket } from 'node:net';
 import type { SocketConstructorOpts } from 'node:net';
+import type { FileCopy } from '../core/block-device.js';
+import { MAX_WRITE_COPIES } from './socket-receivers.js';
 import type { SocketReceivers, ReceiveJob, Received, StreamAfter, StreamEnd, StreamFile, WriteAfter } from './socket-receivers.js';
 import type { BufferPool } from './buffer-pool.js';
 
@@ -111,6 +113,8 @@ export interface ReadRoute {
 export interface PayloadWrite {
   fd: number;
   position: number;
+  /** In-kernel copies to make before the write (copy-on-write, FileWriteTarget.copies): if one fails, nothing is written. */
+  copies: readonly FileCopy[];
   /** The payload's length: the bytes written, from the start of its buffer. */
   length: number;
   /** Set by the socket while a thread receives: asks it not to write if it has not begun (what arrives is then emitted as usual). */
@@ -120,9 +124,10 @@ export interface PayloadWrite {
    * bytes are emitted, or at once when no thread takes it), else, once the
    * write is done, 0 or the errno of a failed write (that may come after the
    * payload's last bytes are emitted: the write follows the receive).
-   * `answered`: the thread has sent the WRITE's reply (the stream went on).
+   * `answered`: the thread has sent the WRITE's reply (the stream went on);
+   * `copyFailed`: not written (-1) because a copy failed.
    */
-  settle(wrote: number, answered?: boolean): void;
+  settle(wrote: number, answered?: boolean, copyFailed?: boolean): void;
   /** Asks the receiving thread to go on as a stream after this write (socket-receivers.ts); null: not. */
   stream: PayloadStream | null;
 }
@@ -338,8 +343,8 @@ export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, 
     // The whole payload in this buffer once received: it may go to its file from here.
     const whole = targetFromStart && filled === route.payloadBytesReceived() && own.length - filled >= left;
     let write = whole ? (route.payloadWrite?.() ?? null) : null;
-    if (write !== null && write.length !== filled + left) {
-      write.settle(-1); // not this payload (cannot happen): written the usual way
+    if (write !== null && (write.length !== filled + left || write.copies.length > MAX_WRITE_COPIES)) {
+      write.settle(-1); // not this payload (cannot happen), or more copies than a thread takes: written the usual way
       write = null;
     }
     // A stream after the write: its payloads go into a buffer of its own, of this one's size.
@@ -369,7 +374,7 @@ export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, 
         route.received(chunk);
         adopted?.emit('data', chunk);
       }
-    }, write === null ? undefined : { fd: write.fd, from: own.subarray(0, write.length), position: write.position, done: write.settle, ...(stream === undefined ? {} : { stream }) });
+    }, write === null ? undefined : { fd: write.fd, from: own.subarray(0, write.length), position: write.position, copies: write.copies, done: write.settle, ...(stream === undefined ? {} : { stream }) });
     // Declined: next() hands the socket the same room.
     if (started === null) {
       if (streamBuffer !== null) release(streamBuffer);

@@ -24,7 +24,10 @@
  * socket can be read again at once) and then writes the bytes with pwrite on
  * the same thread, while they are in its CPU's cache, instead of a trip through
  * libuv's thread pool; a second report gives the write's outcome. An abort
- * before the write begins means no write; one after does not stop it.
+ * before the write begins means no write; one after does not stop it. Where
+ * the write must be preceded by copy-on-write, the worker first makes the
+ * in-kernel copies it was given (`write.copies`, copy_file_range), and writes
+ * nothing if one fails.
  *
  * And a receive-and-write of an NBD WRITE may go on as a stream (`stream`):
  * once the payload is written, and the connection says go (nothing else of it
@@ -48,12 +51,15 @@
 import { MessageChannel, Worker } from 'node:worker_threads';
 import type { MessagePort } from 'node:worker_threads';
 import koffi from 'koffi';
-import type { FileWriteStream } from '../core/block-device.js';
+import type { FileCopy, FileWriteStream } from '../core/block-device.js';
 import { NBD_CMD_WRITE, NBD_REQUEST_MAGIC, NBD_REQUEST_SIZE, NBD_SIMPLE_REPLY_MAGIC } from './constants.js';
 import { nbdErrorForErrno } from './errors.js';
 
 /** How often (ms) a worker waiting for bytes looks whether its receive was aborted. */
 export const ABORT_POLL_MS = 20;
+
+/** The most in-kernel copies one write may ask for (WriteAfter.copies). */
+export const MAX_WRITE_COPIES = 8;
 
 /** Options of SocketReceivers beyond the number of threads. */
 export interface ReceiverOptions {
@@ -91,9 +97,16 @@ export interface WriteAfter {
    * receive ended short, or was aborted before the write began), else the
    * write's outcome: 0, or the errno of a failed pwrite (part of the range may
    * then be written). `answered`: the worker has sent the WRITE's reply (a
-   * stream that went on: the caller must not answer it).
+   * stream that went on: the caller must not answer it). `copyFailed`: not
+   * written (-1) because one of `copies` failed.
    */
-  done(wrote: number, answered: boolean): void;
+  done(wrote: number, answered: boolean, copyFailed?: boolean): void;
+  /**
+   * In-kernel copies (copy_file_range) to make, in order, before the write
+   * (copy-on-write), at most MAX_WRITE_COPIES: if one fails, nothing is
+   * written.
+   */
+  copies?: readonly FileCopy[];
   /** Go on as a stream after the write, if go() comes in time (the job's report then ends with stream.ended()). */
   stream?: StreamAfter;
 }
@@ -192,7 +205,10 @@ const END_WRITES = 31;
 const STREAM_BYTE = 128;
 /** The unserved header's bytes. */
 const HEADER_BYTE = 192;
-const CONTROL_BYTES = 224;
+/** A write's in-kernel copies before it (WriteAfter.copies): their count, and five Float64s each (fdIn, posIn, fdOut, posOut, length). */
+const COPY_COUNT = 8;
+const COPY_BYTE = 224;
+const CONTROL_BYTES = COPY_BYTE + 5 * 8 * MAX_WRITE_COPIES;
 /** GO values: waiting, go, declined (by either side). */
 const GO_WAIT = 0;
 const GO_YES = 1;
@@ -226,6 +242,17 @@ const ANSWERED = -10000;
 const WRITE_DONE = -10001;
 /** A stream job's last report: the socket is given back (the END_* slots say how). */
 const STREAM_END = -10002;
+/** A copy before the write failed: nothing was written. */
+const COPY_FAILED = -10003;
+/**
+ * Jobs with copies (copy-on-write) make them one worker at a time, and then
+ * their write one at a time: workers that copy into, or write, the same file
+ * at once wait for its inode's lock in the kernel, spinning on the CPUs the
+ * holder needs. In turns, the copy of one job runs beside the write of
+ * another (measured: docs/nbd.md, "Copy-on-write on the receiving thread").
+ */
+const COPY_LOCK = 0;
+const WRITE_LOCK = 1;
 
 /** NBD's error for each errno below 4096, for the replies a stream's worker sends. */
 const REPLY_ERRORS = Uint8Array.from({ length: 4096 }, (_, errno) => (errno === 0 ? 0 : nbdErrorForErrno(errno)));
@@ -239,13 +266,22 @@ const recv = libc.func('long recv(int fd, uintptr_t buf, size_t len, int flags)'
 const send = libc.func('long send(int fd, uintptr_t buf, size_t len, int flags)');
 const poll = libc.func('int poll(void *fds, unsigned long nfds, int timeout)');
 const pwrite = libc.func('long pwrite(int fd, uintptr_t buf, size_t len, int64_t pos)');
+const copyFileRange = libc.func('long copy_file_range(int fd_in, uintptr_t off_in, int fd_out, uintptr_t off_out, size_t len, unsigned int flags)');
 const MSG_DONTWAIT = 0x40, MSG_NOSIGNAL = 0x4000, EAGAIN = 11, EINTR = 4, EIO = 5, POLLIN = 1, POLLOUT = 4;
 const control = new Int32Array(workerData.control);
 const address = new Float64Array(workerData.control, ${ADDRESS_BYTE}, 1);
 const write = new Float64Array(workerData.control, ${WRITE_BYTE}, 2);
 const streamAt = new Float64Array(workerData.control, ${STREAM_BYTE}, 4);
 const unserved = new Uint8Array(workerData.control, ${HEADER_BYTE}, ${NBD_REQUEST_SIZE});
+const copies = new Float64Array(workerData.control, ${COPY_BYTE}, ${5 * MAX_WRITE_COPIES});
+/** copy_file_range's two offsets (the kernel reads and advances them). */
+const offsets = Buffer.alloc(16);
+const offsetsAt = Number(koffi.address(offsets));
 const errors = workerData.errors;
+const cowLocks = new Int32Array(workerData.cowLocks);
+/** Takes and gives back a lock shared by all the workers (COPY_LOCK, WRITE_LOCK). */
+function lock(k) { while (Atomics.compareExchange(cowLocks, k, 0, 1) !== 0) Atomics.wait(cowLocks, k, 1); }
+function unlock(k) { Atomics.store(cowLocks, k, 0); Atomics.notify(cowLocks, k, 1); }
 const port = workerData.port;
 const pollfd = Buffer.alloc(8);
 const header = Buffer.alloc(${NBD_REQUEST_SIZE});
@@ -313,6 +349,22 @@ function writeAll(fd, from, length, at) {
     return e;
   }
   return 0;
+}
+/** Makes the job's in-kernel copies (COPY_COUNT of them, at COPY_BYTE): false when one failed. */
+function copyAll() {
+  for (let k = 0; k < control[${COPY_COUNT}]; k++) {
+    const fdIn = copies[5 * k], fdOut = copies[5 * k + 2];
+    let posIn = copies[5 * k + 1], posOut = copies[5 * k + 3], left = copies[5 * k + 4];
+    while (left > 0) {
+      offsets.writeBigInt64LE(BigInt(posIn), 0);
+      offsets.writeBigInt64LE(BigInt(posOut), 8);
+      const n = Number(copyFileRange(fdIn, offsetsAt, fdOut, offsetsAt + 8, left, 0));
+      if (n > 0) { posIn += n; posOut += n; left -= n; continue; }
+      if (n < 0 && koffi.errno() === EINTR) continue;
+      return false;
+    }
+  }
+  return true;
 }
 /** Waits for the connection's go (GO_WAIT_MS_SLOT ms at most): true when it came; else the stream is declined. */
 function waitGo() {
@@ -408,7 +460,23 @@ for (;;) {
   const report = bytes * ${REPORT_SCALE} + (errno % 4096) * 2 + eof;
   if (wfd >= 0 && bytes === length && Atomics.compareExchange(control, ${STATE}, ${JOB}, ${WRITING}) === ${JOB}) {
     parentPort.postMessage(report + ${WRITING_NEXT});
+    // Copy-on-write first: if a copy fails, nothing is written.
+    const cow = control[${COPY_COUNT}] > 0;
+    if (cow) lock(${COPY_LOCK});
+    const copied = copyAll();
+    if (cow) unlock(${COPY_LOCK});
+    if (!copied) {
+      if (streaming) {
+        Atomics.compareExchange(control, ${GO}, ${GO_WAIT}, ${GO_NO});
+        parentPort.postMessage(${COPY_FAILED});
+      }
+      Atomics.store(control, ${STATE}, ${IDLE});
+      parentPort.postMessage(streaming ? ${STREAM_END} : ${COPY_FAILED});
+      continue;
+    }
+    if (cow) lock(${WRITE_LOCK});
     const wrote = writeAll(wfd, write[0], control[${WRITE_LENGTH}], write[1]);
+    if (cow) unlock(${WRITE_LOCK});
     if (streaming && wrote === 0 && waitGo()) {
       reply.writeUInt32BE(0, 4);
       reply.writeUInt32BE(control[${COOKIE_HIGH}], 8);
@@ -417,18 +485,21 @@ for (;;) {
       parentPort.postMessage(${ANSWERED});
       if (sent === 0) stream(fd);
       else control[${END_ERRNO}] = sent;
-    } else {
-      if (streaming) Atomics.compareExchange(control, ${GO}, ${GO_WAIT}, ${GO_NO});
+    } else if (streaming) {
+      Atomics.compareExchange(control, ${GO}, ${GO_WAIT}, ${GO_NO});
       parentPort.postMessage(${WROTE} - wrote);
     }
+    // IDLE before the job's last report: once it is read, the next job may be stored at once.
     Atomics.store(control, ${STATE}, ${IDLE});
-    if (streaming) parentPort.postMessage(${STREAM_END});
+    parentPort.postMessage(streaming ? ${STREAM_END} : ${WROTE} - wrote);
     continue;
   }
-  if (streaming) Atomics.compareExchange(control, ${GO}, ${GO_WAIT}, ${GO_NO});
+  if (streaming) {
+    Atomics.compareExchange(control, ${GO}, ${GO_WAIT}, ${GO_NO});
+    parentPort.postMessage(report);
+  }
   Atomics.store(control, ${STATE}, ${IDLE});
-  parentPort.postMessage(report);
-  if (streaming) parentPort.postMessage(${STREAM_END});
+  parentPort.postMessage(streaming ? ${STREAM_END} : report);
 }
 }
 `;
@@ -444,6 +515,8 @@ interface Receiver {
   streamAt: Float64Array;
   /** The unserved header a stream gives back (HEADER_BYTE). */
   unserved: Uint8Array;
+  /** A write's copies (COPY_BYTE). */
+  copies: Float64Array;
   /** Where a stream's go message (its CBT table) is posted. */
   port: MessagePort;
   /** The current receive's report, or null once reported (or idle). */
@@ -489,6 +562,8 @@ export class SocketReceivers {
   private writes = 0;
   private writtenBytes = 0;
   private streams = 0;
+  /** The workers' copy-on-write locks (COPY_LOCK, WRITE_LOCK). */
+  private readonly cowLocks = new SharedArrayBuffer(8);
   private streamedWrites = 0;
   private streamedBytes = 0;
   /** Where koffi's ES module is, for the workers' import(). */
@@ -542,6 +617,10 @@ export class SocketReceivers {
     control[LENGTH] = target.length;
     address[0] = Number(koffi.address(target));
     control[WRITE_FD] = write === undefined ? -1 : write.fd;
+    const copies = write?.copies ?? [];
+    if (copies.length > MAX_WRITE_COPIES) throw new RangeError(`at most ${MAX_WRITE_COPIES} copies before a write`);
+    control[COPY_COUNT] = copies.length;
+    copies.forEach((c, k) => receiver.copies.set([c.fdIn, c.posIn, c.fdOut, c.posOut, c.length], 5 * k));
     if (write !== undefined) {
       control[WRITE_LENGTH] = write.from.length;
       receiver.writeAt[0] = Number(koffi.address(write.from));
@@ -678,12 +757,13 @@ export class SocketReceivers {
     const writeAt = new Float64Array(shared, WRITE_BYTE, 2);
     const streamAt = new Float64Array(shared, STREAM_BYTE, 4);
     const unserved = new Uint8Array(shared, HEADER_BYTE, NBD_REQUEST_SIZE);
+    const copies = new Float64Array(shared, COPY_BYTE, 5 * MAX_WRITE_COPIES);
     const { port1, port2 } = new MessageChannel();
     let worker: Worker;
     try {
       worker = new Worker(WORKER_SOURCE, {
         eval: true,
-        workerData: { koffi: this.koffiUrl, control: shared, errors: REPLY_ERRORS, port: port2 },
+        workerData: { koffi: this.koffiUrl, control: shared, errors: REPLY_ERRORS, port: port2, cowLocks: this.cowLocks },
         transferList: [port2],
       });
     } catch {
@@ -693,7 +773,7 @@ export class SocketReceivers {
     port1.unref();
     this.starting++;
     worker.unref();
-    const receiver: Receiver = { worker, control, address, writeAt, streamAt, unserved, port: port1, done: null, target: null, write: null, stream: null, writeDone: null };
+    const receiver: Receiver = { worker, control, address, writeAt, streamAt, unserved, copies, port: port1, done: null, target: null, write: null, stream: null, writeDone: null };
     worker.on('message', (report: number) => {
       if (report === READY) {
         this.starting--;
@@ -718,6 +798,10 @@ export class SocketReceivers {
       }
       if (report === ANSWERED) {
         this.wrote(receiver, 0, true);
+        return;
+      }
+      if (report === COPY_FAILED) {
+        this.wrote(receiver, -1, false, true);
         return;
       }
       if (report <= WROTE) {
@@ -766,7 +850,7 @@ export class SocketReceivers {
    * A write's outcome (-1: none made, or none asked for); unless a stream is
    * to follow, the end of the job: the worker is free again.
    */
-  private wrote(receiver: Receiver, wrote: number, answered: boolean): void {
+  private wrote(receiver: Receiver, wrote: number, answered: boolean, copyFailed = false): void {
     const write = receiver.write;
     receiver.write = null;
     if (wrote === 0 && write !== null) {
@@ -774,7 +858,7 @@ export class SocketReceivers {
       this.writtenBytes += write.from.length;
     }
     if (receiver.stream === null) this.free(receiver);
-    write?.done(wrote, answered);
+    write?.done(wrote, answered, copyFailed);
   }
 
   /** A stream job's last report (`end` given when the worker failed, else read from the control block): the socket is given back. */

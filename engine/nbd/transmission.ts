@@ -494,34 +494,34 @@ export class Transmission {
     if (this.check(request) !== null || this.overlapsRunning(request, true)) return null;
     const ahead: WrittenAhead = { header, wrote: null, answered: false, then: null };
     let target: FileWriteTarget | null = null;
-    const stream = device.fileWriteStream !== undefined && this.streamOffer === null ? this.offerStream(header) : null;
     const write: PayloadWrite = {
       fd: -1,
       position: 0,
       length: header.length,
+      copies: [],
       cancel: null,
-      settle: (wrote, answered) => {
+      settle: (wrote, answered, copyFailed) => {
         if (ahead.wrote !== null) return;
         ahead.wrote = wrote;
         ahead.answered = answered === true && wrote === 0;
         // Not written: no stream follows it either.
-        if (wrote === -1 && stream !== null && this.streamOffer === stream) this.streamOffer = null;
-        target?.end(wrote !== -1);
+        if (wrote === -1 && write.stream !== null && this.streamOffer === write.stream) this.streamOffer = null;
+        target?.end(wrote !== -1, copyFailed);
         ahead.then?.();
       },
-      stream,
+      stream: null,
     };
     try {
       target = device.fileWriteTarget(header.offset, header.length, () => write.cancel?.());
     } catch {
       target = null; // the usual path reports it
     }
-    if (target === null) {
-      if (stream !== null) this.streamOffer = null;
-      return null;
-    }
+    if (target === null) return null;
     write.fd = target.fd;
     write.position = target.position;
+    write.copies = target.copies ?? [];
+    // A stream only where it may go on: no copy-on-write now or to come (the socket stays with the thread until it is declined).
+    if (target.streamable && target.copies === undefined && device.fileWriteStream !== undefined && this.streamOffer === null) write.stream = this.offerStream(header);
     this.writtenAhead = ahead;
     return write;
   }

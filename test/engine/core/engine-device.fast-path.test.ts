@@ -127,17 +127,51 @@ describe('EngineDevice.fileWriteTarget (a write made by another thread into the 
     expect((await engine.cbtMapActive('a', 0, blocks))[10]).toBe(0);
   });
 
-  it('is null while the gate is frozen, and where a chunk still needs copy-on-write', async () => {
+  it('is null while the gate is frozen', async () => {
     await dev.gate.freeze();
     expect(dev.fileWriteTarget(0, 4096, () => {})).toBeNull();
     dev.gate.unfreeze();
-    await takeSnapshot();
-    expect(dev.fileWriteTarget(0, 4096, () => {})).toBeNull();
     expect(dev.gate.inFlight).toBe(0);
-    await dev.write(0, Buffer.alloc(512, 4)); // copies chunk 0 on write
-    const t = dev.fileWriteTarget(0, 4096, () => {});
-    expect(t).not.toBeNull();
-    t!.end(false);
+  });
+
+  it('hands out the copy-on-write of a chunk that still needs it: the image keeps the old data once the caller copied, then wrote', async () => {
+    const image = engine.image(await takeSnapshot());
+    const t = dev.fileWriteTarget(4096, 4096, () => {})!;
+    expect(t.streamable).toBe(false);
+    expect(t.copies).toHaveLength(1);
+    const c = t.copies![0]!;
+    expect(c).toMatchObject({ posIn: 4096, length: 4096 });
+    // The caller's copy (a thread's copy_file_range), then its write.
+    const old = Buffer.alloc(4096);
+    fs.readSync(c.fdIn, old, 0, 4096, c.posIn);
+    fs.writeSync(c.fdOut, old, 0, 4096, c.posOut);
+    fs.writeSync(t.fd, Buffer.alloc(4096, 7), 0, 4096, t.position);
+    t.end(true);
+    expect(dev.gate.inFlight).toBe(0);
+    expect((await image.read(4096, 4096)).every((b) => b === 0xaa)).toBe(true);
+    expect((await dev.read(4096, 4096)).every((b) => b === 7)).toBe(true);
+    // Stored: no copy is due any more.
+    const again = dev.fileWriteTarget(4096, 4096, () => {})!;
+    expect(again.copies).toBeUndefined();
+    again.end(false);
+  });
+
+  it('a reader of the image that waits for a chunk asks the caller to give way; not copied, the chunk is copied the usual way later', async () => {
+    const image = engine.image(await takeSnapshot());
+    let asked = 0;
+    const t = dev.fileWriteTarget(0, 4096, () => asked++)!;
+    expect(t.copies).toHaveLength(1);
+    let read: Buffer | null = null;
+    const reading = image.read(0, 4096).then((b) => (read = b));
+    await new Promise((r) => setTimeout(r, 5));
+    expect(asked).toBe(1);
+    expect(read).toBeNull(); // the chunk is the caller's until end()
+    t.end(false, true); // a failed copy: nothing written
+    await reading;
+    expect(read!.every((b) => b === 0xaa)).toBe(true);
+    await dev.write(0, Buffer.alloc(4096, 9)); // copied on write the usual way
+    expect((await image.read(0, 4096)).every((b) => b === 0xaa)).toBe(true);
+    expect((await dev.read(0, 4096)).every((b) => b === 9)).toBe(true);
   });
 
   it('checks the range', async () => {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createConnection, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
+import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ABORT_POLL_MS, SocketReceivers } from '../../../engine/nbd/socket-receivers.js';
 import type { Received, StreamEnd, StreamFile, WriteAfter } from '../../../engine/nbd/socket-receivers.js';
@@ -276,6 +277,34 @@ describe('SocketReceivers: a write after the receive', () => {
     const next = receive(r, fd, Buffer.alloc(4 * KiB));
     client.write(pattern(4 * KiB, 4));
     expect((await next.done).bytes).toBe(4 * KiB);
+  });
+
+  it('takes a job given the moment the last one is reported: 2000 receives and writes back to back on one worker, with the CPUs busy, none lost', async () => {
+    const r = await receivers(1);
+    const { fd, client } = await pair();
+    const jobs = 2000;
+    const file = scratchFile(jobs * 4 * KiB, 'r+');
+    const sent = pattern(jobs * 4 * KiB, 6);
+    client.write(sent);
+    // Threads that spin, so that the worker is often descheduled between its report and its next wait.
+    const hogs = [0, 1].map(() => new Worker('const end = Date.now() + 20000; while (Date.now() < end);', { eval: true }));
+    cleanup.push(() => Promise.all(hogs.map((h) => h.terminate())).then(() => undefined));
+    const finished = new Promise<number>((resolve) => {
+      const next = (k: number): void => {
+        if (k === jobs) {
+          resolve(k);
+          return;
+        }
+        const into = Buffer.alloc(4 * KiB);
+        // The next job is given inside the last one's report, before the worker has gone back to waiting.
+        const job = r.tryReceive(fd, into, () => undefined, { fd: file.fd, from: into, position: k * 4 * KiB, done: () => next(k + 1) });
+        if (job === null) throw new Error(`no worker for job ${k}`);
+      };
+      next(0);
+    });
+    const stalled = new Promise<string>((resolve) => setTimeout(() => resolve('a job was lost'), 10000).unref());
+    expect(await Promise.race([finished, stalled])).toBe(jobs);
+    expect(readFileSync(file.path).equals(sent)).toBe(true);
   });
 
   it('close() waits for a write under way', async () => {

@@ -178,7 +178,7 @@ describe('NBD WRITE payloads written by the receiving thread', () => {
     const ended: boolean[] = [];
     class ReadOnlyFileTarget extends MemoryDevice {
       fileWriteTarget(offset: number): FileWriteTarget {
-        return { fd, position: offset, end: (written) => void ended.push(written) };
+        return { fd, position: offset, streamable: false, end: (written) => void ended.push(written) };
       }
     }
     const dev = new ReadOnlyFileTarget({ name: 'disk1', capacity: 4 * MiB });
@@ -394,7 +394,7 @@ describe('a receive thread that goes on as a stream', () => {
     let streamsEnded = 0;
     class SplitFiles extends MemoryDevice {
       fileWriteTarget(offset: number): FileWriteTarget {
-        return { fd: goodFd, position: offset, end: () => undefined };
+        return { fd: goodFd, position: offset, streamable: true, end: () => undefined };
       }
       fileWriteStream(): FileWriteStream {
         return { fd: badFd, base: 0, size: 4 * MiB, marks: null, end: () => void streamsEnded++ };
@@ -421,5 +421,53 @@ describe('a receive thread that goes on as a stream', () => {
       closeSync(goodFd);
       closeSync(badFd);
     }
+  });
+});
+
+describe('copy-on-write on the receiving thread', () => {
+  it('a first write after a take is copied and written by the thread: the image keeps the old data, the device gets the new', async () => {
+    const { image, snapshot, e } = await trackedEngineDevice();
+    await e.snapshotTake(snapshot);
+    const s = await serve(engineExports(e));
+    const c = await connect('disk1');
+    const offsets = [2, 3, 4, 8].map((m) => m * MiB);
+    const sent = offsets.map((_, i) => pattern(MiB, i + 20));
+    const before = s.stats().receivers.writes;
+    c.socket.write(Buffer.concat(offsets.map((offset, i) => RawNbdClient.requestFrame(WRITE, { cookie: BigInt(i), offset: BigInt(offset), length: MiB, payload: sent[i] }))));
+    for (let i = 0; i < offsets.length; i++) expect((await c.readReply()).error).toBe(0);
+    // Most by the threads (the first may come before they take it; none may go on as a stream while a snapshot is taken).
+    expect(s.stats().receivers.writes - before).toBeGreaterThanOrEqual(offsets.length - 1);
+    expect(s.stats().receivers.streams).toBe(0);
+    const content = readFileSync(image);
+    for (const [i, offset] of offsets.entries()) expect(content.subarray(offset, offset + MiB).equals(sent[i]!)).toBe(true);
+    const snap = e.image((await e.snapshotInfo('disk1')).image);
+    expect((await snap.read(0, IMAGE)).every((b) => b === 0x11)).toBe(true);
+    // Copied once: a second write of the same MiB changes the device only.
+    c.sendRequest(WRITE, { cookie: 9n, offset: BigInt(2 * MiB), length: MiB, payload: pattern(MiB, 30) });
+    expect((await c.readReply()).error).toBe(0);
+    expect((await snap.read(2 * MiB, MiB)).every((b) => b === 0x11)).toBe(true);
+    expect(readFileSync(image).subarray(2 * MiB, 3 * MiB).equals(pattern(MiB, 30))).toBe(true);
+  });
+
+  it('a reader of the image does not wait for a client that stalls mid-payload of such a write', async () => {
+    const { image, dev, snapshot, e } = await trackedEngineDevice();
+    await e.snapshotTake(snapshot);
+    await serve(engineExports(e));
+    const c = await connect('disk1');
+    const payload = pattern(MiB, 40);
+    const frame = RawNbdClient.requestFrame(WRITE, { cookie: 5n, offset: BigInt(4 * MiB), length: MiB, payload });
+    c.socket.write(frame.subarray(0, 28 + 300 * KiB));
+    const deadline = Date.now() + 5000;
+    while (dev.gate.inFlight === 0 && Date.now() < deadline) await pause(5);
+    expect(dev.gate.inFlight).toBe(1); // the thread holds the write, and its chunks
+    const snap = e.image((await e.snapshotInfo('disk1')).image);
+    // The read asks the write to give way (it has not begun copying): it ends without the rest of the payload.
+    expect((await snap.read(4 * MiB + 4096, 4096)).every((b) => b === 0x11)).toBe(true);
+    c.socket.write(frame.subarray(28 + 300 * KiB));
+    const reply = await c.readReply();
+    expect(reply.cookie).toBe(5n);
+    expect(reply.error).toBe(0);
+    expect(readFileSync(image).subarray(4 * MiB, 5 * MiB).equals(payload)).toBe(true);
+    expect((await snap.read(4 * MiB, MiB)).every((b) => b === 0x11)).toBe(true);
   });
 });

@@ -401,10 +401,11 @@ export function withReadBuffer(socket: Socket, size: number, route?: ReadRoute, 
     if (pool !== undefined) recycleReadTargets([buffer], pool);
   };
   /**
-   * A stream gave the socket back (`open`: not closing): the connection learns
-   * it first, then reads the bytes of the request the thread read and did not
-   * serve, as if just received: its header, and the part of its payload that
-   * came, which stays in the stream's buffer (the rest is read into it).
+   * A stream gave the socket back: the connection learns it first, then
+   * (unless the socket is closing) reads the bytes of the request the thread
+   * read and did not serve, as if just received: its header, and the part of
+   * its payload that came, which stays in the stream's buffer (the rest is
+   * read into it).
    */
   const handBack = (end: StreamEnd, buffer: Buffer, asked: PayloadStream): void => {
     const open = worker !== null && !worker.closed;

@@ -256,8 +256,6 @@ export class Transmission {
    */
   private streamOffer: PayloadStream | null = null;
   private streamFile: FileWriteStream | null = null;
-  /** WRITEs the socket's threads served in streams (for stats). */
-  private streamed = 0;
   private corked = false;
   /**
    * True while the fast path answers a request: its reply is written at once,
@@ -539,12 +537,11 @@ export class Transmission {
       alignment: this.options.alignment,
       go: null,
       stop: null,
-      ended: (end) => {
+      ended: () => {
         if (this.streamOffer === offer) this.streamOffer = null;
         const file = this.streamFile;
         this.streamFile = null;
         file?.end();
-        this.streamed += end.writes;
       },
     };
     this.streamOffer = offer;
@@ -579,11 +576,6 @@ export class Transmission {
     const { fd, base, size, marks } = file;
     if (go({ fd, base, size, marks })) this.streamFile = file;
     else file.end();
-  }
-
-  /** WRITEs served by the socket's threads in streams so far. */
-  get streamedWrites(): number {
-    return this.streamed;
   }
 
   /**

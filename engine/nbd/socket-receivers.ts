@@ -439,23 +439,8 @@ for (;;) {
     // A go message left from a stream that was declined.
     while (receiveMessageOnPort(port) !== undefined);
   }
-  let bytes = 0, eof = 0, errno = 0;
-  pollfd.writeInt32LE(fd, 0);
-  pollfd.writeInt16LE(POLLIN, 4);
-  while (bytes < length) {
-    const n = Number(recv(fd, base + bytes, length - bytes, MSG_DONTWAIT));
-    if (n > 0) { bytes += n; continue; }
-    if (n === 0) { eof = 1; break; }
-    const e = koffi.errno();
-    if (e === EINTR) continue;
-    if (e !== EAGAIN) { errno = e; break; }
-    if (Atomics.load(control, ${STATE}) === ${ABORT}) break;
-    pollfd.writeInt16LE(0, 6);
-    if (poll(pollfd, 1, ${ABORT_POLL_MS}) < 0) {
-      const p = koffi.errno();
-      if (p !== EINTR) { errno = p; break; }
-    }
-  }
+  recvAll(fd, base, length, false);
+  const bytes = got;
   const wfd = control[${WRITE_FD}];
   const report = bytes * ${REPORT_SCALE} + (errno % 4096) * 2 + eof;
   if (wfd >= 0 && bytes === length && Atomics.compareExchange(control, ${STATE}, ${JOB}, ${WRITING}) === ${JOB}) {
@@ -646,8 +631,8 @@ export class SocketReceivers {
     Atomics.notify(control, STATE);
     return {
       abort: () => {
+        // ABORT: no write if it has not begun; STOP_NOW: the receive (or the stream) ends.
         Atomics.compareExchange(control, STATE, JOB, ABORT);
-        if (stream === null) return;
         Atomics.store(control, STOP, STOP_NOW);
         Atomics.notify(control, GO);
       },

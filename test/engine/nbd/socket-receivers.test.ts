@@ -13,6 +13,7 @@ import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ABORT_POLL_MS, SocketReceivers } from '../../../engine/nbd/socket-receivers.js';
 import type { Received, StreamEnd, StreamFile, WriteAfter } from '../../../engine/nbd/socket-receivers.js';
+import { RawNbdClient } from '../../helpers/nbd-raw-client.js';
 
 const KiB = 1024;
 const cleanup: (() => Promise<void> | void)[] = [];
@@ -324,20 +325,14 @@ describe('SocketReceivers: a write after the receive', () => {
 });
 
 // NBD's values, written out here independently of engine/nbd/constants.ts.
-const REQUEST_MAGIC = 0x25609513;
 const REPLY_MAGIC = 0x67446698;
 const CMD_READ = 0;
 const CMD_WRITE = 1;
 
 /** An NBD request header (and payload). */
+/** An NBD request's bytes (the test client's framing, engine/nbd's constants not used). */
 function request(type: number, cookie: number, offset: number, length: number, payload?: Buffer): Buffer {
-  const h = Buffer.alloc(28);
-  h.writeUInt32BE(REQUEST_MAGIC, 0);
-  h.writeUInt16BE(type, 6);
-  h.writeUInt32BE(cookie, 12);
-  h.writeUInt32BE(offset, 20);
-  h.writeUInt32BE(length, 24);
-  return payload === undefined ? h : Buffer.concat([h, payload]);
+  return RawNbdClient.requestFrame(type, { cookie: BigInt(cookie), offset: BigInt(offset), length, ...(payload === undefined ? {} : { payload }) });
 }
 
 /** Reads `n` simple replies from the client side: [cookie, error] each. */

@@ -94,6 +94,14 @@ async function trackedEngineDevice(): Promise<{ image: string; dev: EngineDevice
 
 const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Sends a WRITE's header and `bytes` of its payload, and waits until the device counts the write as running (a thread holds it). */
+async function sendPartOf(c: RawNbdClient, frame: Buffer, bytes: number, dev: EngineDevice): Promise<void> {
+  c.socket.write(frame.subarray(0, 28 + bytes));
+  const deadline = Date.now() + 5000;
+  while (dev.gate.inFlight === 0 && Date.now() < deadline) await pause(5);
+  expect(dev.gate.inFlight).toBe(1);
+}
+
 describe('NBD WRITE payloads written by the receiving thread', () => {
   it('pipelined 1 MiB writes land in the image file, written by the receive threads, and the CBT marks exactly their blocks', async () => {
     const { image, e } = await trackedEngineDevice();
@@ -124,11 +132,8 @@ describe('NBD WRITE payloads written by the receiving thread', () => {
     const c = await connect('disk1');
     const payload = pattern(MiB, 42);
     const frame = RawNbdClient.requestFrame(WRITE, { cookie: 7n, offset: BigInt(4 * MiB), length: MiB, payload });
-    c.socket.write(frame.subarray(0, 28 + 300 * KiB));
     // The thread receives the rest, the write counted as running (the gate entered for it).
-    const deadline = Date.now() + 5000;
-    while (dev.gate.inFlight === 0 && Date.now() < deadline) await pause(5);
-    expect(dev.gate.inFlight).toBe(1);
+    await sendPartOf(c, frame, 300 * KiB, dev);
     // The take freezes the gate: the receive gives way, so the take ends with the payload still unsent.
     await e.snapshotTake(snapshot);
     expect(dev.gate.inFlight).toBe(0);
@@ -147,11 +152,9 @@ describe('NBD WRITE payloads written by the receiving thread', () => {
     await serve(engineExports(e));
     const c = await connect('disk1');
     const frame = RawNbdClient.requestFrame(WRITE, { offset: BigInt(6 * MiB), length: MiB, payload: pattern(MiB, 3) });
-    c.socket.write(frame.subarray(0, 28 + 500 * KiB));
-    const deadline = Date.now() + 5000;
-    while (dev.gate.inFlight === 0 && Date.now() < deadline) await pause(5);
-    expect(dev.gate.inFlight).toBe(1);
+    await sendPartOf(c, frame, 500 * KiB, dev);
     c.socket.destroy();
+    const deadline = Date.now() + 5000;
     while (dev.gate.inFlight !== 0 && Date.now() < deadline) await pause(5);
     expect(dev.gate.inFlight).toBe(0);
     await dev.gate.freeze();
@@ -456,10 +459,7 @@ describe('copy-on-write on the receiving thread', () => {
     const c = await connect('disk1');
     const payload = pattern(MiB, 40);
     const frame = RawNbdClient.requestFrame(WRITE, { cookie: 5n, offset: BigInt(4 * MiB), length: MiB, payload });
-    c.socket.write(frame.subarray(0, 28 + 300 * KiB));
-    const deadline = Date.now() + 5000;
-    while (dev.gate.inFlight === 0 && Date.now() < deadline) await pause(5);
-    expect(dev.gate.inFlight).toBe(1); // the thread holds the write, and its chunks
+    await sendPartOf(c, frame, 300 * KiB, dev); // the thread holds the write, and its chunks
     const snap = e.image((await e.snapshotInfo('disk1')).image);
     // The read asks the write to give way (it has not begun copying): it ends without the rest of the payload.
     expect((await snap.read(4 * MiB + 4096, 4096)).every((b) => b === 0x11)).toBe(true);

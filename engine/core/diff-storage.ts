@@ -260,7 +260,7 @@ export class DiffStorage {
    * for the growth, or reports the overflow).
    */
   allocNow(count: number): number | null {
-    if (this.overflowFlag || this.closed || this.filled + count > this.capacity) return null;
+    if (!this.canAllocNow(count)) return null;
     const sector = this.filled;
     this.filled += count;
     this.checkHalffull(this.requested - this.filled);
@@ -291,12 +291,8 @@ export class DiffStorage {
       if (this.filled + count > this.requested) {
         this.overflow(count, `the difference storage ${this.path} reached its limit of ${sizeText(this.limit)}`);
       }
-      if (this.filled + count <= this.capacity) {
-        const sector = this.filled;
-        this.filled += count;
-        this.checkHalffull(this.requested - this.filled);
-        return sector;
-      }
+      const sector = this.allocNow(count);
+      if (sector !== null) return sector;
       // Requested but not reserved yet: wait for the growth (or try once more if it failed).
       const failure = await this.growTo(this.requested);
       if (failure && !this.overflowFlag && this.filled + count > this.capacity) this.overflow(count, failure.message);

@@ -617,7 +617,7 @@ export class SocketReceivers {
     control[GO] = GO_WAIT;
     control[STOP] = STOP_NONE;
     control[WRITING_NOW] = 0;
-    for (const slot of [END_HEADER, END_PAYLOAD, END_EOF, END_ERRNO, END_WRITES]) control[slot] = 0;
+    control.fill(0, END_HEADER, END_WRITES + 1); // END_HEADER .. END_WRITES follow each other
     receiver.streamAt[3] = 0;
     if (stream !== null) {
       control[COOKIE_HIGH] = stream.cookieHigh;

@@ -59,12 +59,15 @@ export interface BlockDevice extends BlockDeviceMaps {
   /**
    * Optional: lets the caller write any number of plain writes into the
    * device's file itself, from another thread, until end(): what
-   * fileWriteTarget() gives for one write, for a run of them. Only while no
-   * write can need copy-on-write (no snapshot is taken); the caller marks each
-   * write in `marks` before making it. A freeze asks it to give way (onFreeze)
-   * and waits for end(). Null when the device cannot offer it now.
+   * fileWriteTarget() gives for one write, for a run of them. The caller
+   * marks each write in `marks` before making it and, while a snapshot is
+   * taken, makes its copy-on-write first (`cow`). `next`: the byte where the
+   * writes are expected to begin (copy-on-write is handed out from there). A
+   * freeze, or anyone who waits for a chunk the caller holds, asks it to give
+   * way (onFreeze) and waits for end(). Null when the device cannot offer it
+   * now.
    */
-  fileWriteStream?(onFreeze: () => void): FileWriteStream | null;
+  fileWriteStream?(onFreeze: () => void, next?: number): FileWriteStream | null;
   /**
    * Optional: like write() of the buffers back to back (one pwritev, no joining
    * copy). Same checks and errors as write(). As for every write, the device
@@ -102,7 +105,7 @@ export interface FileWriteTarget {
    * none.
    */
   copies?: readonly FileCopy[];
-  /** False when the device could not offer fileWriteStream() now (a snapshot is taken): the caller need not ask. */
+  /** False when the device could not offer fileWriteStream() now: the caller need not ask. */
   streamable: boolean;
   /**
    * Call exactly once, when the bytes are in the file (`written`) or will not
@@ -135,8 +138,33 @@ export interface FileWriteStream {
    * tracked. It stays the same table until end().
    */
   marks: ChangeMarks | null;
-  /** Call once, when no more writes will be made (the gate is left). */
+  /** The copy-on-write each write must be preceded by, while a snapshot is taken; null when none can be needed. */
+  cow: StreamCow | null;
+  /** Call once, when no more writes (or copies) will be made (the gate is left, the chunks held given back). */
   end(): void;
+}
+
+/**
+ * The copy-on-write of a write stream (FileWriteStream.cow), in shared memory.
+ * Before each write, for every chunk the write touches whose state (`states`)
+ * is NEW (0: its old data is only in the original): if it is one of the
+ * window's chunks (first + k, k < count, targets[k] >= 0), the caller copies
+ * it, once (copied[k] 0), from `fdIn` at its device offset to `fdOut` at
+ * targets[k] (copy_file_range, a chunk of 2^chunkShift bytes, shorter at the
+ * device's end), and sets copied[k] to 1, or to 2 if the copy failed (then it
+ * must not write, and should end). A NEW chunk outside the window: the caller
+ * must not make that write itself. Other states never go back to NEW, and
+ * need nothing.
+ */
+export interface StreamCow {
+  states: Uint8Array;
+  chunkShift: number;
+  fdIn: number;
+  fdOut: number;
+  first: number;
+  count: number;
+  targets: Float64Array;
+  copied: Uint8Array;
 }
 
 /** A CBT write table marked from another thread (BlockDevice.fileWriteStream). */

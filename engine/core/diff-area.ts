@@ -14,7 +14,7 @@ import { CHUNK_FAILED, CHUNK_IN_MEMORY, CHUNK_NEW, CHUNK_STORED, calculateChunkS
 import { DiffBufferPool } from './diff-buffer.js';
 import type { DiffStorage } from './diff-storage.js';
 import type { EventQueue } from './event-queue.js';
-import type { BlockExtent, FileCopy } from './block-device.js';
+import type { BlockExtent, FileCopy, StreamCow } from './block-device.js';
 import { pushExtent } from './file-extents.js';
 import type { FileBlockDevice } from './file-block-device.js';
 import type { ModuleParams } from './params.js';
@@ -27,11 +27,26 @@ function errCodeOf(err: unknown): number {
   return -(isBlksnapError(err) ? err.errnoNumber : 5);
 }
 
+/**
+ * The device bytes a write stream's window covers (DiffArea.takeWindow): the
+ * chunks its writes copy on their own, with their storage regions given at
+ * once. Larger windows hand back fewer writes to the event loop; the regions
+ * of chunks a stream did not reach stay theirs (used when they are copied).
+ */
+export const STREAM_WINDOW_BYTES = 32 * 1024 * 1024;
+
 /** Copy-on-write handed to the caller (DiffArea.takeCopies). */
 export interface ChunkCopies {
   copies: FileCopy[];
   /** Once: `copied` when every copy was made; `failed` when one failed. */
   end(copied: boolean, failed: boolean): void;
+}
+
+/** A write stream's window of chunks (DiffArea.takeWindow). */
+export interface ChunkWindow {
+  cow: StreamCow;
+  /** Once, when the stream makes no more copies: copied chunks are STORED, and every chunk is given back. */
+  end(): void;
 }
 
 export interface DiffAreaOwner {
@@ -46,7 +61,7 @@ export class DiffArea {
   readonly chunkSectors: number;
   readonly chunkCount: number;
   readonly capacity: number;
-  /** One state byte per chunk (CHUNK_*). */
+  /** One state byte per chunk (CHUNK_*), in shared memory: write streams read it on their threads (takeWindow). */
   readonly states: Uint8Array;
   private readonly buffers = new Map<number, Buffer>();
   private readonly regions = new Map<number, number>();
@@ -78,7 +93,7 @@ export class DiffArea {
     this.chunkSectors = this.chunkBytes / SECTOR_SIZE;
     this.chunkCount = Math.ceil(orig.capacity / this.chunkBytes);
     if (count !== this.chunkCount) throw new Error('chunk count mismatch');
-    this.states = new Uint8Array(this.chunkCount);
+    this.states = new Uint8Array(new SharedArrayBuffer(this.chunkCount));
     this.pool = new DiffBufferPool(this.chunkBytes, params.freeDiffBufferPoolSize);
     this.queueBound = Math.max(1, params.chunkMaximumInQueue + params.freeDiffBufferPoolSize);
   }
@@ -337,6 +352,89 @@ export class DiffArea {
           if (copied) this.states[nr] = CHUNK_STORED;
           this.yielders.delete(nr);
           this.locks.unlock(nr);
+        }
+        // Regions not used, last first: those at the storage's end are given back.
+        for (let i = fresh.length - 1; i >= 0; i--) {
+          const nr = fresh[i]!;
+          if (this.states[nr] === CHUNK_STORED || !this.storage.giveBack(this.regions.get(nr)!, this.chunkSectors)) break;
+          this.regions.delete(nr);
+        }
+      },
+    };
+  }
+
+  /** True when takeWindow() may give a window now (in-kernel copies from the original into the storage work). */
+  get streamable(): boolean {
+    return this.copies && this.orig.copySourceFd !== null && this.storage.canCopyFrom && !this.corrupted && !this.released;
+  }
+
+  /**
+   * Copy-on-write for a stream of writes made on another thread
+   * (EngineDevice.fileWriteStream), from the chunk of `offset` (rounded up)
+   * on, for STREAM_WINDOW_BYTES: every NEW chunk there is locked now and given
+   * its region now (its own if it has one), until the first that is locked or
+   * for which the storage has no region at once. The stream copies a chunk
+   * before its first write to it and says so in `copied` (StreamCow); end()
+   * then makes those chunks STORED, leaves the others NEW (their regions stay
+   * theirs, but those last in the storage are given back) and unlocks them
+   * all. Whoever waits for one of them asks the stream to give way
+   * (`onContention`; it ends before its next write, and then calls end()).
+   * Null when the area cannot hand out copies (streamable).
+   */
+  takeWindow(offset: number, onContention: () => void): ChunkWindow | null {
+    const fdIn = this.orig.copySourceFd;
+    if (!this.streamable || fdIn === null) return null;
+    const first = Math.min(this.chunkCount, Math.ceil(offset / this.chunkBytes));
+    const max = Math.min(this.chunkCount - first, Math.max(1, Math.floor(STREAM_WINDOW_BYTES / this.chunkBytes)));
+    const targets = new Float64Array(new SharedArrayBuffer(8 * max));
+    const copied = new Uint8Array(new SharedArrayBuffer(max));
+    let fdOut = -1;
+    let count = 0;
+    /** Window chunks whose regions were allocated here (given back at end() if not used). */
+    const fresh: number[] = [];
+    for (; count < max; count++) {
+      const nr = first + count;
+      if (this.states[nr] !== CHUNK_NEW) {
+        targets[count] = -1;
+        continue;
+      }
+      if (this.locks.isLocked(nr)) break;
+      let sector = this.regions.get(nr);
+      if (sector === undefined) {
+        const got = this.storage.allocNow(this.chunkSectors);
+        if (got === null) break;
+        sector = got;
+        this.regions.set(nr, sector);
+        fresh.push(nr);
+      }
+      const target = this.storage.copyTarget(sector)!;
+      fdOut = target.fd;
+      targets[count] = target.position;
+      this.locks.tryLock(nr);
+      this.yielders.set(nr, onContention);
+    }
+    let ended = false;
+    return {
+      cow: { states: this.states, chunkShift: this.chunkShift, fdIn, fdOut, first, count, targets, copied },
+      end: () => {
+        if (ended) return;
+        ended = true;
+        for (let k = 0; k < count; k++) {
+          if (targets[k]! < 0) continue;
+          const c = Atomics.load(copied, k);
+          if (c === 1) this.states[first + k] = CHUNK_STORED;
+          else if (c === 2) this.copies = false;
+        }
+        // Regions not used, last first: those at the storage's end are given back.
+        for (let i = fresh.length - 1; i >= 0; i--) {
+          const nr = fresh[i]!;
+          if (this.states[nr] === CHUNK_STORED || !this.storage.giveBack(this.regions.get(nr)!, this.chunkSectors)) break;
+          this.regions.delete(nr);
+        }
+        for (let k = 0; k < count; k++) {
+          if (targets[k]! < 0) continue;
+          this.yielders.delete(first + k);
+          this.locks.unlock(first + k);
         }
       },
     };

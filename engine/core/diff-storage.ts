@@ -267,6 +267,18 @@ export class DiffStorage {
     return sector;
   }
 
+  /**
+   * Gives back the region of `count` sectors at `sector` when it is the last
+   * one given out (nothing was allocated after it): true then, and the next
+   * allocation gets it again. A region handed out ahead of its use
+   * (DiffArea.takeWindow) and not used so does not fill the storage.
+   */
+  giveBack(sector: number, count: number): boolean {
+    if (this.closed || sector + count !== this.filled) return false;
+    this.filled = sector;
+    return true;
+  }
+
   /** True when allocNow(count) would give a region. */
   canAllocNow(count: number): boolean {
     return !this.overflowFlag && !this.closed && this.filled + count <= this.capacity;

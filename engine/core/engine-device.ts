@@ -165,7 +165,7 @@ export class EngineDevice implements BlockDevice {
       fd: range.fd,
       position: range.position,
       ...(cow === null ? {} : { copies: cow.copies }),
-      streamable: !da,
+      streamable: !da || (da.streamable && !tracker!.cbt.isCorrupted),
       end: (written, copyFailed) => {
         if (ended) return;
         ended = true;
@@ -178,24 +178,44 @@ export class EngineDevice implements BlockDevice {
 
   /**
    * A run of plain writes the caller makes itself into the image file
-   * (BlockDevice.fileWriteStream): only while no snapshot of the device is
-   * taken, so that none can need copy-on-write. It holds the gate until end();
-   * a freeze (a take, the tracker's attach or detach, the device's removal:
-   * everything that changes what a write must do) asks it to give way and
-   * waits for its end, so the table and number it marks stay those of the
-   * tracker until then. A corrupted map is not marked (as recordWrite()).
+   * (BlockDevice.fileWriteStream). It holds the gate until end(); a freeze (a
+   * take, the tracker's attach or detach, the device's removal, a snapshot's
+   * release: everything that changes what a write must do) asks it to give
+   * way and waits for its end, so the table and number it marks, and the
+   * difference area it copies into, stay those of the tracker until then. A
+   * corrupted map is not marked (as recordWrite()). While a snapshot is
+   * taken, the difference area hands out a window of chunks from `next` on
+   * (DiffArea.takeWindow) for the caller to copy on write; none where it
+   * cannot (then no stream), or where the map is corrupted (submitWrite()
+   * then makes no copy: that odd case goes its way).
    */
-  fileWriteStream(onFreeze: () => void): FileWriteStream | null {
+  fileWriteStream(onFreeze: () => void, next = 0): FileWriteStream | null {
     if (this.removed || this.gate.frozen) return null;
     const tracker = this.tracker;
-    if (tracker?.diffArea) return null;
+    const cbt = tracker?.cbt;
+    const da = tracker?.diffArea;
+    if (da && (da.corrupted || cbt!.isCorrupted)) return null;
     const range = this.raw.liveFileRange(0, this.capacity);
     if (range === null) return null;
-    const cbt = tracker?.cbt;
+    const window = da ? da.takeWindow(next, onFreeze) : null;
+    if (da && window === null) return null;
     const marks: ChangeMarks | null =
       cbt === undefined || cbt.isCorrupted ? null : { table: cbt.writeMap, shift: cbt.blkSizeShift, number: cbt.snapNumberActive & 0xff };
     const leave = this.gate.enterNowYielding(onFreeze);
-    return { fd: range.fd, base: range.position, size: this.capacity, marks, end: leave };
+    let ended = false;
+    return {
+      fd: range.fd,
+      base: range.position,
+      size: this.capacity,
+      marks,
+      cow: window === null ? null : window.cow,
+      end: () => {
+        if (ended) return;
+        ended = true;
+        window?.end();
+        leave();
+      },
+    };
   }
 
   /** The image file's holes (a write may land between this answer and its use, as on any live device). */

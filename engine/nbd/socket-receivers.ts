@@ -350,21 +350,58 @@ function writeAll(fd, from, length, at) {
   }
   return 0;
 }
+/** copy_file_range of 'left' bytes from posIn of fdIn to posOut of fdOut: false when it failed. */
+function copyRange(fdIn, posIn, fdOut, posOut, left) {
+  while (left > 0) {
+    offsets.writeBigInt64LE(BigInt(posIn), 0);
+    offsets.writeBigInt64LE(BigInt(posOut), 8);
+    const n = Number(copyFileRange(fdIn, offsetsAt, fdOut, offsetsAt + 8, left, 0));
+    if (n > 0) { posIn += n; posOut += n; left -= n; continue; }
+    if (n < 0 && koffi.errno() === EINTR) continue;
+    return false;
+  }
+  return true;
+}
 /** Makes the job's in-kernel copies (COPY_COUNT of them, at COPY_BYTE): false when one failed. */
 function copyAll() {
   for (let k = 0; k < control[${COPY_COUNT}]; k++) {
-    const fdIn = copies[5 * k], fdOut = copies[5 * k + 2];
-    let posIn = copies[5 * k + 1], posOut = copies[5 * k + 3], left = copies[5 * k + 4];
-    while (left > 0) {
-      offsets.writeBigInt64LE(BigInt(posIn), 0);
-      offsets.writeBigInt64LE(BigInt(posOut), 8);
-      const n = Number(copyFileRange(fdIn, offsetsAt, fdOut, offsetsAt + 8, left, 0));
-      if (n > 0) { posIn += n; posOut += n; left -= n; continue; }
-      if (n < 0 && koffi.errno() === EINTR) continue;
-      return false;
-    }
+    if (!copyRange(copies[5 * k], copies[5 * k + 1], copies[5 * k + 2], copies[5 * k + 3], copies[5 * k + 4])) return false;
   }
   return true;
+}
+/**
+ * A stream's copy-on-write before its write of [offset, offset+length)
+ * (StreamCow): copies the window's chunks it touches that are NEW and not
+ * copied yet, a run of adjacent ones at a time. 0 when the write may be
+ * made; 1 when a NEW chunk it touches is not the stream's (outside the
+ * window); 2 when a copy failed (marked 2 in 'copied').
+ */
+function copyOnWrite(cow, pending, offset, length, size) {
+  const shift = cow.chunkShift, chunk = 2 ** shift, states = cow.states, targets = cow.targets, copied = cow.copied, first = cow.first;
+  let n = 0;
+  for (let nr = Math.floor(offset / chunk), last = Math.floor((offset + length - 1) / chunk); nr <= last; nr++) {
+    if (Atomics.load(states, nr) !== 0) continue;
+    const k = nr - first;
+    if (k < 0 || k >= cow.count || targets[k] < 0) return 1;
+    if (Atomics.load(copied, k) === 0) pending[n++] = k;
+  }
+  if (n === 0) return 0;
+  let failed = false;
+  lock(${COPY_LOCK});
+  for (let i = 0; i < n && !failed;) {
+    let j = i + 1;
+    while (j < n && pending[j] === pending[j - 1] + 1 && targets[pending[j]] === targets[pending[j - 1]] + chunk) j++;
+    const from = (first + pending[i]) * chunk;
+    if (copyRange(cow.fdIn, from, cow.fdOut, targets[pending[i]], Math.min(size, (first + pending[j - 1] + 1) * chunk) - from)) {
+      for (let m = i; m < j; m++) Atomics.store(copied, pending[m], 1);
+    } else {
+      Atomics.store(copied, pending[i], 2);
+      failed = true;
+    }
+    i = j;
+  }
+  unlock(${COPY_LOCK});
+  return failed ? 2 : 0;
 }
 /** Waits for the connection's go (GO_WAIT_MS_SLOT ms at most): true when it came; else the stream is declined. */
 function waitGo() {
@@ -381,11 +418,13 @@ function waitGo() {
 function stream(fd) {
   let message;
   while ((message = receiveMessageOnPort(port)) === undefined) Atomics.wait(control, ${GO}, ${GO_YES}, 1);
-  const table = message.message.table;
+  const table = message.message.table, cow = message.message.cow;
   const file = control[${STREAM_FD}], minLength = control[${MIN_LENGTH}], alignment = control[${ALIGNMENT}], room = control[${BUFFER_LENGTH}];
   const shift = control[${MARK_SHIFT}], number = control[${MARK_NUMBER}];
   const buffer = streamAt[0], base = streamAt[1], size = streamAt[2];
   const blockBytes = 2 ** shift;
+  /** The window's chunks a write copies (copyOnWrite): at most one per chunk of the longest write, and one more. */
+  const pending = cow === null ? null : new Int32Array(Math.floor(room / 2 ** cow.chunkShift) + 2);
   let writes = 0, bytes = 0, headerBytes = 0, payload = 0;
   for (;;) {
     recvAll(fd, headerAt, ${NBD_REQUEST_SIZE}, true);
@@ -399,7 +438,8 @@ function stream(fd) {
     if (got < length) { payload = got; break; }
     // A stop before this store is seen here; one after it waits for the write (stop()).
     Atomics.store(control, ${WRITING_NOW}, 1);
-    if (Atomics.load(control, ${STOP}) !== ${STOP_NONE}) {
+    // Not this stream's to write (a stop, a chunk to copy it does not hold, a failed copy): given back unwritten.
+    if (Atomics.load(control, ${STOP}) !== ${STOP_NONE} || (cow !== null && copyOnWrite(cow, pending, offset, length, size) !== 0)) {
       Atomics.store(control, ${WRITING_NOW}, 0);
       payload = length;
       break;
@@ -408,7 +448,9 @@ function stream(fd) {
       const last = Math.min(Math.floor((offset + length - 1) / blockBytes), table.length - 1);
       for (let i = Math.floor(offset / blockBytes); i <= last; i++) if (table[i] < number) table[i] = number;
     }
+    if (cow !== null) lock(${WRITE_LOCK});
     const wrote = writeAll(file, buffer, length, base + offset);
+    if (cow !== null) unlock(${WRITE_LOCK});
     Atomics.store(control, ${WRITING_NOW}, 0);
     if (Atomics.load(control, ${STOP}) !== ${STOP_NONE}) parentPort.postMessage(${WRITE_DONE});
     headerBytes = 0;
@@ -669,7 +711,7 @@ export class SocketReceivers {
     receiver.streamAt[2] = file.size;
     // Posted before the go: the worker takes it as soon as it sees the go (a
     // message left by a go that came too late is dropped at its next stream).
-    receiver.port.postMessage({ table: marks === null ? null : marks.table });
+    receiver.port.postMessage({ table: marks === null ? null : marks.table, cow: file.cow });
     const went = Atomics.compareExchange(control, GO, GO_WAIT, GO_YES) === GO_WAIT;
     Atomics.notify(control, GO);
     if (went) this.streams++;

@@ -143,6 +143,12 @@ interface Charge {
   read: boolean;
 }
 
+/** A stream offered after a WRITE written ahead (Transmission.offerStream). */
+interface StreamOffer extends PayloadStream {
+  /** Where that WRITE ends: the device hands out copy-on-write from there. */
+  next: number;
+}
+
 /** A WRITE whose payload the socket's receiving thread writes (Transmission.payloadWrite). */
 interface WrittenAhead {
   header: WriteHeader;
@@ -254,7 +260,7 @@ export class Transmission {
    * the thread gives the socket back; and, once it went on, the device's
    * write stream it holds.
    */
-  private streamOffer: PayloadStream | null = null;
+  private streamOffer: StreamOffer | null = null;
   private streamFile: FileWriteStream | null = null;
   private corked = false;
   /**
@@ -518,8 +524,7 @@ export class Transmission {
     write.fd = target.fd;
     write.position = target.position;
     write.copies = target.copies ?? [];
-    // A stream only where it may go on: no copy-on-write now or to come (the socket stays with the thread until it is declined).
-    if (target.streamable && target.copies === undefined && device.fileWriteStream !== undefined && this.streamOffer === null) write.stream = this.offerStream(header);
+    if (target.streamable && device.fileWriteStream !== undefined && this.streamOffer === null) write.stream = this.offerStream(header);
     this.writtenAhead = ahead;
     return write;
   }
@@ -530,7 +535,8 @@ export class Transmission {
    * once go() (maybeGo()) says nothing else of this connection runs.
    */
   private offerStream(header: WriteHeader): PayloadStream {
-    const offer: PayloadStream = {
+    const offer: StreamOffer = {
+      next: header.offset + header.length,
       cookieHigh: header.cookieHigh,
       cookieLow: header.cookieLow,
       minLength: 0,
@@ -565,7 +571,8 @@ export class Transmission {
     offer.go = null;
     let file: FileWriteStream | null = null;
     try {
-      file = this.device.fileWriteStream!(() => offer.stop?.(() => file?.end()));
+      // Copy-on-write (a snapshot taken) is handed out from the end of the first WRITE on.
+      file = this.device.fileWriteStream!(() => offer.stop?.(() => file?.end()), offer.next);
     } catch {
       file = null;
     }
@@ -573,8 +580,8 @@ export class Transmission {
       go(null);
       return;
     }
-    const { fd, base, size, marks } = file;
-    if (go({ fd, base, size, marks })) this.streamFile = file;
+    const { fd, base, size, marks, cow } = file;
+    if (go({ fd, base, size, marks, cow })) this.streamFile = file;
     else file.end();
   }
 

@@ -397,7 +397,7 @@ describe('SocketReceivers: a stream after a write', () => {
     expect(s.events).toEqual(['received', 'wrote 0', 'ended']);
     expect(end).toMatchObject({ writes: 0, bytes: 0, payload: 0 });
     expect(end.header.length).toBe(0);
-    expect(s.job.go({ fd: file.fd, base: 0, size: 1024 * KiB, marks: null })).toBe(false);
+    expect(s.job.go({ fd: file.fd, base: 0, size: 1024 * KiB, marks: null, cow: null })).toBe(false);
     // The next request is still in the socket.
     const rest = receive(r, fd, Buffer.alloc(28));
     expect((await rest.done).bytes).toBe(28);
@@ -416,7 +416,7 @@ describe('SocketReceivers: a stream after a write', () => {
     client.write(pattern(64 * KiB, 1));
     await s.done;
     const marks: StreamFile['marks'] = { table, shift: 16, number: 3 };
-    expect(s.job.go({ fd: file.fd, base: 0, size: 1024 * KiB, marks })).toBe(true);
+    expect(s.job.go({ fd: file.fd, base: 0, size: 1024 * KiB, marks, cow: null })).toBe(true);
     const a = pattern(128 * KiB, 2);
     const b = pattern(64 * KiB, 3);
     const c = pattern(64 * KiB, 4);
@@ -455,7 +455,7 @@ describe('SocketReceivers: a stream after a write', () => {
       const s = streamJob(r, fd, Buffer.alloc(64 * KiB), file, Buffer.alloc(128 * KiB));
       client.write(pattern(64 * KiB, 1));
       await s.done;
-      expect(s.job.go({ fd: file.fd, base: 0, size: 1024 * KiB, marks: null })).toBe(true);
+      expect(s.job.go({ fd: file.fd, base: 0, size: 1024 * KiB, marks: null, cow: null })).toBe(true);
       client.write(header);
       const end = await s.end;
       expect(end.writes, what).toBe(0);
@@ -472,7 +472,7 @@ describe('SocketReceivers: a stream after a write', () => {
     const s = streamJob(r, fd, Buffer.alloc(64 * KiB), file, buffer);
     client.write(pattern(64 * KiB, 1));
     await s.done;
-    expect(s.job.go({ fd: file.fd, base: 0, size: 1024 * KiB, marks: null })).toBe(true);
+    expect(s.job.go({ fd: file.fd, base: 0, size: 1024 * KiB, marks: null, cow: null })).toBe(true);
     const payload = pattern(128 * KiB, 2);
     const frame = request(CMD_WRITE, 2, 512 * KiB, payload.length, payload);
     client.write(frame.subarray(0, 28 + 10 * KiB));
@@ -495,7 +495,7 @@ describe('SocketReceivers: a stream after a write', () => {
     const s = streamJob(r, fd, Buffer.alloc(64 * KiB), file, Buffer.alloc(128 * KiB));
     client.write(pattern(64 * KiB, 1));
     await s.done;
-    expect(s.job.go({ fd: file.fd, base: 0, size: 1024 * KiB, marks: null })).toBe(true);
+    expect(s.job.go({ fd: file.fd, base: 0, size: 1024 * KiB, marks: null, cow: null })).toBe(true);
     const frame = request(CMD_WRITE, 2, 0, 128 * KiB, pattern(128 * KiB, 2));
     client.write(frame.subarray(0, 28 + 10 * KiB));
     await pause(ABORT_POLL_MS * 2);

@@ -353,12 +353,6 @@ export class DiffArea {
           this.yielders.delete(nr);
           this.locks.unlock(nr);
         }
-        // Regions not used, last first: those at the storage's end are given back.
-        for (let i = fresh.length - 1; i >= 0; i--) {
-          const nr = fresh[i]!;
-          if (this.states[nr] === CHUNK_STORED || !this.storage.giveBack(this.regions.get(nr)!, this.chunkSectors)) break;
-          this.regions.delete(nr);
-        }
       },
     };
   }

@@ -414,15 +414,23 @@ function waitGo() {
     Atomics.wait(control, ${GO}, ${GO_WAIT}, left);
   }
 }
-/** Serves the connection's plain WRITEs until one of the stream's ends; records how it ended in the END_* slots. */
-function stream(fd) {
+/** The go's message (posted just before the go): the CBT table and the copy-on-write. */
+function goMessage() {
   let message;
   while ((message = receiveMessageOnPort(port)) === undefined) Atomics.wait(control, ${GO}, ${GO_YES}, 1);
-  const table = message.message.table, cow = message.message.cow;
+  return message.message;
+}
+/** Raises the CBT table's blocks of [offset, offset+length) to the stream's number (MARK_SHIFT, MARK_NUMBER). */
+function mark(table, offset, length) {
+  const blockBytes = 2 ** control[${MARK_SHIFT}], number = control[${MARK_NUMBER}];
+  const last = Math.min(Math.floor((offset + length - 1) / blockBytes), table.length - 1);
+  for (let i = Math.floor(offset / blockBytes); i <= last; i++) if (table[i] < number) table[i] = number;
+}
+/** Serves the connection's plain WRITEs until one of the stream's ends; records how it ended in the END_* slots. */
+function stream(fd, go) {
+  const table = go.table, cow = go.cow;
   const file = control[${STREAM_FD}], minLength = control[${MIN_LENGTH}], alignment = control[${ALIGNMENT}], room = control[${BUFFER_LENGTH}];
-  const shift = control[${MARK_SHIFT}], number = control[${MARK_NUMBER}];
   const buffer = streamAt[0], base = streamAt[1], size = streamAt[2];
-  const blockBytes = 2 ** shift;
   /** The window's chunks a write copies (copyOnWrite): at most one per chunk of the longest write, and one more. */
   const pending = cow === null ? null : new Int32Array(Math.floor(room / 2 ** cow.chunkShift) + 2);
   let writes = 0, bytes = 0, headerBytes = 0, payload = 0;
@@ -444,10 +452,7 @@ function stream(fd) {
       payload = length;
       break;
     }
-    if (table !== null) {
-      const last = Math.min(Math.floor((offset + length - 1) / blockBytes), table.length - 1);
-      for (let i = Math.floor(offset / blockBytes); i <= last; i++) if (table[i] < number) table[i] = number;
-    }
+    if (table !== null) mark(table, offset, length);
     if (cow !== null) lock(${WRITE_LOCK});
     const wrote = writeAll(file, buffer, length, base + offset);
     if (cow !== null) unlock(${WRITE_LOCK});
@@ -505,12 +510,15 @@ for (;;) {
     const wrote = writeAll(wfd, write[0], control[${WRITE_LENGTH}], write[1]);
     if (cow) unlock(${WRITE_LOCK});
     if (streaming && wrote === 0 && waitGo()) {
+      // Marked here too (its caller marks it once it learns it was written): the client may read the table once answered.
+      const go = goMessage();
+      if (go.table !== null) mark(go.table, write[1] - streamAt[1], control[${WRITE_LENGTH}]);
       reply.writeUInt32BE(0, 4);
       reply.writeUInt32BE(control[${COOKIE_HIGH}], 8);
       reply.writeUInt32BE(control[${COOKIE_LOW}], 12);
       const sent = sendReply(fd);
       parentPort.postMessage(${ANSWERED});
-      if (sent === 0) stream(fd);
+      if (sent === 0) stream(fd, go);
       else control[${END_ERRNO}] = sent;
     } else if (streaming) {
       Atomics.compareExchange(control, ${GO}, ${GO_WAIT}, ${GO_NO});

@@ -179,3 +179,82 @@ describe('EngineDevice.fileWriteTarget (a write made by another thread into the 
     expect(dev.gate.inFlight).toBe(0);
   });
 });
+
+describe('EngineDevice.fileWriteStream (a run of writes made by another thread into the image file)', () => {
+  const CHUNK = 4096; // SMALL_PARAMS: chunks of 2^12 bytes
+  const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+  /** What the stream's thread does before a write to chunk `nr` of its window: the in-kernel copy, made here with read and write. */
+  function copyChunk(cow: NonNullable<ReturnType<EngineDevice['fileWriteStream']>>['cow'], nr: number): void {
+    const k = nr - cow!.first;
+    const old = Buffer.alloc(CHUNK);
+    fs.readSync(cow!.fdIn, old, 0, CHUNK, nr * CHUNK);
+    fs.writeSync(cow!.fdOut, old, 0, CHUNK, cow!.targets[k]!);
+    Atomics.store(cow!.copied, k, 1);
+  }
+
+  it('without a snapshot: no copy-on-write to make, and the gate held until end()', async () => {
+    const s = dev.fileWriteStream(() => {}, 0)!;
+    expect(s.cow).toBeNull();
+    expect(s.size).toBe(MiB);
+    expect(dev.gate.inFlight).toBe(1);
+    s.end();
+    s.end(); // once only
+    expect(dev.gate.inFlight).toBe(0);
+  });
+
+  it('with a snapshot held: hands out the chunks from `next` on; those copied keep their old data in the image, a reader of one asks the stream to give way', async () => {
+    const image = engine.image(await takeSnapshot());
+    let asked = 0;
+    const s = dev.fileWriteStream(() => asked++, 3 * CHUNK + 100)!;
+    const cow = s.cow!;
+    expect(cow.first).toBe(4); // rounded up: the chunk of `next` is the first WRITE's
+    expect(cow.chunkShift).toBe(12);
+    expect(cow.count).toBeGreaterThanOrEqual(2);
+    // The stream: chunk 4 copied, then written.
+    copyChunk(cow, 4);
+    fs.writeSync(s.fd, Buffer.alloc(CHUNK, 5), 0, CHUNK, s.base + 4 * CHUNK);
+    // A reader of chunk 5 (the stream's, not copied) waits for it, and asks it to give way.
+    let read: Buffer | null = null;
+    const reading = image.read(5 * CHUNK, CHUNK).then((b) => (read = b));
+    await pause(5);
+    expect(asked).toBe(1);
+    expect(read).toBeNull();
+    s.end();
+    await reading;
+    expect(read!.every((b) => b === 0xaa)).toBe(true);
+    expect(dev.gate.inFlight).toBe(0);
+    expect((await image.read(4 * CHUNK, CHUNK)).every((b) => b === 0xaa)).toBe(true); // from the storage
+    expect((await dev.read(4 * CHUNK, CHUNK)).every((b) => b === 5)).toBe(true);
+    // Chunk 5 is still to copy: a write to it is copied on write the usual way.
+    await dev.write(5 * CHUNK, Buffer.alloc(CHUNK, 6));
+    expect((await image.read(0, MiB)).every((b) => b === 0xaa)).toBe(true);
+    expect(dev.tracker!.diffArea!.stats().lockedChunks).toBe(0);
+  });
+
+  it('a copy the stream failed (copied 2): no more copies are handed out, and writes are copied on write the usual way', async () => {
+    const image = engine.image(await takeSnapshot());
+    const s = dev.fileWriteStream(() => {}, 0)!;
+    Atomics.store(s.cow!.copied, 0, 2);
+    s.end();
+    expect(dev.fileWriteStream(() => {}, 0)).toBeNull();
+    expect(dev.fileWriteTarget(0, CHUNK, () => {})).toBeNull();
+    await dev.write(0, Buffer.alloc(CHUNK, 7));
+    expect((await image.read(0, CHUNK)).every((b) => b === 0xaa)).toBe(true);
+    expect((await dev.read(0, CHUNK)).every((b) => b === 7)).toBe(true);
+  });
+
+  it('regions handed out and not used are given back: they do not fill a small storage', async () => {
+    const id = await engine.snapshotCreate({ diffStoragePath: path.join(dir, 'diff'), limitSectors: 32 }); // 4 chunks
+    await engine.snapshotAdd(id, 'a');
+    await engine.snapshotTake(id);
+    const image = engine.image((await engine.snapshotInfo('a')).image);
+    const s = dev.fileWriteStream(() => {}, 0)!;
+    expect(s.cow!.count).toBeGreaterThanOrEqual(2); // regions given now, for chunks 0, 1, ...
+    s.end();
+    expect(dev.tracker!.diffArea!.stats().stored).toBe(0);
+    // Four other chunks copied on write: the storage holds exactly them.
+    for (const nr of [100, 101, 102, 103]) await dev.write(nr * CHUNK, Buffer.alloc(CHUNK, 8));
+    expect(dev.tracker!.diffArea!.corrupted).toBe(false);
+    expect((await image.read(100 * CHUNK, 4 * CHUNK)).every((b) => b === 0xaa)).toBe(true);
+  });
+});

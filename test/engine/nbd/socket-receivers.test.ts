@@ -57,8 +57,8 @@ async function pair(): Promise<Pair> {
   return { ours, fd, client };
 }
 
-async function receivers(max: number, goWaitMs?: number): Promise<SocketReceivers> {
-  const r = new SocketReceivers(max, goWaitMs === undefined ? {} : { goWaitMs });
+async function receivers(max: number, goWaitMs?: number, streamIdleMs?: number): Promise<SocketReceivers> {
+  const r = new SocketReceivers(max, { ...(goWaitMs === undefined ? {} : { goWaitMs }), ...(streamIdleMs === undefined ? {} : { streamIdleMs }) });
   cleanup.push(() => r.close());
   await r.start();
   expect(r.stats().workers).toBe(max);
@@ -436,8 +436,9 @@ describe('SocketReceivers: a stream after a write', () => {
     expect(content.subarray(512 * KiB, 576 * KiB).equals(b)).toBe(true);
     expect(content.subarray(960 * KiB).equals(c)).toBe(true);
     expect(content.subarray(64 * KiB, 256 * KiB).every((x) => x === 0xee)).toBe(true);
-    // Raised to the number, never lowered (block 15 had a newer one); the first WRITE is its caller's to mark.
-    expect([...table]).toEqual([0, 0, 0, 0, 3, 3, 0, 0, 3, 0, 0, 0, 0, 0, 0, 9]);
+    // Raised to the number, never lowered (block 15 had a newer one); the first WRITE too, before the worker answered it
+    // (its caller marks it only once it learns it was written: a client that reads the table once answered must see it).
+    expect([...table]).toEqual([3, 0, 0, 0, 3, 3, 0, 0, 3, 0, 0, 0, 0, 0, 0, 9]);
     expect(r.stats()).toMatchObject({ busy: 0, streams: 1, streamedWrites: 3, streamedBytes: 256 * KiB });
   });
 
@@ -504,5 +505,81 @@ describe('SocketReceivers: a stream after a write', () => {
     expect(end).toMatchObject({ writes: 0, payload: 10 * KiB });
     expect(end.header.length).toBe(28);
     expect(r.stats().busy).toBe(0);
+  });
+});
+
+describe('SocketReceivers: a stream that copies on write (StreamCow)', () => {
+  const CHUNK = 64 * KiB;
+  /** 16 chunks of 64 KiB; chunk 5 STORED (needs no copy); a window of chunks 2-7 whose regions are (k + 1) chunks into the storage. */
+  function window(fdIn: number, fdOut: number): NonNullable<StreamFile['cow']> {
+    const states = new Uint8Array(new SharedArrayBuffer(16));
+    states[5] = 2;
+    const targets = new Float64Array(new SharedArrayBuffer(8 * 6));
+    for (let k = 0; k < 6; k++) targets[k] = k === 3 ? -1 : (k + 1) * CHUNK;
+    return { states, chunkShift: 16, fdIn, fdOut, first: 2, count: 6, targets, copied: new Uint8Array(new SharedArrayBuffer(6)) };
+  }
+
+  it('copies each chunk of its window once, before the first write to it, and gives back unwritten a WRITE that touches a NEW chunk outside the window', async () => {
+    const r = await receivers(1, 2000, 60_000); // the client checks files between its writes
+    const { fd, client } = await pair();
+    const file = scratchFile(1024 * KiB, 'r+');
+    const old = pattern(1024 * KiB, 7);
+    writeFileSync(file.path, old);
+    const storage = scratchFile(1024 * KiB, 'r+');
+    const cow = window(file.fd, storage.fd);
+    const s = streamJob(r, fd, Buffer.alloc(64 * KiB), file, Buffer.alloc(192 * KiB));
+    const first = replies(client, 3);
+    client.write(pattern(64 * KiB, 1));
+    await s.done;
+    expect(s.job.go({ fd: file.fd, base: 0, size: 1024 * KiB, marks: null, cow })).toBe(true);
+    const a = pattern(128 * KiB, 2); // the second half of chunk 2, chunk 3, the first half of 4: all three copied whole
+    const b = pattern(64 * KiB, 3); // chunk 5: STORED, no copy
+    client.write(Buffer.concat([request(CMD_WRITE, 2, 2 * CHUNK + 32 * KiB, a.length, a), request(CMD_WRITE, 3, 5 * CHUNK, b.length, b)]));
+    expect((await first).map(([, cookie, error]) => [cookie, error])).toEqual([
+      [1, 0],
+      [2, 0],
+      [3, 0],
+    ]);
+    expect([...cow.copied]).toEqual([1, 1, 1, 0, 0, 0]);
+    let stored = readFileSync(storage.path);
+    expect(stored.subarray(CHUNK, 4 * CHUNK).equals(old.subarray(2 * CHUNK, 5 * CHUNK))).toBe(true);
+    expect(stored.subarray(4 * CHUNK).every((x) => x === 0xee)).toBe(true);
+    // Chunk 2 again: copied already, so its region is not copied to a second time.
+    writeFileSync(storage.path, Buffer.alloc(CHUNK, 0x55));
+    const c = pattern(64 * KiB, 4);
+    const d = pattern(64 * KiB, 5); // chunk 9: NEW, not the stream's
+    const second = replies(client, 1);
+    client.write(Buffer.concat([request(CMD_WRITE, 4, 2 * CHUNK, c.length, c), request(CMD_WRITE, 5, 9 * CHUNK, d.length, d)]));
+    expect(await second).toEqual([[REPLY_MAGIC, 4, 0]]);
+    const end = await s.end;
+    expect(end).toMatchObject({ writes: 3, payload: 64 * KiB });
+    expect(end.header.equals(request(CMD_WRITE, 5, 9 * CHUNK, d.length))).toBe(true);
+    stored = readFileSync(storage.path);
+    expect(stored.subarray(0, CHUNK).every((x) => x === 0x55)).toBe(true);
+    const content = readFileSync(file.path);
+    expect(content.subarray(2 * CHUNK, 3 * CHUNK).equals(c)).toBe(true);
+    expect(content.subarray(3 * CHUNK, 4 * CHUNK + 32 * KiB).equals(a.subarray(32 * KiB))).toBe(true);
+    expect(content.subarray(5 * CHUNK, 6 * CHUNK).equals(b)).toBe(true);
+    expect(content.subarray(9 * CHUNK, 10 * CHUNK).equals(old.subarray(9 * CHUNK, 10 * CHUNK))).toBe(true);
+    expect([...cow.copied]).toEqual([1, 1, 1, 0, 0, 0]);
+  });
+
+  it('a copy that fails: marked failed (2), and that WRITE is given back whole and unwritten', async () => {
+    const r = await receivers(1, 2000);
+    const { fd, client } = await pair();
+    const file = scratchFile(1024 * KiB, 'r+');
+    const storage = scratchFile(1024 * KiB, 'r'); // copy_file_range into it fails (EBADF)
+    const cow = window(file.fd, storage.fd);
+    const s = streamJob(r, fd, Buffer.alloc(64 * KiB), file, Buffer.alloc(192 * KiB));
+    client.write(pattern(64 * KiB, 1));
+    await s.done;
+    expect(s.job.go({ fd: file.fd, base: 0, size: 1024 * KiB, marks: null, cow })).toBe(true);
+    const a = pattern(64 * KiB, 2);
+    client.write(request(CMD_WRITE, 2, 3 * CHUNK, a.length, a));
+    const end = await s.end;
+    expect(end).toMatchObject({ writes: 0, payload: 64 * KiB });
+    expect(end.header.equals(request(CMD_WRITE, 2, 3 * CHUNK, a.length))).toBe(true);
+    expect([...cow.copied]).toEqual([0, 2, 0, 0, 0, 0]);
+    expect(readFileSync(file.path).subarray(3 * CHUNK, 4 * CHUNK).every((x) => x === 0xee)).toBe(true);
   });
 });

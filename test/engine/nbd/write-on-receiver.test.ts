@@ -471,3 +471,81 @@ describe('copy-on-write on the receiving thread', () => {
     expect((await snap.read(4 * MiB, MiB)).every((b) => b === 0x11)).toBe(true);
   });
 });
+
+describe('a stream while a snapshot is taken: it copies on write on its thread', () => {
+  it('serves WRITEs whose chunks need copy-on-write: the image keeps every old byte, the device gets the new, the CBT marks them; a NEW chunk before its window gives the connection back', async () => {
+    const { image, snapshot, e } = await trackedEngineDevice();
+    await e.snapshotTake(snapshot);
+    const s = await serve(engineExports(e), 120_000);
+    const c = await connect('disk1');
+    const first = await startStream(c, s, 8 * MiB, 1); // its window: from 9 MiB on
+    const streamed = s.stats().receivers.streamedWrites;
+    // 9 and 10 MiB, one that starts and ends inside chunks, 10 MiB again (copied already), 3 MiB (outside the window), 14 MiB.
+    const writes: [number, number][] = [
+      [9 * MiB, 2],
+      [10 * MiB, 3],
+      [12 * MiB + 128 * KiB, 4],
+      [10 * MiB, 5],
+      [3 * MiB, 6],
+      [14 * MiB, 7],
+    ];
+    const sent = writes.map(([, seed]) => pattern(MiB, seed));
+    c.socket.write(Buffer.concat(writes.map(([offset], i) => RawNbdClient.requestFrame(WRITE, { cookie: BigInt(i), offset: BigInt(offset), length: MiB, payload: sent[i] }))));
+    const cookies: bigint[] = [];
+    for (let i = 0; i < writes.length; i++) {
+      const reply = await c.readReply();
+      expect(reply.error).toBe(0);
+      cookies.push(reply.cookie);
+    }
+    expect(cookies.sort()).toEqual(writes.map((_, i) => BigInt(i)));
+    // The first four by the stream; 3 MiB given back and written by the connection.
+    expect(s.stats().receivers.streamedWrites - streamed).toBe(4);
+    const content = readFileSync(image);
+    expect(content.subarray(8 * MiB, 9 * MiB).equals(first)).toBe(true);
+    for (const i of [0, 2, 3, 4, 5]) expect(content.subarray(writes[i]![0], writes[i]![0] + MiB).equals(sent[i]!), `write ${i}`).toBe(true);
+    const snap = e.image((await e.snapshotInfo('disk1')).image);
+    expect((await snap.read(0, IMAGE)).every((b) => b === 0x11)).toBe(true);
+    const taken = await numbersOf(e, 8 * MiB, MiB);
+    expect(taken[0]).toBeGreaterThan(0);
+    for (const [offset] of writes) expect(new Set(await numbersOf(e, offset, MiB))).toEqual(new Set([taken[0]]));
+    expect(new Set(await numbersOf(e, 0, 3 * MiB))).toEqual(new Set([0]));
+  });
+
+  it('a reader of the image asks it to give way: it reads the old data of chunks the stream copied and of chunks it holds and did not reach', async () => {
+    const { image, snapshot, e } = await trackedEngineDevice();
+    await e.snapshotTake(snapshot);
+    const s = await serve(engineExports(e), 120_000);
+    const c = await connect('disk1');
+    await startStream(c, s, 8 * MiB, 1);
+    const streamed = s.stats().receivers.streamedWrites;
+    await writeMiB(c, 1n, 9 * MiB, 2);
+    expect(s.stats().receivers.streamedWrites - streamed).toBe(1);
+    // Without the stream's giving way, these would wait for its idle client (two minutes).
+    const snap = e.image((await e.snapshotInfo('disk1')).image);
+    expect((await snap.read(9 * MiB, MiB)).every((b) => b === 0x11)).toBe(true);
+    expect((await snap.read(11 * MiB, MiB)).every((b) => b === 0x11)).toBe(true);
+    const deadline = Date.now() + 5000;
+    while (s.stats().receivers.busy !== 0 && Date.now() < deadline) await pause(5);
+    expect(s.stats().receivers.busy).toBe(0); // given back
+    const at11 = await writeMiB(c, 2n, 11 * MiB, 3);
+    const at9 = await writeMiB(c, 3n, 9 * MiB, 4);
+    expect((await snap.read(0, IMAGE)).every((b) => b === 0x11)).toBe(true);
+    const content = readFileSync(image);
+    expect(content.subarray(9 * MiB, 10 * MiB).equals(at9)).toBe(true);
+    expect(content.subarray(11 * MiB, 12 * MiB).equals(at11)).toBe(true);
+  });
+
+  it('gives way to the snapshot\'s destruction: the chunks are given back, and the writes after it are plain', async () => {
+    const { image, dev, snapshot, e } = await trackedEngineDevice();
+    await e.snapshotTake(snapshot);
+    const s = await serve(engineExports(e), 120_000);
+    const c = await connect('disk1');
+    await startStream(c, s, 8 * MiB, 1);
+    await writeMiB(c, 1n, 9 * MiB, 2);
+    await e.snapshotDestroy(snapshot);
+    expect(dev.gate.inFlight).toBe(0);
+    const at10 = await writeMiB(c, 2n, 10 * MiB, 3);
+    expect(readFileSync(image).subarray(10 * MiB, 11 * MiB).equals(at10)).toBe(true);
+    expect(dev.tracker?.diffArea ?? null).toBeNull();
+  });
+});

@@ -231,6 +231,22 @@ describe('EngineDevice.fileWriteStream (a run of writes made by another thread i
     expect(dev.tracker!.diffArea!.stats().lockedChunks).toBe(0);
   });
 
+  it('ends its window before a chunk someone else holds, and a second stream gets none of the first one\'s chunks', async () => {
+    await takeSnapshot();
+    const held = dev.fileWriteTarget(5 * CHUNK, CHUNK, () => {})!; // chunk 5 locked, its copy handed out
+    expect(held.copies).toHaveLength(1);
+    const s = dev.fileWriteStream(() => {}, 4 * CHUNK)!;
+    expect(s.cow!.first).toBe(4);
+    expect(s.cow!.count).toBe(1);
+    const t = dev.fileWriteStream(() => {}, 4 * CHUNK)!;
+    expect(t.cow!.count).toBe(0);
+    t.end();
+    s.end();
+    held.end(false);
+    expect(dev.tracker!.diffArea!.stats().lockedChunks).toBe(0);
+    expect(dev.gate.inFlight).toBe(0);
+  });
+
   it('a copy the stream failed (copied 2): no more copies are handed out, and writes are copied on write the usual way', async () => {
     const image = engine.image(await takeSnapshot());
     const s = dev.fileWriteStream(() => {}, 0)!;

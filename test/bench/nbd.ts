@@ -305,8 +305,10 @@ async function main(): Promise<void> {
     let n = 0;
     const withSnapshot = async (op: Op, exportOf: (image: string) => string, label: string): Promise<void> => {
       const values: Measured[] = [];
+      let before = await ours.counts();
       // One untimed round first (these paths run nowhere else in the bench).
       for (let i = -1; i < SNAPSHOT_REPEATS; i++) {
+        if (i === 0) before = await ours.counts();
         const imageName = await ours.takeSnapshot(join(storageDir, `diff${n++}`), (4 * IMAGE_SIZE) / 512);
         const measured = await measure(op, ours.uriFor(exportOf(imageName)), source, oursCpu);
         if (i >= 0) values.push(measured);
@@ -322,7 +324,22 @@ async function main(): Promise<void> {
         // Copy-on-write costs a chunk read and a store per first write: compared with our own plain write.
         const base = valueOf(op, 'engine device');
         const goal = op === 'seq-write-1M' ? COW_SEQ_GOAL : undefined;
-        rows.push({ op, target: label, unit, value, nbdkit, against: 'engine device, no snapshot', base, ratio: value / base, ...(goal === undefined ? {} : { goal }), ...cpuFields });
+        const after = await ours.counts();
+        const writtenOnReceivers =
+          op === 'seq-write-1M' ? { writes: after.receiverWrites - before.receiverWrites, streamed: after.streamedWrites - before.streamedWrites, of: SNAPSHOT_REPEATS * requestsPerRun(op) } : undefined;
+        rows.push({
+          op,
+          target: label,
+          unit,
+          value,
+          nbdkit,
+          against: 'engine device, no snapshot',
+          base,
+          ratio: value / base,
+          ...(goal === undefined ? {} : { goal }),
+          ...cpuFields,
+          ...(writtenOnReceivers === undefined ? {} : { writtenOnReceivers }),
+        });
       } else {
         rows.push({ op, target: label, unit, value, nbdkit, against: 'nbdkit file', base: nbdkit, ratio: value / nbdkit, ...cpuFields });
       }

@@ -34,12 +34,13 @@
  * runs, no reply is queued: the worker is then the only one writing to the
  * socket), the worker sends the WRITE's reply itself and goes on reading the
  * connection's requests: each plain WRITE (no flags, checked, short enough for
- * its buffer) is received, marked in the CBT table, written to the device's
- * file and answered on this thread, with no report to the event loop. The
- * first request of any other kind, a freeze (stop()), an idle client, a
- * hang-up or a close ends the stream: the worker gives the socket back with
- * the bytes of the request it read and did not serve (StreamEnd), which the
- * connection then serves as usual.
+ * its buffer) is received, marked in the CBT table, copied on write where
+ * the device's window says so (StreamCow), written to the device's file and
+ * answered on this thread, with no report to the event loop. The first
+ * request of any other kind, a WRITE that needs a copy outside the window, a
+ * freeze (stop()), an idle client, a hang-up or a close ends the stream: the
+ * worker gives the socket back with the bytes of the request it read and did
+ * not serve (StreamEnd), which the connection then serves as usual.
  *
  * A worker waits for its job in a shared control block (Atomics.wait: no
  * message and no garbage per job) and reports with one number (two with a

@@ -29,15 +29,15 @@
  * Run: npm run bench:nbd   (about 3 minutes; writes bench-results/nbd.json
  * and a dated copy, with the machine's CPU count and load average at start and end)
  *
- * Last figures (2026-12-03, late night: streams of WRITEs on the receive
- * threads, and copy-on-write made there too; 2 CPUs, three runs): seq read
- * 1.03-1.07x, seq write 1.07-1.16x (our CPU per 1 MiB write 313-352 µs;
- * nbdkit 352-430), 4 KiB reads 1.42-1.49x, 4 KiB writes 1.14-1.24x nbdkit;
- * COW seq write 0.47-0.50x our plain write (goal 0.5x); sparse copies
- * 1.00-1.17x (nbdcopy) and 1.04-1.14x (qemu-img convert) nbdkit. It also
- * prints the engine server's idle spins in the timed rounds and how many
- * 1 MiB WRITEs the receive threads served. docs/nbd.md "Bench
- * numbers" has the before/after and the profiles.
+ * Last figures (2026-12-03, night: streams of WRITEs on the receive threads,
+ * which also copy on write while a snapshot is taken; 2 CPUs, three runs):
+ * seq read 1.09-1.14x, seq write 1.18-1.27x (our CPU per 1 MiB write
+ * 391-430 µs; nbdkit 469-508), 4 KiB reads 1.25-1.33x, 4 KiB writes
+ * 1.07-1.22x nbdkit; COW seq write 0.54-0.69x our plain write (goal 0.5x);
+ * sparse copies 1.17-1.24x (nbdcopy) and 1.17-1.19x (qemu-img convert)
+ * nbdkit. It also prints the engine server's idle spins in the timed rounds
+ * and how many 1 MiB WRITEs (plain, and copy-on-write) the receive threads
+ * served. docs/nbd.md "Bench numbers" has the before/after and the profiles.
  */
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';

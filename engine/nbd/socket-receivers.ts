@@ -515,8 +515,9 @@ for (;;) {
       const go = goMessage();
       if (go.table !== null) mark(go.table, write[1] - streamAt[1], control[${WRITE_LENGTH}]);
       reply.writeUInt32BE(0, 4);
-      reply.writeUInt32BE(control[${COOKIE_HIGH}], 8);
-      reply.writeUInt32BE(control[${COOKIE_LOW}], 12);
+      // The cookie's halves are stored in Int32 slots: read back as unsigned.
+      reply.writeUInt32BE(control[${COOKIE_HIGH}] >>> 0, 8);
+      reply.writeUInt32BE(control[${COOKIE_LOW}] >>> 0, 12);
       const sent = sendReply(fd);
       parentPort.postMessage(${ANSWERED});
       if (sent === 0) stream(fd, go);

@@ -235,6 +235,21 @@ async function startStream(c: RawNbdClient, s: NbdServer, offset: number, seed: 
 }
 
 describe('a receive thread that goes on as a stream', () => {
+  it('answers the WRITE it began with under its own cookie, whose halves may have their top bits set (as qemu\'s do)', async () => {
+    const { image, e } = await trackedEngineDevice();
+    const s = await serve(engineExports(e), 5000);
+    const c = await connect('disk1');
+    const cookie = 0xfedcba9887654321n;
+    const payload = pattern(MiB, 1);
+    c.sendRequest(WRITE, { cookie, offset: BigInt(2 * MiB), length: MiB, payload });
+    const reply = await c.readReply();
+    expect(reply.cookie).toBe(cookie);
+    expect(reply.error).toBe(0);
+    expect(s.stats().receivers.streams).toBe(1); // answered by the thread that went on
+    expect((await writeMiB(c, 2n, 3 * MiB, 2)).equals(readFileSync(image).subarray(3 * MiB, 4 * MiB))).toBe(true);
+    expect(readFileSync(image).subarray(2 * MiB, 3 * MiB).equals(payload)).toBe(true);
+  });
+
   it('serves the plain WRITEs that follow: each answered once, in the file, and marked in the CBT', async () => {
     const { image, e } = await trackedEngineDevice();
     const s = await serve(engineExports(e), 5000);

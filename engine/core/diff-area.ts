@@ -747,8 +747,12 @@ export class DiffArea {
     this.pool.cleanup();
   }
 
-  /** Counts for tests and gauges. */
-  stats(): { inMemory: number; stored: number; queued: number; lockedChunks: number } {
-    return { inMemory: this.buffers.size, stored: this.regions.size, queued: this.storeQueue.length, lockedChunks: this.locks.size };
+  /**
+   * Counts for tests and gauges: chunks in memory, chunks with a region of the
+   * storage (stored, or given one before a copy not made yet: takeCopies,
+   * takeWindow), chunks queued for storing, chunks locked.
+   */
+  stats(): { inMemory: number; regions: number; queued: number; lockedChunks: number } {
+    return { inMemory: this.buffers.size, regions: this.regions.size, queued: this.storeQueue.length, lockedChunks: this.locks.size };
   }
 }

@@ -30,11 +30,11 @@
  * and a dated copy, with the machine's CPU count and load average at start and end)
  *
  * Last figures (2026-12-03, night: streams of WRITEs on the receive threads,
- * which also copy on write while a snapshot is taken; 2 CPUs, four runs):
- * seq read 1.08-1.14x, seq write 1.18-1.27x (our CPU per 1 MiB write
+ * which also copy on write while a snapshot is taken; 2 CPUs, five runs):
+ * seq read 1.03-1.14x, seq write 1.08-1.27x (our CPU per 1 MiB write
  * 391-430 µs; nbdkit 469-508), 4 KiB reads 1.25-1.36x, 4 KiB writes
  * 1.04-1.22x nbdkit; COW seq write 0.54-0.69x our plain write (goal 0.5x);
- * sparse copies 1.11-1.24x (nbdcopy) and 1.09-1.19x (qemu-img convert)
+ * sparse copies 1.11-1.24x (nbdcopy) and 1.05-1.19x (qemu-img convert)
  * nbdkit. It also prints the engine server's idle spins in the timed rounds
  * and how many 1 MiB WRITEs (plain, and copy-on-write) the receive threads
  * served. docs/nbd.md "Bench numbers" has the before/after and the profiles.

@@ -320,23 +320,22 @@ export class DiffArea {
    */
   takeCopies(offset: number, length: number, onContention: () => void): ChunkCopies | null {
     const fdIn = this.orig.copySourceFd;
-    if (!this.copies || fdIn === null || !this.storage.canCopyFrom || this.corrupted || this.released || length <= 0) return null;
+    if (!this.handsOutCopies || fdIn === null || length <= 0) return null;
     const first = Math.floor(offset / this.chunkBytes);
     const last = Math.floor((offset + length - 1) / this.chunkBytes);
     const run: number[] = [];
+    let fresh = 0;
     for (let nr = first; nr <= last; nr++) {
       if (this.locks.isLocked(nr)) return null;
-      if (this.states[nr] === CHUNK_NEW) run.push(nr);
+      if (this.states[nr] !== CHUNK_NEW) continue;
+      run.push(nr);
+      if (!this.regions.has(nr)) fresh++;
     }
-    if (run.length === 0 || !this.storage.canAllocNow(run.length * this.chunkSectors)) return null;
+    if (run.length === 0 || !this.storage.canAllocNow(fresh * this.chunkSectors)) return null;
     const copies: FileCopy[] = [];
     for (const nr of run) {
-      this.locks.tryLock(nr);
-      this.yielders.set(nr, onContention);
-      const sector = this.storage.allocNow(this.chunkSectors)!;
-      this.regions.set(nr, sector);
+      const { fd, position } = this.holdForCopy(nr, onContention)!;
       const posIn = nr * this.chunkBytes;
-      const { fd, position } = this.storage.copyTarget(sector)!;
       const prev = copies[copies.length - 1];
       if (prev !== undefined && prev.posIn + prev.length === posIn && prev.posOut + prev.length === position) prev.length += this.chunkLength(nr);
       else copies.push({ fdIn, posIn, fdOut: fd, posOut: position, length: this.chunkLength(nr) });
@@ -348,36 +347,61 @@ export class DiffArea {
         if (ended) return;
         ended = true;
         if (failed) this.copies = false;
-        for (const nr of run) {
-          if (copied) this.states[nr] = CHUNK_STORED;
-          this.yielders.delete(nr);
-          this.locks.unlock(nr);
-        }
+        for (const nr of run) this.releaseHeld(nr, copied);
       },
     };
   }
 
-  /** True when takeWindow() may give a window now (in-kernel copies from the original into the storage work). */
-  get streamable(): boolean {
+  /**
+   * Locks NEW chunk `nr` (unlocked) for a copy made by a caller on another
+   * thread (takeCopies, takeWindow), with its region of the storage: its own,
+   * if an earlier hand-out gave it one, else one allocated now (`fresh`).
+   * `onContention` is how whoever waits for it asks the caller to give way
+   * (lockChunk). Null, with nothing done, when the storage has no region
+   * without growing.
+   */
+  private holdForCopy(nr: number, onContention: () => void): { fd: number; position: number; fresh: boolean } | null {
+    let sector = this.regions.get(nr);
+    const fresh = sector === undefined;
+    if (sector === undefined) {
+      const got = this.storage.allocNow(this.chunkSectors);
+      if (got === null) return null;
+      sector = got;
+      this.regions.set(nr, sector);
+    }
+    this.locks.tryLock(nr);
+    this.yielders.set(nr, onContention);
+    return { ...this.storage.copyTarget(sector)!, fresh };
+  }
+
+  /** Ends holdForCopy(): the chunk is STORED when the caller copied it (else stays NEW), and unlocked. */
+  private releaseHeld(nr: number, copied: boolean): void {
+    if (copied) this.states[nr] = CHUNK_STORED;
+    this.yielders.delete(nr);
+    this.locks.unlock(nr);
+  }
+
+  /** True when takeCopies() and takeWindow() may hand out copies now (in-kernel copies from the original into the storage work). */
+  get handsOutCopies(): boolean {
     return this.copies && this.orig.copySourceFd !== null && this.storage.canCopyFrom && !this.corrupted && !this.released;
   }
 
   /**
    * Copy-on-write for a stream of writes made on another thread
    * (EngineDevice.fileWriteStream), from the chunk of `offset` (rounded up)
-   * on, for STREAM_WINDOW_BYTES: every NEW chunk there is locked now and given
-   * its region now (its own if it has one), until the first that is locked or
-   * for which the storage has no region at once. The stream copies a chunk
-   * before its first write to it and says so in `copied` (StreamCow); end()
-   * then makes those chunks STORED, leaves the others NEW (their regions stay
-   * theirs, but those last in the storage are given back) and unlocks them
-   * all. Whoever waits for one of them asks the stream to give way
+   * on, for STREAM_WINDOW_BYTES: every NEW chunk there is held for the
+   * stream's copy (holdForCopy), until the first that is locked or for which
+   * the storage has no region at once. The stream copies a chunk before its
+   * first write to it and says so in `copied` (StreamCow); end() then makes
+   * those chunks STORED, leaves the others NEW (their regions stay theirs,
+   * but those last in the storage are given back) and unlocks them all.
+   * Whoever waits for one of them asks the stream to give way
    * (`onContention`; it ends before its next write, and then calls end()).
-   * Null when the area cannot hand out copies (streamable).
+   * Null when the area cannot hand out copies (handsOutCopies).
    */
   takeWindow(offset: number, onContention: () => void): ChunkWindow | null {
     const fdIn = this.orig.copySourceFd;
-    if (!this.streamable || fdIn === null) return null;
+    if (!this.handsOutCopies || fdIn === null) return null;
     const first = Math.min(this.chunkCount, Math.ceil(offset / this.chunkBytes));
     const max = Math.min(this.chunkCount - first, Math.max(1, Math.floor(STREAM_WINDOW_BYTES / this.chunkBytes)));
     const targets = new Float64Array(new SharedArrayBuffer(8 * max));
@@ -393,19 +417,11 @@ export class DiffArea {
         continue;
       }
       if (this.locks.isLocked(nr)) break;
-      let sector = this.regions.get(nr);
-      if (sector === undefined) {
-        const got = this.storage.allocNow(this.chunkSectors);
-        if (got === null) break;
-        sector = got;
-        this.regions.set(nr, sector);
-        fresh.push(nr);
-      }
-      const target = this.storage.copyTarget(sector)!;
+      const target = this.holdForCopy(nr, onContention);
+      if (target === null) break;
+      if (target.fresh) fresh.push(nr);
       fdOut = target.fd;
       targets[count] = target.position;
-      this.locks.tryLock(nr);
-      this.yielders.set(nr, onContention);
     }
     let ended = false;
     return {
@@ -413,23 +429,14 @@ export class DiffArea {
       end: () => {
         if (ended) return;
         ended = true;
-        for (let k = 0; k < count; k++) {
-          if (targets[k]! < 0) continue;
-          const c = Atomics.load(copied, k);
-          if (c === 1) this.states[first + k] = CHUNK_STORED;
-          else if (c === 2) this.copies = false;
-        }
-        // Regions not used, last first: those at the storage's end are given back.
+        if (copied.includes(2)) this.copies = false;
+        // Regions not used, last first: those at the storage's end are given back (before any chunk is unlocked).
         for (let i = fresh.length - 1; i >= 0; i--) {
           const nr = fresh[i]!;
-          if (this.states[nr] === CHUNK_STORED || !this.storage.giveBack(this.regions.get(nr)!, this.chunkSectors)) break;
+          if (Atomics.load(copied, nr - first) === 1 || !this.storage.giveBack(this.regions.get(nr)!, this.chunkSectors)) break;
           this.regions.delete(nr);
         }
-        for (let k = 0; k < count; k++) {
-          if (targets[k]! < 0) continue;
-          this.yielders.delete(first + k);
-          this.locks.unlock(first + k);
-        }
+        for (let k = 0; k < count; k++) if (targets[k]! >= 0) this.releaseHeld(first + k, Atomics.load(copied, k) === 1);
       },
     };
   }

@@ -165,7 +165,7 @@ export class EngineDevice implements BlockDevice {
       fd: range.fd,
       position: range.position,
       ...(cow === null ? {} : { copies: cow.copies }),
-      streamable: !da || (da.streamable && !tracker!.cbt.isCorrupted),
+      streamable: !da || (da.handsOutCopies && !tracker!.cbt.isCorrupted),
       end: (written, copyFailed) => {
         if (ended) return;
         ended = true;
